@@ -1,0 +1,108 @@
+"""Opening the warehouse: one engine per URL, configured per dialect and migrated to head on open.
+
+Migrating on every open is what lets a user point ``CONTACT_SYNC_DATABASE_URL`` at an empty database
+and run; Alembic makes the upgrade a no-op once the schema is current.
+"""
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Engine
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+#: SQLite waits this long for a writer's lock before failing, so two processes queue rather than crash.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be opened or migrated; the message says which URL (password hidden) and why."""
+
+
+def redacted_url(url: str) -> str:
+    """The URL with any password hidden, fit for logs and error messages."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparseable database URL>"
+
+
+def _configure_sqlite(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    # WAL lets readers (the status command, a BI tool) run while a sync writes; foreign keys are off
+    # by default in SQLite and the schema relies on them.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_warehouse_engine(url: str) -> Engine:
+    """A new engine for ``url`` with the dialect settings the warehouse needs (not migrated)."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise WarehouseError(f"cannot parse database URL {redacted_url(url)!r}: {exc}") from exc
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = sa.create_engine(parsed, **kwargs)
+    except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
+        raise WarehouseError(f"cannot use database URL {redacted_url(url)!r}: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        sa.event.listen(engine, "connect", _configure_sqlite)
+    return engine
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic config bound to ``engine``, reading the migrations shipped inside this package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["engine"] = engine
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the warehouse schema to the newest migration; a no-op when already current."""
+    try:
+        command.upgrade(alembic_config(engine), "head")
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise WarehouseError(
+            f"cannot reach the warehouse at {redacted_url(engine.url.render_as_string())}: {reason}"
+        ) from exc
+
+
+def open_warehouse(url: str) -> Engine:
+    """The migrated engine for ``url``, shared within the process so pools and migrations happen once."""
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = create_warehouse_engine(url)
+            migrate(engine)
+            _engines[url] = engine
+        return engine
+
+
+def dispose_all() -> None:
+    """Close every pooled connection; tests call it before dropping a database or schema."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()

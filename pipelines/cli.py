@@ -1,0 +1,149 @@
+"""The ``contact-sync`` command line: thin argument parsing over functions that do the work.
+
+Expected failures (a bad setting, an unreachable warehouse, a failed run) end with one readable line on
+stderr and a non-zero status; a traceback means a bug.
+"""
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from models.db import WarehouseError
+from pipelines.settings import SOURCES, SettingsError, load_settings
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """An expected failure of a command; its message is the one line the user sees."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _source_list(value: str) -> str:
+    name = value.strip().lower()
+    if name not in SOURCES:
+        raise argparse.ArgumentTypeError(f"unknown source {value!r}; choose from {', '.join(SOURCES)}")
+    return name
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from models.db import open_warehouse
+    from pipelines.runner import run_sync
+
+    settings = load_settings()
+    open_warehouse(settings.database_url)  # fail before the run, with one line, if it cannot be reached
+    report = run_sync(
+        settings, sources=args.source or (), dry_run=args.dry_run, full_refresh=args.full_refresh
+    )
+    for line in report.lines():
+        print(line)
+    if not report.success:
+        raise CommandError(
+            f"sync failed: {'; '.join(report.failures) or 'see the run log'}", exit_code=EXIT_RUN_FAILED
+        )
+    return EXIT_OK
+
+
+def cmd_not_built(issue: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        raise CommandError(f"contact-sync {args.command}: not available yet ({issue} has not landed)")
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="contact-sync",
+        description="Keep one clean list of people across ClickFunnels, ClickSend, Linkflow, Zoho CRM and "
+        "Zoho Bigin. Settings come from the environment and .env (see the README).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sync = commands.add_parser(
+        "sync",
+        help="one full cycle: incremental extract, identity resolution, reverse sync",
+        description="Run the full_sync job once (the job the schedule runs) and print a summary.",
+    )
+    sync.add_argument(
+        "--source", action="append", type=_source_list, metavar="S", help="only this source (repeatable)"
+    )
+    sync.add_argument("--dry-run", action="store_true", help="plan and record pushes, write nothing")
+    sync.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="ignore stored cursors, re-read everything, store fresh ones",
+    )
+    sync.set_defaults(handler=cmd_sync)
+
+    backfill = commands.add_parser(
+        "backfill",
+        help="re-read a past window without moving the incremental cursors",
+        description="Re-read a date window of the sources that can filter by time.",
+    )
+    backfill.add_argument("--source", required=True, type=_source_list, metavar="S")
+    backfill.add_argument("--object", metavar="O", help="only this object of the source")
+    backfill.add_argument("--since", required=True, metavar="DATE", help="start of the window (YYYY-MM-DD)")
+    backfill.add_argument("--until", metavar="DATE", help="end of the window (default: now)")
+    backfill.set_defaults(handler=cmd_not_built("the extract issue"))
+
+    status = commands.add_parser(
+        "status",
+        help="per source and object: cursor, last successful run, record counts, last error",
+        description="Show the state of every stream as stored in the warehouse.",
+    )
+    status.set_defaults(handler=cmd_not_built("the extract issue"))
+
+    export = commands.add_parser(
+        "export",
+        help="write the golden contacts or the unified activity to a file or stdout",
+        description="Export a warehouse table as CSV or JSON lines.",
+    )
+    export.add_argument("table", choices=("contacts", "activity"))
+    export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    export.add_argument("--output", metavar="PATH", help="file to write (default: stdout)")
+    export.set_defaults(handler=cmd_not_built("the canonical issue"))
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the local emulator of the five APIs until stopped",
+        description="Serve the five APIs locally and print the variables that point contact-sync at them.",
+    )
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8765)
+    sandbox.add_argument("--seed", type=int, default=1)
+    sandbox.add_argument("--people", type=int, default=500)
+    sandbox.set_defaults(handler=cmd_not_built("the emulator issue"))
+
+    demo = commands.add_parser(
+        "demo",
+        help="with no credentials: sync twice against the local emulator and print both summaries",
+        description="Start the emulator, sync into a fresh SQLite warehouse, change data, sync again.",
+    )
+    demo.set_defaults(handler=cmd_not_built("the emulator issue"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``contact-sync`` script; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except (SettingsError, WarehouseError) as exc:
+        print(f"contact-sync: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CommandError as exc:
+        print(f"contact-sync: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("contact-sync: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The one Dagster code location: assets, the ``full_sync`` job, its schedule and the resources.
+
+``workspace.yaml`` loads ``defs`` from here; the CLI builds the same object, so a run started from
+the command line is the run the schedule would have made.
+"""
+
+import dagster as dg
+
+from pipelines.canonical import canonical_assets
+from pipelines.extract import extract_assets
+from pipelines.resources import WarehouseResource, settings_resource
+from pipelines.reverse_sync import reverse_sync_assets
+from pipelines.settings import Settings, load_settings
+
+full_sync_job = dg.define_asset_job(
+    name="full_sync",
+    selection=dg.AssetSelection.groups("extract", "canonical", "reverse_sync"),
+    description="One cycle: incremental extract of the enabled sources, identity resolution, reverse sync.",
+)
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """The definitions for ``settings``: the schedule's cron and the resources come from them."""
+    schedule = dg.ScheduleDefinition(
+        name="full_sync_schedule",
+        job=full_sync_job,
+        cron_schedule=settings.contact_sync_cron,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+    return dg.Definitions(
+        assets=[*extract_assets, *canonical_assets, *reverse_sync_assets],
+        jobs=[full_sync_job],
+        schedules=[schedule],
+        resources={
+            "sync_settings": settings_resource(settings),
+            "warehouse": WarehouseResource(database_url=settings.database_url),
+        },
+    )
+
+
+defs = build_definitions(load_settings())

@@ -1,0 +1,108 @@
+"""Dagster resources: the settings of a run and the warehouse it writes to.
+
+Secrets enter through ``EnvVar`` so the UI and the run's stored config show the variable's name,
+never its value. Run-level switches (``--dry-run``, ``--full-refresh``, a narrowed source list) are
+resource config, so a run launched from the UI can set them the same way the CLI does.
+"""
+
+import os
+from typing import Any
+
+import dagster as dg
+from sqlalchemy.engine import Engine
+
+from models.db import open_warehouse
+from pipelines.settings import Settings, load_settings
+
+#: Settings fields that hold credentials: passed to Dagster as EnvVar, never as values.
+SECRET_FIELDS: tuple[str, ...] = (
+    "maton_api_key",
+    "maton_connection_clickfunnels",
+    "maton_connection_clicksend",
+    "maton_connection_zoho_crm",
+    "maton_connection_zoho_bigin",
+    "linkflow_app_key",
+    "linkflow_app_secret",
+)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse database; opening it applies any pending migration."""
+
+    database_url: str
+
+    def engine(self) -> Engine:
+        return open_warehouse(self.database_url)
+
+
+class SyncSettingsResource(dg.ConfigurableResource):
+    """The contract's settings as Dagster config, plus the switches of one run."""
+
+    maton_api_key: str | None = None
+    maton_gateway_url: str = "https://gateway.maton.ai"
+    maton_connection_clickfunnels: str | None = None
+    maton_connection_clicksend: str | None = None
+    maton_connection_zoho_crm: str | None = None
+    maton_connection_zoho_bigin: str | None = None
+    linkflow_app_key: str | None = None
+    linkflow_app_secret: str | None = None
+    linkflow_base_url: str = "https://open.linkflowtech.com"
+    sources: str | None = None
+    default_phone_region: str = "US"
+    phone_region_clickfunnels: str | None = None
+    phone_region_clicksend: str | None = None
+    phone_region_linkflow: str | None = None
+    phone_region_zoho_crm: str | None = None
+    phone_region_zoho_bigin: str | None = None
+    push: str = "on"
+    maton_rps: float = 10.0
+    linkflow_rps: float = 5.0
+    full_refresh_sources: list[str] = []  # noqa: RUF012 - pydantic copies field defaults per instance
+
+    def settings(self) -> Settings:
+        """The validated settings object the plain functions in ``models``/``connectors`` are given."""
+        values = {
+            "contact_sync_sources": self.sources,
+            "contact_sync_default_phone_region": self.default_phone_region,
+            "contact_sync_push": self.push,
+            "contact_sync_maton_rps": self.maton_rps,
+            "contact_sync_linkflow_rps": self.linkflow_rps,
+            "maton_gateway_url": self.maton_gateway_url,
+            "linkflow_base_url": self.linkflow_base_url,
+        }
+        for source in ("clickfunnels", "clicksend", "linkflow", "zoho_crm", "zoho_bigin"):
+            values[f"contact_sync_phone_region_{source}"] = getattr(self, f"phone_region_{source}")
+        for field in SECRET_FIELDS:
+            values[field] = getattr(self, field)
+        return load_settings(**values)
+
+
+def settings_resource(settings: Settings) -> SyncSettingsResource:
+    """The resource for ``settings``, with each present secret bound to its environment variable.
+
+    Dagster resolves ``EnvVar`` from the process environment, so a secret that came from ``.env`` is
+    exported there first; both ways of configuring then behave alike.
+    """
+    secrets: dict[str, Any] = {}
+    for field in SECRET_FIELDS:
+        value = getattr(settings, field)
+        if value is None or value.get_secret_value() == "":
+            continue
+        variable = field.upper()
+        os.environ.setdefault(variable, value.get_secret_value())
+        secrets[field] = dg.EnvVar(variable)
+    return SyncSettingsResource(
+        maton_gateway_url=settings.maton_gateway_url,
+        linkflow_base_url=settings.linkflow_base_url,
+        sources=settings.contact_sync_sources,
+        default_phone_region=settings.contact_sync_default_phone_region,
+        phone_region_clickfunnels=settings.contact_sync_phone_region_clickfunnels,
+        phone_region_clicksend=settings.contact_sync_phone_region_clicksend,
+        phone_region_linkflow=settings.contact_sync_phone_region_linkflow,
+        phone_region_zoho_crm=settings.contact_sync_phone_region_zoho_crm,
+        phone_region_zoho_bigin=settings.contact_sync_phone_region_zoho_bigin,
+        push=settings.contact_sync_push,
+        maton_rps=settings.contact_sync_maton_rps,
+        linkflow_rps=settings.contact_sync_linkflow_rps,
+        **secrets,
+    )

@@ -1,0 +1,214 @@
+"""Settings: every variable of the public contract, typed, read from the environment and ``.env``.
+
+A bad value must stop the program at start with one line naming the variable, the value and what is
+allowed; pydantic's own multi-line report is turned into that line by :func:`load_settings`.
+Credentials are ``SecretStr`` so they print as stars wherever the object is shown.
+"""
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import phonenumbers
+from dagster._utils.schedules import is_valid_cron_string
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SOURCES: tuple[str, ...] = ("clickfunnels", "clicksend", "linkflow", "zoho_crm", "zoho_bigin")
+MATON_SOURCES: tuple[str, ...] = ("clickfunnels", "clicksend", "zoho_crm", "zoho_bigin")
+PUSH_MODES: tuple[str, ...] = ("on", "dry-run", "off")
+
+#: The variable that would enable each source, for the one-line "skipped" message.
+CREDENTIAL_VARIABLES: dict[str, str] = {
+    "clickfunnels": "MATON_API_KEY",
+    "clicksend": "MATON_API_KEY",
+    "zoho_crm": "MATON_API_KEY",
+    "zoho_bigin": "MATON_API_KEY",
+    "linkflow": "LINKFLOW_APP_KEY and LINKFLOW_APP_SECRET",
+}
+
+
+class SettingsError(ValueError):
+    """A setting has a value the program cannot use; ``str()`` is the one line to show the user."""
+
+
+def _one_of(allowed: tuple[str, ...]) -> str:
+    return "must be one of " + ", ".join(allowed)
+
+
+def _check_region(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    region = value.strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(
+            "must be an ISO 3166 two-letter country code known to libphonenumber (e.g. US, CN, GB)"
+        )
+    return region
+
+
+class Settings(BaseSettings):
+    """Every setting of the contract; field names match the variables case-insensitively."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    contact_sync_database_url: str = "sqlite:///contact_sync.db"
+    maton_api_key: SecretStr | None = None
+    maton_gateway_url: str = "https://gateway.maton.ai"
+    maton_connection_clickfunnels: SecretStr | None = None
+    maton_connection_clicksend: SecretStr | None = None
+    maton_connection_zoho_crm: SecretStr | None = None
+    maton_connection_zoho_bigin: SecretStr | None = None
+    linkflow_app_key: SecretStr | None = None
+    linkflow_app_secret: SecretStr | None = None
+    linkflow_base_url: str = "https://open.linkflowtech.com"
+    contact_sync_sources: str | None = None
+    contact_sync_default_phone_region: str = "US"
+    contact_sync_phone_region_clickfunnels: str | None = None
+    contact_sync_phone_region_clicksend: str | None = None
+    contact_sync_phone_region_linkflow: str | None = None
+    contact_sync_phone_region_zoho_crm: str | None = None
+    contact_sync_phone_region_zoho_bigin: str | None = None
+    contact_sync_push: Literal["on", "dry-run", "off"] = "on"
+    contact_sync_cron: str = "*/15 * * * *"
+    # Additions to the contract: the request budgets the HTTP layer keeps to.
+    contact_sync_maton_rps: float = Field(default=10.0, gt=0)
+    contact_sync_linkflow_rps: float = Field(default=5.0, gt=0)
+
+    @field_validator("contact_sync_push", mode="before")
+    @classmethod
+    def _push_mode(cls, value: Any) -> Any:
+        text = str(value).strip().lower()
+        if text not in PUSH_MODES:
+            raise ValueError(_one_of(PUSH_MODES))
+        return text
+
+    @field_validator("contact_sync_sources", mode="before")
+    @classmethod
+    def _sources(cls, value: Any) -> Any:
+        if value is None or str(value).strip() == "":
+            return None
+        names = [part.strip().lower() for part in str(value).split(",") if part.strip()]
+        unknown = [name for name in names if name not in SOURCES]
+        if unknown:
+            raise ValueError("must be a comma-separated subset of " + ",".join(SOURCES))
+        return ",".join(dict.fromkeys(names))
+
+    @field_validator(
+        "contact_sync_default_phone_region",
+        "contact_sync_phone_region_clickfunnels",
+        "contact_sync_phone_region_clicksend",
+        "contact_sync_phone_region_linkflow",
+        "contact_sync_phone_region_zoho_crm",
+        "contact_sync_phone_region_zoho_bigin",
+        mode="before",
+    )
+    @classmethod
+    def _region(cls, value: Any) -> Any:
+        return _check_region(None if value is None else str(value))
+
+    @field_validator("contact_sync_cron", mode="before")
+    @classmethod
+    def _cron(cls, value: Any) -> Any:
+        text = str(value).strip()
+        if not is_valid_cron_string(text):
+            raise ValueError("must be a five-field cron expression such as '*/15 * * * *'")
+        return text
+
+    @field_validator("maton_gateway_url", "linkflow_base_url", mode="before")
+    @classmethod
+    def _url(cls, value: Any) -> Any:
+        text = str(value).strip()
+        if not text.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return text.rstrip("/")
+
+    @property
+    def database_url(self) -> str:
+        return self.contact_sync_database_url
+
+    @property
+    def push(self) -> str:
+        return self.contact_sync_push
+
+    def has_credentials(self, source: str) -> bool:
+        """Whether ``source`` can run: Maton apps need the gateway key, Linkflow its key and secret."""
+        if source in MATON_SOURCES:
+            return _present(self.maton_api_key)
+        if source == "linkflow":
+            return _present(self.linkflow_app_key) and _present(self.linkflow_app_secret)
+        raise KeyError(source)
+
+    def requested_sources(self) -> tuple[str, ...]:
+        """The sources ``CONTACT_SYNC_SOURCES`` names, or all five when it is unset."""
+        if self.contact_sync_sources is None:
+            return SOURCES
+        return tuple(self.contact_sync_sources.split(","))
+
+    def enabled_sources(self) -> tuple[str, ...]:
+        """Requested sources that also have credentials: the ones a sync actually reads."""
+        return tuple(source for source in self.requested_sources() if self.has_credentials(source))
+
+    def skipped_sources(self) -> dict[str, str]:
+        """Requested sources without credentials, each with the one line that says how to enable it."""
+        return {
+            source: f"{source}: skipped, no credentials (set {CREDENTIAL_VARIABLES[source]} to enable it)"
+            for source in self.requested_sources()
+            if not self.has_credentials(source)
+        }
+
+    def maton_connection(self, source: str) -> str | None:
+        """The ``Maton-Connection`` header value for ``source``, when the account has several."""
+        secret: SecretStr | None = getattr(self, f"maton_connection_{source}", None)
+        return secret.get_secret_value() if _present(secret) and secret is not None else None
+
+    def phone_region(self, source: str, account_country: str | None = None) -> str:
+        """The region used to read a phone without a country code, by the contract's order of precedence.
+
+        An explicit per-source variable wins; then the account's own country as its API reports it;
+        then ``CN`` for Linkflow (its numbers are national Chinese mobiles); then the default.
+        """
+        explicit: str | None = getattr(self, f"contact_sync_phone_region_{source}")
+        if explicit:
+            return explicit
+        account_region = _check_region_quietly(account_country)
+        if account_region:
+            return account_region
+        if source == "linkflow":
+            return "CN"
+        return self.contact_sync_default_phone_region
+
+
+def _present(secret: SecretStr | None) -> bool:
+    return secret is not None and secret.get_secret_value().strip() != ""
+
+
+def _check_region_quietly(value: str | None) -> str | None:
+    try:
+        return _check_region(value)
+    except ValueError:
+        return None
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    field = str(error["loc"][0]) if error.get("loc") else "settings"
+    variable = field.upper()
+    message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+    if message.startswith("Input should be"):
+        message = "must be " + message.removeprefix("Input should be ")
+    if field.startswith(("maton_api_key", "maton_connection", "linkflow_app")):
+        return f"{variable} {message}"
+    return f"{variable} {message}; got {error.get('input')!r}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning any validation failure into one readable :class:`SettingsError` line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors()]
+        raise SettingsError("; ".join(lines)) from None

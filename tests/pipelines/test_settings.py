@@ -1,0 +1,95 @@
+"""Settings: defaults, `.env`, one-line errors naming variable and value, and secrets kept hidden."""
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.settings import SOURCES, SettingsError, load_settings
+
+
+def test_defaults_follow_the_contract() -> None:
+    settings = load_settings()
+    assert settings.database_url == "sqlite:///contact_sync.db"
+    assert settings.maton_gateway_url == "https://gateway.maton.ai"
+    assert settings.linkflow_base_url == "https://open.linkflowtech.com"
+    assert settings.push == "on"
+    assert settings.contact_sync_cron == "*/15 * * * *"
+    assert settings.contact_sync_default_phone_region == "US"
+    assert settings.requested_sources() == SOURCES
+    assert settings.enabled_sources() == ()
+
+
+def test_bad_push_mode_is_one_line_with_variable_value_and_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTACT_SYNC_PUSH", "yes")
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert str(error.value) == "CONTACT_SYNC_PUSH must be one of on, dry-run, off; got 'yes'"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("CONTACT_SYNC_SOURCES", "zoho", "CONTACT_SYNC_SOURCES must be a comma-separated subset of"),
+        ("CONTACT_SYNC_CRON", "every day", "CONTACT_SYNC_CRON must be a five-field cron expression"),
+        ("CONTACT_SYNC_DEFAULT_PHONE_REGION", "XX", "CONTACT_SYNC_DEFAULT_PHONE_REGION must be an ISO 3166"),
+        ("CONTACT_SYNC_PHONE_REGION_LINKFLOW", "China", "CONTACT_SYNC_PHONE_REGION_LINKFLOW must be an ISO"),
+        ("MATON_GATEWAY_URL", "gateway.maton.ai", "MATON_GATEWAY_URL must be an http:// or https:// URL"),
+    ],
+)
+def test_each_bad_value_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    message = str(error.value)
+    assert message.startswith(expected)
+    assert f"got {value!r}" in message
+    assert "\n" not in message
+
+
+def test_dotenv_in_working_directory_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("CONTACT_SYNC_PUSH=dry-run\nLINKFLOW_APP_KEY=k\nLINKFLOW_APP_SECRET=s\n")
+    settings = load_settings()
+    assert settings.push == "dry-run"
+    assert settings.enabled_sources() == ("linkflow",)
+
+
+def test_environment_wins_over_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("CONTACT_SYNC_PUSH=dry-run\n")
+    monkeypatch.setenv("CONTACT_SYNC_PUSH", "off")
+    assert load_settings().push == "off"
+
+
+def test_secrets_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MATON_API_KEY", "maton-secret-value-1")
+    monkeypatch.setenv("LINKFLOW_APP_SECRET", "linkflow-secret-value-2")
+    monkeypatch.setenv("MATON_CONNECTION_ZOHO_CRM", "connection-secret-3")
+    settings = load_settings()
+    shown = repr(settings) + str(settings) + str(settings.model_dump())
+    for secret in ("maton-secret-value-1", "linkflow-secret-value-2", "connection-secret-3"):
+        assert secret not in shown
+    assert settings.maton_connection("zoho_crm") == "connection-secret-3"
+
+
+def test_sources_need_credentials_and_say_which_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MATON_API_KEY", "k")
+    monkeypatch.setenv("CONTACT_SYNC_SOURCES", "zoho_crm, linkflow,zoho_crm")
+    settings = load_settings()
+    assert settings.requested_sources() == ("zoho_crm", "linkflow")
+    assert settings.enabled_sources() == ("zoho_crm",)
+    assert settings.skipped_sources() == {
+        "linkflow": "linkflow: skipped, no credentials "
+        "(set LINKFLOW_APP_KEY and LINKFLOW_APP_SECRET to enable it)"
+    }
+
+
+def test_phone_region_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTACT_SYNC_DEFAULT_PHONE_REGION", "gb")
+    monkeypatch.setenv("CONTACT_SYNC_PHONE_REGION_ZOHO_BIGIN", "de")
+    settings = load_settings()
+    assert settings.phone_region("zoho_bigin", account_country="US") == "DE"
+    assert settings.phone_region("zoho_crm", account_country="AU") == "AU"
+    assert settings.phone_region("zoho_crm", account_country="nonsense") == "GB"
+    assert settings.phone_region("linkflow") == "CN"
+    assert settings.phone_region("clickfunnels") == "GB"
