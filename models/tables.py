@@ -278,3 +278,13 @@ class PushLedger(Base):
     dry_run: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class SourceAccount(Base):
+    """Facts about the account behind a source that its API tells (the country phones default to)."""
+
+    __tablename__ = "source_accounts"
+
+    source: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    country: Mapped[str | None] = mapped_column(sa.String(8))
+    fetched_at: Mapped[datetime]

@@ -7,6 +7,7 @@ stderr and a non-zero status; a traceback means a bug.
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
 
 from models.db import WarehouseError
 from pipelines.settings import SOURCES, SettingsError, load_settings
@@ -49,11 +50,88 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_not_built(issue: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        raise CommandError(f"contact-sync {args.command}: not available yet ({issue} has not landed)")
+def cmd_status(args: argparse.Namespace) -> int:
+    from models.db import open_warehouse
+    from models.store import RawStore
+    from pipelines.status import status_lines
 
-    return run
+    for line in status_lines(RawStore(open_warehouse(load_settings().database_url))):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from models.db import open_warehouse
+    from pipelines.export import export_table
+
+    written = export_table(open_warehouse(load_settings().database_url), args.table, args.format, args.output)
+    if args.output is not None:
+        print(f"wrote {written} {args.table} rows to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from pipelines.demo import run_sandbox
+
+    run_sandbox(host=args.host, port=args.port, seed=args.seed, people=args.people, echo=_echo)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipelines.demo import run_demo
+
+    first, second = run_demo(people=args.people, seed=args.seed, echo=_echo)
+    if not (first.success and second.success):
+        failures = "; ".join(first.failures + second.failures) or "see the run log"
+        raise CommandError(f"demo sync failed: {failures}", exit_code=EXIT_RUN_FAILED)
+    return EXIT_OK
+
+
+def _echo(line: str) -> None:
+    print(line, flush=True)
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from pipelines.extract import backfillable
+    from pipelines.runner import run_backfill
+    from pipelines.streams import STREAMS
+
+    settings = load_settings()
+    streams = [s for s in STREAMS if s.source == args.source and args.object in (None, s.object)]
+    if not streams:
+        raise CommandError(f"{args.source} has no object {args.object!r}")
+    windowed = [s for s in streams if backfillable(s)]
+    for stream in streams:
+        if stream not in windowed:
+            print(f"{stream.name}: its API cannot filter by time; use sync --full-refresh", file=sys.stderr)
+    if not windowed:
+        raise CommandError(f"nothing to backfill for {args.source}")
+    until = args.until or datetime.now(UTC).date()
+    if until < args.since:
+        raise CommandError(f"--until {until} is before --since {args.since}")
+    report = run_backfill(
+        settings,
+        source=args.source,
+        objects=[s.object for s in windowed],
+        first_day=args.since.isoformat(),
+        last_day=until.isoformat(),
+    )
+    for name, meta in sorted(report.assets.items()):
+        print(
+            f"{name}: read {meta.get('rows_read', 0)}, new {meta.get('rows_inserted', 0)}, "
+            f"changed {meta.get('rows_updated', 0)}, requests {meta.get('requests', 0)} "
+            f"({args.since} to {until}; cursors unchanged)"
+        )
+    if not report.success:
+        raise CommandError(f"backfill failed: {'; '.join(report.failures)}", exit_code=EXIT_RUN_FAILED)
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,16 +165,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backfill.add_argument("--source", required=True, type=_source_list, metavar="S")
     backfill.add_argument("--object", metavar="O", help="only this object of the source")
-    backfill.add_argument("--since", required=True, metavar="DATE", help="start of the window (YYYY-MM-DD)")
-    backfill.add_argument("--until", metavar="DATE", help="end of the window (default: now)")
-    backfill.set_defaults(handler=cmd_not_built("the extract issue"))
+    backfill.add_argument(
+        "--since", required=True, type=_day, metavar="DATE", help="first day of the window (YYYY-MM-DD, UTC)"
+    )
+    backfill.add_argument(
+        "--until", type=_day, metavar="DATE", help="last day of the window (default: today)"
+    )
+    backfill.set_defaults(handler=cmd_backfill)
 
     status = commands.add_parser(
         "status",
         help="per source and object: cursor, last successful run, record counts, last error",
         description="Show the state of every stream as stored in the warehouse.",
     )
-    status.set_defaults(handler=cmd_not_built("the extract issue"))
+    status.set_defaults(handler=cmd_status)
 
     export = commands.add_parser(
         "export",
@@ -106,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("table", choices=("contacts", "activity"))
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     export.add_argument("--output", metavar="PATH", help="file to write (default: stdout)")
-    export.set_defaults(handler=cmd_not_built("the canonical issue"))
+    export.set_defaults(handler=cmd_export)
 
     sandbox = commands.add_parser(
         "sandbox",
@@ -117,14 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8765)
     sandbox.add_argument("--seed", type=int, default=1)
     sandbox.add_argument("--people", type=int, default=500)
-    sandbox.set_defaults(handler=cmd_not_built("the emulator issue"))
+    sandbox.set_defaults(handler=cmd_sandbox)
 
     demo = commands.add_parser(
         "demo",
         help="with no credentials: sync twice against the local emulator and print both summaries",
         description="Start the emulator, sync into a fresh SQLite warehouse, change data, sync again.",
     )
-    demo.set_defaults(handler=cmd_not_built("the emulator issue"))
+    demo.add_argument("--people", type=int, default=300, help="how many people the emulator holds")
+    demo.add_argument("--seed", type=int, default=1, help="seed of the emulator's data")
+    demo.set_defaults(handler=cmd_demo)
     return parser
 
 

@@ -7,7 +7,7 @@ the command line is the run the schedule would have made.
 import dagster as dg
 
 from pipelines.canonical import canonical_assets
-from pipelines.extract import extract_assets
+from pipelines.extract import backfill_assets, extract_assets
 from pipelines.resources import WarehouseResource, settings_resource
 from pipelines.reverse_sync import reverse_sync_assets
 from pipelines.settings import Settings, load_settings
@@ -29,7 +29,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
     return dg.Definitions(
-        assets=[*extract_assets, *canonical_assets, *reverse_sync_assets],
+        assets=[*extract_assets, *backfill_assets, *canonical_assets, *reverse_sync_assets],
         jobs=[full_sync_job],
         schedules=[schedule],
         resources={

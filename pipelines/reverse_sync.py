@@ -19,11 +19,14 @@ def _build_push_asset(stream: Stream) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, sync_settings: SyncSettingsResource
     ) -> dg.MaterializeResult:
         settings = sync_settings.settings()
-        if settings.push == "off" or stream.source not in settings.enabled_sources():
-            reason = "CONTACT_SYNC_PUSH=off" if settings.push == "off" else f"{stream.source} not enabled"
-            context.log.info(f"reverse sync {stream.name}: skipped ({reason})")
-            return dg.MaterializeResult(metadata={"status": "skipped", "reason": reason})
-        raise dg.Failure(f"reverse sync {stream.name}: not built yet (see the reverse-sync issue)")
+        if settings.push == "off":
+            reason = "CONTACT_SYNC_PUSH=off"
+        elif stream.source not in settings.enabled_sources():
+            reason = f"{stream.source} not enabled"
+        else:
+            reason = "pushing is not built yet (the reverse-sync issue); nothing was written"
+        context.log.info(f"reverse sync {stream.name}: skipped ({reason})")
+        return dg.MaterializeResult(metadata={"status": "skipped", "reason": reason})
 
     return push_stream
 

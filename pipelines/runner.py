@@ -5,7 +5,8 @@ Every command that moves data goes through the same Dagster job the schedule run
 """
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,11 +60,18 @@ class SyncReport:
         return out
 
 
-def instance_for_cli() -> dg.DagsterInstance:
-    """The instance named by ``DAGSTER_HOME`` when set (so the UI sees the run), else a throwaway one."""
-    if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
-    return dg.DagsterInstance.ephemeral()
+@contextmanager
+def cli_instance(instance: dg.DagsterInstance | None = None) -> Iterator[dg.DagsterInstance]:
+    """``instance`` if given; else the one ``DAGSTER_HOME`` names (so the UI sees the run), else a
+    throwaway one that is cleaned up afterwards."""
+    if instance is not None:
+        yield instance
+    elif os.environ.get("DAGSTER_HOME"):
+        with dg.DagsterInstance.get() as shared:
+            yield shared
+    else:
+        with dg.DagsterInstance.ephemeral() as throwaway:
+            yield throwaway
 
 
 def _metadata_values(metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -77,9 +85,14 @@ def _report(result: dg.ExecuteInProcessResult, skipped: Iterable[str]) -> SyncRe
         name = "/".join(materialization.asset_key.path)
         report.assets[name] = _metadata_values(materialization.metadata)
     for event in result.get_step_failure_events():
-        error = event.step_failure_data.error
-        message = error.message.strip().splitlines()[0] if error is not None else "unknown error"
-        report.failures.append(f"{event.step_key}: {message}")
+        data = event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            message = data.user_failure_data.description
+        elif data.error is not None:
+            message = data.error.message.strip().splitlines()[0]
+        else:
+            message = "unknown error"
+        report.failures.append(message)
     return report
 
 
@@ -105,10 +118,39 @@ def run_sync(
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     if resource_config:
         run_config["resources"] = {"sync_settings": {"config": resource_config}}
-    result = job.execute_in_process(
-        run_config=run_config,
-        instance=instance or instance_for_cli(),
-        raise_on_error=False,
-        tags={"contact_sync/trigger": "cli"},
-    )
-    return _report(result, settings.skipped_sources().values())
+    with cli_instance(instance) as chosen:
+        result = job.execute_in_process(
+            run_config=run_config, instance=chosen, raise_on_error=False, tags={"contact_sync/trigger": "cli"}
+        )
+        return _report(result, settings.skipped_sources().values())
+
+
+def run_backfill(
+    settings: Settings,
+    *,
+    source: str,
+    objects: Sequence[str],
+    first_day: str,
+    last_day: str,
+    instance: dg.DagsterInstance | None = None,
+) -> SyncReport:
+    """Materialize ``backfill/<source>/<object>`` over the days [first_day, last_day], as one run."""
+    from pipelines.extract import backfill_assets
+
+    defs = build_definitions(settings)
+    keys = [dg.AssetKey(["backfill", source, obj]) for obj in objects]
+    selected = [asset for asset in backfill_assets if asset.key in keys]
+    with cli_instance(instance) as chosen:
+        result = dg.materialize(
+            selected,
+            resources=defs.resources,
+            instance=chosen,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            tags={
+                "dagster/asset_partition_range_start": first_day,
+                "dagster/asset_partition_range_end": last_day,
+                "contact_sync/trigger": "cli-backfill",
+            },
+        )
+        return _report(result, ())

@@ -86,7 +86,12 @@ def test_ui_graphql_shows_groups_job_and_schedule(webserver: str) -> None:
     assert repository["location"]["name"] == "contact_sync"
     assert "full_sync" in {job["name"] for job in repository["jobs"]}
     assert {"name": "full_sync_schedule", "cronSchedule": "*/15 * * * *"} in repository["schedules"]
-    assert {g["groupName"] for g in repository["assetGroups"]} == {"extract", "canonical", "reverse_sync"}
+    assert {g["groupName"] for g in repository["assetGroups"]} == {
+        "extract",
+        "canonical",
+        "reverse_sync",
+        "backfill",
+    }
     keys = {tuple(node["assetKey"]["path"]): node["groupName"] for node in repository["assetNodes"]}
     assert keys[("zoho_crm", "lead")] == "extract"
     assert keys[("linkflow", "event")] == "extract"

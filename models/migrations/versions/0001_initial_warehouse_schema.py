@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-24 18:21:47.860823
+Create Date: 2026-11-24 18:41:10.852790
 """
 
 from collections.abc import Sequence
@@ -122,6 +122,13 @@ def upgrade() -> None:
     with op.batch_alter_table("raw_records", schema=None) as batch_op:
         batch_op.create_index("ix_raw_records_changed_at", ["changed_at"], unique=False)
 
+    op.create_table(
+        "source_accounts",
+        sa.Column("source", sa.String(length=32), nullable=False),
+        sa.Column("country", sa.String(length=8), nullable=True),
+        sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("source", name=op.f("pk_source_accounts")),
+    )
     op.create_table(
         "stream_state",
         sa.Column("source", sa.String(length=32), nullable=False),
@@ -265,6 +272,7 @@ def downgrade() -> None:
     op.drop_table("contact_activity")
     op.drop_table("suppressed_identifiers")
     op.drop_table("stream_state")
+    op.drop_table("source_accounts")
     with op.batch_alter_table("raw_records", schema=None) as batch_op:
         batch_op.drop_index("ix_raw_records_changed_at")
 

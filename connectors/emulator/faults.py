@@ -1,0 +1,135 @@
+"""Injected trouble (latency, 429, 503, dropped connections) and Maton's shared request budget.
+
+Faults draw from their own seeded RNG, so a test that sends requests in a fixed order sees the same
+faults every run. The gateway budget is a sliding one-second window counted across the four Maton
+apps, as Maton documents "10 requests/second per account".
+"""
+
+import math
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from enum import Enum
+from typing import Any
+
+APP_NAMES = frozenset({"clickfunnels", "clicksend", "linkflow", "zoho_crm", "zoho_bigin"})
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Per request, in this order: sleep ``latency_ms``; then answer 429, 503 or drop the connection
+    with the given probabilities (one draw, so the rates add up). ``apps`` limits faults to some apps
+    (None: all). ``retry_after_s`` adds a ``Retry-After`` header to injected 429s."""
+
+    latency_ms: float = 0
+    error_rate_429: float = 0
+    retry_after_s: float | None = None
+    error_rate_503: float = 0
+    drop_rate: float = 0
+    apps: frozenset[str] | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        rates = (self.error_rate_429, self.error_rate_503, self.drop_rate)
+        if any(not 0 <= rate <= 1 for rate in rates) or sum(rates) > 1 + 1e-9:
+            raise ValueError("fault rates must lie in [0, 1] and add up to at most 1")
+        if self.latency_ms < 0 or (self.retry_after_s is not None and self.retry_after_s < 0):
+            raise ValueError("latency_ms and retry_after_s must not be negative")
+        if self.apps is not None:
+            if not isinstance(self.apps, frozenset):
+                object.__setattr__(self, "apps", frozenset(self.apps))
+            unknown = set(self.apps) - APP_NAMES
+            if unknown:
+                raise ValueError(f"unknown apps {sorted(unknown)}; expected some of {sorted(APP_NAMES)}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> "FaultConfig":
+        """Build from JSON-like data (the admin endpoint); unknown keys are an error."""
+        known = {item.name for item in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault settings {sorted(unknown)}")
+        values = dict(data)
+        if values.get("apps") is not None:
+            values["apps"] = frozenset(values["apps"])
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["apps"] = None if self.apps is None else sorted(self.apps)
+        return data
+
+
+class Outcome(Enum):
+    TOO_MANY_REQUESTS = 429
+    UNAVAILABLE = 503
+    DROP = 0
+
+
+class FaultInjector:
+    """Draws each request's fault from the configured rates."""
+
+    def __init__(self, config: FaultConfig) -> None:
+        self._lock = threading.Lock()
+        self.configure(config)
+
+    @property
+    def config(self) -> FaultConfig:
+        return self._config
+
+    def configure(self, config: FaultConfig) -> None:
+        """Switch to new settings and restart the RNG from their seed."""
+        with self._lock:
+            self._config = config
+            self._rng = random.Random(config.seed)  # noqa: S311 - test faults, not secrets
+
+    def draw(self, app: str) -> tuple[float, Outcome | None]:
+        """Seconds to sleep and the fault to answer with (None: serve normally)."""
+        with self._lock:
+            config = self._config
+            if config.apps is not None and app not in config.apps:
+                return 0.0, None
+            roll = self._rng.random()
+        outcome = None
+        if roll < config.error_rate_429:
+            outcome = Outcome.TOO_MANY_REQUESTS
+        elif roll < config.error_rate_429 + config.error_rate_503:
+            outcome = Outcome.UNAVAILABLE
+        elif roll < config.error_rate_429 + config.error_rate_503 + config.drop_rate:
+            outcome = Outcome.DROP
+        return config.latency_ms / 1000.0, outcome
+
+    def retry_after(self) -> str | None:
+        """The ``Retry-After`` value: whole seconds when whole, else a decimal (fast tests need < 1 s)."""
+        seconds = self._config.retry_after_s
+        if seconds is None:
+            return None
+        return str(int(seconds)) if math.isclose(seconds, round(seconds)) else f"{seconds:g}"
+
+
+class GatewayBudget:
+    """Maton's per-account rate limit: at most ``rps`` admitted requests in any one-second window.
+
+    Refused requests do not count against the window (a client that backs off gets through again).
+    """
+
+    def __init__(self, rps: float | None) -> None:
+        self._lock = threading.Lock()
+        self._admitted: deque[float] = deque()
+        self.rps = rps
+
+    def admit(self) -> bool:
+        rps = self.rps
+        if rps is None:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            while self._admitted and now - self._admitted[0] >= 1.0:
+                self._admitted.popleft()
+            if len(self._admitted) >= rps:
+                return False
+            self._admitted.append(now)
+            return True

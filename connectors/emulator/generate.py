@@ -1,0 +1,79 @@
+"""``generate_dataset``: people spread over the five systems with the mess real data has.
+
+Deterministic for a seed and ``now``: one RNG drives everything in a fixed order. People live in one
+to five systems; their emails arrive in mixed case with stray whitespace, their phones in local and
+international forms; fields one system has another lacks; some people sit twice in one system; junk
+identifiers (``test@test.com``, ``555-555-5555`` ...) are shared by strangers. The rule that keeps
+the truth checkable: a person's records connect through shared usable identifiers, and two people
+never share one (see ``placement``).
+"""
+
+from datetime import UTC, datetime
+
+from connectors.emulator.activity import Activity, messageable
+from connectors.emulator.dataset import (
+    CLICKSEND_CONTACTS,
+    DAY,
+    LINKFLOW_CONTACTS,
+    ZOHO_TABLES,
+    Dataset,
+    deleted_entry,
+    deleted_table,
+)
+from connectors.emulator.people import make_person
+from connectors.emulator.placement import Placer
+from connectors.emulator.rand import SandboxRandom
+from connectors.emulator.records import ZOHO_BIGIN_ID_PREFIX, ZOHO_CRM_ID_PREFIX, zoho_user
+from connectors.emulator.store import collector_paused
+from connectors.emulator.timefmt import ZOHO_BIGIN_OFFSET, ZOHO_CRM_OFFSET
+
+_EVENT_COUNTS = (0, 0, 0, 1, 1, 2, 3, 5)
+
+
+def generate_dataset(seed: int, people: int, now: datetime | None = None) -> Dataset:
+    """People and their records, spread over the past two years before ``now`` (default: this second)."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    dataset = Dataset.empty(seed, moment)
+    with collector_paused():
+        _fill(dataset, SandboxRandom(seed), people, moment.timestamp())
+    return dataset
+
+
+def _fill(dataset: Dataset, rng: SandboxRandom, people: int, now: float) -> None:
+    placer = Placer(dataset, rng)
+    for pid in range(1, people + 1):
+        placer.place(make_person(rng, pid, now - 730 * DAY, now - 2 * 3600), now)
+    for _ in range(max(1, people // 50)):
+        placer.anonymous_clickfunnels_contact(now - rng.random() * 700 * DAY, now)
+    placed = placer.commit()
+    dataset.people = people
+    activity = Activity(dataset, rng)
+    contacts = dataset.tables[CLICKSEND_CONTACTS]
+    for table, record_id, pid, created in placed:
+        if table == LINKFLOW_CONTACTS:
+            activity.events_for(record_id, pid, now=now, count=rng.pick(_EVENT_COUNTS), since=created)
+        elif table == CLICKSEND_CONTACTS and messageable(contacts[record_id]) and rng.random() < 0.45:
+            activity.messages_for(record_id, pid, now=now, count=1 + rng.below(3), since=created)
+    for _ in range(max(1, people // 20)):
+        activity.anonymous_event(now - rng.random() * 700 * DAY)
+        activity.message_to_stranger(now - rng.random() * 700 * DAY, now)
+    activity.commit()
+    _add_old_deletions(dataset, rng, now, count=max(1, people // 100))
+
+
+def _add_old_deletions(dataset: Dataset, rng: SandboxRandom, now: float, count: int) -> None:
+    """Records deleted before the emulator started: seen only in Zoho's ``/deleted`` feed."""
+    for table in ZOHO_TABLES:
+        app = table.partition("/")[0]
+        bigin = app == "zoho_bigin"
+        owner = zoho_user(ZOHO_BIGIN_ID_PREFIX if bigin else ZOHO_CRM_ID_PREFIX)
+        for _ in range(count):
+            record_id = dataset.zoho_id(app, rng)
+            dataset.tables[deleted_table(table)][record_id] = deleted_entry(
+                record_id,
+                f"Deleted Person {record_id[-4:]}",
+                kind=rng.pick(("recycle", "permanent")),
+                when=now - rng.random() * 300 * DAY,
+                offset=ZOHO_BIGIN_OFFSET if bigin else ZOHO_CRM_OFFSET,
+                owner=owner,
+            )

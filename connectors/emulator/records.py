@@ -1,0 +1,166 @@
+"""Record shapes of the five APIs, field for field as the vendor specs and api-notes show them.
+
+Every builder returns the complete stored form (all keys present, absent values as null or ""), so
+a record made by the generator, by ``mutate`` or by a client's create looks the same on the wire.
+"""
+
+from typing import Any
+
+from connectors.emulator.timefmt import iso_ms_utc, shanghai_local, zoho_time
+
+Record = dict[str, Any]
+
+CLICKFUNNELS_TEAM_ID = 412840
+CLICKFUNNELS_WORKSPACE_ID = 435231
+CLICKSEND_OPT_OUT_LIST_ID = 3555270
+CLICKSEND_USER_ID = 672721
+
+ZOHO_CRM_ID_PREFIX = "4970762"
+ZOHO_BIGIN_ID_PREFIX = "7255024"
+
+ZOHO_LEAD_FIELDS = (
+    "Owner", "Company", "Salutation", "First_Name", "Last_Name", "Full_Name", "Email", "Secondary_Email",
+    "Phone", "Mobile", "Fax", "Designation", "Email_Opt_Out", "Lead_Status", "Lead_Source", "Street", "City",
+    "State", "Zip_Code", "Country", "Tag", "Created_Time", "Modified_Time", "Last_Activity_Time",
+    "Created_By", "Modified_By", "$converted", "$converted_detail", "$approval_state", "$state", "$editable",
+    "$in_merge",
+)  # fmt: skip
+ZOHO_CONTACT_FIELDS = (
+    "Owner", "Account_Name", "Salutation", "First_Name", "Last_Name", "Full_Name", "Email", "Secondary_Email",
+    "Phone", "Mobile", "Home_Phone", "Other_Phone", "Fax", "Title", "Department", "Email_Opt_Out",
+    "Lead_Source", "Mailing_Street", "Mailing_City", "Mailing_State", "Mailing_Zip", "Mailing_Country",
+    "Date_of_Birth", "Tag", "Created_Time", "Modified_Time", "Last_Activity_Time", "Created_By",
+    "Modified_By", "$approval_state", "$state", "$editable", "$in_merge",
+)  # fmt: skip
+ZOHO_BIGIN_CONTACT_FIELDS = (
+    "Owner", "Account_Name", "First_Name", "Last_Name", "Full_Name", "Email", "Phone", "Mobile", "Home_Phone",
+    "Title", "Email_Opt_Out", "Mailing_Street", "Mailing_City", "Mailing_State", "Mailing_Zip",
+    "Mailing_Country", "Tag", "Created_Time", "Modified_Time", "Last_Activity_Time", "Created_By",
+    "Modified_By", "$approval_state", "$state", "$editable",
+)  # fmt: skip
+# Fields the server owns: a write may not set them (Zoho ignores them in input).
+ZOHO_READ_ONLY = frozenset(
+    {"id", "Full_Name", "Created_Time", "Modified_Time", "Last_Activity_Time", "Created_By", "Modified_By"}
+)
+
+LINKFLOW_CONTACT_FIELDS = (
+    "name", "nickname", "userName", "gender", "dateOfBirthday", "avatar", "profilePhoto", "mobilePhone",
+    "homePhone", "email", "country", "state", "street", "city", "postalCode", "comments", "title", "website",
+    "company", "industry", "department", "idCard", "props",
+)  # fmt: skip
+
+CLICKSEND_CONTACT_FIELDS = (
+    "phone_number", "first_name", "last_name", "email", "fax_number", "organization_name", "custom_1",
+    "custom_2", "custom_3", "custom_4", "address_line_1", "address_line_2", "address_city", "address_state",
+    "address_postal_code", "address_country",
+)  # fmt: skip
+
+CLICKFUNNELS_WRITABLE = (
+    "email_address", "first_name", "last_name", "phone_number", "time_zone", "fb_url", "twitter_url",
+    "instagram_url", "linkedin_url", "website_url",
+)  # fmt: skip
+
+
+_USERS = {
+    prefix: {"name": "Sandbox Admin", "id": f"{prefix}000000326001", "email": "admin@sandbox.invalid"}
+    for prefix in (ZOHO_CRM_ID_PREFIX, ZOHO_BIGIN_ID_PREFIX)
+}
+_MINIFIED = {prefix: {"name": user["name"], "id": user["id"]} for prefix, user in _USERS.items()}
+
+
+def zoho_user(prefix: str) -> Record:
+    """The org's only user, who owns and last modified everything."""
+    return _USERS[prefix]
+
+
+def minified_user(user: Record) -> Record:
+    return _MINIFIED[user["id"][:7]]
+
+
+def clickfunnels_contact(
+    contact_id: int,
+    public_id: str,
+    uuid: str,
+    *,
+    workspace_id: int,
+    created: float,
+    anonymous: int | None = None,
+) -> Record:
+    stamp = iso_ms_utc(created)
+    return {
+        "id": contact_id,
+        "public_id": public_id,
+        "workspace_id": workspace_id,
+        "anonymous": anonymous,
+        "email_address": None,
+        "first_name": None,
+        "last_name": None,
+        "phone_number": None,
+        "time_zone": None,
+        "uuid": uuid,
+        "unsubscribed_at": None,
+        "last_notification_email_sent_at": None,
+        "email_suppression_reason": None,
+        "is_active": anonymous is None,
+        "fb_url": None,
+        "twitter_url": None,
+        "instagram_url": None,
+        "linkedin_url": None,
+        "website_url": None,
+        "created_at": stamp,
+        "updated_at": stamp,
+        "tags": [],
+        "custom_attributes": {},
+        "visits": {"first_visit": None, "last_visit": None, "last_visit_with_utm": None},
+    }
+
+
+def clicksend_contact(contact_id: int, list_id: int, list_name: str, created: float) -> Record:
+    record: Record = {"contact_id": contact_id, "list_id": list_id}
+    record.update(dict.fromkeys(CLICKSEND_CONTACT_FIELDS, ""))
+    record["date_added"] = int(created)
+    record["date_updated"] = int(created)
+    record["_list_name"] = list_name
+    return record
+
+
+def linkflow_contact(contact_id: int, created: float) -> Record:
+    stamp = shanghai_local(created)
+    record: Record = {"id": contact_id, "dateCreated": stamp, "lastUpdated": stamp, "ver": 1}
+    record["anonymousId"] = None
+    record.update(dict.fromkeys(LINKFLOW_CONTACT_FIELDS))
+    record["gender"] = "unknown"
+    record["props"] = {}
+    record["utm"] = {}
+    record["isAnonymous"] = False
+    return record
+
+
+def zoho_record(
+    fields: tuple[str, ...], record_id: str, created: float, offset: Any, owner: Record
+) -> Record:
+    """A Zoho record with every field of its module, as Zoho returns nulls for empty fields."""
+    stamp = zoho_time(created, offset)
+    record: Record = dict.fromkeys(fields)
+    record["id"] = record_id
+    # Lookups are shared, never changed in place: writes replace a field's value as a whole.
+    record["Owner"] = owner
+    record["Created_By"] = record["Modified_By"] = minified_user(owner)
+    record["Created_Time"] = stamp
+    record["Modified_Time"] = stamp
+    record["Last_Activity_Time"] = stamp
+    record["Email_Opt_Out"] = False
+    record["Tag"] = []
+    record["$approval_state"] = "approved"
+    record["$state"] = "save"
+    record["$editable"] = True
+    if "$in_merge" in record:
+        record["$in_merge"] = False
+    if "$converted" in record:
+        record["$converted"] = False
+        record["$converted_detail"] = {}
+    return record
+
+
+def zoho_full_name(record: Record) -> str:
+    return " ".join(part for part in (record.get("First_Name"), record.get("Last_Name")) if part)

@@ -1,0 +1,224 @@
+"""Zoho record writes (insert, update, upsert, delete): up to 100 records, one result per record.
+
+A write answers 200 (or 201 for an all-successful insert) when every record succeeded, 207 when some
+did, and the common error's status when all failed (412 when all were ``RECORD_MODIFIED``). Each
+record is checked on its own: mandatory ``Last_Name`` on insert, unknown ids, malformed emails,
+``If-Unmodified-Since`` (optimistic concurrency) and the emulator's rejection hook.
+"""
+
+from dataclasses import dataclass
+from datetime import timezone
+from typing import Any
+
+from connectors.emulator.dataset import ZOHO_CRM_LEADS, deleted_entry, deleted_table
+from connectors.emulator.identifiers import record_identifiers
+from connectors.emulator.records import ZOHO_READ_ONLY, minified_user, zoho_full_name, zoho_record, zoho_user
+from connectors.emulator.state import EmulatorState
+from connectors.emulator.store import Record
+from connectors.emulator.timefmt import zoho_time
+
+BATCH_LIMIT = 100
+_ERROR_STATUS = {"RECORD_MODIFIED": 412, "NO_PERMISSION": 403}
+
+
+@dataclass(frozen=True)
+class Module:
+    """One Zoho module as the emulator serves it: its table, fields and org settings."""
+
+    app: str
+    api_name: str
+    table: str
+    fields: tuple[str, ...]
+    offset: timezone
+    id_prefix: str
+
+    @property
+    def is_leads(self) -> bool:
+        return self.table == ZOHO_CRM_LEADS
+
+
+class RecordWriteError(Exception):
+    """One record of a batch failed; carries Zoho's per-record error."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any]) -> None:
+        super().__init__(code)
+        self.result = {"code": code, "details": details, "message": message, "status": "error"}
+
+
+def batch_status(results: list[Record], all_ok: int) -> int:
+    """200/201 all fine, 207 mixed, else the status of the common error."""
+    failed = [result for result in results if result["status"] == "error"]
+    if not failed:
+        return all_ok
+    if len(failed) < len(results):
+        return 207
+    codes = {result["code"] for result in failed}
+    return _ERROR_STATUS.get(codes.pop(), 400) if len(codes) == 1 else 400
+
+
+class ZohoWriter:
+    """Applies one write call to one module, record by record."""
+
+    def __init__(self, state: EmulatorState, module: Module, unmodified_since: str | None) -> None:
+        self.state = state
+        self.module = module
+        self.unmodified_since = unmodified_since
+        self.table = state.tables[module.table]
+
+    def insert(self, item: dict[str, Any], position: int) -> Record:
+        last_name = item.get("Last_Name")
+        if not isinstance(last_name, str) or not last_name.strip():
+            raise RecordWriteError(
+                "MANDATORY_NOT_FOUND",
+                "required field not found",
+                {"api_name": "Last_Name", "json_path": f"$.data[{position}].Last_Name"},
+            )
+        now = self.state.now()
+        record_id = self.state.dataset.zoho_id(self.module.app)
+        blank = zoho_record(
+            self.module.fields, record_id, now, self.module.offset, zoho_user(self.module.id_prefix)
+        )
+        record = self._applied(blank, item, position, now)
+        self.table.put(record_id, record)
+        identifiers = record_identifiers(self.module.table, record)
+        self.state.attribute(self.module.table, record_id, identifiers)
+        return self._success(record, "record added")
+
+    def update(self, item: dict[str, Any], position: int) -> Record:
+        record_id = item.get("id")
+        if not record_id:
+            raise RecordWriteError(
+                "MANDATORY_NOT_FOUND",
+                "required field not found",
+                {"api_name": "id", "json_path": f"$.data[{position}].id"},
+            )
+        current = self.table.get(str(record_id))
+        if current is None:
+            raise RecordWriteError(
+                "INVALID_DATA",
+                "the id given seems to be invalid",
+                {"api_name": "id", "json_path": f"$.data[{position}].id"},
+            )
+        return self.update_record(current, item, position)
+
+    def update_record(self, current: Record, item: dict[str, Any], position: int) -> Record:
+        self.check_writable(current)
+        record = self._applied(current, item, position, self.state.now())
+        self.table.put(record["id"], record)
+        return self._success(record, "record updated")
+
+    def upsert(self, item: dict[str, Any], position: int, check_fields: list[str]) -> Record:
+        """Update the one record matching the first duplicate-check field the item fills, else insert.
+
+        Several matches are refused with ``DUPLICATE_DATA`` rather than guessing (Zoho's own choice is
+        undocumented, api-notes §5.7).
+        """
+        for field in check_fields:
+            value = item.get(field)
+            if value in (None, ""):
+                continue
+            matches = self._matching(field, value)
+            if len(matches) > 1:
+                raise RecordWriteError(
+                    "DUPLICATE_DATA",
+                    "duplicate data",
+                    {
+                        "api_name": field,
+                        "json_path": f"$.data[{position}].{field}",
+                        "duplicate_record": {"id": matches[0], "module": {"api_name": self.module.api_name}},
+                    },
+                )
+            if matches:
+                result = self.update_record(self.table.records[matches[0]], item, position)
+                return {**result, "duplicate_field": field, "action": "update"}
+        return {**self.insert(item, position), "duplicate_field": None, "action": "insert"}
+
+    def delete(self, record_id: str) -> Record:
+        current = self.table.get(record_id)
+        if current is None:
+            raise RecordWriteError("INVALID_DATA", "the id given seems to be invalid", {"id": record_id})
+        self.check_writable(current)
+        delete_record(self.state, self.module, record_id, self.state.now())
+        return {
+            "code": "SUCCESS",
+            "details": {"id": record_id},
+            "message": "record deleted",
+            "status": "success",
+        }
+
+    def check_writable(self, current: Record) -> None:
+        """The rejection hook, then ``If-Unmodified-Since``: a record changed since then is left alone."""
+        rejection = self.state.rejection(self.module.app, current["id"])
+        if rejection is not None:
+            raise RecordWriteError(rejection.code or "INVALID_DATA", rejection.message, {"id": current["id"]})
+        if self.unmodified_since is not None and current["Modified_Time"] > self.unmodified_since:
+            raise RecordWriteError(
+                "RECORD_MODIFIED",
+                "record modified after the given If-Unmodified-Since time",
+                {"id": current["id"], "Modified_Time": current["Modified_Time"]},
+            )
+
+    def _matching(self, field: str, value: Any) -> list[str]:
+        if field == "Email" and isinstance(value, str):
+            return sorted(self.table.group("email", value.strip().lower()))
+        return sorted(
+            record_id for record_id, record in self.table.records.items() if record.get(field) == value
+        )
+
+    def _applied(self, current: Record, item: dict[str, Any], position: int, now: float) -> Record:
+        record = dict(current)
+        for field, value in item.items():
+            if field not in record or field in ZOHO_READ_ONLY or field.startswith("$"):
+                continue
+            if (
+                field in ("Email", "Secondary_Email")
+                and value
+                and (not isinstance(value, str) or "@" not in value)
+            ):
+                raise RecordWriteError(
+                    "INVALID_DATA",
+                    "invalid data",
+                    {
+                        "api_name": field,
+                        "expected_data_type": "email",
+                        "json_path": f"$.data[{position}].{field}",
+                    },
+                )
+            if field == "Account_Name" and value:
+                name = value.get("name") if isinstance(value, dict) else value
+                record[field] = self.state.dataset.zoho_account(self.module.app, str(name))
+            else:
+                record[field] = value
+        stamp = zoho_time(now, self.module.offset)
+        record["Full_Name"] = zoho_full_name(record)
+        record["Modified_Time"] = stamp
+        record["Last_Activity_Time"] = stamp
+        record["Modified_By"] = minified_user(zoho_user(self.module.id_prefix))
+        return record
+
+    def _success(self, record: Record, message: str) -> Record:
+        details = {
+            "Modified_Time": record["Modified_Time"],
+            "Modified_By": record["Modified_By"],
+            "Created_Time": record["Created_Time"],
+            "id": record["id"],
+            "Created_By": record["Created_By"],
+        }
+        return {"code": "SUCCESS", "details": details, "message": message, "status": "success"}
+
+
+def delete_record(state: EmulatorState, module: Module, record_id: str, when: float) -> None:
+    """Move a record to the recycle bin: gone from lists, listed by ``/deleted``, out of the truth."""
+    record = state.tables[module.table].remove(record_id)
+    if record is None:
+        return
+    state.forget(module.table, record_id)
+    entry = deleted_entry(
+        record_id,
+        record.get("Full_Name") or record_id,
+        kind="recycle",
+        when=when,
+        offset=module.offset,
+        owner=zoho_user(module.id_prefix),
+    )
+    state.tables[deleted_table(module.table)].put(record_id, entry)

@@ -1,0 +1,109 @@
+"""Which id and which modified time identify a raw record, per source object.
+
+Each API names them differently and writes times its own way (Zoho ISO with the org's offset,
+ClickFunnels ISO UTC, ClickSend unix seconds, Linkflow Shanghai local time without a zone). A record
+without a usable id cannot be upserted and is quarantined with the reason instead of being dropped.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from models.store import BadRecord, RawRow
+
+SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+"""Linkflow writes local times without a zone; it is a Shanghai company (api-notes §4.1)."""
+
+_MAX_ID_LENGTH = 128
+
+
+def parse_iso(value: Any) -> datetime | None:
+    """ISO 8601 with an offset or ``Z`` (Zoho, ClickFunnels); a value without one is taken as UTC."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def parse_unix(value: Any) -> datetime | None:
+    """Unix seconds as int, float or digit string (ClickSend)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    if seconds <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def parse_unix_ms(value: Any) -> datetime | None:
+    """Epoch milliseconds (Linkflow ``eventDate``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return parse_unix(float(value) / 1000)
+    except ValueError:
+        return None
+
+
+def parse_shanghai(value: Any) -> datetime | None:
+    """``yyyy-MM-dd HH:mm:ss`` in Asia/Shanghai local time (Linkflow)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        local = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    return local.replace(tzinfo=SHANGHAI).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class RecordKeySpec:
+    """Where a source object keeps its id and its own modified time."""
+
+    id_field: str
+    modified_field: str | None
+    parse_modified: Callable[[Any], datetime | None]
+
+
+RECORD_KEYS: dict[tuple[str, str, str | None], RecordKeySpec] = {
+    ("clickfunnels", "contact", None): RecordKeySpec("id", "updated_at", parse_iso),
+    ("clicksend", "list_contact", None): RecordKeySpec("contact_id", "date_updated", parse_unix),
+    ("clicksend", "sms", "history"): RecordKeySpec("message_id", "date", parse_unix),
+    ("clicksend", "sms", "inbound"): RecordKeySpec("message_id", "timestamp", parse_unix),
+    ("clicksend", "sms", "receipt"): RecordKeySpec("message_id", "timestamp", parse_unix),
+    ("linkflow", "contact", None): RecordKeySpec("id", "lastUpdated", parse_shanghai),
+    ("linkflow", "event", None): RecordKeySpec("id", "lastUpdated", parse_shanghai),
+    ("zoho_crm", "lead", None): RecordKeySpec("id", "Modified_Time", parse_iso),
+    ("zoho_crm", "contact", None): RecordKeySpec("id", "Modified_Time", parse_iso),
+    ("zoho_bigin", "contact", None): RecordKeySpec("id", "Modified_Time", parse_iso),
+}
+
+
+def source_id_for(source: str, obj: str, part: str | None, raw_id: str) -> str:
+    """The stored id; SMS parts share one object but not one id space, so their ids carry the part."""
+    return f"{part}:{raw_id}" if part else raw_id
+
+
+def identify(source: str, obj: str, part: str | None, payload: Mapping[str, Any]) -> RawRow | BadRecord:
+    """The raw row for ``payload``, or why it cannot be stored."""
+    if not isinstance(payload, Mapping):
+        return BadRecord(reason=f"record is a {type(payload).__name__}, not a JSON object", payload=None)
+    spec = RECORD_KEYS[(source, obj, part)]
+    raw_id = payload.get(spec.id_field)
+    if raw_id is None or isinstance(raw_id, bool | dict | list) or str(raw_id).strip() == "":
+        return BadRecord(reason=f"missing id field {spec.id_field!r}", payload=payload)
+    text_id = str(raw_id).strip()
+    if len(text_id) > _MAX_ID_LENGTH:
+        return BadRecord(reason=f"id field {spec.id_field!r} longer than {_MAX_ID_LENGTH}", payload=payload)
+    modified = spec.parse_modified(payload.get(spec.modified_field)) if spec.modified_field else None
+    return RawRow(source_id=source_id_for(source, obj, part, text_id), payload=payload, modified_at=modified)

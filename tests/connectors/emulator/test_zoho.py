@@ -1,0 +1,227 @@
+"""Zoho CRM v8 and Bigin v2 behind the emulated gateway: page and token paging, incremental reads, writes."""
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from connectors.emulator import running_emulator
+from tests.connectors.emulator.conftest import maton_client
+
+LEADS = "/zoho-crm/crm/v8/Leads"
+CONTACTS = "/zoho-crm/crm/v8/Contacts"
+BIGIN = "/zoho-bigin/bigin/v2/Contacts"
+FIELDS = "Last_Name,Email,Phone,Modified_Time"
+
+
+def stored(emulator, table):
+    return emulator.dataset.tables[table]
+
+
+def shifted(stamp: str, seconds: int) -> str:
+    return (datetime.fromisoformat(stamp) + timedelta(seconds=seconds)).isoformat()
+
+
+def walk(maton, path, pages_by_number: int, **params):
+    """Read ``pages_by_number`` pages with ``page``, then follow ``next_page_token`` to the end."""
+    rows, page, token = [], 1, None
+    while True:
+        query = {**params, "page_token": token} if token else {**params, "page": page}
+        response = maton.get(path, params=query)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        rows += body["data"]
+        info = body["info"]
+        assert info["count"] == len(body["data"])
+        if not info["more_records"]:
+            assert info["next_page_token"] is None
+            return rows
+        assert info["next_page_token"]
+        assert info["page_token_expiry"]
+        if page < pages_by_number:
+            page += 1
+        else:
+            token = info["next_page_token"]
+
+
+def test_org_tells_the_country(maton):
+    org = maton.get("/zoho-crm/crm/v8/org").json()["org"][0]
+    assert org["country_code"] == "US"
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_pages_then_page_tokens_walk_every_record_once(emulator, maton, order):
+    rows = walk(
+        maton,
+        LEADS,
+        2,
+        fields=FIELDS,
+        per_page=7,
+        sort_by="Modified_Time",
+        sort_order=order,
+        converted="both",
+    )
+    expected = sorted(stored(emulator, "zoho_crm/lead").values(), key=lambda r: (r["Modified_Time"], r["id"]))
+    if order == "desc":
+        expected.reverse()
+    assert [row["id"] for row in rows] == [record["id"] for record in expected]
+    assert set(rows[0]) == {"Last_Name", "Email", "Phone", "Modified_Time", "id"}
+
+
+def test_default_order_is_id_descending(emulator, maton):
+    body = maton.get(CONTACTS, params={"fields": "Email"}).json()
+    assert (body["info"]["sort_by"], body["info"]["sort_order"]) == ("id", "desc")
+    assert [r["id"] for r in body["data"]] == sorted(stored(emulator, "zoho_crm/contact"), reverse=True)[:200]
+
+
+def test_page_numbers_stop_at_2000_records(maton):
+    assert maton.get(LEADS, params={"fields": FIELDS, "page": 10, "per_page": 200}).status_code == 204
+    response = maton.get(LEADS, params={"fields": FIELDS, "page": 11, "per_page": 200})
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
+        "details": {"limit": 2000},
+        "message": "You can only get the first 2000 records without using page_token param",
+        "status": "error",
+    }
+
+
+def test_expired_page_tokens_are_refused(emulator, maton):
+    info = maton.get(LEADS, params={"fields": FIELDS, "per_page": 5}).json()["info"]
+    assert maton.get(LEADS, params={"page_token": info["next_page_token"]}).status_code == 200
+    emulator.expire_zoho_page_tokens()
+    response = maton.get(LEADS, params={"page_token": info["next_page_token"]})
+    assert response.status_code == 400
+    assert response.json()["code"] == "INVALID_DATA"
+    assert response.json()["details"] == {"param_name": "page_token"}
+
+
+def test_fields_are_required_and_capped_at_50(maton):
+    missing = maton.get(LEADS)
+    assert (missing.status_code, missing.json()["code"]) == (400, "REQUIRED_PARAM_MISSING")
+    many = ",".join(f"Field_{n}" for n in range(51))
+    too_many = maton.get(LEADS, params={"fields": many})
+    assert (too_many.status_code, too_many.json()["code"]) == (400, "LIMIT_EXCEEDED")
+
+
+def test_converted_leads_are_hidden_unless_asked_for(emulator, maton):
+    leads = stored(emulator, "zoho_crm/lead").values()
+    converted = {r["id"] for r in leads if r["$converted"]}
+    assert converted
+    default = walk(maton, LEADS, 1, fields="Email")
+    assert not converted & {r["id"] for r in default}
+    both = walk(maton, LEADS, 1, fields="Email", converted="both")
+    assert len(both) == len(leads)
+    only = walk(maton, LEADS, 1, fields="Email", converted="true")
+    assert {r["id"] for r in only} == converted
+
+
+def test_if_modified_since_is_inclusive_at_second_resolution(emulator, maton):
+    records = sorted(stored(emulator, "zoho_crm/contact").values(), key=lambda r: r["Modified_Time"])
+    pivot = records[len(records) // 2]["Modified_Time"]
+
+    def selected(header: str) -> set[str]:
+        response = maton.get(CONTACTS, params={"fields": "Email"}, headers={"If-Modified-Since": header})
+        return {row["id"] for row in response.json()["data"]}
+
+    assert selected(pivot) == {r["id"] for r in records if r["Modified_Time"] >= pivot}
+    # The same instant written in another offset selects the same records.
+    india = datetime.fromisoformat(pivot).astimezone(
+        datetime.fromisoformat("2026-01-01T00:00:00+05:30").tzinfo
+    )
+    assert selected(india.isoformat()) == selected(pivot)
+    assert selected(shifted(pivot, 1)) == {r["id"] for r in records if r["Modified_Time"] > pivot}
+
+
+def test_nothing_newer_is_304_and_an_empty_module_is_204(maton):
+    future = (datetime.now().astimezone() + timedelta(days=1)).isoformat(timespec="seconds")
+    response = maton.get(LEADS, params={"fields": "Email"}, headers={"If-Modified-Since": future})
+    assert (response.status_code, response.content) == (304, b"")
+    with running_emulator(people=0) as empty, maton_client(empty) as client:
+        response = client.get(LEADS, params={"fields": "Email"})
+        assert (response.status_code, response.content) == (204, b"")
+
+
+def test_bigin_ignores_if_modified_since_unless_told(maton):
+    future = (datetime.now().astimezone() + timedelta(days=1)).isoformat(timespec="seconds")
+    ignored = maton.get(BIGIN, params={"fields": "Email"}, headers={"If-Modified-Since": future})
+    assert ignored.status_code == 200
+    assert ignored.json()["data"]
+    with (
+        running_emulator(people=40, bigin_honours_if_modified_since=True) as honest,
+        maton_client(honest) as client,
+    ):
+        assert (
+            client.get(BIGIN, params={"fields": "Email"}, headers={"If-Modified-Since": future}).status_code
+            == 304
+        )
+
+
+def test_bigin_has_no_deleted_feed_by_default(maton):
+    response = maton.get(BIGIN + "/deleted")
+    assert (response.status_code, response.json()["code"]) == (404, "INVALID_URL_PATTERN")
+
+
+def test_if_unmodified_since_refuses_records_changed_later(emulator, maton):
+    record = next(iter(stored(emulator, "zoho_crm/contact").values()))
+    before = shifted(record["Modified_Time"], -60)
+    body = {"data": [{"id": record["id"], "Title": "Changed"}]}
+    refused = maton.put(CONTACTS, json=body, headers={"If-Unmodified-Since": before})
+    assert refused.status_code == 412
+    assert refused.json()["data"][0]["code"] == "RECORD_MODIFIED"
+    assert stored(emulator, "zoho_crm/contact")[record["id"]]["Title"] == record["Title"]
+    allowed = maton.put(CONTACTS, json=body, headers={"If-Unmodified-Since": record["Modified_Time"]})
+    assert allowed.status_code == 200
+    assert stored(emulator, "zoho_crm/contact")[record["id"]]["Title"] == "Changed"
+
+
+def test_each_record_gets_its_own_result(emulator, maton):
+    first = next(iter(stored(emulator, "zoho_crm/contact")))
+    body = {"data": [{"id": first, "Title": "CFO"}, {"id": "4970762000999999999", "Title": "CFO"}]}
+    mixed = maton.put(CONTACTS, json=body)
+    assert mixed.status_code == 207
+    assert [r["code"] for r in mixed.json()["data"]] == ["SUCCESS", "INVALID_DATA"]
+    assert mixed.json()["data"][0]["details"]["id"] == first
+    all_bad = maton.post(CONTACTS, json={"data": [{"First_Name": "No"}, {"Email": "no@x.com"}]})
+    assert all_bad.status_code == 400
+    assert {r["code"] for r in all_bad.json()["data"]} == {"MANDATORY_NOT_FOUND"}
+    too_many = maton.post(CONTACTS, json={"data": [{"Last_Name": "X"}] * 101})
+    assert (too_many.status_code, too_many.json()["code"]) == (400, "LIMIT_EXCEEDED")
+    emulator.reject_writes("zoho_crm", first, code="NO_PERMISSION", message="locked")
+    locked = maton.put(CONTACTS, json={"data": [{"id": first, "Title": "X"}]})
+    assert (locked.status_code, locked.json()["data"][0]["code"]) == (403, "NO_PERMISSION")
+
+
+def test_upsert_matches_on_email_and_refuses_ambiguous_matches(emulator, maton):
+    record = next(
+        r
+        for r in stored(emulator, "zoho_crm/contact").values()
+        if r["Email"] and "@test.com" not in r["Email"]
+    )
+    twice = {"data": [{"Last_Name": "Twin", "Email": "twin@zylker.com"}] * 2}
+    assert maton.post(CONTACTS, json=twice).status_code == 201, "plain inserts do not check duplicates"
+    body = {
+        "data": [
+            {"Last_Name": "Same", "Email": record["Email"].strip().upper()},
+            {"Last_Name": "Fresh", "Email": "fresh.person@zylker.com"},
+            {"Last_Name": "Twin", "Email": "twin@zylker.com"},
+        ],
+        "duplicate_check_fields": ["Email"],
+        "trigger": [],
+    }
+    response = maton.post(CONTACTS + "/upsert", json=body)
+    assert response.status_code == 207
+    results = response.json()["data"]
+    assert (results[0]["action"], results[0]["details"]["id"]) == ("update", record["id"])
+    assert stored(emulator, "zoho_crm/contact")[record["id"]]["Last_Name"] == "Same"
+    assert results[1]["action"] == "insert"
+    assert results[2]["code"] == "DUPLICATE_DATA"
+
+
+def test_deleted_feed_lists_deletions_since_a_time(emulator, maton):
+    since = datetime.now().astimezone().isoformat(timespec="seconds")
+    record_id = next(iter(stored(emulator, "zoho_crm/lead")))
+    assert maton.delete(LEADS, params={"ids": record_id}).json()["data"][0]["code"] == "SUCCESS"
+    recent = maton.get(LEADS + "/deleted", params={"type": "all"}, headers={"If-Modified-Since": since})
+    assert [entry["id"] for entry in recent.json()["data"]] == [record_id]
+    everything = maton.get(LEADS + "/deleted").json()
+    assert len(everything["data"]) > 1
