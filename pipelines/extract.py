@@ -22,10 +22,12 @@ from connectors.factory import Clients
 from connectors.linkflow import LinkflowContactCursor, LinkflowEventCursor
 from connectors.paging import Page
 from connectors.zoho import ZohoCursor
+from models.locks import SourceBusyError, source_lock
 from models.raw_keys import identify
 from models.store import BadRecord, PageCounts, RawRow, RawStore, StreamKey
 from pipelines.clients import clients_for
 from pipelines.resources import SyncSettingsResource, WarehouseResource
+from pipelines.settings import Settings
 from pipelines.streams import STREAMS, Stream
 
 Reader = Callable[[Clients, Any], Iterator[Page[Any]]]
@@ -261,6 +263,48 @@ def _build_backfill_asset(stream: Stream) -> dg.AssetsDefinition:
     return backfill_stream
 
 
+def _extract_with_bookkeeping(
+    stream: Stream,
+    settings: Settings,
+    store: RawStore,
+    *,
+    run_id: str,
+    full_refresh: bool,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Run the extract, record its outcome in ``stream_state`` and return the materialization metadata."""
+    key = StreamKey(stream.source, stream.object)
+    store.start_run(key, run_id)
+    with clients_for(settings, (stream.source,)) as clients:
+        before = clients.stats.snapshot()
+        try:
+            report = run_extract(stream, clients, store, run_id=run_id, full_refresh=full_refresh, log=log)
+        except Exception as exc:
+            used = clients.stats.snapshot().diff(before)
+            store.finish_run(key, counts={"requests": used.total_requests()}, error=str(exc))
+            if isinstance(exc, ConnectorError):
+                raise dg.Failure(description=f"{stream.name}: {exc}") from None
+            raise
+        used = clients.stats.snapshot().diff(before)
+    counts = report.counts.as_dict()
+    store.finish_run(key, counts={**counts, "requests": used.total_requests()})
+    log(
+        f"{stream.name}: {report.pages} pages, read {report.counts.read}, new {report.counts.inserted}, "
+        f"changed {report.counts.updated}, deleted {report.counts.deleted}, "
+        f"{used.total_requests()} requests in {report.seconds:.1f}s"
+    )
+    return {
+        **counts,
+        "requests": used.total_requests(),
+        "retries": used.total_retries(),
+        "requests_by_endpoint": dg.MetadataValue.json(used.as_metadata(stream.source)),
+        "cursor_before": dg.MetadataValue.json(report.cursor_before or {}),
+        "cursor_after": dg.MetadataValue.json(report.cursor_after or {}),
+        "full_refresh": full_refresh,
+        "duration_s": round(report.seconds, 3),
+    }
+
+
 def _build_extract_asset(stream: Stream) -> dg.AssetsDefinition:
     @dg.asset(
         key=dg.AssetKey([stream.source, stream.object]),
@@ -283,47 +327,21 @@ def _build_extract_asset(stream: Stream) -> dg.AssetsDefinition:
         if stream.source in skipped:
             context.log.info(skipped[stream.source])
             return dg.MaterializeResult(metadata={"status": "skipped", "reason": skipped[stream.source]})
-        store = RawStore(warehouse.engine())
-        key = StreamKey(stream.source, stream.object)
-        store.start_run(key, context.run.run_id)
         full_refresh = stream.source in sync_settings.full_refresh_sources
-        with clients_for(settings, (stream.source,)) as clients:
-            before = clients.stats.snapshot()
-            try:
-                report = run_extract(
+        engine = warehouse.engine()
+        try:
+            with source_lock(engine, f"extract-{stream.source}-{stream.object}", stream.name):
+                metadata = _extract_with_bookkeeping(
                     stream,
-                    clients,
-                    store,
+                    settings,
+                    RawStore(engine),
                     run_id=context.run.run_id,
                     full_refresh=full_refresh,
                     log=context.log.info,
                 )
-            except Exception as exc:
-                used = clients.stats.snapshot().diff(before)
-                store.finish_run(key, counts={"requests": used.total_requests()}, error=str(exc))
-                if isinstance(exc, ConnectorError):
-                    raise dg.Failure(description=f"{stream.name}: {exc}") from None
-                raise
-            used = clients.stats.snapshot().diff(before)
-        counts = report.counts.as_dict()
-        store.finish_run(key, counts={**counts, "requests": used.total_requests()})
-        context.log.info(
-            f"{stream.name}: {report.pages} pages, read {report.counts.read}, new {report.counts.inserted}, "
-            f"changed {report.counts.updated}, deleted {report.counts.deleted}, "
-            f"{used.total_requests()} requests in {report.seconds:.1f}s"
-        )
-        return dg.MaterializeResult(
-            metadata={
-                **counts,
-                "requests": used.total_requests(),
-                "retries": used.total_retries(),
-                "requests_by_endpoint": dg.MetadataValue.json(used.as_metadata(stream.source)),
-                "cursor_before": dg.MetadataValue.json(report.cursor_before or {}),
-                "cursor_after": dg.MetadataValue.json(report.cursor_after or {}),
-                "full_refresh": full_refresh,
-                "duration_s": round(report.seconds, 3),
-            }
-        )
+        except SourceBusyError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        return dg.MaterializeResult(metadata=metadata)
 
     return extract_stream
 

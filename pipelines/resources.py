@@ -55,7 +55,7 @@ class SyncSettingsResource(dg.ConfigurableResource):
     phone_region_zoho_crm: str | None = None
     phone_region_zoho_bigin: str | None = None
     push: str = "on"
-    maton_rps: float = 10.0
+    maton_rps: float = 9.5
     linkflow_rps: float = 5.0
     full_refresh_sources: list[str] = []  # noqa: RUF012 - pydantic copies field defaults per instance
 

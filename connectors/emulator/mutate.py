@@ -251,4 +251,5 @@ class Mutator:
             contact_id = contacts[self.rng.below(len(contacts))]
             person = self.state.dataset.truth.get(truth_key(CLICKSEND_CONTACTS, contact_id))
             activity.messages_for(contact_id, person, now=self.now, count=1, since=self.now)
+        activity.commit(put=self.state.put)
         return count

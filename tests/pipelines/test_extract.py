@@ -162,3 +162,22 @@ def test_sync_through_dagster_reports_rows_and_requests(
     assert meta["rows_read"] == meta["rows_inserted"] == expected
     assert meta["requests"] == emulator.total_requests(source)
     assert meta["cursor_after"]["modified_since"] is not None
+
+
+def test_a_second_sync_of_a_locked_stream_refuses_with_one_line(
+    emulator: Emulator, warehouse_url: str
+) -> None:
+    from models.locks import source_lock
+
+    settings = settings_for(emulator, warehouse_url, contact_sync_sources="zoho_crm")
+    with source_lock(open_warehouse(warehouse_url), "extract-zoho_crm-lead"):
+        report = run_sync(settings)
+    assert not report.success
+    assert report.failures == [
+        "zoho_crm/lead: another sync is running it on this warehouse; try again when it ends"
+    ]
+    assert (
+        stored_ids(warehouse_url)[("zoho_crm", "contact")] == emulator_ids(emulator)[("zoho_crm", "contact")]
+    )
+    again = run_sync(settings)
+    assert again.success, again.failures

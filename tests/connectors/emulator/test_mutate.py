@@ -96,3 +96,11 @@ def test_the_same_seed_changes_the_same_way():
             return emu.mutate(seed=4, new=5, updated=10, deleted=5, events=3, messages=3).to_json()
 
     assert run() == run()
+
+
+def test_mutated_messages_are_stored_and_served(emulator, maton) -> None:
+    before = {t: len(emulator.dataset.tables[t]) for t in ("clicksend/sms_history", "clicksend/sms_receipt")}
+    emulator.mutate(seed=21, messages=6)
+    assert len(emulator.dataset.tables["clicksend/sms_history"]) > before["clicksend/sms_history"]
+    total = maton.get("/clicksend/v3/sms/history", params={"limit": 15}).json()["data"]["total"]
+    assert total == len(emulator.dataset.tables["clicksend/sms_history"])

@@ -1,0 +1,256 @@
+"""ClickFunnels 2.0 contacts through Maton (``/clickfunnels/api/v2/...``).
+
+Stream ``clickfunnels/contact``
+- Workspaces come from the configuration, or from ``/teams`` then ``/teams/{id}/workspaces``.
+- Lists are bare arrays of at most 20 records (fixed); the next page is ``after=<Pagination-Next>``
+  (a keyset cursor that also follows the current sort). No page size or updated-since filter exists.
+- Incremental reads sort by ``updated_at`` descending and stop at the watermark minus a lookback. As
+  the newest rows come first, the pages carry the previous cursor until the scan reaches the watermark
+  or the end; only then does a last, empty page carry the new watermark. A crash mid-scan therefore
+  re-reads from the top, and loses nothing.
+- ``read_contacts_full`` scans by ``id`` (the API's default order): the one way to learn which
+  contacts were deleted, since the list has no delete signal (only a webhook has).
+- The list hides anonymous and GDPR-redacted contacts by default.
+
+Writes
+- ``upsert_contact``: ``POST /workspaces/{id}/contacts/upsert`` matches on ``email_address``; it cannot
+  clear a field (empty values are ignored), so repeating it is safe.
+- ``update_contact``: ``PUT /contacts/{id}``; clears fields. ``tag_ids`` replaces every tag, so it is
+  sent only when passed explicitly.
+"""
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Self
+
+from connectors.errors import FatalError
+from connectors.http import HttpClient, decode_json
+from connectors.paging import LoopGuard, Page
+from connectors.times import parse_instant, to_iso
+from connectors.writes import WriteResult, write_one
+
+PREFIX = "/api/v2"
+PAGE_SIZE = 20
+
+
+@dataclass(frozen=True)
+class ClickFunnelsContactCursor:
+    """Per workspace id, the largest ``updated_at`` stored (ISO 8601 UTC)."""
+
+    updated_at: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"updated_at": dict(self.updated_at)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls({str(k): str(v) for k, v in (data.get("updated_at") or {}).items()})
+
+    def with_workspace(self, workspace_id: str, value: str | None) -> "ClickFunnelsContactCursor":
+        if value is None:
+            return self
+        return ClickFunnelsContactCursor({**self.updated_at, workspace_id: value})
+
+
+def _updated(record: Mapping[str, Any]) -> datetime | None:
+    value = record.get("updated_at")
+    return parse_instant(value) if isinstance(value, str) and value else None
+
+
+def _newest(current: datetime | None, records: Sequence[Mapping[str, Any]]) -> datetime | None:
+    return max(
+        [t for t in map(_updated, records) if t is not None] + ([current] if current else []), default=None
+    )
+
+
+class ClickFunnelsClient:
+    """Reads and writes contacts of one ClickFunnels account."""
+
+    def __init__(
+        self,
+        http: HttpClient,
+        *,
+        workspace_ids: Sequence[str | int] = (),
+        lookback: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self.http = http
+        self._configured = [str(w) for w in workspace_ids]
+        self._discovered: list[str] | None = None
+        self.lookback = lookback
+        self._source = http.source
+
+    def __repr__(self) -> str:
+        return f"ClickFunnelsClient({self.http.base_url!r}, workspaces={self._configured or 'discover'})"
+
+    # -------------------------------------------------------------- discovery
+
+    def workspace_ids(self) -> list[str]:
+        """The configured workspaces, or every workspace of every team the key can see."""
+        if self._configured:
+            return list(self._configured)
+        if self._discovered is None:
+            found: list[str] = []
+            for team in self._get_list(f"{PREFIX}/teams"):
+                for workspace in self._get_list(f"{PREFIX}/teams/{{id}}/workspaces", {"id": team["id"]}):
+                    found.append(str(workspace["id"]))
+            self._discovered = found
+        return list(self._discovered)
+
+    def _get_list(
+        self, template: str, path_params: Mapping[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a keyset-paginated list endpoint."""
+        yield from (r for page in self._pages(template, path_params or {}, {}) for r in page)
+
+    def _pages(
+        self, template: str, path_params: Mapping[str, Any], params: Mapping[str, Any]
+    ) -> Iterator[list[dict[str, Any]]]:
+        path = template.format(**path_params)
+        guard = LoopGuard(self._source, "GET", path)
+        after: str | None = None
+        while True:
+            query = {**params, **({"after": after} if after is not None else {})}
+            response = self.http.request("GET", template, path_params=path_params, params=query)
+            body = decode_json(response, self._source, "GET", path)
+            if not isinstance(body, list):
+                raise FatalError(
+                    self._source, "GET", path, code="UNEXPECTED_RESPONSE", message="expected a JSON array"
+                )
+            records = [r for r in body if isinstance(r, dict)]
+            yield records
+            after = response.headers.get("Pagination-Next")
+            if not after or not records:
+                return
+            guard.check(after)
+
+    # ------------------------------------------------------------------ reads
+
+    def read_contacts(
+        self, since: ClickFunnelsContactCursor | None = None, *, lookback: timedelta | None = None
+    ) -> Iterator[Page[ClickFunnelsContactCursor]]:
+        """Contacts updated since the cursor, newest first, per workspace."""
+        back = self.lookback if lookback is None else lookback
+        cursor = since or ClickFunnelsContactCursor()
+        for workspace in self.workspace_ids():
+            mark = cursor.updated_at.get(workspace)
+            stop = parse_instant(mark) - back if mark else None
+            newest = parse_instant(mark) if mark else None
+            for records in self._scan_desc(workspace, stop, None):
+                newest = _newest(newest, records)
+                yield Page(records, cursor)
+            cursor = cursor.with_workspace(workspace, to_iso(newest) if newest else None)
+            yield Page([], cursor)
+
+    def read_contacts_window(
+        self, start: datetime, end: datetime
+    ) -> Iterator[Page[ClickFunnelsContactCursor]]:
+        """Contacts whose ``updated_at`` is in [start, end], for backfills (scans down from the newest)."""
+        for workspace in self.workspace_ids():
+            for records in self._scan_desc(workspace, start, end):
+                yield Page(records, ClickFunnelsContactCursor())
+
+    def _scan_desc(
+        self, workspace: str, stop: datetime | None, end: datetime | None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages newest first, without records newer than ``end``, until one older than ``stop``."""
+        params = {"sort_property": "updated_at", "sort_order": "desc"}
+        template = f"{PREFIX}/workspaces/{{id}}/contacts"
+        for records in self._pages(template, {"id": workspace}, params):
+            kept = []
+            reached = False
+            for record in records:
+                moment = _updated(record)
+                if moment is not None and stop is not None and moment < stop:
+                    reached = True
+                    continue
+                if moment is not None and end is not None and moment > end:
+                    continue
+                kept.append(record)
+            yield kept
+            if reached:
+                return
+
+    def read_contacts_full(
+        self, since: ClickFunnelsContactCursor | None = None
+    ) -> Iterator[Page[ClickFunnelsContactCursor]]:
+        """Every visible contact in id order; ids absent from a complete scan were deleted.
+
+        The last page per workspace moves that workspace's watermark to the newest ``updated_at`` seen.
+        """
+        cursor = since or ClickFunnelsContactCursor()
+        template = f"{PREFIX}/workspaces/{{id}}/contacts"
+        for workspace in self.workspace_ids():
+            mark = cursor.updated_at.get(workspace)
+            newest = parse_instant(mark) if mark else None
+            for records in self._pages(
+                template, {"id": workspace}, {"sort_property": "id", "sort_order": "asc"}
+            ):
+                for record in records:
+                    moment = _updated(record)
+                    if moment is not None and (newest is None or moment > newest):
+                        newest = moment
+                yield Page(records, cursor)
+            cursor = cursor.with_workspace(workspace, to_iso(newest) if newest else None)
+            yield Page([], cursor)
+
+    def contact_ids(self) -> set[str]:
+        """Ids of every visible contact (a full scan; 1 request per 20 contacts)."""
+        return {str(r["id"]) for page in self.read_contacts_full() for r in page.records if "id" in r}
+
+    def find_by_email(self, workspace_id: str | int, emails: Sequence[str]) -> list[dict[str, Any]]:
+        """Contacts with one of ``emails`` (``filter[email_address]`` ORs comma-separated values)."""
+        if not emails:
+            return []
+        params = {"filter[email_address]": ",".join(emails)}
+        template = f"{PREFIX}/workspaces/{{id}}/contacts"
+        return [r for page in self._pages(template, {"id": workspace_id}, params) for r in page]
+
+    # ----------------------------------------------------------------- writes
+
+    def upsert_contact(self, workspace_id: str | int, contact: Mapping[str, Any]) -> WriteResult:
+        """Create or update the contact with this ``email_address``; empty values are ignored by the API."""
+        if not contact.get("email_address"):
+            raise ValueError("an upsert needs email_address: ClickFunnels matches on it")
+        if "tag_ids" in contact:
+            raise ValueError("tag_ids replaces every tag; use update_contact(..., tag_ids=...) on purpose")
+        return write_one(
+            None,
+            lambda: self.http.request(
+                "POST",
+                f"{PREFIX}/workspaces/{{id}}/contacts/upsert",
+                path_params={"id": workspace_id},
+                json_body={"contact": dict(contact)},
+                idempotent=True,
+            ),
+            id_of=_contact_id,
+        )
+
+    def update_contact(
+        self, contact_id: str | int, changes: Mapping[str, Any], *, tag_ids: Sequence[int] | None = None
+    ) -> WriteResult:
+        """``PUT /contacts/{id}``; ``None`` clears a field. ``tag_ids`` (all tags) only when given."""
+        if "tag_ids" in changes:
+            raise ValueError("pass tag_ids as its own argument: it replaces every tag of the contact")
+        body = dict(changes)
+        if tag_ids is not None:
+            body["tag_ids"] = list(tag_ids)
+        return write_one(
+            str(contact_id),
+            lambda: self.http.request(
+                "PUT",
+                f"{PREFIX}/contacts/{{id}}",
+                path_params={"id": contact_id},
+                json_body={"contact": body},
+            ),
+            id_of=_contact_id,
+        )
+
+
+def _contact_id(body: Any) -> object:
+    """Upsert answers one contact object; an older spec typed it as an array (api-notes §2.5)."""
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        body = body[0]
+    if isinstance(body, dict) and isinstance(body.get("contact"), dict):
+        body = body["contact"]
+    return body.get("id") if isinstance(body, dict) else None

@@ -1,0 +1,300 @@
+"""ClickSend v3 contact lists and SMS through Maton (``/clicksend/v3/...``).
+
+Every list endpoint answers the same envelope (``data.{current_page,last_page,next_page_url,data}``);
+the readers follow it to the end with ``limit=100`` (the maximum; the default of 15 is why an old SDK
+"only ever returned the oldest 15", ClickSend/clicksend-php#12).
+
+Stream ``clicksend/list_contact``
+- Contacts live only inside lists: every list (the opt-out list included, it is data too) and its
+  contacts with ``updated_after`` = that list's watermark minus a lookback. Within a list the order is
+  not by update time, so a list's watermark (the largest ``date_updated``) moves only with its last
+  page. There is no delete feed.
+
+Stream ``clicksend/sms`` (three parts, told apart by ``Page.part`` because their ids overlap)
+- ``history``: ``/sms/history`` by ``date_from``/``date_to`` (Unix seconds), ``order_by=date:asc``.
+  A message's status changes after its send date (Queued, then Completed or Failed) and the filter is
+  on the send date, so every run re-reads a trailing ``status_window`` behind the watermark.
+- ``inbound`` and ``receipt``: no date filter. The reader takes the newest pages first and stops at
+  the first record older than the watermark minus the lookback. The order of these lists is not
+  documented, so it is read off the first page; for an ascending list the pages are walked from the
+  last one back. Their watermarks move when the scan stops.
+- All three parts key their records by ``message_id``; a receipt carries the id of the message it
+  reports on, so the store must keep the part with the id.
+
+Writes: there is no upsert. ``update_contact`` (``PUT``) is repeatable; ``create_contact`` (``POST``) is
+not, and an ambiguous failure raises ``AmbiguousWriteError`` for the caller to look up first. The
+opt-out list never receives writes.
+"""
+
+import itertools
+from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Self
+
+from connectors.errors import FatalError
+from connectors.http import HttpClient, decode_json
+from connectors.paging import LoopGuard, Page
+from connectors.times import to_unix, utc_now
+from connectors.writes import WriteResult, write_one
+
+PREFIX = "/v3"
+LIMIT = 100
+OPT_OUT_LIST_NAME = "opt-out list"
+
+
+@dataclass(frozen=True)
+class ClickSendListContactCursor:
+    """Per list id, the largest ``date_updated`` stored (Unix seconds)."""
+
+    updated_after: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"updated_after": dict(self.updated_after)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls({str(k): int(v) for k, v in (data.get("updated_after") or {}).items()})
+
+
+@dataclass(frozen=True)
+class ClickSendSmsCursor:
+    """Largest ``date`` (history), ``timestamp`` (inbound, receipts) stored; Unix seconds."""
+
+    history_date: int | None = None
+    inbound_timestamp: int | None = None
+    receipt_timestamp: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "history_date": self.history_date,
+            "inbound_timestamp": self.inbound_timestamp,
+            "receipt_timestamp": self.receipt_timestamp,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        def num(key: str) -> int | None:
+            value = data.get(key)
+            return None if value is None else int(value)
+
+        return cls(num("history_date"), num("inbound_timestamp"), num("receipt_timestamp"))
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload, no-any-return]
+    except (TypeError, ValueError):
+        return None
+
+
+def is_opt_out_list(contact_list: Mapping[str, Any]) -> bool:
+    """Every account has an "Opt-Out List"; contacts must never be pushed into it."""
+    return str(contact_list.get("list_name", "")).strip().lower() == OPT_OUT_LIST_NAME
+
+
+class ClickSendClient:
+    """Reads lists, list contacts and SMS; writes list contacts."""
+
+    def __init__(
+        self,
+        http: HttpClient,
+        *,
+        lookback: timedelta = timedelta(minutes=10),
+        status_window: timedelta = timedelta(hours=72),
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.http = http
+        self.lookback = lookback
+        self.status_window = status_window
+        self._now = now
+        self._source = http.source
+        self._opt_out_ids: set[str] | None = None
+
+    def __repr__(self) -> str:
+        return f"ClickSendClient({self.http.base_url!r})"
+
+    # ----------------------------------------------------------------- paging
+
+    def _pages(
+        self,
+        template: str,
+        params: Mapping[str, Any] | None = None,
+        path_params: Mapping[str, Any] | None = None,
+        *,
+        first_page: int = 1,
+        step: int = 1,
+        lowest: int = 1,
+    ) -> Generator[tuple[list[dict[str, Any]], int, int]]:
+        """(records, page, last_page) per page, walking ``step`` pages at a time from ``first_page``
+        (backwards down to ``lowest`` when ``step`` is negative)."""
+        path = template.format(**(path_params or {}))
+        guard = LoopGuard(self._source, "GET", path)
+        page = first_page
+        while page >= lowest:
+            guard.check(page)
+            response = self.http.request(
+                "GET",
+                template,
+                path_params=path_params,
+                params={**(params or {}), "page": page, "limit": LIMIT},
+            )
+            body = decode_json(response, self._source, "GET", path)
+            envelope = body.get("data") if isinstance(body, dict) else None
+            if not isinstance(envelope, dict):
+                raise FatalError(
+                    self._source, "GET", path, code="UNEXPECTED_RESPONSE", message="no data envelope"
+                )
+            records = [r for r in envelope.get("data") or [] if isinstance(r, dict)]
+            last = _int(envelope.get("last_page")) or 1
+            yield records, page, last
+            if step > 0 and (page >= last or not envelope.get("next_page_url") or not records):
+                return
+            page += step
+
+    # ---------------------------------------------------------------- account
+
+    def account_country(self) -> str | None:
+        """The account's ``country`` (the default phone region for this source)."""
+        path = f"{PREFIX}/account"
+        body = decode_json(self.http.request("GET", path), self._source, "GET", path)
+        data = body.get("data") if isinstance(body, dict) else None
+        country = data.get("country") if isinstance(data, dict) else None
+        return str(country) if country else None
+
+    # ------------------------------------------------------------------ lists
+
+    def lists(self) -> list[dict[str, Any]]:
+        """Every contact list of the account (a few pages at most)."""
+        found = [r for records, _, _ in self._pages(f"{PREFIX}/lists") for r in records]
+        self._opt_out_ids = {str(r.get("list_id")) for r in found if is_opt_out_list(r)}
+        return found
+
+    def read_list_contacts(
+        self, since: ClickSendListContactCursor | None = None, *, lookback: timedelta | None = None
+    ) -> Iterator[Page[ClickSendListContactCursor]]:
+        """Contacts of every list updated since that list's watermark (all of them without one)."""
+        back = int((self.lookback if lookback is None else lookback).total_seconds())
+        cursor = since or ClickSendListContactCursor()
+        template = f"{PREFIX}/lists/{{list_id}}/contacts"
+        for contact_list in self.lists():
+            list_id = str(contact_list.get("list_id"))
+            mark = cursor.updated_after.get(list_id)
+            params = {"updated_after": max(0, mark - back)} if mark is not None else {}
+            newest = mark
+            for records, _, _ in self._pages(template, params, {"list_id": list_id}):
+                stamps = [s for s in (_int(r.get("date_updated")) for r in records) if s is not None]
+                newest = max([*stamps, *([newest] if newest is not None else [])], default=None)
+                yield Page(records, cursor)
+            if newest is not None:
+                cursor = ClickSendListContactCursor({**cursor.updated_after, list_id: newest})
+            yield Page([], cursor)
+
+    # -------------------------------------------------------------------- sms
+
+    def read_sms(
+        self, since: ClickSendSmsCursor | None = None, *, lookback: timedelta | None = None
+    ) -> Iterator[Page[ClickSendSmsCursor]]:
+        """History (with the trailing status window), then inbound messages, then receipts."""
+        cursor = since or ClickSendSmsCursor()
+        back = self.lookback if lookback is None else lookback
+        end = self._now()
+        start = None
+        if cursor.history_date is not None:
+            start = cursor.history_date - int((self.status_window + back).total_seconds())
+        for page in self._history(start, to_unix(end), cursor):
+            cursor = page.cursor
+            yield page
+        for part, path, key, attr in (
+            ("inbound", f"{PREFIX}/sms/inbound", "timestamp", "inbound_timestamp"),
+            ("receipt", f"{PREFIX}/sms/receipts", "timestamp", "receipt_timestamp"),
+        ):
+            mark = getattr(cursor, attr)
+            stop = None if mark is None else mark - int(back.total_seconds())
+            newest = mark
+            for records in self._newest_first(path, key, stop):
+                stamps = [s for s in (_int(r.get(key)) for r in records) if s is not None]
+                newest = max([*stamps, *([newest] if newest is not None else [])], default=None)
+                yield Page(records, cursor, part=part)
+            cursor = replace(cursor, **{attr: newest})
+            yield Page([], cursor, part=part)
+
+    def read_sms_history_window(self, start: datetime, end: datetime) -> Iterator[Page[ClickSendSmsCursor]]:
+        """Sent messages dated in [start, end], for backfills."""
+        yield from self._history(to_unix(start), to_unix(end), ClickSendSmsCursor())
+
+    def _history(
+        self, date_from: int | None, date_to: int, cursor: ClickSendSmsCursor
+    ) -> Iterator[Page[ClickSendSmsCursor]]:
+        params: dict[str, Any] = {"order_by": "date:asc", "date_to": date_to}
+        if date_from is not None:
+            params["date_from"] = max(0, date_from)
+        newest = cursor.history_date
+        for records, _, _ in self._pages(f"{PREFIX}/sms/history", params):
+            stamps = [s for s in (_int(r.get("date")) for r in records) if s is not None]
+            newest = max([*stamps, *([newest] if newest is not None else [])], default=None)
+            cursor = replace(cursor, history_date=newest)
+            yield Page(records, cursor, part="history")
+
+    def _newest_first(self, path: str, key: str, stop: int | None) -> Iterator[list[dict[str, Any]]]:
+        """Pages newest first until a record older than ``stop``; reads the order off page 1."""
+        pages = self._pages(path)
+        records, _, last = next(pages)
+        stamps = [s for s in (_int(r.get(key)) for r in records) if s is not None]
+        newest_first: Iterator[list[dict[str, Any]]]
+        if len(stamps) > 1 and stamps[0] < stamps[-1] and last > 1:
+            pages.close()
+            # Walk back from the last page; page 1, already in hand, comes last.
+            walk = (r for r, _, _ in self._pages(path, first_page=last, step=-1, lowest=2))
+            newest_first = itertools.chain(walk, [records])
+        else:
+            newest_first = itertools.chain([records], (r for r, _, _ in pages))
+        for page in newest_first:
+            kept = [r for r in page if stop is None or (_int(r.get(key)) or 0) >= stop]
+            yield kept
+            if len(kept) < len(page):
+                return
+
+    # ----------------------------------------------------------------- writes
+
+    def _refuse_opt_out(self, list_id: str | int) -> None:
+        if self._opt_out_ids is None:
+            self.lists()
+        if str(list_id) in (self._opt_out_ids or set()):
+            raise ValueError(f"list {list_id} is the opt-out list; contacts are never written to it")
+
+    def update_contact(
+        self, list_id: str | int, contact_id: str | int, changes: Mapping[str, Any]
+    ) -> WriteResult:
+        """``PUT /lists/{list_id}/contacts/{contact_id}`` with the fields to change."""
+        self._refuse_opt_out(list_id)
+        return write_one(
+            str(contact_id),
+            lambda: self.http.request(
+                "PUT",
+                f"{PREFIX}/lists/{{list_id}}/contacts/{{contact_id}}",
+                path_params={"list_id": list_id, "contact_id": contact_id},
+                json_body=dict(changes),
+            ),
+            id_of=_contact_id,
+        )
+
+    def create_contact(self, list_id: str | int, contact: Mapping[str, Any]) -> WriteResult:
+        """``POST /lists/{list_id}/contacts``; never repeated after an ambiguous failure."""
+        self._refuse_opt_out(list_id)
+        return write_one(
+            None,
+            lambda: self.http.request(
+                "POST",
+                f"{PREFIX}/lists/{{list_id}}/contacts",
+                path_params={"list_id": list_id},
+                json_body=dict(contact),
+                idempotent=False,
+            ),
+            id_of=_contact_id,
+        )
+
+
+def _contact_id(body: Any) -> object:
+    data = body.get("data") if isinstance(body, dict) else None
+    return data.get("contact_id") if isinstance(data, dict) else None

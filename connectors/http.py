@@ -1,0 +1,373 @@
+"""The HTTP layer every source client sends through: retries, rate limit, counts, redaction.
+
+httpx retries nothing but connection set-up, and none of these APIs retries for us, so this module
+decides, per attempt, whether a failure is worth repeating:
+
+- connection errors (refused, reset, a server closing the connection without answering), timeouts,
+  429 and 502/503/504 are transient; so is 500 on a read, unless its body carries a business error
+  code (Linkflow answers validation errors such as ``B00030`` with HTTP 500);
+- a write is repeated only when the caller declares it safe (``idempotent=True``: PUT, upsert). A
+  create that failed after the request may have left is never repeated: it raises
+  ``AmbiguousWriteError`` so the caller looks the record up first;
+- waits are exponential with full jitter, or what ``Retry-After`` says (seconds or an HTTP date;
+  Zoho and Maton send none), all inside a total time budget per request.
+
+Every attempt takes a token from the source's bucket first and is counted in ``RequestStats`` under
+its endpoint template. Logs carry the method, the path template's concrete path without the query,
+the status and the API's error code; never headers, never query strings, never a secret value.
+"""
+
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import httpx
+
+from connectors.errors import (
+    AmbiguousWriteError,
+    AuthError,
+    ConnectorError,
+    FatalError,
+    NotFoundError,
+    RateLimitedError,
+    RetriableError,
+)
+from connectors.ratelimit import TokenBucket
+from connectors.stats import RequestStats
+
+USER_AGENT = "contact-sync/0.1 (+Maton/1.0)"
+"""ClickFunnels rejects requests without a User-Agent; Maton's own examples send ``Maton/1.0``."""
+
+_TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+_GENERIC_SERVER_CODES = frozenset({"INTERNAL_ERROR", "INTERNAL_SERVER_ERROR", "SERVER_ERROR", "500"})
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Failures that prove the request never reached the server: safe to repeat even for a create."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try before giving up on one request."""
+
+    max_attempts: int = 8
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    budget: float = 120.0
+    """Seconds from the first attempt after which no further attempt starts."""
+
+    def backoff(self, retry: int, rand: Callable[[], float]) -> float:
+        """Full jitter: uniform in [0, min(max_delay, base * 2**(retry-1))] (AWS architecture blog)."""
+        return float(rand() * min(self.max_delay, self.base_delay * 2.0 ** (retry - 1)))
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    read: float = 60.0
+    write: float = 60.0
+    pool: float = 30.0
+
+    def to_httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+
+class Auth(Protocol):
+    """Supplies credentials per attempt, so a refreshed token is used by the next attempt."""
+
+    def headers(self) -> Mapping[str, str]: ...
+
+    def refresh(self) -> bool:
+        """Called once per request on a 401; True when new credentials make another try worthwhile."""
+        ...
+
+    def secrets(self) -> Sequence[str]:
+        """Values that must never appear in a log line or an error message."""
+        ...
+
+
+@dataclass(frozen=True)
+class StaticAuth:
+    """Fixed headers (Maton's bearer key and connection id)."""
+
+    values: Mapping[str, str] = field(repr=False)
+
+    def headers(self) -> Mapping[str, str]:
+        return self.values
+
+    def refresh(self) -> bool:
+        return False
+
+    def secrets(self) -> Sequence[str]:
+        # The bare key too, not only "Bearer <key>": an API may echo it back on its own.
+        return [part for v in self.values.values() for part in {v, v.split()[-1] if v else v} if part]
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date, RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def describe_error(response: httpx.Response) -> tuple[str | None, str]:
+    """The API's own error code and message from whichever envelope it uses.
+
+    Zoho ``{code, message}`` (also per element of ``data``), Maton ``{error: {code, message}}``,
+    ClickFunnels ``{error: "..."}``, ClickSend ``{response_code, response_msg}``, Linkflow
+    ``{code|errorCode, message|msg}``.
+    """
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return None, response.text[:200]
+    if isinstance(body, dict) and isinstance(body.get("data"), list) and body["data"]:
+        first = body["data"][0]
+        if isinstance(first, dict) and "code" in first:
+            body = first
+    if not isinstance(body, dict):
+        return None, ""
+    error = body.get("error")
+    if isinstance(error, dict):
+        body = error
+    elif isinstance(error, str) and not any(k in body for k in ("code", "message")):
+        return None, error
+    code = next((body[k] for k in ("code", "errorCode", "error_code", "response_code") if body.get(k)), None)
+    message = next(
+        (
+            body[k]
+            for k in ("message", "msg", "errorMessage", "response_msg", "error_description", "error")
+            if isinstance(body.get(k), str)
+        ),
+        "",
+    )
+    code_text = None if code is None or str(code) == str(response.status_code) else str(code)
+    return code_text, message
+
+
+def decode_json(response: httpx.Response, source: str, method: str, path: str) -> Any:
+    """The body as JSON, or a ``FatalError`` naming the endpoint when it is not JSON."""
+    try:
+        return response.json()
+    except (ValueError, UnicodeDecodeError):
+        raise FatalError(
+            source,
+            method,
+            path,
+            status=response.status_code,
+            code="INVALID_JSON",
+            message=response.text[:120],
+        ) from None
+
+
+class HttpClient:
+    """One source's HTTP session: base URL (which may carry a path prefix), auth, bucket, retries.
+
+    ``client`` or ``transport`` can be injected by tests; otherwise one keep-alive ``httpx.Client``
+    is created and closed with ``close()``.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        base_url: str,
+        *,
+        auth: Auth | None = None,
+        limiter: TokenBucket | None = None,
+        stats: RequestStats | None = None,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        user_agent: str = USER_AGENT,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.source = source
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.limiter = limiter
+        self.stats = stats if stats is not None else RequestStats()
+        self.retry = retry or RetryPolicy()
+        self.log = logging.getLogger(f"connectors.{source}")
+        self._sleep = sleep
+        self._clock = clock
+        self._rand = rand
+        self._owns_client = client is None
+        self._client = client or httpx.Client(
+            timeout=(timeouts or Timeouts()).to_httpx(),
+            transport=transport,
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
+            follow_redirects=False,
+        )
+        self._user_agent = user_agent
+
+    def __repr__(self) -> str:
+        return f"HttpClient(source={self.source!r}, base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    def redact(self, text: str) -> str:
+        """Remove every secret value the auth knows of from ``text``."""
+        for secret in self.auth.secrets() if self.auth else ():
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def request(
+        self,
+        method: str,
+        template: str,
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        accept: Collection[int] = (),
+        authenticate: bool = True,
+    ) -> httpx.Response:
+        """Send with retries; return a 2xx/3xx response or one whose status is in ``accept``.
+
+        ``template`` is the vendor path with ``{name}`` placeholders filled from ``path_params``
+        (URL-quoted); requests are counted under the template. ``idempotent`` defaults to True for
+        GET, HEAD, PUT and DELETE and False for POST.
+        """
+        method = method.upper()
+        path = template.format(**{k: quote(str(v), safe="") for k, v in (path_params or {}).items()})
+        endpoint = f"{method} {template}"
+        safe = idempotent if idempotent is not None else method != "POST"
+        is_read = method in ("GET", "HEAD")
+        content = None if json_body is None else json.dumps(json_body, ensure_ascii=False).encode()
+        started = self._clock()
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.limiter is not None:
+                self.limiter.acquire()
+            self.stats.record(self.source, endpoint, retry=attempt > 1)
+            sent = self._clock()
+            try:
+                response = self._send(
+                    method, path=path, params=params, content=content, extra=headers, auth=authenticate
+                )
+            except httpx.TransportError as exc:
+                failure: ConnectorError = self._transport_failure(method, path, exc, safe, attempt)
+                wait = self.retry.backoff(attempt, self._rand)
+                self._retry_or_raise(failure, wait, started, attempt, kind=type(exc).__name__)
+                continue
+            elapsed_ms = (self._clock() - sent) * 1000
+            status = response.status_code
+            self.log.debug("%s %s -> %s in %.0f ms (attempt %d)", method, path, status, elapsed_ms, attempt)
+            if status < 400 or status in accept:
+                return response
+            if status == 401 and authenticate and not refreshed and self.auth and self.auth.refresh():
+                refreshed = True
+                self.log.info("%s %s -> 401; credentials refreshed, trying again", method, path)
+                continue
+            failure = self._status_failure(
+                method, path, response, safe=safe, is_read=is_read, attempt=attempt
+            )
+            if not isinstance(failure, RetriableError):
+                raise failure
+            told = parse_retry_after(response.headers.get("Retry-After"))
+            wait = told if told is not None else self.retry.backoff(attempt, self._rand)
+            self._retry_or_raise(failure, wait, started, attempt, kind=str(status))
+
+    def _send(
+        self,
+        method: str,
+        *,
+        path: str,
+        params: Mapping[str, Any] | None,
+        content: bytes | None,
+        extra: Mapping[str, str] | None,
+        auth: bool,
+    ) -> httpx.Response:
+        headers: dict[str, str] = {}
+        if auth and self.auth is not None:
+            headers.update(self.auth.headers())
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        headers.update(extra or {})
+        headers.setdefault("User-Agent", self._user_agent)
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        return self._client.request(
+            method, self.base_url + path, params=query, content=content, headers=headers
+        )
+
+    def _transport_failure(
+        self, method: str, path: str, exc: httpx.TransportError, safe: bool, attempt: int
+    ) -> ConnectorError:
+        message = self.redact(f"{type(exc).__name__}: {exc}")
+        if safe or isinstance(exc, _NOT_SENT):
+            return RetriableError(self.source, method, path, message=message, attempts=attempt)
+        return AmbiguousWriteError(self.source, method, path, message=message, attempts=attempt)
+
+    def _status_failure(
+        self, method: str, path: str, response: httpx.Response, *, safe: bool, is_read: bool, attempt: int
+    ) -> ConnectorError:
+        status = response.status_code
+        code, message = describe_error(response)
+        args = (self.source, method, path)
+        kwargs: dict[str, Any] = {
+            "status": status,
+            "code": code,
+            "message": self.redact(message),
+            "attempts": attempt,
+        }
+        if status == 429:
+            return RateLimitedError(*args, **kwargs)
+        business = code is not None and code not in _GENERIC_SERVER_CODES
+        if status in _TRANSIENT_STATUSES or (status == 500 and is_read and not business):
+            return RetriableError(*args, **kwargs) if safe else AmbiguousWriteError(*args, **kwargs)
+        if status in (401, 403):
+            return AuthError(*args, **kwargs)
+        if status == 404:
+            return NotFoundError(*args, **kwargs)
+        return FatalError(*args, **kwargs)
+
+    def _retry_or_raise(
+        self, failure: ConnectorError, wait: float, started: float, attempt: int, kind: str
+    ) -> None:
+        if not isinstance(failure, RetriableError):
+            raise failure
+        if attempt >= self.retry.max_attempts:
+            raise failure
+        spent = self._clock() - started
+        if spent + wait > self.retry.budget:
+            failure.message = f"{failure.message} (retry budget of {self.retry.budget:.0f} s spent)".strip()
+            failure.args = (str(failure),)
+            raise failure
+        self.log.warning(
+            "%s %s %s -> %s%s; retry %d of %d in %.2f s",
+            self.source,
+            failure.method,
+            failure.path,
+            kind,
+            f" {failure.code}" if failure.code else "",
+            attempt,
+            self.retry.max_attempts - 1,
+            wait,
+        )
+        self._sleep(wait)

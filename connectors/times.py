@@ -1,0 +1,45 @@
+"""The time formats of the five APIs, converted to and from aware datetimes.
+
+Cursors store instants as ISO 8601 strings in UTC so they are JSON-safe and compare as text; the
+APIs get what each expects: Zoho ISO 8601 with an offset (``If-Modified-Since``), ClickSend Unix
+seconds, Linkflow ``yyyy-MM-dd HH:mm:ss`` in its local time.
+"""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+LINKFLOW_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+"""Linkflow writes local times without a zone; it is a Shanghai company. China has kept UTC+8 without
+daylight saving since 1991, so a fixed offset is exact and needs no tz database."""
+
+LINKFLOW_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def parse_instant(value: str) -> datetime:
+    """An ISO 8601 instant (``Z``, offsets, fractions); a value without a zone is taken as UTC."""
+    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def to_iso(moment: datetime) -> str:
+    """UTC, second precision, explicit offset: ``2026-02-06T08:28:53+00:00``."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def to_unix(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def from_unix(seconds: int | float | str) -> datetime:
+    return datetime.fromtimestamp(int(float(seconds)), UTC)
+
+
+def to_linkflow(moment: datetime) -> str:
+    return moment.astimezone(LINKFLOW_TZ).strftime(LINKFLOW_FORMAT)
+
+
+def from_linkflow(value: str) -> datetime:
+    return datetime.strptime(value.strip(), LINKFLOW_FORMAT).replace(tzinfo=LINKFLOW_TZ)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,69 @@
+"""The outcome of writing one record, so reverse sync can ledger each record on its own.
+
+A 2xx can hide failed records (Zoho answers 200 or 207 with a status per element), so the clients
+read every record's own result. Failures of the whole call (auth, rate limit, a 5xx after retries)
+raise typed errors instead; a ``WriteResult`` always describes one record.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from connectors.errors import AuthError, FatalError
+
+RECORD_MODIFIED = "RECORD_MODIFIED"
+"""Zoho's code (and our code for a 412) when the record changed after we read it."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """``record_id`` is the id at the source (known after a create or upsert succeeded)."""
+
+    record_id: str | None
+    ok: bool
+    code: str | None = None
+    message: str = ""
+    retriable: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+    action: str | None = None
+    """``insert`` or ``update`` when the API says which happened."""
+
+    @property
+    def conflict(self) -> bool:
+        """The record changed at the source since it was read; re-read before writing again."""
+        return self.code == RECORD_MODIFIED
+
+
+def write_one(
+    record_id: str | None,
+    send: Callable[[], httpx.Response],
+    *,
+    id_of: Callable[[Any], object] = lambda body: body.get("id") if isinstance(body, dict) else None,
+) -> WriteResult:
+    """Run a one-record write and turn the API's refusal of that record into a ``WriteResult``.
+
+    Refusals that concern the record (validation, not found, conflict, a business code) become
+    ``ok=False``; failures of the call itself (auth, exhausted retries, an ambiguous create) raise.
+    """
+    try:
+        response = send()
+    except AuthError:
+        raise
+    except FatalError as err:
+        code = RECORD_MODIFIED if err.status == 412 else err.code or f"HTTP_{err.status}"
+        return WriteResult(record_id, False, code, err.message)
+    body: Any = None
+    if response.content:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+    found = id_of(body) if body is not None else None
+    return WriteResult(
+        str(found) if found is not None else record_id,
+        True,
+        details=body if isinstance(body, dict) else {},
+        action="insert" if response.status_code == 201 else None,
+    )

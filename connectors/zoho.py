@@ -1,0 +1,587 @@
+"""Zoho CRM (v8) and Zoho Bigin (v2) records through Maton: one module, parameterised by product.
+
+Streams
+- ``zoho_crm/lead`` (``Leads`` with ``converted=both``: converted leads vanish from the default list,
+  airbytehq/airbyte#39398), ``zoho_crm/contact`` and ``zoho_bigin/contact`` (``Contacts``).
+
+How a read works, and why
+- ``fields`` is mandatory and capped at 50 names, so each module reads a fixed list of about 30
+  contact fields.
+- Incremental reads send ``If-Modified-Since`` (the watermark minus a small lookback; the filter is
+  inclusive and same-second writes exist) with ``sort_by=Modified_Time&sort_order=asc``. 304 and 204
+  both mean "nothing changed" (PostHog/posthog#97243).
+- ``page`` is valid only for the first 2,000 records; after page 10 the paginator continues with
+  ``info.next_page_token`` (airbytehq/airbyte#30977). A token lives 24 h; when it expires the read
+  restarts from the watermark of the rows it already yielded, not from scratch.
+- Each page's cursor holds the largest ``Modified_Time`` yielded so far, so resuming from any stored
+  page re-reads at most the lookback window.
+- Bigin's support for ``If-Modified-Since`` is undocumented. The first incremental read detects it:
+  if the first page holds records older than the header, the header was ignored, and the reader falls
+  back to ``sort_order=desc`` and stops at the watermark; the finding is kept in the cursor. In that
+  mode the watermark only moves when the scan reaches it or the end.
+- Deletions come from ``/{module}/deleted`` (with ``If-Modified-Since``) as pages with
+  ``deleted_ids``; where the product answers 404 the cursor remembers there is no delete feed.
+
+Known limit: with ascending paging, a record modified while a scan is in progress moves to the end of
+the result set and can shift one unread record into an already-read page. The next run's lookback
+does not cover that record; a periodic full refresh does.
+
+Writes
+- ``update`` (``PUT /{module}``) and ``upsert`` (``POST /{module}/upsert`` with
+  ``duplicate_check_fields`` in the body, NangoHQ/integration-templates#488), at most 100 records per
+  call. A 2xx can hide failed records (207 is mixed), so every record's own result is returned.
+  ``If-Unmodified-Since`` protects records changed since they were read: a 412 or a per-record
+  ``RECORD_MODIFIED`` is reported as its own outcome and never retried.
+"""
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import datetime, timedelta
+from typing import Any, Self
+
+import httpx
+
+from connectors.errors import FatalError
+from connectors.http import HttpClient, decode_json, describe_error
+from connectors.paging import LoopGuard, Page
+from connectors.times import parse_instant, to_iso, utc_now
+from connectors.writes import RECORD_MODIFIED, WriteResult
+
+PER_PAGE = 200
+DISCRETE_PAGE_LIMIT = 2000
+"""Records reachable with ``page``; past it only ``page_token`` works (Zoho Kaizen #60)."""
+MAX_WRITE_BATCH = 100
+MAX_FIELDS = 50
+_EXPIRED_TOKEN_CODES = frozenset({"INVALID_TOKEN", "PAGE_TOKEN_EXPIRED", "TOKEN_EXPIRED"})
+_MAX_RESTARTS = 3
+_RETRIABLE_RECORD_CODES = frozenset({"INTERNAL_ERROR", "TOO_MANY_REQUESTS"})
+
+_COMMON = (
+    "First_Name",
+    "Last_Name",
+    "Full_Name",
+    "Email",
+    "Phone",
+    "Mobile",
+    "Owner",
+    "Tag",
+    "Email_Opt_Out",
+    "Description",
+    "Created_Time",
+    "Modified_Time",
+    "Created_By",
+    "Modified_By",
+)
+LEAD_FIELDS: tuple[str, ...] = (
+    *_COMMON,
+    "Salutation",
+    "Secondary_Email",
+    "Fax",
+    "Company",
+    "Designation",
+    "Website",
+    "Lead_Source",
+    "Lead_Status",
+    "Industry",
+    "Street",
+    "City",
+    "State",
+    "Zip_Code",
+    "Country",
+    "Last_Activity_Time",
+)
+CRM_CONTACT_FIELDS: tuple[str, ...] = (
+    *_COMMON,
+    "Salutation",
+    "Secondary_Email",
+    "Home_Phone",
+    "Other_Phone",
+    "Fax",
+    "Account_Name",
+    "Title",
+    "Department",
+    "Lead_Source",
+    "Date_of_Birth",
+    "Mailing_Street",
+    "Mailing_City",
+    "Mailing_State",
+    "Mailing_Zip",
+    "Mailing_Country",
+    "Last_Activity_Time",
+)
+BIGIN_CONTACT_FIELDS: tuple[str, ...] = (
+    *_COMMON,
+    "Home_Phone",
+    "Account_Name",
+    "Title",
+    "Mailing_Street",
+    "Mailing_City",
+    "Mailing_State",
+    "Mailing_Zip",
+    "Mailing_Country",
+)
+
+
+@dataclass(frozen=True)
+class ZohoProduct:
+    source: str
+    prefix: str
+    modules: Mapping[str, tuple[str, ...]]
+    """Module API name -> the fields read from it."""
+
+
+CRM = ZohoProduct("zoho_crm", "/crm/v8", {"Leads": LEAD_FIELDS, "Contacts": CRM_CONTACT_FIELDS})
+BIGIN = ZohoProduct("zoho_bigin", "/bigin/v2", {"Contacts": BIGIN_CONTACT_FIELDS})
+
+
+@dataclass(frozen=True)
+class ZohoCursor:
+    """Where a module's incremental read stands (all instants ISO 8601 UTC)."""
+
+    modified_since: str | None = None
+    """Largest ``Modified_Time`` among the rows stored."""
+    deleted_since: str | None = None
+    """Deletions up to this instant have been read."""
+    deleted_feed: bool | None = None
+    """False once ``/{module}/deleted`` answered 404; None until tried."""
+    honours_if_modified_since: bool | None = None
+    """Whether the product filters by ``If-Modified-Since``; None until detected."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+
+class _PageTokenExpiredError(Exception):
+    """Internal signal: the chain's page token is no longer valid."""
+
+
+class _HeaderIgnoredError(Exception):
+    """Internal signal: the first page holds records older than ``If-Modified-Since``."""
+
+
+def _modified(record: Mapping[str, Any]) -> datetime | None:
+    value = record.get("Modified_Time")
+    return parse_instant(value) if isinstance(value, str) and value else None
+
+
+def _latest(current: datetime | None, records: Sequence[Mapping[str, Any]]) -> datetime | None:
+    times = [t for t in map(_modified, records) if t is not None]
+    if current is not None:
+        times.append(current)
+    return max(times, default=None)
+
+
+class ZohoClient:
+    """Reads and writes one Zoho product's records through its Maton route."""
+
+    def __init__(
+        self,
+        http: HttpClient,
+        product: ZohoProduct,
+        *,
+        lookback: timedelta = timedelta(minutes=5),
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        for module, names in product.modules.items():
+            if len(names) > MAX_FIELDS:
+                raise ValueError(f"{module}: Zoho accepts at most {MAX_FIELDS} fields, got {len(names)}")
+        self.http = http
+        self.product = product
+        self.lookback = lookback
+        self._now = now
+        self._source = product.source
+
+    def __repr__(self) -> str:
+        return f"ZohoClient({self.product.source}, {self.http.base_url!r})"
+
+    # ----------------------------------------------------------------- account
+
+    def org_country(self) -> str | None:
+        """``country_code`` of the org (the default phone region for this source)."""
+        path = f"{self.product.prefix}/org"
+        response = self.http.request("GET", path)
+        body = decode_json(response, self._source, "GET", path)
+        orgs = body.get("org") if isinstance(body, dict) else None
+        if isinstance(orgs, list) and orgs and isinstance(orgs[0], dict):
+            code = orgs[0].get("country_code")
+            return str(code) if code else None
+        return None
+
+    # ------------------------------------------------------------------- reads
+
+    def read_leads(
+        self, since: ZohoCursor | None = None, *, lookback: timedelta | None = None
+    ) -> Iterator[Page[ZohoCursor]]:
+        """Leads changed since the cursor (all of them without one), converted ones included."""
+        return self.read("Leads", since, lookback=lookback)
+
+    def read_contacts(
+        self, since: ZohoCursor | None = None, *, lookback: timedelta | None = None
+    ) -> Iterator[Page[ZohoCursor]]:
+        return self.read("Contacts", since, lookback=lookback)
+
+    def read_leads_window(self, start: datetime, end: datetime) -> Iterator[Page[ZohoCursor]]:
+        """Leads modified in [start, end], for backfills; the pages' cursors are not for storing."""
+        return self.read_window("Leads", start, end)
+
+    def read_contacts_window(self, start: datetime, end: datetime) -> Iterator[Page[ZohoCursor]]:
+        return self.read_window("Contacts", start, end)
+
+    def read(
+        self, module: str, since: ZohoCursor | None = None, *, lookback: timedelta | None = None
+    ) -> Iterator[Page[ZohoCursor]]:
+        """Records modified since the cursor, then the deletions since the cursor."""
+        self._check_module(module)
+        cursor = since or ZohoCursor()
+        back = self.lookback if lookback is None else lookback
+        started = self._now()
+        watermark = parse_instant(cursor.modified_since) if cursor.modified_since else None
+        start = watermark - back if watermark else None
+        for page in self._read_modified(module, cursor, start, None):
+            cursor = page.cursor
+            yield page
+        if since is None or cursor.deleted_since is None:
+            # A first full read holds no deleted records; deletions count from when it started.
+            cursor = replace(cursor, deleted_since=to_iso(started - back))
+            yield Page([], cursor)
+            return
+        yield from self._read_deleted(module, cursor, back)
+
+    def read_window(self, module: str, start: datetime, end: datetime) -> Iterator[Page[ZohoCursor]]:
+        self._check_module(module)
+        yield from self._read_modified(module, ZohoCursor(), start, end)
+
+    def _check_module(self, module: str) -> None:
+        if module not in self.product.modules:
+            known = sorted(self.product.modules)
+            raise ValueError(f"{self._source} has no {module!r} stream; known: {known}")
+
+    def _read_modified(
+        self, module: str, cursor: ZohoCursor, start: datetime | None, end: datetime | None
+    ) -> Iterator[Page[ZohoCursor]]:
+        if start is not None and cursor.honours_if_modified_since is False:
+            yield from self._read_descending(module, cursor, start, end)
+            return
+        try:
+            yield from self._read_ascending(module, cursor, start, end)
+        except _HeaderIgnoredError:
+            self.http.log.info(
+                "%s %s ignores If-Modified-Since; reading newest first down to the watermark",
+                self._source,
+                module,
+            )
+            assert start is not None
+            yield from self._read_descending(
+                module, replace(cursor, honours_if_modified_since=False), start, end
+            )
+
+    def _read_ascending(
+        self, module: str, cursor: ZohoCursor, start: datetime | None, end: datetime | None
+    ) -> Iterator[Page[ZohoCursor]]:
+        """Oldest first from ``start``; restarts from the watermark when a page token expires."""
+        watermark = parse_instant(cursor.modified_since) if cursor.modified_since else None
+        header = start
+        restarts = 0
+        first_page = True
+        while True:
+            try:
+                for page_records in self._chain(module, header, "asc"):
+                    records = page_records
+                    if first_page and start is not None:
+                        # Evidence for the header: a product that ignores it returns older records.
+                        if any(t < start for t in map(_modified, records) if t is not None):
+                            raise _HeaderIgnoredError
+                        cursor = replace(cursor, honours_if_modified_since=True)
+                    first_page = False
+                    done = False
+                    if end is not None:
+                        kept = [r for r in records if (t := _modified(r)) is None or t <= end]
+                        done = len(kept) < len(records)
+                        records = kept
+                    watermark = _latest(watermark, records)
+                    cursor = replace(cursor, modified_since=to_iso(watermark) if watermark else None)
+                    yield Page(records, cursor)
+                    if done:
+                        return
+                return
+            except _PageTokenExpiredError:
+                restart_from = watermark or start
+                restarts = restarts + 1 if restart_from == header else 1
+                if restarts > _MAX_RESTARTS:
+                    raise FatalError(
+                        self._source,
+                        "GET",
+                        f"{self.product.prefix}/{module}",
+                        code="PAGE_TOKEN_EXPIRED",
+                        message=f"page token expired {restarts} times without progress",
+                    ) from None
+                header = restart_from
+                self.http.log.warning(
+                    "%s %s page token expired; restarting from %s",
+                    self._source,
+                    module,
+                    to_iso(header) if header else "the beginning",
+                )
+
+    def _read_descending(
+        self, module: str, cursor: ZohoCursor, start: datetime, end: datetime | None
+    ) -> Iterator[Page[ZohoCursor]]:
+        """Newest first, down to ``start``.
+
+        The pages carry the old cursor: until the scan reaches ``start`` nothing older is known to be
+        read. A last, empty page carries the new watermark.
+        """
+        newest = parse_instant(cursor.modified_since) if cursor.modified_since else None
+        for records in self._chain(module, None, "desc"):
+            kept = [
+                r
+                for r in records
+                if (t := _modified(r)) is None or (t >= start and (end is None or t <= end))
+            ]
+            newest = _latest(newest, kept)
+            yield Page(kept, cursor)
+            if any(t < start for t in map(_modified, records) if t is not None):
+                break
+        yield Page([], replace(cursor, modified_since=to_iso(newest) if newest else cursor.modified_since))
+
+    def _chain(
+        self, module: str, modified_since: datetime | None, order: str
+    ) -> Iterator[list[dict[str, Any]]]:
+        """One pagination chain: ``page`` 1..10, then ``page_token``; yields each page's records."""
+        template = f"{self.product.prefix}/{{module}}"
+        params: dict[str, Any] = {
+            "fields": ",".join(self.product.modules[module]),
+            "per_page": PER_PAGE,
+            "sort_by": "Modified_Time",
+            "sort_order": order,
+        }
+        if module == "Leads":
+            params["converted"] = "both"
+        headers = {"If-Modified-Since": to_iso(modified_since)} if modified_since else {}
+        guard = LoopGuard(self._source, "GET", template.format(module=module))
+        page, token = 1, None
+        while True:
+            guard.check(f"token:{token}" if token else f"page:{page}")
+            query = {**params, **({"page_token": token} if token else {"page": page})}
+            response = self.http.request(
+                "GET",
+                template,
+                path_params={"module": module},
+                params=query,
+                headers=headers,
+                accept=(304, 400),
+            )
+            if response.status_code in (204, 304):
+                return
+            if response.status_code == 400:
+                self._raise_chain_error(response, module, token)
+            body = decode_json(response, self._source, "GET", template.format(module=module))
+            records = [r for r in body.get("data") or [] if isinstance(r, dict)]
+            info = body.get("info") or {}
+            yield records
+            if not info.get("more_records") or not records:
+                return
+            if token or page * PER_PAGE >= DISCRETE_PAGE_LIMIT:
+                token = info.get("next_page_token")
+                if not token:
+                    raise FatalError(
+                        self._source,
+                        "GET",
+                        template.format(module=module),
+                        code="NO_PAGE_TOKEN",
+                        message=f"more records after {page * PER_PAGE} but no next_page_token",
+                    )
+            else:
+                page += 1
+
+    def _raise_chain_error(self, response: httpx.Response, module: str, token: str | None) -> None:
+        """A 400 that refuses the page token means "start a new chain"; any other 400 is fatal.
+
+        Zoho does not document the expired-token answer; ``INVALID_DATA`` naming ``page_token`` (the
+        emulator's guess) and the codes below are accepted, and restarting is safe either way.
+        """
+        code, message = describe_error(response)
+        if token and (
+            code in _EXPIRED_TOKEN_CODES or _names_page_token(response) or "expire" in message.lower()
+        ):
+            raise _PageTokenExpiredError
+        raise FatalError(
+            self._source,
+            "GET",
+            f"{self.product.prefix}/{module}",
+            status=400,
+            code=code,
+            message=self.http.redact(message),
+        )
+
+    def _read_deleted(self, module: str, cursor: ZohoCursor, back: timedelta) -> Iterator[Page[ZohoCursor]]:
+        """Deleted ids since the cursor; the deletion watermark moves when the feed is read to its end."""
+        if cursor.deleted_feed is False:
+            return
+        template = f"{self.product.prefix}/{{module}}/deleted"
+        path = template.format(module=module)
+        since = parse_instant(cursor.deleted_since) - back if cursor.deleted_since else None
+        headers = {"If-Modified-Since": to_iso(since)} if since else {}
+        guard = LoopGuard(self._source, "GET", path)
+        newest = parse_instant(cursor.deleted_since) if cursor.deleted_since else None
+        page = 1
+        while True:
+            guard.check(page)
+            response = self.http.request(
+                "GET",
+                template,
+                path_params={"module": module},
+                params={"type": "all", "page": page, "per_page": PER_PAGE},
+                headers=headers,
+                accept=(304, 404),
+            )
+            if response.status_code == 404:
+                self.http.log.info("%s %s has no delete feed (404); not asking again", self._source, module)
+                yield Page([], replace(cursor, deleted_feed=False))
+                return
+            items: list[dict[str, Any]] = []
+            info: dict[str, Any] = {}
+            if response.status_code not in (204, 304):
+                body = decode_json(response, self._source, "GET", path)
+                items = [i for i in body.get("data") or [] if isinstance(i, dict)]
+                info = body.get("info") or {}
+            ids = [str(i["id"]) for i in items if i.get("id") is not None]
+            for item in items:
+                when = item.get("deleted_time")
+                if isinstance(when, str) and when:
+                    moment = parse_instant(when)
+                    newest = moment if newest is None or moment > newest else newest
+            last = not info.get("more_records") or not items
+            page_cursor = replace(cursor, deleted_feed=True)
+            if last:
+                page_cursor = replace(page_cursor, deleted_since=to_iso(newest) if newest else None)
+            yield Page([], page_cursor, deleted_ids=ids)
+            if last:
+                return
+            page += 1
+
+    # ------------------------------------------------------------------ writes
+
+    def update(
+        self,
+        module: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        if_unmodified_since: datetime | None = None,
+        trigger: Sequence[str] | None = None,
+    ) -> list[WriteResult]:
+        """``PUT /{module}``; every record carries its ``id``. Results are in input order."""
+        if any(not r.get("id") for r in records):
+            raise ValueError("every record of an update needs its 'id'")
+        return self._write(
+            "PUT",
+            module=module,
+            records=records,
+            extra={},
+            if_unmodified_since=if_unmodified_since,
+            trigger=trigger,
+        )
+
+    def upsert(
+        self,
+        module: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        duplicate_check_fields: Sequence[str] = ("Email",),
+        if_unmodified_since: datetime | None = None,
+        trigger: Sequence[str] | None = None,
+    ) -> list[WriteResult]:
+        """``POST /{module}/upsert`` matching on ``duplicate_check_fields``. Results are in input order."""
+        extra = {"duplicate_check_fields": list(duplicate_check_fields)}
+        return self._write(
+            "POST",
+            module=module,
+            records=records,
+            extra=extra,
+            if_unmodified_since=if_unmodified_since,
+            trigger=trigger,
+        )
+
+    def _write(
+        self,
+        method: str,
+        *,
+        module: str,
+        records: Sequence[Mapping[str, Any]],
+        extra: Mapping[str, Any],
+        if_unmodified_since: datetime | None,
+        trigger: Sequence[str] | None,
+    ) -> list[WriteResult]:
+        if len(records) > MAX_WRITE_BATCH:
+            raise ValueError(f"Zoho takes at most {MAX_WRITE_BATCH} records per call, got {len(records)}")
+        if not records:
+            return []
+        template = f"{self.product.prefix}/{{module}}" + ("/upsert" if method == "POST" else "")
+        path = template.format(module=module)
+        body: dict[str, Any] = {"data": [dict(r) for r in records], **extra}
+        if trigger is not None:
+            body["trigger"] = list(trigger)
+        headers = {"If-Unmodified-Since": to_iso(if_unmodified_since)} if if_unmodified_since else {}
+        response = self.http.request(
+            method,
+            template,
+            path_params={"module": module},
+            json_body=body,
+            headers=headers,
+            idempotent=True,
+            accept=(400, 412),
+        )
+        payload: Any = None
+        if response.content:
+            payload = decode_json(response, self._source, method, path)
+        items = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(items, list) or len(items) != len(records):
+            if response.status_code == 412:
+                return [
+                    WriteResult(_str(r.get("id")), False, RECORD_MODIFIED, "record changed since it was read")
+                    for r in records
+                ]
+            code, message = describe_error(response)
+            raise FatalError(
+                self._source,
+                method,
+                path,
+                status=response.status_code,
+                code=code or "UNEXPECTED_RESPONSE",
+                message=self.http.redact(message) or f"expected {len(records)} results",
+            )
+        return [_result(item, record) for item, record in zip(items, records, strict=True)]
+
+
+def _names_page_token(response: httpx.Response) -> bool:
+    try:
+        details = response.json().get("details")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(details, dict) and details.get("param_name") == "page_token"
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _result(item: Any, record: Mapping[str, Any]) -> WriteResult:
+    if not isinstance(item, dict):
+        return WriteResult(_str(record.get("id")), False, "UNEXPECTED_RESPONSE", repr(item)[:200])
+    raw = item.get("details")
+    details: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    ok = str(item.get("status", "")).lower() == "success"
+    code = _str(item.get("code"))
+    return WriteResult(
+        record_id=_str(details.get("id") or record.get("id")),
+        ok=ok,
+        code=code,
+        message=str(item.get("message") or ""),
+        retriable=not ok and code in _RETRIABLE_RECORD_CODES,
+        details=dict(details),
+        action=_str(item.get("action")),
+    )

@@ -1,0 +1,225 @@
+"""Zoho CRM and Bigin through the emulator: paging, page tokens, If-Modified-Since, deletions, writes."""
+
+import logging
+from datetime import timedelta
+
+import pytest
+
+from connectors.times import parse_instant, to_iso
+from connectors.zoho import ZohoCursor
+from tests.connectors.conftest import drain, endpoint_count
+
+LEADS = "GET /zoho-crm/crm/v8/{module}"
+BIGIN_LIST = "GET /zoho-bigin/bigin/v2/{module}"
+
+
+def modified_times(emu, table):
+    return {rid: r["Modified_Time"] for rid, r in emu.dataset.tables[table].items()}
+
+
+def changed_since(before, after):
+    return {rid for rid, stamp in after.items() if before.get(rid) != stamp}
+
+
+def test_full_read_returns_every_lead_including_converted(emu, connect):
+    crm = connect(emu).zoho_crm
+    records, cursor, deleted, _pages = drain(crm.read_leads())
+    stored = emu.dataset.tables["zoho_crm/lead"]
+    assert {r["id"] for r in records} == set(stored)
+    assert any(r["$converted"] for r in stored.values())
+    newest = max(parse_instant(r["Modified_Time"]) for r in stored.values())
+    assert cursor.modified_since == to_iso(newest)
+    assert cursor.deleted_since is not None
+    assert deleted == []
+    assert all(set(r) <= {"id", *crm.product.modules["Leads"]} for r in records)
+    assert endpoint_count(emu, "zoho_crm", LEADS) == 1
+
+
+def test_cursor_survives_json():
+    cursor = ZohoCursor("2026-01-01T00:00:00+00:00", None, False, True)
+    assert ZohoCursor.from_json(cursor.to_json()) == cursor
+    assert ZohoCursor.from_json({}) == ZohoCursor()
+
+
+def test_incremental_read_gets_changes_and_deletions(emu, connect):
+    crm = connect(emu).zoho_crm
+    _, cursor, _, _ = drain(crm.read_leads())
+    before = modified_times(emu, "zoho_crm/lead")
+    summary = emu.mutate(seed=3, new=10, updated=60, deleted=8)
+    after = modified_times(emu, "zoho_crm/lead")
+    changed = changed_since(before, after)
+    gone = set(before) - set(after)
+    assert changed, summary
+    assert gone, summary
+    emu.reset_counters()
+
+    records, next_cursor, deleted, _ = drain(crm.read_leads(cursor))
+    assert changed <= {r["id"] for r in records}
+    assert len(records) < len(after) / 2
+    assert gone <= set(deleted)
+    assert next_cursor.deleted_feed is True
+    assert next_cursor.honours_if_modified_since is True
+    assert next_cursor.modified_since > cursor.modified_since
+    assert endpoint_count(emu, "zoho_crm", LEADS) == 1
+    assert endpoint_count(emu, "zoho_crm", "GET /zoho-crm/crm/v8/{module}/deleted") == 1
+
+
+def test_nothing_new_is_one_304_and_an_unchanged_cursor(emu, connect):
+    crm = connect(emu).zoho_crm
+    _, cursor, _, _ = drain(crm.read_contacts())
+    emu.reset_counters()
+    records, again, _deleted, _ = drain(crm.read_contacts(cursor, lookback=timedelta(0)))
+    # If-Modified-Since is inclusive: only the record(s) at the watermark come back.
+    assert 1 <= len(records) <= 2
+    assert again.modified_since == cursor.modified_since
+    ahead = ZohoCursor(
+        to_iso(parse_instant(cursor.modified_since) + timedelta(seconds=1)), cursor.deleted_since
+    )
+    records, after, _, _pages = drain(crm.read_contacts(ahead, lookback=timedelta(0)))
+    assert records == []
+    assert after.modified_since == ahead.modified_since
+
+
+def test_page_token_takes_over_after_2000_records(start_emulator, connect):
+    emu = start_emulator(seed=7, people=7000)
+    crm = connect(emu).zoho_crm
+    records, _, _, _pages = drain(crm.read_leads())
+    stored = emu.dataset.tables["zoho_crm/lead"]
+    assert len(stored) > 2200
+    assert [r["id"] for r in records] == list(dict.fromkeys(r["id"] for r in records))
+    assert {r["id"] for r in records} == set(stored)
+    assert endpoint_count(emu, "zoho_crm", LEADS) == -(-len(stored) // 200)
+    times = [r["Modified_Time"] for r in records]
+    assert [parse_instant(t) for t in times] == sorted(parse_instant(t) for t in times)
+
+
+def test_expired_page_token_restarts_from_the_watermark(start_emulator, connect, caplog):
+    emu = start_emulator(seed=7, people=7000)
+    crm = connect(emu).zoho_crm
+    caplog.set_level(logging.WARNING, logger="connectors.zoho_crm")
+    reader = crm.read_leads()
+    first = [next(reader) for _ in range(11)]
+    emu.expire_zoho_page_tokens()
+    rest = list(reader)
+    records = [r for page in first + rest for r in page.records]
+    stored = emu.dataset.tables["zoho_crm/lead"]
+    assert {r["id"] for r in records} == set(stored)
+    assert len(records) < len(stored) + 200, "restarted from scratch instead of the watermark"
+    assert "page token expired; restarting from" in caplog.text
+
+
+def test_bigin_ignoring_if_modified_since_is_detected_and_read_newest_first(emu, connect):
+    bigin = connect(emu).zoho_bigin
+    _, cursor, _, _ = drain(bigin.read_contacts())
+    before = modified_times(emu, "zoho_bigin/contact")
+    emu.mutate(seed=5, updated=60)
+    changed = changed_since(before, modified_times(emu, "zoho_bigin/contact"))
+    assert changed
+    emu.reset_counters()
+
+    records, cursor2, _, pages = drain(bigin.read_contacts(cursor))
+    assert changed <= {r["id"] for r in records}
+    assert cursor2.honours_if_modified_since is False
+    assert cursor2.deleted_feed is False
+    assert all(p.cursor.modified_since == cursor.modified_since for p in pages[:-2])
+    assert cursor2.modified_since > cursor.modified_since
+    # One ascending probe that showed old records, then one page newest first.
+    assert endpoint_count(emu, "zoho_bigin", BIGIN_LIST) == 2
+    emu.reset_counters()
+
+    drain(bigin.read_contacts(cursor2))
+    assert endpoint_count(emu, "zoho_bigin", BIGIN_LIST) == 1
+    assert endpoint_count(emu, "zoho_bigin", "GET /zoho-bigin/bigin/v2/{module}/deleted") == 0
+
+
+def test_bigin_honouring_the_header_is_read_like_crm(start_emulator, connect):
+    emu = start_emulator(
+        seed=7, people=200, bigin_honours_if_modified_since=True, bigin_deleted_endpoint=True
+    )
+    bigin = connect(emu).zoho_bigin
+    _, cursor, _, _ = drain(bigin.read_contacts())
+    before = modified_times(emu, "zoho_bigin/contact")
+    emu.mutate(seed=5, updated=30, deleted=6)
+    after = modified_times(emu, "zoho_bigin/contact")
+    records, cursor2, deleted, _ = drain(bigin.read_contacts(cursor))
+    assert changed_since(before, after) <= {r["id"] for r in records}
+    assert (set(before) - set(after)) <= set(deleted)
+    assert cursor2.honours_if_modified_since is True
+    assert cursor2.deleted_feed is True
+
+
+def test_window_read_stays_inside_the_window(emu, connect):
+    crm = connect(emu).zoho_crm
+    stored = emu.dataset.tables["zoho_crm/contact"]
+    times = sorted(parse_instant(r["Modified_Time"]) for r in stored.values())
+    start, end = times[len(times) // 4], times[len(times) // 2]
+    records, _, _, _ = drain(crm.read_contacts_window(start, end))
+    expected = {rid for rid, r in stored.items() if start <= parse_instant(r["Modified_Time"]) <= end}
+    assert {r["id"] for r in records} == expected
+
+
+def test_org_country(emu, connect):
+    clients = connect(emu)
+    assert clients.zoho_crm.org_country() == "US"
+    assert clients.zoho_bigin.org_country() == "US"
+
+
+def test_update_reports_each_record_and_207_hides_a_failure(emu, connect):
+    crm = connect(emu).zoho_crm
+    ids = sorted(emu.dataset.tables["zoho_crm/contact"])[:3]
+    emu.reject_writes("zoho_crm", ids[1], "INVALID_DATA", "the value is not allowed")
+    results = crm.update("Contacts", [{"id": i, "Title": "Buyer"} for i in ids])
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[1].code == "INVALID_DATA"
+    assert results[1].record_id == ids[1]
+    assert not results[1].retriable
+    assert emu.dataset.tables["zoho_crm/contact"][ids[0]]["Title"] == "Buyer"
+
+
+def test_upsert_inserts_then_updates_by_email(emu, connect):
+    crm = connect(emu).zoho_crm
+    new = {"Last_Name": "Ngata", "Email": "hemi.ngata@example.org"}
+    [first] = crm.upsert("Leads", [new], duplicate_check_fields=["Email"])
+    assert first.ok
+    assert first.action == "insert"
+    assert first.record_id
+    [second] = crm.upsert("Leads", [{**new, "City": "Napier"}], duplicate_check_fields=["Email"])
+    assert second.ok
+    assert second.action == "update"
+    assert second.record_id == first.record_id
+    upserts = [w for w in emu.writes() if w.path.endswith("/upsert")]
+    assert len(upserts) == 2
+
+
+def test_changed_record_is_a_conflict_not_overwritten_and_not_retried(emu, connect):
+    crm = connect(emu).zoho_crm
+    record_id, record = next(iter(emu.dataset.tables["zoho_crm/lead"].items()))
+    read_at = parse_instant(record["Modified_Time"]) - timedelta(seconds=10)
+    emu.reset_counters()
+    [result] = crm.update("Leads", [{"id": record_id, "City": "Elsewhere"}], if_unmodified_since=read_at)
+    assert not result.ok
+    assert result.conflict
+    assert not result.retriable
+    assert emu.dataset.tables["zoho_crm/lead"][record_id]["City"] != "Elsewhere"
+    assert endpoint_count(emu, "zoho_crm", "PUT /zoho-crm/crm/v8/{module}") == 1
+    [fine] = crm.update(
+        "Leads",
+        [{"id": record_id, "City": "Elsewhere"}],
+        if_unmodified_since=parse_instant(record["Modified_Time"]),
+    )
+    assert fine.ok
+
+
+def test_write_batches_are_capped_and_updates_need_ids(emu, connect):
+    crm = connect(emu).zoho_crm
+    with pytest.raises(ValueError, match="at most 100"):
+        crm.upsert("Leads", [{"Last_Name": str(i)} for i in range(101)])
+    with pytest.raises(ValueError, match="'id'"):
+        crm.update("Leads", [{"Last_Name": "x"}])
+    assert emu.total_requests() == 0
+    assert crm.update("Leads", []) == []
+
+
+def test_unknown_stream_is_refused(emu, connect):
+    with pytest.raises(ValueError, match="no 'Leads' stream"):
+        list(connect(emu).zoho_bigin.read_leads())
