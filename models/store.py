@@ -111,6 +111,10 @@ class RawStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
     def cursor(self, key: StreamKey) -> dict[str, Any] | None:
         with self._engine.connect() as connection:
             return connection.execute(

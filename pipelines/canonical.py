@@ -1,27 +1,109 @@
-"""Canonical assets, group ``canonical``: golden contacts and unified activity from the raw records."""
+"""Canonical assets, group ``canonical``: golden contacts and unified activity from the raw records.
+
+The work is in ``models.canonical`` and ``models.activity``; these assets read the settings, call
+them, and report. The checks are blocking, so reverse sync never pushes from a warehouse that
+breaks an invariant.
+"""
 
 import dagster as dg
 import sqlalchemy as sa
 
-from models.tables import Contact
-from pipelines.resources import WarehouseResource
+from models import canonical_checks
+from models.activity import build_activity
+from models.canonical import CanonicalConfig, build_canonical
+from models.tables import Quarantine, SourceAccount
+from pipelines.resources import SyncSettingsResource, WarehouseResource
+from pipelines.settings import SOURCES, Settings
 from pipelines.streams import STREAMS
+
+CONTACTS_KEY = dg.AssetKey(["canonical", "contacts"])
+ACTIVITY_KEY = dg.AssetKey(["canonical", "activity"])
+
+
+def phone_regions(settings: Settings, warehouse: WarehouseResource) -> dict[str, str]:
+    """Each source's phone region by the contract's precedence, using the account countries extract stored."""
+    with warehouse.engine().connect() as connection:
+        countries = dict(connection.execute(sa.select(SourceAccount.source, SourceAccount.country)).all())
+    return {source: settings.phone_region(source, countries.get(source)) for source in SOURCES}
 
 
 @dg.asset(
-    key=dg.AssetKey(["canonical", "contacts"]),
+    key=CONTACTS_KEY,
     group_name="canonical",
     deps=[dg.AssetKey([stream.source, stream.object]) for stream in STREAMS],
     kinds={"python", "sql"},
-    description="Golden contacts resolved from every source's records on shared emails and phones.",
+    description="Golden contacts resolved from every source's records on shared emails and phones, "
+    "with stable ids, merge history, suppressed junk identifiers and field lineage.",
 )
 def canonical_contacts(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    with warehouse.engine().connect() as connection:
-        contacts = connection.execute(sa.select(sa.func.count()).select_from(Contact)).scalar_one()
-    context.log.info(f"canonical: {contacts} golden contacts")
-    return dg.MaterializeResult(metadata={"contacts": contacts})
+    regions = phone_regions(sync_settings.settings(), warehouse)
+    engine = warehouse.engine()
+    report = build_canonical(engine, CanonicalConfig(regions=regions), run_id=context.run.run_id)
+    with engine.connect() as connection:
+        quarantined = connection.execute(sa.select(sa.func.count()).select_from(Quarantine)).scalar_one()
+    context.log.info(
+        f"canonical: {report.records} records -> {report.contacts} golden contacts "
+        f"({report.new_contacts} new, {report.merges} merges, {report.splits} splits), "
+        f"{report.suppressed_identifiers} identifiers suppressed, {report.unusable_values} unusable values"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            **report.as_metadata(),
+            "clusters": report.contacts,
+            "quarantined": quarantined,
+            "phone_regions": dg.MetadataValue.json(regions),
+        }
+    )
 
 
-canonical_assets: list[dg.AssetsDefinition] = [canonical_contacts]
+def _check(result: canonical_checks.CheckResult) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=result.passed,
+        metadata={"failures": result.failures, "examples": dg.MetadataValue.json(result.examples)},
+        description=result.description,
+    )
+
+
+@dg.asset_check(
+    asset=CONTACTS_KEY, blocking=True, description="No usable identifier belongs to two contacts."
+)
+def identifiers_belong_to_one_contact(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    return _check(canonical_checks.identifiers_belong_to_one_contact(warehouse.engine()))
+
+
+@dg.asset_check(asset=CONTACTS_KEY, blocking=True, description="Every live record links to one contact.")
+def records_link_to_one_contact(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    return _check(canonical_checks.records_link_to_one_contact(warehouse.engine()))
+
+
+@dg.asset_check(asset=CONTACTS_KEY, blocking=True, description="Merged ids never lead into a cycle.")
+def merges_have_no_cycles(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    return _check(canonical_checks.merges_have_no_cycles(warehouse.engine()))
+
+
+@dg.asset(
+    key=ACTIVITY_KEY,
+    group_name="canonical",
+    deps=[CONTACTS_KEY],
+    kinds={"python", "sql"},
+    description="Linkflow events and ClickSend messages, linked to golden contacts where one matches.",
+)
+def canonical_activity(
+    context: dg.AssetExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    counts = build_activity(warehouse.engine(), phone_regions(sync_settings.settings(), warehouse))
+    context.log.info(
+        f"activity: {counts['activity']} rows, {counts['activity_linked']} linked to a contact, "
+        f"{counts['activity_unmatched']} unmatched"
+    )
+    return dg.MaterializeResult(metadata=counts)
+
+
+canonical_assets: list[dg.AssetsDefinition] = [canonical_contacts, canonical_activity]
+canonical_checks_defs = [
+    identifiers_belong_to_one_contact,
+    records_link_to_one_contact,
+    merges_have_no_cycles,
+]

@@ -6,7 +6,7 @@ the command line is the run the schedule would have made.
 
 import dagster as dg
 
-from pipelines.canonical import canonical_assets
+from pipelines.canonical import canonical_assets, canonical_checks_defs
 from pipelines.extract import backfill_assets, extract_assets
 from pipelines.resources import WarehouseResource, settings_resource
 from pipelines.reverse_sync import reverse_sync_assets
@@ -30,6 +30,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=[*extract_assets, *backfill_assets, *canonical_assets, *reverse_sync_assets],
+        asset_checks=canonical_checks_defs,
         jobs=[full_sync_job],
         schedules=[schedule],
         resources={

@@ -10,10 +10,12 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from connectors.clickfunnels import ClickFunnelsContactCursor
 from connectors.clicksend import ClickSendListContactCursor, ClickSendSmsCursor
@@ -25,6 +27,7 @@ from connectors.zoho import ZohoCursor
 from models.locks import SourceBusyError, source_lock
 from models.raw_keys import identify
 from models.store import BadRecord, PageCounts, RawRow, RawStore, StreamKey
+from models.tables import SourceAccount, utcnow
 from pipelines.clients import clients_for
 from pipelines.resources import SyncSettingsResource, WarehouseResource
 from pipelines.settings import Settings
@@ -285,6 +288,7 @@ def _extract_with_bookkeeping(
             if isinstance(exc, ConnectorError):
                 raise dg.Failure(description=f"{stream.name}: {exc}") from None
             raise
+        refresh_account_country(store.engine, clients, stream.source, log)
         used = clients.stats.snapshot().diff(before)
     counts = report.counts.as_dict()
     store.finish_run(key, counts={**counts, "requests": used.total_requests()})
@@ -303,6 +307,41 @@ def _extract_with_bookkeeping(
         "full_refresh": full_refresh,
         "duration_s": round(report.seconds, 3),
     }
+
+
+ACCOUNT_COUNTRY: dict[str, Callable[[Clients], str | None]] = {
+    "zoho_crm": lambda c: _client(c, "zoho_crm").org_country(),
+    "zoho_bigin": lambda c: _client(c, "zoho_bigin").org_country(),
+    "clicksend": lambda c: _client(c, "clicksend").account_country(),
+}
+"""Sources whose API tells the account's country: the contract's default region for their phones."""
+
+ACCOUNT_REFRESH = timedelta(days=1)
+
+
+def refresh_account_country(
+    engine: Engine, clients: Clients, source: str, log: Callable[[str], None]
+) -> None:
+    """Store the account's country once a day; a failure only costs the better phone default."""
+    fetch = ACCOUNT_COUNTRY.get(source)
+    if fetch is None:
+        return
+    with engine.connect() as connection:
+        fetched = connection.execute(
+            sa.select(SourceAccount.fetched_at).where(SourceAccount.source == source)
+        ).scalar_one_or_none()
+    now = utcnow()
+    if fetched is not None and now - fetched < ACCOUNT_REFRESH:
+        return
+    try:
+        country = fetch(clients)
+    except ConnectorError as exc:
+        log(f"{source}: could not read the account's country ({exc}); phones use the configured default")
+        return
+    with engine.begin() as connection:
+        connection.execute(sa.delete(SourceAccount).where(SourceAccount.source == source))
+        connection.execute(sa.insert(SourceAccount).values(source=source, country=country, fetched_at=now))
+    log(f"{source}: account country {country or 'unknown'}")
 
 
 def _build_extract_asset(stream: Stream) -> dg.AssetsDefinition:
