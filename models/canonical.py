@@ -213,8 +213,9 @@ def build_canonical(engine: Engine, config: CanonicalConfig, *, run_id: str | No
     report = CanonicalReport(records=len(raw))
     if raw.empty:
         with engine.begin() as connection:
-            for table in (ContactFieldLineage, ContactSource, ContactIdentifier, Contact, SuppressedIdentifier):
+            for table in (ContactFieldLineage, ContactSource, ContactIdentifier, Contact):
                 connection.execute(sa.delete(table))
+            connection.execute(sa.delete(SuppressedIdentifier))
         return report
     records, points, report.field_issues = _extract(raw, config.regions)
     normalised = normalise_contact_points(points)
