@@ -1,9 +1,201 @@
-"""Reverse-sync assets, group ``reverse_sync``: one per writable destination, downstream of canonical."""
+"""Reverse-sync assets, group ``reverse_sync``: golden fields pushed back to each destination.
+
+``push_destination`` is the plain function: plan against what the destination holds (its latest
+extract), record the plan in the ledger, and, unless it is a dry run, send it in the batch sizes the
+API allows, recording each field's final state. The assets wrap it, one per writable destination,
+downstream of the canonical checks (which block them when they fail).
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import dagster as dg
+import pandas as pd
+from sqlalchemy.engine import Engine
 
-from pipelines.resources import SyncSettingsResource
+from connectors.clicksend import is_opt_out_list
+from connectors.errors import ConnectorError, RetriableError
+from connectors.factory import Clients
+from connectors.writes import WriteResult
+from models import push_ledger
+from models.field_map import PushConfig
+from models.locks import SourceBusyError, source_lock
+from models.push_plan import (
+    Batch,
+    RecordChange,
+    RecordResult,
+    batches,
+    drop_parked,
+    next_attempt_state,
+    outcome_states,
+    plan_updates,
+    record_changes,
+    split_batch,
+)
+from pipelines.canonical import phone_regions
+from pipelines.clients import clients_for
+from pipelines.resources import SyncSettingsResource, WarehouseResource
 from pipelines.streams import STREAMS, Stream
+
+ZOHO_MODULES = {
+    ("zoho_crm", "lead"): "Leads",
+    ("zoho_crm", "contact"): "Contacts",
+    ("zoho_bigin", "contact"): "Contacts",
+}
+
+
+@dataclass
+class PushReport:
+    planned: int
+    sent: int
+    rejected: int
+    invalid: int
+    conflict: int
+    unchanged: int
+    requests: int
+
+    def as_metadata(self) -> dict[str, int]:
+        return {**self.__dict__, "failed": self.rejected + self.invalid + self.conflict}
+
+
+def _result(change: RecordChange, written: WriteResult) -> RecordResult:
+    return RecordResult.of(
+        change,
+        ok=written.ok,
+        code=written.code,
+        message=written.message,
+        retriable=written.retriable,
+        conflict=written.conflict,
+    )
+
+
+def _failed(change: RecordChange, error: ConnectorError) -> RecordResult:
+    return RecordResult.of(
+        change, ok=False, code=error.code, message=str(error), retriable=isinstance(error, RetriableError)
+    )
+
+
+def _send(clients: Clients, batch: Batch) -> list[RecordResult]:
+    """One call per batch (Zoho) or per record (the others); a refused Zoho batch is split in halves
+    until the bad record is alone."""
+    key = (batch.destination, batch.object)
+    if key in ZOHO_MODULES:
+        client = getattr(clients, batch.destination)
+        try:
+            written = client.update(
+                ZOHO_MODULES[key],
+                [c.payload for c in batch.changes],
+                if_unmodified_since=batch.if_unmodified_since,
+            )
+        except ConnectorError as error:
+            if len(batch.changes) == 1 or isinstance(error, RetriableError):
+                return [_failed(change, error) for change in batch.changes]
+            left, right = split_batch(batch)
+            return _send(clients, left) + _send(clients, right)
+        return [_result(change, result) for change, result in zip(batch.changes, written, strict=True)]
+    results = []
+    for change in batch.changes:
+        try:
+            results.append(_result(change, _write_one(clients, change)))
+        except ConnectorError as error:
+            results.append(_failed(change, error))
+    return results
+
+
+def _write_one(clients: Clients, change: RecordChange) -> WriteResult:
+    record_id = str(change.record_id)
+    if change.destination == "clickfunnels" and clients.clickfunnels is not None:
+        return clients.clickfunnels.update_contact(record_id, change.payload)
+    if change.destination == "clicksend" and clients.clicksend is not None:
+        return clients.clicksend.update_contact(str(change.parent_id), record_id, change.payload)
+    if change.destination == "linkflow" and clients.linkflow is not None:
+        return clients.linkflow.update_contact(record_id, change.payload)
+    raise RuntimeError(f"{change.destination}: no client to write with")
+
+
+def push_destination(
+    stream: Stream,
+    engine: Engine,
+    clients: Clients | None,
+    config: PushConfig,
+    *,
+    run_id: str,
+    dry_run: bool,
+    log: Callable[[str], None] = lambda _line: None,
+) -> PushReport:
+    """Plan, record and (unless ``dry_run``) send one destination's changes; every row ends in one state."""
+    targets = push_ledger.load_targets(engine, stream.source, stream.object)
+    plan = plan_updates(targets.drop(columns="last_seen_at"), push_ledger.load_golden(engine), config)
+    plan = drop_parked(plan, push_ledger.parked(engine, stream.source, stream.object))
+    pending = push_ledger.in_flight(engine, targets, stream.source, stream.object)
+    if len(pending) and len(plan):
+        flight = (
+            plan[["record_id", "field"]].astype(str).merge(pending.astype(str), how="left", indicator=True)
+        )
+        plan = plan[~flight["_merge"].eq("both").to_numpy()].reset_index(drop=True)
+    ledger_ids = push_ledger.record_plan(engine, plan, run_id=run_id, dry_run=dry_run)
+    plan = plan.assign(ledger_id=ledger_ids)
+    invalid = int(plan["invalid_reason"].notna().sum()) if len(plan) else 0
+    if dry_run or clients is None or len(plan) == invalid:
+        push_ledger.mark(
+            engine,
+            [i for i, bad in zip(ledger_ids, plan["invalid_reason"].notna(), strict=True) if not bad],
+            "unchanged",
+        )
+        log(
+            f"reverse sync {stream.name}: planned {len(plan)} fields, {invalid} invalid"
+            + (" (dry run)" if dry_run else "")
+        )
+        return PushReport(len(plan), 0, 0, invalid, 0, len(plan) - invalid, 0)
+    before = clients.stats.snapshot()
+    attempts = push_ledger.previous_attempts(engine, stream.source, stream.object)
+    counts = {"sent": 0, "rejected": 0, "conflict": 0, "unchanged": 0, "parked": 0}
+    changes = record_changes(plan)
+    for number, batch in enumerate(batches(changes, stream.source, stream.object), start=1):
+        rows = _rows_of(plan, batch.changes)
+        push_ledger.mark(engine, rows["ledger_id"].tolist(), "sending")
+        results = _send(clients, batch)
+        _record_outcomes(engine, rows, results, attempts, max_attempts=config.max_attempts, counts=counts)
+        if number % 50 == 0:
+            log(f"reverse sync {stream.name}: {number} calls made, {counts['sent']} fields sent so far")
+    requests = clients.stats.snapshot().diff(before).total_requests()
+    rejected = counts["rejected"] + counts["parked"]
+    return PushReport(
+        len(plan), counts["sent"], rejected, invalid, counts["conflict"], counts["unchanged"], requests
+    )
+
+
+def _rows_of(plan: pd.DataFrame, changes: Sequence[RecordChange]) -> pd.DataFrame:
+    ids = {str(change.record_id) for change in changes}
+    return plan[plan["record_id"].astype(str).isin(ids) & plan["invalid_reason"].isna()]
+
+
+def _record_outcomes(
+    engine: Engine,
+    rows: pd.DataFrame,
+    results: list[RecordResult],
+    attempts: dict[tuple[str, str, str], int],
+    *,
+    max_attempts: int,
+    counts: dict[str, int],
+) -> None:
+    outcomes = outcome_states(rows.drop(columns="ledger_id"), results).assign(
+        ledger_id=rows["ledger_id"].to_numpy()
+    )
+    for outcome in outcomes.to_dict("records"):
+        key = (str(outcome["record_id"]), str(outcome["field"]), str(outcome["after_value"]))
+        previous = attempts.get(key, 0)
+        state = next_attempt_state(previous, outcome["state"], max_attempts)
+        error = outcome["message"] or None
+        push_ledger.mark(engine, [int(outcome["ledger_id"])], state, error=error, attempts=previous + 1)
+        counts[state] = counts.get(state, 0) + 1
+
+
+def _opt_out_lists(clients: Clients) -> frozenset[str]:
+    """ClickSend's opt-out lists, whose contacts are never written (one listing of the lists)."""
+    if clients.clicksend is None:
+        return frozenset()
+    return frozenset(str(item.get("list_id")) for item in clients.clicksend.lists() if is_opt_out_list(item))
 
 
 def _build_push_asset(stream: Stream) -> dg.AssetsDefinition:
@@ -13,20 +205,44 @@ def _build_push_asset(stream: Stream) -> dg.AssetsDefinition:
         deps=[dg.AssetKey(["canonical", "contacts"])],
         pool=f"api_{stream.source}",
         kinds={"python", stream.source},
-        description=f"Merged contact fields pushed back to {stream.source} {stream.object} records.",
+        description=f"Golden contact fields pushed back to {stream.source} {stream.object} records: "
+        "empty fields filled, planned and recorded in push_ledger before any write.",
     )
     def push_stream(
-        context: dg.AssetExecutionContext, sync_settings: SyncSettingsResource
+        context: dg.AssetExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
         settings = sync_settings.settings()
-        if settings.push == "off":
-            reason = "CONTACT_SYNC_PUSH=off"
-        elif stream.source not in settings.enabled_sources():
-            reason = f"{stream.source} not enabled"
-        else:
-            reason = "pushing is not built yet (the reverse-sync issue); nothing was written"
-        context.log.info(f"reverse sync {stream.name}: skipped ({reason})")
-        return dg.MaterializeResult(metadata={"status": "skipped", "reason": reason})
+        if settings.push == "off" or stream.source not in settings.enabled_sources():
+            reason = "CONTACT_SYNC_PUSH=off" if settings.push == "off" else f"{stream.source} not enabled"
+            context.log.info(f"reverse sync {stream.name}: skipped ({reason})")
+            return dg.MaterializeResult(metadata={"status": "skipped", "reason": reason})
+        dry_run = settings.push == "dry-run"
+        engine = warehouse.engine()
+        lock = source_lock(engine, f"push-{stream.source}-{stream.object}", f"reverse sync {stream.name}")
+        try:
+            with lock, clients_for(settings, (stream.source,)) as clients:
+                config = PushConfig(
+                    regions=phone_regions(settings, warehouse), opt_out_lists=_opt_out_lists(clients)
+                )
+                report = push_destination(
+                    stream,
+                    engine,
+                    None if dry_run else clients,
+                    config,
+                    run_id=context.run.run_id,
+                    dry_run=dry_run,
+                    log=context.log.info,
+                )
+        except SourceBusyError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        except ConnectorError as exc:
+            raise dg.Failure(description=f"reverse sync {stream.name}: {exc}") from None
+        context.log.info(
+            f"reverse sync {stream.name}: planned {report.planned}, sent {report.sent}, "
+            f"rejected {report.rejected}, "
+            f"invalid {report.invalid}, conflicts {report.conflict}, {report.requests} requests"
+        )
+        return dg.MaterializeResult(metadata={**report.as_metadata(), "dry_run": dry_run})
 
     return push_stream
 

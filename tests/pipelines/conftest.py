@@ -19,5 +19,8 @@ def settings_for(emu: Emulator, database_url: str, **overrides: Any) -> Settings
     """Settings as a user would set them for ``emu``: its variables plus a warehouse URL."""
     values: dict[str, Any] = {name.lower(): value for name, value in emu.env().items()}
     values["contact_sync_database_url"] = database_url
+    # The test emulator has no rate budget; the client-side budgets would only slow the tests down.
+    values["contact_sync_maton_rps"] = 200.0
+    values["contact_sync_linkflow_rps"] = 200.0
     values.update(overrides)
     return load_settings(**values)
