@@ -86,7 +86,9 @@ def _load_records(connection: Connection) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["record_key", "source", "object", "source_id", "payload"])
 
 
-def _extract(raw: pd.DataFrame, regions: Mapping[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+def extract_contact_records(
+    raw: pd.DataFrame, regions: Mapping[str, str]
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Per source object: the records' text fields and times, and their contact points with regions."""
     records: list[pd.DataFrame] = []
     points: list[pd.DataFrame] = []
@@ -149,7 +151,7 @@ def _previous(connection: Connection) -> tuple[pd.DataFrame, pd.DataFrame, str |
     return assignment, contacts, latest
 
 
-def _golden_rows(golden: pd.DataFrame, old: pd.DataFrame, now: datetime) -> list[dict[str, Any]]:
+def golden_rows(golden: pd.DataFrame, old: pd.DataFrame, now: datetime) -> list[dict[str, Any]]:
     """Contacts to insert: created_at kept for known ids, updated_at moved only when a field changed."""
     fields = list(SURVIVING_FIELDS)
     merged = golden.merge(old, on="contact_id", how="left", suffixes=("", "_old"))
@@ -161,47 +163,52 @@ def _golden_rows(golden: pd.DataFrame, old: pd.DataFrame, now: datetime) -> list
     known = merged["created_at"].notna().to_numpy()
     created = merged["created_at"].astype(object).where(known, now)
     updated = merged["updated_at"].astype(object).where(known & ~changed, now)
-    out = _none(merged.loc[:, ["contact_id", *fields]])
+    out = none_for_missing(merged.loc[:, ["contact_id", *fields]])
     out["source_count"] = merged["source_count"].astype(int).to_numpy()
-    out["created_at"] = [_aware(value) for value in created]
-    out["updated_at"] = [_aware(value) for value in updated]
-    return _records(out)
+    out["created_at"] = [aware_utc(value) for value in created]
+    out["updated_at"] = [aware_utc(value) for value in updated]
+    return frame_records(out)
 
 
-def _aware(value: Any) -> datetime:
+def aware_utc(value: Any) -> datetime:
+    """A pandas or Python timestamp as an aware UTC datetime, as the UTC columns require."""
     stamp = pd.Timestamp(value)
     return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
 
 
-def _insert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+def insert_rows(connection: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert in slices of 10,000 rows, so one statement never holds a whole large table."""
     if not rows:
         return
     for start in range(0, len(rows), 10_000):
         connection.execute(sa.insert(table), list(rows[start : start + 10_000]))
 
 
-def _none(frame: pd.DataFrame) -> pd.DataFrame:
+def none_for_missing(frame: pd.DataFrame) -> pd.DataFrame:
     """Object columns with None for every missing value, as the database driver wants them."""
     frame = frame.astype(object)
     return frame.where(frame.notna(), None)
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as dicts keyed by column name, ready for an executemany insert."""
     return cast(list[dict[str, Any]], frame.to_dict("records"))
 
 
-def _merge_rows(merges: pd.DataFrame, now: datetime, run_id: str | None) -> list[dict[str, Any]]:
+def merge_rows(merges: pd.DataFrame, now: datetime, run_id: str | None) -> list[dict[str, Any]]:
+    """``contact_merges`` rows for the merges and splits of one resolution."""
     rows = merges.loc[:, ["old_contact_id", "new_contact_id", "kind"]].astype(object)
-    return _records(rows.assign(merged_at=now, run_id=run_id))
+    return frame_records(rows.assign(merged_at=now, run_id=run_id))
 
 
-def _suppressed_rows(suppressed: pd.DataFrame, now: datetime) -> list[dict[str, Any]]:
+def suppressed_rows(suppressed: pd.DataFrame, now: datetime) -> list[dict[str, Any]]:
+    """``suppressed_identifiers`` rows, with the holders' raw record ids as JSON."""
     rows = suppressed.loc[:, ["kind", "value", "rule"]].astype(object)
     rows["record_count"] = suppressed["record_count"].astype(int).to_numpy()
     rows["record_ids"] = pd.Series(
         [{"raw_record_ids": [int(k) for k in keys]} for keys in suppressed["record_keys"]], dtype=object
     ).to_numpy()
-    return _records(rows.assign(detected_at=now))
+    return frame_records(rows.assign(detected_at=now))
 
 
 def build_canonical(engine: Engine, config: CanonicalConfig, *, run_id: str | None = None) -> CanonicalReport:
@@ -217,7 +224,7 @@ def build_canonical(engine: Engine, config: CanonicalConfig, *, run_id: str | No
                 connection.execute(sa.delete(table))
             connection.execute(sa.delete(SuppressedIdentifier))
         return report
-    records, points, report.field_issues = _extract(raw, config.regions)
+    records, points, report.field_issues = extract_contact_records(raw, config.regions)
     normalised = normalise_contact_points(points)
     report.unusable_values = int(normalised["value"].isna().sum())
     resolution = resolve(
@@ -242,19 +249,24 @@ def build_canonical(engine: Engine, config: CanonicalConfig, *, run_id: str | No
     report.retired = len(resolution.retired_contact_ids)
     report.suppressed_identifiers = len(resolution.suppressed)
 
-    contact_rows = _golden_rows(golden.contacts, old_contacts, now)
-    source_rows = _none(
+    contact_rows = golden_rows(golden.contacts, old_contacts, now)
+    source_rows = none_for_missing(
         people.loc[
             :, ["record_key", "contact_id", "source", "object", "source_id", "email", "phone", "modified_at"]
         ]
     ).rename(columns={"record_key": "raw_record_id", "modified_at": "updated_at"})
-    source_rows["updated_at"] = [None if v is None else _aware(v) for v in source_rows["updated_at"]]
-    identifier_rows = _none(
+    # An object Series keeps None as None; a plain list would be turned back into NaT here.
+    source_rows["updated_at"] = pd.Series(
+        [None if v is None else aware_utc(v) for v in source_rows["updated_at"]],
+        index=source_rows.index,
+        dtype=object,
+    )
+    identifier_rows = none_for_missing(
         normalised.loc[:, ["record_key", "kind", "field", "raw", "value", "reason"]].rename(
             columns={"record_key": "raw_record_id", "raw": "raw_value"}
         )
     )
-    lineage_rows = _none(
+    lineage_rows = none_for_missing(
         golden.lineage.loc[:, ["contact_id", "field", "value", "source", "object", "source_id", "rule"]]
     )
     with engine.begin() as connection:
@@ -262,13 +274,13 @@ def build_canonical(engine: Engine, config: CanonicalConfig, *, run_id: str | No
         connection.execute(sa.delete(ContactFieldLineage))
         connection.execute(sa.update(ContactSource).values(contact_id=None))
         connection.execute(sa.delete(Contact))
-        _insert(connection, Contact, contact_rows)
+        insert_rows(connection, Contact, contact_rows)
         connection.execute(sa.delete(ContactSource))
-        _insert(connection, ContactSource, _records(source_rows))
+        insert_rows(connection, ContactSource, frame_records(source_rows))
         connection.execute(sa.delete(ContactIdentifier))
-        _insert(connection, ContactIdentifier, _records(identifier_rows))
-        _insert(connection, ContactFieldLineage, _records(lineage_rows))
-        _insert(connection, ContactMerge, _merge_rows(merges, now, run_id))
+        insert_rows(connection, ContactIdentifier, frame_records(identifier_rows))
+        insert_rows(connection, ContactFieldLineage, frame_records(lineage_rows))
+        insert_rows(connection, ContactMerge, merge_rows(merges, now, run_id))
         connection.execute(sa.delete(SuppressedIdentifier))
-        _insert(connection, SuppressedIdentifier, _suppressed_rows(resolution.suppressed, now))
+        insert_rows(connection, SuppressedIdentifier, suppressed_rows(resolution.suppressed, now))
     return report

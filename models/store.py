@@ -100,7 +100,8 @@ def content_hash(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    """Slices small enough for one IN (...) list on every dialect."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -147,7 +148,7 @@ class RawStore:
                 _quarantine(connection, key, bad, run_id, now)
                 counts.quarantined = len(bad)
             if move_cursor and cursor is not None:
-                _store_cursor(connection, key, dict(cursor), now)
+                store_cursor(connection, key, dict(cursor), now)
         return counts
 
     def mark_missing_deleted(self, key: StreamKey, present_ids: Iterable[str]) -> int:
@@ -230,7 +231,7 @@ def _upsert_rows(connection: Connection, key: StreamKey, rows: Sequence[RawRow],
         return counts
     hashes = {row.source_id: content_hash(row.payload) for row in rows}
     existing: dict[str, tuple[int, str, datetime | None]] = {}
-    for chunk in _chunks([row.source_id for row in rows]):
+    for chunk in chunks([row.source_id for row in rows]):
         for record_id, source_id, digest, deleted_at in connection.execute(
             sa.select(RawRecord.id, RawRecord.source_id, RawRecord.content_hash, RawRecord.deleted_at).where(
                 RawRecord.source == key.source, RawRecord.object == key.object, RawRecord.source_id.in_(chunk)
@@ -288,7 +289,7 @@ def _upsert_rows(connection: Connection, key: StreamKey, rows: Sequence[RawRow],
             ),
             updates,
         )
-    for chunk in _chunks(unchanged_ids):
+    for chunk in chunks(unchanged_ids):
         connection.execute(sa.update(RawRecord).where(RawRecord.id.in_(chunk)).values(last_seen_at=now))
     counts.inserted, counts.updated, counts.unchanged = len(inserts), len(updates), len(unchanged_ids)
     return counts
@@ -296,7 +297,7 @@ def _upsert_rows(connection: Connection, key: StreamKey, rows: Sequence[RawRow],
 
 def _mark_deleted(connection: Connection, key: StreamKey, source_ids: Sequence[str], now: datetime) -> int:
     marked = 0
-    for chunk in _chunks(list(dict.fromkeys(source_ids))):
+    for chunk in chunks(list(dict.fromkeys(source_ids))):
         result = connection.execute(
             sa.update(RawRecord)
             .where(
@@ -348,7 +349,8 @@ def _ensure_state(connection: Connection, key: StreamKey) -> None:
         )
 
 
-def _store_cursor(connection: Connection, key: StreamKey, cursor: dict[str, Any], now: datetime) -> None:
+def store_cursor(connection: Connection, key: StreamKey, cursor: dict[str, Any], now: datetime) -> None:
+    """Write ``key``'s cursor inside the caller's transaction (so it commits with the rows it covers)."""
     _ensure_state(connection, key)
     connection.execute(
         sa.update(StreamState).where(*_state_where(key)).values(cursor=cursor, cursor_updated_at=now)

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from models import canonical_checks
 from models.activity import build_activity
-from models.canonical import CanonicalConfig, build_canonical
+from models.canonical import CanonicalConfig
+from models.canonical_incremental import build_canonical_incremental
 from models.tables import Quarantine, SourceAccount
 from pipelines.resources import SyncSettingsResource, WarehouseResource
 from pipelines.settings import SOURCES, Settings
@@ -40,7 +41,11 @@ def canonical_contacts(
 ) -> dg.MaterializeResult:
     regions = phone_regions(sync_settings.settings(), warehouse)
     engine = warehouse.engine()
-    report = build_canonical(engine, CanonicalConfig(regions=regions), run_id=context.run.run_id)
+    # Incremental by default (only what the changed records can reach); a full refresh re-resolves all.
+    full = bool(sync_settings.full_refresh_sources)
+    report = build_canonical_incremental(
+        engine, CanonicalConfig(regions=regions), run_id=context.run.run_id, full=full
+    )
     with engine.connect() as connection:
         quarantined = connection.execute(sa.select(sa.func.count()).select_from(Quarantine)).scalar_one()
     context.log.info(
@@ -51,6 +56,7 @@ def canonical_contacts(
     return dg.MaterializeResult(
         metadata={
             **report.as_metadata(),
+            "full_rebuild": full,
             "clusters": report.contacts,
             "quarantined": quarantined,
             "phone_regions": dg.MetadataValue.json(regions),
