@@ -57,6 +57,7 @@ class SyncSettingsResource(dg.ConfigurableResource):
     push: str = "on"
     maton_rps: float = 9.5
     linkflow_rps: float = 5.0
+    push_overwrite: str | None = None
     full_refresh_sources: list[str] = []  # noqa: RUF012 - pydantic copies field defaults per instance
 
     def settings(self) -> Settings:
@@ -67,6 +68,7 @@ class SyncSettingsResource(dg.ConfigurableResource):
             "contact_sync_push": self.push,
             "contact_sync_maton_rps": self.maton_rps,
             "contact_sync_linkflow_rps": self.linkflow_rps,
+            "contact_sync_push_overwrite": self.push_overwrite,
             "maton_gateway_url": self.maton_gateway_url,
             "linkflow_base_url": self.linkflow_base_url,
         }
@@ -104,5 +106,6 @@ def settings_resource(settings: Settings) -> SyncSettingsResource:
         push=settings.contact_sync_push,
         maton_rps=settings.contact_sync_maton_rps,
         linkflow_rps=settings.contact_sync_linkflow_rps,
+        push_overwrite=settings.contact_sync_push_overwrite,
         **secrets,
     )

@@ -222,7 +222,9 @@ def _build_push_asset(stream: Stream) -> dg.AssetsDefinition:
         try:
             with lock, clients_for(settings, (stream.source,)) as clients:
                 config = PushConfig(
-                    regions=phone_regions(settings, warehouse), opt_out_lists=_opt_out_lists(clients)
+                    regions=phone_regions(settings, warehouse),
+                    opt_out_lists=_opt_out_lists(clients),
+                    overwrite=settings.push_overwrite(),
                 )
                 report = push_destination(
                     stream,

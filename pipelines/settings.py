@@ -27,6 +27,36 @@ CREDENTIAL_VARIABLES: dict[str, str] = {
 }
 
 
+WRITABLE: tuple[str, ...] = (
+    "clickfunnels/contact",
+    "clicksend/list_contact",
+    "linkflow/contact",
+    "zoho_crm/lead",
+    "zoho_crm/contact",
+    "zoho_bigin/contact",
+)
+OVERWRITABLE_FIELDS: tuple[str, ...] = ("first_name", "last_name", "company", "title", "city", "country")
+"""Email and phone are identifiers: replacing them at a destination is never done by configuration."""
+
+
+def parse_overwrite(text: str) -> dict[tuple[str, str], frozenset[str]]:
+    """``dest/object:field,field;...`` as a mapping; raises ValueError naming what is allowed."""
+    result: dict[tuple[str, str], frozenset[str]] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(";"))):
+        destination, _, names = part.partition(":")
+        fields = {name.strip() for name in names.split(",") if name.strip()}
+        if destination.strip() not in WRITABLE or not fields or not fields <= set(OVERWRITABLE_FIELDS):
+            raise ValueError(
+                "must look like 'zoho_crm/lead:first_name,last_name;...' with destinations from "
+                + ", ".join(WRITABLE)
+                + " and fields from "
+                + ", ".join(OVERWRITABLE_FIELDS)
+            )
+        source, _, obj = destination.strip().partition("/")
+        result[(source, obj)] = frozenset(fields)
+    return result
+
+
 class SettingsError(ValueError):
     """A setting has a value the program cannot use; ``str()`` is the one line to show the user."""
 
@@ -79,6 +109,9 @@ class Settings(BaseSettings):
     # per second in a sliding window; at exactly 10 the jitter of arrivals still provokes some 429s.
     contact_sync_maton_rps: float = Field(default=9.5, gt=0)
     contact_sync_linkflow_rps: float = Field(default=5.0, gt=0)
+    # Reverse sync fills empty fields only; this opts named fields into overwriting non-empty values,
+    # per destination: "zoho_crm/lead:first_name,last_name;clicksend/list_contact:company".
+    contact_sync_push_overwrite: str | None = None
 
     @field_validator("contact_sync_push", mode="before")
     @classmethod
@@ -127,6 +160,18 @@ class Settings(BaseSettings):
         if not text.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return text.rstrip("/")
+
+    @field_validator("contact_sync_push_overwrite", mode="before")
+    @classmethod
+    def _overwrite(cls, value: Any) -> Any:
+        if value is None or str(value).strip() == "":
+            return None
+        parse_overwrite(str(value))
+        return str(value).strip()
+
+    def push_overwrite(self) -> dict[tuple[str, str], frozenset[str]]:
+        """Per destination, the canonical fields whose non-empty values reverse sync may replace."""
+        return parse_overwrite(self.contact_sync_push_overwrite or "")
 
     @property
     def database_url(self) -> str:

@@ -6,8 +6,12 @@ import sqlalchemy as sa
 
 from connectors.emulator import Emulator
 from models.db import open_warehouse
+from models.field_map import PushConfig
 from models.tables import PushLedger
+from pipelines.clients import clients_for
+from pipelines.reverse_sync import push_destination
 from pipelines.runner import run_sync
+from pipelines.streams import Stream
 from tests.pipelines.conftest import settings_for
 
 PUSH_KEYS = (
@@ -103,3 +107,74 @@ def test_a_rejected_record_is_recorded_and_retried_next_run(emulator: Emulator, 
     emulator.allow_writes("linkflow", victim["record_id"])
     run_sync(settings.model_copy(update={"contact_sync_push": "on"}))
     assert ledger(sqlite_url, status="sent", record_id=victim["record_id"])
+
+
+def test_a_record_changed_since_it_was_read_is_not_overwritten(emulator: Emulator, sqlite_url: str) -> None:
+    settings = settings_for(emulator, sqlite_url, contact_sync_push="dry-run")
+    run_sync(settings)
+    row = next(
+        r
+        for r in ledger(sqlite_url, dry_run=True)
+        if r["destination"] == "zoho_crm" and r["object"] == "lead"
+    )
+    lead_id, field = str(row["record_id"]), str(row["field"])
+    with clients_for(settings, ("zoho_crm",)) as clients:
+        assert clients.zoho_crm is not None
+        outside = clients.zoho_crm.update("Leads", [{"id": lead_id, "Lead_Source": "Trade Show"}])
+        assert outside[0].ok  # someone edits the lead after our extract read it
+        report = push_destination(
+            Stream("zoho_crm", "lead", writable=True),
+            open_warehouse(sqlite_url),
+            clients,
+            PushConfig(),
+            run_id="conflict-run",
+            dry_run=False,
+        )
+    assert report.conflict >= 1
+    states = {r["status"] for r in ledger(sqlite_url, run_id="conflict-run", record_id=lead_id)}
+    assert states == {"conflict"}
+    assert not emulator.dataset.tables["zoho_crm/lead"][lead_id].get(field)  # not overwritten
+    # The next full cycle reads the edited lead again and then fills the field.
+    again = run_sync(settings.model_copy(update={"contact_sync_push": "on"}))
+    assert again.success, again.failures
+    assert emulator.dataset.tables["zoho_crm/lead"][lead_id].get(field)
+
+
+def test_non_empty_values_survive_unless_the_field_is_opted_in(emulator: Emulator, sqlite_url: str) -> None:
+    settings = settings_for(emulator, sqlite_url)
+    assert run_sync(settings).success
+    # Find a person held by Zoho CRM (lead) and ClickSend, both with a first name.
+    with open_warehouse(sqlite_url).connect() as connection:
+        pairs = connection.execute(
+            sa.text(
+                "SELECT z.source_id, c.source_id FROM contact_sources z JOIN contact_sources c "
+                "ON z.contact_id = c.contact_id WHERE z.source = 'zoho_crm' AND z.object = 'lead' "
+                "AND c.source = 'clicksend'"
+            )
+        ).all()
+    leads = emulator.dataset.tables["zoho_crm/lead"]
+    contacts = emulator.dataset.tables["clicksend/list_contact"]
+    lead_id, contact_id = next(
+        (str(z), str(c))
+        for z, c in pairs
+        if leads[str(z)].get("First_Name") and contacts[int(c)].get("first_name")
+    )
+    original = contacts[int(contact_id)]["first_name"]
+    with __import__("pipelines.clients", fromlist=["clients_for"]).clients_for(
+        settings, ("zoho_crm",)
+    ) as clients:
+        assert clients.zoho_crm is not None
+        assert clients.zoho_crm.update("Leads", [{"id": lead_id, "First_Name": "Zebedee"}])[0].ok
+
+    assert run_sync(settings).success  # the newest value wins the golden record, but ClickSend keeps its own
+    assert contacts[int(contact_id)]["first_name"] == original
+
+    opted = settings_for(
+        emulator, sqlite_url, contact_sync_push_overwrite="clicksend/list_contact:first_name"
+    )
+    assert run_sync(opted).success
+    assert contacts[int(contact_id)]["first_name"] == "Zebedee"
+    rows = ledger(sqlite_url, status="sent", record_id=contact_id, field="first_name")
+    assert [(r["before_value"], r["after_value"], r["reason"]) for r in rows] == [
+        (original, "Zebedee", "overwrite_opt_in")
+    ]

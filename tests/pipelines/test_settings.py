@@ -34,6 +34,7 @@ def test_bad_push_mode_is_one_line_with_variable_value_and_choices(monkeypatch: 
         ("CONTACT_SYNC_DEFAULT_PHONE_REGION", "XX", "CONTACT_SYNC_DEFAULT_PHONE_REGION must be an ISO 3166"),
         ("CONTACT_SYNC_PHONE_REGION_LINKFLOW", "China", "CONTACT_SYNC_PHONE_REGION_LINKFLOW must be an ISO"),
         ("MATON_GATEWAY_URL", "gateway.maton.ai", "MATON_GATEWAY_URL must be an http:// or https:// URL"),
+        ("CONTACT_SYNC_PUSH_OVERWRITE", "zoho_crm/lead:email", "CONTACT_SYNC_PUSH_OVERWRITE must look like"),
     ],
 )
 def test_each_bad_value_names_its_variable(
@@ -93,3 +94,13 @@ def test_phone_region_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.phone_region("zoho_crm", account_country="nonsense") == "GB"
     assert settings.phone_region("linkflow") == "CN"
     assert settings.phone_region("clickfunnels") == "GB"
+
+
+def test_push_overwrite_parses_per_destination(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "CONTACT_SYNC_PUSH_OVERWRITE", "zoho_crm/lead:first_name, title; clicksend/list_contact:company"
+    )
+    assert load_settings().push_overwrite() == {
+        ("zoho_crm", "lead"): frozenset({"first_name", "title"}),
+        ("clicksend", "list_contact"): frozenset({"company"}),
+    }
