@@ -12,6 +12,8 @@ from models import canonical_checks
 from models.activity import build_activity
 from models.canonical import CanonicalConfig
 from models.canonical_incremental import build_canonical_incremental
+from models.identity import DEFAULT_BLOCKED_EMAIL_PATTERNS, DEFAULT_BLOCKED_EMAILS, IdentityConfig
+from models.survivorship import SurvivorshipConfig
 from models.tables import Quarantine, SourceAccount
 from pipelines.resources import SyncSettingsResource, WarehouseResource
 from pipelines.settings import SOURCES, Settings
@@ -28,6 +30,19 @@ def phone_regions(settings: Settings, warehouse: WarehouseResource) -> dict[str,
     return {source: settings.phone_region(source, countries.get(source)) for source in SOURCES}
 
 
+def canonical_config(settings: Settings, regions: dict[str, str]) -> CanonicalConfig:
+    """The user's linking guards and survivorship priorities on top of the built-in defaults."""
+    emails, patterns, phones = settings.blocked_identifiers()
+    identity = IdentityConfig(
+        blocklist_emails=DEFAULT_BLOCKED_EMAILS | emails,
+        blocklist_email_patterns=DEFAULT_BLOCKED_EMAIL_PATTERNS + patterns,
+        blocklist_phones=phones,
+        max_records_per_identifier=settings.contact_sync_max_records_per_identifier,
+    )
+    survivorship = SurvivorshipConfig(source_priority=settings.source_priority())
+    return CanonicalConfig(regions=regions, identity=identity, survivorship=survivorship)
+
+
 @dg.asset(
     key=CONTACTS_KEY,
     group_name="canonical",
@@ -39,12 +54,13 @@ def phone_regions(settings: Settings, warehouse: WarehouseResource) -> dict[str,
 def canonical_contacts(
     context: dg.AssetExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    regions = phone_regions(sync_settings.settings(), warehouse)
+    settings = sync_settings.settings()
+    regions = phone_regions(settings, warehouse)
     engine = warehouse.engine()
     # Incremental by default (only what the changed records can reach); a full refresh re-resolves all.
     full = bool(sync_settings.full_refresh_sources)
     report = build_canonical_incremental(
-        engine, CanonicalConfig(regions=regions), run_id=context.run.run_id, full=full
+        engine, canonical_config(settings, regions), run_id=context.run.run_id, full=full
     )
     with engine.connect() as connection:
         quarantined = connection.execute(sa.select(sa.func.count()).select_from(Quarantine)).scalar_one()

@@ -19,7 +19,7 @@ full_sync_job = dg.define_asset_job(
 )
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
+def build_definitions(settings: Settings, *, full_refresh_sources: tuple[str, ...] = ()) -> dg.Definitions:
     """The definitions for ``settings``: the schedule's cron and the resources come from them."""
     schedule = dg.ScheduleDefinition(
         name="full_sync_schedule",
@@ -34,7 +34,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs=[full_sync_job],
         schedules=[schedule],
         resources={
-            "sync_settings": settings_resource(settings),
+            "sync_settings": settings_resource(settings, full_refresh_sources=full_refresh_sources),
             "warehouse": WarehouseResource(database_url=settings.database_url),
         },
     )

@@ -58,6 +58,9 @@ class SyncSettingsResource(dg.ConfigurableResource):
     maton_rps: float = 9.5
     linkflow_rps: float = 5.0
     push_overwrite: str | None = None
+    blocked_identifiers: str | None = None
+    max_records_per_identifier: int = 25
+    source_priority: str | None = None
     full_refresh_sources: list[str] = []  # noqa: RUF012 - pydantic copies field defaults per instance
 
     def settings(self) -> Settings:
@@ -69,6 +72,9 @@ class SyncSettingsResource(dg.ConfigurableResource):
             "contact_sync_maton_rps": self.maton_rps,
             "contact_sync_linkflow_rps": self.linkflow_rps,
             "contact_sync_push_overwrite": self.push_overwrite,
+            "contact_sync_blocked_identifiers": self.blocked_identifiers,
+            "contact_sync_max_records_per_identifier": self.max_records_per_identifier,
+            "contact_sync_source_priority": self.source_priority,
             "maton_gateway_url": self.maton_gateway_url,
             "linkflow_base_url": self.linkflow_base_url,
         }
@@ -79,7 +85,9 @@ class SyncSettingsResource(dg.ConfigurableResource):
         return load_settings(**values)
 
 
-def settings_resource(settings: Settings) -> SyncSettingsResource:
+def settings_resource(
+    settings: Settings, *, full_refresh_sources: tuple[str, ...] = ()
+) -> SyncSettingsResource:
     """The resource for ``settings``, with each present secret bound to its environment variable.
 
     Dagster resolves ``EnvVar`` from the process environment, so a secret that came from ``.env`` is
@@ -107,5 +115,9 @@ def settings_resource(settings: Settings) -> SyncSettingsResource:
         maton_rps=settings.contact_sync_maton_rps,
         linkflow_rps=settings.contact_sync_linkflow_rps,
         push_overwrite=settings.contact_sync_push_overwrite,
+        blocked_identifiers=settings.contact_sync_blocked_identifiers,
+        max_records_per_identifier=settings.contact_sync_max_records_per_identifier,
+        source_priority=settings.contact_sync_source_priority,
+        full_refresh_sources=list(full_refresh_sources),
         **secrets,
     )

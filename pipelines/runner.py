@@ -107,17 +107,14 @@ def run_sync(
     """One full cycle through Dagster; ``sources`` narrows it, as ``--source`` does."""
     if sources:
         settings = settings.model_copy(update={"contact_sync_sources": ",".join(dict.fromkeys(sources))})
-    defs = build_definitions(settings)
-    job = defs.resolve_job_def("full_sync")
-    resource_config: dict[str, Any] = {}
     if dry_run:
-        resource_config["push"] = "dry-run"
-    if full_refresh:
-        resource_config["full_refresh_sources"] = list(sources or settings.requested_sources())
+        settings = settings.model_copy(update={"contact_sync_push": "dry-run"})
+    # The switches go into the resources themselves: run config for a resource would replace every
+    # value it was built with (secrets and settings included), not just the keys it names.
+    refresh = tuple(sources or settings.requested_sources()) if full_refresh else ()
+    job = build_definitions(settings, full_refresh_sources=refresh).resolve_job_def("full_sync")
     # The console logger defaults to DEBUG, which buries the per-page progress lines people want.
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    if resource_config:
-        run_config["resources"] = {"sync_settings": {"config": resource_config}}
     with cli_instance(instance) as chosen:
         result = job.execute_in_process(
             run_config=run_config, instance=chosen, raise_on_error=False, tags={"contact_sync/trigger": "cli"}

@@ -57,6 +57,32 @@ def parse_overwrite(text: str) -> dict[tuple[str, str], frozenset[str]]:
     return result
 
 
+SURVIVING_FIELDS: tuple[str, ...] = ("email", "phone", *OVERWRITABLE_FIELDS)
+
+
+def parse_source_priority(text: str) -> dict[str, tuple[str, ...]]:
+    """``field,field:source,source;...`` as a mapping; raises ValueError naming what is allowed."""
+    result: dict[str, tuple[str, ...]] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(";"))):
+        names, _, sources = part.partition(":")
+        fields = [name.strip() for name in names.split(",") if name.strip()]
+        order = tuple(source.strip() for source in sources.split(",") if source.strip())
+        if (
+            not fields
+            or not order
+            or not set(fields) <= set(SURVIVING_FIELDS)
+            or not set(order) <= set(SOURCES)
+        ):
+            raise ValueError(
+                "must look like 'first_name,last_name:zoho_crm,clickfunnels;...' with fields from "
+                + ", ".join(SURVIVING_FIELDS)
+                + " and sources from "
+                + ", ".join(SOURCES)
+            )
+        result.update(dict.fromkeys(fields, order))
+    return result
+
+
 class SettingsError(ValueError):
     """A setting has a value the program cannot use; ``str()`` is the one line to show the user."""
 
@@ -112,6 +138,12 @@ class Settings(BaseSettings):
     # Reverse sync fills empty fields only; this opts named fields into overwriting non-empty values,
     # per destination: "zoho_crm/lead:first_name,last_name;clicksend/list_contact:company".
     contact_sync_push_overwrite: str | None = None
+    # Identity resolution: extra identifiers never used to link (emails, `*` globs, E.164 phones), the
+    # record count past which a shared identifier stops linking, and per-field source priorities:
+    # "first_name,last_name:zoho_crm,clickfunnels;company:zoho_crm".
+    contact_sync_blocked_identifiers: str | None = None
+    contact_sync_max_records_per_identifier: int = Field(default=25, ge=2)
+    contact_sync_source_priority: str | None = None
 
     @field_validator("contact_sync_push", mode="before")
     @classmethod
@@ -168,6 +200,26 @@ class Settings(BaseSettings):
             return None
         parse_overwrite(str(value))
         return str(value).strip()
+
+    @field_validator("contact_sync_source_priority", mode="before")
+    @classmethod
+    def _priority(cls, value: Any) -> Any:
+        if value is None or str(value).strip() == "":
+            return None
+        parse_source_priority(str(value))
+        return str(value).strip()
+
+    def source_priority(self) -> dict[str, tuple[str, ...]]:
+        """Per canonical field, the sources whose values win regardless of recency, best first."""
+        return parse_source_priority(self.contact_sync_source_priority or "")
+
+    def blocked_identifiers(self) -> tuple[frozenset[str], tuple[str, ...], frozenset[str]]:
+        """(emails, email globs, phones) the user added to the built-in blocklist."""
+        values = [v.strip() for v in (self.contact_sync_blocked_identifiers or "").split(",") if v.strip()]
+        emails = frozenset(v.casefold() for v in values if "@" in v and "*" not in v)
+        patterns = tuple(v.casefold() for v in values if "@" in v and "*" in v)
+        phones = frozenset(v for v in values if "@" not in v)
+        return emails, patterns, phones
 
     def push_overwrite(self) -> dict[tuple[str, str], frozenset[str]]:
         """Per destination, the canonical fields whose non-empty values reverse sync may replace."""

@@ -127,3 +127,35 @@ def test_full_sync_through_dagster_builds_contacts_activity_and_passes_checks(
     assert report.assets["canonical/activity"]["activity"] > 0
     with open_warehouse(sqlite_url).connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(ContactActivity)).scalar_one() > 0
+
+
+def test_settings_add_to_the_blocklist_limit_and_priorities(emulator: Emulator, sqlite_url: str) -> None:
+    assert run_sync(settings_for(emulator, sqlite_url, contact_sync_push="off")).success
+    with open_warehouse(sqlite_url).connect() as connection:
+        email = connection.execute(
+            sa.text(
+                "SELECT value FROM contact_identifiers WHERE kind = 'email' AND value IS NOT NULL "
+                "GROUP BY value HAVING count(DISTINCT raw_record_id) >= 2 ORDER BY value LIMIT 1"
+            )
+        ).scalar_one()
+    tuned = settings_for(
+        emulator,
+        sqlite_url,
+        contact_sync_push="off",
+        contact_sync_blocked_identifiers=email.upper(),
+        contact_sync_source_priority="first_name,last_name:zoho_crm",
+    )
+    report = run_sync(tuned, full_refresh=True)
+    assert report.success, report.failures
+    assert report.assets["canonical/contacts"]["full_rebuild"] is True
+    assert report.assets["zoho_crm/lead"]["full_refresh"] is True  # credentials kept on a full refresh
+    with open_warehouse(sqlite_url).connect() as connection:
+        rule = connection.execute(
+            sa.text("SELECT rule FROM suppressed_identifiers WHERE kind = 'email' AND value = :v"),
+            {"v": email},
+        ).scalar_one()
+        priority_rows = connection.execute(
+            sa.text("SELECT count(*) FROM contact_field_lineage WHERE rule = 'source_priority'")
+        ).scalar_one()
+    assert rule == "blocklist"
+    assert priority_rows > 0

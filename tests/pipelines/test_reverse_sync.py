@@ -75,7 +75,7 @@ def test_zoho_batches_respect_the_100_record_limit(emulator: Emulator, sqlite_ur
 
 def test_dry_run_writes_nothing_and_predicts_the_real_run(emulator: Emulator, sqlite_url: str) -> None:
     settings = settings_for(emulator, sqlite_url)
-    dry = run_sync(settings.model_copy(update={"contact_sync_push": "dry-run"}))
+    dry = run_sync(settings, dry_run=True)  # as `contact-sync sync --dry-run` does
     assert dry.success, dry.failures
     assert emulator.writes() == []
     predicted = {

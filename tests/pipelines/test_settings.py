@@ -104,3 +104,20 @@ def test_push_overwrite_parses_per_destination(monkeypatch: pytest.MonkeyPatch) 
         ("zoho_crm", "lead"): frozenset({"first_name", "title"}),
         ("clicksend", "list_contact"): frozenset({"company"}),
     }
+
+
+def test_identity_settings_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTACT_SYNC_BLOCKED_IDENTIFIERS", "Office@Acme.com, *@spam.example, +14155550100")
+    monkeypatch.setenv(
+        "CONTACT_SYNC_SOURCE_PRIORITY", "first_name,last_name:zoho_crm,clickfunnels;company:zoho_crm"
+    )
+    settings = load_settings()
+    assert settings.blocked_identifiers() == (
+        frozenset({"office@acme.com"}),
+        ("*@spam.example",),
+        frozenset({"+14155550100"}),
+    )
+    assert settings.source_priority()["last_name"] == ("zoho_crm", "clickfunnels")
+    monkeypatch.setenv("CONTACT_SYNC_SOURCE_PRIORITY", "nickname:zoho_crm")
+    with pytest.raises(SettingsError, match="CONTACT_SYNC_SOURCE_PRIORITY must look like"):
+        load_settings()
