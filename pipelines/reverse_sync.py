@@ -55,7 +55,7 @@ class PushReport:
     requests: int
 
     def as_metadata(self) -> dict[str, int]:
-        return {**self.__dict__, "failed": self.rejected + self.invalid + self.conflict}
+        return {**self.__dict__, "done": self.sent, "failed": self.rejected + self.invalid + self.conflict}
 
 
 def _result(change: RecordChange, written: WriteResult) -> RecordResult:
