@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Self
 
-from connectors.errors import FatalError
-from connectors.http import HttpClient, decode_json
+from connectors.http import HttpClient, decode_json, unexpected_shape
 from connectors.paging import LoopGuard, Page
 from connectors.times import parse_instant, to_iso
 from connectors.writes import WriteResult, write_one
@@ -114,9 +113,7 @@ class ClickFunnelsClient:
             response = self.http.request("GET", template, path_params=path_params, params=query)
             body = decode_json(response, self._source, "GET", path)
             if not isinstance(body, list):
-                raise FatalError(
-                    self._source, "GET", path, code="UNEXPECTED_RESPONSE", message="expected a JSON array"
-                )
+                raise unexpected_shape(response, self._source, "GET", path, "expected a JSON array")
             records = [r for r in body if isinstance(r, dict)]
             yield records
             after = response.headers.get("Pagination-Next")

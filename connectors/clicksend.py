@@ -32,8 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Self
 
-from connectors.errors import FatalError
-from connectors.http import HttpClient, decode_json
+from connectors.http import HttpClient, decode_json, unexpected_shape
 from connectors.paging import LoopGuard, Page
 from connectors.times import to_unix, utc_now
 from connectors.writes import WriteResult, write_one
@@ -142,9 +141,7 @@ class ClickSendClient:
             body = decode_json(response, self._source, "GET", path)
             envelope = body.get("data") if isinstance(body, dict) else None
             if not isinstance(envelope, dict):
-                raise FatalError(
-                    self._source, "GET", path, code="UNEXPECTED_RESPONSE", message="no data envelope"
-                )
+                raise unexpected_shape(response, self._source, "GET", path, "no data envelope")
             records = [r for r in envelope.get("data") or [] if isinstance(r, dict)]
             last = _int(envelope.get("last_page")) or 1
             yield records, page, last

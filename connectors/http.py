@@ -176,6 +176,25 @@ def decode_json(response: httpx.Response, source: str, method: str, path: str) -
         ) from None
 
 
+def unexpected_shape(
+    response: httpx.Response, source: str, method: str, path: str, expected: str
+) -> FatalError:
+    """The error for a successful answer of the wrong shape, in the API's own words when it gave any.
+
+    Some APIs answer 200 with an error envelope (``{"code": "B00500", "message": "system busy"}``);
+    saying so, with the status, beats "expected a JSON array".
+    """
+    code, message = describe_error(response)
+    return FatalError(
+        source,
+        method,
+        path,
+        status=response.status_code,
+        code=code or "UNEXPECTED_RESPONSE",
+        message=message or expected,
+    )
+
+
 class HttpClient:
     """One source's HTTP session: base URL (which may carry a path prefix), auth, bucket, retries.
 

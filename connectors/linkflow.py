@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any, Self
 
 from connectors.errors import FatalError
-from connectors.http import HttpClient, decode_json
+from connectors.http import HttpClient, decode_json, unexpected_shape
 from connectors.paging import LoopGuard, Page
 from connectors.times import from_linkflow, to_linkflow, utc_now
 from connectors.writes import WriteResult, write_one
@@ -245,12 +245,8 @@ class LinkflowClient:
             )
             batch = decode_json(response, self._source, "GET", template)
             if not isinstance(batch, list):
-                raise FatalError(
-                    self._source,
-                    "GET",
-                    template,
-                    code="UNEXPECTED_RESPONSE",
-                    message="expected a JSON array of ids",
+                raise unexpected_shape(
+                    response, self._source, "GET", template, "expected a JSON array of ids"
                 )
             ids.update((int(i), None) for i in batch)
             if len(batch) < self.id_page_size:
@@ -271,12 +267,8 @@ class LinkflowClient:
             )
             body = decode_json(response, self._source, "GET", template)
             if not isinstance(body, list):
-                raise FatalError(
-                    self._source,
-                    "GET",
-                    template,
-                    code="UNEXPECTED_RESPONSE",
-                    message="expected a JSON array of contacts",
+                raise unexpected_shape(
+                    response, self._source, "GET", template, "expected a JSON array of contacts"
                 )
             records = [r for r in body if isinstance(r, dict)]
             found = {str(r.get("id")) for r in records}
@@ -301,12 +293,8 @@ class LinkflowClient:
             )
             events = decode_json(response, self._source, "GET", template)
             if not isinstance(events, list):
-                raise FatalError(
-                    self._source,
-                    "GET",
-                    template,
-                    code="UNEXPECTED_RESPONSE",
-                    message="expected a JSON array of events",
+                raise unexpected_shape(
+                    response, self._source, "GET", template, "expected a JSON array of events"
                 )
             records = [e for e in events if isinstance(e, dict)]
             if not records:

@@ -100,6 +100,27 @@ def content_hash(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
+
+
+def storable(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload as both dialects can store it: NUL characters become U+FFFD.
+
+    PostgreSQL's JSONB and text refuse U+0000 ("unsupported Unicode escape sequence"); a NUL in a
+    name or email is junk anyway, and replacing it the same way on SQLite keeps the two warehouses
+    and their content hashes identical.
+    """
+    text = json.dumps(payload, ensure_ascii=False, default=str)
+    return _without_nul(dict(payload)) if "\\u0000" in text else dict(payload)
+
+
 def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     """Slices small enough for one IN (...) list on every dialect."""
     for start in range(0, len(items), size):
@@ -229,7 +250,8 @@ def _upsert_rows(connection: Connection, key: StreamKey, rows: Sequence[RawRow],
     counts = PageCounts()
     if not rows:
         return counts
-    hashes = {row.source_id: content_hash(row.payload) for row in rows}
+    payloads = {row.source_id: storable(row.payload) for row in rows}
+    hashes = {source_id: content_hash(payload) for source_id, payload in payloads.items()}
     existing: dict[str, tuple[int, str, datetime | None]] = {}
     for chunk in chunks([row.source_id for row in rows]):
         for record_id, source_id, digest, deleted_at in connection.execute(
@@ -250,7 +272,7 @@ def _upsert_rows(connection: Connection, key: StreamKey, rows: Sequence[RawRow],
                     "source": key.source,
                     "object": key.object,
                     "source_id": row.source_id,
-                    "payload": dict(row.payload),
+                    "payload": payloads[row.source_id],
                     "content_hash": digest,
                     "source_modified_at": row.modified_at,
                     "first_seen_at": now,
@@ -263,7 +285,7 @@ def _upsert_rows(connection: Connection, key: StreamKey, rows: Sequence[RawRow],
             updates.append(
                 {
                     "row_id": found[0],
-                    "payload": dict(row.payload),
+                    "payload": payloads[row.source_id],
                     "content_hash": digest,
                     "source_modified_at": row.modified_at,
                     "last_seen_at": now,
@@ -324,7 +346,7 @@ def _quarantine(
                 "source_id": record.source_id,
                 "stage": "extract",
                 "reason": record.reason,
-                "payload": dict(record.payload) if record.payload is not None else None,
+                "payload": storable(record.payload) if record.payload is not None else None,
                 "run_id": run_id,
                 "detected_at": now,
             }

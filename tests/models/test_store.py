@@ -103,3 +103,17 @@ def test_run_bookkeeping_keeps_last_success_through_a_failure(store: RawStore) -
     assert failed.last_status == "failed"
     assert failed.last_error == "zoho_crm GET /crm/v8/Leads -> 503"
     assert failed.last_success_at == ok.last_success_at
+
+
+def test_nul_characters_are_stored_as_replacement_characters(store: RawStore) -> None:
+    counts = store.write_page(KEY, [RawRow("1", {"id": "1", "First_Name": "Ann\x00e", "tags": ["a\x00"]})])
+    assert counts.inserted == 1
+    with store.engine.connect() as connection:
+        payload = connection.execute(sa.select(RawRecord.payload)).scalar_one()
+    assert payload == {"id": "1", "First_Name": "Ann\ufffde", "tags": ["a\ufffd"]}
+    assert (
+        store.write_page(
+            KEY, [RawRow("1", {"id": "1", "First_Name": "Ann\x00e", "tags": ["a\x00"]})]
+        ).unchanged
+        == 1
+    )

@@ -1,0 +1,197 @@
+"""Transient trouble (429, 503, dropped connections, expiring tokens, a shared gateway budget spent by
+someone else) slows a sync down but leaves exactly the warehouse a trouble-free run leaves.
+
+Each test runs a clean reference sync and a troubled one from the same emulator state into two
+warehouses, with pushes off so neither run changes what the other reads.
+"""
+
+import copy
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connectors.emulator import Emulator, FaultConfig, running_emulator
+from connectors.emulator.dataset import Dataset
+from connectors.emulator.generate import generate_dataset
+from pipelines.runner import SyncReport, run_sync
+from tests.pipelines.conftest import settings_for
+from tests.pipelines.test_extract import emulator_ids, stored_ids
+from tests.proof.snapshot import assert_same_warehouse, snapshot
+
+pytestmark = pytest.mark.slow
+
+MATON_APPS = ("clickfunnels", "clicksend", "zoho_crm", "zoho_bigin")
+FIXED_NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def sync(emu: Emulator, url: str, **overrides: object) -> SyncReport:
+    report = run_sync(settings_for(emu, url, contact_sync_push="off", **overrides))
+    assert report.success, report.failures
+    return report
+
+
+def url_in(tmp_path: Path, name: str) -> str:
+    return f"sqlite:///{tmp_path / name}.db"
+
+
+def count(emu: Emulator, app: str, template: str) -> int:
+    return emu.request_counts().get((app, template), 0)
+
+
+@contextmanager
+def repeatedly(action: Callable[[], None], every_s: float) -> Iterator[None]:
+    """Run ``action`` in a thread every ``every_s`` seconds for the block's duration."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every_s):
+            action()
+
+    thread = threading.Thread(target=loop, name="proof-trouble", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def test_429_503_and_dropped_connections_leave_the_clean_runs_warehouse(tmp_path: Path) -> None:
+    with running_emulator(seed=21, people=150) as emu:
+        clean_url = url_in(tmp_path, "clean")
+        sync(emu, clean_url)
+        clean_requests = emu.total_requests()
+
+        emu.reset_counters()
+        emu.set_faults(
+            FaultConfig(
+                error_rate_429=0.034, retry_after_s=0.05, error_rate_503=0.034, drop_rate=0.034, seed=4
+            )
+        )
+        faulty_url = url_in(tmp_path, "faulty")
+        report = sync(emu, faulty_url)
+        # Every faulted answer was counted and retried, so the troubled run needed more requests.
+        assert emu.total_requests() > clean_requests
+        retries = sum(int(meta.get("retries", 0) or 0) for meta in report.assets.values())
+        assert retries == emu.total_requests() - clean_requests
+    assert_same_warehouse(snapshot(faulty_url), snapshot(clean_url))
+
+
+def linkflow_calls(emu: Emulator) -> tuple[int, int]:
+    """(token requests, other requests) Linkflow has served so far."""
+    counts = [(template, n) for (app, template), n in emu.request_counts().items() if app == "linkflow"]
+    tokens = sum(n for template, n in counts if template == "GET /linkflow/token")
+    return tokens, sum(n for _, n in counts) - tokens
+
+
+def expire_each_token_after_use(emu: Emulator) -> Callable[[], None]:
+    """Expire the tokens whenever one issued since the last expiry has served a call and the next
+    call is in flight.
+
+    A request is counted when it arrives, before its auth check: the call that met the last expiry
+    is retried with the fresh token (one more call), and only the call after that is hit. Waiting
+    for it keeps the test about a token dying mid-stream, not about one dying between its refresh
+    and its first use, which the client rightly reports after one refresh.
+    """
+    last = linkflow_calls(emu)
+
+    def step() -> None:
+        nonlocal last
+        tokens, others = linkflow_calls(emu)
+        if tokens > last[0] and others >= last[1] + 2:
+            emu.expire_linkflow_tokens()
+            last = linkflow_calls(emu)
+
+    return step
+
+
+def test_linkflow_tokens_expiring_mid_stream_are_refreshed(tmp_path: Path) -> None:
+    with running_emulator(seed=22, people=150) as emu:
+        clean_url = url_in(tmp_path, "clean")
+        sync(emu, clean_url)
+        clean_tokens = linkflow_calls(emu)[0]  # one per stream's client
+
+        emu.reset_counters()
+        # Latency keeps each Linkflow call in flight long enough for the expiry to land mid-stream.
+        emu.set_faults(FaultConfig(latency_ms=15, apps=frozenset({"linkflow"})))
+        expiring_url = url_in(tmp_path, "expiring")
+        with repeatedly(expire_each_token_after_use(emu), every_s=0.002):
+            sync(emu, expiring_url)
+        assert linkflow_calls(emu)[0] > clean_tokens
+    assert_same_warehouse(snapshot(expiring_url), snapshot(clean_url))
+
+
+def leads_past_the_page_limit(extra: int) -> Dataset:
+    """An emulator whose Zoho CRM holds more than 2,000 leads, so listing them needs page tokens.
+
+    The extra leads are copies of a generated one with their own id, email and one-second-apart
+    ``Modified_Time``, so a listing restarted from its watermark makes progress.
+    """
+    dataset = generate_dataset(seed=23, people=60, now=FIXED_NOW)
+    leads = dataset.tables["zoho_crm/lead"]
+    template = next(iter(leads.values()))
+    start = datetime.fromisoformat(template["Modified_Time"]) - timedelta(days=30)
+    for number in range(extra):
+        record_id = dataset.zoho_id("zoho_crm")
+        stamp = (start + timedelta(seconds=number)).isoformat()
+        leads[record_id] = {
+            **copy.deepcopy(template),
+            "id": record_id,
+            "Email": f"bulk.lead.{number}@proof.example.org",
+            "Phone": None,
+            "Mobile": None,
+            "Last_Name": f"Bulk{number}",
+            "Created_Time": stamp,
+            "Modified_Time": stamp,
+        }
+    return dataset
+
+
+def test_zoho_page_tokens_expiring_mid_listing_restart_and_converge(tmp_path: Path) -> None:
+    extra = 2_300
+    with Emulator(dataset=leads_past_the_page_limit(extra)) as reference:
+        clean_url = url_in(tmp_path, "clean")
+        sync(reference, clean_url, contact_sync_sources="zoho_crm")
+        clean_lists = count(reference, "zoho_crm", "GET /zoho-crm/crm/v8/{module}")
+
+    with Emulator(dataset=leads_past_the_page_limit(extra), zoho_page_token_ttl=0.0) as expiring:
+        expiring_url = url_in(tmp_path, "expiring")
+        sync(expiring, expiring_url, contact_sync_sources="zoho_crm")
+        # The first token died at once, so the listing restarted from its watermark with pages again.
+        assert count(expiring, "zoho_crm", "GET /zoho-crm/crm/v8/{module}") > clean_lists
+        expected = emulator_ids(expiring)[("zoho_crm", "lead")]
+    assert len(expected) > 2_000
+    assert stored_ids(expiring_url)[("zoho_crm", "lead")] == expected
+    assert_same_warehouse(snapshot(expiring_url), snapshot(clean_url))
+
+
+def test_gateway_budget_spent_by_another_client_still_completes(tmp_path: Path) -> None:
+    with running_emulator(seed=24, people=120) as emu:
+        clean_url = url_in(tmp_path, "clean")
+        sync(emu, clean_url)
+        clean_maton = sum(emu.total_requests(app) for app in MATON_APPS)
+
+        emu.reset_counters()
+        emu.maton_rps = 10
+        answers: list[int] = []
+        with httpx.Client(
+            base_url=emu.maton_gateway_url, headers={"Authorization": f"Bearer {emu.env()['MATON_API_KEY']}"}
+        ) as other:
+
+            def hammer() -> None:
+                answers.append(other.get("/clicksend/v3/proof-other-client").status_code)
+
+            busy_url = url_in(tmp_path, "busy")
+            with repeatedly(hammer, every_s=0.125):
+                sync(emu, busy_url, contact_sync_maton_rps=9.5)
+        hammer_requests = count(emu, "clicksend", "GET /clicksend/v3/<unknown>")
+        sync_requests = sum(emu.total_requests(app) for app in MATON_APPS) - hammer_requests
+    admitted = [status for status in answers if status != 429]
+    assert len(admitted) > 10, "the other client never got its share of the budget"
+    assert sync_requests > clean_maton, "the sync never met the exhausted budget"
+    assert_same_warehouse(snapshot(busy_url), snapshot(clean_url))
