@@ -23,6 +23,7 @@ from models.contact_ids import ContactIdFactory
 from models.contact_points import identifiers_of, normalise_contact_points, primaries
 from models.fields import extract_frame, frame_from_payloads
 from models.identity import IdentityConfig
+from models.layouts import layout
 from models.resolution import resolve
 from models.survivorship import SURVIVING_FIELDS, SurvivorshipConfig, survive
 from models.tables import (
@@ -86,6 +87,43 @@ def _load_records(connection: Connection) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["record_key", "source", "object", "source_id", "payload"])
 
 
+#: How much of a refused value (a list, a megabyte of text) ``contact_identifiers`` keeps for people
+#: to read; the raw payload keeps all of it.
+_REFUSED_RAW_CHARS = 200
+
+
+def _refused_points(source: str, obj: str, columns: pd.DataFrame, issues: pd.DataFrame) -> pd.DataFrame:
+    """Email and phone values ``extract_frame`` refused (wrong type, too long), as contact points with
+    their reason, so every value a record carries has a row in ``contact_identifiers``."""
+    spec = layout(source, obj)
+    kinds = {**dict.fromkeys(spec.emails, "email"), **dict.fromkeys(spec.phones, "phone")}
+    mine = issues[issues["field"].isin(list(kinds))]
+    raw = [
+        str(columns.at[row, path])[:_REFUSED_RAW_CHARS]
+        for row, path in zip(mine["row"], mine["field"], strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "row": mine["row"].to_numpy(),
+            "kind": [kinds[path] for path in mine["field"]],
+            "field": mine["field"].to_numpy(dtype=object),
+            "position": np.full(len(mine), np.iinfo(np.int8).max, dtype=np.int8),
+            "raw": pd.Series(raw, dtype=object),
+            "refused": mine["reason"].to_numpy(dtype=object),
+        }
+    )
+
+
+def normalise_points(points: pd.DataFrame) -> pd.DataFrame:
+    """``normalise_contact_points``, keeping the reason of values refused before normalisation."""
+    normalised = normalise_contact_points(points)
+    if "refused" in points:
+        refused = points["refused"].notna().to_numpy()
+        normalised.loc[refused, "value"] = None
+        normalised.loc[refused, "reason"] = points.loc[refused, "refused"].to_numpy(dtype=object)
+    return normalised
+
+
 def extract_contact_records(
     raw: pd.DataFrame, regions: Mapping[str, str]
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
@@ -94,9 +132,8 @@ def extract_contact_records(
     points: list[pd.DataFrame] = []
     issues = 0
     for (source, obj), group in raw.groupby(["source", "object"], sort=True):
-        extracted = extract_frame(
-            str(source), str(obj), frame_from_payloads(str(source), str(obj), group["payload"])
-        )
+        columns = frame_from_payloads(str(source), str(obj), group["payload"])
+        extracted = extract_frame(str(source), str(obj), columns)
         keys = group["record_key"].to_numpy(dtype=np.int64)
         fields = extracted.records.reset_index(drop=True)
         fields.insert(0, "record_key", keys)
@@ -104,23 +141,29 @@ def extract_contact_records(
         fields["object"] = str(obj)
         fields["source_id"] = group["source_id"].to_numpy(dtype=object)
         records.append(fields)
-        found = extracted.contact_points
-        hint = fields["country_hint"].to_numpy(dtype=object)[found["row"].to_numpy()]
+        found = pd.concat(
+            [extracted.contact_points, _refused_points(str(source), str(obj), columns, extracted.issues)],
+            ignore_index=True,
+        )
+        hint = fields["country_hint"].to_numpy(dtype=object)[found["row"].to_numpy(dtype=np.int64)]
         region = np.where(pd.notna(hint), hint, regions.get(str(source), "US"))
         points.append(
             pd.DataFrame(
                 {
-                    "record_key": keys[found["row"].to_numpy()],
+                    "record_key": keys[found["row"].to_numpy(dtype=np.int64)],
                     "kind": found["kind"].to_numpy(dtype=object),
                     "field": found["field"].to_numpy(dtype=object),
                     "position": found["position"].to_numpy(),
                     "raw": found["raw"].to_numpy(dtype=object),
                     "region": region.astype(object),
+                    "refused": found["refused"].to_numpy(dtype=object),
                 }
             )
         )
         issues += len(extracted.issues)
-    empty_points = pd.DataFrame(columns=["record_key", "kind", "field", "position", "raw", "region"])
+    empty_points = pd.DataFrame(
+        columns=["record_key", "kind", "field", "position", "raw", "region", "refused"]
+    )
     all_records = pd.concat(records, ignore_index=True) if records else pd.DataFrame()
     return all_records, (pd.concat(points, ignore_index=True) if points else empty_points), issues
 
@@ -225,7 +268,7 @@ def build_canonical(engine: Engine, config: CanonicalConfig, *, run_id: str | No
             connection.execute(sa.delete(SuppressedIdentifier))
         return report
     records, points, report.field_issues = extract_contact_records(raw, config.regions)
-    normalised = normalise_contact_points(points)
+    normalised = normalise_points(points)
     report.unusable_values = int(normalised["value"].isna().sum())
     resolution = resolve(
         raw["record_key"].to_numpy(dtype=np.int64),

@@ -40,10 +40,11 @@ from models.canonical import (
     insert_rows,
     merge_rows,
     none_for_missing,
+    normalise_points,
     suppressed_rows,
 )
 from models.contact_ids import ContactIdFactory
-from models.contact_points import identifiers_of, normalise_contact_points, primaries
+from models.contact_points import identifiers_of, primaries
 from models.identity import link
 from models.identity_store import SqlIdentityStore, values_by_kind
 from models.resolution import resolve_incremental
@@ -125,7 +126,7 @@ def _resolve_changes(
     fields, points, report.field_issues = (
         extract_contact_records(live, config.regions) if len(live) else _no_fields()
     )
-    normalised = normalise_contact_points(points)
+    normalised = normalise_points(points)
     report.unusable_values = int(normalised["value"].isna().sum())
     now_held = identifiers_of(normalised)
     store = SqlIdentityStore(connection)

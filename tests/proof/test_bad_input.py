@@ -123,10 +123,6 @@ def test_bad_values_do_not_stop_the_sync_and_each_lands_with_a_reason(
     assert stored_ids(warehouse_url) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="models.fields drops a wrong-typed or too-long email/phone without a contact_identifiers row",
-)
 def test_wrong_typed_and_huge_identifiers_keep_a_reason(emulator: Emulator, sqlite_url: str) -> None:
     listed, huge, numeric = singletons(emulator, 3)
     listed.update(Email=["a@example.org", "b@example.org"])
