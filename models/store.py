@@ -187,6 +187,13 @@ class RawStore:
             missing = [source_id for source_id in stored if source_id not in present]
             return _mark_deleted(connection, key, missing, now) if missing else 0
 
+    def last_success(self, key: StreamKey) -> datetime | None:
+        """When ``key`` last finished without error (None if never)."""
+        with self._engine.connect() as connection:
+            return connection.execute(
+                sa.select(StreamState.last_success_at).where(*_state_where(key))
+            ).scalar_one_or_none()
+
     def start_run(self, key: StreamKey, run_id: str) -> None:
         with self._engine.begin() as connection:
             _ensure_state(connection, key)

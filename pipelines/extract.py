@@ -161,15 +161,27 @@ def run_extract(
     *,
     run_id: str | None = None,
     full_refresh: bool = False,
+    full_scan_every: timedelta | None = None,
     log: Callable[[str], None] = lambda _line: None,
 ) -> ExtractReport:
-    """Read ``stream`` from its stored cursor (from scratch on a full refresh) into the raw store."""
+    """Read ``stream`` from its stored cursor (from scratch on a full refresh) into the raw store.
+
+    A stream whose API has no delete feed but can be scanned whole (ClickFunnels) is scanned on a
+    full refresh and, when ``full_scan_every`` is given, whenever its last complete scan is older:
+    records a complete scan did not see are marked deleted.
+    """
     spec = SPECS[(stream.source, stream.object)]
     key = StreamKey(stream.source, stream.object)
+    scan_key = StreamKey(stream.source, stream.object, "id_scan")
     started = time.monotonic()
     before = store.cursor(key)
     since = None if full_refresh or before is None else spec.cursor_type.from_json(before)
-    if full_refresh and spec.full_scan is not None:
+    last_scan = store.last_success(scan_key)
+    scan_due = full_refresh or (
+        full_scan_every is not None and (last_scan is None or utcnow() - last_scan >= full_scan_every)
+    )
+    if scan_due and spec.full_scan is not None:
+        log(f"{stream.name}: full id scan to find deletions (last complete scan: {last_scan or 'never'})")
         seen: set[str] = set()
 
         def remember(pages: Iterator[Page[Any]]) -> Iterator[Page[Any]]:
@@ -178,9 +190,10 @@ def run_extract(
                 yield page
 
         counts, pages, after = load_pages(
-            stream, store, remember(spec.full_scan(clients, None)), run_id=run_id, log=log
+            stream, store, remember(spec.full_scan(clients, since)), run_id=run_id, log=log
         )
         counts.deleted += store.mark_missing_deleted(key, seen)
+        store.finish_run(scan_key, counts={"records_seen": len(seen), "rows_deleted": counts.deleted})
     else:
         counts, pages, after = load_pages(stream, store, spec.read(clients, since), run_id=run_id, log=log)
     return ExtractReport(counts, pages, before, after or before, time.monotonic() - started)
@@ -281,7 +294,15 @@ def _extract_with_bookkeeping(
     with clients_for(settings, (stream.source,)) as clients:
         before = clients.stats.snapshot()
         try:
-            report = run_extract(stream, clients, store, run_id=run_id, full_refresh=full_refresh, log=log)
+            report = run_extract(
+                stream,
+                clients,
+                store,
+                run_id=run_id,
+                full_refresh=full_refresh,
+                full_scan_every=timedelta(hours=settings.contact_sync_full_scan_hours),
+                log=log,
+            )
         except Exception as exc:
             used = clients.stats.snapshot().diff(before)
             store.finish_run(key, counts={"requests": used.total_requests()}, error=str(exc))

@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     # Reverse sync fills empty fields only; this opts named fields into overwriting non-empty values,
     # per destination: "zoho_crm/lead:first_name,last_name;clicksend/list_contact:company".
     contact_sync_push_overwrite: str | None = None
+    # Sources without a delete feed but with a cheap full listing (ClickFunnels) are scanned whole at
+    # most this often, to mark the records they no longer list as deleted.
+    contact_sync_full_scan_hours: float = Field(default=24.0, gt=0)
     # Identity resolution: extra identifiers never used to link (emails, `*` globs, E.164 phones), the
     # record count past which a shared identifier stops linking, and per-field source priorities:
     # "first_name,last_name:zoho_crm,clickfunnels;company:zoho_crm".

@@ -112,7 +112,6 @@ def test_full_refresh_scan_finds_clickfunnels_deletions(emulator: Emulator, sqli
     stream = Stream("clickfunnels", "contact", writable=True)
     extract_all(emulator, sqlite_url, (stream,))
     victim = next(iter(emulator_ids(emulator)[("clickfunnels", "contact")]))
-    emulator.dataset.tables["clickfunnels/contact"]  # the table exists
     with clients_for(settings_for(emulator, sqlite_url), ("clickfunnels",)) as clients:
         clients.clickfunnels.http.request("DELETE", f"/api/v2/contacts/{victim}")  # type: ignore[union-attr]
         report = run_extract(stream, clients, RawStore(open_warehouse(sqlite_url)), full_refresh=True)
@@ -181,3 +180,21 @@ def test_a_second_sync_of_a_locked_stream_refuses_with_one_line(
     )
     again = run_sync(settings)
     assert again.success, again.failures
+
+
+def test_clickfunnels_is_scanned_whole_on_its_cadence_to_find_deletions(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    stream = Stream("clickfunnels", "contact", writable=True)
+    store = RawStore(open_warehouse(sqlite_url))
+    daily = timedelta(hours=24)
+    with clients_for(settings_for(emulator, sqlite_url), ("clickfunnels",)) as clients:
+        first = run_extract(stream, clients, store, full_scan_every=daily)  # never scanned: scans now
+        assert store.last_success(StreamKey("clickfunnels", "contact", "id_scan")) is not None
+        assert first.counts.inserted == len(emulator_ids(emulator)[("clickfunnels", "contact")])
+        victim = sorted(emulator_ids(emulator)[("clickfunnels", "contact")])[0]
+        clients.clickfunnels.http.request("DELETE", f"/api/v2/contacts/{victim}")  # type: ignore[union-attr]
+        assert run_extract(stream, clients, store, full_scan_every=daily).counts.deleted == 0  # not due yet
+        due = run_extract(stream, clients, store, full_scan_every=timedelta(0))
+    assert due.counts.deleted == 1
+    assert victim not in stored_ids(sqlite_url)[("clickfunnels", "contact")]
