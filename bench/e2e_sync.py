@@ -40,18 +40,13 @@ from typing import Any
 
 import httpx
 
+from pipelines.streams import STREAMS
+
 MATON_APPS = ("clickfunnels", "clicksend", "zoho_crm", "zoho_bigin")
 APPS = (*MATON_APPS, "linkflow")
 ZOHO_APPS = ("zoho_crm", "zoho_bigin")
 ZOHO_BATCH = 100
-CONTACT_STREAMS = (
-    "clickfunnels/contact",
-    "clicksend/list_contact",
-    "linkflow/contact",
-    "zoho_crm/lead",
-    "zoho_crm/contact",
-    "zoho_bigin/contact",
-)
+CONTACT_STREAMS = tuple(stream.name for stream in STREAMS if stream.writable)
 
 
 class Sandbox:

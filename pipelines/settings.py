@@ -13,6 +13,8 @@ from dagster._utils.schedules import is_valid_cron_string
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipelines.streams import STREAMS
+
 SOURCES: tuple[str, ...] = ("clickfunnels", "clicksend", "linkflow", "zoho_crm", "zoho_bigin")
 MATON_SOURCES: tuple[str, ...] = ("clickfunnels", "clicksend", "zoho_crm", "zoho_bigin")
 PUSH_MODES: tuple[str, ...] = ("on", "dry-run", "off")
@@ -27,14 +29,7 @@ CREDENTIAL_VARIABLES: dict[str, str] = {
 }
 
 
-WRITABLE: tuple[str, ...] = (
-    "clickfunnels/contact",
-    "clicksend/list_contact",
-    "linkflow/contact",
-    "zoho_crm/lead",
-    "zoho_crm/contact",
-    "zoho_bigin/contact",
-)
+WRITABLE: tuple[str, ...] = tuple(stream.name for stream in STREAMS if stream.writable)
 OVERWRITABLE_FIELDS: tuple[str, ...] = ("first_name", "last_name", "company", "title", "city", "country")
 """Email and phone are identifiers: replacing them at a destination is never done by configuration."""
 
