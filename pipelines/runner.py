@@ -87,12 +87,11 @@ def _report(result: dg.ExecuteInProcessResult, skipped: Iterable[str]) -> SyncRe
     for event in result.get_step_failure_events():
         data = event.step_failure_data
         if data.user_failure_data is not None and data.user_failure_data.description:
-            message = data.user_failure_data.description
+            report.failures.extend(data.user_failure_data.description.splitlines())
         elif data.error is not None:
-            message = data.error.message.strip().splitlines()[0]
+            report.failures.append(data.error.message.strip().splitlines()[0])
         else:
-            message = "unknown error"
-        report.failures.append(message)
+            report.failures.append("unknown error")
     return report
 
 
