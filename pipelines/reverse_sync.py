@@ -6,7 +6,8 @@ API allows, recording each field's final state. The assets wrap it, one per writ
 downstream of the canonical checks (which block them when they fail).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import dagster as dg
@@ -158,7 +159,7 @@ def push_destination(
         _record_outcomes(engine, rows, results, attempts, max_attempts=config.max_attempts, counts=counts)
         if number % 50 == 0:
             log(f"reverse sync {stream.name}: {number} calls made, {counts['sent']} fields sent so far")
-    requests = clients.stats.snapshot().diff(before).total_requests()
+    requests = clients.stats.snapshot().diff(before).total_requests(stream.source)
     rejected = counts["rejected"] + counts["parked"]
     return PushReport(
         len(plan), counts["sent"], rejected, invalid, counts["conflict"], counts["unchanged"], requests
@@ -198,55 +199,127 @@ def _opt_out_lists(clients: Clients) -> frozenset[str]:
     return frozenset(str(item.get("list_id")) for item in clients.clicksend.lists() if is_opt_out_list(item))
 
 
-def _build_push_asset(stream: Stream) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=dg.AssetKey(["reverse_sync", stream.source, stream.object]),
-        group_name="reverse_sync",
-        deps=[dg.AssetKey(["canonical", "contacts"])],
-        pool=f"api_{stream.source}",
-        kinds={"python", stream.source},
-        description=f"Golden contact fields pushed back to {stream.source} {stream.object} records: "
-        "empty fields filled, planned and recorded in push_ledger before any write.",
-    )
-    def push_stream(
-        context: dg.AssetExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
-        settings = sync_settings.settings()
-        if settings.push == "off" or stream.source not in settings.enabled_sources():
-            reason = "CONTACT_SYNC_PUSH=off" if settings.push == "off" else f"{stream.source} not enabled"
-            context.log.info(f"reverse sync {stream.name}: skipped ({reason})")
-            return dg.MaterializeResult(metadata={"status": "skipped", "reason": reason})
-        dry_run = settings.push == "dry-run"
-        engine = warehouse.engine()
-        lock = source_lock(engine, f"push-{stream.source}-{stream.object}", f"reverse sync {stream.name}")
+def _push_source(
+    streams: Sequence[Stream],
+    clients: Clients,
+    engine: Engine,
+    config: PushConfig,
+    *,
+    run_id: str,
+    dry_run: bool,
+    log: Callable[[str], None],
+) -> dict[Stream, PushReport | str]:
+    """One source's destinations, one after another: a report each, or the one line that says why not."""
+    outcome: dict[Stream, PushReport | str] = {}
+    for stream in streams:
         try:
-            with lock, clients_for(settings, (stream.source,)) as clients:
-                config = PushConfig(
-                    regions=phone_regions(settings, warehouse),
-                    opt_out_lists=_opt_out_lists(clients),
-                    overwrite=settings.push_overwrite(),
-                )
+            with source_lock(engine, f"push-{stream.source}-{stream.object}", f"reverse sync {stream.name}"):
                 report = push_destination(
                     stream,
                     engine,
                     None if dry_run else clients,
                     config,
+                    run_id=run_id,
+                    dry_run=dry_run,
+                    log=log,
+                )
+        except SourceBusyError as exc:
+            outcome[stream] = str(exc)
+            continue
+        except ConnectorError as exc:
+            outcome[stream] = f"reverse sync {stream.name}: {exc}"
+            continue
+        log(
+            f"reverse sync {stream.name}: planned {report.planned}, sent {report.sent}, "
+            f"rejected {report.rejected}, invalid {report.invalid}, conflicts {report.conflict}, "
+            f"{report.requests} requests"
+        )
+        outcome[stream] = report
+    return outcome
+
+
+WRITABLE_STREAMS: tuple[Stream, ...] = tuple(s for s in STREAMS if s.writable)
+
+
+@dg.multi_asset(
+    name="reverse_sync",
+    specs=[
+        dg.AssetSpec(
+            dg.AssetKey(["reverse_sync", stream.source, stream.object]),
+            group_name="reverse_sync",
+            deps=[dg.AssetKey(["canonical", "contacts"])],
+            kinds={"python", stream.source},
+            description=f"Golden contact fields pushed back to {stream.source} {stream.object} records: "
+            "empty fields filled, planned and recorded in push_ledger before any write.",
+            skippable=True,
+        )
+        for stream in WRITABLE_STREAMS
+    ],
+    can_subset=True,
+)
+def reverse_sync(
+    context: dg.AssetExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
+) -> Iterator[dg.MaterializeResult]:
+    """Every selected destination in one step: sources in parallel threads sharing the Maton bucket,
+    a source's destinations in turn. A failing destination fails alone; the step then names it."""
+    settings = sync_settings.settings()
+    selected = [
+        s
+        for s in WRITABLE_STREAMS
+        if dg.AssetKey(["reverse_sync", s.source, s.object]) in context.selected_asset_keys
+    ]
+    runnable: dict[str, list[Stream]] = {}
+    for stream in selected:
+        if settings.push == "off" or stream.source not in settings.enabled_sources():
+            reason = "CONTACT_SYNC_PUSH=off" if settings.push == "off" else f"{stream.source} not enabled"
+            context.log.info(f"reverse sync {stream.name}: skipped ({reason})")
+            yield dg.MaterializeResult(
+                asset_key=dg.AssetKey(["reverse_sync", stream.source, stream.object]),
+                metadata={"status": "skipped", "reason": reason},
+            )
+        else:
+            runnable.setdefault(stream.source, []).append(stream)
+    dry_run = settings.push == "dry-run"
+    engine = warehouse.engine()
+    outcomes: dict[Stream, PushReport | str] = {}
+    with clients_for(settings, tuple(runnable)) as clients:
+        try:
+            opt_out = _opt_out_lists(clients) if "clicksend" in runnable else frozenset()
+        except ConnectorError as exc:
+            raise dg.Failure(description=f"reverse sync clicksend/list_contact: {exc}") from None
+        config = PushConfig(
+            regions=phone_regions(settings, warehouse),
+            opt_out_lists=opt_out,
+            overwrite=settings.push_overwrite(),
+        )
+        with ThreadPoolExecutor(max(1, len(runnable))) as pool:
+            futures = [
+                pool.submit(
+                    _push_source,
+                    streams,
+                    clients,
+                    engine,
+                    config,
                     run_id=context.run.run_id,
                     dry_run=dry_run,
                     log=context.log.info,
                 )
-        except SourceBusyError as exc:
-            raise dg.Failure(description=str(exc)) from None
-        except ConnectorError as exc:
-            raise dg.Failure(description=f"reverse sync {stream.name}: {exc}") from None
-        context.log.info(
-            f"reverse sync {stream.name}: planned {report.planned}, sent {report.sent}, "
-            f"rejected {report.rejected}, "
-            f"invalid {report.invalid}, conflicts {report.conflict}, {report.requests} requests"
-        )
-        return dg.MaterializeResult(metadata={**report.as_metadata(), "dry_run": dry_run})
+                for streams in runnable.values()
+            ]
+            for future in futures:
+                outcomes.update(future.result())
+    failures = []
+    for stream in selected:
+        outcome = outcomes.get(stream)
+        if isinstance(outcome, PushReport):
+            yield dg.MaterializeResult(
+                asset_key=dg.AssetKey(["reverse_sync", stream.source, stream.object]),
+                metadata={**outcome.as_metadata(), "dry_run": dry_run},
+            )
+        elif isinstance(outcome, str):
+            failures.append(outcome)
+    if failures:
+        raise dg.Failure(description="\n".join(failures))
 
-    return push_stream
 
-
-reverse_sync_assets: list[dg.AssetsDefinition] = [_build_push_asset(s) for s in STREAMS if s.writable]
+reverse_sync_assets: list[dg.AssetsDefinition] = [reverse_sync]
