@@ -7,63 +7,31 @@ without a usable id cannot be upserted and is quarantined with the reason instea
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
+from models.field_values import parse_time
+from models.layouts import TimeFormat
 from models.store import BadRecord, RawRow
-
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
-"""Linkflow writes local times without a zone; it is a Shanghai company (api-notes §4.1)."""
 
 _MAX_ID_LENGTH = 128
 
 
-def parse_iso(value: Any) -> datetime | None:
-    """ISO 8601 with an offset or ``Z`` (Zoho, ClickFunnels); a value without one is taken as UTC."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+def _reader(time_format: TimeFormat) -> Callable[[Any], datetime | None]:
+    return lambda value: parse_time(value, time_format)[0]
 
 
-def parse_unix(value: Any) -> datetime | None:
-    """Unix seconds as int, float or digit string (ClickSend)."""
-    if isinstance(value, bool):
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None
-    if seconds <= 0:
-        return None
-    try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
+#: The source's own time formats, read by the same rules as the canonical fields (``field_values``).
+parse_iso = _reader("iso")
+parse_unix = _reader("unix")
+parse_shanghai = _reader("shanghai")
 
 
 def parse_unix_ms(value: Any) -> datetime | None:
     """Epoch milliseconds (Linkflow ``eventDate``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    try:
-        return parse_unix(float(value) / 1000)
-    except ValueError:
-        return None
-
-
-def parse_shanghai(value: Any) -> datetime | None:
-    """``yyyy-MM-dd HH:mm:ss`` in Asia/Shanghai local time (Linkflow)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        local = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return None
-    return local.replace(tzinfo=SHANGHAI).astimezone(UTC)
+    return parse_unix(value / 1000)
 
 
 @dataclass(frozen=True)
