@@ -143,13 +143,14 @@ def test_a_record_changed_since_it_was_read_is_not_overwritten(emulator: Emulato
 def test_non_empty_values_survive_unless_the_field_is_opted_in(emulator: Emulator, sqlite_url: str) -> None:
     settings = settings_for(emulator, sqlite_url)
     assert run_sync(settings).success
-    # Find a person held by Zoho CRM (lead) and ClickSend, both with a first name.
+    # A person held by one Zoho record (a lead) and by ClickSend, both with a first name.
     with open_warehouse(sqlite_url).connect() as connection:
         pairs = connection.execute(
             sa.text(
                 "SELECT z.source_id, c.source_id FROM contact_sources z JOIN contact_sources c "
                 "ON z.contact_id = c.contact_id WHERE z.source = 'zoho_crm' AND z.object = 'lead' "
-                "AND c.source = 'clicksend'"
+                "AND c.source = 'clicksend' AND (SELECT count(*) FROM contact_sources o "
+                "WHERE o.contact_id = z.contact_id AND o.source IN ('zoho_crm', 'zoho_bigin')) = 1"
             )
         ).all()
     leads = emulator.dataset.tables["zoho_crm/lead"]
@@ -160,17 +161,18 @@ def test_non_empty_values_survive_unless_the_field_is_opted_in(emulator: Emulato
         if leads[str(z)].get("First_Name") and contacts[int(c)].get("first_name")
     )
     original = contacts[int(contact_id)]["first_name"]
-    with __import__("pipelines.clients", fromlist=["clients_for"]).clients_for(
-        settings, ("zoho_crm",)
-    ) as clients:
+    with clients_for(settings, ("zoho_crm",)) as clients:
         assert clients.zoho_crm is not None
         assert clients.zoho_crm.update("Leads", [{"id": lead_id, "First_Name": "Zebedee"}])[0].ok
 
-    assert run_sync(settings).success  # the newest value wins the golden record, but ClickSend keeps its own
+    # First names from Zoho CRM win the golden record (recency alone would depend on which record
+    # our own pushes touched last); ClickSend keeps its own non-empty first name all the same.
+    zoho_first = {"contact_sync_source_priority": "first_name:zoho_crm"}
+    assert run_sync(settings_for(emulator, sqlite_url, **zoho_first)).success
     assert contacts[int(contact_id)]["first_name"] == original
 
     opted = settings_for(
-        emulator, sqlite_url, contact_sync_push_overwrite="clicksend/list_contact:first_name"
+        emulator, sqlite_url, contact_sync_push_overwrite="clicksend/list_contact:first_name", **zoho_first
     )
     assert run_sync(opted).success
     assert contacts[int(contact_id)]["first_name"] == "Zebedee"
