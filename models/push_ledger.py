@@ -175,16 +175,3 @@ def mark(
         for start in range(0, len(ledger_ids), 900):
             chunk = list(ledger_ids[start : start + 900])
             connection.execute(sa.update(PushLedger).where(PushLedger.id.in_(chunk)).values(**values))
-
-
-def status_counts(engine: Engine, run_id: str, destination: str, obj: str) -> dict[str, int]:
-    """Rows of one run and destination by final state, for the asset's metadata."""
-    with engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(PushLedger.status, sa.func.count())
-            .where(
-                PushLedger.run_id == run_id, PushLedger.destination == destination, PushLedger.object == obj
-            )
-            .group_by(PushLedger.status)
-        ).all()
-    return {str(status): int(count) for status, count in rows}

@@ -183,13 +183,18 @@ def _record_outcomes(
     outcomes = outcome_states(rows.drop(columns="ledger_id"), results).assign(
         ledger_id=rows["ledger_id"].to_numpy()
     )
+    # Rows that end alike (state, error, attempt count) are marked in one statement, not one each.
+    groups: dict[tuple[str, str | None, int], list[int]] = {}
     for outcome in outcomes.to_dict("records"):
         key = (str(outcome["record_id"]), str(outcome["field"]), str(outcome["after_value"]))
         previous = attempts.get(key, 0)
         state = next_attempt_state(previous, outcome["state"], max_attempts)
-        error = outcome["message"] or None
-        push_ledger.mark(engine, [int(outcome["ledger_id"])], state, error=error, attempts=previous + 1)
+        groups.setdefault((state, outcome["message"] or None, previous + 1), []).append(
+            int(outcome["ledger_id"])
+        )
         counts[state] = counts.get(state, 0) + 1
+    for (state, error, tries), ledger_ids in groups.items():
+        push_ledger.mark(engine, ledger_ids, state, error=error, attempts=tries)
 
 
 def _opt_out_lists(clients: Clients) -> frozenset[str]:
