@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Self
 
-from connectors.http import HttpClient, decode_json, unexpected_shape
+from connectors.http import HttpClient
 from connectors.paging import LoopGuard, Page
-from connectors.times import parse_instant, to_iso
+from connectors.times import instant_or_none, parse_instant, to_iso
 from connectors.writes import WriteResult, write_one
 
 PREFIX = "/api/v2"
@@ -53,8 +53,7 @@ class ClickFunnelsContactCursor:
 
 
 def _updated(record: Mapping[str, Any]) -> datetime | None:
-    value = record.get("updated_at")
-    return parse_instant(value) if isinstance(value, str) and value else None
+    return instant_or_none(record.get("updated_at"))
 
 
 def _newest(current: datetime | None, records: Sequence[Mapping[str, Any]]) -> datetime | None:
@@ -111,9 +110,9 @@ class ClickFunnelsClient:
         while True:
             query = {**params, **({"after": after} if after is not None else {})}
             response = self.http.request("GET", template, path_params=path_params, params=query)
-            body = decode_json(response, self._source, "GET", path)
+            body = self.http.decode(response, "GET", path)
             if not isinstance(body, list):
-                raise unexpected_shape(response, self._source, "GET", path, "expected a JSON array")
+                raise self.http.unexpected(response, "GET", path, "expected a JSON array")
             records = [r for r in body if isinstance(r, dict)]
             yield records
             after = response.headers.get("Pagination-Next")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Self
 
-from connectors.http import HttpClient, decode_json, unexpected_shape
+from connectors.http import HttpClient
 from connectors.paging import LoopGuard, Page
 from connectors.times import to_unix, utc_now
 from connectors.writes import WriteResult, write_one
@@ -138,10 +138,10 @@ class ClickSendClient:
                 path_params=path_params,
                 params={**(params or {}), "page": page, "limit": LIMIT},
             )
-            body = decode_json(response, self._source, "GET", path)
+            body = self.http.decode(response, "GET", path)
             envelope = body.get("data") if isinstance(body, dict) else None
             if not isinstance(envelope, dict):
-                raise unexpected_shape(response, self._source, "GET", path, "no data envelope")
+                raise self.http.unexpected(response, "GET", path, "no data envelope")
             records = [r for r in envelope.get("data") or [] if isinstance(r, dict)]
             last = _int(envelope.get("last_page")) or 1
             yield records, page, last
@@ -154,7 +154,7 @@ class ClickSendClient:
     def account_country(self) -> str | None:
         """The account's ``country`` (the default phone region for this source)."""
         path = f"{PREFIX}/account"
-        body = decode_json(self.http.request("GET", path), self._source, "GET", path)
+        body = self.http.decode(self.http.request("GET", path), "GET", path)
         data = body.get("data") if isinstance(body, dict) else None
         country = data.get("country") if isinstance(data, dict) else None
         return str(country) if country else None

@@ -18,9 +18,11 @@ the status and the API's error code; never headers, never query strings, never a
 """
 
 import email.utils
+import html
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -126,17 +128,21 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def describe_error(response: httpx.Response) -> tuple[str | None, str]:
+def describe_error(
+    response: httpx.Response, redact: Callable[[str], str] | None = None
+) -> tuple[str | None, str]:
     """The API's own error code and message from whichever envelope it uses.
 
     Zoho ``{code, message}`` (also per element of ``data``), Maton ``{error: {code, message}}``,
     ClickFunnels ``{error: "..."}``, ClickSend ``{response_code, response_msg}``, Linkflow
-    ``{code|errorCode, message|msg}``.
+    ``{code|errorCode, message|msg}``. A body that is not JSON (a proxy's HTML error page) is
+    summarised by ``body_summary``. ``redact`` is applied to the message before anything is cut off,
+    so no part of a secret survives the cut.
     """
     try:
         body = response.json()
     except (ValueError, UnicodeDecodeError):
-        return None, response.text[:200]
+        return None, body_summary(response, redact)
     if isinstance(body, dict) and isinstance(body.get("data"), list) and body["data"]:
         first = body["data"][0]
         if isinstance(first, dict) and "code" in first:
@@ -158,33 +164,100 @@ def describe_error(response: httpx.Response) -> tuple[str | None, str]:
         "",
     )
     code_text = None if code is None or str(code) == str(response.status_code) else str(code)
-    return code_text, message
+    return code_text, redact(message) if redact else message
 
 
-def decode_json(response: httpx.Response, source: str, method: str, path: str) -> Any:
-    """The body as JSON, or a ``FatalError`` naming the endpoint when it is not JSON."""
+_MARKUP_DROPPED = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL)
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+_SUMMARY_LENGTH = 160
+
+
+def body_summary(response: httpx.Response, redact: Callable[[str], str] | None = None) -> str:
+    """A short, one-line, human reading of a body that is not JSON, naming its content type.
+
+    An HTML or XML page (a proxy's error page, a login page, Zoho's old XML errors) is reduced to
+    its title, or to its text without tags when it has none: ``text/html page: 502 Bad Gateway``
+    reads better in a log than the markup. Other text is quoted, shortened.
+    """
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+    try:
+        text = response.text
+    except (LookupError, ValueError):  # an unknown or lying charset
+        text = response.content.decode("utf-8", errors="replace")
+    if redact is not None:
+        text = redact(text)
+    if not text.strip():
+        return f"empty {kind} body"
+    stripped = text.lstrip()
+    if "html" in kind or "xml" in kind or stripped.startswith("<"):
+        title = _TITLE.search(text)
+        words = (title.group(1) if title else _TAG.sub(" ", _MARKUP_DROPPED.sub(" ", text))).split()
+        readable = " ".join(html.unescape(" ".join(words)).split())
+        noun = (
+            "page"
+            if "html" in kind or stripped[:14].lower().startswith(("<!doctype html", "<html"))
+            else "body"
+        )
+        return f"{kind} {noun}: {_shorten(readable)}" if readable else f"{kind} {noun} without text"
+    return f"{kind} body: {_shorten(' '.join(text.split()))!r}"
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= _SUMMARY_LENGTH else text[: _SUMMARY_LENGTH - 3] + "..."
+
+
+def decode_json(
+    response: httpx.Response,
+    source: str,
+    method: str,
+    path: str,
+    *,
+    redact: Callable[[str], str] | None = None,
+) -> Any:
+    """The body as JSON, or a ``FatalError`` naming the endpoint and what came instead.
+
+    The content type is not checked when the body parses (a gateway may label JSON ``text/plain``);
+    when it does not, the error says whether the JSON was cut short (a connection closed mid-body)
+    or what the body was instead (``text/html page: 502 Bad Gateway``).
+    """
     try:
         return response.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError) as exc:
         raise FatalError(
             source,
             method,
             path,
             status=response.status_code,
             code="INVALID_JSON",
-            message=response.text[:120],
+            message=_not_json(response, exc, redact),
         ) from None
 
 
+def _not_json(response: httpx.Response, exc: Exception, redact: Callable[[str], str] | None) -> str:
+    """What was wrong, without quoting a cut-short body (it holds records, so personal data)."""
+    if isinstance(exc, json.JSONDecodeError) and exc.doc.lstrip()[:1] in ("{", "["):
+        ran_out = exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated string")
+        if ran_out:
+            return f"JSON cut short after {len(response.content)} bytes"
+    return body_summary(response, redact)
+
+
 def unexpected_shape(
-    response: httpx.Response, source: str, method: str, path: str, expected: str
+    response: httpx.Response,
+    source: str,
+    method: str,
+    path: str,
+    expected: str,
+    *,
+    redact: Callable[[str], str] | None = None,
 ) -> FatalError:
     """The error for a successful answer of the wrong shape, in the API's own words when it gave any.
 
     Some APIs answer 200 with an error envelope (``{"code": "B00500", "message": "system busy"}``);
     saying so, with the status, beats "expected a JSON array".
     """
-    code, message = describe_error(response)
+    code, message = describe_error(response, redact)
     return FatalError(
         source,
         method,
@@ -251,6 +324,14 @@ class HttpClient:
             if secret:
                 text = text.replace(secret, "***")
         return text
+
+    def decode(self, response: httpx.Response, method: str, path: str) -> Any:
+        """``decode_json`` for this source, with its secrets kept out of the error."""
+        return decode_json(response, self.source, method, path, redact=self.redact)
+
+    def unexpected(self, response: httpx.Response, method: str, path: str, expected: str) -> FatalError:
+        """``unexpected_shape`` for this source, with its secrets kept out of the error."""
+        return unexpected_shape(response, self.source, method, path, expected, redact=self.redact)
 
     def request(
         self,
@@ -347,12 +428,12 @@ class HttpClient:
         self, method: str, path: str, response: httpx.Response, *, safe: bool, is_read: bool, attempt: int
     ) -> ConnectorError:
         status = response.status_code
-        code, message = describe_error(response)
+        code, message = describe_error(response, self.redact)
         args = (self.source, method, path)
         kwargs: dict[str, Any] = {
             "status": status,
             "code": code,
-            "message": self.redact(message),
+            "message": message,
             "attempts": attempt,
         }
         if status == 429:

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any, Self
 
 from connectors.errors import FatalError
-from connectors.http import HttpClient, decode_json, unexpected_shape
+from connectors.http import HttpClient
 from connectors.paging import LoopGuard, Page
 from connectors.times import from_linkflow, to_linkflow, utc_now
 from connectors.writes import WriteResult, write_one
@@ -122,7 +122,7 @@ class LinkflowToken:
             headers={"X-OpenApi-Key": self._key, "X-OpenApi-Secret": self._secret},
             authenticate=False,
         )
-        body = decode_json(response, self._http.source, "GET", "/token")
+        body = self._http.decode(response, "GET", "/token")
         token = body.get("token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise FatalError(
@@ -243,11 +243,9 @@ class LinkflowClient:
                     "maxUpdateTime": to_linkflow(end),
                 },
             )
-            batch = decode_json(response, self._source, "GET", template)
+            batch = self.http.decode(response, "GET", template)
             if not isinstance(batch, list):
-                raise unexpected_shape(
-                    response, self._source, "GET", template, "expected a JSON array of ids"
-                )
+                raise self.http.unexpected(response, "GET", template, "expected a JSON array of ids")
             ids.update((int(i), None) for i in batch)
             if len(batch) < self.id_page_size:
                 return list(ids)
@@ -265,11 +263,9 @@ class LinkflowClient:
             response = self.http.request(
                 "GET", template, params={"ids": ",".join(map(str, batch)), "needOpenId": 1}
             )
-            body = decode_json(response, self._source, "GET", template)
+            body = self.http.decode(response, "GET", template)
             if not isinstance(body, list):
-                raise unexpected_shape(
-                    response, self._source, "GET", template, "expected a JSON array of contacts"
-                )
+                raise self.http.unexpected(response, "GET", template, "expected a JSON array of contacts")
             records = [r for r in body if isinstance(r, dict)]
             found = {str(r.get("id")) for r in records}
             last = offset + HYDRATE_BATCH >= len(ids)
@@ -291,11 +287,9 @@ class LinkflowClient:
             response = self.http.request(
                 "GET", template, params={"lastMaxId": last, "size": self.event_page_size}
             )
-            events = decode_json(response, self._source, "GET", template)
+            events = self.http.decode(response, "GET", template)
             if not isinstance(events, list):
-                raise unexpected_shape(
-                    response, self._source, "GET", template, "expected a JSON array of events"
-                )
+                raise self.http.unexpected(response, "GET", template, "expected a JSON array of events")
             records = [e for e in events if isinstance(e, dict)]
             if not records:
                 return

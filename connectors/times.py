@@ -20,6 +20,20 @@ def parse_instant(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def instant_or_none(value: object) -> datetime | None:
+    """``parse_instant`` for a value read from a record: None when absent, not text or not a time.
+
+    A record's own timestamp steers paging (watermarks, stop points); one bad value must not stop
+    the stream, and the warehouse keeps the raw value with its own reason.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError:
+        return None
+
+
 def to_iso(moment: datetime) -> str:
     """UTC, second precision, explicit offset: ``2026-02-06T08:28:53+00:00``."""
     return moment.astimezone(UTC).replace(microsecond=0).isoformat()

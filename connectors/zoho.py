@@ -42,9 +42,9 @@ from typing import Any, Self
 import httpx
 
 from connectors.errors import FatalError
-from connectors.http import HttpClient, decode_json, describe_error
+from connectors.http import HttpClient, describe_error
 from connectors.paging import LoopGuard, Page
-from connectors.times import parse_instant, to_iso, utc_now
+from connectors.times import instant_or_none, parse_instant, to_iso, utc_now
 from connectors.writes import RECORD_MODIFIED, WriteResult
 
 PER_PAGE = 200
@@ -164,8 +164,7 @@ class _HeaderIgnoredError(Exception):
 
 
 def _modified(record: Mapping[str, Any]) -> datetime | None:
-    value = record.get("Modified_Time")
-    return parse_instant(value) if isinstance(value, str) and value else None
+    return instant_or_none(record.get("Modified_Time"))
 
 
 def _latest(current: datetime | None, records: Sequence[Mapping[str, Any]]) -> datetime | None:
@@ -204,7 +203,7 @@ class ZohoClient:
         """``country_code`` of the org (the default phone region for this source)."""
         path = f"{self.product.prefix}/org"
         response = self.http.request("GET", path)
-        body = decode_json(response, self._source, "GET", path)
+        body = self.http.decode(response, "GET", path)
         orgs = body.get("org") if isinstance(body, dict) else None
         if isinstance(orgs, list) and orgs and isinstance(orgs[0], dict):
             code = orgs[0].get("country_code")
@@ -379,9 +378,7 @@ class ZohoClient:
                 return
             if response.status_code == 400:
                 self._raise_chain_error(response, module, token)
-            body = decode_json(response, self._source, "GET", template.format(module=module))
-            records = [r for r in body.get("data") or [] if isinstance(r, dict)]
-            info = body.get("info") or {}
+            records, info = self._listing(response, template.format(module=module))
             yield records
             if not info.get("more_records") or not records:
                 return
@@ -397,6 +394,20 @@ class ZohoClient:
                     )
             else:
                 page += 1
+
+    def _listing(self, response: httpx.Response, path: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """A list answer's records and ``info``.
+
+        Zoho answers an empty result with 204, never with a 200 lacking ``data``; a 200 without a
+        ``data`` array is an error envelope or a foreign answer (a proxy's), and reading it as "no
+        records" would end the stream early and quietly move nothing. So it is an error.
+        """
+        body = self.http.decode(response, "GET", path)
+        data = body.get("data") if isinstance(body, dict) else None
+        info = (body.get("info") or {}) if isinstance(body, dict) else None
+        if not isinstance(data, list) or not isinstance(info, dict):
+            raise self.http.unexpected(response, "GET", path, "expected a data array and an info object")
+        return [r for r in data if isinstance(r, dict)], info
 
     def _raise_chain_error(self, response: httpx.Response, module: str, token: str | None) -> None:
         """A 400 that refuses the page token means "start a new chain"; any other 400 is fatal.
@@ -446,15 +457,12 @@ class ZohoClient:
             items: list[dict[str, Any]] = []
             info: dict[str, Any] = {}
             if response.status_code not in (204, 304):
-                body = decode_json(response, self._source, "GET", path)
-                items = [i for i in body.get("data") or [] if isinstance(i, dict)]
-                info = body.get("info") or {}
+                items, info = self._listing(response, path)
             ids = [str(i["id"]) for i in items if i.get("id") is not None]
             for item in items:
-                when = item.get("deleted_time")
-                if isinstance(when, str) and when:
-                    moment = parse_instant(when)
-                    newest = moment if newest is None or moment > newest else newest
+                moment = instant_or_none(item.get("deleted_time"))
+                if moment is not None and (newest is None or moment > newest):
+                    newest = moment
             last = not info.get("more_records") or not items
             page_cursor = replace(cursor, deleted_feed=True)
             if last:
@@ -537,7 +545,7 @@ class ZohoClient:
         )
         payload: Any = None
         if response.content:
-            payload = decode_json(response, self._source, method, path)
+            payload = self.http.decode(response, method, path)
         items = payload.get("data") if isinstance(payload, dict) else None
         if not isinstance(items, list) or len(items) != len(records):
             if response.status_code == 412:

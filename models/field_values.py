@@ -20,6 +20,35 @@ MAX_TEXT_LENGTH = 255
 _SHANGHAI = timezone(timedelta(hours=8))
 
 _CONTROL_CATEGORIES = frozenset({"Cc", "Cs"})
+_ZWJ = "\u200d"
+_ZWNJ = "\u200c"
+_VS16 = "\ufe0f"
+_JOINERS = frozenset({_ZWJ, _ZWNJ})
+# Always invisible junk in a name: zero-width space, zero-width no-break space (BOM), word joiner.
+_ZERO_WIDTH = frozenset({"\u200b", "\ufeff", "\u2060"})
+# Scripts whose spelling uses ZWJ/ZWNJ (The Unicode Standard, §23.2 Layout Controls), as the first
+# word of their characters' names.
+_JOINING_SCRIPTS = frozenset(
+    {
+        "ARABIC",
+        "SYRIAC",
+        "NKO",
+        "MONGOLIAN",
+        "DEVANAGARI",
+        "BENGALI",
+        "GURMUKHI",
+        "GUJARATI",
+        "ORIYA",
+        "TAMIL",
+        "TELUGU",
+        "KANNADA",
+        "MALAYALAM",
+        "SINHALA",
+        "MYANMAR",
+        "KHMER",
+        "TIBETAN",
+    }
+)
 _HAN_OR_HANGUL = re.compile(
     r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\U00020000-\U0003134f]{2,4}"
 )
@@ -53,9 +82,24 @@ _COMPOUND_SURNAMES = frozenset(
 def clean_text(value: Any) -> tuple[str | None, str | None]:
     """Text as a person would read it, or None with the reason it was dropped (None when simply absent).
 
-    Numbers become their digits (a phone stored as a JSON number is still a phone); control characters
-    and lone surrogates go, whitespace collapses, and the result is NFC so the same name typed on two
-    systems compares equal.
+    Numbers become their digits (a phone stored as a JSON number is still a phone); control characters,
+    lone surrogates and zero-width characters go, whitespace collapses, and the result is NFC so the
+    same name typed on two systems compares equal ("Ann\u200b" is "Ann").
+
+    Zero-width characters (U+200B, U+200C, U+200D, U+FEFF, U+2060) arrive with copy and paste from web
+    pages, chat apps and spreadsheets and are invisible, so they would make two equal-looking names
+    differ. U+200B, U+FEFF and U+2060 never carry meaning in a name and always go. The two joiners are
+    kept only where they are part of how a name is written:
+
+    - a zero-width joiner between two symbols glues an emoji sequence into one picture ("👩‍💻" is
+      woman + ZWJ + laptop, "🏳️‍🌈" puts VS16 before the ZWJ, "👩🏽‍💻" a skin tone); dropping it would
+      turn one emoji into two, so it stays when the character before it is a symbol, a skin-tone
+      modifier or VS16 and the one after it is a symbol;
+    - a joiner or non-joiner between two letters (or marks) of a script that shapes its letters by them
+      (Arabic, Persian "حسن‌زاده", the Indic scripts and a few more in ``_JOINING_SCRIPTS``) changes the
+      spelling there, so it stays.
+
+    Anywhere else (between Latin letters, at either end, next to a space) a joiner is junk and goes.
     """
     if value is None:
         return None, None
@@ -88,14 +132,49 @@ def _as_text(value: Any) -> tuple[str | None, str | None]:
 
 
 def _tidy(text: str) -> str:
+    # Zero-width and control characters are all non-printable, so printable text skips both passes.
     if not text.isprintable():
         text = "".join(
-            " " if ch.isspace() else ch for ch in text if unicodedata.category(ch) not in _CONTROL_CATEGORIES
+            " " if ch.isspace() else ch
+            for ch in text
+            if unicodedata.category(ch) not in _CONTROL_CATEGORIES and ch not in _ZERO_WIDTH
         )
+        if _JOINERS.intersection(text):
+            text = _drop_stray_joiners(text)
     text = " ".join(text.split())
     if not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
     return text
+
+
+def _drop_stray_joiners(text: str) -> str:
+    """``text`` without the ZWJ/ZWNJ that join nothing (see ``clean_text``)."""
+    kept: list[str] = []
+    last = len(text) - 1
+    for position, ch in enumerate(text):
+        if ch in _JOINERS and not (
+            0 < position < last and _joins(ch, text[position - 1], text[position + 1])
+        ):
+            continue
+        kept.append(ch)
+    return "".join(kept)
+
+
+def _joins(joiner: str, before: str, after: str) -> bool:
+    if joiner == _ZWJ and _emoji_part(before) and unicodedata.category(after) == "So":
+        return True
+    return _in_joining_script(before) and _in_joining_script(after)
+
+
+def _emoji_part(ch: str) -> bool:
+    """A symbol, a skin-tone modifier (Sk) or the emoji-style variation selector."""
+    return ch == _VS16 or unicodedata.category(ch) in ("So", "Sk")
+
+
+def _in_joining_script(ch: str) -> bool:
+    if unicodedata.category(ch)[0] not in "LM":
+        return False
+    return unicodedata.name(ch, "").partition(" ")[0] in _JOINING_SCRIPTS
 
 
 def split_name(name: str) -> tuple[str | None, str | None]:

@@ -2,11 +2,14 @@
 someone else) slows a sync down but leaves exactly the warehouse a trouble-free run leaves.
 
 Each test runs a clean reference sync and a troubled one from the same emulator state into two
-warehouses, with pushes off so neither run changes what the other reads.
+warehouses, with pushes off so neither run changes what the other reads; the push test instead gives
+each run its own emulator, generated alike, and compares what the pushes left in them too.
 """
 
 import copy
+import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -16,7 +19,7 @@ import httpx
 import pytest
 
 from connectors.emulator import Emulator, FaultConfig, running_emulator
-from connectors.emulator.dataset import Dataset
+from connectors.emulator.dataset import CONTACT_TABLES, Dataset
 from connectors.emulator.generate import generate_dataset
 from pipelines.runner import SyncReport, run_sync
 from tests.pipelines.conftest import settings_for
@@ -30,7 +33,7 @@ FIXED_NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def sync(emu: Emulator, url: str, **overrides: object) -> SyncReport:
-    report = run_sync(settings_for(emu, url, contact_sync_push="off", **overrides))
+    report = run_sync(settings_for(emu, url, **{"contact_sync_push": "off", **overrides}))
     assert report.success, report.failures
     return report
 
@@ -80,6 +83,80 @@ def test_429_503_and_dropped_connections_leave_the_clean_runs_warehouse(tmp_path
         retries = sum(int(meta.get("retries", 0) or 0) for meta in report.assets.values())
         assert retries == emu.total_requests() - clean_requests
     assert_same_warehouse(snapshot(faulty_url), snapshot(clean_url))
+
+
+WRITE_STAMPS = frozenset({"Modified_Time", "Last_Activity_Time", "updated_at", "date_updated", "lastUpdated"})
+"""Fields the emulator sets to the time of a write: the only ones two runs' pushes may leave different."""
+TEN_PERCENT = FaultConfig(
+    error_rate_429=0.034, retry_after_s=0.05, error_rate_503=0.033, drop_rate=0.033, seed=5
+)
+
+
+def without_stamps(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: without_stamps(v) for k, v in value.items() if k not in WRITE_STAMPS}
+    if isinstance(value, list):
+        return [without_stamps(v) for v in value]
+    return value
+
+
+def destination_records(emu: Emulator) -> dict[str, dict[str, object]]:
+    """Every contact record the emulator holds, per table, without the write times."""
+    return {
+        table: {
+            str(record_id): without_stamps(record) for record_id, record in emu.dataset.tables[table].items()
+        }
+        for table in CONTACT_TABLES
+    }
+
+
+def write_log(emu: Emulator) -> Counter[tuple[str, str, str, str | None, str]]:
+    """The writes the emulator applied, as a multiset: a repeated write would count twice."""
+    return Counter(
+        (w.app, w.method, w.path, w.record_id, json.dumps(w.body, sort_keys=True)) for w in emu.writes()
+    )
+
+
+def write_requests(emu: Emulator) -> int:
+    """Requests to write endpoints, faulted attempts included (the emulator counts before faulting)."""
+    return sum(n for (_, endpoint), n in emu.request_counts().items() if not endpoint.startswith("GET "))
+
+
+def push_totals(report: SyncReport) -> dict[str, int]:
+    pushes = [meta for name, meta in report.assets.items() if name.startswith("reverse_sync/")]
+    return {key: sum(int(meta.get(key, 0) or 0) for meta in pushes) for key in ("planned", "sent", "failed")}
+
+
+def test_pushes_under_10_percent_faults_leave_the_clean_runs_warehouse_and_destinations(
+    tmp_path: Path,
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    with Emulator(seed=25, people=80, now=now) as clean:
+        clean_url = url_in(tmp_path, "clean")
+        clean_report = sync(clean, clean_url, contact_sync_push="on")
+        clean_requests = clean.total_requests()
+        clean_write_requests = write_requests(clean)
+        clean_records = destination_records(clean)
+        clean_writes = write_log(clean)
+    totals = push_totals(clean_report)
+    assert totals["planned"] > 0, "the emulator's people have fields to fill in the other systems"
+    assert totals["sent"] == totals["planned"]
+    assert totals["failed"] == 0
+
+    with Emulator(seed=25, people=80, now=now, faults=TEN_PERCENT) as faulty:
+        faulty_url = url_in(tmp_path, "faulty")
+        faulty_report = sync(faulty, faulty_url, contact_sync_push="on")
+        faulty_requests = faulty.total_requests()
+        faulty_write_requests = write_requests(faulty)
+        faulty_records = destination_records(faulty)
+        faulty_writes = write_log(faulty)
+    # About one request in ten was refused or dropped and then repeated, writes among them.
+    assert faulty_requests > clean_requests
+    assert faulty_write_requests > clean_write_requests, "no write met a fault"
+    assert push_totals(faulty_report) == totals
+    assert_same_warehouse(snapshot(faulty_url), snapshot(clean_url))
+    assert faulty_writes == clean_writes, "a write was lost or applied twice"
+    assert faulty_records == clean_records
 
 
 def linkflow_calls(emu: Emulator) -> tuple[int, int]:
