@@ -16,6 +16,9 @@ full_sync_job = dg.define_asset_job(
     name="full_sync",
     selection=dg.AssetSelection.groups("extract", "canonical", "reverse_sync"),
     description="One cycle: incremental extract of the enabled sources, identity resolution, reverse sync.",
+    # Launched through an instance (schedule, UI, `dagster job launch`), each step runs in a process of
+    # its own; the CLI's `execute_in_process` swaps in the in-process executor and stays one process.
+    executor_def=dg.multiprocess_executor,
 )
 
 
