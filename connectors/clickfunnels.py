@@ -242,6 +242,16 @@ class ClickFunnelsClient:
             id_of=_contact_id,
         )
 
+    def delete_contact(self, contact_id: str | int) -> WriteResult:
+        """``DELETE /contacts/{id}`` (204); repeating it after a lost answer finds nothing to delete."""
+        return write_one(
+            str(contact_id),
+            lambda: self.http.request(
+                "DELETE", f"{PREFIX}/contacts/{{id}}", path_params={"id": contact_id}, idempotent=True
+            ),
+            id_of=lambda _body: contact_id,
+        )
+
 
 def _contact_id(body: Any) -> object:
     """Upsert answers one contact object; an older spec typed it as an array (api-notes §2.5)."""

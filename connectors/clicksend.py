@@ -291,6 +291,19 @@ class ClickSendClient:
             id_of=_contact_id,
         )
 
+    def delete_contact(self, list_id: str | int, contact_id: str | int) -> WriteResult:
+        """``DELETE /lists/{list_id}/contacts/{contact_id}``."""
+        return write_one(
+            str(contact_id),
+            lambda: self.http.request(
+                "DELETE",
+                f"{PREFIX}/lists/{{list_id}}/contacts/{{contact_id}}",
+                path_params={"list_id": list_id, "contact_id": contact_id},
+                idempotent=True,
+            ),
+            id_of=_contact_id,
+        )
+
 
 def _contact_id(body: Any) -> object:
     data = body.get("data") if isinstance(body, dict) else None

@@ -514,6 +514,35 @@ class ZohoClient:
             trigger=trigger,
         )
 
+    def delete(self, module: str, ids: Sequence[str]) -> list[WriteResult]:
+        """``DELETE /{module}?ids=`` (to the recycle bin), at most 100 ids; results in input order."""
+        if len(ids) > MAX_WRITE_BATCH:
+            raise ValueError(f"Zoho takes at most {MAX_WRITE_BATCH} records per call, got {len(ids)}")
+        if not ids:
+            return []
+        template = f"{self.product.prefix}/{{module}}"
+        path = template.format(module=module)
+        response = self.http.request(
+            "DELETE",
+            template,
+            path_params={"module": module},
+            params={"ids": ",".join(ids)},
+            accept=(400,),
+        )
+        payload = self.http.decode(response, "DELETE", path) if response.content else None
+        items = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(items, list) or len(items) != len(ids):
+            code, message = describe_error(response)
+            raise FatalError(
+                self._source,
+                "DELETE",
+                path,
+                status=response.status_code,
+                code=code or "UNEXPECTED_RESPONSE",
+                message=self.http.redact(message) or f"expected {len(ids)} results",
+            )
+        return [_result(item, {"id": record_id}) for item, record_id in zip(items, ids, strict=True)]
+
     def _write(
         self,
         method: str,

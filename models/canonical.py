@@ -24,6 +24,8 @@ from models.contact_points import identifiers_of, normalise_contact_points, prim
 from models.fields import extract_frame, frame_from_payloads
 from models.identity import IdentityConfig
 from models.layouts import layout
+from models.own_writes import discount_own_writes
+from models.push_ledger import own_writes
 from models.resolution import resolve
 from models.survivorship import SURVIVING_FIELDS, SurvivorshipConfig, survive
 from models.tables import (
@@ -260,6 +262,7 @@ def build_canonical(engine: Engine, config: CanonicalConfig, *, run_id: str | No
     with engine.connect() as connection:
         raw = _load_records(connection)
         previous, old_contacts, latest = _previous(connection)
+        writes = own_writes(connection)
     report = CanonicalReport(records=len(raw))
     if raw.empty:
         with engine.begin() as connection:
@@ -283,7 +286,7 @@ def build_canonical(engine: Engine, config: CanonicalConfig, *, run_id: str | No
         .merge(chosen, on="record_key", how="left")
         .merge(resolution.assignment, on="record_key", how="inner")
     )
-    golden = survive(people, config.survivorship)
+    golden = survive(people.assign(modified_at=discount_own_writes(people, writes)), config.survivorship)
     merges = resolution.merges
     report.contacts = len(golden.contacts)
     report.new_contacts = len(resolution.new_contact_ids)

@@ -47,6 +47,8 @@ from models.contact_ids import ContactIdFactory
 from models.contact_points import identifiers_of, primaries
 from models.identity import link
 from models.identity_store import SqlIdentityStore, values_by_kind
+from models.own_writes import discount_own_writes
+from models.push_ledger import own_writes
 from models.resolution import resolve_incremental
 from models.store import StreamKey, chunks, store_cursor
 from models.survivorship import SURVIVING_FIELDS, Golden, survive
@@ -153,6 +155,8 @@ def _resolve_changes(
         .merge(chosen, on="record_key", how="left")
         .merge(resolution.assignment, on="record_key", how="inner")
     )
+    if len(people):
+        people = people.assign(modified_at=discount_own_writes(people, own_writes(connection)))
     golden = _survive(people, config)
     merges = resolution.merges
     merged_away = merges.loc[merges["kind"] == "merge", "old_contact_id"].tolist()

@@ -7,19 +7,24 @@ so a killed push, run again, sends no field twice, and a dry run records the sam
 would make.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from models.field_map import CANONICAL_FIELDS
-from models.tables import Contact, ContactSource, PushLedger, RawRecord, utcnow
+from models.tables import Contact, ContactSource, PushLedger, RawRecord, StreamState, utcnow
 
 #: Ledger states after which a field may already be at the destination.
-IN_FLIGHT = ("sending", "sent")
+IN_FLIGHT = ("sending", "sent", "unconfirmed")
+#: States of rows that are not planned again for the same record, field and value: given up on after
+#: their attempts, refused before sending (already recorded with the reason), or undone on purpose.
+SETTLED = ("parked", "invalid", "undone")
+#: Reasons of the rows an undo writes: a field put back, a created record deleted.
+UNDO_REASONS = ("undo", "undo_create")
 
 
 def load_targets(engine: Engine, destination: str, obj: str) -> pd.DataFrame:
@@ -60,8 +65,15 @@ def load_golden(engine: Engine) -> pd.DataFrame:
 
 
 def in_flight(engine: Engine, targets: pd.DataFrame, destination: str, obj: str) -> pd.DataFrame:
-    """record_id, field of rows sent (or being sent) after the record was last read from the destination."""
+    """record_id, field of rows sent (or being sent) after the record was last read from the destination.
+
+    Every source's incremental read returns the records modified since its cursor, so a write that
+    landed is read back by the next complete extract. A row older than the start of that extract whose
+    record was not read back never reached the API (a run killed before its call went out): it is no
+    longer in flight, and is planned again.
+    """
     with engine.connect() as connection:
+        read_since = _read_since(connection, destination, obj)
         rows = connection.execute(
             sa.select(PushLedger.record_id, PushLedger.field, sa.func.max(PushLedger.updated_at))
             .where(
@@ -77,27 +89,104 @@ def in_flight(engine: Engine, targets: pd.DataFrame, destination: str, obj: str)
     seen = targets.loc[:, ["record_id", "last_seen_at"]]
     merged = sent.merge(seen, on="record_id", how="left")
     pending = merged["last_seen_at"].isna() | (merged["sent_at"] >= merged["last_seen_at"])
+    if read_since is not None:
+        pending &= merged["sent_at"] >= pd.Timestamp(read_since)
     return merged.loc[pending, ["record_id", "field"]]
 
 
-def parked(engine: Engine, destination: str, obj: str) -> pd.DataFrame:
-    """Rows given up on after their attempts ran out (not planned again for the same value)."""
+def _read_since(connection: Connection, destination: str, obj: str) -> datetime | None:
+    """When the latest complete incremental extract of the destination started (None: none complete)."""
+    streams = connection.execute(
+        sa.select(StreamState.last_status, StreamState.last_run_started_at).where(
+            StreamState.source == destination,
+            StreamState.object == obj,
+            StreamState.stream == "incremental",
+        )
+    ).all()
+    if not streams or any(status != "succeeded" or started is None for status, started in streams):
+        return None
+    return min(started for _, started in streams if started is not None)
+
+
+def settled(engine: Engine, destination: str, obj: str) -> pd.DataFrame:
+    """Rows of real runs not to plan again for the same value (`SETTLED`): parked, invalid, undone.
+
+    A create row is keyed with an empty record id, as a new create plan is, whatever id it got.
+    """
+    record_key = sa.case((PushLedger.reason == "create", ""), else_=PushLedger.record_id)
     with engine.connect() as connection:
         rows = connection.execute(
             sa.select(
                 PushLedger.destination,
                 PushLedger.object,
-                PushLedger.record_id,
+                record_key,
                 PushLedger.contact_id,
                 PushLedger.field,
                 PushLedger.after_value,
-            ).where(
-                PushLedger.destination == destination, PushLedger.object == obj, PushLedger.status == "parked"
             )
+            .where(
+                PushLedger.destination == destination,
+                PushLedger.object == obj,
+                PushLedger.status.in_(SETTLED),
+                PushLedger.dry_run.is_(False),
+            )
+            .distinct()
         ).all()
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         rows, columns=["destination", "object", "record_id", "contact_id", "field", "after_value"]
     )
+    frame["record_id"] = frame["record_id"].where(frame["record_id"] != "", None)
+    return frame
+
+
+def held_contacts(engine: Engine, destination: str) -> pd.DataFrame:
+    """contact_id, destination, object of every live record of the destination system linked to a
+    contact: the contacts a create would duplicate."""
+    query = (
+        sa.select(ContactSource.contact_id, ContactSource.source, ContactSource.object)
+        .join(RawRecord, RawRecord.id == ContactSource.raw_record_id)
+        .where(
+            ContactSource.source == destination,
+            ContactSource.contact_id.is_not(None),
+            RawRecord.deleted_at.is_(None),
+        )
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return pd.DataFrame(rows, columns=["contact_id", "destination", "object"])
+
+
+def creates_in_flight(engine: Engine, destination: str, obj: str) -> frozenset[str]:
+    """Contacts whose create was sent (or may have been) after the destination's last complete read.
+
+    A created record only becomes "held" once an extract that started after the create has finished;
+    until then the create is not planned again, so a killed or unconfirmed create is never doubled.
+    """
+    with engine.connect() as connection:
+        read_since = _read_since(connection, destination, obj)
+        query = sa.select(PushLedger.contact_id).where(
+            PushLedger.destination == destination,
+            PushLedger.object == obj,
+            PushLedger.reason == "create",
+            PushLedger.status.in_(IN_FLIGHT),
+            PushLedger.dry_run.is_(False),
+        )
+        if read_since is not None:
+            query = query.where(PushLedger.updated_at >= read_since)
+        return frozenset(str(c) for c in connection.execute(query.distinct()).scalars())
+
+
+def set_record_ids(engine: Engine, new_ids: Mapping[int, str]) -> None:
+    """Give created rows the id the destination assigned, so undo can find the record."""
+    if not new_ids:
+        return
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(PushLedger)
+            .where(PushLedger.id == sa.bindparam("ledger_id"))
+            .values(record_id=sa.bindparam("new_id")),
+            [{"ledger_id": ledger_id, "new_id": record_id} for ledger_id, record_id in new_ids.items()],
+        )
 
 
 def previous_attempts(engine: Engine, destination: str, obj: str) -> dict[tuple[str, str, str], int]:
@@ -122,6 +211,13 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+def _time(value: Any) -> datetime | None:
+    if value is None or pd.isna(value):
+        return None
+    moment = pd.Timestamp(value)
+    return (moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")).to_pydatetime()
+
+
 def record_plan(engine: Engine, plan: pd.DataFrame, *, run_id: str, dry_run: bool) -> list[int]:
     """Store the plan (``planned``, or ``invalid`` for refused rows); returns the ledger ids in order."""
     now = utcnow()
@@ -132,6 +228,8 @@ def record_plan(engine: Engine, plan: pd.DataFrame, *, run_id: str, dry_run: boo
             "object": row["object"],
             "record_id": _text(row["record_id"]) or "",
             "contact_id": _text(row["contact_id"]),
+            "parent_id": _text(row["parent_id"]),
+            "record_modified_at": _time(row.get("record_modified_at")),
             "field": row["field"],
             "before_value": _text(row["before_value"]),
             "after_value": _text(row["after_value"]),
@@ -175,3 +273,111 @@ def mark(
         for start in range(0, len(ledger_ids), 900):
             chunk = list(ledger_ids[start : start + 900])
             connection.execute(sa.update(PushLedger).where(PushLedger.id.in_(chunk)).values(**values))
+
+
+# ------------------------------------------------------------------------------------------ undo
+
+
+def load_run_writes(engine: Engine, run_id: str) -> pd.DataFrame:
+    """The fields a real run sent (`models.push_undo.WRITTEN_COLUMNS`); undo rows themselves excluded."""
+    query = sa.select(
+        PushLedger.id.label("ledger_id"),
+        PushLedger.run_id,
+        PushLedger.destination,
+        PushLedger.object,
+        PushLedger.record_id,
+        PushLedger.parent_id,
+        PushLedger.contact_id,
+        PushLedger.field,
+        PushLedger.before_value,
+        PushLedger.after_value,
+        PushLedger.reason,
+        PushLedger.updated_at.label("sent_at"),
+    ).where(
+        PushLedger.run_id == run_id,
+        PushLedger.status == "sent",
+        PushLedger.dry_run.is_(False),
+        PushLedger.reason.not_in(UNDO_REASONS),
+    )
+    with engine.connect() as connection:
+        frame = pd.DataFrame(connection.execute(query.order_by(PushLedger.id)).mappings().all())
+    if frame.empty:
+        return pd.DataFrame(columns=list(query.selected_columns.keys()))
+    return frame
+
+
+def run_exists(engine: Engine, run_id: str) -> bool:
+    """Whether the ledger holds any row of ``run_id`` (a run that planned nothing holds none)."""
+    with engine.connect() as connection:
+        found = connection.execute(sa.select(PushLedger.id).where(PushLedger.run_id == run_id).limit(1))
+        return found.first() is not None
+
+
+def later_writes(engine: Engine, written: pd.DataFrame) -> pd.DataFrame:
+    """destination, object, record_id, field, run_id of fields other real runs sent after ``written``."""
+    columns = ["destination", "object", "record_id", "field", "run_id"]
+    if written.empty:
+        return pd.DataFrame(columns=columns)
+    first = int(written["ledger_id"].min())
+    query = sa.select(*(getattr(PushLedger, c) for c in columns)).where(
+        PushLedger.id > first,
+        PushLedger.run_id != str(written["run_id"].iloc[0]),
+        PushLedger.status.in_(IN_FLIGHT),
+        PushLedger.dry_run.is_(False),
+        PushLedger.destination.in_(sorted(set(written["destination"]))),
+    )
+    with engine.connect() as connection:
+        frame = pd.DataFrame(connection.execute(query.order_by(PushLedger.id)).all(), columns=columns)
+    return frame.merge(
+        written.loc[:, ["destination", "object", "record_id", "field"]].drop_duplicates(),
+        on=["destination", "object", "record_id", "field"],
+    )
+
+
+def load_current(engine: Engine, written: pd.DataFrame) -> pd.DataFrame:
+    """The warehouse's latest copy of every record in ``written`` (`models.push_undo.CURRENT_COLUMNS`)."""
+    columns = ["destination", "object", "record_id", "payload", "last_seen_at", "modified_at", "deleted"]
+    rows: list[Any] = []
+    with engine.connect() as connection:
+        for (dest, obj), group in written.groupby(["destination", "object"], sort=False):
+            ids = sorted({str(r) for r in group["record_id"] if r})
+            for start in range(0, len(ids), 900):
+                rows.extend(
+                    connection.execute(
+                        sa.select(
+                            RawRecord.source,
+                            RawRecord.object,
+                            RawRecord.source_id,
+                            RawRecord.payload,
+                            RawRecord.last_seen_at,
+                            RawRecord.source_modified_at,
+                            RawRecord.deleted_at.is_not(None),
+                        ).where(
+                            RawRecord.source == dest,
+                            RawRecord.object == obj,
+                            RawRecord.source_id.in_(ids[start : start + 900]),
+                        )
+                    ).all()
+                )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def own_writes(connection: Connection) -> pd.DataFrame:
+    """Every write we made or may have made, one row per record and run (`models.own_writes`)."""
+    query = (
+        sa.select(
+            PushLedger.destination,
+            PushLedger.object,
+            PushLedger.record_id,
+            sa.func.min(PushLedger.record_modified_at),
+            sa.func.max(PushLedger.updated_at),
+        )
+        .where(
+            PushLedger.status.in_((*IN_FLIGHT, "undone")),
+            PushLedger.dry_run.is_(False),
+            PushLedger.record_id != "",
+        )
+        .group_by(PushLedger.destination, PushLedger.object, PushLedger.record_id, PushLedger.run_id)
+    )
+    columns = ["source", "object", "source_id", "planned_modified_at", "written_at"]
+    return pd.DataFrame(connection.execute(query).all(), columns=columns)

@@ -23,7 +23,9 @@ Plan columns (`PLAN_COLUMNS`), one row per record and destination field:
 Final states of a row: `sent`, `rejected` (retried on later runs; `parked` after `max_attempts`),
 `conflict` (the record changed since it was read: kept, planned again from the next extract),
 `invalid` (refused before sending), `unchanged` (nothing was written: a dry run, or a record the run
-never reached).
+never reached), `unconfirmed` (a create whose connection dropped after the request went out: the API
+may hold it; the next extract tells, and until then it is not sent again). `undo` later moves a sent
+row to `undone`.
 """
 
 import math
@@ -66,8 +68,8 @@ PLAN_COLUMNS = (
     "invalid_reason",
     "if_unmodified_since",
 )
-OUTCOME_COLUMNS = (*PLAN_COLUMNS, "state", "code", "message", "retriable")
-STATES = ("sent", "rejected", "invalid", "conflict", "unchanged", "parked")
+OUTCOME_COLUMNS = (*PLAN_COLUMNS, "state", "code", "message", "retriable", "new_id")
+STATES = ("sent", "rejected", "invalid", "conflict", "unchanged", "parked", "unconfirmed", "undone")
 
 # ClickSend's default opt-out list (api-notes §3.4); its contacts are never written.
 _OPT_OUT_LIST_NAME = "opt-out list"
@@ -95,32 +97,64 @@ def plan_updates(targets: pd.DataFrame, golden: pd.DataFrame, config: PushConfig
 
 
 def plan_creates(golden: pd.DataFrame, present: pd.DataFrame, config: PushConfig) -> pd.DataFrame:
-    """Create plans for golden contacts a destination does not hold, where `config.create_missing`
-    opts in (`PLAN_COLUMNS`, reason `create`). A contact without a mandatory field, or a destination
-    without its configured parent, gets rows with `invalid_reason` set, so the ledger says why.
+    """Create plans for golden contacts a destination system does not hold, where
+    `config.create_missing` opts in (`PLAN_COLUMNS`, reason `create`). A contact without a mandatory
+    field, or a destination without its configured parent, gets rows with `invalid_reason` set, so
+    the ledger says why.
+
+    A contact held by any object of the system counts as held: a Zoho CRM contact is not created
+    again as a lead, nor a ClickSend contact in a second list, since either would be a duplicate
+    person in that system.
 
     present: contact_id, destination, object of every record linked to a contact.
     """
     gold = _golden(golden, config)
     parts = []
     for dest, obj in sorted(config.create_missing):
-        mine = (present["destination"] == dest) & (present["object"] == obj)
+        mine = present["destination"] == dest
         missing = gold[~gold.index.isin(present.loc[mine, "contact_id"].astype(str))]
         parts.append(_plan_creates(dest, obj, missing, config))
     return _concat(parts)
 
 
-def drop_parked(plan: pd.DataFrame, parked: pd.DataFrame) -> pd.DataFrame:
-    """The plan without the rows the ledger has parked for the same record, field and value.
+def drop_settled(plan: pd.DataFrame, parked: pd.DataFrame) -> pd.DataFrame:
+    """The plan without the rows the ledger has settled for the same record, field and value
+    (parked after their attempts, refused as invalid, or undone on purpose).
 
-    parked: destination, object, record_id, contact_id, field, after_value. A new golden value is a
-    new row and is tried again.
+    parked: destination, object, record_id (None for a create), contact_id, field, after_value. A new
+    golden value is a new row and is tried again; values are compared as the field compares them, so
+    "United States" after "US" is the same value, not a new one.
     """
-    columns = ["destination", "object", "record_key", "contact_id", "field", "after_value"]
-    left = _with_record_key(plan)
-    right = _with_record_key(parked)[columns].drop_duplicates()
+    columns = ["destination", "object", "record_key", "contact_id", "field", "value_key"]
+    left = _with_value_key(_with_record_key(plan))
+    right = _with_value_key(_with_record_key(parked))[columns].drop_duplicates()
     hit = left[columns].merge(right, how="left", on=columns, indicator=True)["_merge"].eq("both")
     return plan[~hit.to_numpy()].reset_index(drop=True)
+
+
+def _with_value_key(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with value_key: after_value as its field compares it (countries by ISO code, text
+    cleaned, emails in normal form, phones as written: they are E.164 or fixed national digits)."""
+    compare = {
+        (dest, obj, spec.field): spec.compare
+        for (dest, obj), mapping in FIELD_MAPS.items()
+        for spec in mapping.fields
+    }
+    kinds = np.fromiter(
+        (
+            compare.get((d, o, f), "text")
+            for d, o, f in zip(frame["destination"], frame["object"], frame["field"], strict=True)
+        ),
+        dtype=object,
+        count=len(frame),
+    )
+    values = frame["after_value"].to_numpy(dtype=object)
+    keys = _map_distinct(values, lambda v: clean_text(v)[0] if isinstance(v, str) else v)
+    countries = kinds == "country"
+    keys[countries] = _map_distinct(keys[countries], lambda v: country_code(v) or v)
+    emails = kinds == "email"
+    keys[emails] = normalise_emails(pd.Series(values[emails], dtype=object))["email"].to_numpy(dtype=object)
+    return frame.assign(value_key=_column(keys).fillna("").astype(str).to_numpy())
 
 
 def _plan_records(
@@ -513,6 +547,8 @@ class RecordResult:
     message: str = ""
     retriable: bool = False
     conflict: bool = False
+    new_id: str | None = None
+    """The id a create was given at the destination, when the API told it."""
 
     @classmethod
     def of(
@@ -524,6 +560,7 @@ class RecordResult:
         message: str = "",
         retriable: bool = False,
         conflict: bool = False,
+        new_id: str | None = None,
     ) -> "RecordResult":
         """The result for a change, keyed as its plan rows are."""
         return cls(
@@ -536,6 +573,7 @@ class RecordResult:
             message,
             retriable,
             conflict,
+            new_id if change.is_create else None,
         )
 
 
@@ -559,6 +597,7 @@ def outcome_states(plan_rows: pd.DataFrame, write_results: Iterable[RecordResult
     merged["code"] = merged["code"].astype(object).where(~quiet, None)
     merged["message"] = merged["message"].astype(object).where(~quiet, None)
     merged["retriable"] = merged["retriable"].eq(True) & ~quiet
+    merged["new_id"] = merged["new_id"].astype(object).where(ok & ~invalid, None)
     return merged[list(OUTCOME_COLUMNS)]
 
 

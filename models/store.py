@@ -187,6 +187,14 @@ class RawStore:
             missing = [source_id for source_id in stored if source_id not in present]
             return _mark_deleted(connection, key, missing, now) if missing else 0
 
+    def mark_deleted(self, key: StreamKey, source_ids: Iterable[str]) -> int:
+        """Records we deleted ourselves (undoing a create): marked now rather than at the next scan."""
+        ids = [str(source_id) for source_id in source_ids]
+        if not ids:
+            return 0
+        with self._engine.begin() as connection:
+            return _mark_deleted(connection, key, ids, utcnow())
+
     def last_success(self, key: StreamKey) -> datetime | None:
         """When ``key`` last finished without error (None if never)."""
         with self._engine.connect() as connection:

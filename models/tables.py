@@ -278,6 +278,12 @@ class PushLedger(Base):
     dry_run: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    parent_id: Mapped[str | None] = mapped_column(sa.String(128))
+    """Where the write went when the API addresses records inside a container (ClickSend list,
+    ClickFunnels workspace for creates, Linkflow channel for creates)."""
+    record_modified_at: Mapped[datetime | None]
+    """The record's own modification time when the write was planned (None for a create): a later
+    modification up to our write is ours, which survivorship must not take for a person's edit."""
 
 
 class SourceAccount(Base):

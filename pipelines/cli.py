@@ -87,6 +87,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_undo(args: argparse.Namespace) -> int:
+    from models.db import open_warehouse
+    from pipelines.runner import run_undo
+
+    settings = load_settings()
+    open_warehouse(settings.database_url)
+    report = run_undo(settings, args.run_id, dry_run=args.dry_run)
+    meta = report.assets.get("undo", {})
+    if report.success:
+        print(
+            f"undo of run {args.run_id}{' (dry run)' if args.dry_run else ''}: "
+            f"{'would restore' if args.dry_run else 'restored'} {meta.get('restored', 0)} fields, "
+            f"{'would delete' if args.dry_run else 'deleted'} {meta.get('deleted', 0)} created records, "
+            f"kept {meta.get('kept', 0)}, failed {meta.get('failed', 0)} (details: push_ledger, "
+            f"run_id {report.run_id})"
+        )
+    if not report.success or meta.get("failed"):
+        reason = "; ".join(report.failures) or f"{meta.get('failed')} writes failed; see push_ledger.error"
+        raise CommandError(f"undo failed: {reason}", exit_code=EXIT_RUN_FAILED)
+    return EXIT_OK
+
+
 def _echo(line: str) -> None:
     print(line, flush=True)
 
@@ -172,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--until", type=_day, metavar="DATE", help="last day of the window (default: today)"
     )
     backfill.set_defaults(handler=cmd_backfill)
+
+    undo = commands.add_parser(
+        "undo",
+        help="put back what one sync's reverse sync wrote and delete the records it created",
+        description="Undo one run's writes, field by field, leaving alone whatever changed since.",
+    )
+    undo.add_argument("run_id", metavar="RUN_ID", help="the run id the sync printed (push_ledger.run_id)")
+    undo.add_argument("--dry-run", action="store_true", help="record the undo plan, write nothing")
+    undo.set_defaults(handler=cmd_undo)
 
     status = commands.add_parser(
         "status",

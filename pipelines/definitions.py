@@ -11,6 +11,7 @@ from pipelines.extract import backfill_assets, extract_assets
 from pipelines.resources import WarehouseResource, settings_resource
 from pipelines.reverse_sync import reverse_sync_assets
 from pipelines.settings import Settings, load_settings
+from pipelines.undo import undo_push_job
 
 full_sync_job = dg.define_asset_job(
     name="full_sync",
@@ -34,7 +35,7 @@ def build_definitions(settings: Settings, *, full_refresh_sources: tuple[str, ..
     return dg.Definitions(
         assets=[*extract_assets, *backfill_assets, *canonical_assets, *reverse_sync_assets],
         asset_checks=canonical_checks_defs,
-        jobs=[full_sync_job],
+        jobs=[full_sync_job, undo_push_job],
         schedules=[schedule],
         resources={
             "sync_settings": settings_resource(settings, full_refresh_sources=full_refresh_sources),

@@ -58,6 +58,7 @@ class SyncSettingsResource(dg.ConfigurableResource):
     maton_rps: float = 9.5
     linkflow_rps: float = 5.0
     push_overwrite: str | None = None
+    push_create: str | None = None
     full_scan_hours: float = 24.0
     blocked_identifiers: str | None = None
     max_records_per_identifier: int = 25
@@ -73,6 +74,7 @@ class SyncSettingsResource(dg.ConfigurableResource):
             "contact_sync_maton_rps": self.maton_rps,
             "contact_sync_linkflow_rps": self.linkflow_rps,
             "contact_sync_push_overwrite": self.push_overwrite,
+            "contact_sync_push_create": self.push_create,
             "contact_sync_full_scan_hours": self.full_scan_hours,
             "contact_sync_blocked_identifiers": self.blocked_identifiers,
             "contact_sync_max_records_per_identifier": self.max_records_per_identifier,
@@ -117,6 +119,7 @@ def settings_resource(
         maton_rps=settings.contact_sync_maton_rps,
         linkflow_rps=settings.contact_sync_linkflow_rps,
         push_overwrite=settings.contact_sync_push_overwrite,
+        push_create=settings.contact_sync_push_create,
         full_scan_hours=settings.contact_sync_full_scan_hours,
         blocked_identifiers=settings.contact_sync_blocked_identifiers,
         max_records_per_identifier=settings.contact_sync_max_records_per_identifier,

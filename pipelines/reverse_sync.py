@@ -8,14 +8,14 @@ downstream of the canonical checks (which block them when they fail).
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dagster as dg
 import pandas as pd
 from sqlalchemy.engine import Engine
 
 from connectors.clicksend import is_opt_out_list
-from connectors.errors import ConnectorError, RetriableError
+from connectors.errors import AmbiguousWriteError, ConnectorError, RetriableError
 from connectors.factory import Clients
 from connectors.writes import WriteResult
 from models import push_ledger
@@ -26,9 +26,10 @@ from models.push_plan import (
     RecordChange,
     RecordResult,
     batches,
-    drop_parked,
+    drop_settled,
     next_attempt_state,
     outcome_states,
+    plan_creates,
     plan_updates,
     record_changes,
     split_batch,
@@ -54,9 +55,17 @@ class PushReport:
     conflict: int
     unchanged: int
     requests: int
+    created: int = 0
+    """Records created (each carries several sent fields)."""
+    unconfirmed: int = 0
+    """Fields of creates whose answer was lost; the next extract tells whether they landed."""
 
     def as_metadata(self) -> dict[str, int]:
         return {**self.__dict__, "done": self.sent, "failed": self.rejected + self.invalid + self.conflict}
+
+
+UNCONFIRMED = "UNCONFIRMED"
+"""Our code for a create whose answer was lost: it may exist at the destination."""
 
 
 def _result(change: RecordChange, written: WriteResult) -> RecordResult:
@@ -67,32 +76,37 @@ def _result(change: RecordChange, written: WriteResult) -> RecordResult:
         message=written.message,
         retriable=written.retriable,
         conflict=written.conflict,
+        new_id=written.record_id,
     )
 
 
 def _failed(change: RecordChange, error: ConnectorError) -> RecordResult:
+    code = UNCONFIRMED if isinstance(error, AmbiguousWriteError) else error.code
     return RecordResult.of(
-        change, ok=False, code=error.code, message=str(error), retriable=isinstance(error, RetriableError)
+        change, ok=False, code=code, message=str(error), retriable=isinstance(error, RetriableError)
     )
 
 
-def _send(clients: Clients, batch: Batch) -> list[RecordResult]:
+def send_batch(clients: Clients, batch: Batch) -> list[RecordResult]:
     """One call per batch (Zoho) or per record (the others); a refused Zoho batch is split in halves
     until the bad record is alone."""
     key = (batch.destination, batch.object)
     if key in ZOHO_MODULES:
         client = getattr(clients, batch.destination)
+        records = [c.payload for c in batch.changes]
         try:
-            written = client.update(
-                ZOHO_MODULES[key],
-                [c.payload for c in batch.changes],
-                if_unmodified_since=batch.if_unmodified_since,
-            )
+            if batch.is_create:
+                # An upsert on Email: a create repeated after a lost answer updates, not duplicates.
+                written = client.upsert(ZOHO_MODULES[key], records, duplicate_check_fields=("Email",))
+            else:
+                written = client.update(
+                    ZOHO_MODULES[key], records, if_unmodified_since=batch.if_unmodified_since
+                )
         except ConnectorError as error:
             if len(batch.changes) == 1 or isinstance(error, RetriableError):
                 return [_failed(change, error) for change in batch.changes]
             left, right = split_batch(batch)
-            return _send(clients, left) + _send(clients, right)
+            return send_batch(clients, left) + send_batch(clients, right)
         return [_result(change, result) for change, result in zip(batch.changes, written, strict=True)]
     results = []
     for change in batch.changes:
@@ -104,6 +118,8 @@ def _send(clients: Clients, batch: Batch) -> list[RecordResult]:
 
 
 def _write_one(clients: Clients, change: RecordChange) -> WriteResult:
+    if change.is_create:
+        return _create_one(clients, change)
     record_id = str(change.record_id)
     if change.destination == "clickfunnels" and clients.clickfunnels is not None:
         return clients.clickfunnels.update_contact(record_id, change.payload)
@@ -112,6 +128,19 @@ def _write_one(clients: Clients, change: RecordChange) -> WriteResult:
     if change.destination == "linkflow" and clients.linkflow is not None:
         return clients.linkflow.update_contact(record_id, change.payload)
     raise RuntimeError(f"{change.destination}: no client to write with")
+
+
+def _create_one(clients: Clients, change: RecordChange) -> WriteResult:
+    """ClickFunnels upserts on email and Linkflow on the external id (our contact id), so repeating
+    them is harmless; ClickSend's create is not repeatable, so the HTTP layer never retries it."""
+    parent = str(change.parent_id)
+    if change.destination == "clickfunnels" and clients.clickfunnels is not None:
+        return clients.clickfunnels.upsert_contact(parent, change.payload)
+    if change.destination == "clicksend" and clients.clicksend is not None:
+        return clients.clicksend.create_contact(parent, change.payload)
+    if change.destination == "linkflow" and clients.linkflow is not None:
+        return clients.linkflow.identify(change.contact_id, parent, change.payload)
+    raise RuntimeError(f"{change.destination}: no client to create with")
 
 
 def push_destination(
@@ -126,14 +155,23 @@ def push_destination(
 ) -> PushReport:
     """Plan, record and (unless ``dry_run``) send one destination's changes; every row ends in one state."""
     targets = push_ledger.load_targets(engine, stream.source, stream.object)
-    plan = plan_updates(targets.drop(columns="last_seen_at"), push_ledger.load_golden(engine), config)
-    plan = drop_parked(plan, push_ledger.parked(engine, stream.source, stream.object))
+    golden = push_ledger.load_golden(engine)
+    plan = plan_updates(targets.drop(columns="last_seen_at"), golden, config)
     pending = push_ledger.in_flight(engine, targets, stream.source, stream.object)
     if len(pending) and len(plan):
         flight = (
             plan[["record_id", "field"]].astype(str).merge(pending.astype(str), how="left", indicator=True)
         )
         plan = plan[~flight["_merge"].eq("both").to_numpy()].reset_index(drop=True)
+    if (stream.source, stream.object) in config.create_missing:
+        plan = pd.concat([plan, _plan_creates(stream, engine, golden, config)], ignore_index=True)
+    plan = drop_settled(plan, push_ledger.settled(engine, stream.source, stream.object))
+    # Each write remembers when its record was last modified before it, so survivorship can tell the
+    # modification our write makes from a person's edit.
+    modified = targets.assign(record_id=targets["record_id"].astype(str)).drop_duplicates("record_id")
+    plan["record_modified_at"] = (
+        plan["record_id"].astype(str).map(modified.set_index("record_id")["modified_at"])
+    )
     ledger_ids = push_ledger.record_plan(engine, plan, run_id=run_id, dry_run=dry_run)
     plan = plan.assign(ledger_id=ledger_ids)
     invalid = int(plan["invalid_reason"].notna().sum()) if len(plan) else 0
@@ -150,25 +188,49 @@ def push_destination(
         return PushReport(len(plan), 0, 0, invalid, 0, len(plan) - invalid, 0)
     before = clients.stats.snapshot()
     attempts = push_ledger.previous_attempts(engine, stream.source, stream.object)
-    counts = {"sent": 0, "rejected": 0, "conflict": 0, "unchanged": 0, "parked": 0}
+    counts = {"sent": 0, "rejected": 0, "conflict": 0, "unchanged": 0, "parked": 0, "unconfirmed": 0}
+    created = 0
     changes = record_changes(plan)
     for number, batch in enumerate(batches(changes, stream.source, stream.object), start=1):
         rows = _rows_of(plan, batch.changes)
         push_ledger.mark(engine, rows["ledger_id"].tolist(), "sending")
-        results = _send(clients, batch)
+        results = send_batch(clients, batch)
+        created += sum(1 for result in results if result.ok and result.record_id is None)
         _record_outcomes(engine, rows, results, attempts, max_attempts=config.max_attempts, counts=counts)
         if number % 50 == 0:
             log(f"reverse sync {stream.name}: {number} calls made, {counts['sent']} fields sent so far")
     requests = clients.stats.snapshot().diff(before).total_requests(stream.source)
     rejected = counts["rejected"] + counts["parked"]
     return PushReport(
-        len(plan), counts["sent"], rejected, invalid, counts["conflict"], counts["unchanged"], requests
+        len(plan),
+        counts["sent"],
+        rejected,
+        invalid,
+        counts["conflict"],
+        counts["unchanged"],
+        requests,
+        created=created,
+        unconfirmed=counts["unconfirmed"],
     )
 
 
+def _plan_creates(stream: Stream, engine: Engine, golden: pd.DataFrame, config: PushConfig) -> pd.DataFrame:
+    """Creates for the contacts the destination system does not hold, leaving out those whose create
+    may already be there but has not been read back yet."""
+    waiting = push_ledger.creates_in_flight(engine, stream.source, stream.object)
+    candidates = golden[~golden["contact_id"].astype(str).isin(waiting).to_numpy()]
+    only_here = replace(config, create_missing=frozenset({(stream.source, stream.object)}))
+    return plan_creates(candidates, push_ledger.held_contacts(engine, stream.source), only_here)
+
+
 def _rows_of(plan: pd.DataFrame, changes: Sequence[RecordChange]) -> pd.DataFrame:
+    """The sendable plan rows of these changes: updates by record id, creates by contact."""
+    sendable = plan["invalid_reason"].isna()
+    if changes and changes[0].is_create:
+        contacts = {change.contact_id for change in changes}
+        return plan[sendable & plan["record_id"].isna() & plan["contact_id"].astype(str).isin(contacts)]
     ids = {str(change.record_id) for change in changes}
-    return plan[plan["record_id"].astype(str).isin(ids) & plan["invalid_reason"].isna()]
+    return plan[sendable & plan["record_id"].notna() & plan["record_id"].astype(str).isin(ids)]
 
 
 def _record_outcomes(
@@ -185,19 +247,26 @@ def _record_outcomes(
     )
     # Rows that end alike (state, error, attempt count) are marked in one statement, not one each.
     groups: dict[tuple[str, str | None, int], list[int]] = {}
+    new_ids: dict[int, str] = {}
     for outcome in outcomes.to_dict("records"):
         key = (str(outcome["record_id"]), str(outcome["field"]), str(outcome["after_value"]))
         previous = attempts.get(key, 0)
-        state = next_attempt_state(previous, outcome["state"], max_attempts)
+        if outcome["code"] == UNCONFIRMED:
+            state = "unconfirmed"
+        else:
+            state = next_attempt_state(previous, outcome["state"], max_attempts)
         groups.setdefault((state, outcome["message"] or None, previous + 1), []).append(
             int(outcome["ledger_id"])
         )
+        if outcome["new_id"] is not None:
+            new_ids[int(outcome["ledger_id"])] = str(outcome["new_id"])
         counts[state] = counts.get(state, 0) + 1
+    push_ledger.set_record_ids(engine, new_ids)
     for (state, error, tries), ledger_ids in groups.items():
         push_ledger.mark(engine, ledger_ids, state, error=error, attempts=tries)
 
 
-def _opt_out_lists(clients: Clients) -> frozenset[str]:
+def opt_out_lists(clients: Clients) -> frozenset[str]:
     """ClickSend's opt-out lists, whose contacts are never written (one listing of the lists)."""
     if clients.clicksend is None:
         return frozenset()
@@ -235,9 +304,11 @@ def _push_source(
             outcome[stream] = f"reverse sync {stream.name}: {exc}"
             continue
         log(
-            f"reverse sync {stream.name}: planned {report.planned}, sent {report.sent}, "
-            f"rejected {report.rejected}, invalid {report.invalid}, conflicts {report.conflict}, "
-            f"{report.requests} requests"
+            f"reverse sync {stream.name}: planned {report.planned}, sent {report.sent}"
+            + (f" ({report.created} records created)" if report.created else "")
+            + f", rejected {report.rejected}, invalid {report.invalid}, conflicts {report.conflict}, "
+            + (f"unconfirmed {report.unconfirmed}, " if report.unconfirmed else "")
+            + f"{report.requests} requests"
         )
         outcome[stream] = report
     return outcome
@@ -289,13 +360,16 @@ def reverse_sync(
     outcomes: dict[Stream, PushReport | str] = {}
     with clients_for(settings, tuple(runnable)) as clients:
         try:
-            opt_out = _opt_out_lists(clients) if "clicksend" in runnable else frozenset()
+            opt_out = opt_out_lists(clients) if "clicksend" in runnable else frozenset()
         except ConnectorError as exc:
             raise dg.Failure(description=f"reverse sync clicksend/list_contact: {exc}") from None
+        creates = settings.push_create()
         config = PushConfig(
             regions=phone_regions(settings, warehouse),
             opt_out_lists=opt_out,
             overwrite=settings.push_overwrite(),
+            create_missing=frozenset(creates),
+            create_parents={key: parent for key, parent in creates.items() if parent is not None},
         )
         with ThreadPoolExecutor(max(1, len(runnable))) as pool:
             futures = [

@@ -150,3 +150,27 @@ def run_backfill(
             },
         )
         return _report(result, ())
+
+
+def run_undo(
+    settings: Settings, run_id: str, *, dry_run: bool = False, instance: dg.DagsterInstance | None = None
+) -> SyncReport:
+    """Run the ``undo_push`` job for ``run_id``; the report's ``assets["undo"]`` holds its counts."""
+    job = build_definitions(settings).resolve_job_def("undo_push")
+    run_config: dict[str, Any] = {
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        "ops": {"undo_writes": {"config": {"run_id": run_id, "dry_run": dry_run}}},
+    }
+    with cli_instance(instance) as chosen:
+        result = job.execute_in_process(
+            run_config=run_config,
+            instance=chosen,
+            raise_on_error=False,
+            tags={"contact_sync/trigger": "cli-undo"},
+        )
+        report = _report(result, ())
+        if result.success:  # the counts travel as the op output's metadata
+            for event in result.all_node_events:
+                if event.is_successful_output and event.step_output_data.metadata:
+                    report.assets["undo"] = _metadata_values(event.step_output_data.metadata)
+        return report

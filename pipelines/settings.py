@@ -52,6 +52,32 @@ def parse_overwrite(text: str) -> dict[tuple[str, str], frozenset[str]]:
     return result
 
 
+#: What a create needs to name per destination: where the new record goes.
+CREATE_PARENTS: dict[str, str] = {
+    "clickfunnels/contact": "workspace id",
+    "clicksend/list_contact": "list id",
+    "linkflow/contact": "UDC channel id",
+}
+
+
+def parse_create(text: str) -> dict[tuple[str, str], str | None]:
+    """``dest/object[=parent];...`` as destination -> parent (None where the API needs none)."""
+    result: dict[tuple[str, str], str | None] = {}
+    example = "'zoho_crm/lead;clicksend/list_contact=<list id>'"
+    for part in filter(None, (piece.strip() for piece in text.split(";"))):
+        destination, _, parent = (piece.strip() for piece in part.partition("="))
+        if destination not in WRITABLE:
+            raise ValueError(f"must look like {example} with destinations from " + ", ".join(WRITABLE))
+        if destination in CREATE_PARENTS and not parent:
+            raise ValueError(
+                f"{destination} needs the {CREATE_PARENTS[destination]} to create into: "
+                f"'{destination}=<{CREATE_PARENTS[destination]}>'"
+            )
+        source, _, obj = destination.partition("/")
+        result[(source, obj)] = parent or None
+    return result
+
+
 SURVIVING_FIELDS: tuple[str, ...] = ("email", "phone", *OVERWRITABLE_FIELDS)
 
 
@@ -133,6 +159,9 @@ class Settings(BaseSettings):
     # Reverse sync fills empty fields only; this opts named fields into overwriting non-empty values,
     # per destination: "zoho_crm/lead:first_name,last_name;clicksend/list_contact:company".
     contact_sync_push_overwrite: str | None = None
+    # Creating records for golden contacts a destination system does not hold yet is off unless named
+    # here, with where creates go: "zoho_crm/lead;clicksend/list_contact=123;linkflow/contact=<channel>".
+    contact_sync_push_create: str | None = None
     # Sources without a delete feed but with a cheap full listing (ClickFunnels) are scanned whole at
     # most this often, to mark the records they no longer list as deleted.
     contact_sync_full_scan_hours: float = Field(default=24.0, gt=0)
@@ -199,6 +228,14 @@ class Settings(BaseSettings):
         parse_overwrite(str(value))
         return str(value).strip()
 
+    @field_validator("contact_sync_push_create", mode="before")
+    @classmethod
+    def _create(cls, value: Any) -> Any:
+        if value is None or str(value).strip() == "":
+            return None
+        parse_create(str(value))
+        return str(value).strip()
+
     @field_validator("contact_sync_source_priority", mode="before")
     @classmethod
     def _priority(cls, value: Any) -> Any:
@@ -222,6 +259,10 @@ class Settings(BaseSettings):
     def push_overwrite(self) -> dict[tuple[str, str], frozenset[str]]:
         """Per destination, the canonical fields whose non-empty values reverse sync may replace."""
         return parse_overwrite(self.contact_sync_push_overwrite or "")
+
+    def push_create(self) -> dict[tuple[str, str], str | None]:
+        """Destinations opted into creates, each with the container creates go to (None: not needed)."""
+        return parse_create(self.contact_sync_push_create or "")
 
     @property
     def database_url(self) -> str:

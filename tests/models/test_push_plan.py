@@ -23,7 +23,7 @@ from models.push_plan import (
     RecordChange,
     RecordResult,
     batches,
-    drop_parked,
+    drop_settled,
     full_name,
     next_attempt_state,
     outcome_states,
@@ -625,8 +625,8 @@ def test_a_rejected_row_is_parked_after_max_attempts() -> None:
 def test_parked_rows_are_not_planned_again_until_the_value_changes() -> None:
     plan, _ = _two_records_plan()
     parked = plan[(plan["record_id"] == "z2") & (plan["field"] == "First_Name")]
-    kept = drop_parked(plan, parked)
+    kept = drop_settled(plan, parked)
     assert len(kept) == len(plan) - 1
     assert not ((kept["record_id"] == "z2") & (kept["field"] == "First_Name")).any()
     changed = parked.assign(after_value="Janet")
-    assert len(drop_parked(plan, changed)) == len(plan)
+    assert len(drop_settled(plan, changed)) == len(plan)

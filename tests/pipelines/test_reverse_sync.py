@@ -2,15 +2,17 @@
 
 import math
 
+import pytest
 import sqlalchemy as sa
 
-from connectors.emulator import Emulator
+from connectors.emulator import Emulator, FaultConfig
 from models.db import open_warehouse
 from models.field_map import PushConfig
 from models.tables import PushLedger
 from pipelines.clients import clients_for
-from pipelines.reverse_sync import push_destination
+from pipelines.reverse_sync import opt_out_lists, push_destination
 from pipelines.runner import run_sync
+from pipelines.settings import SettingsError, load_settings
 from pipelines.streams import Stream
 from tests.pipelines.conftest import settings_for
 
@@ -180,3 +182,109 @@ def test_non_empty_values_survive_unless_the_field_is_opted_in(emulator: Emulato
     assert [(r["before_value"], r["after_value"], r["reason"]) for r in rows] == [
         (original, "Zebedee", "overwrite_opt_in")
     ]
+
+
+def create_setting(emu: Emulator) -> str:
+    """Creates into every destination: the sandbox's workspace and first ordinary list, a UDC channel."""
+    workspace = emu.dataset.clickfunnels_workspace["id"]
+    lists = emu.dataset.clicksend_lists.items()
+    list_id = next(i for i, item in lists if str(item["list_name"]).casefold() != "opt-out list")
+    return (
+        f"clickfunnels/contact={workspace};clicksend/list_contact={list_id};"
+        "linkflow/contact=udc-contact-sync;zoho_crm/lead;zoho_bigin/contact"
+    )
+
+
+def golden_count(url: str) -> int:
+    with open_warehouse(url).connect() as connection:
+        return int(connection.execute(sa.text("SELECT count(*) FROM contacts")).scalar_one())
+
+
+def test_opted_in_creates_land_once_and_read_back_as_the_same_people(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    assert run_sync(settings_for(emulator, sqlite_url)).success  # updates only: creates are opt-in
+    assert not ledger(sqlite_url, reason="create")
+    people = golden_count(sqlite_url)
+
+    settings = settings_for(emulator, sqlite_url, contact_sync_push_create=create_setting(emulator))
+    first = run_sync(settings)
+    assert first.success, first.failures
+    created = {key: int(first.assets[f"reverse_sync/{key}"]["created"]) for key in CREATE_KEYS}
+    assert all(created.values()), created
+    rows = ledger(sqlite_url, reason="create", status="sent")
+    assert all(row["record_id"] for row in rows), "every created row names the record it made"
+    # Zoho CRM: a person held as a contact is not created again as a lead.
+    with open_warehouse(sqlite_url).connect() as connection:
+        crm_contacts = set(
+            connection.execute(
+                sa.text("SELECT contact_id FROM contact_sources WHERE source = 'zoho_crm'")
+            ).scalars()
+        )
+    lead_creates = {row["contact_id"] for row in rows if row["destination"] == "zoho_crm"}
+    assert lead_creates
+    assert not lead_creates & crm_contacts
+
+    writes = len(emulator.writes())
+    second = run_sync(settings)
+    assert second.success, second.failures
+    # The created records were read back and joined the people they were made for.
+    assert golden_count(sqlite_url) == people
+    assert not [r for r in ledger(sqlite_url, reason="create") if r["run_id"] == second.run_id]
+    third = run_sync(settings)
+    assert third.success
+    assert planned(third.assets) == 0
+    assert len(emulator.writes()) - writes <= planned(second.assets)
+
+
+CREATE_KEYS = (
+    "clickfunnels/contact",
+    "clicksend/list_contact",
+    "linkflow/contact",
+    "zoho_crm/lead",
+    "zoho_bigin/contact",
+)
+
+
+def test_a_create_setting_without_its_container_is_refused_in_one_line() -> None:
+    with pytest.raises(SettingsError, match="clicksend/list_contact needs the list id"):
+        load_settings(contact_sync_push_create="clicksend/list_contact")
+
+
+def test_a_create_whose_answer_was_lost_is_not_sent_again_until_read_back(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    setting = create_setting(emulator)
+    settings = settings_for(emulator, sqlite_url)
+    assert run_sync(settings).success  # fills the empty fields: what follows plans creates alone
+    list_id = setting.split("clicksend/list_contact=")[1].split(";")[0]
+    stream = Stream("clicksend", "list_contact", writable=True)
+    engine = open_warehouse(sqlite_url)
+    with clients_for(settings, ("clicksend",)) as clients:
+        assert clients.clicksend is not None
+        config = PushConfig(  # the lists are read before the connection starts dropping
+            create_missing=frozenset({("clicksend", "list_contact")}),
+            create_parents={("clicksend", "list_contact"): list_id},
+            opt_out_lists=opt_out_lists(clients),
+        )
+        emulator.set_faults(FaultConfig(drop_rate=1.0, apps=frozenset({"clicksend"})))
+        lost = push_destination(stream, engine, clients, config, run_id="lost", dry_run=False)
+        emulator.set_faults(FaultConfig())
+        assert lost.unconfirmed > 0
+        assert lost.created == 0
+        assert {r["status"] for r in ledger(sqlite_url, run_id="lost")} <= {"unconfirmed", "invalid"}
+        # Not read back yet: the same contacts are not created again, whatever the first attempt did.
+        again = push_destination(stream, engine, clients, config, run_id="again", dry_run=False)
+    assert again.created == 0
+    waiting = {r["contact_id"] for r in ledger(sqlite_url, run_id="lost", status="unconfirmed")}
+    assert not waiting & {r["contact_id"] for r in ledger(sqlite_url, run_id="again")}
+
+    # After an extract has read ClickSend again, the creates that never landed are made, once each.
+    only_clicksend = f"clicksend/list_contact={list_id}"
+    report = run_sync(settings.model_copy(update={"contact_sync_push_create": only_clicksend}))
+    assert report.success, report.failures
+    posts = [w for w in emulator.writes() if w.method == "POST" and w.app == "clicksend"]
+    assert posts
+    people = [(w.body.get("email"), w.body.get("phone_number")) for w in posts]
+    assert len(people) == len(set(people)), "no contact created twice"
+    assert {r["contact_id"] for r in ledger(sqlite_url, run_id=report.run_id, status="sent")} >= waiting

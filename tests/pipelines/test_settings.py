@@ -121,3 +121,44 @@ def test_identity_settings_parse(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONTACT_SYNC_SOURCE_PRIORITY", "nickname:zoho_crm")
     with pytest.raises(SettingsError, match="CONTACT_SYNC_SOURCE_PRIORITY must look like"):
         load_settings()
+
+
+def test_every_setting_reaches_the_run_through_the_dagster_resource(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The resource lists the settings one by one; a setting it forgets would silently be its default."""
+    from pipelines.resources import SECRET_FIELDS, settings_resource
+
+    values = {
+        "contact_sync_database_url": "sqlite:///elsewhere.db",
+        "maton_api_key": "k",
+        "maton_gateway_url": "http://127.0.0.1:1/gw",
+        "linkflow_app_key": "a",
+        "linkflow_app_secret": "b",
+        "linkflow_base_url": "http://127.0.0.1:2",
+        "contact_sync_sources": "clicksend,zoho_crm",
+        "contact_sync_default_phone_region": "GB",
+        "contact_sync_push": "dry-run",
+        "contact_sync_cron": "0 * * * *",
+        "contact_sync_maton_rps": 3.0,
+        "contact_sync_linkflow_rps": 2.0,
+        "contact_sync_push_overwrite": "zoho_crm/lead:title",
+        "contact_sync_push_create": "zoho_crm/lead",
+        "contact_sync_full_scan_hours": 6.0,
+        "contact_sync_blocked_identifiers": "x@example.com",
+        "contact_sync_max_records_per_identifier": 9,
+        "contact_sync_source_priority": "company:zoho_crm",
+        **{f"maton_connection_{s}": f"conn-{s}" for s in SOURCES if s != "linkflow"},
+        **{f"contact_sync_phone_region_{s}": "DE" for s in SOURCES},
+    }
+    original = load_settings(**values)
+    unset = set(type(original).model_fields) - set(values)
+    assert not unset, f"give the test a value for {unset}"
+    for field in SECRET_FIELDS:  # secrets travel as EnvVar: the variables hold the same values
+        monkeypatch.setenv(field.upper(), str(values[field]))
+    carried = settings_resource(original).process_config_and_initialize().settings()
+    # Only what is not a run setting stays behind: where the warehouse is and when the schedule runs.
+    outside = {"contact_sync_database_url", "contact_sync_cron"}
+    for name in set(type(original).model_fields) - outside:
+        mine, theirs = getattr(carried, name), getattr(original, name)
+        if name in SECRET_FIELDS:
+            mine, theirs = mine.get_secret_value(), theirs.get_secret_value()
+        assert mine == theirs, name
