@@ -275,6 +275,14 @@ def timing_bench(args: argparse.Namespace) -> None:
         )
         full = run_phase("full", sandbox, settings)
         print(f"  full run done in {full.seconds:.1f}s", flush=True)
+        if args.settle:
+            # The steady state: the run after a full one reads back the records the full run pushed to.
+            settle = run_phase("settle", sandbox, settings)
+            print(
+                f"  settling run (reads our own pushes back): {settle.maton() + settle.linkflow()} requests, "
+                f"{sum(settle.write_requests.values())} writes, {settle.seconds:.1f}s",
+                flush=True,
+            )
         contacts = _records_read(full, CONTACT_STREAMS)
         change = max(1, round(contacts * args.change / 100))
         new = deleted = change // 10
@@ -372,6 +380,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--people", type=int, default=1000, help="people in the emulator for the timed runs")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--settle",
+        action="store_true",
+        help="run one more sync after the full one, before the change, so the incremental run starts "
+        "from the steady state (our own pushes already read back)",
+    )
     parser.add_argument("--latency-ms", type=float, default=20.0, help="added to every emulator answer")
     parser.add_argument("--gateway-rps", type=float, default=10.0, help="the emulated Maton gateway's limit")
     parser.add_argument("--maton-rps", type=float, default=9.5, help="CONTACT_SYNC_MATON_RPS for the runs")
