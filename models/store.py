@@ -222,6 +222,16 @@ class RawStore:
             _ensure_state(connection, key)
             connection.execute(sa.update(StreamState).where(*_state_where(key)).values(**values))
 
+    def failures_of_run(self, run_id: str) -> dict[tuple[str, str], str]:
+        """(source, object) -> "source/object: error" for every stream ``run_id`` failed."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(StreamState.source, StreamState.object, StreamState.last_error).where(
+                    StreamState.last_run_id == run_id, StreamState.last_status == "failed"
+                )
+            ).all()
+        return {(source, obj): f"{source}/{obj}: {error}" for source, obj, error in rows}
+
     def statuses(self) -> list[StreamStatus]:
         with self._engine.connect() as connection:
             rows = connection.execute(

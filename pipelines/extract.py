@@ -463,7 +463,7 @@ def extract(
         ]
         for future in futures:
             outcomes.update(future.result())
-    failures = []
+    failures, busy = [], False
     for stream in selected:
         outcome = outcomes.get(stream)
         if isinstance(outcome, dict):
@@ -472,8 +472,37 @@ def extract(
             )
         elif isinstance(outcome, str):
             failures.append(outcome)
-    if failures:
+            busy = busy or _is_busy(stream, engine, context.run.run_id)
+    if not failures:
+        return
+    if busy or not _reverse_sync_follows(context):
         raise dg.Failure(description="\n".join(failures))
+    # The streams that landed go on to identity resolution; reverse sync leaves the failed streams'
+    # destinations alone (their copy is stale) and fails the run at its end, naming these streams.
+    # A failed stream is reported as such (status "failed", as a stream without credentials is
+    # "skipped"): left out, Dagster would skip every step downstream of it.
+    for stream in selected:
+        outcome = outcomes.get(stream)
+        if isinstance(outcome, str):
+            context.log.error(outcome)
+            yield dg.MaterializeResult(
+                asset_key=dg.AssetKey([stream.source, stream.object]),
+                metadata={"status": "failed", "error": outcome},
+            )
+    context.log.warning(
+        f"{len(failures)} stream(s) failed; resolving what landed, and the run fails after reverse sync"
+    )
+
+
+def _is_busy(stream: Stream, engine: Engine, run_id: str) -> bool:
+    """Whether a stream failed without this run owning its state (another sync held its lock)."""
+    return (stream.source, stream.object) not in RawStore(engine).failures_of_run(run_id)
+
+
+def _reverse_sync_follows(context: dg.AssetExecutionContext) -> bool:
+    """Whether this run also pushes, so a later step of it can report the failure."""
+    keys = context.job_def.asset_layer.executable_asset_keys
+    return any(key.path[0] == "reverse_sync" for key in keys)
 
 
 extract_assets: list[dg.AssetsDefinition] = [extract]

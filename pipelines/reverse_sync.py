@@ -34,6 +34,7 @@ from models.push_plan import (
     record_changes,
     split_batch,
 )
+from models.store import RawStore
 from pipelines.canonical import phone_regions
 from pipelines.clients import clients_for
 from pipelines.resources import SyncSettingsResource, WarehouseResource
@@ -337,8 +338,16 @@ def reverse_sync(
     context: dg.AssetExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
 ) -> Iterator[dg.MaterializeResult]:
     """Every selected destination in one step: sources in parallel threads sharing the Maton bucket,
-    a source's destinations in turn. A failing destination fails alone; the step then names it."""
+    a source's destinations in turn. A failing destination fails alone; the step then names it.
+
+    A source whose extract failed earlier in this run is not pushed to: what we hold of it is stale,
+    and filling "empty" fields from a stale copy could overwrite a value someone just entered. This
+    step is the run's last, so it also fails naming those streams (extract deferred them to here so
+    that what did land went through identity resolution)."""
     settings = sync_settings.settings()
+    engine = warehouse.engine()
+    extract_failures = RawStore(engine).failures_of_run(context.run.run_id)
+    stale_sources = {source for source, _ in extract_failures}
     selected = [
         s
         for s in WRITABLE_STREAMS
@@ -346,8 +355,14 @@ def reverse_sync(
     ]
     runnable: dict[str, list[Stream]] = {}
     for stream in selected:
-        if settings.push == "off" or stream.source not in settings.enabled_sources():
-            reason = "CONTACT_SYNC_PUSH=off" if settings.push == "off" else f"{stream.source} not enabled"
+        reason = None
+        if settings.push == "off":
+            reason = "CONTACT_SYNC_PUSH=off"
+        elif stream.source not in settings.enabled_sources():
+            reason = f"{stream.source} not enabled"
+        elif stream.source in stale_sources:
+            reason = f"{stream.source} failed to extract in this run; what we hold of it is stale"
+        if reason is not None:
             context.log.info(f"reverse sync {stream.name}: skipped ({reason})")
             yield dg.MaterializeResult(
                 asset_key=dg.AssetKey(["reverse_sync", stream.source, stream.object]),
@@ -356,7 +371,6 @@ def reverse_sync(
         else:
             runnable.setdefault(stream.source, []).append(stream)
     dry_run = settings.push == "dry-run"
-    engine = warehouse.engine()
     outcomes: dict[Stream, PushReport | str] = {}
     with clients_for(settings, tuple(runnable)) as clients:
         try:
@@ -387,7 +401,7 @@ def reverse_sync(
             ]
             for future in futures:
                 outcomes.update(future.result())
-    failures = []
+    failures = [extract_failures[k] for k in ((s.source, s.object) for s in STREAMS) if k in extract_failures]
     for stream in selected:
         outcome = outcomes.get(stream)
         if isinstance(outcome, PushReport):

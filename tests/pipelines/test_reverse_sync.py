@@ -288,3 +288,17 @@ def test_a_create_whose_answer_was_lost_is_not_sent_again_until_read_back(
     people = [(w.body.get("email"), w.body.get("phone_number")) for w in posts]
     assert len(people) == len(set(people)), "no contact created twice"
     assert {r["contact_id"] for r in ledger(sqlite_url, run_id=report.run_id, status="sent")} >= waiting
+
+
+def test_a_source_that_failed_to_extract_is_not_pushed_to_and_the_run_fails_naming_it(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    report = run_sync(settings_for(emulator, sqlite_url, linkflow_app_secret="wrong-secret-value"))
+    assert not report.success
+    assert [line.split(":")[0] for line in report.failures] == ["linkflow/contact", "linkflow/event"]
+    # What landed was resolved and pushed; the stale source was left alone.
+    assert report.assets["canonical/contacts"]["contacts"] > 0
+    assert report.assets["reverse_sync/linkflow/contact"]["status"] == "skipped"
+    assert report.assets["reverse_sync/zoho_crm/lead"]["sent"] > 0
+    assert not [w for w in emulator.writes() if w.app == "linkflow"]
+

@@ -151,11 +151,6 @@ def test_a_maton_app_answering_badly_fails_alone_with_one_line_per_stream(
         assert secret not in everything
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the extract step raises when any stream fails, so Dagster skips canonical for the whole "
-    "run; building contacts from what landed needs a change in pipelines/extract.py",
-)
 def test_canonical_builds_from_what_landed_when_one_app_answers_badly(
     emulator: Emulator, sqlite_url: str
 ) -> None:
