@@ -301,4 +301,3 @@ def test_a_source_that_failed_to_extract_is_not_pushed_to_and_the_run_fails_nami
     assert report.assets["reverse_sync/linkflow/contact"]["status"] == "skipped"
     assert report.assets["reverse_sync/zoho_crm/lead"]["sent"] > 0
     assert not [w for w in emulator.writes() if w.app == "linkflow"]
-
