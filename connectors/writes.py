@@ -29,6 +29,8 @@ class WriteResult:
     details: dict[str, Any] = field(default_factory=dict)
     action: str | None = None
     """``insert`` or ``update`` when the API says which happened."""
+    gone: bool = False
+    """The record addressed does not exist (404): it was deleted at the source since we read it."""
 
     @property
     def conflict(self) -> bool:
@@ -53,7 +55,9 @@ def write_one(
         raise
     except FatalError as err:
         code = RECORD_MODIFIED if err.status == 412 else err.code or f"HTTP_{err.status}"
-        return WriteResult(record_id, False, code, err.message)
+        return WriteResult(
+            record_id, False, code, err.message, gone=err.status == 404 and record_id is not None
+        )
     body: Any = None
     if response.content:
         try:

@@ -34,7 +34,7 @@ from models.push_plan import (
     record_changes,
     split_batch,
 )
-from models.store import RawStore
+from models.store import RawStore, StreamKey
 from pipelines.canonical import phone_regions
 from pipelines.clients import clients_for
 from pipelines.resources import SyncSettingsResource, WarehouseResource
@@ -67,13 +67,15 @@ class PushReport:
 
 UNCONFIRMED = "UNCONFIRMED"
 """Our code for a create whose answer was lost: it may exist at the destination."""
+RECORD_GONE = "RECORD_GONE"
+"""Our code for an update answered 404: the record was deleted at the source."""
 
 
 def _result(change: RecordChange, written: WriteResult) -> RecordResult:
     return RecordResult.of(
         change,
         ok=written.ok,
-        code=written.code,
+        code=RECORD_GONE if written.gone else written.code,
         message=written.message,
         retriable=written.retriable,
         conflict=written.conflict,
@@ -197,7 +199,13 @@ def push_destination(
         push_ledger.mark(engine, rows["ledger_id"].tolist(), "sending")
         results = send_batch(clients, batch)
         created += sum(1 for result in results if result.ok and result.record_id is None)
-        _record_outcomes(engine, rows, results, attempts, max_attempts=config.max_attempts, counts=counts)
+        gone = {str(r.record_id) for r in results if r.code == RECORD_GONE}
+        _record_outcomes(
+            engine, rows, results, attempts, max_attempts=config.max_attempts, counts=counts, gone=gone
+        )
+        # Deleted at the source since we read it (ClickFunnels and ClickSend have no delete feed):
+        # marked now, so it is neither planned again nor kept in a golden contact.
+        RawStore(engine).mark_deleted(StreamKey(stream.source, stream.object), sorted(gone))
         if number % 50 == 0:
             log(f"reverse sync {stream.name}: {number} calls made, {counts['sent']} fields sent so far")
     requests = clients.stats.snapshot().diff(before).total_requests(stream.source)
@@ -242,6 +250,7 @@ def _record_outcomes(
     *,
     max_attempts: int,
     counts: dict[str, int],
+    gone: set[str],
 ) -> None:
     outcomes = outcome_states(rows.drop(columns="ledger_id"), results).assign(
         ledger_id=rows["ledger_id"].to_numpy()
@@ -254,6 +263,8 @@ def _record_outcomes(
         previous = attempts.get(key, 0)
         if outcome["code"] == UNCONFIRMED:
             state = "unconfirmed"
+        elif outcome["state"] == "rejected" and str(outcome["record_id"]) in gone:
+            state, outcome["message"] = "unchanged", "the record no longer exists at the destination"
         else:
             state = next_attempt_state(previous, outcome["state"], max_attempts)
         groups.setdefault((state, outcome["message"] or None, previous + 1), []).append(

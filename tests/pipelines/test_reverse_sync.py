@@ -301,3 +301,34 @@ def test_a_source_that_failed_to_extract_is_not_pushed_to_and_the_run_fails_nami
     assert report.assets["reverse_sync/linkflow/contact"]["status"] == "skipped"
     assert report.assets["reverse_sync/zoho_crm/lead"]["sent"] > 0
     assert not [w for w in emulator.writes() if w.app == "linkflow"]
+
+
+def test_a_record_deleted_at_the_source_since_the_extract_is_marked_deleted_not_failed(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    settings = settings_for(emulator, sqlite_url, contact_sync_push="dry-run")
+    assert run_sync(settings).success
+    victim = next(r for r in ledger(sqlite_url, dry_run=True) if r["destination"] == "clickfunnels")
+    engine = open_warehouse(sqlite_url)
+    with clients_for(settings, ("clickfunnels",)) as clients:
+        assert clients.clickfunnels is not None
+        assert clients.clickfunnels.delete_contact(victim["record_id"]).ok  # ClickFunnels has no delete feed
+        report = push_destination(
+            Stream("clickfunnels", "contact", writable=True),
+            engine,
+            clients,
+            PushConfig(),
+            run_id="gone",
+            dry_run=False,
+        )
+    assert report.rejected == 0
+    rows = ledger(sqlite_url, run_id="gone", record_id=victim["record_id"])
+    assert {(r["status"], r["error"]) for r in rows} == {
+        ("unchanged", "the record no longer exists at the destination")
+    }
+    with engine.connect() as connection:
+        deleted_at = connection.execute(
+            sa.text("SELECT deleted_at FROM raw_records WHERE source = 'clickfunnels' AND source_id = :id"),
+            {"id": victim["record_id"]},
+        ).scalar_one()
+    assert deleted_at is not None
