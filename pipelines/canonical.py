@@ -15,7 +15,7 @@ from models.canonical_incremental import build_canonical_incremental
 from models.identity import DEFAULT_BLOCKED_EMAIL_PATTERNS, DEFAULT_BLOCKED_EMAILS, IdentityConfig
 from models.survivorship import SurvivorshipConfig
 from models.tables import Quarantine, SourceAccount
-from pipelines.resources import SyncSettingsResource, WarehouseResource
+from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import SOURCES, Settings
 from pipelines.streams import STREAMS
 
@@ -52,13 +52,16 @@ def canonical_config(settings: Settings, regions: dict[str, str]) -> CanonicalCo
     "with stable ids, merge history, suppressed junk identifiers and field lineage.",
 )
 def canonical_contacts(
-    context: dg.AssetExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    sync_settings: SyncSettingsResource,
+    run_options: RunOptionsResource,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     settings = sync_settings.settings()
     regions = phone_regions(settings, warehouse)
     engine = warehouse.engine()
     # Incremental by default (only what the changed records can reach); a full refresh re-resolves all.
-    full = bool(sync_settings.full_refresh_sources)
+    full = bool(run_options.full_refresh_sources)
     report = build_canonical_incremental(
         engine, canonical_config(settings, regions), run_id=context.run.run_id, full=full
     )

@@ -8,7 +8,7 @@ import dagster as dg
 
 from pipelines.canonical import canonical_assets, canonical_checks_defs
 from pipelines.extract import backfill_assets, extract_assets
-from pipelines.resources import WarehouseResource, settings_resource
+from pipelines.resources import RunOptionsResource, WarehouseResource, settings_resource
 from pipelines.reverse_sync import reverse_sync_assets
 from pipelines.settings import Settings, load_settings
 from pipelines.undo import undo_push_job
@@ -38,7 +38,8 @@ def build_definitions(settings: Settings, *, full_refresh_sources: tuple[str, ..
         jobs=[full_sync_job, undo_push_job],
         schedules=[schedule],
         resources={
-            "sync_settings": settings_resource(settings, full_refresh_sources=full_refresh_sources),
+            "sync_settings": settings_resource(settings),
+            "run_options": RunOptionsResource(full_refresh_sources=list(full_refresh_sources)),
             "warehouse": WarehouseResource(database_url=settings.database_url),
         },
     )

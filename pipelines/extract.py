@@ -31,7 +31,7 @@ from models.raw_keys import identify
 from models.store import BadRecord, PageCounts, RawRow, RawStore, StreamKey
 from models.tables import SourceAccount, utcnow
 from pipelines.clients import clients_for
-from pipelines.resources import SyncSettingsResource, WarehouseResource
+from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import Settings
 from pipelines.streams import STREAMS, Stream
 
@@ -423,7 +423,10 @@ def _skip_reason(stream: Stream, settings: Settings) -> str | None:
     can_subset=True,
 )
 def extract(
-    context: dg.AssetExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    sync_settings: SyncSettingsResource,
+    run_options: RunOptionsResource,
+    warehouse: WarehouseResource,
 ) -> Iterator[dg.MaterializeResult]:
     """Every selected stream in one step: sources in parallel threads, a source's streams in turn.
 
@@ -455,7 +458,7 @@ def extract(
                 clients,
                 engine,
                 run_id=context.run.run_id,
-                full_refresh=source in sync_settings.full_refresh_sources,
+                full_refresh=source in run_options.full_refresh_sources,
                 full_scan_every=timedelta(hours=settings.contact_sync_full_scan_hours),
                 log=context.log.info,
             )

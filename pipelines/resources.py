@@ -63,7 +63,6 @@ class SyncSettingsResource(dg.ConfigurableResource):
     blocked_identifiers: str | None = None
     max_records_per_identifier: int = 25
     source_priority: str | None = None
-    full_refresh_sources: list[str] = []  # noqa: RUF012 - pydantic copies field defaults per instance
 
     def settings(self) -> Settings:
         """The validated settings object the plain functions in ``models``/``connectors`` are given."""
@@ -89,9 +88,21 @@ class SyncSettingsResource(dg.ConfigurableResource):
         return load_settings(**values)
 
 
-def settings_resource(
-    settings: Settings, *, full_refresh_sources: tuple[str, ...] = ()
-) -> SyncSettingsResource:
+class RunOptionsResource(dg.ConfigurableResource):
+    """The switches of one run, apart from the settings so that the launchpad can set them.
+
+    Dagster takes run config given for a resource as its whole config; were these switches part of
+    ``sync_settings``, a launch that set one would drop every setting and credential. Here a launch
+    sets ``resources: {run_options: {config: {dry_run: true}}}`` and nothing else changes.
+    """
+
+    full_refresh_sources: list[str] = []  # noqa: RUF012 - pydantic copies field defaults per instance
+    """Sources whose stored cursors this run ignores (and then stores fresh ones), as --full-refresh."""
+    dry_run: bool = False
+    """Plan and record pushes, write nothing, as --dry-run (whatever CONTACT_SYNC_PUSH says, unless off)."""
+
+
+def settings_resource(settings: Settings) -> SyncSettingsResource:
     """The resource for ``settings``, with each present secret bound to its environment variable.
 
     Dagster resolves ``EnvVar`` from the process environment, so a secret that came from ``.env`` is
@@ -124,6 +135,5 @@ def settings_resource(
         blocked_identifiers=settings.contact_sync_blocked_identifiers,
         max_records_per_identifier=settings.contact_sync_max_records_per_identifier,
         source_priority=settings.contact_sync_source_priority,
-        full_refresh_sources=list(full_refresh_sources),
         **secrets,
     )

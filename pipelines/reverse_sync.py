@@ -37,7 +37,7 @@ from models.push_plan import (
 from models.store import RawStore, StreamKey
 from pipelines.canonical import phone_regions
 from pipelines.clients import clients_for
-from pipelines.resources import SyncSettingsResource, WarehouseResource
+from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.streams import STREAMS, Stream
 
 ZOHO_MODULES = {
@@ -346,7 +346,10 @@ WRITABLE_STREAMS: tuple[Stream, ...] = tuple(s for s in STREAMS if s.writable)
     can_subset=True,
 )
 def reverse_sync(
-    context: dg.AssetExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    sync_settings: SyncSettingsResource,
+    run_options: RunOptionsResource,
+    warehouse: WarehouseResource,
 ) -> Iterator[dg.MaterializeResult]:
     """Every selected destination in one step: sources in parallel threads sharing the Maton bucket,
     a source's destinations in turn. A failing destination fails alone; the step then names it.
@@ -381,7 +384,7 @@ def reverse_sync(
             )
         else:
             runnable.setdefault(stream.source, []).append(stream)
-    dry_run = settings.push == "dry-run"
+    dry_run = settings.push == "dry-run" or run_options.dry_run
     outcomes: dict[Stream, PushReport | str] = {}
     with clients_for(settings, tuple(runnable)) as clients:
         try:

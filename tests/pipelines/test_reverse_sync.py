@@ -332,3 +332,18 @@ def test_a_record_deleted_at_the_source_since_the_extract_is_marked_deleted_not_
             {"id": victim["record_id"]},
         ).scalar_one()
     assert deleted_at is not None
+
+
+def test_a_launch_that_sets_only_run_options_keeps_every_setting(emulator: Emulator, sqlite_url: str) -> None:
+    """What the UI launchpad sends: config for run_options alone, settings and credentials untouched."""
+    from pipelines.definitions import build_definitions
+
+    job = build_definitions(settings_for(emulator, sqlite_url)).resolve_job_def("full_sync")
+    result = job.execute_in_process(
+        run_config={"resources": {"run_options": {"config": {"dry_run": True, "full_refresh_sources": []}}}},
+        raise_on_error=False,
+    )
+    assert result.success
+    assert emulator.writes() == []
+    assert ledger(sqlite_url, dry_run=True), "every source ran and its pushes were planned"
+    assert not ledger(sqlite_url, dry_run=False)
