@@ -156,7 +156,8 @@ def _resolve_changes(
         .merge(resolution.assignment, on="record_key", how="inner")
     )
     if len(people):
-        people = people.assign(modified_at=discount_own_writes(people, own_writes(connection)))
+        writes = own_writes(connection, people["source_id"].astype(str).tolist())
+        people = people.assign(modified_at=discount_own_writes(people, writes))
     golden = _survive(people, config)
     merges = resolution.merges
     merged_away = merges.loc[merges["kind"] == "merge", "old_contact_id"].tolist()

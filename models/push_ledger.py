@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from models.field_map import CANONICAL_FIELDS
+from models.store import chunks
 from models.tables import Contact, ContactSource, PushLedger, RawRecord, StreamState, utcnow
 
 #: Ledger states after which a field may already be at the destination.
@@ -270,8 +271,7 @@ def mark(
     if attempts is not None:
         values["attempts"] = attempts
     with engine.begin() as connection:
-        for start in range(0, len(ledger_ids), 900):
-            chunk = list(ledger_ids[start : start + 900])
+        for chunk in chunks(list(ledger_ids)):
             connection.execute(sa.update(PushLedger).where(PushLedger.id.in_(chunk)).values(**values))
 
 
@@ -340,8 +340,7 @@ def load_current(engine: Engine, written: pd.DataFrame) -> pd.DataFrame:
     rows: list[Any] = []
     with engine.connect() as connection:
         for (dest, obj), group in written.groupby(["destination", "object"], sort=False):
-            ids = sorted({str(r) for r in group["record_id"] if r})
-            for start in range(0, len(ids), 900):
+            for chunk in chunks(sorted({str(r) for r in group["record_id"] if r})):
                 rows.extend(
                     connection.execute(
                         sa.select(
@@ -355,15 +354,19 @@ def load_current(engine: Engine, written: pd.DataFrame) -> pd.DataFrame:
                         ).where(
                             RawRecord.source == dest,
                             RawRecord.object == obj,
-                            RawRecord.source_id.in_(ids[start : start + 900]),
+                            RawRecord.source_id.in_(chunk),
                         )
                     ).all()
                 )
     return pd.DataFrame(rows, columns=columns)
 
 
-def own_writes(connection: Connection) -> pd.DataFrame:
-    """Every write we made or may have made, one row per record and run (`models.own_writes`)."""
+def own_writes(connection: Connection, record_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every write we made or may have made, one row per record and run (`models.own_writes`).
+
+    ``record_ids`` narrows it to those records (an incremental resolution touches few; the ledger
+    only grows), else every record we ever wrote.
+    """
     query = (
         sa.select(
             PushLedger.destination,
@@ -380,4 +383,12 @@ def own_writes(connection: Connection) -> pd.DataFrame:
         .group_by(PushLedger.destination, PushLedger.object, PushLedger.record_id, PushLedger.run_id)
     )
     columns = ["source", "object", "source_id", "planned_modified_at", "written_at"]
-    return pd.DataFrame(connection.execute(query).all(), columns=columns)
+    if record_ids is None:
+        return pd.DataFrame(connection.execute(query).all(), columns=columns)
+    ids = sorted(set(record_ids))
+    rows = [
+        row
+        for chunk in chunks(ids)
+        for row in connection.execute(query.where(PushLedger.record_id.in_(list(chunk)))).all()
+    ]
+    return pd.DataFrame(rows, columns=columns)

@@ -152,9 +152,9 @@ def _same(compare: Compare, held: object, ours: object) -> bool:
     if compare == "email":
         return normalise_email(left).value == normalise_email(right).value
     if compare == "phone":
-        # Our value is E.164 (or national Chinese digits, which read back alike in CN).
-        region = "CN" if not right.startswith("+") else None
-        return normalise_phone(left, region or "US").value == normalise_phone(right, region or "US").value
+        # Our value is E.164, or a Chinese number's national digits (Linkflow), read in CN.
+        region = "US" if right.startswith("+") else "CN"
+        return normalise_phone(left, region).value == normalise_phone(right, region).value
     if compare == "country":
         return (country_code(left) or clean_text(left)[0]) == (country_code(right) or clean_text(right)[0])
     return clean_text(left)[0] == clean_text(right)[0]

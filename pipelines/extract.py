@@ -466,7 +466,7 @@ def extract(
         ]
         for future in futures:
             outcomes.update(future.result())
-    failures, busy = [], False
+    failed: dict[Stream, str] = {}
     for stream in selected:
         outcome = outcomes.get(stream)
         if isinstance(outcome, dict):
@@ -474,32 +474,27 @@ def extract(
                 asset_key=dg.AssetKey([stream.source, stream.object]), metadata=outcome
             )
         elif isinstance(outcome, str):
-            failures.append(outcome)
-            busy = busy or _is_busy(stream, engine, context.run.run_id)
-    if not failures:
+            failed[stream] = outcome
+    if not failed:
         return
+    # A stream refused because another sync holds its lock leaves no failure of this run's own.
+    recorded = RawStore(engine).failures_of_run(context.run.run_id)
+    busy = any((stream.source, stream.object) not in recorded for stream in failed)
     if busy or not _reverse_sync_follows(context):
-        raise dg.Failure(description="\n".join(failures))
+        raise dg.Failure(description="\n".join(failed.values()))
     # The streams that landed go on to identity resolution; reverse sync leaves the failed streams'
     # destinations alone (their copy is stale) and fails the run at its end, naming these streams.
     # A failed stream is reported as such (status "failed", as a stream without credentials is
     # "skipped"): left out, Dagster would skip every step downstream of it.
-    for stream in selected:
-        outcome = outcomes.get(stream)
-        if isinstance(outcome, str):
-            context.log.error(outcome)
-            yield dg.MaterializeResult(
-                asset_key=dg.AssetKey([stream.source, stream.object]),
-                metadata={"status": "failed", "error": outcome},
-            )
+    for stream, line in failed.items():
+        context.log.error(line)
+        yield dg.MaterializeResult(
+            asset_key=dg.AssetKey([stream.source, stream.object]),
+            metadata={"status": "failed", "error": line},
+        )
     context.log.warning(
-        f"{len(failures)} stream(s) failed; resolving what landed, and the run fails after reverse sync"
+        f"{len(failed)} stream(s) failed; resolving what landed, and the run fails after reverse sync"
     )
-
-
-def _is_busy(stream: Stream, engine: Engine, run_id: str) -> bool:
-    """Whether a stream failed without this run owning its state (another sync held its lock)."""
-    return (stream.source, stream.object) not in RawStore(engine).failures_of_run(run_id)
 
 
 def _reverse_sync_follows(context: dg.AssetExecutionContext) -> bool:

@@ -19,7 +19,7 @@ from connectors.factory import Clients
 from connectors.writes import RECORD_MODIFIED, WriteResult
 from models import push_ledger
 from models.locks import source_lock
-from models.push_plan import RecordChange, batches
+from models.push_plan import RecordChange, RecordResult, batches
 from models.push_undo import plan_undo
 from models.store import RawStore, StreamKey
 from pipelines.clients import clients_for
@@ -97,16 +97,17 @@ def _undo_destination(
     if dry_run or clients is None:
         push_ledger.mark(engine, [*restores["ledger_id"], *deletes["ledger_id"]], "unchanged")
         return report
-    outcome: dict[int, WriteResult] = {}
+    # Answers by record id (undo restores updates and deletes creates, never both on one record).
+    outcome: dict[str, WriteResult | RecordResult] = {}
     for batch in batches(_restore_changes(restores, dest, obj), dest, obj):
         for one, sent in zip(batch.changes, send_batch(clients, batch), strict=True):
-            outcome[_key_of(one.record_id)] = WriteResult(one.record_id, sent.ok, sent.code, sent.message)
+            outcome[str(one.record_id)] = sent
     outcome.update(_delete(clients, deletes, dest, obj))
     done: list[int] = []
     gone_ids: list[str] = []
     states: dict[tuple[str, str | None], list[int]] = {}
     for row in pd.concat([restores, deletes]).to_dict("records"):
-        answer = outcome.get(_key_of(row["record_id"]))
+        answer = outcome.get(str(row["record_id"]))
         ok = answer is not None and (answer.ok or (row["action"] == "delete" and answer.code in _GONE))
         if ok:
             state: tuple[str, str | None] = ("sent", None)
@@ -153,10 +154,10 @@ def _restore_changes(rows: pd.DataFrame, dest: str, obj: str) -> list[RecordChan
     return changes
 
 
-def _delete(clients: Clients, rows: pd.DataFrame, dest: str, obj: str) -> dict[int, WriteResult]:
+def _delete(clients: Clients, rows: pd.DataFrame, dest: str, obj: str) -> dict[str, WriteResult]:
     """Delete the created records, in the batch sizes each API allows."""
     records = rows.drop_duplicates("record_id")
-    results: dict[int, WriteResult] = {}
+    results: dict[str, WriteResult] = {}
     if records.empty:
         return results
     if (dest, obj) in ZOHO_MODULES:
@@ -168,7 +169,7 @@ def _delete(clients: Clients, rows: pd.DataFrame, dest: str, obj: str) -> dict[i
                 answers = client.delete(ZOHO_MODULES[(dest, obj)], chunk)
             except ConnectorError as error:
                 answers = [WriteResult(i, False, error.code, str(error)) for i in chunk]
-            results.update({_key_of(i): a for i, a in zip(chunk, answers, strict=True)})
+            results.update(zip(chunk, answers, strict=True))
         return results
     for row in records.itertuples(index=False):
         try:
@@ -180,17 +181,13 @@ def _delete(clients: Clients, rows: pd.DataFrame, dest: str, obj: str) -> dict[i
                 answer = WriteResult(str(row.record_id), False, None, f"{dest}: no client to delete with")
         except ConnectorError as error:
             answer = WriteResult(str(row.record_id), False, error.code, str(error))
-        results[_key_of(row.record_id)] = answer
+        results[str(row.record_id)] = answer
     return results
 
 
 def _parent(group: pd.DataFrame) -> str | None:
     parents = group["parent_id"].dropna()
     return str(parents.iloc[0]) if len(parents) else None
-
-
-def _key_of(record_id: object) -> int:
-    return hash(str(record_id))
 
 
 class UndoConfig(dg.Config):
