@@ -5,6 +5,7 @@ No auth, so it answers loopback clients only.
 
 from typing import Any, Protocol
 
+from connectors.emulator.behaviours import Behaviours
 from connectors.emulator.dataset import Dataset
 from connectors.emulator.faults import FaultConfig
 from connectors.emulator.mutate import MutationSummary
@@ -39,6 +40,11 @@ class Controls(Protocol):
 
     def set_faults(self, config: FaultConfig) -> None: ...
 
+    @property
+    def behaviours(self) -> Behaviours: ...
+
+    def set_behaviours(self, behaviours: Behaviours) -> None: ...
+
     def mutate(  # noqa: PLR0917 - mirrors Emulator.mutate
         self, seed: int, new: int = 0, updated: int = 0, deleted: int = 0, events: int = 0, messages: int = 0
     ) -> MutationSummary: ...
@@ -62,6 +68,8 @@ class Admin:
             ("GET", "/_admin/writes"): self._writes,
             ("GET", "/_admin/faults"): self._faults,
             ("POST", "/_admin/faults"): self._set_faults,
+            ("GET", "/_admin/behaviours"): self._behaviours,
+            ("POST", "/_admin/behaviours"): self._set_behaviours,
             ("POST", "/_admin/mutate"): self._mutate,
             ("GET", "/_admin/truth"): self._truth,
         }
@@ -103,6 +111,15 @@ class Admin:
             self._controls.maton_rps = None if rps is None else float(rps)
         self._controls.set_faults(FaultConfig.from_mapping(body))
         return self._faults(request)
+
+    def _behaviours(self, request: Request) -> Response:
+        return json_response(200, {"behaviours": self._controls.behaviours.to_json()})
+
+    def _set_behaviours(self, request: Request) -> Response:
+        """Changes only the named behaviours; the others keep their current values."""
+        body = self._object(request)
+        self._controls.set_behaviours(Behaviours.from_mapping(body, self._controls.behaviours))
+        return self._behaviours(request)
 
     def _mutate(self, request: Request) -> Response:
         body = self._object(request)

@@ -8,10 +8,12 @@ one in the foreground for the CLI's ``sandbox`` command.
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from connectors.emulator.admin import Admin
+from connectors.emulator.behaviours import Behaviours
 from connectors.emulator.clickfunnels import ClickFunnelsApi
 from connectors.emulator.clicksend import ClickSendApi
 from connectors.emulator.dataset import Dataset
@@ -50,16 +52,23 @@ class Emulator:
         now: datetime | None = None,
         bigin_deleted_endpoint: bool = False,
         dataset: Dataset | None = None,
+        behaviours: Behaviours | None = None,
     ) -> None:
         """``now`` fixes the generated data's clock (for reproducible data); ``dataset`` serves a
-        prepared one instead of generating. ``bigin_deleted_endpoint`` gives Bigin a ``/deleted``."""
+        prepared one instead of generating. ``behaviours`` plays the vendors' open questions
+        (``bigin_honours_if_modified_since`` and ``bigin_deleted_endpoint`` are older spellings of two
+        of them and win when set)."""
         self._dataset = dataset if dataset is not None else generate_dataset(seed, people, now)
+        chosen = behaviours or Behaviours()
+        if bigin_honours_if_modified_since:
+            chosen = replace(chosen, bigin_honours_if_modified_since=True)
+        if bigin_deleted_endpoint:
+            chosen = replace(chosen, bigin_deleted="feed")
         self._state = EmulatorState(
             self._dataset,
             linkflow_token_ttl=linkflow_token_ttl,
             zoho_page_token_ttl=zoho_page_token_ttl,
-            bigin_honours_if_modified_since=bigin_honours_if_modified_since,
-            bigin_deleted_endpoint=bigin_deleted_endpoint,
+            behaviours=chosen,
         )
         self._maton_key = maton_key
         self._linkflow_key = linkflow_key
@@ -166,6 +175,15 @@ class Emulator:
 
     def set_faults(self, config: FaultConfig) -> None:
         self._faults.configure(config)
+
+    @property
+    def behaviours(self) -> Behaviours:
+        return self._state.behaviours
+
+    def set_behaviours(self, behaviours: Behaviours) -> None:
+        """Play other answers to the vendors' open questions from the next request on."""
+        with self._state.lock:
+            self._state.behaviours = behaviours
 
     @property
     def maton_rps(self) -> float | None:

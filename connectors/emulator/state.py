@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.emulator.behaviours import Behaviours
 from connectors.emulator.dataset import (
     CLICKFUNNELS_CONTACTS,
     CLICKSEND_CONTACTS,
@@ -123,8 +124,7 @@ class EmulatorState:
         *,
         linkflow_token_ttl: float,
         zoho_page_token_ttl: float,
-        bigin_honours_if_modified_since: bool,
-        bigin_deleted_endpoint: bool,
+        behaviours: Behaviours,
     ) -> None:
         self.lock = threading.RLock()
         self.dataset = dataset
@@ -132,8 +132,7 @@ class EmulatorState:
             self.tables = build_tables(dataset)
         self.linkflow_token_ttl = linkflow_token_ttl
         self.zoho_page_token_ttl = zoho_page_token_ttl
-        self.bigin_honours_if_modified_since = bigin_honours_if_modified_since
-        self.bigin_deleted_endpoint = bigin_deleted_endpoint
+        self.behaviours = behaviours
         self._writes: list[WriteRecord] = []
         self._rejections: dict[tuple[str, str], Rejection] = {}
         self._floor = dataset.now.timestamp()

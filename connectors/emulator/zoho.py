@@ -224,7 +224,7 @@ class ZohoApi:
 
     def deleted(self, request: Request, params: dict[str, str]) -> Response:
         module = self._module(params)
-        if self.bigin and not self.state.bigin_deleted_endpoint:
+        if self.bigin and self.state.behaviours.bigin_deleted != "feed":
             return self.unknown(request)
         kind = request.arg("type") or "all"
         if kind not in ("all", "recycle", "permanent"):
@@ -359,7 +359,7 @@ class ZohoApi:
         converted = (request.arg("converted") or "false").lower() if module.is_leads else "both"
         if converted not in ("false", "true", "both"):
             raise _invalid("converted", supported_values=["true", "false", "both"])
-        honoured = not self.bigin or self.state.bigin_honours_if_modified_since
+        honoured = not self.bigin or self.state.behaviours.bigin_honours_if_modified_since
         since = self._modified_since(request, honoured=honoured)
         return _Query(module, fields, sort_by, sort_order == "desc", per_page, since, converted)
 
