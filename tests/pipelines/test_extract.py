@@ -263,3 +263,42 @@ def test_clicksend_list_contacts_are_scanned_whole_to_find_deletions(
         stored_ids(sqlite_url)[("clicksend", "list_contact")]
         == emulator_ids(emulator)[("clicksend", "list_contact")]
     )
+
+
+@pytest.mark.parametrize("after", ["keyset", "id_filter"])
+def test_clickfunnels_converges_whether_after_continues_the_order_or_filters_ids(
+    sqlite_url: str, after: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ClickFunnels does not say what ``after`` means under ``sort_property=updated_at``."""
+    stream = Stream("clickfunnels", "contact", writable=True)
+    store = RawStore(open_warehouse(sqlite_url))
+    with running_emulator(seed=11, people=120, behaviours=Behaviours(clickfunnels_after=after)) as emu:
+        settings = settings_for(emu, sqlite_url)
+        with caplog.at_level("WARNING", logger="connectors.clickfunnels"):
+            with clients_for(settings, ("clickfunnels",)) as clients:
+                run_extract(stream, clients, store)
+                client = clients.clickfunnels
+                assert client is not None
+                ids = sorted(emulator_ids(emu)[("clickfunnels", "contact")], key=int)
+                for contact_id in ids[:30]:
+                    assert client.update_contact(contact_id, {"last_name": f"Changed {contact_id}"}).ok
+                for n in range(3):
+                    assert client.upsert_contact(435231, {"email_address": f"new{n}@example.org"}).ok
+                assert client.delete_contact(ids[-1]).ok
+            with clients_for(settings, ("clickfunnels",)) as clients:
+                second = run_extract(stream, clients, store)
+        listed = {
+            str(i): r for i, r in emu.dataset.tables["clickfunnels/contact"].items() if r["anonymous"] is None
+        }
+    assert second.counts.inserted == 3
+    assert second.counts.updated == 30
+    with store.engine.connect() as connection:
+        stored = dict(
+            connection.execute(
+                sa.select(RawRecord.source_id, RawRecord.payload).where(RawRecord.source == "clickfunnels")
+            ).all()
+        )
+    assert set(stored) == set(listed) | {ids[-1]}  # no delete feed: the deleted one waits for a scan
+    assert {i: stored[i] for i in listed} == listed
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == (2 if after == "id_filter" else 0), warnings  # one line per run that saw it
