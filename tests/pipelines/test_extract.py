@@ -239,13 +239,13 @@ def test_inbound_sms_carrying_only_timestamp_send_get_their_times(sqlite_url: st
 
 
 def test_clicksend_list_contacts_are_scanned_whole_to_find_deletions(
-    emulator: Emulator, sqlite_url: str
+    emulator: Emulator, warehouse_url: str
 ) -> None:
     stream = Stream("clicksend", "list_contact", writable=True)
-    store = RawStore(open_warehouse(sqlite_url))
+    store = RawStore(open_warehouse(warehouse_url))
     daily = timedelta(hours=24)
     contacts = emulator.dataset.tables["clicksend/list_contact"]
-    with clients_for(settings_for(emulator, sqlite_url), ("clicksend",)) as clients:
+    with clients_for(settings_for(emulator, warehouse_url), ("clicksend",)) as clients:
         first = run_extract(stream, clients, store, full_scan_every=daily)  # never scanned: scans now
         assert first.counts.inserted == len(contacts)
         assert store.last_success(StreamKey("clicksend", "list_contact", "id_scan")) is not None
@@ -254,13 +254,13 @@ def test_clicksend_list_contacts_are_scanned_whole_to_find_deletions(
         assert run_extract(stream, clients, store, full_scan_every=daily).counts.deleted == 0  # not due yet
         due = run_extract(stream, clients, store, full_scan_every=timedelta(0))
         assert due.counts.deleted == 1
-        assert str(victim["contact_id"]) not in stored_ids(sqlite_url)[("clicksend", "list_contact")]
+        assert str(victim["contact_id"]) not in stored_ids(warehouse_url)[("clicksend", "list_contact")]
         other = min(emulator.dataset.tables["clicksend/list_contact"].values(), key=lambda r: r["contact_id"])
         clients.clicksend.delete_contact(other["list_id"], other["contact_id"])  # type: ignore[union-attr]
         refreshed = run_extract(stream, clients, store, full_refresh=True)
     assert refreshed.counts.deleted == 1
     assert (
-        stored_ids(sqlite_url)[("clicksend", "list_contact")]
+        stored_ids(warehouse_url)[("clicksend", "list_contact")]
         == emulator_ids(emulator)[("clicksend", "list_contact")]
     )
 
