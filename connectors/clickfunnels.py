@@ -1,13 +1,19 @@
 """ClickFunnels 2.0 contacts through Maton (``/clickfunnels/api/v2/...``).
 
 Stream ``clickfunnels/contact``
-- Workspaces come from the configuration, or from ``/teams`` then ``/teams/{id}/workspaces``.
+- Workspaces come from the configuration, or from ``/teams`` then ``/teams/{id}/workspaces``; each id
+  is read once (the Workspace API's own example lists one id twice).
 - Lists are bare arrays of at most 20 records (fixed); the next page is ``after=<Pagination-Next>``
   (a keyset cursor that also follows the current sort). No page size or updated-since filter exists.
 - Incremental reads sort by ``updated_at`` descending and stop at the watermark minus a lookback. As
   the newest rows come first, the pages carry the previous cursor until the scan reaches the watermark
   or the end; only then does a last, empty page carry the new watermark. A crash mid-scan therefore
   re-reads from the top, and loses nothing.
+- The docs say ``after`` is "the next page in the current order", but not whether, with
+  ``sort_property=updated_at``, it continues that order or only keeps ids above it. A page that breaks
+  the order (a record newer than the previous page's last, or one read already) shows the latter;
+  the scan then would skip or loop, so the client says so in one log line and reads the workspace
+  whole in id order (where both readings agree) for the rest of its life (one run).
 - ``read_contacts_full`` scans by ``id`` (the API's default order): the one way to learn which
   contacts were deleted, since the list has no delete signal (only a webhook has).
 - The list hides anonymous and GDPR-redacted contacts by default.
@@ -56,6 +62,10 @@ def _updated(record: Mapping[str, Any]) -> datetime | None:
     return instant_or_none(record.get("updated_at"))
 
 
+class _OrderBrokenError(Exception):
+    """A page under ``sort_property=updated_at`` did not continue the order: ``after`` filters ids."""
+
+
 def _newest(current: datetime | None, records: Sequence[Mapping[str, Any]]) -> datetime | None:
     return max(
         [t for t in map(_updated, records) if t is not None] + ([current] if current else []), default=None
@@ -73,10 +83,12 @@ class ClickFunnelsClient:
         lookback: timedelta = timedelta(minutes=5),
     ) -> None:
         self.http = http
-        self._configured = [str(w) for w in workspace_ids]
+        self._configured = list(dict.fromkeys(str(w) for w in workspace_ids))
         self._discovered: list[str] | None = None
         self.lookback = lookback
         self._source = http.source
+        # Set once a page showed that ``after`` under ``sort_property=updated_at`` filters ids.
+        self._after_filters_ids = False
 
     def __repr__(self) -> str:
         return f"ClickFunnelsClient({self.http.base_url!r}, workspaces={self._configured or 'discover'})"
@@ -88,11 +100,11 @@ class ClickFunnelsClient:
         if self._configured:
             return list(self._configured)
         if self._discovered is None:
-            found: list[str] = []
+            found: dict[str, None] = {}
             for team in self._get_list(f"{PREFIX}/teams"):
                 for workspace in self._get_list(f"{PREFIX}/teams/{{id}}/workspaces", {"id": team["id"]}):
-                    found.append(str(workspace["id"]))
-            self._discovered = found
+                    found[str(workspace["id"])] = None
+            self._discovered = list(found)
         return list(self._discovered)
 
     def _get_list(
@@ -149,10 +161,48 @@ class ClickFunnelsClient:
     def _scan_desc(
         self, workspace: str, stop: datetime | None, end: datetime | None
     ) -> Iterator[list[dict[str, Any]]]:
-        """Pages newest first, without records newer than ``end``, until one older than ``stop``."""
+        """Pages newest first, without records newer than ``end``, until one older than ``stop``.
+
+        Where ``after`` turns out to filter ids rather than continue the order, the workspace is read
+        whole in id order instead: an incremental read (no ``end``) yields every contact (the store's
+        content hashes leave the unchanged ones alone), a window read those in [stop, end].
+        """
+
+        def within(record: Mapping[str, Any]) -> bool:
+            moment = _updated(record)
+            return end is None or moment is None or ((stop is None or moment >= stop) and moment <= end)
+
+        seen: set[str] = set()
+        if not self._after_filters_ids:
+            try:
+                yield from self._ordered_desc(workspace, stop, end, seen)
+                return
+            except _OrderBrokenError as broken:
+                self._after_filters_ids = True
+                self.http.log.warning(
+                    "%s workspace %s: %s, so `after` with sort_property=updated_at filters ids instead "
+                    "of continuing the order; reading every contact in id order for this run",
+                    self._source,
+                    workspace,
+                    broken,
+                )
+        for records in self._scan_ids(workspace):
+            yield [r for r in records if within(r) and str(r.get("id")) not in seen]
+
+    def _ordered_desc(
+        self, workspace: str, stop: datetime | None, end: datetime | None, seen: set[str]
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The ``updated_at`` descending scan; ``_OrderBrokenError`` on a page that breaks the order.
+
+        ``seen`` learns the ids of every page that passed the check (whether yielded or not)."""
         params = {"sort_property": "updated_at", "sort_order": "desc"}
         template = f"{PREFIX}/workspaces/{{id}}/contacts"
-        for records in self._pages(template, {"id": workspace}, params):
+        previous: datetime | None = None
+        for number, records in enumerate(self._pages(template, {"id": workspace}, params), start=1):
+            if number > 1:
+                _check_order(number, records, previous, seen)
+            seen.update(str(r.get("id")) for r in records)
+            previous = _updated(records[-1]) if records else previous
             kept = []
             reached = False
             for record in records:
@@ -167,6 +217,11 @@ class ClickFunnelsClient:
             if reached:
                 return
 
+    def _scan_ids(self, workspace: str) -> Iterator[list[dict[str, Any]]]:
+        """Every visible contact of the workspace in id order (the API's default, a true keyset)."""
+        template = f"{PREFIX}/workspaces/{{id}}/contacts"
+        yield from self._pages(template, {"id": workspace}, {"sort_property": "id", "sort_order": "asc"})
+
     def read_contacts_full(
         self, since: ClickFunnelsContactCursor | None = None
     ) -> Iterator[Page[ClickFunnelsContactCursor]]:
@@ -175,17 +230,11 @@ class ClickFunnelsClient:
         The last page per workspace moves that workspace's watermark to the newest ``updated_at`` seen.
         """
         cursor = since or ClickFunnelsContactCursor()
-        template = f"{PREFIX}/workspaces/{{id}}/contacts"
         for workspace in self.workspace_ids():
             mark = cursor.updated_at.get(workspace)
             newest = parse_instant(mark) if mark else None
-            for records in self._pages(
-                template, {"id": workspace}, {"sort_property": "id", "sort_order": "asc"}
-            ):
-                for record in records:
-                    moment = _updated(record)
-                    if moment is not None and (newest is None or moment > newest):
-                        newest = moment
+            for records in self._scan_ids(workspace):
+                newest = _newest(newest, records)
                 yield Page(records, cursor)
             cursor = cursor.with_workspace(workspace, to_iso(newest) if newest else None)
             yield Page([], cursor)
@@ -251,6 +300,22 @@ class ClickFunnelsClient:
             ),
             id_of=lambda _body: contact_id,
         )
+
+
+def _check_order(
+    number: int, records: Sequence[Mapping[str, Any]], previous: datetime | None, seen: set[str]
+) -> None:
+    """Raise ``_OrderBrokenError`` when page ``number`` of a descending scan cannot follow the pages before:
+    a keyset on (``updated_at``, id) never lists a record newer than the previous page's last, nor
+    one listed already."""
+    for record in records:
+        moment = _updated(record)
+        if previous is not None and moment is not None and moment > previous:
+            raise _OrderBrokenError(
+                f"page {number} lists updated_at {to_iso(moment)} after {to_iso(previous)}"
+            )
+        if str(record.get("id")) in seen:
+            raise _OrderBrokenError(f"page {number} lists contact {record.get('id')} again")
 
 
 def _contact_id(body: Any) -> object:

@@ -8,16 +8,25 @@ Stream ``clicksend/list_contact``
 - Contacts live only inside lists: every list (the opt-out list included, it is data too) and its
   contacts with ``updated_after`` = that list's watermark minus a lookback. Within a list the order is
   not by update time, so a list's watermark (the largest ``date_updated``) moves only with its last
-  page. There is no delete feed.
+  page. There is no delete feed: ``read_list_contacts_full`` reads every contact of every list, and
+  the caller marks the contacts a complete scan did not see as deleted.
 
 Stream ``clicksend/sms`` (three parts, told apart by ``Page.part`` because their ids overlap)
 - ``history``: ``/sms/history`` by ``date_from``/``date_to`` (Unix seconds), ``order_by=date:asc``.
   A message's status changes after its send date (Queued, then Completed or Failed) and the filter is
-  on the send date, so every run re-reads a trailing ``status_window`` behind the watermark.
+  on the send date, so every run re-reads a trailing ``status_window`` behind the watermark. The v3
+  spec's own example answers ``data`` as a bare array of messages with no paging fields: that is read
+  as one page, the last, and said once in the log.
 - ``inbound`` and ``receipt``: no date filter. The reader takes the newest pages first and stops at
   the first record older than the watermark minus the lookback. The order of these lists is not
   documented, so it is read off the first page; for an ascending list the pages are walked from the
-  last one back. Their watermarks move when the scan stops.
+  last one back. Their watermarks move when the scan stops. Inbound items carry ``timestamp`` (the
+  ``inbound_sms`` schema) or only ``timestamp_send`` (the spec's ``/sms/inbound`` example): the first
+  present is the item's time.
+- ClickSend lists inbound messages and receipts only for an account with a POLL rule, and with
+  several POLL rules "you will receive the inbound message multiple times" (v3 spec, ``GET
+  /sms/inbound``): a run yields each ``message_id`` of these parts once. ``poll_rules`` tells whether
+  the rules are there.
 - All three parts key their records by ``message_id``; a receipt carries the id of the message it
   reports on, so the store must keep the part with the id.
 
@@ -27,11 +36,12 @@ opt-out list never receives writes.
 """
 
 import itertools
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Self
 
+from connectors.errors import FatalError
 from connectors.http import HttpClient
 from connectors.paging import LoopGuard, Page
 from connectors.times import to_unix, utc_now
@@ -40,6 +50,22 @@ from connectors.writes import WriteResult, write_one
 PREFIX = "/v3"
 LIMIT = 100
 OPT_OUT_LIST_NAME = "opt-out list"
+INBOUND_TIME_KEYS = ("timestamp", "timestamp_send")
+"""The ``inbound_sms`` schema's key first, then the one the spec's ``/sms/inbound`` example carries."""
+RECEIPT_TIME_KEYS = ("timestamp",)
+
+
+@dataclass(frozen=True)
+class PollRules:
+    """Whether the account has an enabled POLL rule for inbound SMS and for delivery receipts.
+
+    Without one ClickSend lists nothing on ``/sms/inbound`` (resp. ``/sms/receipts``) (v3 spec). None
+    when the account's answer cannot tell (the rules are not readable with these credentials, or the
+    answer has an unknown shape).
+    """
+
+    inbound: bool | None
+    receipts: bool | None
 
 
 @dataclass(frozen=True)
@@ -87,6 +113,38 @@ def _int(value: object) -> int | None:
         return None
 
 
+def _stamp(record: Mapping[str, Any], keys: Sequence[str]) -> int | None:
+    """The first of ``keys`` the record carries, as Unix seconds."""
+    for key in keys:
+        value = _int(record.get(key))
+        if value is not None:
+            return value
+    return None
+
+
+def _polls(rules: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether one rule is enabled with the POLL action (``enabled`` is 0 or 1 in the v3 spec)."""
+    return any(
+        str(rule.get("action", "")).strip().upper() == "POLL" and _int(rule.get("enabled", 1)) != 0
+        for rule in rules
+    )
+
+
+def _first_of_each(records: Sequence[dict[str, Any]], seen: set[str]) -> list[dict[str, Any]]:
+    """The records whose ``message_id`` is not in ``seen`` (which learns them): several POLL rules
+    list one message several times, within a page and across pages. Records without an id are kept
+    for the store to quarantine."""
+    fresh = []
+    for record in records:
+        message_id = record.get("message_id")
+        if message_id is not None:
+            if str(message_id) in seen:
+                continue
+            seen.add(str(message_id))
+        fresh.append(record)
+    return fresh
+
+
 def is_opt_out_list(contact_list: Mapping[str, Any]) -> bool:
     """Every account has an "Opt-Out List"; contacts must never be pushed into it."""
     return str(contact_list.get("list_name", "")).strip().lower() == OPT_OUT_LIST_NAME
@@ -109,6 +167,7 @@ class ClickSendClient:
         self._now = now
         self._source = http.source
         self._opt_out_ids: set[str] | None = None
+        self._bare_said: set[str] = set()
 
     def __repr__(self) -> str:
         return f"ClickSendClient({self.http.base_url!r})"
@@ -140,6 +199,18 @@ class ClickSendClient:
             )
             body = self.http.decode(response, "GET", path)
             envelope = body.get("data") if isinstance(body, dict) else None
+            if isinstance(envelope, list):
+                # The v3 spec's /sms/history example: the rows without the paging envelope.
+                if path not in self._bare_said:
+                    self._bare_said.add(path)
+                    self.http.log.warning(
+                        "%s GET %s answered a bare array without paging fields (as the v3 spec's own "
+                        "example); reading it as one page, the last",
+                        self._source,
+                        path,
+                    )
+                yield [r for r in envelope if isinstance(r, dict)], page, page
+                return
             if not isinstance(envelope, dict):
                 raise self.http.unexpected(response, "GET", path, "no data envelope")
             records = [r for r in envelope.get("data") or [] if isinstance(r, dict)]
@@ -159,6 +230,25 @@ class ClickSendClient:
         country = data.get("country") if isinstance(data, dict) else None
         return str(country) if country else None
 
+    def poll_rules(self) -> PollRules:
+        """Read-only: whether inbound SMS and delivery receipts have an enabled POLL rule.
+
+        Reads ``/automations/sms/inbound`` and ``/automations/sms/receipts`` (v3 spec: paginated
+        envelopes of rules with ``action`` and ``enabled``). Bad credentials raise; a list the
+        credentials may not read, or cannot be read as rules, gives None for that part.
+        """
+        found: list[bool | None] = []
+        for path in (f"{PREFIX}/automations/sms/inbound", f"{PREFIX}/automations/sms/receipts"):
+            try:
+                found.append(_polls([r for records, _, _ in self._pages(path) for r in records]))
+            except FatalError as exc:
+                # 403: these credentials may not read the rules; 404: no such list; 2xx: not rules.
+                unknowable = exc.status is not None and (exc.status in (403, 404) or 200 <= exc.status < 300)
+                if not unknowable:
+                    raise
+                found.append(None)
+        return PollRules(inbound=found[0], receipts=found[1])
+
     # ------------------------------------------------------------------ lists
 
     def lists(self) -> list[dict[str, Any]]:
@@ -172,14 +262,31 @@ class ClickSendClient:
     ) -> Iterator[Page[ClickSendListContactCursor]]:
         """Contacts of every list updated since that list's watermark (all of them without one)."""
         back = int((self.lookback if lookback is None else lookback).total_seconds())
+        return self._list_contact_pages(
+            since, lambda mark: {"updated_after": max(0, mark - back)} if mark is not None else {}
+        )
+
+    def read_list_contacts_full(
+        self, since: ClickSendListContactCursor | None = None
+    ) -> Iterator[Page[ClickSendListContactCursor]]:
+        """Every contact of every list: the API has no delete feed, so a contact a complete scan does
+        not see was deleted. Each list's watermark still moves to the newest ``date_updated`` seen."""
+        return self._list_contact_pages(since, lambda _mark: {})
+
+    def _list_contact_pages(
+        self,
+        since: ClickSendListContactCursor | None,
+        params_for: Callable[[int | None], dict[str, Any]],
+    ) -> Iterator[Page[ClickSendListContactCursor]]:
+        """Per list, the contacts ``params_for(watermark)`` selects; the list's watermark (the largest
+        ``date_updated``) moves with its last page, as the order within a list is not by update time."""
         cursor = since or ClickSendListContactCursor()
         template = f"{PREFIX}/lists/{{list_id}}/contacts"
         for contact_list in self.lists():
             list_id = str(contact_list.get("list_id"))
             mark = cursor.updated_after.get(list_id)
-            params = {"updated_after": max(0, mark - back)} if mark is not None else {}
             newest = mark
-            for records, _, _ in self._pages(template, params, {"list_id": list_id}):
+            for records, _, _ in self._pages(template, params_for(mark), {"list_id": list_id}):
                 stamps = [s for s in (_int(r.get("date_updated")) for r in records) if s is not None]
                 newest = max([*stamps, *([newest] if newest is not None else [])], default=None)
                 yield Page(records, cursor)
@@ -202,17 +309,26 @@ class ClickSendClient:
         for page in self._history(start, to_unix(end), cursor):
             cursor = page.cursor
             yield page
-        for part, path, key, attr in (
-            ("inbound", f"{PREFIX}/sms/inbound", "timestamp", "inbound_timestamp"),
-            ("receipt", f"{PREFIX}/sms/receipts", "timestamp", "receipt_timestamp"),
+        for part, path, keys, attr in (
+            ("inbound", f"{PREFIX}/sms/inbound", INBOUND_TIME_KEYS, "inbound_timestamp"),
+            ("receipt", f"{PREFIX}/sms/receipts", RECEIPT_TIME_KEYS, "receipt_timestamp"),
         ):
             mark = getattr(cursor, attr)
             stop = None if mark is None else mark - int(back.total_seconds())
             newest = mark
-            for records in self._newest_first(path, key, stop):
-                stamps = [s for s in (_int(r.get(key)) for r in records) if s is not None]
+            seen: set[str] = set()
+            for records in self._newest_first(path, keys, stop):
+                fresh = _first_of_each(records, seen)
+                stamps = [s for s in (_stamp(r, keys) for r in fresh) if s is not None]
                 newest = max([*stamps, *([newest] if newest is not None else [])], default=None)
-                yield Page(records, cursor, part=part)
+                yield Page(fresh, cursor, part=part)
+            if mark is None and not seen:
+                self.http.log.info(
+                    "%s GET %s listed nothing; ClickSend lists these only for an account with an "
+                    "enabled POLL rule (contact-sync check tells)",
+                    self._source,
+                    path,
+                )
             cursor = replace(cursor, **{attr: newest})
             yield Page([], cursor, part=part)
 
@@ -233,11 +349,13 @@ class ClickSendClient:
             cursor = replace(cursor, history_date=newest)
             yield Page(records, cursor, part="history")
 
-    def _newest_first(self, path: str, key: str, stop: int | None) -> Iterator[list[dict[str, Any]]]:
+    def _newest_first(
+        self, path: str, keys: Sequence[str], stop: int | None
+    ) -> Iterator[list[dict[str, Any]]]:
         """Pages newest first until a record older than ``stop``; reads the order off page 1."""
         pages = self._pages(path)
         records, _, last = next(pages)
-        stamps = [s for s in (_int(r.get(key)) for r in records) if s is not None]
+        stamps = [s for s in (_stamp(r, keys) for r in records) if s is not None]
         newest_first: Iterator[list[dict[str, Any]]]
         if len(stamps) > 1 and stamps[0] < stamps[-1] and last > 1:
             pages.close()
@@ -247,7 +365,7 @@ class ClickSendClient:
         else:
             newest_first = itertools.chain([records], (r for r, _, _ in pages))
         for page in newest_first:
-            kept = [r for r in page if stop is None or (_int(r.get(key)) or 0) >= stop]
+            kept = [r for r in page if stop is None or (_stamp(r, keys) or 0) >= stop]
             yield kept
             if len(kept) < len(page):
                 return

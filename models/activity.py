@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from models.normalise import normalise_phones
-from models.raw_keys import parse_shanghai, parse_unix, parse_unix_ms
+from models.raw_keys import parse_shanghai, parse_unix_ms, record_time
 from models.tables import ContactActivity, ContactIdentifier, ContactSource, RawRecord, SuppressedIdentifier
 
 _SUMMARY_CHARS = 120
@@ -111,15 +111,15 @@ def _message_rows(connection: Connection, region: str) -> list[dict[str, Any]]:
     for (source_id, payload), matched_contact in zip(messages, matched, strict=True):
         part = source_id.split(":", 1)[0]
         contact = matched_contact
+        # The time each part's key spec reads: receipt and inbound ``timestamp`` (inbound items may
+        # carry only ``timestamp_send``, as the v3 spec's example does), history ``date``.
+        occurred = record_time("clicksend", "sms", part, payload)
         if part == "receipt":
             contact = by_message.get(str(payload.get("message_id")))
-            occurred = parse_unix(payload.get("timestamp"))
             summary = f"delivery receipt: {_text(payload.get('status_text'))}"
         elif part == "inbound":
-            occurred = parse_unix(payload.get("timestamp"))
             summary = f"SMS received: {_text(payload.get('body'))}"
         else:
-            occurred = parse_unix(payload.get("date"))
             direction = "received" if payload.get("direction") == "in" else "sent"
             summary = f"SMS {direction} ({payload.get('status')}): {_text(payload.get('body'))}"
         rows.append(

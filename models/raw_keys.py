@@ -36,18 +36,35 @@ def parse_unix_ms(value: Any) -> datetime | None:
 
 @dataclass(frozen=True)
 class RecordKeySpec:
-    """Where a source object keeps its id and its own modified time."""
+    """Where a source object keeps its id and its own modified time.
+
+    ``alternates`` are read, in order, when ``modified_field`` gives no time: ClickSend's inbound SMS
+    schema names ``timestamp``, while the v3 spec's own ``/sms/inbound`` example carries only
+    ``timestamp_send``.
+    """
 
     id_field: str
     modified_field: str | None
     parse_modified: Callable[[Any], datetime | None]
+    alternates: tuple[str, ...] = ()
+
+    def modified(self, payload: Mapping[str, Any]) -> datetime | None:
+        """The record's own modified time: the first of its time fields that reads as one."""
+        names = (self.modified_field, *self.alternates) if self.modified_field else self.alternates
+        for name in names:
+            moment = self.parse_modified(payload.get(name))
+            if moment is not None:
+                return moment
+        return None
 
 
 RECORD_KEYS: dict[tuple[str, str, str | None], RecordKeySpec] = {
     ("clickfunnels", "contact", None): RecordKeySpec("id", "updated_at", parse_iso),
     ("clicksend", "list_contact", None): RecordKeySpec("contact_id", "date_updated", parse_unix),
     ("clicksend", "sms", "history"): RecordKeySpec("message_id", "date", parse_unix),
-    ("clicksend", "sms", "inbound"): RecordKeySpec("message_id", "timestamp", parse_unix),
+    ("clicksend", "sms", "inbound"): RecordKeySpec(
+        "message_id", "timestamp", parse_unix, alternates=("timestamp_send",)
+    ),
     ("clicksend", "sms", "receipt"): RecordKeySpec("message_id", "timestamp", parse_unix),
     ("linkflow", "contact", None): RecordKeySpec("id", "lastUpdated", parse_shanghai),
     ("linkflow", "event", None): RecordKeySpec("id", "lastUpdated", parse_shanghai),
@@ -73,5 +90,10 @@ def identify(source: str, obj: str, part: str | None, payload: Mapping[str, Any]
     text_id = str(raw_id).strip()
     if len(text_id) > _MAX_ID_LENGTH:
         return BadRecord(reason=f"id field {spec.id_field!r} longer than {_MAX_ID_LENGTH}", payload=payload)
-    modified = spec.parse_modified(payload.get(spec.modified_field)) if spec.modified_field else None
-    return RawRow(source_id=source_id_for(source, obj, part, text_id), payload=payload, modified_at=modified)
+    source_id = source_id_for(source, obj, part, text_id)
+    return RawRow(source_id=source_id, payload=payload, modified_at=spec.modified(payload))
+
+
+def record_time(source: str, obj: str, part: str | None, payload: Mapping[str, Any]) -> datetime | None:
+    """The record's own time as its source object's key spec reads it (None when it has none)."""
+    return RECORD_KEYS[(source, obj, part)].modified(payload)

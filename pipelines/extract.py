@@ -67,6 +67,7 @@ SPECS: dict[tuple[str, str], ExtractSpec] = {
     ("clicksend", "list_contact"): ExtractSpec(
         ClickSendListContactCursor,
         read=lambda c, cur: _client(c, "clicksend").read_list_contacts(cur),
+        full_scan=lambda c, cur: _client(c, "clicksend").read_list_contacts_full(cur),
     ),
     ("clicksend", "sms"): ExtractSpec(
         ClickSendSmsCursor,
@@ -168,9 +169,9 @@ def run_extract(
 ) -> ExtractReport:
     """Read ``stream`` from its stored cursor (from scratch on a full refresh) into the raw store.
 
-    A stream whose API has no delete feed but can be scanned whole (ClickFunnels) is scanned on a
-    full refresh and, when ``full_scan_every`` is given, whenever its last complete scan is older:
-    records a complete scan did not see are marked deleted.
+    A stream whose API has no delete feed but can be scanned whole (ClickFunnels contacts, ClickSend
+    list contacts) is scanned on a full refresh and, when ``full_scan_every`` is given, whenever its
+    last complete scan is older: records a complete scan did not see are marked deleted.
     """
     spec = SPECS[(stream.source, stream.object)]
     key = StreamKey(stream.source, stream.object)

@@ -13,6 +13,7 @@ from dagster._utils.schedules import is_valid_cron_string
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connectors.config import DEFAULT_MATON_GATEWAY
 from pipelines.streams import STREAMS
 
 SOURCES: tuple[str, ...] = ("clickfunnels", "clicksend", "linkflow", "zoho_crm", "zoho_bigin")
@@ -135,7 +136,7 @@ class Settings(BaseSettings):
 
     contact_sync_database_url: str = "sqlite:///contact_sync.db"
     maton_api_key: SecretStr | None = None
-    maton_gateway_url: str = "https://gateway.maton.ai"
+    maton_gateway_url: str = DEFAULT_MATON_GATEWAY
     maton_connection_clickfunnels: SecretStr | None = None
     maton_connection_clicksend: SecretStr | None = None
     maton_connection_zoho_crm: SecretStr | None = None
@@ -162,8 +163,8 @@ class Settings(BaseSettings):
     # Creating records for golden contacts a destination system does not hold yet is off unless named
     # here, with where creates go: "zoho_crm/lead;clicksend/list_contact=123;linkflow/contact=<channel>".
     contact_sync_push_create: str | None = None
-    # Sources without a delete feed but with a cheap full listing (ClickFunnels) are scanned whole at
-    # most this often, to mark the records they no longer list as deleted.
+    # Streams without a delete feed but with a cheap full listing (ClickFunnels contacts, ClickSend list
+    # contacts) are scanned whole at most this often, to mark the records no longer listed as deleted.
     contact_sync_full_scan_hours: float = Field(default=24.0, gt=0)
     # Identity resolution: extra identifiers never used to link (emails, `*` globs, E.164 phones), the
     # record count past which a shared identifier stops linking, and per-field source priorities:

@@ -4,6 +4,10 @@ Lists are bare arrays of exactly 20; ``after`` means "the next page in the curre
 (sort value, id) where the sort value is read from the ``after`` contact as it is now, so a contact
 updated between two page requests moves, as it would in a database-backed keyset. Only identified
 contacts are listed. Errors are ``{"error": "..."}``.
+
+The vendor's open questions play as ``state.behaviours`` sets them: with ``clickfunnels_after =
+"id_filter"`` an ``after`` under ``sort_property=updated_at`` keeps only contacts with a larger id, in
+the requested order; ``clickfunnels_repeat_workspace`` lists the workspace twice, as the spec's example.
 """
 
 import re
@@ -86,7 +90,11 @@ class ClickFunnelsApi:
     def workspaces(self, request: Request, params: dict[str, str]) -> Response:
         if params["team_id"] != str(self.state.dataset.clickfunnels_team["id"]):
             raise _fail(404, "Not found: Record missing")
-        return json_response(200, [self.state.dataset.clickfunnels_workspace])
+        workspace = self.state.dataset.clickfunnels_workspace
+        if self.state.behaviours.clickfunnels_repeat_workspace:
+            # The Workspace API's own example lists one id twice, with two public ids.
+            return json_response(200, [workspace, {**workspace, "public_id": "SuvKfc"}])
+        return json_response(200, [workspace])
 
     def workspace(self, request: Request, params: dict[str, str]) -> Response:
         return json_response(200, self._workspace(params))
@@ -104,6 +112,8 @@ class ClickFunnelsApi:
         if after_id is not None:
             if sort_property == "id":
                 after = (after_id, after_id)
+            elif self.state.behaviours.clickfunnels_after == "id_filter":
+                entries = [entry for entry in entries if entry[1] > after_id]
             else:
                 anchor = table.get(after_id)
                 if anchor is None:

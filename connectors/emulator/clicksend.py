@@ -4,6 +4,11 @@ Every answer is the envelope ``{http_code, response_code, response_msg, data}``;
 with ``limit`` clamped to the documented 15..100 and ``next_page_url`` like ``"/?page=2"`` (null on
 the last page). Contacts have no upsert and may repeat inside a list. ``updated_after`` is strict
 (``date_updated > updated_after``); ``date_from``/``date_to`` on history are both inclusive.
+
+The vendor's open questions play as ``state.behaviours`` sets them: inbound messages and receipts are
+listed only for an account with an enabled POLL rule (``/automations/sms/inbound|receipts`` list the
+rules), once per POLL rule; inbound items carry ``timestamp``, ``timestamp_send`` or both; history
+answers the paginated envelope or, as the vendor's own example, a bare array.
 """
 
 import math
@@ -44,6 +49,40 @@ _CODES = {
 _STATUS_OF_CODE = {"FORBIDDEN": 403, "NOT_FOUND": 404, "BAD_REQUEST": 400}
 
 
+def _repeated(entries: Sequence[Entry], times: int) -> Sequence[Entry]:
+    """Each entry ``times`` times in a row: with several POLL rules ClickSend lists a message once
+    per rule (v3 spec, ``GET /sms/inbound``); with none it lists nothing."""
+    return entries if times == 1 else [entry for entry in entries for _ in range(times)]
+
+
+def _inbound_rule(rule_id: int, name: str, action: str, address: str, enabled: int) -> Record:
+    """One ``sms_inbound_rule`` with the fields of the v3 spec's schema."""
+    return {
+        "inbound_rule_id": rule_id,
+        "dedicated_number": "*",
+        "rule_name": name,
+        "message_search_type": 0,
+        "message_search_term": "",
+        "action": action,
+        "action_address": address,
+        "body": None,
+        "enabled": enabled,
+        "webhook_type": "json" if action == "URL" else None,
+    }
+
+
+def _receipt_rule(rule_id: int, name: str, action: str, address: str, enabled: int) -> Record:
+    """One ``sms_delivery_receipt_rule`` with the fields of the v3 spec's schema."""
+    return {
+        "receipt_rule_id": rule_id,
+        "rule_name": name,
+        "match_type": 0,
+        "action": action,
+        "action_address": address,
+        "enabled": enabled,
+    }
+
+
 def envelope(
     status: int, code: str, message: str, data: Any, headers: Sequence[tuple[str, str]] = ()
 ) -> Response:
@@ -77,6 +116,8 @@ class ClickSendApi:
             route("GET", "/sms/history", self.history),
             route("GET", "/sms/inbound", self.inbound),
             route("GET", "/sms/receipts", self.receipts),
+            route("GET", "/automations/sms/inbound", self.inbound_rules),
+            route("GET", "/automations/sms/receipts", self.receipt_rules),
         ]
 
     def authorize(self, request: Request) -> Response | None:
@@ -176,18 +217,85 @@ class ClickSendApi:
         table = self.state.tables[CLICKSEND_HISTORY]
         entries = table.index("date")
         bounds = key_range(entries, date_from, None if date_to is None else date_to + 1)
-        data = self._page(request, entries, order == "date:desc", table.records.__getitem__, bounds)
+        descending = order == "date:desc"
+        if self.state.behaviours.clicksend_history_shape == "bare_array":
+            # The v3 spec's own example: ``status`` for ``http_code`` and every message of the window
+            # in ``data``, with no paging fields (api-notes §3.2).
+            start, stop = bounds
+            ids = offset_page(entries, 0, descending, stop - start, bounds)
+            payload = {
+                "status": 200,
+                "response_code": "SUCCESS",
+                "response_msg": "Here are your history.",
+                "data": [table.records[message_id] for message_id in ids],
+            }
+            return json_response(200, payload)
+        data = self._page(request, entries, descending, table.records.__getitem__, bounds)
         return envelope(200, "SUCCESS", "Here is your history.", data)
 
     def inbound(self, request: Request, params: dict[str, str]) -> Response:
+        behaviours = self.state.behaviours
         table = self.state.tables[CLICKSEND_INBOUND]
-        data = self._page(request, table.index("timestamp"), True, table.records.__getitem__)
+        rules = behaviours.clicksend_poll_rules if behaviours.clicksend_inbound_poll else 0
+        data = self._page(request, _repeated(table.index("timestamp"), rules), True, self._inbound_item)
         return envelope(200, "SUCCESS", "Here are your inbound messages.", data)
 
     def receipts(self, request: Request, params: dict[str, str]) -> Response:
+        behaviours = self.state.behaviours
         table = self.state.tables[CLICKSEND_RECEIPTS]
-        data = self._page(request, table.index("timestamp"), True, table.records.__getitem__)
+        rules = behaviours.clicksend_poll_rules if behaviours.clicksend_receipts_poll else 0
+        data = self._page(
+            request, _repeated(table.index("timestamp"), rules), True, table.records.__getitem__
+        )
         return envelope(200, "SUCCESS", "Here are your delivery receipts.", data)
+
+    def inbound_rules(self, request: Request, params: dict[str, str]) -> Response:
+        """The account's inbound SMS rules: a URL rule, a disabled POLL rule, and the POLL rules in play."""
+        behaviours = self.state.behaviours
+        polls = behaviours.clicksend_poll_rules if behaviours.clicksend_inbound_poll else 0
+        rules = [
+            _inbound_rule(1, "Forward replies", "URL", "https://example.com/hooks/sms", 1),
+            _inbound_rule(2, "Old poll", "POLL", "", 0),
+            *(_inbound_rule(10 + n, f"Poll {n + 1}", "POLL", "", 1) for n in range(polls)),
+        ]
+        return envelope(200, "SUCCESS", "Your list of inbound rules.", self._rules_page(request, rules, True))
+
+    def receipt_rules(self, request: Request, params: dict[str, str]) -> Response:
+        """The account's delivery receipt rules, built the same way as the inbound ones."""
+        behaviours = self.state.behaviours
+        polls = behaviours.clicksend_poll_rules if behaviours.clicksend_receipts_poll else 0
+        rules = [
+            _receipt_rule(5, "Mail failures", "EMAIL_FIXED", "ops@example.com", 1),
+            _receipt_rule(6, "Old poll", "POLL", "", 0),
+            *(_receipt_rule(10 + n, f"Poll {n + 1}", "POLL", "", 1) for n in range(polls)),
+        ]
+        return envelope(
+            200, "SUCCESS", "Your list of rule incoming sms receipt.", self._rules_page(request, rules, False)
+        )
+
+    def _rules_page(self, request: Request, rules: list[Record], links: bool) -> dict[str, Any]:
+        entries = [(index, index) for index in range(len(rules))]
+        data = self._page(request, entries, False, rules.__getitem__)
+        if links:  # the inbound list carries the Laravel links, as in the v3 spec's example
+            base = f"http://{request.header('host') or '127.0.0.1'}{request.path}"
+            data.update(
+                first_page_url=f"{base}?page=1",
+                last_page_url=f"{base}?page={data['last_page']}",
+                path=base,
+                links=[],
+            )
+        return data
+
+    def _inbound_item(self, message_id: str) -> Record:
+        """An inbound message with the time key(s) ``clicksend_inbound_time`` chooses."""
+        record = self.state.tables[CLICKSEND_INBOUND].records[message_id]
+        shape = self.state.behaviours.clicksend_inbound_time
+        if shape == "timestamp":
+            return record
+        item = {"timestamp_send": record["timestamp"], **record}
+        if shape == "timestamp_send":
+            del item["timestamp"]
+        return item
 
     def _page(
         self,

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 
 from connectors.clickfunnels import ClickFunnelsClient, ClickFunnelsContactCursor
+from connectors.emulator.behaviours import Behaviours
 from connectors.times import parse_instant
 from tests.connectors.conftest import drain, endpoint_count
 
@@ -70,6 +71,37 @@ def test_window_read(emu, connect):
     records, _, _, _ = drain(clickfunnels.read_contacts_window(start, end))
     expected = {rid for rid, r in visible.items() if start <= parse_instant(r["updated_at"]) <= end}
     assert {r["id"] for r in records} == expected
+
+
+def test_a_workspace_listed_twice_is_read_once(start_emulator, connect):
+    emu = start_emulator(seed=7, people=200, behaviours=Behaviours(clickfunnels_repeat_workspace=True))
+    clickfunnels = connect(emu).clickfunnels
+    assert clickfunnels.workspace_ids() == ["435231"]
+    records, _, _, _ = drain(clickfunnels.read_contacts())
+    assert sorted(r["id"] for r in records) == sorted(listed(emu))
+    assert endpoint_count(emu, "clickfunnels", LIST) == -(-len(listed(emu)) // 20)
+    configured = ClickFunnelsClient(clickfunnels.http, workspace_ids=[435231, "435231"])
+    emu.reset_counters()
+    drain(configured.read_contacts_full())
+    assert endpoint_count(emu, "clickfunnels", LIST) == -(-len(listed(emu)) // 20)
+
+
+def test_after_as_an_id_filter_is_detected_and_read_by_id_instead(start_emulator, connect, caplog):
+    emu = start_emulator(seed=7, people=200, behaviours=Behaviours(clickfunnels_after="id_filter"))
+    clickfunnels = connect(emu).clickfunnels
+    with caplog.at_level("WARNING", logger="connectors.clickfunnels"):
+        records, cursor, _, _ = drain(clickfunnels.read_contacts())
+        times = sorted(parse_instant(r["updated_at"]) for r in listed(emu).values())
+        start, end = times[len(times) // 3], times[2 * len(times) // 3]
+        window, _, _, _ = drain(clickfunnels.read_contacts_window(start, end))
+    assert sorted(r["id"] for r in records) == sorted(listed(emu))
+    newest = max(parse_instant(r["updated_at"]) for r in listed(emu).values())
+    assert parse_instant(cursor.updated_at["435231"]) == newest.replace(microsecond=0)
+    expected = {rid for rid, r in listed(emu).items() if start <= parse_instant(r["updated_at"]) <= end}
+    assert {r["id"] for r in window} == expected
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "filters ids" in line
+    assert "435231" in line
 
 
 def test_upsert_update_and_find(emu, connect):

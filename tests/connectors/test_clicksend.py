@@ -4,10 +4,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connectors.clicksend import ClickSendListContactCursor, ClickSendSmsCursor, is_opt_out_list
+from connectors.clicksend import (
+    ClickSendClient,
+    ClickSendListContactCursor,
+    ClickSendSmsCursor,
+    PollRules,
+    is_opt_out_list,
+)
 from connectors.emulator import FaultConfig, generate_dataset
-from connectors.errors import AmbiguousWriteError
+from connectors.emulator.behaviours import Behaviours
+from connectors.errors import AmbiguousWriteError, AuthError
+from connectors.http import HttpClient, RetryPolicy
 from tests.connectors.conftest import drain, endpoint_count
+from tests.connectors.scripted_server import Answer, ScriptedServer
 
 CONTACTS = "GET /clicksend/v3/lists/{list_id}/contacts"
 
@@ -140,3 +149,94 @@ def test_create_is_not_repeated_when_the_connection_drops(emu, connect):
 
 def test_status_window_defaults_cover_three_days(emu, connect):
     assert connect(emu).clicksend.status_window == timedelta(hours=72)
+
+
+def by_part(pages) -> dict[str, list[str]]:
+    """Message ids per part, in the order read, repeats kept."""
+    found: dict[str, list[str]] = {}
+    for page in pages:
+        found.setdefault(page.part, []).extend(r["message_id"] for r in page.records)
+    return found
+
+
+@pytest.mark.parametrize("shape", ["timestamp", "timestamp_send", "both"])
+def test_inbound_watermark_moves_whichever_time_key_the_items_carry(start_emulator, connect, shape):
+    emu = start_emulator(seed=7, people=200, behaviours=Behaviours(clicksend_inbound_time=shape))
+    clicksend = connect(emu).clicksend
+    _, cursor, _, pages = drain(clicksend.read_sms())
+    inbound = emu.dataset.tables["clicksend/sms_inbound"]
+    assert set(by_part(pages)["inbound"]) == set(inbound)
+    assert cursor.inbound_timestamp == max(m["timestamp"] for m in inbound.values())
+    emu.mutate(seed=3, messages=30)
+    emu.reset_counters()
+    _, cursor2, _, pages = drain(clicksend.read_sms(cursor))
+    # The second run stops at the watermark: one page, holding only what arrived since (and the lookback).
+    assert endpoint_count(emu, "clicksend", "GET /clicksend/v3/sms/inbound") == 1
+    assert set(by_part(pages)["inbound"]) < set(emu.dataset.tables["clicksend/sms_inbound"])
+    assert cursor2.inbound_timestamp >= cursor.inbound_timestamp
+
+
+def test_messages_repeated_by_several_poll_rules_are_read_once(start_emulator, connect):
+    # Three POLL rules list each message three times; at 100 a page, copies fall within a page and
+    # across page boundaries.
+    emu = start_emulator(seed=7, people=400, behaviours=Behaviours(clicksend_poll_rules=3))
+    clicksend = connect(emu).clicksend
+    _, cursor, _, pages = drain(clicksend.read_sms())
+    read = by_part(pages)
+    for part, table in (("inbound", "clicksend/sms_inbound"), ("receipt", "clicksend/sms_receipt")):
+        stored = emu.dataset.tables[table]
+        assert 3 * len(stored) > 100, "copies must straddle a page boundary"
+        assert sorted(read[part]) == sorted(stored), part
+    assert endpoint_count(emu, "clicksend", "GET /clicksend/v3/sms/inbound") > 1
+    assert cursor.receipt_timestamp == max(
+        m["timestamp"] for m in emu.dataset.tables["clicksend/sms_receipt"].values()
+    )
+
+
+@pytest.mark.parametrize(
+    ("inbound", "receipts"), [(True, True), (False, True), (True, False), (False, False)]
+)
+def test_poll_rules_say_whether_inbound_and_receipts_can_be_read(start_emulator, connect, inbound, receipts):
+    emu = start_emulator(
+        seed=7,
+        people=40,
+        behaviours=Behaviours(
+            clicksend_inbound_poll=inbound, clicksend_receipts_poll=receipts, clicksend_poll_rules=2
+        ),
+    )
+    rules = connect(emu).clicksend.poll_rules()
+    assert rules == PollRules(inbound=inbound, receipts=receipts)
+    counts = emu.request_counts()
+    assert set(counts) == {
+        ("clicksend", "GET /clicksend/v3/automations/sms/inbound"),
+        ("clicksend", "GET /clicksend/v3/automations/sms/receipts"),
+    }
+    assert emu.writes() == []
+
+
+def test_poll_rules_are_unknown_when_the_account_cannot_list_them():
+    forbidden = {"http_code": 403, "response_code": "FORBIDDEN", "response_msg": "No access.", "data": None}
+    odd = {"http_code": 200, "response_code": "SUCCESS", "response_msg": "ok", "data": "rules"}
+    with ScriptedServer() as server:
+        http = HttpClient("clicksend", server.url, retry=RetryPolicy(max_attempts=1))
+        server.answer(Answer(403, forbidden), Answer(200, odd))
+        assert ClickSendClient(http).poll_rules() == PollRules(inbound=None, receipts=None)
+        server.answer(Answer(401, {"error": {"message": "Invalid API key", "code": 401}}))
+        with pytest.raises(AuthError):
+            ClickSendClient(http).poll_rules()
+        http.close()
+    assert [seen.method for seen in server.seen] == ["GET", "GET", "GET"]
+
+
+def test_history_as_a_bare_array_is_one_last_page(start_emulator, connect, caplog):
+    emu = start_emulator(seed=7, people=200, behaviours=Behaviours(clicksend_history_shape="bare_array"))
+    clicksend = connect(emu).clicksend
+    with caplog.at_level("INFO", logger="connectors.clicksend"):
+        _, cursor, _, pages = drain(clicksend.read_sms())
+        drain(clicksend.read_sms(cursor))
+    history = emu.dataset.tables["clicksend/sms_history"]
+    assert sorted(by_part(pages)["history"]) == sorted(history)
+    assert cursor.history_date == max(m["date"] for m in history.values())
+    assert set(by_part(pages)["inbound"]) == set(emu.dataset.tables["clicksend/sms_inbound"])
+    lines = [r.getMessage() for r in caplog.records if "bare" in r.getMessage()]
+    assert len(lines) == 1, lines

@@ -6,11 +6,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from connectors.emulator import Emulator
+from connectors.emulator import Emulator, running_emulator
+from connectors.emulator.behaviours import Behaviours
 from connectors.emulator.dataset import ALL_TABLES, truth_key
+from models.activity import build_activity
 from models.db import open_warehouse
 from models.store import RawStore, StreamKey
-from models.tables import RawRecord
+from models.tables import ContactActivity, RawRecord
 from pipelines.clients import clients_for
 from pipelines.extract import run_backfill, run_extract
 from pipelines.runner import run_sync
@@ -198,3 +200,105 @@ def test_clickfunnels_is_scanned_whole_on_its_cadence_to_find_deletions(
         due = run_extract(stream, clients, store, full_scan_every=timedelta(0))
     assert due.counts.deleted == 1
     assert victim not in stored_ids(sqlite_url)[("clickfunnels", "contact")]
+
+
+def test_inbound_sms_carrying_only_timestamp_send_get_their_times(sqlite_url: str) -> None:
+    """The v3 spec's /sms/inbound example has ``timestamp_send`` and no ``timestamp``."""
+    stream = Stream("clicksend", "sms", writable=False, activity=True)
+    store = RawStore(open_warehouse(sqlite_url))
+    with running_emulator(
+        seed=11, people=120, behaviours=Behaviours(clicksend_inbound_time="timestamp_send")
+    ) as emu:
+        inbound = emu.dataset.tables["clicksend/sms_inbound"]
+        with clients_for(settings_for(emu, sqlite_url), ("clicksend",)) as clients:
+            first = run_extract(stream, clients, store)
+            assert first.cursor_after is not None
+            assert first.cursor_after["inbound_timestamp"] == max(m["timestamp"] for m in inbound.values())
+            emu.reset_counters()
+            run_extract(stream, clients, store)
+        assert emu.request_counts()[("clicksend", "GET /clicksend/v3/sms/inbound")] == 1
+    build_activity(store.engine, {"clicksend": "US"})
+    with store.engine.connect() as connection:
+        raw = dict(
+            connection.execute(
+                sa.select(RawRecord.source_id, RawRecord.source_modified_at).where(
+                    RawRecord.source == "clicksend", RawRecord.source_id.like("inbound:%")
+                )
+            ).all()
+        )
+        occurred = dict(
+            connection.execute(
+                sa.select(ContactActivity.activity_id, ContactActivity.occurred_at).where(
+                    ContactActivity.activity_id.like("clicksend:sms:inbound:%")
+                )
+            ).all()
+        )
+    expected = {f"inbound:{m}": datetime.fromtimestamp(r["timestamp"], UTC) for m, r in inbound.items()}
+    assert raw == expected
+    assert occurred == {f"clicksend:sms:{k}": v for k, v in expected.items()}
+
+
+def test_clicksend_list_contacts_are_scanned_whole_to_find_deletions(
+    emulator: Emulator, warehouse_url: str
+) -> None:
+    stream = Stream("clicksend", "list_contact", writable=True)
+    store = RawStore(open_warehouse(warehouse_url))
+    daily = timedelta(hours=24)
+    contacts = emulator.dataset.tables["clicksend/list_contact"]
+    with clients_for(settings_for(emulator, warehouse_url), ("clicksend",)) as clients:
+        first = run_extract(stream, clients, store, full_scan_every=daily)  # never scanned: scans now
+        assert first.counts.inserted == len(contacts)
+        assert store.last_success(StreamKey("clicksend", "list_contact", "id_scan")) is not None
+        victim = min(contacts.values(), key=lambda r: r["contact_id"])
+        clients.clicksend.delete_contact(victim["list_id"], victim["contact_id"])  # type: ignore[union-attr]
+        assert run_extract(stream, clients, store, full_scan_every=daily).counts.deleted == 0  # not due yet
+        due = run_extract(stream, clients, store, full_scan_every=timedelta(0))
+        assert due.counts.deleted == 1
+        assert str(victim["contact_id"]) not in stored_ids(warehouse_url)[("clicksend", "list_contact")]
+        other = min(emulator.dataset.tables["clicksend/list_contact"].values(), key=lambda r: r["contact_id"])
+        clients.clicksend.delete_contact(other["list_id"], other["contact_id"])  # type: ignore[union-attr]
+        refreshed = run_extract(stream, clients, store, full_refresh=True)
+    assert refreshed.counts.deleted == 1
+    assert (
+        stored_ids(warehouse_url)[("clicksend", "list_contact")]
+        == emulator_ids(emulator)[("clicksend", "list_contact")]
+    )
+
+
+@pytest.mark.parametrize("after", ["keyset", "id_filter"])
+def test_clickfunnels_converges_whether_after_continues_the_order_or_filters_ids(
+    sqlite_url: str, after: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ClickFunnels does not say what ``after`` means under ``sort_property=updated_at``."""
+    stream = Stream("clickfunnels", "contact", writable=True)
+    store = RawStore(open_warehouse(sqlite_url))
+    with running_emulator(seed=11, people=120, behaviours=Behaviours(clickfunnels_after=after)) as emu:
+        settings = settings_for(emu, sqlite_url)
+        with caplog.at_level("WARNING", logger="connectors.clickfunnels"):
+            with clients_for(settings, ("clickfunnels",)) as clients:
+                run_extract(stream, clients, store)
+                client = clients.clickfunnels
+                assert client is not None
+                ids = sorted(emulator_ids(emu)[("clickfunnels", "contact")], key=int)
+                for contact_id in ids[:30]:
+                    assert client.update_contact(contact_id, {"last_name": f"Changed {contact_id}"}).ok
+                for n in range(3):
+                    assert client.upsert_contact(435231, {"email_address": f"new{n}@example.org"}).ok
+                assert client.delete_contact(ids[-1]).ok
+            with clients_for(settings, ("clickfunnels",)) as clients:
+                second = run_extract(stream, clients, store)
+        listed = {
+            str(i): r for i, r in emu.dataset.tables["clickfunnels/contact"].items() if r["anonymous"] is None
+        }
+    assert second.counts.inserted == 3
+    assert second.counts.updated == 30
+    with store.engine.connect() as connection:
+        stored = dict(
+            connection.execute(
+                sa.select(RawRecord.source_id, RawRecord.payload).where(RawRecord.source == "clickfunnels")
+            ).all()
+        )
+    assert set(stored) == set(listed) | {ids[-1]}  # no delete feed: the deleted one waits for a scan
+    assert {i: stored[i] for i in listed} == listed
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == (2 if after == "id_filter" else 0), warnings  # one line per run that saw it

@@ -4,13 +4,15 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.clients import clients_for
+from pipelines.resources import SyncSettingsResource, settings_resource
 from pipelines.settings import SOURCES, SettingsError, load_settings
 
 
 def test_defaults_follow_the_contract() -> None:
     settings = load_settings()
     assert settings.database_url == "sqlite:///contact_sync.db"
-    assert settings.maton_gateway_url == "https://gateway.maton.ai"
+    assert settings.maton_gateway_url == "https://api.maton.ai"  # the host Maton documents today
     assert settings.linkflow_base_url == "https://open.linkflowtech.com"
     assert settings.push == "on"
     assert settings.contact_sync_cron == "*/15 * * * *"
@@ -24,6 +26,18 @@ def test_bad_push_mode_is_one_line_with_variable_value_and_choices(monkeypatch: 
     with pytest.raises(SettingsError) as error:
         load_settings()
     assert str(error.value) == "CONTACT_SYNC_PUSH must be one of on, dry-run, off; got 'yes'"
+
+
+def test_the_older_maton_host_keeps_working_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MATON_GATEWAY_URL", "https://gateway.maton.ai/")
+    monkeypatch.setenv("MATON_API_KEY", "k")
+    settings = load_settings()
+    assert settings.maton_gateway_url == "https://gateway.maton.ai"
+    assert settings_resource(settings).settings().maton_gateway_url == "https://gateway.maton.ai"
+    with clients_for(settings, ("clicksend",)) as clients:
+        assert clients.clicksend is not None
+        assert clients.clicksend.http.base_url == "https://gateway.maton.ai/clicksend"
+    assert SyncSettingsResource().maton_gateway_url == "https://api.maton.ai"
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from connectors.emulator.behaviours import Behaviours
+
 WORKSPACE = 435231
 CONTACTS = f"/clickfunnels/api/v2/workspaces/{WORKSPACE}/contacts"
 
@@ -58,6 +60,29 @@ def test_keyset_by_updated_at_follows_the_implicit_id_tiebreak(emulator, maton, 
         listed(emulator).values(), key=lambda r: (r["updated_at"], r["id"]), reverse=order == "desc"
     )
     assert [c["id"] for c in found] == [r["id"] for r in expected]
+
+
+def test_after_as_an_id_filter_keeps_larger_ids_in_the_requested_order(emulator, maton):
+    emulator.set_behaviours(Behaviours(clickfunnels_after="id_filter"))
+    pivot = sorted(listed(emulator))[len(listed(emulator)) // 2]
+    query = {"sort_property": "updated_at", "sort_order": "desc", "after": pivot}
+    page = maton.get(CONTACTS, params=query).json()
+    expected = sorted(
+        (r for i, r in listed(emulator).items() if i > pivot),
+        key=lambda r: (r["updated_at"], r["id"]),
+        reverse=True,
+    )
+    assert [c["id"] for c in page] == [r["id"] for r in expected][:20]
+    found, _ = walk(maton, sort_order="asc")  # with sort_property=id both readings agree
+    assert [c["id"] for c in found] == sorted(listed(emulator))
+
+
+def test_workspaces_can_repeat_an_id_as_the_vendors_example(emulator, maton):
+    emulator.set_behaviours(Behaviours(clickfunnels_repeat_workspace=True))
+    team = maton.get("/clickfunnels/api/v2/teams").json()[0]["id"]
+    workspaces = maton.get(f"/clickfunnels/api/v2/teams/{team}/workspaces").json()
+    assert [w["id"] for w in workspaces] == [WORKSPACE, WORKSPACE]
+    assert workspaces[0]["public_id"] != workspaces[1]["public_id"]
 
 
 def test_anonymous_contacts_are_hidden_from_lists_but_readable_by_id(emulator, maton):

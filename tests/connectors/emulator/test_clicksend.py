@@ -2,6 +2,8 @@
 
 import pytest
 
+from connectors.emulator.behaviours import Behaviours
+
 CUSTOMERS = 3555278
 OPT_OUT = 3555270
 
@@ -113,3 +115,60 @@ def test_errors_use_the_envelope(emulator, maton):
     emulator.reject_writes("clicksend", contact["contact_id"], code="FORBIDDEN")
     refused = maton.delete(f"/clicksend/v3/lists/{CUSTOMERS}/contacts/{contact['contact_id']}")
     assert (refused.status_code, refused.json()["response_code"]) == (403, "FORBIDDEN")
+
+
+@pytest.mark.parametrize(
+    ("shape", "keys"),
+    [
+        ("timestamp", {"timestamp"}),
+        ("timestamp_send", {"timestamp_send"}),
+        ("both", {"timestamp", "timestamp_send"}),
+    ],
+)
+def test_inbound_time_key_follows_the_behaviour(emulator, maton, shape, keys):
+    emulator.set_behaviours(Behaviours(clicksend_inbound_time=shape))
+    inbound, _ = walk(maton, "/clicksend/v3/sms/inbound", limit=100)
+    assert inbound
+    assert all({"timestamp", "timestamp_send"} & set(m) == keys for m in inbound)
+    stored = emulator.dataset.tables["clicksend/sms_inbound"]
+    assert all(
+        m.get("timestamp", m.get("timestamp_send")) == stored[m["message_id"]]["timestamp"] for m in inbound
+    )
+
+
+def test_inbound_and_receipts_are_listed_once_per_poll_rule(emulator, maton):
+    emulator.set_behaviours(Behaviours(clicksend_inbound_poll=False, clicksend_poll_rules=3))
+    inbound, _ = walk(maton, "/clicksend/v3/sms/inbound", limit=100)
+    receipts, _ = walk(maton, "/clicksend/v3/sms/receipts", limit=100)
+    assert inbound == []
+    stored = emulator.dataset.tables["clicksend/sms_receipt"]
+    assert len(receipts) == 3 * len(stored)
+    assert {m["message_id"] for m in receipts} == set(stored)
+
+
+def test_automation_rules_list_the_poll_rules_in_play(emulator, maton):
+    def polling(path):
+        rules, _ = walk(maton, path, limit=100)
+        return [r for r in rules if r["action"] == "POLL" and r["enabled"] == 1], rules
+
+    emulator.set_behaviours(Behaviours(clicksend_receipts_poll=False, clicksend_poll_rules=2))
+    inbound, rules = polling("/clicksend/v3/automations/sms/inbound")
+    assert len(inbound) == 2
+    assert {"inbound_rule_id", "dedicated_number", "rule_name", "action", "action_address", "enabled"} <= set(
+        rules[0]
+    )
+    receipts, rules = polling("/clicksend/v3/automations/sms/receipts")
+    assert receipts == []
+    assert any(r["action"] == "POLL" for r in rules), "a disabled POLL rule is listed but does not poll"
+    assert {"receipt_rule_id", "rule_name", "match_type", "action", "action_address", "enabled"} <= set(
+        rules[0]
+    )
+
+
+def test_history_as_the_vendors_example_is_a_bare_array(emulator, maton):
+    emulator.set_behaviours(Behaviours(clicksend_history_shape="bare_array"))
+    body = maton.get("/clicksend/v3/sms/history", params={"limit": 15, "order_by": "date:asc"}).json()
+    assert (body["status"], body["response_code"]) == (200, "SUCCESS")
+    assert "http_code" not in body
+    dates = [m["date"] for m in body["data"]]
+    assert dates == sorted(r["date"] for r in emulator.dataset.tables["clicksend/sms_history"].values())
