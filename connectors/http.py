@@ -8,7 +8,9 @@ decides, per attempt, whether a failure is worth repeating:
   code (Linkflow answers validation errors such as ``B00030`` with HTTP 500);
 - a write is repeated only when the caller declares it safe (``idempotent=True``: PUT, upsert). A
   create that failed after the request may have left is never repeated: it raises
-  ``AmbiguousWriteError`` so the caller looks the record up first;
+  ``AmbiguousWriteError`` so the caller looks the record up first; a repeated write whose earlier
+  attempt may have landed says so (``repeated_after_lost_answer``), so a refusal of the repeat can be
+  told from an outside edit;
 - waits are exponential with full jitter, or what ``Retry-After`` says (seconds or an HTTP date;
   Zoho and Maton send none), all inside a total time budget per request.
 
@@ -51,6 +53,14 @@ _TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 _GENERIC_SERVER_CODES = frozenset({"INTERNAL_ERROR", "INTERNAL_SERVER_ERROR", "SERVER_ERROR", "500"})
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Failures that prove the request never reached the server: safe to repeat even for a create."""
+_REPEATED_AFTER_LOST_ANSWER = "contact_sync.repeated_after_lost_answer"
+
+
+def repeated_after_lost_answer(response: httpx.Response) -> bool:
+    """Whether ``HttpClient.request`` got ``response`` by repeating a request whose earlier attempt
+    may have reached the API (the connection dropped after sending, or a 5xx): that attempt may have
+    been applied, so a write refused now can have been refused because of our own earlier write."""
+    return bool(response.extensions.get(_REPEATED_AFTER_LOST_ANSWER))
 
 
 @dataclass(frozen=True)
@@ -360,6 +370,7 @@ class HttpClient:
         content = None if json_body is None else json.dumps(json_body, ensure_ascii=False).encode()
         started = self._clock()
         refreshed = False
+        maybe_applied = False
         attempt = 0
         while True:
             attempt += 1
@@ -372,6 +383,7 @@ class HttpClient:
                     method, path=path, params=params, content=content, extra=headers, auth=authenticate
                 )
             except httpx.TransportError as exc:
+                maybe_applied = maybe_applied or not isinstance(exc, _NOT_SENT)
                 failure: ConnectorError = self._transport_failure(method, path, exc, safe, attempt)
                 wait = self.retry.backoff(attempt, self._rand)
                 self._retry_or_raise(failure, wait, started, attempt, kind=type(exc).__name__)
@@ -380,6 +392,8 @@ class HttpClient:
             status = response.status_code
             self.log.debug("%s %s -> %s in %.0f ms (attempt %d)", method, path, status, elapsed_ms, attempt)
             if status < 400 or status in accept:
+                if maybe_applied:
+                    response.extensions[_REPEATED_AFTER_LOST_ANSWER] = True
                 return response
             if status == 401 and authenticate and not refreshed and self.auth and self.auth.refresh():
                 refreshed = True
@@ -390,6 +404,7 @@ class HttpClient:
             )
             if not isinstance(failure, RetriableError):
                 raise failure
+            maybe_applied = maybe_applied or status >= 500
             told = parse_retry_after(response.headers.get("Retry-After"))
             wait = told if told is not None else self.retry.backoff(attempt, self._rand)
             self._retry_or_raise(failure, wait, started, attempt, kind=str(status))

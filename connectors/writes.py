@@ -13,8 +13,13 @@ import httpx
 
 from connectors.errors import AuthError, FatalError
 
+ALREADY_MODIFIED = "ALREADY_MODIFIED"
+"""Zoho's code (and our code for any 412) when the record changed after the ``If-Unmodified-Since``
+time: "Record updated time has already passed if-unmodified-since time" (v7 update and upsert pages,
+api-notes §5.7)."""
 RECORD_MODIFIED = "RECORD_MODIFIED"
-"""Zoho's code (and our code for a 412) when the record changed after we read it."""
+"""The code earlier notes (and the emulator) assumed for the same refusal; still read as a conflict."""
+CONFLICT_CODES = frozenset({ALREADY_MODIFIED, RECORD_MODIFIED})
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ class WriteResult:
     @property
     def conflict(self) -> bool:
         """The record changed at the source since it was read; re-read before writing again."""
-        return self.code == RECORD_MODIFIED
+        return self.code in CONFLICT_CODES
 
 
 def write_one(
@@ -54,7 +59,7 @@ def write_one(
     except AuthError:
         raise
     except FatalError as err:
-        code = RECORD_MODIFIED if err.status == 412 else err.code or f"HTTP_{err.status}"
+        code = ALREADY_MODIFIED if err.status == 412 else err.code or f"HTTP_{err.status}"
         return WriteResult(
             record_id, False, code, err.message, gone=err.status == 404 and record_id is not None
         )

@@ -30,8 +30,14 @@ Writes
 - ``update`` (``PUT /{module}``) and ``upsert`` (``POST /{module}/upsert`` with
   ``duplicate_check_fields`` in the body, NangoHQ/integration-templates#488), at most 100 records per
   call. A 2xx can hide failed records (207 is mixed), so every record's own result is returned.
-  ``If-Unmodified-Since`` protects records changed since they were read: a 412 or a per-record
-  ``RECORD_MODIFIED`` is reported as its own outcome and never retried.
+- ``If-Unmodified-Since`` protects records changed since they were read. Zoho refuses such a record
+  with ``412`` ``ALREADY_MODIFIED`` (api-notes §5.7; the legacy ``RECORD_MODIFIED`` is read the same):
+  a conflict, never retried as such. Whether it answers the refused records inside ``data[]`` or
+  refuses the whole call is undocumented; a whole call refused is sorted out by reading the records
+  back by id (``GET /{module}?ids=``) and sending the unchanged ones again with the same condition,
+  so nothing is overwritten and every good record is still written (two requests more).
+- A refusal of a write the HTTP layer repeated after a lost answer may be our own earlier attempt
+  having landed: refused records are read back, and those holding what we sent are applied.
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -42,10 +48,10 @@ from typing import Any, Self
 import httpx
 
 from connectors.errors import FatalError
-from connectors.http import HttpClient, describe_error
+from connectors.http import HttpClient, describe_error, repeated_after_lost_answer
 from connectors.paging import LoopGuard, Page
 from connectors.times import instant_or_none, parse_instant, to_iso, utc_now
-from connectors.writes import RECORD_MODIFIED, WriteResult
+from connectors.writes import ALREADY_MODIFIED, CONFLICT_CODES, WriteResult
 
 PER_PAGE = 200
 DISCRETE_PAGE_LIMIT = 2000
@@ -55,6 +61,9 @@ MAX_FIELDS = 50
 _EXPIRED_TOKEN_CODES = frozenset({"INVALID_TOKEN", "PAGE_TOKEN_EXPIRED", "TOKEN_EXPIRED"})
 _MAX_RESTARTS = 3
 _RETRIABLE_RECORD_CODES = frozenset({"INTERNAL_ERROR", "TOO_MANY_REQUESTS"})
+_CONFLICT_ROUNDS = 3
+"""Whole-call refusals one write sorts out before calling the records still refused conflicts (a
+record edited between our read-back and our resend refuses the call again)."""
 
 _COMMON = (
     "First_Name",
@@ -557,41 +566,247 @@ class ZohoClient:
             raise ValueError(f"Zoho takes at most {MAX_WRITE_BATCH} records per call, got {len(records)}")
         if not records:
             return []
-        template = f"{self.product.prefix}/{{module}}" + ("/upsert" if method == "POST" else "")
-        path = template.format(module=module)
-        body: dict[str, Any] = {"data": [dict(r) for r in records], **extra}
-        if trigger is not None:
-            body["trigger"] = list(trigger)
-        headers = {"If-Unmodified-Since": to_iso(if_unmodified_since)} if if_unmodified_since else {}
+        call = _WriteCall(method, module, extra, if_unmodified_since, trigger)
+        answer = self._send_write(call, records)
+        if if_unmodified_since is None:
+            return (
+                answer.results
+                if answer.results is not None
+                else [_refused(r, "refused with 412") for r in records]
+            )
+        return self._settle(call, records, answer, if_unmodified_since)
+
+    def _send_write(self, call: "_WriteCall", records: Sequence[Mapping[str, Any]]) -> "_WriteAnswer":
+        """One write call. ``results`` is None when Zoho refused the whole call with 412 and no
+        per-record answer (one of the two shapes ``If-Unmodified-Since`` refusals may take)."""
+        template = f"{self.product.prefix}/{{module}}" + ("/upsert" if call.method == "POST" else "")
+        path = template.format(module=call.module)
+        body: dict[str, Any] = {"data": [dict(r) for r in records], **call.extra}
+        if call.trigger is not None:
+            body["trigger"] = list(call.trigger)
+        since = call.if_unmodified_since
+        headers = {"If-Unmodified-Since": to_iso(since)} if since else {}
         response = self.http.request(
-            method,
+            call.method,
             template,
-            path_params={"module": module},
+            path_params={"module": call.module},
             json_body=body,
             headers=headers,
             idempotent=True,
             accept=(400, 412),
         )
+        repeated = repeated_after_lost_answer(response)
         payload: Any = None
         if response.content:
-            payload = self.http.decode(response, method, path)
+            payload = self.http.decode(response, call.method, path)
         items = payload.get("data") if isinstance(payload, dict) else None
-        if not isinstance(items, list) or len(items) != len(records):
-            if response.status_code == 412:
-                return [
-                    WriteResult(_str(r.get("id")), False, RECORD_MODIFIED, "record changed since it was read")
-                    for r in records
-                ]
-            code, message = describe_error(response)
-            raise FatalError(
-                self._source,
-                method,
-                path,
-                status=response.status_code,
-                code=code or "UNEXPECTED_RESPONSE",
-                message=self.http.redact(message) or f"expected {len(records)} results",
+        if isinstance(items, list) and len(items) == len(records):
+            results = [_result(item, record) for item, record in zip(items, records, strict=True)]
+            return _WriteAnswer(results, repeated)
+        code, message = describe_error(response)
+        if response.status_code == 412 and (code in CONFLICT_CODES or code is None):
+            return _WriteAnswer(None, repeated)
+        raise FatalError(
+            self._source,
+            call.method,
+            path,
+            status=response.status_code,
+            code=code or "UNEXPECTED_RESPONSE",
+            message=self.http.redact(message) or f"expected {len(records)} results",
+        )
+
+    def _settle(
+        self,
+        call: "_WriteCall",
+        records: Sequence[Mapping[str, Any]],
+        answer: "_WriteAnswer",
+        since: datetime,
+    ) -> list[WriteResult]:
+        """Every record's own outcome of a conditional write, whichever shape Zoho refuses in.
+
+        Per record: refused records are conflicts and the others are applied, as answered. A whole
+        call refused (412, nothing written): the records are read back by id, those modified after
+        ``since`` are conflicts, and the rest are sent again with the same condition, so a good record
+        is still written now; that costs two requests more whatever the number of conflicts. When the
+        answer came from a repeat after a lost answer, a refused record that holds what we sent was
+        written by our own earlier attempt (which moved its ``Modified_Time``): it is applied, not a
+        conflict.
+        """
+        final: dict[int, WriteResult] = {}
+        pending = list(range(len(records)))
+        rounds = 0
+        while True:
+            if answer.results is not None:
+                final.update(zip(pending, answer.results, strict=True))
+                if answer.repeated:
+                    refused = [i for i, r in zip(pending, answer.results, strict=True) if r.conflict]
+                    final.update(self._ours_after_all(call.module, records, refused))
+                break
+            rounds += 1
+            resend = self._refused_call(
+                call.module, records, pending, since=since, repeated=answer.repeated, final=final
             )
-        return [_result(item, record) for item, record in zip(items, records, strict=True)]
+            if not resend:
+                break
+            if rounds > _CONFLICT_ROUNDS:
+                final.update(
+                    (i, _refused(records[i], f"refused {rounds} times in a row; changed while being written"))
+                    for i in resend
+                )
+                break
+            pending = resend
+            answer = self._send_write(call, [records[i] for i in pending])
+        return [final[i] for i in range(len(records))]
+
+    def _refused_call(
+        self,
+        module: str,
+        records: Sequence[Mapping[str, Any]],
+        pending: list[int],
+        *,
+        since: datetime,
+        repeated: bool,
+        final: dict[int, WriteResult],
+    ) -> list[int]:
+        """Sort out a call refused as a whole: record the refused records' outcomes in ``final`` and
+        return the records to send again. Nothing of the call was written, so nothing is lost."""
+        named = [i for i in pending if records[i].get("id")]
+        # A record without an id (an upsert) cannot be read back; it is left for the next run.
+        final.update(
+            (i, _refused(records[i], "refused with the rest of its call")) for i in pending if i not in named
+        )
+        if not named:
+            return []
+        if len(pending) == 1 and not repeated:  # the call's only record is the refused one
+            final[named[0]] = _refused(records[named[0]], "changed at Zoho since it was read")
+            return []
+        current = self._read_back(module, [records[i] for i in named])
+        resend = []
+        for i in named:
+            record_id = str(records[i]["id"])
+            now = current.get(record_id)
+            modified = _modified(now) if now is not None else None
+            if now is not None and repeated and _holds(now, records[i]):
+                final[i] = _applied(record_id, now)
+            elif modified is not None and modified > since:
+                final[i] = _refused(records[i], f"changed at Zoho since it was read ({to_iso(modified)})")
+            else:
+                resend.append(i)
+        self.http.log.info(
+            "%s %s: a write was refused as a whole by If-Unmodified-Since; %d of %d records changed "
+            "since they were read, %d sent again",
+            self._source,
+            module,
+            len(pending) - len(resend),
+            len(pending),
+            len(resend),
+        )
+        return resend
+
+    def _ours_after_all(
+        self, module: str, records: Sequence[Mapping[str, Any]], refused: list[int]
+    ) -> dict[int, WriteResult]:
+        """Refused records of a repeated write that hold what we sent: our earlier attempt landed."""
+        named = [i for i in refused if records[i].get("id")]
+        if not named:
+            return {}
+        current = self._read_back(module, [records[i] for i in named])
+        landed = {
+            i: _applied(str(records[i]["id"]), now)
+            for i in named
+            if (now := current.get(str(records[i]["id"]))) is not None and _holds(now, records[i])
+        }
+        if landed:
+            self.http.log.info(
+                "%s %s: %d records refused on a repeated write already hold what we sent; an earlier "
+                "attempt whose answer was lost wrote them",
+                self._source,
+                module,
+                len(landed),
+            )
+        return landed
+
+    def _read_back(self, module: str, records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The records as Zoho holds them now, by id (``GET /{module}?ids=``, v8 spec), with
+        ``Modified_Time`` and the fields written; at most 50 fields per call. A record not found is
+        absent. An answer holding ids not asked for means the product ignores ``ids``: an error."""
+        ids = list(dict.fromkeys(str(r["id"]) for r in records))
+        names = ["Modified_Time", *sorted({k for r in records for k in r} - {"id", "Modified_Time"})]
+        template = f"{self.product.prefix}/{{module}}"
+        path = template.format(module=module)
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(names), MAX_FIELDS):
+            params: dict[str, Any] = {
+                "ids": ",".join(ids),
+                "fields": ",".join(names[start : start + MAX_FIELDS]),
+            }
+            if module == "Leads":
+                params["converted"] = "both"
+            response = self.http.request("GET", template, path_params={"module": module}, params=params)
+            if response.status_code in (204, 304):
+                continue
+            listed, _info = self._listing(response, path)
+            foreign = {str(r.get("id")) for r in listed} - set(ids)
+            if foreign:
+                raise FatalError(
+                    self._source,
+                    "GET",
+                    path,
+                    status=response.status_code,
+                    code="IDS_IGNORED",
+                    message=f"asked for {len(ids)} records by id and got {len(foreign)} others",
+                )
+            for record in listed:
+                found.setdefault(str(record["id"]), {}).update(record)
+        return found
+
+
+@dataclass(frozen=True)
+class _WriteCall:
+    """What every call of one write shares (a refused call is sent again with the same condition)."""
+
+    method: str
+    module: str
+    extra: Mapping[str, Any]
+    if_unmodified_since: datetime | None
+    trigger: Sequence[str] | None
+
+
+@dataclass(frozen=True)
+class _WriteAnswer:
+    results: list[WriteResult] | None
+    """Per record, in input order; None when the whole call was refused with 412."""
+    repeated: bool
+    """Got by repeating the request after an attempt that may have been applied."""
+
+
+def _refused(record: Mapping[str, Any], message: str) -> WriteResult:
+    return WriteResult(_str(record.get("id")), False, ALREADY_MODIFIED, message)
+
+
+def _applied(record_id: str, now: Mapping[str, Any]) -> WriteResult:
+    return WriteResult(
+        record_id,
+        True,
+        message="written by an earlier attempt whose answer was lost (read back)",
+        details={"id": record_id, "Modified_Time": now.get("Modified_Time")},
+    )
+
+
+def _holds(current: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
+    """Whether a record read back holds every value we sent (a lookup by its name)."""
+    return all(_same(current.get(field), value) for field, value in sent.items() if field != "id")
+
+
+def _same(held: Any, sent: Any) -> bool:
+    if held in (None, "", []) or sent in (None, "", []):
+        return held in (None, "", []) and sent in (None, "", [])
+    if isinstance(held, dict) and "name" in held:
+        held = held["name"]
+        sent = sent.get("name") if isinstance(sent, dict) else sent
+    if isinstance(held, str) and isinstance(sent, str):
+        return held.strip() == sent.strip()
+    return bool(held == sent)
 
 
 def _names_page_token(response: httpx.Response) -> bool:

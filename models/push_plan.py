@@ -490,7 +490,8 @@ def batches(changes: Iterable[RecordChange], destination: str, obj: str) -> list
     Creates and updates never share a call (Zoho upsert vs update). Zoho takes one If-Unmodified-Since
     per call, so a batch carries its latest record time: no record in it was modified after that
     time when it was extracted, and any edit made after that extract is later still, so Zoho refuses
-    it with RECORD_MODIFIED while untouched records go through. Records with no modification time go
+    it with ALREADY_MODIFIED while untouched records go through (or get through on the client's resend
+    when Zoho refuses the whole call). Records with no modification time go
     in calls without the header, since any header could refuse them for nothing.
     """
     mapping = destination_map(destination, obj)
@@ -536,7 +537,7 @@ def _batch(destination: str, obj: str, changes: Sequence[RecordChange], *, guard
 
 @dataclass(frozen=True, slots=True)
 class RecordResult:
-    """How the destination answered for one record; conflict is Zoho's 412 RECORD_MODIFIED."""
+    """How the destination answered for one record; conflict is Zoho's 412 ALREADY_MODIFIED."""
 
     destination: str
     object: str

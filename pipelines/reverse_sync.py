@@ -91,8 +91,9 @@ def _failed(change: RecordChange, error: ConnectorError) -> RecordResult:
 
 
 def send_batch(clients: Clients, batch: Batch) -> list[RecordResult]:
-    """One call per batch (Zoho) or per record (the others); a refused Zoho batch is split in halves
-    until the bad record is alone."""
+    """One call per batch (Zoho) or per record (the others); a Zoho batch refused as a whole is split
+    in halves until the bad record is alone (the client sorts out a refusal by If-Unmodified-Since
+    itself, and fails when it cannot, e.g. a product that ignores ``ids``: halves then find it)."""
     key = (batch.destination, batch.object)
     if key in ZOHO_MODULES:
         client = getattr(clients, batch.destination)

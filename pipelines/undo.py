@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from connectors.errors import ConnectorError
 from connectors.factory import Clients
-from connectors.writes import RECORD_MODIFIED, WriteResult
+from connectors.writes import WriteResult
 from models import push_ledger
 from models.locks import source_lock
 from models.push_plan import RecordChange, RecordResult, batches
@@ -104,6 +104,7 @@ def _undo_destination(
             outcome[str(one.record_id)] = sent
     outcome.update(_delete(clients, deletes, dest, obj))
     done: list[int] = []
+    refused: list[int] = []
     gone_ids: list[str] = []
     states: dict[tuple[str, str | None], list[int]] = {}
     for row in pd.concat([restores, deletes]).to_dict("records"):
@@ -114,8 +115,11 @@ def _undo_destination(
             done.append(int(row["original_id"]))
             if row["action"] == "delete":
                 gone_ids.append(str(row["record_id"]))
-        elif answer is not None and answer.code == RECORD_MODIFIED:
+        elif answer is not None and answer.conflict:
+            # Zoho refused the restore (ALREADY_MODIFIED, per record or with its whole call, sorted
+            # out by the client): the record was edited since our write, so it is left alone.
             state = ("conflict", "changed at the destination since it was written; kept")
+            refused.append(int(row["ledger_id"]))
         else:
             state = ("rejected", answer.message if answer else "not sent")
         states.setdefault(state, []).append(int(row["ledger_id"]))
@@ -123,12 +127,13 @@ def _undo_destination(
         push_ledger.mark(engine, ledger_ids, status, error=error)
     push_ledger.mark(engine, done, "undone")
     RawStore(engine).mark_deleted(StreamKey(dest, obj), sorted(set(gone_ids)))
-    restored_ok = restores["original_id"].isin(done).sum()
+    restored_ok = int(restores["original_id"].isin(done).sum())
+    left_alone = int(restores["ledger_id"].isin(refused).sum())
     return UndoReport(
-        restored=int(restored_ok),
+        restored=restored_ok,
         deleted=len(set(gone_ids)),
-        kept=len(kept),
-        failed=len(restores) - int(restored_ok) + deletes["record_id"].nunique() - len(set(gone_ids)),
+        kept=len(kept) + left_alone,
+        failed=len(restores) - restored_ok - left_alone + deletes["record_id"].nunique() - len(set(gone_ids)),
     )
 
 

@@ -1,9 +1,16 @@
 """Zoho record writes (insert, update, upsert, delete): up to 100 records, one result per record.
 
 A write answers 200 (or 201 for an all-successful insert) when every record succeeded, 207 when some
-did, and the common error's status when all failed (412 when all were ``RECORD_MODIFIED``). Each
+did, and the common error's status when all failed (412 when all were ``ALREADY_MODIFIED``). Each
 record is checked on its own: mandatory ``Last_Name`` on insert, unknown ids, malformed emails,
 ``If-Unmodified-Since`` (optimistic concurrency) and the emulator's rejection hook.
+
+A record changed after ``If-Unmodified-Since`` is refused with ``ALREADY_MODIFIED``, "Record updated
+time has already passed if-unmodified-since time" (Zoho's v7 update and upsert pages, api-notes
+§5.7). Whether Zoho refuses that record alone or the whole call is not documented, so
+``Behaviours.zoho_conflict`` plays both: ``per_record`` answers the refused records in ``data[]`` and
+applies the others; ``whole_call`` checks every record of the call first and, when any is refused,
+writes nothing (``refused_record`` finds it, the API answers one 412 error body).
 """
 
 from dataclasses import dataclass
@@ -18,7 +25,9 @@ from connectors.emulator.store import Record
 from connectors.emulator.timefmt import zoho_time
 
 BATCH_LIMIT = 100
-_ERROR_STATUS = {"RECORD_MODIFIED": 412, "NO_PERMISSION": 403}
+ALREADY_MODIFIED = "ALREADY_MODIFIED"
+ALREADY_MODIFIED_MESSAGE = "Record updated time has already passed if-unmodified-since time"
+_ERROR_STATUS = {ALREADY_MODIFIED: 412, "NO_PERMISSION": 403}
 
 
 @dataclass(frozen=True)
@@ -151,12 +160,40 @@ class ZohoWriter:
         rejection = self.state.rejection(self.module.app, current["id"])
         if rejection is not None:
             raise RecordWriteError(rejection.code or "INVALID_DATA", rejection.message, {"id": current["id"]})
-        if self.unmodified_since is not None and current["Modified_Time"] > self.unmodified_since:
-            raise RecordWriteError(
-                "RECORD_MODIFIED",
-                "record modified after the given If-Unmodified-Since time",
-                {"id": current["id"], "Modified_Time": current["Modified_Time"]},
+        if self._changed_since(current):
+            raise RecordWriteError(ALREADY_MODIFIED, ALREADY_MODIFIED_MESSAGE, {"id": current["id"]})
+
+    def refused_record(self, items: list[Any], mode: str, check_fields: list[str]) -> str | None:
+        """The id of the first existing record of the call that ``If-Unmodified-Since`` refuses, found
+        before anything is written (for ``whole_call``); an insert touches no existing record."""
+        if self.unmodified_since is None or mode == "insert":
+            return None
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            current = (
+                self.table.get(str(item.get("id")))
+                if mode == "update"
+                else self._upsert_target(item, check_fields)
             )
+            if current is not None and self._changed_since(current):
+                return str(current["id"])
+        return None
+
+    def _changed_since(self, current: Record) -> bool:
+        return self.unmodified_since is not None and current["Modified_Time"] > self.unmodified_since
+
+    def _upsert_target(self, item: dict[str, Any], check_fields: list[str]) -> Record | None:
+        """The record ``upsert`` would update: the only match of the first filled check field that
+        matches any (several matches are refused there, so they touch nothing)."""
+        for field in check_fields:
+            value = item.get(field)
+            if value in (None, ""):
+                continue
+            matches = self._matching(field, value)
+            if matches:
+                return self.table.records[matches[0]] if len(matches) == 1 else None
+        return None
 
     def _matching(self, field: str, value: Any) -> list[str]:
         if field == "Email" and isinstance(value, str):

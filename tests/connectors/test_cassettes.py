@@ -14,6 +14,7 @@ from vcr.errors import CannotOverwriteExistingCassetteException
 import connectors.zoho
 from connectors.config import HttpOptions, LinkflowConfig, MatonConfig
 from connectors.emulator import Emulator, generate_dataset
+from connectors.emulator.behaviours import Behaviours
 from connectors.factory import build_clients
 from connectors.http import RetryPolicy
 from connectors.times import parse_instant
@@ -34,10 +35,11 @@ NOWHERE = "http://127.0.0.1:9"
 playback_only = pytest.mark.skipif(RECORDING, reason="checks strict playback")
 
 
-@pytest.fixture
-def world():
-    """(clients, a pristine copy of the emulator's data for building inputs and checking results)."""
-    emu = Emulator(dataset=generate_dataset(7, PEOPLE, FIXED)).start() if RECORDING else None
+def _world(behaviours=None):
+    """(clients, a pristine copy of the emulator's data for building inputs and checking results);
+    when recording, the emulator plays ``behaviours``."""
+    dataset = generate_dataset(7, PEOPLE, FIXED)
+    emu = Emulator(dataset=dataset, behaviours=behaviours).start() if RECORDING else None
     base = emu.base_url if emu else NOWHERE
     clients = build_clients(
         MatonConfig(MATON_KEY, base, {"zoho_crm": CONNECTION_ID}),
@@ -49,6 +51,17 @@ def world():
     clients.close()
     if emu is not None:
         emu.stop()
+
+
+@pytest.fixture
+def world():
+    yield from _world()
+
+
+@pytest.fixture
+def world_whole_call():
+    """Zoho refuses a conditional write as a whole (``Behaviours.zoho_conflict``)."""
+    yield from _world(Behaviours(zoho_conflict="whole_call"))
 
 
 def full_then_incremental(read):
@@ -162,6 +175,22 @@ def test_cassette_zoho_update(world):
         )
     assert ok.ok
     assert conflict.conflict
+
+
+def test_cassette_zoho_update_refused_as_a_whole(world_whole_call):
+    """The whole call refused: the two leads read back by id, the unchanged one sent again."""
+    clients, data = world_whole_call
+    leads = data.tables["zoho_crm/lead"]
+    first, second = sorted(leads)[:2]
+    read_at = parse_instant(leads[first]["Modified_Time"])
+    if parse_instant(leads[second]["Modified_Time"]) <= read_at:
+        first, second = second, first
+        read_at = parse_instant(leads[first]["Modified_Time"])
+    with cassette("zoho_crm/update_refused_as_a_whole"):
+        results = clients.zoho_crm.update(
+            "Leads", [{"id": i, "City": "Nelson"} for i in (first, second)], if_unmodified_since=read_at
+        )
+    assert [(r.ok, r.conflict) for r in results] == [(True, False), (False, True)]
 
 
 def test_cassette_zoho_upsert(world):

@@ -14,7 +14,14 @@ from connectors.errors import (
     RateLimitedError,
     RetriableError,
 )
-from connectors.http import HttpClient, RetryPolicy, StaticAuth, Timeouts, parse_retry_after
+from connectors.http import (
+    HttpClient,
+    RetryPolicy,
+    StaticAuth,
+    Timeouts,
+    parse_retry_after,
+    repeated_after_lost_answer,
+)
 from connectors.stats import RequestStats
 from tests.connectors.scripted_server import DROP, Answer, ScriptedServer
 
@@ -253,3 +260,16 @@ def test_stats_diff():
     assert delta.requests == {("a", "GET /x"): 1, ("b", "GET /y"): 1}
     assert delta.total_retries() == 1
     assert delta.as_metadata("b") == {"GET /y": 1}
+
+
+@pytest.mark.parametrize(
+    ("first", "landed"),
+    [(DROP, True), (Answer(503, {"code": "INTERNAL_ERROR"}), True), (Answer(429, {}), False), (None, False)],
+)
+def test_a_repeat_after_an_attempt_that_may_have_landed_says_so(make, server, first, landed):
+    """A dropped connection or a 5xx may come after the API applied the write; a 429 comes before."""
+    if first is not None:
+        server.answer(first)
+    server.answer(Answer(200, {"data": []}))
+    response = make(server).request("PUT", "/crm/v8/Leads", json_body={"data": []})
+    assert repeated_after_lost_answer(response) is landed

@@ -5,9 +5,15 @@ from datetime import timedelta
 
 import pytest
 
+from connectors.config import HttpOptions, MatonConfig
+from connectors.emulator.behaviours import Behaviours
+from connectors.errors import FatalError
+from connectors.factory import build_clients
 from connectors.times import parse_instant, to_iso
 from connectors.zoho import ZohoCursor
-from tests.connectors.conftest import drain, endpoint_count
+from tests.connectors.conftest import FAST_RETRY, MATON_KEY, drain, endpoint_count
+from tests.connectors.lossy_proxy import Loss, lossy_proxy
+from tests.connectors.scripted_server import Answer, ScriptedServer
 
 LEADS = "GET /zoho-crm/crm/v8/{module}"
 BIGIN_LIST = "GET /zoho-bigin/bigin/v2/{module}"
@@ -223,3 +229,110 @@ def test_write_batches_are_capped_and_updates_need_ids(emu, connect):
 def test_unknown_stream_is_refused(emu, connect):
     with pytest.raises(ValueError, match="no 'Leads' stream"):
         list(connect(emu).zoho_bigin.read_leads())
+
+
+def three_records(emu, table):
+    """Three records of ``table`` and the If-Unmodified-Since a batch of them carries: the latest of
+    their modification times when they were read."""
+    records = sorted(emu.dataset.tables[table].values(), key=lambda r: r["id"])[:3]
+    return [r["id"] for r in records], max(parse_instant(r["Modified_Time"]) for r in records)
+
+
+CRM_LIST = "GET /zoho-crm/crm/v8/{module}"
+ZOHO_CONTACTS = {
+    "zoho_crm": ("zoho_crm/contact", "PUT /zoho-crm/crm/v8/{module}", CRM_LIST),
+    "zoho_bigin": ("zoho_bigin/contact", "PUT /zoho-bigin/bigin/v2/{module}", BIGIN_LIST),
+}
+"""Per product: the contacts table, and the update and list (read back by id) endpoints."""
+
+
+@pytest.mark.parametrize("shape", ["per_record", "whole_call"])
+@pytest.mark.parametrize("source", ["zoho_crm", "zoho_bigin"])
+def test_a_conflict_in_a_batch_is_a_conflict_and_the_others_are_written(
+    start_emulator, connect, source, shape
+):
+    emu = start_emulator(seed=7, people=200, behaviours=Behaviours(zoho_conflict=shape))
+    client = getattr(connect(emu), source)
+    table, put, get = ZOHO_CONTACTS[source]
+    ids, read_at = three_records(emu, table)
+    # Someone edits the third record after our extract read it.
+    assert client.update("Contacts", [{"id": ids[2], "Title": "Set by a person"}])[0].ok
+    emu.reset_counters()
+
+    results = client.update(
+        "Contacts", [{"id": i, "Title": "Buyer"} for i in ids], if_unmodified_since=read_at
+    )
+    assert [r.ok for r in results] == [True, True, False]
+    assert (results[2].record_id, results[2].code, results[2].conflict) == (ids[2], "ALREADY_MODIFIED", True)
+    assert not results[2].retriable
+    stored = emu.dataset.tables[table]
+    assert [stored[i]["Title"] for i in ids] == ["Buyer", "Buyer", "Set by a person"]
+    # Per record: the one call. Whole call: refused, the three read back by id, the two sent again.
+    expected = {"per_record": (1, 0), "whole_call": (2, 1)}[shape]
+    assert (endpoint_count(emu, source, put), endpoint_count(emu, source, get)) == expected
+
+
+def test_the_legacy_record_modified_code_is_a_conflict_too(emu, connect):
+    crm = connect(emu).zoho_crm
+    ids, read_at = three_records(emu, "zoho_crm/contact")
+    emu.reject_writes("zoho_crm", ids[1], "RECORD_MODIFIED", "record modified")
+    results = crm.update("Contacts", [{"id": i, "Title": "Buyer"} for i in ids], if_unmodified_since=read_at)
+    assert [(r.ok, r.conflict) for r in results] == [(True, False), (False, True), (True, False)]
+
+
+@pytest.mark.parametrize("shape", ["per_record", "whole_call"])
+def test_a_repeat_refused_after_a_lost_answer_is_checked_against_what_we_sent(start_emulator, connect, shape):
+    """The first attempt lands and its answer is lost; someone then edits one of the records; the
+    retry is refused for all three. Two hold what we sent (our own write moved their modification
+    time): sent. The third holds the person's edit: a conflict, and not overwritten."""
+    emu = start_emulator(seed=7, people=200, behaviours=Behaviours(zoho_conflict=shape))
+    ids, read_at = three_records(emu, "zoho_crm/contact")
+    direct = connect(emu).zoho_crm
+
+    def person_edits() -> None:
+        assert direct.update("Contacts", [{"id": ids[2], "Title": "Set by a person"}])[0].ok
+
+    loss = Loss("PUT", "/zoho-crm/crm/v8/Contacts", meanwhile=person_edits)
+    with lossy_proxy(emu.maton_gateway_url, loss) as url:
+        clients = build_clients(
+            MatonConfig(MATON_KEY, url, {}, rate=1000.0), options=HttpOptions(retry=FAST_RETRY)
+        )
+        with clients:
+            results = clients.zoho_crm.update(
+                "Contacts", [{"id": i, "Title": "Buyer"} for i in ids], if_unmodified_since=read_at
+            )
+    assert loss.lost == 1
+    assert [r.ok for r in results] == [True, True, False]
+    assert all("earlier attempt" in r.message for r in results[:2])
+    assert results[2].conflict
+    stored = emu.dataset.tables["zoho_crm/contact"]
+    assert [stored[i]["Title"] for i in ids] == ["Buyer", "Buyer", "Set by a person"]
+    # Our first attempt, the person's edit, our retry; then one read back, and nothing sent again.
+    assert endpoint_count(emu, "zoho_crm", "PUT /zoho-crm/crm/v8/{module}") == 3
+    assert endpoint_count(emu, "zoho_crm", CRM_LIST) == 1
+
+
+def test_a_product_that_ignores_ids_fails_the_read_back_in_one_line():
+    """Bigin's support for ``ids`` is not documented: records other than those asked for must not be
+    read as "not changed" (the reverse sync then splits the batch and sends the halves instead)."""
+    whole = {
+        "code": "ALREADY_MODIFIED",
+        "details": {},
+        "message": "Record updated time...",
+        "status": "error",
+    }
+    stranger = {"id": "3", "Modified_Time": "2026-01-01T00:00:00-08:00", "Title": None}
+    with ScriptedServer() as server:
+        server.answer(Answer(412, whole), Answer(200, {"data": [stranger], "info": {"more_records": False}}))
+        refused = pytest.raises(FatalError, match="IDS_IGNORED: asked for 2 records by id and got 1 others")
+        with build_clients(MatonConfig(MATON_KEY, server.url, {}, rate=1000.0)) as clients, refused:
+            clients.zoho_bigin.update(
+                "Contacts",
+                [{"id": "1", "Title": "Buyer"}, {"id": "2", "Title": "Buyer"}],
+                if_unmodified_since=parse_instant("2026-01-01T00:00:00Z"),
+            )
+        read = server.seen[1]
+    assert read.method == "GET"
+    assert read.path.startswith("/zoho-bigin/bigin/v2/Contacts?")
+    assert "ids=1%2C2" in read.path
+    assert "fields=Modified_Time%2CTitle" in read.path

@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.emulator import Emulator, FaultConfig
+from connectors.emulator.behaviours import Behaviours
 from models.db import open_warehouse
 from models.field_map import PushConfig
 from models.tables import PushLedger
@@ -111,7 +112,13 @@ def test_a_rejected_record_is_recorded_and_retried_next_run(emulator: Emulator, 
     assert ledger(sqlite_url, status="sent", record_id=victim["record_id"])
 
 
-def test_a_record_changed_since_it_was_read_is_not_overwritten(emulator: Emulator, sqlite_url: str) -> None:
+@pytest.mark.parametrize("shape", ["per_record", "whole_call"])
+def test_a_record_changed_since_it_was_read_is_not_overwritten(
+    emulator: Emulator, sqlite_url: str, shape: str
+) -> None:
+    """Whichever way Zoho refuses a conditional write (the refused records inside data[], or the whole
+    call with nothing written), the edited lead is a conflict and every other lead is written now."""
+    emulator.set_behaviours(Behaviours(zoho_conflict=shape))
     settings = settings_for(emulator, sqlite_url, contact_sync_push="dry-run")
     run_sync(settings)
     row = next(
@@ -124,6 +131,7 @@ def test_a_record_changed_since_it_was_read_is_not_overwritten(emulator: Emulato
         assert clients.zoho_crm is not None
         outside = clients.zoho_crm.update("Leads", [{"id": lead_id, "Lead_Source": "Trade Show"}])
         assert outside[0].ok  # someone edits the lead after our extract read it
+        emulator.reset_counters()
         report = push_destination(
             Stream("zoho_crm", "lead", writable=True),
             open_warehouse(sqlite_url),
@@ -133,9 +141,25 @@ def test_a_record_changed_since_it_was_read_is_not_overwritten(emulator: Emulato
             dry_run=False,
         )
     assert report.conflict >= 1
-    states = {r["status"] for r in ledger(sqlite_url, run_id="conflict-run", record_id=lead_id)}
-    assert states == {"conflict"}
+    rows = ledger(sqlite_url, run_id="conflict-run")
+    mine = [r for r in rows if r["record_id"] == lead_id]
+    assert {r["status"] for r in mine} == {"conflict"}
+    if shape == "per_record":  # Zoho's own words for the refusal (api-notes §5.7)
+        assert {r["error"] for r in mine} == {
+            "Record updated time has already passed if-unmodified-since time"
+        }
+    else:
+        assert all(str(r["error"]).startswith("changed at Zoho since it was read") for r in mine)
+    others = [r for r in rows if r["record_id"] != lead_id and r["status"] != "invalid"]
+    assert others
+    assert {r["status"] for r in others} == {"sent"}, "the good leads of the batch are written in this run"
     assert not emulator.dataset.tables["zoho_crm/lead"][lead_id].get(field)  # not overwritten
+    # Whole call: one more PUT (the batch without the edited lead) and one read back by id.
+    calls = math.ceil(len({r["record_id"] for r in rows if r["status"] != "invalid"}) / 100)
+    counts = emulator.request_counts()
+    extra = 1 if shape == "whole_call" else 0
+    assert counts.get(("zoho_crm", "PUT /zoho-crm/crm/v8/{module}"), 0) == calls + extra
+    assert counts.get(("zoho_crm", "GET /zoho-crm/crm/v8/{module}"), 0) == extra
     # The next full cycle reads the edited lead again and then fills the field.
     again = run_sync(settings.model_copy(update={"contact_sync_push": "on"}))
     assert again.success, again.failures

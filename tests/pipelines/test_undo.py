@@ -1,11 +1,13 @@
 """`contact-sync undo RUN_ID` against the emulator: fields put back, created records deleted, outside
 edits left alone, and the next sync does not redo what was undone."""
 
+import time
 from typing import Any
 
 import pytest
 
 from connectors.emulator import Emulator
+from connectors.emulator.behaviours import Behaviours
 from pipelines.cli import main
 from pipelines.clients import clients_for
 from pipelines.runner import run_sync, run_undo
@@ -83,6 +85,45 @@ def test_undo_puts_fields_back_keeps_outside_edits_and_is_not_redone(
         for r in ledger(sqlite_url, run_id=after.run_id)
     ]
     assert len(emulator.writes()) == writes
+
+
+@pytest.mark.parametrize("shape", ["per_record", "whole_call"])
+def test_undo_leaves_a_zoho_record_edited_since_our_write_alone(
+    emulator: Emulator, sqlite_url: str, shape: str
+) -> None:
+    """Not read since the edit, so only Zoho's If-Unmodified-Since can tell: the restore of the edited
+    lead is refused (per record, or with its whole call) and the lead is left alone; the other leads
+    of the same call are put back."""
+    emulator.set_behaviours(Behaviours(zoho_conflict=shape))
+    settings = settings_for(emulator, sqlite_url)
+    first = run_sync(settings)
+    assert first.success, first.failures
+    leads = [
+        r
+        for r in ledger(sqlite_url, run_id=first.run_id, status="sent")
+        if (r["destination"], r["object"]) == ("zoho_crm", "lead")
+    ]
+    assert len({r["record_id"] for r in leads}) >= 3
+    victim = str(leads[0]["record_id"])
+    # Zoho compares times to the second: the edit comes a second after our write's time.
+    time.sleep(1.1)
+    with clients_for(settings, ("zoho_crm",)) as clients:
+        assert clients.zoho_crm is not None
+        assert clients.zoho_crm.update("Leads", [{"id": victim, "Lead_Status": "Contacted"}])[0].ok
+
+    undo = run_undo(settings, first.run_id)
+    assert undo.success, undo.failures
+    counts = undo.assets["undo"]
+    edited = [r for r in leads if r["record_id"] == victim]
+    assert counts["kept"] == len(edited)
+    assert counts["failed"] == 0
+    for row in leads:
+        assert empty(held(emulator, row)) == (row["record_id"] != victim), row
+    refused = ledger(sqlite_url, run_id=undo.run_id, record_id=victim)
+    assert {(r["status"], r["error"]) for r in refused} == {
+        ("conflict", "changed at the destination since it was written; kept")
+    }
+    assert {r["status"] for r in ledger(sqlite_url, run_id=first.run_id, record_id=victim)} == {"sent"}
 
 
 def test_undo_deletes_the_records_a_run_created(emulator: Emulator, sqlite_url: str) -> None:

@@ -1,10 +1,12 @@
 """Zoho CRM v8 and Bigin v2 behind the emulated gateway: page and token paging, incremental reads, writes."""
 
+from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
 
 from connectors.emulator import running_emulator
+from connectors.emulator.behaviours import Behaviours
 from tests.connectors.emulator.conftest import maton_client
 
 LEADS = "/zoho-crm/crm/v8/Leads"
@@ -167,11 +169,72 @@ def test_if_unmodified_since_refuses_records_changed_later(emulator, maton):
     body = {"data": [{"id": record["id"], "Title": "Changed"}]}
     refused = maton.put(CONTACTS, json=body, headers={"If-Unmodified-Since": before})
     assert refused.status_code == 412
-    assert refused.json()["data"][0]["code"] == "RECORD_MODIFIED"
+    [element] = refused.json()["data"]
+    assert (element["code"], element["status"]) == ("ALREADY_MODIFIED", "error")
+    assert element["message"] == "Record updated time has already passed if-unmodified-since time"
     assert stored(emulator, "zoho_crm/contact")[record["id"]]["Title"] == record["Title"]
     allowed = maton.put(CONTACTS, json=body, headers={"If-Unmodified-Since": record["Modified_Time"]})
     assert allowed.status_code == 200
     assert stored(emulator, "zoho_crm/contact")[record["id"]]["Title"] == "Changed"
+
+
+def _one_changed_among_three(emulator):
+    """Three contacts, the If-Unmodified-Since time of the second one's read, and the ids of the two
+    read before it (unchanged since) and of the one modified after it (refused)."""
+    contacts = stored(emulator, "zoho_crm/contact").values()
+    emails = Counter(str(r["Email"]).strip().lower() for r in contacts)
+    unique = [r for r in contacts if r["Email"] and emails[str(r["Email"]).strip().lower()] == 1]
+    old, older, *_, newer = sorted(unique, key=lambda r: r["Modified_Time"])
+    return [old["id"], older["id"], newer["id"]], older["Modified_Time"]
+
+
+def test_per_record_conflicts_refuse_only_the_changed_record(emulator, maton):
+    ids, read_at = _one_changed_among_three(emulator)
+    body = {"data": [{"id": i, "Title": "Changed"} for i in ids]}
+    mixed = maton.put(CONTACTS, json=body, headers={"If-Unmodified-Since": read_at})
+    assert mixed.status_code == 207
+    assert [r["code"] for r in mixed.json()["data"]] == ["SUCCESS", "SUCCESS", "ALREADY_MODIFIED"]
+    titles = [stored(emulator, "zoho_crm/contact")[i]["Title"] for i in ids]
+    assert titles[:2] == ["Changed", "Changed"]
+    assert titles[2] != "Changed"
+
+
+@pytest.mark.parametrize("path", [CONTACTS, CONTACTS + "/upsert"])
+def test_whole_call_conflicts_refuse_the_call_and_write_nothing(emulator, maton, path):
+    emulator.set_behaviours(Behaviours(zoho_conflict="whole_call"))
+    ids, read_at = _one_changed_among_three(emulator)
+    contacts = stored(emulator, "zoho_crm/contact")
+    before = {i: dict(contacts[i]) for i in ids}
+    items = [{"id": i, "Title": "Changed"} for i in ids]
+    if path.endswith("/upsert"):  # matched on Email, as the connector's creates are
+        items = [{"Email": contacts[i]["Email"], "Last_Name": "X", "Title": "Changed"} for i in ids]
+    send = maton.post if path.endswith("/upsert") else maton.put
+    refused = send(path, json={"data": items}, headers={"If-Unmodified-Since": read_at})
+    assert refused.status_code == 412
+    assert refused.json() == {
+        "code": "ALREADY_MODIFIED",
+        "details": {"header_name": "If-Unmodified-Since"},
+        "message": "Record updated time has already passed if-unmodified-since time",
+        "status": "error",
+    }
+    assert {i: contacts[i] for i in ids} == before
+    assert emulator.writes() == []
+    fine = send(path, json={"data": items[:2]}, headers={"If-Unmodified-Since": read_at})
+    assert fine.status_code == 200
+    assert [contacts[i]["Title"] for i in ids[:2]] == ["Changed", "Changed"]
+
+
+def test_records_are_read_by_ids(emulator, maton):
+    ids = sorted(stored(emulator, "zoho_crm/lead"))[:3]
+    converted = next(i for i, r in stored(emulator, "zoho_crm/lead").items() if r["$converted"])
+    asked = [ids[2], "4970762000999999999", ids[0], converted]
+    answer = maton.get(LEADS, params={"ids": ",".join(asked), "fields": "Modified_Time", "converted": "both"})
+    assert answer.status_code == 200
+    assert [r["id"] for r in answer.json()["data"]] == [ids[2], ids[0], converted]
+    assert set(answer.json()["data"][0]) == {"id", "Modified_Time"}
+    assert answer.json()["info"]["more_records"] is False
+    hidden = maton.get(LEADS, params={"ids": converted, "fields": "Modified_Time"})
+    assert hidden.status_code == 204
 
 
 def test_each_record_gets_its_own_result(emulator, maton):
