@@ -52,9 +52,11 @@ def test_zoho_more_records_without_a_token_past_2000_is_fatal(http):
 
 
 def test_events_that_do_not_move_the_cursor_are_a_loop(http):
-    http.server.answer(Answer(200, [{"id": 5}] * 2), Answer(200, [{"id": 5}] * 2))
+    # A full page, the order probe (size=1: the oldest above 0), then the same page above id 5.
+    http.server.answer(Answer(200, [{"id": 5}] * 2), Answer(200, [{"id": 5}]), Answer(200, [{"id": 5}] * 2))
     with pytest.raises(PaginationLoopError):
         list(LinkflowClient(http, event_page_size=2).read_events())
+    assert "lastMaxId=5" in http.server.seen[-1].path
 
 
 def envelope(page, last, stamps):
