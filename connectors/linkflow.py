@@ -568,7 +568,7 @@ class LinkflowClient:
         about an hour per 18,000 contacts. Events of a visitor whose contact the listing does not
         serve and whose events all lie in the backlog cannot be reached by any documented endpoint.
         """
-        floor = min(tail_ids)
+        floor = min(tail_ids, default=last)
         seen = set(tail_ids)
         contacts = {cid for ids in self._windows(_wall(EPOCH), self._beyond_now()) for cid in ids}
         contacts.update(
