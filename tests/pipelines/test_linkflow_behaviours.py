@@ -9,6 +9,7 @@ so ``dateCreated``, ``lastUpdated`` and ``eventDate`` are left out of the compar
 must match row for row.
 """
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -99,11 +100,15 @@ def test_the_reference_run_holds_every_kind_of_row(reference: tuple[str, Rows, s
 
 @pytest.mark.parametrize("order", ["ascending", "descending", "newest_tail"])
 def test_every_events_order_ends_with_the_reference_warehouse(
-    reference: tuple[str, Rows, set[str]], tmp_path: Path, order: str
+    reference: tuple[str, Rows, set[str]], tmp_path: Path, caplog: pytest.LogCaptureFixture, order: str
 ) -> None:
     _, expected, visitors = reference
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    caplog.set_level(logging.INFO, logger="connectors.linkflow")
     sync_twice(url, Behaviours(linkflow_events_order=order))
+    said = [r.getMessage() for r in caplog.records if "/events/lite answers" in r.getMessage()]
+    assert len(said) == 2  # one line per sync: each one's first page is full
+    assert all(f"({order})" in line for line in said)
     got = warehouse(url)
     missing = set(expected) - set(got)
     assert set(got) <= set(expected)
@@ -118,20 +123,22 @@ def test_every_events_order_ends_with_the_reference_warehouse(
 
 @pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
 def test_a_zone_other_than_the_guess_ends_with_the_reference_warehouse(
-    reference: tuple[str, Rows, set[str]], tmp_path: Path, zone: str
+    reference: tuple[str, Rows, set[str]], tmp_path: Path, caplog: pytest.LogCaptureFixture, zone: str
 ) -> None:
     _, expected, _ = reference
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     sync_twice(url, Behaviours(linkflow_zone=zone))
+    assert "reads as already past in Asia/Shanghai time" in caplog.text  # the zone was played
     assert warehouse(url) == expected
 
 
 def test_transient_bulk_omissions_retire_no_contact_and_unlink_no_event(
-    reference: tuple[str, Rows, set[str]], tmp_path: Path
+    reference: tuple[str, Rows, set[str]], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     reference_url, expected, _ = reference
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     sync_twice(url, Behaviours(linkflow_bulk_omission_rate=0.25))
+    assert "came on a second ask, 0 confirmed gone" in caplog.text  # omissions were played
     assert warehouse(url) == expected
     links = linked_events(url)
     assert links == linked_events(reference_url)
