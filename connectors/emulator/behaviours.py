@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, get_args
 
+from connectors.emulator.timefmt import zone_named
+
 EventsOrder = Literal["ascending", "descending", "newest_tail"]
 BiginDeleted = Literal["missing_404", "record_id_400", "empty_204", "feed"]
 ZohoConflict = Literal["per_record", "whole_call"]
@@ -80,6 +82,7 @@ class Behaviours:
                 raise ValueError(f"behaviour {name} must lie in [0, 1]")
         if self.zoho_token_chain_limit < 1 or self.clicksend_poll_rules < 0:
             raise ValueError("zoho_token_chain_limit must be positive and clicksend_poll_rules not negative")
+        zone_named(self.linkflow_zone)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], base: "Behaviours | None" = None) -> "Behaviours":

@@ -1,18 +1,25 @@
 """Linkflow open API (``/linkflow``): token auth, contacts, update-time id windows, the event cursor.
 
-Times are Shanghai wall-clock strings without a zone. ``/v2/contacts_bulk/ids`` windows are
+Times are wall-clock strings without a zone. Records are stored in Shanghai time; answers render
+``dateCreated``/``lastUpdated`` and the token's ``expiration`` in ``Behaviours.linkflow_zone``, and
+window bounds are read in that zone. ``/v2/contacts_bulk/ids`` windows are
 ``minUpdateTime <= lastUpdated < maxUpdateTime`` (dates or date-times), ids ascending, and refuse
-``page*size > 10000`` with HTTP 500 ``B00030`` as documented. Error bodies are
+``page*size > 10000`` with HTTP 500 ``B00030`` as documented. ``/events/lite`` plays the three
+orders of ``Behaviours.linkflow_events_order`` and ``/v2/contacts_bulk`` leaves an existing id out of
+a share of its answers (``linkflow_bulk_omission_rate``). Error bodies are
 ``{"code": "B000xx", "message": ...}``; that field naming is a guess (see README).
 """
 
+import bisect
 import hmac
 import secrets
 import threading
+from datetime import tzinfo
 from typing import Any
 
 from connectors.emulator.dataset import LINKFLOW_CONTACTS, LINKFLOW_EVENTS
 from connectors.emulator.identifiers import record_identifiers
+from connectors.emulator.rand import SandboxRandom
 from connectors.emulator.records import LINKFLOW_CONTACT_FIELDS, linkflow_contact
 from connectors.emulator.routing import (
     ApiError,
@@ -25,12 +32,20 @@ from connectors.emulator.routing import (
 )
 from connectors.emulator.state import EmulatorState
 from connectors.emulator.store import Entry, Record, key_range, keyset_page, offset_page
-from connectors.emulator.timefmt import parse_shanghai_local, shanghai_local
+from connectors.emulator.timefmt import (
+    SHANGHAI,
+    local_text,
+    parse_local_text,
+    parse_shanghai_local,
+    shanghai_local,
+    zone_named,
+)
 
 BULK_IDS_LIMIT = 10_000
 BULK_FETCH_LIMIT = 100
 DEFAULT_SIZE = 200
 _AUTH_PATH = "/linkflow/token"
+_RECORD_TIMES = ("dateCreated", "lastUpdated")
 
 
 def _fail(status: int, code: str, message: str) -> ApiError:
@@ -52,6 +67,9 @@ class LinkflowApi:
         self._secret = secret
         self._tokens: dict[str, float] = {}
         self._tokens_lock = threading.Lock()
+        # Bulk omissions: the share is exact (every fourth answer at 0.25), the id left out is drawn.
+        self._omission_due = 0.0
+        self._omission_rng = SandboxRandom(state.dataset.seed)
 
     def routes(self) -> list[Route]:
         return [
@@ -101,7 +119,7 @@ class LinkflowApi:
         expiry = self.state.now() + self.state.linkflow_token_ttl
         with self._tokens_lock:
             self._tokens[token] = expiry
-        return json_response(200, {"expiration": shanghai_local(expiry), "token": token})
+        return json_response(200, {"expiration": local_text(expiry, self._zone()), "token": token})
 
     def contacts(self, request: Request, params: dict[str, str]) -> Response:
         page, size = request.int_or("page", 0), request.int_or("size", DEFAULT_SIZE)
@@ -132,6 +150,12 @@ class LinkflowApi:
         # Documented: "如超过则只取前100个id的数据" - more than 100 ids silently keeps the first 100.
         table = self.state.tables[LINKFLOW_CONTACTS]
         found = [table.records[i] for i in wanted[:BULK_FETCH_LIMIT] if i in table.records]
+        rate = self.state.behaviours.linkflow_bulk_omission_rate
+        if rate and found:
+            self._omission_due += rate
+            if self._omission_due >= 1:
+                self._omission_due -= 1
+                found.pop(self._omission_rng.below(len(found)))
         return json_response(200, [self._shown(request, record) for record in found])
 
     def bulk_ids(self, request: Request, params: dict[str, str]) -> Response:
@@ -161,7 +185,7 @@ class LinkflowApi:
         record = self._merged(current, self._body(request))
         self.state.put(LINKFLOW_CONTACTS, record["id"], record)
         self.state.log_write(self.name, request.method, request.path, record["id"], request.json())
-        return json_response(200, record)
+        return json_response(200, self._zoned(record))
 
     def identify(self, request: Request, params: dict[str, str]) -> Response:
         body = self._body(request)
@@ -188,14 +212,14 @@ class LinkflowApi:
                 LINKFLOW_CONTACTS, record["id"], record_identifiers(LINKFLOW_CONTACTS, record)
             )
         self.state.log_write(self.name, request.method, request.path, record["id"], body)
-        return json_response(200, record)
+        return json_response(200, self._zoned(record))
 
     def get_identifier(self, request: Request, params: dict[str, str]) -> Response:
         key = (request.arg("channelId") or "", request.arg("externalId") or "")
         contact_id = self.state.dataset.linkflow_identities.get(key)
         if contact_id is None:
             raise _not_found()
-        return json_response(200, self._contact(str(contact_id)))
+        return json_response(200, self._zoned(self._contact(str(contact_id))))
 
     def identities(self, request: Request, params: dict[str, str]) -> Response:
         contact = self._contact(params["contact_id"])
@@ -219,8 +243,17 @@ class LinkflowApi:
         if size < 1:
             raise MalformedRequestError("size must be >= 1")
         table = self.state.tables[LINKFLOW_EVENTS]
-        ids, _ = keyset_page(table.index("id"), (last_max_id, last_max_id), False, size)
-        return json_response(200, [table.records[i] for i in ids])
+        entries = table.index("id")
+        order = self.state.behaviours.linkflow_events_order
+        if order == "newest_tail":
+            # The ``size`` newest events above lastMaxId, newest first: older ones cannot be paged to.
+            above = bisect.bisect_right(entries, (last_max_id, last_max_id))
+            ids = [record_id for _, record_id in reversed(entries[max(above, len(entries) - size) :])]
+        else:
+            ids, _ = keyset_page(entries, (last_max_id, last_max_id), False, size)
+            if order == "descending":
+                ids.reverse()
+        return json_response(200, [self._zoned(table.records[i]) for i in ids])
 
     def contact_events(self, request: Request, params: dict[str, str]) -> Response:
         """A contact's events, newest first; any contact id is accepted (visitors' events too)."""
@@ -233,7 +266,7 @@ class LinkflowApi:
             raise MalformedRequestError("page must be >= 0 and size >= 1")
         table = self.state.tables[LINKFLOW_EVENTS]
         ids = sorted(table.group("contact", contact_id), reverse=True)[page * size : (page + 1) * size]
-        return json_response(200, [table.records[i] for i in ids])
+        return json_response(200, [self._zoned(table.records[i]) for i in ids])
 
     def _time_arg(self, request: Request, name: str) -> str | None:
         """A window bound in the stored format, so it compares with ``lastUpdated`` as text."""
@@ -241,7 +274,7 @@ class LinkflowApi:
         if not text:
             return None
         try:
-            return shanghai_local(parse_shanghai_local(text))
+            return shanghai_local(parse_local_text(text, self._zone()))
         except ValueError:
             raise MalformedRequestError(f"{name} must be yyyy-MM-dd or yyyy-MM-dd HH:mm:ss") from None
 
@@ -255,7 +288,22 @@ class LinkflowApi:
         return record
 
     def _shown(self, request: Request, record: Record) -> Record:
-        return {**record, "openIds": []} if request.arg("needOpenId") == "1" else record
+        shown = self._zoned(record)
+        return {**shown, "openIds": []} if request.arg("needOpenId") == "1" else shown
+
+    def _zone(self) -> tzinfo:
+        return zone_named(self.state.behaviours.linkflow_zone)
+
+    def _zoned(self, record: Record) -> Record:
+        """The record as the API shows it: its stored Shanghai times rendered in the account's zone."""
+        zone = self._zone()
+        if zone is SHANGHAI:
+            return record
+        shown = dict(record)
+        for name in _RECORD_TIMES:
+            if isinstance(shown.get(name), str):
+                shown[name] = local_text(parse_shanghai_local(shown[name]), zone)
+        return shown
 
     def _body(self, request: Request) -> dict[str, Any]:
         body = request.json()

@@ -6,7 +6,9 @@ a time filter only has to render its bound in the same format before bisecting.
 """
 
 import email.utils
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from functools import cache
+from zoneinfo import ZoneInfo
 
 # China has kept UTC+8 without daylight saving since 1991, so a fixed offset is exact.
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -27,20 +29,44 @@ def zoho_time(ts: float, offset: timezone) -> str:
     return datetime.fromtimestamp(int(ts), offset).isoformat(timespec="seconds")
 
 
+@cache
+def zone_named(name: str) -> tzinfo:
+    """An IANA zone (``Asia/Shanghai`` is the fixed offset above); raises ValueError for unknown names."""
+    if name == "Asia/Shanghai":
+        return SHANGHAI
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+def local_text(ts: float, zone: tzinfo) -> str:
+    """Linkflow style: wall-clock time in ``zone`` without the zone, ``2017-09-04 09:30:23``."""
+    return datetime.fromtimestamp(int(ts), zone).isoformat(sep=" ", timespec="seconds")[:19]
+
+
+def parse_local_text(text: str, zone: tzinfo) -> float:
+    """Read ``yyyy-MM-dd HH:mm:ss`` or ``yyyy-MM-dd`` as wall-clock time in ``zone``; raises ValueError.
+
+    A wall time a daylight-saving change makes ambiguous is read as the earlier instant (``fold=0``).
+    """
+    text = text.strip()
+    if len(text) == 10:
+        day = date.fromisoformat(text)
+        moment = datetime(day.year, day.month, day.day, tzinfo=zone)
+    else:
+        moment = datetime.strptime(text, LINKFLOW_FORMAT).replace(tzinfo=zone)
+    return moment.timestamp()
+
+
 def shanghai_local(ts: float) -> str:
-    """Linkflow style: Shanghai wall-clock time without a zone, ``2017-09-04 09:30:23``."""
-    return datetime.fromtimestamp(int(ts), SHANGHAI).isoformat(sep=" ", timespec="seconds")[:19]
+    """How the emulator stores Linkflow times: Shanghai wall-clock, ``2017-09-04 09:30:23``."""
+    return local_text(ts, SHANGHAI)
 
 
 def parse_shanghai_local(text: str) -> float:
     """Read ``yyyy-MM-dd HH:mm:ss`` or ``yyyy-MM-dd`` as Shanghai local time; raises ValueError."""
-    text = text.strip()
-    if len(text) == 10:
-        day = date.fromisoformat(text)
-        moment = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)
-    else:
-        moment = datetime.strptime(text, LINKFLOW_FORMAT).replace(tzinfo=SHANGHAI)
-    return moment.timestamp()
+    return parse_local_text(text, SHANGHAI)
 
 
 def parse_http_time(text: str, naive_offset: timezone) -> float:

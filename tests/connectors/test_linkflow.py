@@ -5,6 +5,9 @@ import logging
 import pytest
 
 from connectors.config import LinkflowConfig
+from connectors.emulator import Emulator, generate_dataset
+from connectors.emulator.behaviours import Behaviours
+from connectors.emulator.dataset import truth_key
 from connectors.errors import AuthError, FatalError
 from connectors.factory import linkflow_http
 from connectors.linkflow import LinkflowClient, LinkflowContactCursor, LinkflowEventCursor
@@ -152,3 +155,160 @@ def test_update_identify_and_refusals(emu, connect):
     assert created.ok
     assert again.ok
     assert created.record_id == again.record_id
+
+
+# ------------------------------------------- the vendors' open questions (emulator Behaviours)
+
+ORDERS = ("ascending", "descending", "newest_tail")
+EVENTS_LITE = "GET /linkflow/events/lite"
+
+
+def linkflow_with_events(start_emulator, count: int, *, shift_ms=None, **behaviours) -> Emulator:
+    """An emulator whose only events are ``count`` events of listed contacts (no visitors)."""
+    data = generate_dataset(7, 40)
+    contacts = data.tables["linkflow/contact"]
+    events = data.tables["linkflow/event"]
+    keep = sorted(i for i, e in events.items() if e["contactId"] in contacts)[:count]
+    assert len(keep) == count
+    for event_id in set(events) - set(keep):
+        del events[event_id]
+        data.truth.pop(truth_key("linkflow/event", event_id), None)
+    for n, event_id in enumerate(keep):
+        if shift_ms is not None:
+            events[event_id]["eventDate"] += shift_ms(n)
+    return start_emulator(dataset=data, behaviours=Behaviours(**behaviours))
+
+
+def visitors_events(emu: Emulator) -> set[int]:
+    """Events of visitors: contacts the API does not list, so no per-contact read can find them."""
+    contacts = emu.dataset.tables["linkflow/contact"]
+    return {i for i, e in emu.dataset.tables["linkflow/event"].items() if e["contactId"] not in contacts}
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_backlog_larger_than_a_page_is_read_whole_under_every_order(start_emulator, connect, caplog, order):
+    # Issue 18: under a newest-first tail, 10 events read 3 a page came back as the newest 3 only.
+    emu = linkflow_with_events(start_emulator, 10, linkflow_events_order=order)
+    caplog.set_level(logging.INFO, logger="connectors.linkflow")
+    linkflow = LinkflowClient(connect(emu).linkflow.http, event_page_size=3)
+    events, cursor, _, _ = drain(linkflow.read_events())
+    ids = [e["id"] for e in events]
+    assert sorted(ids) == sorted(emu.dataset.tables["linkflow/event"])
+    assert len(ids) == len(set(ids))
+    assert cursor.last_max_id == max(ids)
+    said = [r.getMessage() for r in caplog.records if "/events/lite answers" in r.getMessage()]
+    assert len(said) == 1
+    assert f"({order})" in said[0]
+    assert ("per contact" in said[0]) == (order == "newest_tail")
+
+    # New events, more than a page of them, arrive; a visitor's may be among them.
+    before = set(emu.dataset.tables["linkflow/event"])
+    emu.mutate(seed=3, events=12)
+    fresh = set(emu.dataset.tables["linkflow/event"]) - before
+    events, cursor2, _, _ = drain(LinkflowClient(linkflow.http, event_page_size=3).read_events(cursor))
+    ids = [e["id"] for e in events]
+    assert len(ids) == len(set(ids))
+    assert cursor2.last_max_id == max(fresh)
+    if order == "newest_tail":
+        # Only a visitor's events below the tail are out of reach (no endpoint lists visitors).
+        tail = set(sorted(fresh)[-3:])
+        assert fresh - tail - visitors_events(emu) <= set(ids) <= fresh
+        assert fresh - set(ids) <= visitors_events(emu)
+    else:
+        assert set(ids) == fresh
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_detect_events_order_tells_the_three_apart_in_two_reads(start_emulator, connect, order):
+    emu = start_emulator(seed=7, people=60, behaviours=Behaviours(linkflow_events_order=order))
+    linkflow = connect(emu).linkflow
+    assert linkflow.detect_events_order() == order
+    assert endpoint_count(emu, "linkflow", EVENTS_LITE) == 2
+    assert emu.writes() == []
+
+
+def test_detect_events_order_is_unknown_with_one_event(start_emulator, connect):
+    emu = linkflow_with_events(start_emulator, 1, linkflow_events_order="newest_tail")
+    assert connect(emu).linkflow.detect_events_order() == "unknown"
+
+
+def test_contacts_left_out_of_bulk_answers_are_asked_again_not_retired(start_emulator, connect, caplog):
+    emu = start_emulator(seed=7, people=200, behaviours=Behaviours(linkflow_bulk_omission_rate=0.25))
+    caplog.set_level(logging.INFO, logger="connectors.linkflow")
+    linkflow = LinkflowClient(connect(emu).linkflow.http, id_cap=20, id_page_size=10)
+    records, cursor, deleted, _ = drain(linkflow.read_contacts())
+    assert {r["id"] for r in records} == set(emu.dataset.tables["linkflow/contact"])
+    assert deleted == []
+    assert "came on a second ask, 0 confirmed gone" in caplog.text
+    before = last_updated(emu)
+    emu.mutate(seed=11, new=10, updated=60)
+    changed = {rid for rid, stamp in last_updated(emu).items() if before.get(rid) != stamp}
+    records, _, deleted, _ = drain(linkflow.read_contacts(cursor))
+    assert changed <= {r["id"] for r in records}
+    assert deleted == []
+
+
+def test_a_contact_really_gone_is_still_retired_under_omissions(start_emulator, connect):
+    emu = start_emulator(seed=7, people=700, behaviours=Behaviours(linkflow_bulk_omission_rate=0.25))
+    reader = connect(emu).linkflow.read_contacts()
+    first = next(reader)
+    before = set(emu.dataset.tables["linkflow/contact"])
+    emu.mutate(seed=2, deleted=120)
+    gone = before - set(emu.dataset.tables["linkflow/contact"]) - {r["id"] for r in first.records}
+    assert gone
+    deleted = {d for page in reader for d in page.deleted_ids}
+    assert deleted == {str(i) for i in gone}
+    assert endpoint_count(emu, "linkflow", "GET /linkflow/contacts/{contact_id}/identities") == len(gone)
+
+
+def test_a_live_contact_the_bulk_answer_never_gives_holds_the_cursor(start_emulator, connect, caplog):
+    emu = start_emulator(seed=7, people=60, behaviours=Behaviours(linkflow_bulk_omission_rate=1.0))
+    caplog.set_level(logging.INFO, logger="connectors.linkflow")
+    records, _, deleted, pages = drain(connect(emu).linkflow.read_contacts())
+    assert deleted == []
+    assert len(records) == len(emu.dataset.tables["linkflow/contact"]) - 1
+    assert all(page.cursor == LinkflowContactCursor() for page in pages)
+    assert "1 alive but not given" in caplog.text
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Tokyo"])
+def test_a_wrong_zone_guess_opens_no_gap_and_keeps_the_token(start_emulator, connect, zone):
+    emu = start_emulator(seed=7, people=200, behaviours=Behaviours(linkflow_zone=zone))
+    linkflow = connect(emu).linkflow
+    records, cursor, _, _ = drain(linkflow.read_contacts())
+    assert {r["id"] for r in records} == set(emu.dataset.tables["linkflow/contact"])
+    before = last_updated(emu)
+    emu.mutate(seed=11, new=10, updated=40)
+    changed = {rid for rid, stamp in last_updated(emu).items() if before.get(rid) != stamp}
+    records, cursor2, _, _ = drain(linkflow.read_contacts(cursor))
+    assert changed <= {r["id"] for r in records}
+    assert len(records) < len(before)
+    emu.mutate(seed=12, updated=15)
+    third = {rid for rid, stamp in last_updated(emu).items() if before.get(rid) != stamp} - changed
+    records, _, _, _ = drain(linkflow.read_contacts(cursor2))
+    assert third <= {r["id"] for r in records}
+    assert endpoint_count(emu, "linkflow", TOKEN) == 1
+
+
+@pytest.mark.parametrize(
+    ("zone", "expected"),
+    [
+        ("Asia/Shanghai", {"UTC+08:00"}),
+        ("UTC", {"UTC+00:00"}),
+        ("Asia/Kolkata", {"UTC+05:30"}),
+        ("America/New_York", {"UTC-05:00", "UTC-04:00"}),
+    ],
+)
+def test_detect_zone_reads_the_offset_from_events(start_emulator, connect, zone, expected):
+    emu = start_emulator(seed=7, people=120, behaviours=Behaviours(linkflow_zone=zone))
+    linkflow = connect(emu).linkflow
+    assert linkflow.detect_zone() in expected
+    assert endpoint_count(emu, "linkflow", EVENTS_LITE) == 1
+
+
+def test_detect_zone_is_none_when_events_cannot_tell(start_emulator, connect):
+    # Events backdated by unrelated amounts (as ``POST /ude`` with an old ``eventDate`` makes them).
+    emu = linkflow_with_events(start_emulator, 6, shift_ms=lambda n: -(n * 7_777_000 + 600_000))
+    assert connect(emu).linkflow.detect_zone() is None
+    empty = linkflow_with_events(start_emulator, 0)
+    assert connect(empty).linkflow.detect_zone() is None

@@ -52,9 +52,11 @@ def test_zoho_more_records_without_a_token_past_2000_is_fatal(http):
 
 
 def test_events_that_do_not_move_the_cursor_are_a_loop(http):
-    http.server.answer(Answer(200, [{"id": 5}] * 2), Answer(200, [{"id": 5}] * 2))
+    # A full page, the order probe (size=1: the oldest above 0), then the same page above id 5.
+    http.server.answer(Answer(200, [{"id": 5}] * 2), Answer(200, [{"id": 5}]), Answer(200, [{"id": 5}] * 2))
     with pytest.raises(PaginationLoopError):
         list(LinkflowClient(http, event_page_size=2).read_events())
+    assert "lastMaxId=5" in http.server.seen[-1].path
 
 
 def envelope(page, last, stamps):
@@ -85,3 +87,23 @@ def test_ascending_inbound_list_is_walked_from_its_last_page(http):
         "page=3",
         "page=2",
     ]
+
+
+def test_an_event_arriving_during_the_order_probe_does_not_hide_a_tail(http):
+    # A tail page, then the probe (size=1 from the same lastMaxId) meets an event that arrived since.
+    # Asking again from the page's smallest id (8) would see that event above the page's largest and
+    # take the tail for an oldest-first answer whose backlog goes on; the size=1 probe does not.
+    tail = [{"id": i, "contactId": 1} for i in (10, 9, 8)]
+    http.server.answer(
+        Answer(200, tail),
+        Answer(200, [{"id": 11, "contactId": 1}]),
+        Answer(200, [1]),  # the contact id listing
+        Answer(200, [{"id": i, "contactId": 1} for i in (11, 10, 9)]),  # contact 1's events, newest first
+        Answer(200, [{"id": i, "contactId": 1} for i in (8, 5, 2)]),
+        Answer(200, [{"id": 1, "contactId": 1}]),
+    )
+    pages = list(LinkflowClient(http, event_page_size=3).read_events())
+    ids = [e["id"] for page in pages for e in page.records]
+    assert sorted(ids) == [1, 2, 5, 8, 9, 10, 11]
+    assert [page.cursor.last_max_id for page in pages] == [0, 10]
+    assert "/contacts/1/events?page=2" in http.server.seen[-1].path

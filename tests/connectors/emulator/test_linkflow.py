@@ -1,11 +1,13 @@
 """Linkflow as emulated: token auth, page walks, update-time id windows, the event cursor, writes."""
 
+import calendar
 import time
 
 import httpx
 import pytest
 
 from connectors.emulator import running_emulator
+from connectors.emulator.behaviours import Behaviours
 from connectors.emulator.timefmt import parse_shanghai_local
 from tests.connectors.emulator.conftest import linkflow_client, linkflow_token
 
@@ -152,3 +154,64 @@ def test_identifiers_create_then_update_by_external_id(emulator, linkflow):
 def test_token_requests_are_counted(emulator):
     linkflow_token(emulator)
     assert emulator.request_counts()[("linkflow", "GET /linkflow/token")] == 1
+
+
+# ------------------------------------------------------------ behaviours (vendors' open questions)
+
+
+@pytest.mark.parametrize("order", ["ascending", "descending", "newest_tail"])
+def test_events_lite_plays_each_order(emulator, linkflow, order):
+    emulator.set_behaviours(Behaviours(linkflow_events_order=order))
+    ids = sorted(emulator.dataset.tables["linkflow/event"])
+    above = ids[2]
+    page = [e["id"] for e in linkflow.get("/events/lite", params={"lastMaxId": above, "size": 4}).json()]
+    expected = {
+        "ascending": ids[3:7],
+        "descending": ids[3:7][::-1],
+        "newest_tail": ids[-4:][::-1],
+    }[order]
+    assert page == expected
+    # A short answer holds every event above lastMaxId under each order.
+    tail = [e["id"] for e in linkflow.get("/events/lite", params={"lastMaxId": ids[-3], "size": 4}).json()]
+    assert sorted(tail) == ids[-2:]
+
+
+def test_zone_renders_times_and_reads_window_bounds(emulator, linkflow):
+    contact = next(iter(stored_contacts(emulator).values()))
+    event = next(iter(emulator.dataset.tables["linkflow/event"].values()))
+    emulator.set_behaviours(Behaviours(linkflow_zone="UTC"))
+    moment = parse_shanghai_local(contact["lastUpdated"])
+    in_utc = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(moment))
+    shown = linkflow.get("/v2/contacts_bulk", params={"ids": contact["id"]}).json()[0]
+    assert shown["lastUpdated"] == in_utc != contact["lastUpdated"]
+    assert shown["dateCreated"] == time.strftime(
+        "%Y-%m-%d %H:%M:%S", time.gmtime(parse_shanghai_local(contact["dateCreated"]))
+    )
+    window = {"page": 0, "size": 1000, "minUpdateTime": in_utc}
+    assert contact["id"] in linkflow.get("/v2/contacts_bulk/ids", params=window).json()
+    # One second later excludes it: read as Shanghai time that bound would lie 8 hours earlier.
+    later = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(moment + 1))
+    assert (
+        contact["id"]
+        not in linkflow.get("/v2/contacts_bulk/ids", params={**window, "minUpdateTime": later}).json()
+    )
+    lite = linkflow.get("/events/lite", params={"lastMaxId": event["id"] - 1, "size": 1}).json()[0]
+    assert lite["dateCreated"] == time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event["eventDate"] // 1000))
+    url = emulator.linkflow_base_url + "/token"
+    keys = {"X-OpenApi-Key": "sandbox-linkflow-key", "X-OpenApi-Secret": "sandbox-linkflow-secret"}
+    expiration = httpx.get(url, headers=keys).json()["expiration"]
+    assert 7000 < calendar.timegm(time.strptime(expiration, "%Y-%m-%d %H:%M:%S")) - time.time() <= 7201
+    with pytest.raises(ValueError, match="unknown time zone"):
+        Behaviours(linkflow_zone="Mars/Olympus_Mons")
+
+
+def test_bulk_answers_leave_one_existing_id_out_at_the_set_share(emulator, linkflow):
+    emulator.set_behaviours(Behaviours(linkflow_bulk_omission_rate=0.25))
+    known = sorted(stored_contacts(emulator))[:10]
+    wanted = ",".join(map(str, [*known, 1, 2]))  # 1 and 2 do not exist and are never "omitted"
+    answers = [
+        {c["id"] for c in linkflow.get("/v2/contacts_bulk", params={"ids": wanted}).json()} for _ in range(8)
+    ]
+    short = [n for n, answer in enumerate(answers, start=1) if answer != set(known)]
+    assert short == [4, 8]
+    assert all(len(set(known) - answers[n - 1]) == 1 and answers[n - 1] <= set(known) for n in short)
