@@ -68,11 +68,11 @@ EXPIRED_VALUE = "EXPIRED_VALUE"
 """A page token past its 24 hours (v7 get-records error table: "The token given has expired")."""
 CHAIN_LIMIT = "PAGINATION_LIMIT_EXCEEDED"
 """A token chain past the records one chain may list (100,000; v7 get-records error table)."""
-FEED_TRUSTED_FOR = timedelta(days=59)
+DELETED_FEED_RETENTION = timedelta(days=60)
 """``/deleted`` keeps recycle-bin entries 60 days and permanent ones 120 (v7 get-deleted-records);
-a day short of the shorter, so a clock difference or a long run never straddles the edge."""
-APPROVED = "approved"
-"""``$approval_state`` of a record that is not awaiting approval (Zoho's own record examples)."""
+the shorter bounds how far back the feed can be trusted."""
+_FEED_MARGIN = timedelta(days=1)
+"""Trust the feed a day less, so a clock difference or a long run never straddles the edge."""
 _MAX_RESTARTS = 3
 _SECOND = timedelta(seconds=1)
 _RETRIABLE_RECORD_CODES = frozenset({"INTERNAL_ERROR", "TOO_MANY_REQUESTS"})
@@ -197,7 +197,9 @@ class ZohoCursor:
     def feed_outlived(self, now: datetime) -> bool:
         """Whether ``/deleted`` may already have dropped deletions made since ``deleted_since``, so
         only a complete read (``ZohoClient.read_full``) can find them."""
-        return self.deleted_since is not None and now - parse_instant(self.deleted_since) >= FEED_TRUSTED_FOR
+        if self.deleted_since is None:
+            return False
+        return now - parse_instant(self.deleted_since) >= DELETED_FEED_RETENTION - _FEED_MARGIN
 
 
 class _PageTokenExpiredError(Exception):
