@@ -7,24 +7,36 @@ Streams
 How a read works, and why
 - ``fields`` is mandatory and capped at 50 names, so each module reads a fixed list of about 30
   contact fields.
-- Incremental reads send ``If-Modified-Since`` (the watermark minus a small lookback; the filter is
-  inclusive and same-second writes exist) with ``sort_by=Modified_Time&sort_order=asc``. 304 and 204
-  both mean "nothing changed" (PostHog/posthog#97243).
-- ``page`` is valid only for the first 2,000 records; after page 10 the paginator continues with
-  ``info.next_page_token`` (airbytehq/airbyte#30977). A token lives 24 h; when it expires the read
-  restarts from the watermark of the rows it already yielded, not from scratch.
+- Incremental reads send ``If-Modified-Since`` (the watermark minus a small lookback, and at least a
+  second: Zoho does not say whether the boundary second is kept, so reading it again and skipping
+  what was read is right both ways) with ``sort_by=Modified_Time&sort_order=asc``. 304 and 204 both
+  mean "nothing changed" (PostHog/posthog#97243).
+- ``page`` is valid only for the first 2,000 records (airbytehq/airbyte#30977); the paginator
+  follows ``info.next_page_token`` whenever the answer carries one, as Airbyte's Bigin connector
+  does, since a token continues after the last record served where a page number would shift when a
+  record earlier in the order changes.
+- A token chain ends early two ways, and the read goes on with a new chain in both: the token
+  expired (400 ``EXPIRED_VALUE``, "The token given has expired"; tokens live 24 h), or the chain has
+  listed as many records as one chain may (400 ``PAGINATION_LIMIT_EXCEEDED``, 100,000 records;
+  both from the v7 get-records error table). The new chain asks from a second before the newest
+  ``Modified_Time`` read (a ``Modified_Time`` slice) and skips what it already yielded. More records
+  in one second than a chain can list cannot be sliced: the read reports it in one error line and
+  goes on after that second (``_next_slice``).
 - Each page's cursor holds the largest ``Modified_Time`` yielded so far, so resuming from any stored
   page re-reads at most the lookback window.
 - Bigin's support for ``If-Modified-Since`` is undocumented. The first incremental read detects it:
   if the first page holds records older than the header, the header was ignored, and the reader falls
   back to ``sort_order=desc`` and stops at the watermark; the finding is kept in the cursor. In that
   mode the watermark only moves when the scan reaches it or the end.
+- Bigin lists only approved records unless asked (``approved``, api-notes §6.2). Records awaiting
+  approval are people too, so Bigin is read with ``approved=both`` and ``$approval_state``; the push
+  planner never writes to a record that is not approved.
 - Deletions come from ``/{module}/deleted`` (with ``If-Modified-Since``) as pages with
-  ``deleted_ids``; where the product answers 404 the cursor remembers there is no delete feed.
-
-Known limit: with ascending paging, a record modified while a scan is in progress moves to the end of
-the result set and can shift one unread record into an already-read page. The next run's lookback
-does not cover that record; a periodic full refresh does.
+  ``deleted_ids``. Zoho keeps its entries 60 days (recycle bin) or 120 days (permanent deletions,
+  v7 get-deleted-records), so a cursor whose deletion watermark is older than that cannot trust the
+  feed (``ZohoCursor.feed_outlived``); ``read_full`` is the complete read that finds deletions
+  instead. Bigin documents no feed at all: any answer that is not a list (404, a 400 reading
+  ``deleted`` as a record id, 204) means "no feed", and its deletions come from periodic full reads.
 
 Writes
 - ``update`` (``PUT /{module}``) and ``upsert`` (``POST /{module}/upsert`` with
@@ -58,8 +70,17 @@ DISCRETE_PAGE_LIMIT = 2000
 """Records reachable with ``page``; past it only ``page_token`` works (Zoho Kaizen #60)."""
 MAX_WRITE_BATCH = 100
 MAX_FIELDS = 50
-_EXPIRED_TOKEN_CODES = frozenset({"INVALID_TOKEN", "PAGE_TOKEN_EXPIRED", "TOKEN_EXPIRED"})
+EXPIRED_VALUE = "EXPIRED_VALUE"
+"""A page token past its 24 hours (v7 get-records error table: "The token given has expired")."""
+CHAIN_LIMIT = "PAGINATION_LIMIT_EXCEEDED"
+"""A token chain past the records one chain may list (100,000; v7 get-records error table)."""
+DELETED_FEED_RETENTION = timedelta(days=60)
+"""``/deleted`` keeps recycle-bin entries 60 days and permanent ones 120 (v7 get-deleted-records);
+the shorter bounds how far back the feed can be trusted."""
+_FEED_MARGIN = timedelta(days=1)
+"""Trust the feed a day less, so a clock difference or a long run never straddles the edge."""
 _MAX_RESTARTS = 3
+_SECOND = timedelta(seconds=1)
 _RETRIABLE_RECORD_CODES = frozenset({"INTERNAL_ERROR", "TOO_MANY_REQUESTS"})
 _CONFLICT_ROUNDS = 3
 """Whole-call refusals one write sorts out before calling the records still refused conflicts (a
@@ -128,6 +149,9 @@ BIGIN_CONTACT_FIELDS: tuple[str, ...] = (
     "Mailing_State",
     "Mailing_Zip",
     "Mailing_Country",
+    # Asked for by name, as NangoHQ/integration-templates' Bigin syncs do: with ``approved=both`` it
+    # tells which records await approval.
+    "$approval_state",
 )
 
 
@@ -137,10 +161,26 @@ class ZohoProduct:
     prefix: str
     modules: Mapping[str, tuple[str, ...]]
     """Module API name -> the fields read from it."""
+    list_params: Mapping[str, str]
+    """Sent with every list request of the product."""
+    documented_delete_feed: bool
+    """Whether ``/{module}/deleted`` is documented; without it any answer but a list means "no feed"."""
 
 
-CRM = ZohoProduct("zoho_crm", "/crm/v8", {"Leads": LEAD_FIELDS, "Contacts": CRM_CONTACT_FIELDS})
-BIGIN = ZohoProduct("zoho_bigin", "/bigin/v2", {"Contacts": BIGIN_CONTACT_FIELDS})
+CRM = ZohoProduct(
+    "zoho_crm",
+    "/crm/v8",
+    {"Leads": LEAD_FIELDS, "Contacts": CRM_CONTACT_FIELDS},
+    list_params={},
+    documented_delete_feed=True,
+)
+BIGIN = ZohoProduct(
+    "zoho_bigin",
+    "/bigin/v2",
+    {"Contacts": BIGIN_CONTACT_FIELDS},
+    list_params={"approved": "both"},
+    documented_delete_feed=False,
+)
 
 
 @dataclass(frozen=True)
@@ -152,7 +192,7 @@ class ZohoCursor:
     deleted_since: str | None = None
     """Deletions up to this instant have been read."""
     deleted_feed: bool | None = None
-    """False once ``/{module}/deleted`` answered 404; None until tried."""
+    """False once ``/{module}/deleted`` answered that it does not exist; None until it answered a list."""
     honours_if_modified_since: bool | None = None
     """Whether the product filters by ``If-Modified-Since``; None until detected."""
 
@@ -163,9 +203,20 @@ class ZohoCursor:
     def from_json(cls, data: Mapping[str, Any]) -> Self:
         return cls(**{f.name: data.get(f.name) for f in fields(cls)})
 
+    def feed_outlived(self, now: datetime) -> bool:
+        """Whether ``/deleted`` may already have dropped deletions made since ``deleted_since``, so
+        only a complete read (``ZohoClient.read_full``) can find them."""
+        if self.deleted_since is None:
+            return False
+        return now - parse_instant(self.deleted_since) >= DELETED_FEED_RETENTION - _FEED_MARGIN
+
 
 class _PageTokenExpiredError(Exception):
     """Internal signal: the chain's page token is no longer valid."""
+
+
+class _ChainLimitError(Exception):
+    """Internal signal: the chain has listed as many records as one chain may."""
 
 
 class _HeaderIgnoredError(Exception):
@@ -176,11 +227,59 @@ def _modified(record: Mapping[str, Any]) -> datetime | None:
     return instant_or_none(record.get("Modified_Time"))
 
 
+def _times(records: Sequence[Mapping[str, Any]]) -> list[datetime]:
+    return [t for t in map(_modified, records) if t is not None]
+
+
 def _latest(current: datetime | None, records: Sequence[Mapping[str, Any]]) -> datetime | None:
-    times = [t for t in map(_modified, records) if t is not None]
+    times = _times(records)
     if current is not None:
         times.append(current)
     return max(times, default=None)
+
+
+class _Progress:
+    """What one read has yielded, so a new chain's records already yielded are skipped.
+
+    A record counts as yielded with its ``Modified_Time``: changed since, it is new again. An
+    ascending read keeps only the newest second and the one before (``recent_only``), since its next
+    chain starts a second before the newest; a descending one starts again from the top and keeps all.
+    """
+
+    def __init__(self, *, recent_only: bool) -> None:
+        self.newest: datetime | None = None
+        self._recent_only = recent_only
+        self._yielded: dict[tuple[str, str], datetime | None] = {}
+        self._reported: set[datetime] = set()
+
+    def unseen(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in records if _yield_key(r) not in self._yielded]
+
+    def add(self, records: Sequence[Mapping[str, Any]]) -> None:
+        before = self.newest
+        self.newest = _latest(self.newest, records)
+        for record in records:
+            self._yielded[_yield_key(record)] = _modified(record)
+        if self._recent_only and self.newest is not None and self.newest != before:
+            floor = self.newest - _SECOND
+            self._yielded = {k: t for k, t in self._yielded.items() if t is None or t >= floor}
+
+    def restart_from(self, start: datetime | None) -> datetime | None:
+        return self.newest - _SECOND if self.newest is not None else start
+
+    def count_at(self, moment: datetime) -> int:
+        return sum(1 for t in self._yielded.values() if t == moment)
+
+    def report(self, moment: datetime) -> bool:
+        """True the first time a crowded second is reported."""
+        if moment in self._reported:
+            return False
+        self._reported.add(moment)
+        return True
+
+
+def _yield_key(record: Mapping[str, Any]) -> tuple[str, str]:
+    return str(record.get("id")), str(record.get("Modified_Time"))
 
 
 class ZohoClient:
@@ -239,13 +338,19 @@ class ZohoClient:
     def read_contacts_window(self, start: datetime, end: datetime) -> Iterator[Page[ZohoCursor]]:
         return self.read_window("Contacts", start, end)
 
+    def read_leads_full(self, since: ZohoCursor | None = None) -> Iterator[Page[ZohoCursor]]:
+        return self.read_full("Leads", since)
+
+    def read_contacts_full(self, since: ZohoCursor | None = None) -> Iterator[Page[ZohoCursor]]:
+        return self.read_full("Contacts", since)
+
     def read(
         self, module: str, since: ZohoCursor | None = None, *, lookback: timedelta | None = None
     ) -> Iterator[Page[ZohoCursor]]:
         """Records modified since the cursor, then the deletions since the cursor."""
         self._check_module(module)
         cursor = since or ZohoCursor()
-        back = self.lookback if lookback is None else lookback
+        back = self._back(lookback)
         started = self._now()
         watermark = parse_instant(cursor.modified_since) if cursor.modified_since else None
         start = watermark - back if watermark else None
@@ -257,7 +362,19 @@ class ZohoClient:
             cursor = replace(cursor, deleted_since=to_iso(started - back))
             yield Page([], cursor)
             return
-        yield from self._read_deleted(module, cursor, back)
+        yield from self._read_deleted(module, cursor, back, started)
+
+    def read_full(self, module: str, since: ZohoCursor | None = None) -> Iterator[Page[ZohoCursor]]:
+        """Every record, oldest first: a complete read whose end proves absence (the caller marks
+        what it did not see as deleted). Deletions up to its start are then known, so the last page
+        moves the deletion watermark there, whatever the feed still holds."""
+        self._check_module(module)
+        cursor = since or ZohoCursor()
+        started = self._now()
+        for page in self._read_ascending(module, cursor, None, None):
+            cursor = page.cursor
+            yield page
+        yield Page([], replace(cursor, deleted_since=to_iso(started - self._back(None))))
 
     def read_window(self, module: str, start: datetime, end: datetime) -> Iterator[Page[ZohoCursor]]:
         self._check_module(module)
@@ -267,6 +384,11 @@ class ZohoClient:
         if module not in self.product.modules:
             known = sorted(self.product.modules)
             raise ValueError(f"{self._source} has no {module!r} stream; known: {known}")
+
+    def _back(self, lookback: timedelta | None) -> timedelta:
+        """How far before a watermark a read starts: the lookback, and at least a second, so the
+        watermark's own second is read whether ``If-Modified-Since`` keeps it or not."""
+        return max(self.lookback if lookback is None else lookback, _SECOND)
 
     def _read_modified(
         self, module: str, cursor: ZohoCursor, start: datetime | None, end: datetime | None
@@ -290,26 +412,39 @@ class ZohoClient:
     def _read_ascending(
         self, module: str, cursor: ZohoCursor, start: datetime | None, end: datetime | None
     ) -> Iterator[Page[ZohoCursor]]:
-        """Oldest first from ``start``; restarts from the watermark when a page token expires."""
+        """Oldest first from ``start``, in as many chains as it takes (see ``_next_slice``)."""
         watermark = parse_instant(cursor.modified_since) if cursor.modified_since else None
+        read = _Progress(recent_only=True)
         header = start
         restarts = 0
         first_page = True
         while True:
+            fresh = 0
+            returned: list[datetime] = []
+            ignored = False
             try:
                 for page_records in self._chain(module, header, "asc"):
-                    records = page_records
-                    if first_page and start is not None:
+                    listed = page_records
+                    if header is not None and any(t < header for t in _times(page_records)):
                         # Evidence for the header: a product that ignores it returns older records.
-                        if any(t < start for t in map(_modified, records) if t is not None):
+                        if first_page:
                             raise _HeaderIgnoredError
+                        # A new chain of such a product starts from the beginning again; what lies
+                        # before the header was read by the earlier chains.
+                        ignored = True
+                        listed = [r for r in page_records if (t := _modified(r)) is None or t >= header]
+                    if first_page and start is not None:
                         cursor = replace(cursor, honours_if_modified_since=True)
                     first_page = False
+                    returned += _times(listed)
+                    records = read.unseen(listed)
                     done = False
                     if end is not None:
                         kept = [r for r in records if (t := _modified(r)) is None or t <= end]
                         done = len(kept) < len(records)
                         records = kept
+                    fresh += len(records)
+                    read.add(records)
                     watermark = _latest(watermark, records)
                     cursor = replace(cursor, modified_since=to_iso(watermark) if watermark else None)
                     yield Page(records, cursor)
@@ -317,23 +452,78 @@ class ZohoClient:
                         return
                 return
             except _PageTokenExpiredError:
-                restart_from = watermark or start
-                restarts = restarts + 1 if restart_from == header else 1
+                restarts = 1 if fresh else restarts + 1
                 if restarts > _MAX_RESTARTS:
                     raise FatalError(
                         self._source,
                         "GET",
                         f"{self.product.prefix}/{module}",
-                        code="PAGE_TOKEN_EXPIRED",
+                        code=EXPIRED_VALUE,
                         message=f"page token expired {restarts} times without progress",
                     ) from None
-                header = restart_from
+                header = read.restart_from(start)
                 self.http.log.warning(
                     "%s %s page token expired; restarting from %s",
                     self._source,
                     module,
                     to_iso(header) if header else "the beginning",
                 )
+            except _ChainLimitError:
+                if ignored:
+                    raise self._unsliceable(module) from None
+                header = self._next_slice(module, header, read, fresh, returned)
+
+    def _next_slice(
+        self,
+        module: str,
+        header: datetime | None,
+        read: "_Progress",
+        fresh: int,
+        returned: Sequence[datetime],
+    ) -> datetime:
+        """Where the chain after one that hit the chain limit starts.
+
+        Normally a second before the newest ``Modified_Time`` read, the records already yielded being
+        skipped. A chain that yielded nothing new listed only records already read; when they all
+        share the newest second, more records share it than a chain can list, and those of that
+        second past the ones read cannot be reached through ``If-Modified-Since`` at all. That is
+        said in one error line (they are read when they change again), and the next chain starts at
+        that second, then past it. The header moves forward at every such step, so the read cannot
+        loop, whichever way Zoho treats the boundary.
+        """
+        newest = read.newest
+        if newest is None:
+            raise self._unsliceable(module)
+        if fresh or header is None or header < newest - _SECOND:
+            following = newest - _SECOND
+            self.http.log.info(
+                "%s %s went past the records one page-token chain may list; continuing from %s",
+                self._source,
+                module,
+                to_iso(following),
+            )
+            return following
+        if returned and all(t == newest for t in returned) and read.report(newest):
+            self.http.log.error(
+                "%s %s: more records share Modified_Time %s than one page-token chain may list; "
+                "the %d read are kept, the rest of that second is skipped until those records change "
+                "again (a full refresh meets the same limit)",
+                self._source,
+                module,
+                to_iso(newest),
+                read.count_at(newest),
+            )
+        return newest if header < newest else newest + _SECOND
+
+    def _unsliceable(self, module: str) -> FatalError:
+        return FatalError(
+            self._source,
+            "GET",
+            f"{self.product.prefix}/{module}",
+            code=CHAIN_LIMIT,
+            message="more records than one page-token chain may list, and If-Modified-Since is ignored, "
+            "so the list cannot be read in Modified_Time slices",
+        )
 
     def _read_descending(
         self, module: str, cursor: ZohoCursor, start: datetime, end: datetime | None
@@ -341,31 +531,57 @@ class ZohoClient:
         """Newest first, down to ``start``.
 
         The pages carry the old cursor: until the scan reaches ``start`` nothing older is known to be
-        read. A last, empty page carries the new watermark.
+        read. A last, empty page carries the new watermark. An expired token starts the scan again
+        from the newest record, skipping what it yielded; the chain limit cannot be sliced here.
         """
         newest = parse_instant(cursor.modified_since) if cursor.modified_since else None
-        for records in self._chain(module, None, "desc"):
-            kept = [
-                r
-                for r in records
-                if (t := _modified(r)) is None or (t >= start and (end is None or t <= end))
-            ]
-            newest = _latest(newest, kept)
-            yield Page(kept, cursor)
-            if any(t < start for t in map(_modified, records) if t is not None):
+        read = _Progress(recent_only=False)
+        restarts = 0
+        while True:
+            fresh = 0
+            try:
+                for records in self._chain(module, None, "desc"):
+                    kept = [
+                        r
+                        for r in read.unseen(records)
+                        if (t := _modified(r)) is None or (t >= start and (end is None or t <= end))
+                    ]
+                    fresh += len(kept)
+                    read.add(kept)
+                    newest = _latest(newest, kept)
+                    yield Page(kept, cursor)
+                    if any(t < start for t in map(_modified, records) if t is not None):
+                        break
                 break
+            except _PageTokenExpiredError:
+                restarts = 1 if fresh else restarts + 1
+                if restarts > _MAX_RESTARTS:
+                    raise FatalError(
+                        self._source,
+                        "GET",
+                        f"{self.product.prefix}/{module}",
+                        code=EXPIRED_VALUE,
+                        message=f"page token expired {restarts} times without progress",
+                    ) from None
+                self.http.log.warning(
+                    "%s %s page token expired; reading newest first again", self._source, module
+                )
+            except _ChainLimitError:
+                raise self._unsliceable(module) from None
         yield Page([], replace(cursor, modified_since=to_iso(newest) if newest else cursor.modified_since))
 
     def _chain(
         self, module: str, modified_since: datetime | None, order: str
     ) -> Iterator[list[dict[str, Any]]]:
-        """One pagination chain: ``page`` 1..10, then ``page_token``; yields each page's records."""
+        """One pagination chain: ``page`` 1, then ``page_token`` whenever the answer gives one
+        (``page`` + 1 otherwise, within the first 2,000 records); yields each page's records."""
         template = f"{self.product.prefix}/{{module}}"
         params: dict[str, Any] = {
             "fields": ",".join(self.product.modules[module]),
             "per_page": PER_PAGE,
             "sort_by": "Modified_Time",
             "sort_order": order,
+            **self.product.list_params,
         }
         if module == "Leads":
             params["converted"] = "both"
@@ -391,18 +607,16 @@ class ZohoClient:
             yield records
             if not info.get("more_records") or not records:
                 return
-            if token or page * PER_PAGE >= DISCRETE_PAGE_LIMIT:
-                token = info.get("next_page_token")
-                if not token:
-                    raise FatalError(
-                        self._source,
-                        "GET",
-                        template.format(module=module),
-                        code="NO_PAGE_TOKEN",
-                        message=f"more records after {page * PER_PAGE} but no next_page_token",
-                    )
-            else:
-                page += 1
+            token = info.get("next_page_token") or None
+            if token is None and page * PER_PAGE >= DISCRETE_PAGE_LIMIT:
+                raise FatalError(
+                    self._source,
+                    "GET",
+                    template.format(module=module),
+                    code="NO_PAGE_TOKEN",
+                    message=f"more records after {page * PER_PAGE} but no next_page_token",
+                )
+            page += 1
 
     def _listing(self, response: httpx.Response, path: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """A list answer's records and ``info``.
@@ -419,16 +633,16 @@ class ZohoClient:
         return [r for r in data if isinstance(r, dict)], info
 
     def _raise_chain_error(self, response: httpx.Response, module: str, token: str | None) -> None:
-        """A 400 that refuses the page token means "start a new chain"; any other 400 is fatal.
+        """An expired token or the chain limit means "start a new chain"; any other 400 is fatal.
 
-        Zoho does not document the expired-token answer; ``INVALID_DATA`` naming ``page_token`` (the
-        emulator's guess) and the codes below are accepted, and restarting is safe either way.
+        Known by Zoho's documented codes only: a message may be reworded or translated, and a token
+        refused for another reason will be refused again.
         """
         code, message = describe_error(response)
-        if token and (
-            code in _EXPIRED_TOKEN_CODES or _names_page_token(response) or "expire" in message.lower()
-        ):
+        if token and code == EXPIRED_VALUE:
             raise _PageTokenExpiredError
+        if code == CHAIN_LIMIT:
+            raise _ChainLimitError
         raise FatalError(
             self._source,
             "GET",
@@ -438,8 +652,11 @@ class ZohoClient:
             message=self.http.redact(message),
         )
 
-    def _read_deleted(self, module: str, cursor: ZohoCursor, back: timedelta) -> Iterator[Page[ZohoCursor]]:
-        """Deleted ids since the cursor; the deletion watermark moves when the feed is read to its end."""
+    def _read_deleted(
+        self, module: str, cursor: ZohoCursor, back: timedelta, started: datetime
+    ) -> Iterator[Page[ZohoCursor]]:
+        """Deleted ids since the cursor; read to its end, the feed moves the deletion watermark to
+        the newer of its newest entry and the start of this read (less the lookback)."""
         if cursor.deleted_feed is False:
             return
         template = f"{self.product.prefix}/{{module}}/deleted"
@@ -447,7 +664,8 @@ class ZohoClient:
         since = parse_instant(cursor.deleted_since) - back if cursor.deleted_since else None
         headers = {"If-Modified-Since": to_iso(since)} if since else {}
         guard = LoopGuard(self._source, "GET", path)
-        newest = parse_instant(cursor.deleted_since) if cursor.deleted_since else None
+        newest = max(parse_instant(cursor.deleted_since), started - back) if cursor.deleted_since else None
+        documented = self.product.documented_delete_feed
         page = 1
         while True:
             guard.check(page)
@@ -457,10 +675,15 @@ class ZohoClient:
                 path_params={"module": module},
                 params={"type": "all", "page": page, "per_page": PER_PAGE},
                 headers=headers,
-                accept=(304, 404),
+                accept=(304, 404) if documented else (304, 400, 404),
             )
-            if response.status_code == 404:
-                self.http.log.info("%s %s has no delete feed (404); not asking again", self._source, module)
+            if response.status_code in (400, 404):
+                self.http.log.info(
+                    "%s %s has no delete feed (%d); not asking again, deletions come from full reads",
+                    self._source,
+                    module,
+                    response.status_code,
+                )
                 yield Page([], replace(cursor, deleted_feed=False))
                 return
             items: list[dict[str, Any]] = []
@@ -473,7 +696,8 @@ class ZohoClient:
                 if moment is not None and (newest is None or moment > newest):
                     newest = moment
             last = not info.get("more_records") or not items
-            page_cursor = replace(cursor, deleted_feed=True)
+            # Without a documented feed only a list proves there is one.
+            page_cursor = replace(cursor, deleted_feed=True) if documented or items else cursor
             if last:
                 page_cursor = replace(page_cursor, deleted_since=to_iso(newest) if newest else None)
             yield Page([], page_cursor, deleted_ids=ids)
@@ -807,14 +1031,6 @@ def _same(held: Any, sent: Any) -> bool:
     if isinstance(held, str) and isinstance(sent, str):
         return held.strip() == sent.strip()
     return bool(held == sent)
-
-
-def _names_page_token(response: httpx.Response) -> bool:
-    try:
-        details = response.json().get("details")
-    except (ValueError, AttributeError):
-        return False
-    return isinstance(details, dict) and details.get("param_name") == "page_token"
 
 
 def _str(value: object) -> str | None:

@@ -9,6 +9,8 @@ normalised form, phones as E.164 read with the record's own country or its sourc
 cleaned but case-sensitive, countries by ISO code. A destination that stores `+14155550123` as
 `(415) 555-0123` therefore holds the same phone.
 
+Records awaiting approval in Zoho (`$approval_state` other than `approved`) are never written.
+
 Safe by default: only empty fields are filled. A non-empty value is replaced only for the fields
 `PushConfig.overwrite` names for that destination, and a value the record already holds in another of
 its email or phone fields counts as held. Golden values never clear a field.
@@ -161,7 +163,11 @@ def _plan_records(
     dest: str, obj: str, group: pd.DataFrame, gold: pd.DataFrame, config: PushConfig
 ) -> pd.DataFrame:
     mapping = destination_map(dest, obj)
-    keep = group["contact_id"].astype(str).isin(gold.index) & ~_opted_out(dest, group["payload"], config)
+    keep = (
+        group["contact_id"].astype(str).isin(gold.index)
+        & ~_opted_out(dest, group["payload"], config)
+        & ~_awaiting_approval(group["payload"])
+    )
     group = group[keep.to_numpy()].reset_index(drop=True)
     if group.empty:
         return _empty_plan()
@@ -643,6 +649,12 @@ def _opted_out(dest: str, payloads: pd.Series, config: PushConfig) -> pd.Series:
             or str(p.get("list_name") or "").strip().casefold() == _OPT_OUT_LIST_NAME
         )
     ).astype(bool)
+
+
+def _awaiting_approval(payloads: pd.Series) -> pd.Series:
+    """Zoho records not approved yet (``$approval_state`` other than ``approved``): an approver has
+    still to accept or reject them, and a write would change what they are deciding on."""
+    return payloads.map(lambda p: p.get("$approval_state") not in (None, "approved")).astype(bool)
 
 
 def _parents(mapping: DestinationMap, payloads: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:

@@ -25,7 +25,7 @@ from connectors.errors import ConnectorError
 from connectors.factory import Clients
 from connectors.linkflow import LinkflowContactCursor, LinkflowEventCursor
 from connectors.paging import Page
-from connectors.zoho import ZohoCursor
+from connectors.zoho import DELETED_FEED_RETENTION, ZohoCursor
 from models.locks import SourceBusyError, source_lock
 from models.raw_keys import identify
 from models.store import BadRecord, PageCounts, RawRow, RawStore, StreamKey
@@ -48,6 +48,12 @@ class ExtractSpec:
     read_window: WindowReader | None = None
     full_scan: Reader | None = None
     """A complete read whose end proves absence: records not seen are marked deleted."""
+    scan_on_cadence: bool = True
+    """Whether ``full_scan`` also runs every ``CONTACT_SYNC_FULL_SCAN_HOURS`` (streams without a
+    deletion feed to trust); a full refresh scans either way."""
+    scan_needed: Callable[[Any], str | None] | None = None
+    """Given the stored cursor, why a scan must run now (None when it need not): a deletion feed
+    that no longer reaches back to the cursor."""
 
 
 def _client(clients: Clients, source: str) -> Any:
@@ -55,6 +61,15 @@ def _client(clients: Clients, source: str) -> Any:
     if client is None:
         raise RuntimeError(f"{source}: no client configured")
     return client
+
+
+def _zoho_feed_outlived(cursor: ZohoCursor | None) -> str | None:
+    if cursor is None or not cursor.feed_outlived(utcnow()):
+        return None
+    return (
+        f"deletions were last read up to {cursor.deleted_since}, and Zoho's deleted feed keeps "
+        f"them {DELETED_FEED_RETENTION.days} days"
+    )
 
 
 SPECS: dict[tuple[str, str], ExtractSpec] = {
@@ -87,16 +102,24 @@ SPECS: dict[tuple[str, str], ExtractSpec] = {
         ZohoCursor,
         read=lambda c, cur: _client(c, "zoho_crm").read_leads(cur),
         read_window=lambda c, start, end: _client(c, "zoho_crm").read_leads_window(start, end),
+        full_scan=lambda c, cur: _client(c, "zoho_crm").read_leads_full(cur),
+        scan_on_cadence=False,
+        scan_needed=_zoho_feed_outlived,
     ),
     ("zoho_crm", "contact"): ExtractSpec(
         ZohoCursor,
         read=lambda c, cur: _client(c, "zoho_crm").read_contacts(cur),
         read_window=lambda c, start, end: _client(c, "zoho_crm").read_contacts_window(start, end),
+        full_scan=lambda c, cur: _client(c, "zoho_crm").read_contacts_full(cur),
+        scan_on_cadence=False,
+        scan_needed=_zoho_feed_outlived,
     ),
+    # Bigin documents no deletion feed: its deletions come from full reads on the cadence.
     ("zoho_bigin", "contact"): ExtractSpec(
         ZohoCursor,
         read=lambda c, cur: _client(c, "zoho_bigin").read_contacts(cur),
         read_window=lambda c, start, end: _client(c, "zoho_bigin").read_contacts_window(start, end),
+        full_scan=lambda c, cur: _client(c, "zoho_bigin").read_contacts_full(cur),
     ),
 }
 
@@ -169,8 +192,9 @@ def run_extract(
 ) -> ExtractReport:
     """Read ``stream`` from its stored cursor (from scratch on a full refresh) into the raw store.
 
-    A stream whose API has no delete feed but can be scanned whole (ClickFunnels contacts, ClickSend
-    list contacts) is scanned on a full refresh and, when ``full_scan_every`` is given, whenever its
+    A stream that can be read whole (``ExtractSpec.full_scan``) is scanned on a full refresh, when
+    its spec says its deletion feed no longer covers the cursor, and, for streams without a feed to
+    trust (ClickFunnels, ClickSend list contacts, Bigin), when ``full_scan_every`` is given and its
     last complete scan is older: records a complete scan did not see are marked deleted.
     """
     spec = SPECS[(stream.source, stream.object)]
@@ -180,11 +204,9 @@ def run_extract(
     before = store.cursor(key)
     since = None if full_refresh or before is None else spec.cursor_type.from_json(before)
     last_scan = store.last_success(scan_key)
-    scan_due = full_refresh or (
-        full_scan_every is not None and (last_scan is None or utcnow() - last_scan >= full_scan_every)
-    )
-    if scan_due and spec.full_scan is not None:
-        log(f"{stream.name}: full id scan to find deletions (last complete scan: {last_scan or 'never'})")
+    reason = _scan_reason(spec, since, full_refresh, last_scan, full_scan_every)
+    if reason is not None and spec.full_scan is not None:
+        log(f"{stream.name}: full id scan to find deletions ({reason})")
         seen: set[str] = set()
 
         def remember(pages: Iterator[Page[Any]]) -> Iterator[Page[Any]]:
@@ -200,6 +222,25 @@ def run_extract(
     else:
         counts, pages, after = load_pages(stream, store, spec.read(clients, since), run_id=run_id, log=log)
     return ExtractReport(counts, pages, before, after or before, time.monotonic() - started)
+
+
+def _scan_reason(
+    spec: ExtractSpec,
+    since: Any,
+    full_refresh: bool,
+    last_scan: datetime | None,
+    full_scan_every: timedelta | None,
+) -> str | None:
+    """Why this run reads the stream whole to find deletions, or None when it need not."""
+    if full_refresh:
+        return "full refresh"
+    needed = spec.scan_needed(since) if spec.scan_needed is not None else None
+    if needed is not None:
+        return needed
+    due = last_scan is None or (full_scan_every is not None and utcnow() - last_scan >= full_scan_every)
+    if spec.scan_on_cadence and full_scan_every is not None and due:
+        return f"last complete scan: {last_scan or 'never'}"
+    return None
 
 
 def run_backfill(

@@ -163,8 +163,9 @@ class Settings(BaseSettings):
     # Creating records for golden contacts a destination system does not hold yet is off unless named
     # here, with where creates go: "zoho_crm/lead;clicksend/list_contact=123;linkflow/contact=<channel>".
     contact_sync_push_create: str | None = None
-    # Streams without a delete feed but with a cheap full listing (ClickFunnels contacts, ClickSend list
-    # contacts) are scanned whole at most this often, to mark the records no longer listed as deleted.
+    # Streams without a delete feed to trust but with a full listing (ClickFunnels contacts, ClickSend
+    # list contacts, Zoho Bigin contacts) are scanned whole at most this often, to mark the records
+    # they no longer list as deleted.
     contact_sync_full_scan_hours: float = Field(default=24.0, gt=0)
     # Identity resolution: extra identifiers never used to link (emails, `*` globs, E.164 phones), the
     # record count past which a shared identifier stops linking, and per-field source priorities:

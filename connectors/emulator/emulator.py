@@ -26,6 +26,7 @@ from connectors.emulator.routing import Api
 from connectors.emulator.server import EmulatorHTTPServer
 from connectors.emulator.state import EmulatorState, Rejection, WriteRecord
 from connectors.emulator.zoho import ZohoApi
+from connectors.emulator.zoho_writes import delete_record
 
 DEFAULT_MATON_KEY = "sandbox-maton-key"
 DEFAULT_LINKFLOW_KEY = "sandbox-linkflow-key"
@@ -225,6 +226,16 @@ class Emulator:
         with self._state.lock:
             for api in self._zoho:
                 api.expire_page_tokens()
+
+    def delete_zoho_record(self, table: str, record_id: str, *, when: datetime | None = None) -> None:
+        """Move one Zoho record to the recycle bin as a user would, at ``when`` (default now): a
+        deletion placed in the past plays one the ``/deleted`` retention has already dropped."""
+        modules = {module.table: module for api in self._zoho for module in api.modules.values()}
+        if table not in modules:
+            raise ValueError(f"unknown Zoho table {table!r}; expected one of {sorted(modules)}")
+        with self._state.lock:
+            moment = self._state.now() if when is None else when.timestamp()
+            delete_record(self._state, modules[table], record_id, moment)
 
     def reject_writes(
         self,

@@ -11,6 +11,7 @@ never share one (see ``placement``).
 from datetime import UTC, datetime
 
 from connectors.emulator.activity import Activity, messageable
+from connectors.emulator.behaviours import Behaviours
 from connectors.emulator.dataset import (
     CLICKSEND_CONTACTS,
     DAY,
@@ -62,18 +63,25 @@ def _fill(dataset: Dataset, rng: SandboxRandom, people: int, now: float) -> None
 
 
 def _add_old_deletions(dataset: Dataset, rng: SandboxRandom, now: float, count: int) -> None:
-    """Records deleted before the emulator started: seen only in Zoho's ``/deleted`` feed."""
+    """Records deleted before the emulator started: seen only in Zoho's ``/deleted`` feed, which keeps
+    each kind for its retention only, so they are drawn within it."""
+    defaults = Behaviours()
+    kept_days = {
+        "recycle": defaults.zoho_recycle_retention_days,
+        "permanent": defaults.zoho_permanent_retention_days,
+    }
     for table in ZOHO_TABLES:
         app = table.partition("/")[0]
         bigin = app == "zoho_bigin"
         owner = zoho_user(ZOHO_BIGIN_ID_PREFIX if bigin else ZOHO_CRM_ID_PREFIX)
         for _ in range(count):
             record_id = dataset.zoho_id(app, rng)
+            kind = rng.pick(("recycle", "permanent"))
             dataset.tables[deleted_table(table)][record_id] = deleted_entry(
                 record_id,
                 f"Deleted Person {record_id[-4:]}",
-                kind=rng.pick(("recycle", "permanent")),
-                when=now - rng.random() * 300 * DAY,
+                kind=kind,
+                when=now - rng.random() * kept_days[kind] * DAY,
                 offset=ZOHO_BIGIN_OFFSET if bigin else ZOHO_CRM_OFFSET,
                 owner=owner,
             )

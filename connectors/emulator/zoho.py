@@ -2,18 +2,24 @@
 
 Reads follow the v8 rules: ``fields`` required (at most 50), ``page`` only within the first 2,000
 records, then ``page_token`` from ``info.next_page_token`` (given on every page that has more
-records, valid ``zoho_page_token_ttl`` seconds and replaying the query it was issued for),
-``sort_by`` id, Created_Time or Modified_Time (default id, desc), ``If-Modified-Since`` inclusive at
-second resolution with 304 when nothing matches and 204 for an empty module, converted Leads hidden
-unless ``converted=true|both``. Bigin ignores ``If-Modified-Since`` unless told otherwise, because
-whether it honours it is unknown (api-notes §6.2), and has no ``/deleted`` unless told otherwise.
+records, valid ``zoho_page_token_ttl`` seconds and replaying the query it was issued for; expired,
+400 ``EXPIRED_VALUE``), at most ``zoho_token_chain_limit`` records in one chain (then 400
+``PAGINATION_LIMIT_EXCEEDED``), ``sort_by`` id, Created_Time or Modified_Time (default id, desc),
+``If-Modified-Since`` at second resolution (inclusive or exclusive, per ``zoho_if_modified_since``)
+with 304 when nothing matches and 204 for an empty module, converted Leads hidden unless
+``converted=true|both``, records awaiting approval hidden unless ``approved=false|both``.
+``/deleted`` keeps recycle-bin and permanent entries for their retention only. What Bigin does where
+its documents are silent (``If-Modified-Since``, ``/deleted``, approvals) follows the ``Behaviours``.
 """
 
+import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from connectors.emulator.dataset import (
+    DAY,
     ZOHO_BIGIN_CONTACTS,
     ZOHO_CRM_CONTACTS,
     ZOHO_CRM_LEADS,
@@ -53,6 +59,9 @@ MAX_FIELDS = 50
 MAX_PER_PAGE = 200
 DISCRETE_LIMIT = 2000
 SORT_FIELDS = ("id", "Created_Time", "Modified_Time")
+APPROVED_VALUES = ("true", "false", "both")
+PENDING_APPROVAL = "approval_process_pending"
+"""``$approval_state`` of a record awaiting approval (the value Zoho's v8 OAS examples show)."""
 _TOKEN_CAP = 50_000
 
 
@@ -81,6 +90,7 @@ class _Query:
     per_page: int
     modified_since: str | None
     converted: str
+    approved: str
 
 
 @dataclass(frozen=True)
@@ -171,7 +181,7 @@ class ZohoApi:
         record = self.state.tables[module.table].get(params["record_id"])
         if record is None:
             return empty_response(204)
-        return json_response(200, {"data": [record]})
+        return json_response(200, {"data": [self._shown(record)]})
 
     def _by_ids(self, request: Request, module: Module) -> Response:
         """``ids=a,b,c`` (v8 spec ``GET /{module}`` parameter ``ids``): those records, in the order
@@ -215,6 +225,14 @@ class ZohoApi:
                     "You can only get the first 2000 records without using page_token param",
                     {"limit": DISCRETE_LIMIT},
                 )
+        limit = self.state.behaviours.zoho_token_chain_limit
+        if page * query.per_page > limit:
+            raise _fail(
+                400,
+                "PAGINATION_LIMIT_EXCEEDED",
+                f"You can only get the first {limit} records of a query; start a new one",
+                {"limit": limit},
+            )
         entries = self._view(query)
         if not entries:
             return empty_response(304 if query.modified_since is not None else 204)
@@ -242,13 +260,19 @@ class ZohoApi:
             "previous_page_token": None,
             "page_token_expiry": expiry,
         }
-        data = [self._projected(records[record_id], query.fields) for record_id in ids]
+        data = [self._projected(self._shown(records[record_id]), query.fields) for record_id in ids]
         return json_response(200, {"data": data, "info": info})
 
     def deleted(self, request: Request, params: dict[str, str]) -> Response:
         module = self._module(params)
-        if self.bigin and self.state.behaviours.bigin_deleted != "feed":
+        answer = self.state.behaviours.bigin_deleted if self.bigin else "feed"
+        if answer == "missing_404":
             return self.unknown(request)
+        if answer == "record_id_400":
+            # The route ``/{module}/{id}`` reads ``deleted`` as an id it cannot parse.
+            raise _fail(400, "INVALID_DATA", "the id given seems to be invalid", {"resource_path_index": 1})
+        if answer == "empty_204":
+            return empty_response(204)
         kind = request.arg("type") or "all"
         if kind not in ("all", "recycle", "permanent"):
             raise _invalid("type", supported_values=["all", "recycle", "permanent"])
@@ -257,13 +281,24 @@ class ZohoApi:
             raise _invalid("per_page" if page >= 1 else "page")
         since = self._modified_since(request, honoured=True)
         table = self.state.tables[deleted_table(module.table)]
+        behaviours, now = self.state.behaviours, self.state.now()
+        kept_since = {
+            "recycle": zoho_time(now - behaviours.zoho_recycle_retention_days * DAY, self.offset),
+            "permanent": zoho_time(now - behaviours.zoho_permanent_retention_days * DAY, self.offset),
+        }
 
         def build() -> list[Entry]:
             entries = table.index("deleted_time")
             start, _ = key_range(entries, since, None)
-            return [entry for entry in entries[start:] if kind in ("all", table.records[entry[1]]["type"])]
+            records = table.records
+            return [
+                entry
+                for entry in entries[start:]
+                if kind in ("all", records[entry[1]]["type"])
+                and entry[0] >= kept_since[records[entry[1]]["type"]]
+            ]
 
-        entries = table.cached(("deleted", kind, since), build)
+        entries = table.cached(("deleted", kind, since, *kept_since.values()), build)
         if not entries:
             return empty_response(304 if since is not None else 204)
         offset = (page - 1) * per_page
@@ -390,12 +425,24 @@ class ZohoApi:
         converted = (request.arg("converted") or "false").lower() if module.is_leads else "both"
         if converted not in ("false", "true", "both"):
             raise _invalid("converted", supported_values=["true", "false", "both"])
+        approved = (request.arg("approved") or "true").lower()
+        if approved not in APPROVED_VALUES:
+            raise _invalid("approved", supported_values=list(APPROVED_VALUES))
         honoured = not self.bigin or self.state.behaviours.bigin_honours_if_modified_since
         since = self._modified_since(request, honoured=honoured)
-        return _Query(module, fields, sort_by, sort_order == "desc", per_page, since, converted)
+        return _Query(module, fields, sort_by, sort_order == "desc", per_page, since, converted, approved)
 
     def _modified_since(self, request: Request, *, honoured: bool) -> str | None:
-        return self._time_header(request, "If-Modified-Since") if honoured else None
+        """The header as the lowest ``Modified_Time`` (or ``deleted_time``) it keeps.
+
+        Times have second resolution, so "after the given second" is "from the next second on".
+        """
+        if not honoured:
+            return None
+        text = self._time_header(request, "If-Modified-Since")
+        if text is None or self.state.behaviours.zoho_if_modified_since == "inclusive":
+            return text
+        return zoho_time(datetime.fromisoformat(text).timestamp() + 1, self.offset)
 
     def _time_header(self, request: Request, name: str) -> str | None:
         """A time header rendered like the org's stored times, so it compares with them as text."""
@@ -411,7 +458,12 @@ class ZohoApi:
         """The query's records as ``(sort key, id)`` in ascending order; cached until the next write."""
         table = self.state.tables[query.module.table]
         index = table.index(query.sort_by)
-        if query.modified_since is None and query.converted == "both":
+        share = self.state.behaviours.bigin_unapproved_share if self.bigin else 0.0
+        # Which records to keep by approval (True: only those awaiting it); None keeps all.
+        approval = {"true": False, "false": True}.get(query.approved)
+        if not share and approval is False:
+            approval = None
+        if query.modified_since is None and query.converted == "both" and approval is None:
             return index
         wanted = {"false": False, "true": True}.get(query.converted)
 
@@ -423,14 +475,23 @@ class ZohoApi:
                 by_time = table.index("Modified_Time")
                 start, _ = key_range(by_time, query.modified_since, None)
                 entries = sorted((records[i][query.sort_by], i) for _, i in by_time[start:])
-            if wanted is None:
-                return entries
-            return [entry for entry in entries if bool(records[entry[1]].get("$converted")) == wanted]
+            if wanted is not None:
+                entries = [e for e in entries if bool(records[e[1]].get("$converted")) == wanted]
+            if approval is not None:
+                entries = [e for e in entries if _awaiting_approval(e[1], share) == approval]
+            return entries
 
         view: list[Entry] = table.cached(
-            ("view", query.sort_by, query.modified_since, query.converted), build
+            ("view", query.sort_by, query.modified_since, query.converted, approval, share), build
         )
         return view
+
+    def _shown(self, record: Record) -> Record:
+        """The record as the API shows it now: awaiting approval when the behaviours say so."""
+        share = self.state.behaviours.bigin_unapproved_share if self.bigin else 0.0
+        if share and _awaiting_approval(record["id"], share):
+            return {**record, "$approval_state": PENDING_APPROVAL}
+        return record
 
     def _projected(self, record: Record, fields: tuple[str, ...]) -> Record:
         shown = {name: record[name] for name in fields if name in record and name != "id"}
@@ -450,5 +511,12 @@ class ZohoApi:
         if token is None or token.query.module != module:
             raise _invalid("page_token", "invalid page token")
         if token.expires <= self.state.now():
-            raise _invalid("page_token", "the page token has expired")
+            raise _fail(400, "EXPIRED_VALUE", "The token given has expired")
         return token
+
+
+def _awaiting_approval(record_id: str, share: float) -> bool:
+    """Whether a record is one of the ``share`` awaiting approval: a fixed draw per id, so the same
+    records stay hidden for as long as the share is set."""
+    draw = int.from_bytes(hashlib.sha256(str(record_id).encode()).digest()[:4], "big") / 2**32
+    return draw < share

@@ -200,6 +200,17 @@ def test_records_of_unknown_contacts_and_the_opt_out_list_are_left_alone() -> No
     assert set(plan["parent_id"]) == {"8"}
 
 
+def test_zoho_records_awaiting_approval_are_left_alone() -> None:
+    empty = {"Email": "jane@example.com", "Phone": None, "Last_Name": "Doe"}
+    rows = targets(
+        ("zoho_bigin", "contact", "b1", "c1", {**empty, "$approval_state": "approval_process_pending"}),
+        ("zoho_bigin", "contact", "b2", "c1", {**empty, "$approval_state": "approved"}),
+        ("zoho_crm", "contact", "z1", "c1", empty),  # read without the state: nothing says it waits
+    )
+    plan = plan_updates(rows, golden(JANE), PushConfig())
+    assert set(plan["record_id"]) == {"b2", "z1"}
+
+
 # ---------------------------------------------------------------------------------- formatting
 
 

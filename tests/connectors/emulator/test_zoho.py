@@ -93,8 +93,14 @@ def test_expired_page_tokens_are_refused(emulator, maton):
     emulator.expire_zoho_page_tokens()
     response = maton.get(LEADS, params={"page_token": info["next_page_token"]})
     assert response.status_code == 400
-    assert response.json()["code"] == "INVALID_DATA"
-    assert response.json()["details"] == {"param_name": "page_token"}
+    assert response.json() == {
+        "code": "EXPIRED_VALUE",
+        "details": {},
+        "message": "The token given has expired",
+        "status": "error",
+    }
+    unknown = maton.get(LEADS, params={"page_token": "never-issued"})
+    assert (unknown.status_code, unknown.json()["code"]) == (400, "INVALID_DATA")
 
 
 def test_fields_are_required_and_capped_at_50(maton):
@@ -288,3 +294,69 @@ def test_deleted_feed_lists_deletions_since_a_time(emulator, maton):
     assert [entry["id"] for entry in recent.json()["data"]] == [record_id]
     everything = maton.get(LEADS + "/deleted").json()
     assert len(everything["data"]) > 1
+
+
+def test_a_token_chain_stops_at_its_limit(emulator, maton):
+    emulator.set_behaviours(Behaviours(zoho_token_chain_limit=10))
+    params = {"fields": FIELDS, "per_page": 5}
+    first = maton.get(LEADS, params=params).json()["info"]
+    second = maton.get(LEADS, params={"page_token": first["next_page_token"]})
+    assert second.status_code == 200
+    third = maton.get(LEADS, params={"page_token": second.json()["info"]["next_page_token"]})
+    assert third.status_code == 400
+    assert third.json()["code"] == "PAGINATION_LIMIT_EXCEEDED"
+    assert third.json()["details"] == {"limit": 10}
+    assert maton.get(LEADS, params={**params, "page": 3}).json()["code"] == "PAGINATION_LIMIT_EXCEEDED"
+
+
+def test_if_modified_since_can_be_exclusive(emulator, maton):
+    emulator.set_behaviours(Behaviours(zoho_if_modified_since="exclusive"))
+    records = stored(emulator, "zoho_crm/contact").values()
+    pivot = sorted(r["Modified_Time"] for r in records)[len(records) // 2]
+    response = maton.get(CONTACTS, params={"fields": "Email"}, headers={"If-Modified-Since": pivot})
+    assert {row["id"] for row in response.json()["data"]} == {
+        r["id"] for r in records if r["Modified_Time"] > pivot
+    }
+
+
+def test_deleted_feed_keeps_entries_for_their_retention_only(emulator, maton):
+    old, recent = sorted(stored(emulator, "zoho_crm/lead"))[:2]
+    now = datetime.now().astimezone()
+    emulator.delete_zoho_record("zoho_crm/lead", old, when=now - timedelta(days=61))
+    emulator.delete_zoho_record("zoho_crm/lead", recent, when=now - timedelta(days=59))
+    listed = {entry["id"] for entry in maton.get(LEADS + "/deleted").json()["data"]}
+    assert recent in listed
+    assert old not in listed
+    emulator.set_behaviours(Behaviours(zoho_recycle_retention_days=90))
+    assert old in {entry["id"] for entry in maton.get(LEADS + "/deleted").json()["data"]}
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "code"),
+    [
+        ("missing_404", 404, "INVALID_URL_PATTERN"),
+        ("record_id_400", 400, "INVALID_DATA"),
+        ("empty_204", 204, None),
+    ],
+)
+def test_bigin_deleted_answers_as_the_behaviour_says(emulator, maton, answer, status, code):
+    emulator.set_behaviours(Behaviours(bigin_deleted=answer))
+    response = maton.get(BIGIN + "/deleted")
+    assert response.status_code == status
+    assert (response.json()["code"] if response.content else None) == code
+    emulator.set_behaviours(Behaviours(bigin_deleted="feed"))
+    assert maton.get(BIGIN + "/deleted").json()["data"]
+
+
+def test_bigin_records_awaiting_approval_are_hidden_unless_asked_for(emulator, maton):
+    emulator.set_behaviours(Behaviours(bigin_unapproved_share=0.3))
+    everyone = set(stored(emulator, "zoho_bigin/contact"))
+    fields = "Email,$approval_state"
+    default = {r["id"]: r["$approval_state"] for r in walk(maton, BIGIN, 1, fields=fields)}
+    waiting = {r["id"]: r["$approval_state"] for r in walk(maton, BIGIN, 1, fields=fields, approved="false")}
+    both = walk(maton, BIGIN, 1, fields=fields, approved="both")
+    assert waiting
+    assert set(waiting.values()) == {"approval_process_pending"}
+    assert set(default.values()) == {"approved"}
+    assert set(default) | set(waiting) == {r["id"] for r in both} == everyone
+    assert not set(default) & set(waiting)
