@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 from synthetic_people import SOURCES, prepare
 
-from models.contact_ids import ContactIdFactory
-from models.contact_points import identifiers_of, normalise_contact_points, primaries
-from models.fields import extract_frame
-from models.identity import IdentityConfig
-from models.resolution import FrameIdentityStore, resolve, resolve_incremental
-from models.survivorship import survive
+from models.identity.contact_ids import ContactIdFactory
+from models.identity.linking import IdentityConfig
+from models.identity.resolution import FrameIdentityStore, resolve, resolve_incremental
+from models.identity.survivorship import survive
+from models.normalise.contact_points import identifiers_of, normalise_contact_points, primaries
+from models.normalise.fields import extract_frame
 
 
 @dataclass

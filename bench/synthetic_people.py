@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import phonenumbers
 
-from models.layouts import LAYOUTS
+from models.normalise.layouts import LAYOUTS
 
 SOURCES = (
     ("clickfunnels", "contact", 0.20, "US"),

@@ -1,20 +1,20 @@
 """Canonical assets, group ``canonical``: golden contacts and unified activity from the raw records.
 
-The work is in ``models.canonical`` and ``models.activity``; these assets read the settings, call
-them, and report. The checks are blocking, so reverse sync never pushes from a warehouse that
-breaks an invariant.
+The work is in ``models.identity.canonical`` and ``models.identity.activity``; these assets read the settings,
+call them, and report. The checks are blocking, so reverse sync never pushes from a warehouse that breaks an
+invariant.
 """
 
 import dagster as dg
 import sqlalchemy as sa
 
-from models import canonical_checks
-from models.activity import build_activity
-from models.canonical import CanonicalConfig
-from models.canonical_incremental import build_canonical_incremental
-from models.identity import DEFAULT_BLOCKED_EMAIL_PATTERNS, DEFAULT_BLOCKED_EMAILS, IdentityConfig
-from models.survivorship import SurvivorshipConfig
-from models.tables import Quarantine, SourceAccount
+from models.identity import checks as canonical_checks
+from models.identity.activity import build_activity
+from models.identity.canonical import CanonicalConfig
+from models.identity.canonical_incremental import build_canonical_incremental
+from models.identity.linking import DEFAULT_BLOCKED_EMAIL_PATTERNS, DEFAULT_BLOCKED_EMAILS, IdentityConfig
+from models.identity.survivorship import SurvivorshipConfig
+from models.warehouse.tables import Quarantine, SourceAccount
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import SOURCES, Settings
 from pipelines.streams import STREAMS

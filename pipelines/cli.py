@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 
-from models.db import WarehouseError
+from models.warehouse.db import WarehouseError
 from pipelines.settings import SOURCES, SettingsError, load_settings
 
 EXIT_OK = 0
@@ -33,7 +33,7 @@ def _source_list(value: str) -> str:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from models.db import open_warehouse
+    from models.warehouse.db import open_warehouse
     from pipelines.runner import run_sync
 
     settings = load_settings()
@@ -51,8 +51,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from models.db import open_warehouse
-    from models.store import RawStore
+    from models.warehouse.db import open_warehouse
+    from models.warehouse.store import RawStore
     from pipelines.status import status_lines
 
     for line in status_lines(RawStore(open_warehouse(load_settings().database_url))):
@@ -61,7 +61,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from models.db import open_warehouse
+    from models.warehouse.db import open_warehouse
     from pipelines.export import export_table
 
     written = export_table(open_warehouse(load_settings().database_url), args.table, args.format, args.output)
@@ -88,7 +88,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
-    from models.db import open_warehouse
+    from models.warehouse.db import open_warehouse
     from pipelines.runner import run_undo
 
     settings = load_settings()

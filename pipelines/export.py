@@ -8,7 +8,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from models.tables import Contact, ContactActivity
+from models.warehouse.tables import Contact, ContactActivity
 
 _TABLES: dict[str, sa.Select[Any]] = {
     "contacts": sa.select(Contact.__table__).order_by(Contact.contact_id),

@@ -26,10 +26,10 @@ from connectors.factory import Clients
 from connectors.linkflow import LinkflowContactCursor, LinkflowEventCursor
 from connectors.paging import Page
 from connectors.zoho import DELETED_FEED_RETENTION, ZohoCursor
-from models.locks import SourceBusyError, source_lock
-from models.raw_keys import identify
-from models.store import BadRecord, PageCounts, RawRow, RawStore, StreamKey
-from models.tables import SourceAccount, utcnow
+from models.normalise.raw_keys import identify
+from models.warehouse.locks import SourceBusyError, source_lock
+from models.warehouse.store import BadRecord, PageCounts, RawRow, RawStore, StreamKey
+from models.warehouse.tables import SourceAccount, utcnow
 from pipelines.clients import clients_for
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import Settings

@@ -12,7 +12,7 @@ import dagster as dg
 from sqlalchemy.engine import Engine
 
 from connectors.config import DEFAULT_MATON_GATEWAY
-from models.db import open_warehouse
+from models.warehouse.db import open_warehouse
 from pipelines.settings import Settings, load_settings
 
 #: Settings fields that hold credentials: passed to Dagster as EnvVar, never as values.

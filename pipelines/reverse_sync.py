@@ -18,10 +18,9 @@ from connectors.clicksend import is_opt_out_list
 from connectors.errors import AmbiguousWriteError, ConnectorError, RetriableError
 from connectors.factory import Clients
 from connectors.writes import WriteResult
-from models import push_ledger
-from models.field_map import PushConfig
-from models.locks import SourceBusyError, source_lock
-from models.push_plan import (
+from models.push import ledger as push_ledger
+from models.push.field_map import PushConfig
+from models.push.plan import (
     Batch,
     RecordChange,
     RecordResult,
@@ -34,7 +33,8 @@ from models.push_plan import (
     record_changes,
     split_batch,
 )
-from models.store import RawStore, StreamKey
+from models.warehouse.locks import SourceBusyError, source_lock
+from models.warehouse.store import RawStore, StreamKey
 from pipelines.canonical import phone_regions
 from pipelines.clients import clients_for
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource

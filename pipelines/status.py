@@ -3,7 +3,7 @@
 import json
 from datetime import datetime
 
-from models.store import RawStore
+from models.warehouse.store import RawStore
 from pipelines.streams import STREAMS
 
 

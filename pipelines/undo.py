@@ -1,6 +1,6 @@
 """Undo one reverse-sync run: the ``undo_push`` job, which ``contact-sync undo RUN_ID`` runs.
 
-The plan comes from `models.push_undo` (restore, delete or keep each written field); this module sends
+The plan comes from `models.push.undo` (restore, delete or keep each written field); this module sends
 it with the same clients and batch rules as a push and records every row in the ledger: the undo's own
 rows (reason ``undo`` or ``undo_create``) and, for each write put back, the original row moved to
 ``undone``. An undone value is not pushed again for that record and field until the golden value
@@ -17,11 +17,11 @@ from sqlalchemy.engine import Engine
 from connectors.errors import ConnectorError
 from connectors.factory import Clients
 from connectors.writes import WriteResult
-from models import push_ledger
-from models.locks import source_lock
-from models.push_plan import RecordChange, RecordResult, batches
-from models.push_undo import plan_undo
-from models.store import RawStore, StreamKey
+from models.push import ledger as push_ledger
+from models.push.plan import RecordChange, RecordResult, batches
+from models.push.undo import plan_undo
+from models.warehouse.locks import source_lock
+from models.warehouse.store import RawStore, StreamKey
 from pipelines.clients import clients_for
 from pipelines.resources import SyncSettingsResource, WarehouseResource
 from pipelines.reverse_sync import ZOHO_MODULES, send_batch

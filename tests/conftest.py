@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from models.db import dispose_all
+from models.warehouse.db import dispose_all
 
 POSTGRES_URL_VARIABLE = "CONTACT_SYNC_TEST_POSTGRES_URL"
 

@@ -6,11 +6,11 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.emulator import Emulator, running_emulator
-from models import canonical_checks
-from models.activity import build_activity
-from models.canonical import CanonicalConfig, build_canonical
-from models.db import open_warehouse
-from models.tables import Contact, ContactActivity, ContactMerge, ContactSource
+from models.identity import checks as canonical_checks
+from models.identity.activity import build_activity
+from models.identity.canonical import CanonicalConfig, build_canonical
+from models.warehouse.db import open_warehouse
+from models.warehouse.tables import Contact, ContactActivity, ContactMerge, ContactSource
 from pipelines.runner import run_sync
 from tests.pipelines.conftest import settings_for
 from tests.pipelines.test_extract import extract_all
@@ -101,7 +101,7 @@ def test_a_bridging_record_merges_two_contacts_and_the_old_id_stays_resolvable(s
             ).scalar_one()
         lead_id = "4970762000099999999"
         emu_lead = {**template, "id": lead_id, "Email": a_email, "Phone": b_phone, "Mobile": None}
-        from models.store import RawRow, RawStore, StreamKey
+        from models.warehouse.store import RawRow, RawStore, StreamKey
 
         RawStore(engine).write_page(StreamKey("zoho_crm", "lead"), [RawRow(lead_id, emu_lead)])
         report = build_canonical(engine, CanonicalConfig(regions=REGIONS))

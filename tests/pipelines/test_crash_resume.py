@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.emulator import Emulator, FaultConfig, running_emulator
-from models.db import open_warehouse
-from models.tables import RawRecord
+from models.warehouse.db import open_warehouse
+from models.warehouse.tables import RawRecord
 
 CLI = str(Path(sys.executable).with_name("contact-sync"))
 

@@ -9,10 +9,10 @@ import sqlalchemy as sa
 from connectors.emulator import Emulator, running_emulator
 from connectors.emulator.behaviours import Behaviours
 from connectors.emulator.dataset import ALL_TABLES, truth_key
-from models.activity import build_activity
-from models.db import open_warehouse
-from models.store import RawStore, StreamKey
-from models.tables import ContactActivity, RawRecord
+from models.identity.activity import build_activity
+from models.warehouse.db import open_warehouse
+from models.warehouse.store import RawStore, StreamKey
+from models.warehouse.tables import ContactActivity, RawRecord
 from pipelines.clients import clients_for
 from pipelines.extract import run_backfill, run_extract
 from pipelines.runner import run_sync
@@ -168,7 +168,7 @@ def test_sync_through_dagster_reports_rows_and_requests(
 def test_a_second_sync_of_a_locked_stream_refuses_with_one_line(
     emulator: Emulator, warehouse_url: str
 ) -> None:
-    from models.locks import source_lock
+    from models.warehouse.locks import source_lock
 
     settings = settings_for(emulator, warehouse_url, contact_sync_sources="zoho_crm")
     with source_lock(open_warehouse(warehouse_url), "extract-zoho_crm-lead"):

@@ -20,11 +20,11 @@ import sqlalchemy as sa
 from connectors.emulator import running_emulator
 from connectors.emulator.behaviours import Behaviours
 from connectors.linkflow import LinkflowClient
-from models.activity import build_activity
-from models.canonical import CanonicalConfig, build_canonical
-from models.db import open_warehouse
-from models.store import RawStore
-from models.tables import ContactActivity, RawRecord
+from models.identity.activity import build_activity
+from models.identity.canonical import CanonicalConfig, build_canonical
+from models.warehouse.db import open_warehouse
+from models.warehouse.store import RawStore
+from models.warehouse.tables import ContactActivity, RawRecord
 from pipelines.clients import clients_for
 from pipelines.extract import run_extract
 from pipelines.streams import STREAMS

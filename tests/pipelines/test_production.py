@@ -26,7 +26,7 @@ import yaml
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
 from connectors.emulator import Emulator, running_emulator
-from models.db import dispose_all, open_warehouse
+from models.warehouse.db import dispose_all, open_warehouse
 from tests.conftest import POSTGRES_URL_VARIABLE, postgres_url
 from tests.pipelines.test_canonical import assert_clusters_match_truth
 

@@ -7,9 +7,9 @@ import sqlalchemy as sa
 
 from connectors.emulator import Emulator, FaultConfig
 from connectors.emulator.behaviours import Behaviours
-from models.db import open_warehouse
-from models.field_map import PushConfig
-from models.tables import PushLedger
+from models.push.field_map import PushConfig
+from models.warehouse.db import open_warehouse
+from models.warehouse.tables import PushLedger
 from pipelines.clients import clients_for
 from pipelines.reverse_sync import opt_out_lists, push_destination
 from pipelines.runner import run_sync

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 
 from connectors.emulator import Emulator
 from connectors.emulator.behaviours import Behaviours
-from models.db import open_warehouse
-from models.store import RawStore, StreamKey
-from models.tables import RawRecord
+from models.warehouse.db import open_warehouse
+from models.warehouse.store import RawStore, StreamKey
+from models.warehouse.tables import RawRecord
 from pipelines.clients import clients_for
 from pipelines.extract import run_extract
 from pipelines.runner import run_sync

@@ -11,8 +11,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from models.db import open_warehouse
-from models.tables import Contact, ContactSource, RawRecord
+from models.warehouse.db import open_warehouse
+from models.warehouse.tables import Contact, ContactSource, RawRecord
 
 RecordKey = tuple[str, str, str]
 GOLDEN_FIELDS = ("email", "phone", "first_name", "last_name", "company", "title", "city", "country")

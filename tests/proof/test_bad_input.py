@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from connectors.emulator import Emulator, running_emulator
 from connectors.emulator.dataset import ZOHO_TABLES, truth_key
-from models.db import open_warehouse
-from models.tables import Contact, ContactIdentifier, ContactSource, Quarantine, RawRecord
+from models.warehouse.db import open_warehouse
+from models.warehouse.tables import Contact, ContactIdentifier, ContactSource, Quarantine, RawRecord
 from pipelines.runner import run_sync
 from tests.pipelines.conftest import settings_for
 from tests.pipelines.test_extract import emulator_ids, stored_ids

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 
 from connectors.emulator import Emulator, running_emulator
 from connectors.emulator.dataset import ZOHO_TABLES
-from models.db import open_warehouse
-from models.tables import ContactSource, RawRecord, StreamState
+from models.warehouse.db import open_warehouse
+from models.warehouse.tables import ContactSource, RawRecord, StreamState
 from pipelines.runner import SyncReport, run_sync
 from pipelines.streams import STREAMS
 from tests.pipelines.conftest import settings_for

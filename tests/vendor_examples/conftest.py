@@ -18,11 +18,11 @@ from sqlalchemy.engine import Engine
 
 from connectors.config import LinkflowConfig
 from connectors.factory import Clients, build_clients
-from models.activity import build_activity
-from models.canonical_incremental import build_canonical_incremental
-from models.db import open_warehouse
-from models.store import RawStore, StreamKey
-from models.tables import Contact, ContactActivity, ContactIdentifier, ContactSource, RawRecord
+from models.identity.activity import build_activity
+from models.identity.canonical_incremental import build_canonical_incremental
+from models.warehouse.db import open_warehouse
+from models.warehouse.store import RawStore, StreamKey
+from models.warehouse.tables import Contact, ContactActivity, ContactIdentifier, ContactSource, RawRecord
 from pipelines.canonical import canonical_config, phone_regions
 from pipelines.clients import clients_for
 from pipelines.extract import ExtractReport, refresh_account_country, run_extract

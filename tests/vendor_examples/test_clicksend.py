@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from models.tables import SourceAccount
+from models.warehouse.tables import SourceAccount
 from tests.vendor_examples.catalogue import load
 from tests.vendor_examples.conftest import Harness
 from tests.vendor_examples.server import Reply

@@ -1,0 +1,387 @@
+"""Golden contacts kept current from the raw records that changed since the last resolution.
+
+`build_canonical` re-resolves every record, so its cost follows the warehouse. This re-resolves only the
+neighbourhood the changes can reach (`models.identity.resolution.resolve_incremental` says why that is exact),
+recomputes survivorship for the contacts in it, and writes only their rows, so a run costs what changed.
+It gives what a full rebuild from the same state would give: the same contacts with the same ids and
+fields, the same record links, lineage and suppressed identifiers, and the same merges and splits.
+
+Where the last run stopped is a watermark in `stream_state` (canonical / contacts / resolve): the largest
+`raw_records.changed_at` it read, written in the same transaction as its results, so a killed run leaves
+the previous results and watermark together. The watermark is a time read, never "now": a record written
+while a run works carries a later changed_at and is picked up by the next run.
+
+Limits, honestly:
+- Only record changes are followed. A change of blocklist, record limit, phone regions or survivorship
+  priorities changes results for records that did not change; run with ``full=True`` after one.
+- A writer whose transaction commits after a run read the watermark, yet stamped changed_at before it,
+  would be skipped; the pipeline runs resolution after extraction, never beside it.
+"""
+
+from datetime import datetime
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import InstrumentedAttribute
+
+from models.identity.canonical import (
+    CONTACT_OBJECTS,
+    CanonicalConfig,
+    CanonicalReport,
+    aware_utc,
+    build_canonical,
+    extract_contact_records,
+    frame_records,
+    golden_rows,
+    insert_rows,
+    merge_rows,
+    none_for_missing,
+    normalise_points,
+    suppressed_rows,
+)
+from models.identity.contact_ids import ContactIdFactory
+from models.identity.identity_store import SqlIdentityStore, values_by_kind
+from models.identity.linking import link
+from models.identity.own_writes import discount_own_writes, own_writes
+from models.identity.resolution import resolve_incremental
+from models.identity.survivorship import SURVIVING_FIELDS, Golden, survive
+from models.normalise.contact_points import identifiers_of, primaries
+from models.warehouse.store import StreamKey, chunks, store_cursor
+from models.warehouse.tables import (
+    Contact,
+    ContactFieldLineage,
+    ContactIdentifier,
+    ContactMerge,
+    ContactSource,
+    RawRecord,
+    StreamState,
+    SuppressedIdentifier,
+    utcnow,
+)
+
+#: Where the watermark of the last resolution lives in stream_state.
+WATERMARK = StreamKey("canonical", "contacts", "resolve")
+
+_RAW_COLUMNS = ["record_key", "source", "object", "source_id", "payload"]
+_SOURCE_COLUMNS = [
+    "record_key",
+    "contact_id",
+    "source",
+    "object",
+    "source_id",
+    "email",
+    "phone",
+    "modified_at",
+]
+
+
+def build_canonical_incremental(
+    engine: Engine, config: CanonicalConfig, *, run_id: str | None = None, full: bool = False
+) -> CanonicalReport:
+    """Bring the golden contacts up to date with the raw records changed since the last run.
+
+    With no watermark yet, or with ``full=True``, this is `build_canonical` followed by storing the
+    watermark. Otherwise `records` in the report counts the raw rows this run loaded (the changes and
+    their neighbourhood); `contacts` and `suppressed_identifiers` are totals after the run, the other
+    counts describe what this run changed.
+    """
+    if not full:
+        with engine.begin() as connection:
+            watermark = _watermark(connection)
+            if watermark is not None:
+                return _resolve_changes(connection, config, watermark, run_id)
+    return _rebuild(engine, config, run_id)
+
+
+def _rebuild(engine: Engine, config: CanonicalConfig, run_id: str | None) -> CanonicalReport:
+    """A full rebuild, then its watermark: read before the rebuild reads, so nothing it missed is skipped."""
+    with engine.connect() as connection:
+        latest = connection.execute(
+            sa.select(sa.func.max(RawRecord.changed_at)).where(_is_contact_record())
+        ).scalar_one_or_none()
+    report = build_canonical(engine, config, run_id=run_id)
+    if latest is not None:
+        with engine.begin() as connection:
+            _store_watermark(connection, latest)
+    return report
+
+
+def _resolve_changes(
+    connection: Connection, config: CanonicalConfig, watermark: datetime, run_id: str | None
+) -> CanonicalReport:
+    now = utcnow()
+    changed = _load_changed(connection, watermark)
+    report = CanonicalReport(records=len(changed))
+    if changed.empty:
+        return _with_totals(connection, report)
+    is_deleted = changed["deleted_at"].notna().to_numpy()
+    live = changed.loc[~is_deleted, _RAW_COLUMNS]
+    updated = live["record_key"].to_numpy(dtype=np.int64)
+    deleted = changed.loc[is_deleted, "record_key"].to_numpy(dtype=np.int64)
+    touched = np.union1d(updated, deleted)
+
+    fields, points, report.field_issues = (
+        extract_contact_records(live, config.regions) if len(live) else _no_fields()
+    )
+    normalised = normalise_points(points)
+    report.unusable_values = int(normalised["value"].isna().sum())
+    now_held = identifiers_of(normalised)
+    store = SqlIdentityStore(connection)
+    held_before = store.identifiers_of(touched)
+    resolution = resolve_incremental(
+        now_held,
+        updated,
+        deleted,
+        store=store,
+        config=config.identity,
+        id_factory=ContactIdFactory.after(_latest_contact_id(connection)),
+    )
+
+    neighbours = np.setdiff1d(resolution.assignment["record_key"].to_numpy(dtype=np.int64), updated)
+    neighbour_raw = _load_records(connection, neighbours)
+    report.records += len(neighbour_raw)
+    if len(neighbour_raw):
+        fields = pd.concat(
+            [fields, extract_contact_records(neighbour_raw, config.regions)[0]], ignore_index=True
+        )
+    chosen = pd.concat([primaries(normalised), _stored_primaries(connection, neighbours)], ignore_index=True)
+    people = (
+        fields.drop(columns=["email", "phone"], errors="ignore")
+        .merge(chosen, on="record_key", how="left")
+        .merge(resolution.assignment, on="record_key", how="inner")
+    )
+    if len(people):
+        writes = own_writes(connection, people["source_id"].astype(str).tolist())
+        people = people.assign(modified_at=discount_own_writes(people, writes))
+    golden = _survive(people, config)
+    merges = resolution.merges
+    merged_away = merges.loc[merges["kind"] == "merge", "old_contact_id"].tolist()
+    gone = sorted({*merged_away, *resolution.retired_contact_ids})
+    in_scope = sorted({*resolution.assignment["contact_id"].tolist(), *gone})
+    old_contacts = _load_contacts(connection, in_scope)
+    report.new_contacts = len(resolution.new_contact_ids)
+    report.merges = len(merged_away)
+    report.splits = int((merges["kind"] == "split").sum())
+    report.retired = len(resolution.retired_contact_ids)
+
+    _replace_identifiers(connection, touched, normalised)
+    _delete_where_in(connection, ContactSource.raw_record_id, deleted)
+    _write_contacts(
+        connection, golden_rows(golden.contacts, old_contacts, now), set(old_contacts["contact_id"])
+    )
+    _upsert_sources(connection, people)
+    _delete_where_in(connection, ContactFieldLineage.contact_id, in_scope)
+    lineage = golden.lineage.loc[:, ["contact_id", "field", "value", "source", "object", "source_id", "rule"]]
+    insert_rows(connection, ContactFieldLineage, frame_records(none_for_missing(lineage)))
+    _delete_where_in(connection, Contact.contact_id, gone)
+    insert_rows(connection, ContactMerge, merge_rows(merges, now, run_id))
+    _refresh_suppressed(connection, store, pd.concat([held_before, now_held]), config, now)
+    _store_watermark(connection, aware_utc(changed["changed_at"].max()))
+    return _with_totals(connection, report)
+
+
+def _is_contact_record() -> sa.ColumnElement[bool]:
+    return sa.or_(*(sa.and_(RawRecord.source == s, RawRecord.object == o) for s, o in CONTACT_OBJECTS))
+
+
+def _watermark(connection: Connection) -> datetime | None:
+    cursor = connection.execute(
+        sa.select(StreamState.cursor).where(
+            StreamState.source == WATERMARK.source,
+            StreamState.object == WATERMARK.object,
+            StreamState.stream == WATERMARK.stream,
+        )
+    ).scalar_one_or_none()
+    if not cursor or not cursor.get("changed_at"):
+        return None
+    return datetime.fromisoformat(str(cursor["changed_at"]))
+
+
+def _store_watermark(connection: Connection, changed_at: datetime) -> None:
+    store_cursor(connection, WATERMARK, {"changed_at": changed_at.isoformat()}, utcnow())
+
+
+def _load_changed(connection: Connection, watermark: datetime) -> pd.DataFrame:
+    """Contact records whose content or deletion moved after the watermark, deleted ones included."""
+    rows = connection.execute(
+        sa.select(
+            RawRecord.id,
+            RawRecord.source,
+            RawRecord.object,
+            RawRecord.source_id,
+            RawRecord.payload,
+            RawRecord.deleted_at,
+            RawRecord.changed_at,
+        )
+        .where(_is_contact_record(), RawRecord.changed_at > watermark)
+        .order_by(RawRecord.id)
+    ).all()
+    return pd.DataFrame(rows, columns=[*_RAW_COLUMNS, "deleted_at", "changed_at"])
+
+
+def _load_records(connection: Connection, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
+    """The live raw records among `record_keys`, as `models.identity.canonical.extract_contact_records`
+    takes them."""
+    rows: list[Any] = []
+    for chunk in chunks([int(key) for key in record_keys]):
+        rows.extend(
+            connection.execute(
+                sa.select(
+                    RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.source_id, RawRecord.payload
+                )
+                .where(RawRecord.id.in_(chunk), RawRecord.deleted_at.is_(None))
+                .order_by(RawRecord.id)
+            ).all()
+        )
+    return pd.DataFrame(rows, columns=_RAW_COLUMNS)
+
+
+def _stored_primaries(connection: Connection, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
+    """record_key, email, phone of unchanged records as the last run chose them: their contact points did
+    not change, so normalising them again would give the same values."""
+    rows: list[Any] = []
+    for chunk in chunks([int(key) for key in record_keys]):
+        rows.extend(
+            connection.execute(
+                sa.select(ContactSource.raw_record_id, ContactSource.email, ContactSource.phone).where(
+                    ContactSource.raw_record_id.in_(chunk)
+                )
+            ).all()
+        )
+    frame = pd.DataFrame(rows, columns=["record_key", "email", "phone"])
+    return frame.astype({"record_key": np.int64, "email": object, "phone": object})
+
+
+def _no_fields() -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """What `extract_contact_records` gives for no records, with the columns the steps after it join on."""
+    points = pd.DataFrame(columns=["record_key", "kind", "field", "position", "raw", "region"])
+    return pd.DataFrame(columns=["record_key"]), points.astype({"record_key": np.int64}), 0
+
+
+def _survive(people: pd.DataFrame, config: CanonicalConfig) -> Golden:
+    if len(people):
+        return survive(people, config.survivorship)
+    contacts = pd.DataFrame(columns=["contact_id", *SURVIVING_FIELDS, "source_count"])
+    lineage = pd.DataFrame(columns=["contact_id", "field", "value", "source", "object", "source_id", "rule"])
+    return Golden(contacts=contacts, lineage=lineage)
+
+
+def _latest_contact_id(connection: Connection) -> str | None:
+    """The largest id ever minted, merged-away ones included, so none is minted twice."""
+    ids = sa.union_all(
+        sa.select(sa.func.max(Contact.contact_id).label("id")),
+        sa.select(sa.func.max(ContactMerge.old_contact_id).label("id")),
+        sa.select(sa.func.max(ContactMerge.new_contact_id).label("id")),
+    ).subquery()
+    return cast(str | None, connection.execute(sa.select(sa.func.max(ids.c.id))).scalar_one_or_none())
+
+
+def _load_contacts(connection: Connection, contact_ids: list[str]) -> pd.DataFrame:
+    columns = [column.name for column in Contact.__table__.columns]
+    rows: list[Any] = []
+    for chunk in chunks(contact_ids):
+        rows.extend(
+            connection.execute(sa.select(Contact.__table__).where(Contact.contact_id.in_(chunk))).all()
+        )
+    return pd.DataFrame(rows, columns=columns).astype({"contact_id": object})
+
+
+def _delete_where_in(
+    connection: Connection, column: InstrumentedAttribute[Any], keys: npt.NDArray[np.int64] | list[str]
+) -> None:
+    values = [int(key) if isinstance(key, np.integer) else key for key in keys]
+    for chunk in chunks(values):
+        connection.execute(sa.delete(column.class_).where(column.in_(chunk)))
+
+
+def _replace_identifiers(
+    connection: Connection, touched: npt.NDArray[np.int64], normalised: pd.DataFrame
+) -> None:
+    _delete_where_in(connection, ContactIdentifier.raw_record_id, touched)
+    rows = normalised.loc[:, ["record_key", "kind", "field", "raw", "value", "reason"]].rename(
+        columns={"record_key": "raw_record_id", "raw": "raw_value"}
+    )
+    insert_rows(connection, ContactIdentifier, frame_records(none_for_missing(rows)))
+
+
+def _write_contacts(connection: Connection, rows: list[dict[str, Any]], known: set[str]) -> None:
+    """New contacts inserted, known ones updated in place, so activity linked to them stays linked."""
+    insert_rows(connection, Contact, [row for row in rows if row["contact_id"] not in known])
+    _update(connection, Contact.contact_id, [row for row in rows if row["contact_id"] in known])
+
+
+def _upsert_sources(connection: Connection, people: pd.DataFrame) -> None:
+    """contact_sources rows of the records in scope: updated where they exist (their ids stay), else added."""
+    if people.empty:
+        return
+    rows = none_for_missing(people.loc[:, _SOURCE_COLUMNS]).rename(
+        columns={"record_key": "raw_record_id", "modified_at": "updated_at"}
+    )
+    rows["raw_record_id"] = [int(key) for key in rows["raw_record_id"]]
+    # An object Series: a list of datetimes and None would become a datetime column with NaT for None.
+    rows["updated_at"] = pd.Series(
+        [None if value is None else aware_utc(value) for value in rows["updated_at"]],
+        index=rows.index,
+        dtype=object,
+    )
+    existing: set[int] = set()
+    for chunk in chunks(list(rows["raw_record_id"])):
+        existing.update(
+            connection.execute(
+                sa.select(ContactSource.raw_record_id).where(ContactSource.raw_record_id.in_(chunk))
+            ).scalars()
+        )
+    records = frame_records(rows)
+    insert_rows(connection, ContactSource, [row for row in records if row["raw_record_id"] not in existing])
+    _update(
+        connection, ContactSource.raw_record_id, [row for row in records if row["raw_record_id"] in existing]
+    )
+
+
+def _update(connection: Connection, key: InstrumentedAttribute[Any], rows: list[dict[str, Any]]) -> None:
+    """One executemany UPDATE of every other column of `rows`, matched on the unique column `key`."""
+    if not rows:
+        return
+    table = cast(sa.Table, key.class_.__table__)
+    names = [name for name in rows[0] if name != key.key]
+    values: dict[str, Any] = {name: sa.bindparam(name) for name in names}
+    statement = sa.update(table).where(table.c[key.key] == sa.bindparam("match")).values(values)
+    connection.execute(
+        statement, [{**{name: row[name] for name in names}, "match": row[key.key]} for row in rows]
+    )
+
+
+def _refresh_suppressed(
+    connection: Connection,
+    store: SqlIdentityStore,
+    touched_identifiers: pd.DataFrame,
+    config: CanonicalConfig,
+    now: datetime,
+) -> None:
+    """Rewrite the suppressed_identifiers rows of every identifier the changed records held before or
+    hold now: only their record counts and holders moved. Run after contact_identifiers is written, so
+    counts and holders are read whole, as a full rebuild sees them."""
+    identifiers = touched_identifiers.loc[:, ["kind", "value"]].drop_duplicates()
+    for kind, chunk in values_by_kind(identifiers):
+        connection.execute(
+            sa.delete(SuppressedIdentifier).where(
+                SuppressedIdentifier.kind == kind, SuppressedIdentifier.value.in_(chunk)
+            )
+        )
+    holders = store.holders_of(identifiers)
+    if holders.empty:
+        return
+    suppressed = link(holders["record_key"].to_numpy(dtype=np.int64), holders, config.identity).suppressed
+    insert_rows(connection, SuppressedIdentifier, suppressed_rows(suppressed, now))
+
+
+def _with_totals(connection: Connection, report: CanonicalReport) -> CanonicalReport:
+    report.contacts = connection.execute(sa.select(sa.func.count()).select_from(Contact)).scalar_one()
+    report.suppressed_identifiers = connection.execute(
+        sa.select(sa.func.count()).select_from(SuppressedIdentifier)
+    ).scalar_one()
+    return report

@@ -1,0 +1,140 @@
+"""`IdentityStore` over the warehouse, so an incremental resolution reads only the neighbourhood it needs.
+
+Each lookup is indexed SQL: identifiers by record through contact_identifiers.raw_record_id, holders and
+counts of an identifier through (kind, value), records of a contact through contact_sources.contact_id.
+Key lists go in IN lists of at most 900 values, far below the bound-parameter limits of SQLite and
+PostgreSQL, and a query names one kind at a time so the (kind, value) index is used whole.
+
+contact_identifiers holds one row per contact point, unusable ones (value NULL) included, and a record may
+hold one value under two fields (Email and Secondary_Email); the store answers with usable values only,
+each (record, kind, value) once, which is what the last resolution linked on.
+"""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from models.identity.linking import IDENTIFIER_COLUMNS
+from models.warehouse.store import chunks
+from models.warehouse.tables import ContactIdentifier, ContactSource
+
+_ASSIGNMENT_COLUMNS = ("record_key", "contact_id")
+
+
+class SqlIdentityStore:
+    """The last resolution's identifiers and assignment, as
+    `models.identity.resolution.resolve_incremental` reads them. Reads through `connection`, so inside a
+    transaction it sees that transaction's own writes."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def identifiers_of(self, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
+        rows: list[Sequence[Any]] = []
+        for chunk in chunks(_ints(record_keys)):
+            rows.extend(
+                self._connection.execute(
+                    sa.select(
+                        ContactIdentifier.raw_record_id, ContactIdentifier.kind, ContactIdentifier.value
+                    )
+                    .where(ContactIdentifier.raw_record_id.in_(chunk), ContactIdentifier.value.is_not(None))
+                    .distinct()
+                ).all()
+            )
+        return _identifier_frame(rows)
+
+    def holders_of(self, identifiers: pd.DataFrame) -> pd.DataFrame:
+        rows: list[Sequence[Any]] = []
+        for kind, chunk in values_by_kind(identifiers):
+            rows.extend(
+                self._connection.execute(
+                    sa.select(
+                        ContactIdentifier.raw_record_id, ContactIdentifier.kind, ContactIdentifier.value
+                    )
+                    .where(ContactIdentifier.kind == kind, ContactIdentifier.value.in_(chunk))
+                    .distinct()
+                ).all()
+            )
+        return _identifier_frame(rows)
+
+    def record_counts(self, identifiers: pd.DataFrame) -> pd.DataFrame:
+        rows: list[Sequence[Any]] = []
+        for kind, chunk in values_by_kind(identifiers):
+            rows.extend(
+                self._connection.execute(
+                    sa.select(
+                        ContactIdentifier.kind,
+                        ContactIdentifier.value,
+                        sa.func.count(sa.distinct(ContactIdentifier.raw_record_id)),
+                    )
+                    .where(ContactIdentifier.kind == kind, ContactIdentifier.value.in_(chunk))
+                    .group_by(ContactIdentifier.kind, ContactIdentifier.value)
+                ).all()
+            )
+        found = pd.DataFrame(rows, columns=["kind", "value", "record_count"]).astype(
+            {"kind": object, "value": object, "record_count": np.int64}
+        )
+        wanted = pd.DataFrame(
+            {
+                "kind": identifiers["kind"].to_numpy(dtype=object),
+                "value": identifiers["value"].to_numpy(dtype=object),
+            }
+        )
+        counts = wanted.merge(found, on=["kind", "value"], how="left")
+        counts["record_count"] = counts["record_count"].fillna(0).to_numpy(dtype=np.int64)
+        return counts
+
+    def contacts_of(self, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
+        rows: list[Sequence[Any]] = []
+        for chunk in chunks(_ints(record_keys)):
+            rows.extend(
+                self._connection.execute(
+                    sa.select(ContactSource.raw_record_id, ContactSource.contact_id).where(
+                        ContactSource.raw_record_id.in_(chunk), ContactSource.contact_id.is_not(None)
+                    )
+                ).all()
+            )
+        return _assignment_frame(rows)
+
+    def records_of_contacts(self, contact_ids: npt.NDArray[np.object_]) -> pd.DataFrame:
+        rows: list[Sequence[Any]] = []
+        for chunk in chunks(sorted({str(contact_id) for contact_id in contact_ids})):
+            rows.extend(
+                self._connection.execute(
+                    sa.select(ContactSource.raw_record_id, ContactSource.contact_id).where(
+                        ContactSource.contact_id.in_(chunk)
+                    )
+                ).all()
+            )
+        return _assignment_frame(rows)
+
+
+def _ints(record_keys: Iterable[Any]) -> list[int]:
+    """Distinct plain ints: drivers want Python ints, not numpy scalars."""
+    return sorted({int(key) for key in record_keys})
+
+
+def values_by_kind(identifiers: pd.DataFrame) -> Iterable[tuple[str, Sequence[str]]]:
+    """(kind, chunk of distinct values of that kind) from a kind, value frame: queries that name one kind
+    and list its values probe a (kind, value) index whole, and stay within the bound-parameter limits."""
+    pairs = identifiers.loc[:, ["kind", "value"]].drop_duplicates()
+    for kind, group in pairs.groupby("kind", sort=True):
+        for chunk in chunks(sorted(str(value) for value in group["value"])):
+            yield str(kind), chunk
+
+
+def _identifier_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(IDENTIFIER_COLUMNS))
+    return frame.astype({"record_key": np.int64, "kind": object, "value": object}).drop_duplicates(
+        ignore_index=True
+    )
+
+
+def _assignment_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(_ASSIGNMENT_COLUMNS))
+    return frame.astype({"record_key": np.int64, "contact_id": object})

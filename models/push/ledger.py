@@ -1,0 +1,368 @@
+"""The reverse-sync ledger in the warehouse: what a push reads, what it plans, and how each row ends.
+
+Every planned field is written to ``push_ledger`` before any request, marked ``sending`` (committed)
+just before its call and given its final state right after. A field that was sent, or may have been
+sent by a run that died mid-call, is not planned again until the destination has been re-read since:
+so a killed push, run again, sends no field twice, and a dry run records the same plan a real run
+would make.
+"""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from models.push.field_map import CANONICAL_FIELDS
+from models.warehouse.store import chunks
+from models.warehouse.tables import (
+    IN_FLIGHT,
+    Contact,
+    ContactSource,
+    PushLedger,
+    RawRecord,
+    StreamState,
+    utcnow,
+)
+
+#: Ledger states after which a field may already be at the destination.
+#: States of rows that are not planned again for the same record, field and value: given up on after
+#: their attempts, refused before sending (already recorded with the reason), or undone on purpose.
+SETTLED = ("parked", "invalid", "undone")
+#: Reasons of the rows an undo writes: a field put back, a created record deleted.
+UNDO_REASONS = ("undo", "undo_create")
+
+
+def load_targets(engine: Engine, destination: str, obj: str) -> pd.DataFrame:
+    """Every live record of the destination linked to a golden contact, with its latest payload."""
+    query = (
+        sa.select(
+            ContactSource.source.label("destination"),
+            ContactSource.object,
+            ContactSource.source_id.label("record_id"),
+            ContactSource.contact_id,
+            RawRecord.payload,
+            RawRecord.source_modified_at.label("modified_at"),
+            RawRecord.last_seen_at,
+        )
+        .join(RawRecord, RawRecord.id == ContactSource.raw_record_id)
+        .where(
+            ContactSource.source == destination,
+            ContactSource.object == obj,
+            ContactSource.contact_id.is_not(None),
+            RawRecord.deleted_at.is_(None),
+        )
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).mappings().all()
+    columns = ["destination", "object", "record_id", "contact_id", "payload", "modified_at", "last_seen_at"]
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in ("modified_at", "last_seen_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def load_golden(engine: Engine) -> pd.DataFrame:
+    """contact_id and the canonical fields of every golden contact."""
+    columns = [Contact.contact_id, *(getattr(Contact, name) for name in CANONICAL_FIELDS)]
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(*columns)).all()
+    return pd.DataFrame(rows, columns=["contact_id", *CANONICAL_FIELDS])
+
+
+def in_flight(engine: Engine, targets: pd.DataFrame, destination: str, obj: str) -> pd.DataFrame:
+    """record_id, field of rows sent (or being sent) after the record was last read from the destination.
+
+    Every source's incremental read returns the records modified since its cursor, so a write that
+    landed is read back by the next complete extract. A row older than the start of that extract whose
+    record was not read back never reached the API (a run killed before its call went out): it is no
+    longer in flight, and is planned again.
+    """
+    with engine.connect() as connection:
+        read_since = _read_since(connection, destination, obj)
+        rows = connection.execute(
+            sa.select(PushLedger.record_id, PushLedger.field, sa.func.max(PushLedger.updated_at))
+            .where(
+                PushLedger.destination == destination,
+                PushLedger.object == obj,
+                PushLedger.status.in_(IN_FLIGHT),
+                PushLedger.dry_run.is_(False),
+            )
+            .group_by(PushLedger.record_id, PushLedger.field)
+        ).all()
+    sent = pd.DataFrame(rows, columns=["record_id", "field", "sent_at"])
+    sent["sent_at"] = pd.to_datetime(sent["sent_at"], utc=True)
+    seen = targets.loc[:, ["record_id", "last_seen_at"]]
+    merged = sent.merge(seen, on="record_id", how="left")
+    pending = merged["last_seen_at"].isna() | (merged["sent_at"] >= merged["last_seen_at"])
+    if read_since is not None:
+        pending &= merged["sent_at"] >= pd.Timestamp(read_since)
+    return merged.loc[pending, ["record_id", "field"]]
+
+
+def _read_since(connection: Connection, destination: str, obj: str) -> datetime | None:
+    """When the latest complete incremental extract of the destination started (None: none complete)."""
+    streams = connection.execute(
+        sa.select(StreamState.last_status, StreamState.last_run_started_at).where(
+            StreamState.source == destination,
+            StreamState.object == obj,
+            StreamState.stream == "incremental",
+        )
+    ).all()
+    if not streams or any(status != "succeeded" or started is None for status, started in streams):
+        return None
+    return min(started for _, started in streams if started is not None)
+
+
+def settled(engine: Engine, destination: str, obj: str) -> pd.DataFrame:
+    """Rows of real runs not to plan again for the same value (`SETTLED`): parked, invalid, undone.
+
+    A create row is keyed with an empty record id, as a new create plan is, whatever id it got.
+    """
+    record_key = sa.case((PushLedger.reason == "create", ""), else_=PushLedger.record_id)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(
+                PushLedger.destination,
+                PushLedger.object,
+                record_key,
+                PushLedger.contact_id,
+                PushLedger.field,
+                PushLedger.after_value,
+            )
+            .where(
+                PushLedger.destination == destination,
+                PushLedger.object == obj,
+                PushLedger.status.in_(SETTLED),
+                PushLedger.dry_run.is_(False),
+            )
+            .distinct()
+        ).all()
+    frame = pd.DataFrame(
+        rows, columns=["destination", "object", "record_id", "contact_id", "field", "after_value"]
+    )
+    frame["record_id"] = frame["record_id"].where(frame["record_id"] != "", None)
+    return frame
+
+
+def held_contacts(engine: Engine, destination: str) -> pd.DataFrame:
+    """contact_id, destination, object of every live record of the destination system linked to a
+    contact: the contacts a create would duplicate."""
+    query = (
+        sa.select(ContactSource.contact_id, ContactSource.source, ContactSource.object)
+        .join(RawRecord, RawRecord.id == ContactSource.raw_record_id)
+        .where(
+            ContactSource.source == destination,
+            ContactSource.contact_id.is_not(None),
+            RawRecord.deleted_at.is_(None),
+        )
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return pd.DataFrame(rows, columns=["contact_id", "destination", "object"])
+
+
+def creates_in_flight(engine: Engine, destination: str, obj: str) -> frozenset[str]:
+    """Contacts whose create was sent (or may have been) after the destination's last complete read.
+
+    A created record only becomes "held" once an extract that started after the create has finished;
+    until then the create is not planned again, so a killed or unconfirmed create is never doubled.
+    """
+    with engine.connect() as connection:
+        read_since = _read_since(connection, destination, obj)
+        query = sa.select(PushLedger.contact_id).where(
+            PushLedger.destination == destination,
+            PushLedger.object == obj,
+            PushLedger.reason == "create",
+            PushLedger.status.in_(IN_FLIGHT),
+            PushLedger.dry_run.is_(False),
+        )
+        if read_since is not None:
+            query = query.where(PushLedger.updated_at >= read_since)
+        return frozenset(str(c) for c in connection.execute(query.distinct()).scalars())
+
+
+def set_record_ids(engine: Engine, new_ids: Mapping[int, str]) -> None:
+    """Give created rows the id the destination assigned, so undo can find the record."""
+    if not new_ids:
+        return
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(PushLedger)
+            .where(PushLedger.id == sa.bindparam("ledger_id"))
+            .values(record_id=sa.bindparam("new_id")),
+            [{"ledger_id": ledger_id, "new_id": record_id} for ledger_id, record_id in new_ids.items()],
+        )
+
+
+def previous_attempts(engine: Engine, destination: str, obj: str) -> dict[tuple[str, str, str], int]:
+    """(record_id, field, after_value) → how many real runs were rejected writing that value."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(PushLedger.record_id, PushLedger.field, PushLedger.after_value, sa.func.count())
+            .where(
+                PushLedger.destination == destination,
+                PushLedger.object == obj,
+                PushLedger.status == "rejected",
+                PushLedger.dry_run.is_(False),
+            )
+            .group_by(PushLedger.record_id, PushLedger.field, PushLedger.after_value)
+        ).all()
+    return {(str(r), str(f), str(v)): int(n) for r, f, v, n in rows}
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return str(value)
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or pd.isna(value):
+        return None
+    moment = pd.Timestamp(value)
+    return (moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")).to_pydatetime()
+
+
+def record_plan(engine: Engine, plan: pd.DataFrame, *, run_id: str, dry_run: bool) -> list[int]:
+    """Store the plan (``planned``, or ``invalid`` for refused rows); returns the ledger ids in order."""
+    now = utcnow()
+    rows = [
+        {
+            "run_id": run_id,
+            "destination": row["destination"],
+            "object": row["object"],
+            "record_id": _text(row["record_id"]) or "",
+            "contact_id": _text(row["contact_id"]),
+            "parent_id": _text(row["parent_id"]),
+            "record_modified_at": _time(row.get("record_modified_at")),
+            "field": row["field"],
+            "before_value": _text(row["before_value"]),
+            "after_value": _text(row["after_value"]),
+            "reason": row["reason"],
+            "status": "invalid" if _text(row["invalid_reason"]) else "planned",
+            "error": _text(row["invalid_reason"]),
+            "attempts": 0,
+            "dry_run": dry_run,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for row in plan.to_dict("records")
+    ]
+    if not rows:
+        return []
+    with engine.begin() as connection:
+        result = connection.execute(
+            sa.insert(PushLedger).returning(PushLedger.id, sort_by_parameter_order=True), rows
+        )
+        return [int(ledger_id) for ledger_id in result.scalars()]
+
+
+def mark(
+    engine: Engine,
+    ledger_ids: Sequence[int],
+    status: str,
+    *,
+    error: str | None = None,
+    attempts: int | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Move rows to ``status`` in their own transaction (committed before the next call goes out)."""
+    if not ledger_ids:
+        return
+    values: dict[str, Any] = {"status": status, "updated_at": at or utcnow()}
+    if error is not None:
+        values["error"] = error
+    if attempts is not None:
+        values["attempts"] = attempts
+    with engine.begin() as connection:
+        for chunk in chunks(list(ledger_ids)):
+            connection.execute(sa.update(PushLedger).where(PushLedger.id.in_(chunk)).values(**values))
+
+
+# ------------------------------------------------------------------------------------------ undo
+
+
+def load_run_writes(engine: Engine, run_id: str) -> pd.DataFrame:
+    """The fields a real run sent (`models.push.undo.WRITTEN_COLUMNS`); undo rows themselves excluded."""
+    query = sa.select(
+        PushLedger.id.label("ledger_id"),
+        PushLedger.run_id,
+        PushLedger.destination,
+        PushLedger.object,
+        PushLedger.record_id,
+        PushLedger.parent_id,
+        PushLedger.contact_id,
+        PushLedger.field,
+        PushLedger.before_value,
+        PushLedger.after_value,
+        PushLedger.reason,
+        PushLedger.updated_at.label("sent_at"),
+    ).where(
+        PushLedger.run_id == run_id,
+        PushLedger.status == "sent",
+        PushLedger.dry_run.is_(False),
+        PushLedger.reason.not_in(UNDO_REASONS),
+    )
+    with engine.connect() as connection:
+        frame = pd.DataFrame(connection.execute(query.order_by(PushLedger.id)).mappings().all())
+    if frame.empty:
+        return pd.DataFrame(columns=list(query.selected_columns.keys()))
+    return frame
+
+
+def run_exists(engine: Engine, run_id: str) -> bool:
+    """Whether the ledger holds any row of ``run_id`` (a run that planned nothing holds none)."""
+    with engine.connect() as connection:
+        found = connection.execute(sa.select(PushLedger.id).where(PushLedger.run_id == run_id).limit(1))
+        return found.first() is not None
+
+
+def later_writes(engine: Engine, written: pd.DataFrame) -> pd.DataFrame:
+    """destination, object, record_id, field, run_id of fields other real runs sent after ``written``."""
+    columns = ["destination", "object", "record_id", "field", "run_id"]
+    if written.empty:
+        return pd.DataFrame(columns=columns)
+    first = int(written["ledger_id"].min())
+    query = sa.select(*(getattr(PushLedger, c) for c in columns)).where(
+        PushLedger.id > first,
+        PushLedger.run_id != str(written["run_id"].iloc[0]),
+        PushLedger.status.in_(IN_FLIGHT),
+        PushLedger.dry_run.is_(False),
+        PushLedger.destination.in_(sorted(set(written["destination"]))),
+    )
+    with engine.connect() as connection:
+        frame = pd.DataFrame(connection.execute(query.order_by(PushLedger.id)).all(), columns=columns)
+    return frame.merge(
+        written.loc[:, ["destination", "object", "record_id", "field"]].drop_duplicates(),
+        on=["destination", "object", "record_id", "field"],
+    )
+
+
+def load_current(engine: Engine, written: pd.DataFrame) -> pd.DataFrame:
+    """The warehouse's latest copy of every record in ``written`` (`models.push.undo.CURRENT_COLUMNS`)."""
+    columns = ["destination", "object", "record_id", "payload", "last_seen_at", "modified_at", "deleted"]
+    rows: list[Any] = []
+    with engine.connect() as connection:
+        for (dest, obj), group in written.groupby(["destination", "object"], sort=False):
+            for chunk in chunks(sorted({str(r) for r in group["record_id"] if r})):
+                rows.extend(
+                    connection.execute(
+                        sa.select(
+                            RawRecord.source,
+                            RawRecord.object,
+                            RawRecord.source_id,
+                            RawRecord.payload,
+                            RawRecord.last_seen_at,
+                            RawRecord.source_modified_at,
+                            RawRecord.deleted_at.is_not(None),
+                        ).where(
+                            RawRecord.source == dest,
+                            RawRecord.object == obj,
+                            RawRecord.source_id.in_(chunk),
+                        )
+                    ).all()
+                )
+    return pd.DataFrame(rows, columns=columns)

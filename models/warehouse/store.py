@@ -1,0 +1,404 @@
+"""The raw-record store: idempotent page upserts whose cursor moves in the same transaction.
+
+Every API here delivers at least once at its boundaries (inclusive time filters, lookback windows,
+re-read pages), so a page is upserted on (source, object, source_id) and a content hash decides
+whether the stored row changes. Writing the page's rows and the stream's cursor in one transaction
+is what makes a crash harmless: either both are stored or neither, and a re-run re-reads from the
+last stored cursor.
+"""
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from models.warehouse.tables import Quarantine, RawRecord, StreamState, utcnow
+
+#: Rows per IN (...) list: far below SQLite's 32,766 bound parameters and PostgreSQL's 65,535.
+_CHUNK = 900
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """One record of a page: its id at the source, its payload as sent, its own modified time."""
+
+    source_id: str
+    payload: Mapping[str, Any]
+    modified_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A record that cannot be stored as a raw row (no id, wrong shape), kept with the reason."""
+
+    reason: str
+    payload: Mapping[str, Any] | None
+    source_id: str | None = None
+
+
+@dataclass
+class PageCounts:
+    """What writing pages did; added up per run for the materialization metadata."""
+
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    quarantined: int = 0
+
+    def add(self, other: "PageCounts") -> None:
+        self.read += other.read
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.deleted += other.deleted
+        self.quarantined += other.quarantined
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "rows_read": self.read,
+            "rows_inserted": self.inserted,
+            "rows_updated": self.updated,
+            "rows_unchanged": self.unchanged,
+            "rows_deleted": self.deleted,
+            "rows_quarantined": self.quarantined,
+        }
+
+
+@dataclass(frozen=True)
+class StreamKey:
+    """Which cursor: a source object can have several streams (SMS history, inbound, receipts...)."""
+
+    source: str
+    object: str
+    stream: str = "incremental"
+
+
+@dataclass
+class StreamStatus:
+    """A stream's stored state, as the status command shows it."""
+
+    key: StreamKey
+    cursor: dict[str, Any] | None
+    cursor_updated_at: datetime | None
+    last_run_started_at: datetime | None
+    last_success_at: datetime | None
+    last_status: str | None
+    last_error: str | None
+    last_counts: dict[str, Any] = field(default_factory=dict)
+
+
+def content_hash(payload: Mapping[str, Any]) -> str:
+    """A stable digest of a payload: key order and whitespace do not change it, any value does."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
+
+
+def storable(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload as both dialects can store it: NUL characters become U+FFFD.
+
+    PostgreSQL's JSONB and text refuse U+0000 ("unsupported Unicode escape sequence"); a NUL in a
+    name or email is junk anyway, and replacing it the same way on SQLite keeps the two warehouses
+    and their content hashes identical.
+    """
+    text = json.dumps(payload, ensure_ascii=False, default=str)
+    return _without_nul(dict(payload)) if "\\u0000" in text else dict(payload)
+
+
+def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    """Slices small enough for one IN (...) list on every dialect."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class RawStore:
+    """Writes pages of raw records and reads and moves stream cursors, always transactionally."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def cursor(self, key: StreamKey) -> dict[str, Any] | None:
+        with self._engine.connect() as connection:
+            return connection.execute(
+                sa.select(StreamState.cursor).where(*_state_where(key))
+            ).scalar_one_or_none()
+
+    def write_page(
+        self,
+        key: StreamKey,
+        rows: Sequence[RawRow],
+        *,
+        cursor: Mapping[str, Any] | None = None,
+        move_cursor: bool = True,
+        deleted_ids: Sequence[str] = (),
+        bad: Sequence[BadRecord] = (),
+        run_id: str | None = None,
+    ) -> PageCounts:
+        """Upsert ``rows``, mark ``deleted_ids``, quarantine ``bad`` and store ``cursor``: all or nothing.
+
+        ``move_cursor=False`` is for backfills, which write the same rows but must leave the live
+        incremental cursor where it is.
+        """
+        now = utcnow()
+        with self._engine.begin() as connection:
+            counts = _upsert_rows(connection, key, _last_of_each(rows), now)
+            counts.read = len(rows) + len(bad)
+            if deleted_ids:
+                counts.deleted = _mark_deleted(connection, key, deleted_ids, now)
+            if bad:
+                _quarantine(connection, key, bad, run_id, now)
+                counts.quarantined = len(bad)
+            if move_cursor and cursor is not None:
+                store_cursor(connection, key, dict(cursor), now)
+        return counts
+
+    def mark_missing_deleted(self, key: StreamKey, present_ids: Iterable[str]) -> int:
+        """After a full id scan: every stored, undeleted record the scan did not see is marked deleted."""
+        present = set(present_ids)
+        now = utcnow()
+        with self._engine.begin() as connection:
+            stored = connection.execute(
+                sa.select(RawRecord.source_id).where(
+                    RawRecord.source == key.source,
+                    RawRecord.object == key.object,
+                    RawRecord.deleted_at.is_(None),
+                )
+            ).scalars()
+            missing = [source_id for source_id in stored if source_id not in present]
+            return _mark_deleted(connection, key, missing, now) if missing else 0
+
+    def mark_deleted(self, key: StreamKey, source_ids: Iterable[str]) -> int:
+        """Records we deleted ourselves (undoing a create): marked now rather than at the next scan."""
+        ids = [str(source_id) for source_id in source_ids]
+        if not ids:
+            return 0
+        with self._engine.begin() as connection:
+            return _mark_deleted(connection, key, ids, utcnow())
+
+    def last_success(self, key: StreamKey) -> datetime | None:
+        """When ``key`` last finished without error (None if never)."""
+        with self._engine.connect() as connection:
+            return connection.execute(
+                sa.select(StreamState.last_success_at).where(*_state_where(key))
+            ).scalar_one_or_none()
+
+    def start_run(self, key: StreamKey, run_id: str) -> None:
+        with self._engine.begin() as connection:
+            _ensure_state(connection, key)
+            connection.execute(
+                sa.update(StreamState)
+                .where(*_state_where(key))
+                .values(last_run_id=run_id, last_run_started_at=utcnow(), last_status="running")
+            )
+
+    def finish_run(self, key: StreamKey, *, counts: Mapping[str, Any], error: str | None = None) -> None:
+        """Record how the run ended; a failure keeps the previous ``last_success_at``."""
+        values: dict[str, Any] = {"last_counts": dict(counts), "last_error": error}
+        if error is None:
+            values.update(last_status="succeeded", last_success_at=utcnow())
+        else:
+            values.update(last_status="failed")
+        with self._engine.begin() as connection:
+            _ensure_state(connection, key)
+            connection.execute(sa.update(StreamState).where(*_state_where(key)).values(**values))
+
+    def failures_of_run(self, run_id: str) -> dict[tuple[str, str], str]:
+        """(source, object) -> "source/object: error" for every stream ``run_id`` failed."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(StreamState.source, StreamState.object, StreamState.last_error).where(
+                    StreamState.last_run_id == run_id, StreamState.last_status == "failed"
+                )
+            ).all()
+        return {(source, obj): f"{source}/{obj}: {error}" for source, obj, error in rows}
+
+    def statuses(self) -> list[StreamStatus]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(StreamState).order_by(StreamState.source, StreamState.object, StreamState.stream)
+            ).all()
+        return [
+            StreamStatus(
+                key=StreamKey(row.source, row.object, row.stream),
+                cursor=row.cursor,
+                cursor_updated_at=row.cursor_updated_at,
+                last_run_started_at=row.last_run_started_at,
+                last_success_at=row.last_success_at,
+                last_status=row.last_status,
+                last_error=row.last_error,
+                last_counts=row.last_counts or {},
+            )
+            for row in rows
+        ]
+
+    def record_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(source, object) → (stored records, of which deleted)."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    RawRecord.source,
+                    RawRecord.object,
+                    sa.func.count(),
+                    sa.func.count(RawRecord.deleted_at),
+                ).group_by(RawRecord.source, RawRecord.object)
+            ).all()
+        return {(source, obj): (int(total), int(deleted)) for source, obj, total, deleted in rows}
+
+
+def _last_of_each(rows: Sequence[RawRow]) -> list[RawRow]:
+    """A page can repeat an id (pages shifting under a scan); the last copy read is the newest."""
+    by_id = {row.source_id: row for row in rows}
+    return list(by_id.values())
+
+
+def _upsert_rows(connection: Connection, key: StreamKey, rows: Sequence[RawRow], now: datetime) -> PageCounts:
+    counts = PageCounts()
+    if not rows:
+        return counts
+    payloads = {row.source_id: storable(row.payload) for row in rows}
+    hashes = {source_id: content_hash(payload) for source_id, payload in payloads.items()}
+    existing: dict[str, tuple[int, str, datetime | None]] = {}
+    for chunk in chunks([row.source_id for row in rows]):
+        for record_id, source_id, digest, deleted_at in connection.execute(
+            sa.select(RawRecord.id, RawRecord.source_id, RawRecord.content_hash, RawRecord.deleted_at).where(
+                RawRecord.source == key.source, RawRecord.object == key.object, RawRecord.source_id.in_(chunk)
+            )
+        ):
+            existing[source_id] = (record_id, digest, deleted_at)
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    unchanged_ids: list[int] = []
+    for row in rows:
+        digest = hashes[row.source_id]
+        found = existing.get(row.source_id)
+        if found is None:
+            inserts.append(
+                {
+                    "source": key.source,
+                    "object": key.object,
+                    "source_id": row.source_id,
+                    "payload": payloads[row.source_id],
+                    "content_hash": digest,
+                    "source_modified_at": row.modified_at,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                    "changed_at": now,
+                    "deleted_at": None,
+                }
+            )
+        elif found[1] != digest or found[2] is not None:
+            updates.append(
+                {
+                    "row_id": found[0],
+                    "payload": payloads[row.source_id],
+                    "content_hash": digest,
+                    "source_modified_at": row.modified_at,
+                    "last_seen_at": now,
+                    "changed_at": now,
+                }
+            )
+        else:
+            unchanged_ids.append(found[0])
+    if inserts:
+        connection.execute(sa.insert(RawRecord), inserts)
+    if updates:
+        table = cast(sa.Table, RawRecord.__table__)
+        connection.execute(
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("row_id"))
+            .values(
+                payload=sa.bindparam("payload"),
+                content_hash=sa.bindparam("content_hash"),
+                source_modified_at=sa.bindparam("source_modified_at"),
+                last_seen_at=sa.bindparam("last_seen_at"),
+                changed_at=sa.bindparam("changed_at"),
+                deleted_at=None,
+            ),
+            updates,
+        )
+    for chunk in chunks(unchanged_ids):
+        connection.execute(sa.update(RawRecord).where(RawRecord.id.in_(chunk)).values(last_seen_at=now))
+    counts.inserted, counts.updated, counts.unchanged = len(inserts), len(updates), len(unchanged_ids)
+    return counts
+
+
+def _mark_deleted(connection: Connection, key: StreamKey, source_ids: Sequence[str], now: datetime) -> int:
+    marked = 0
+    for chunk in chunks(list(dict.fromkeys(source_ids))):
+        result = connection.execute(
+            sa.update(RawRecord)
+            .where(
+                RawRecord.source == key.source,
+                RawRecord.object == key.object,
+                RawRecord.source_id.in_(chunk),
+                RawRecord.deleted_at.is_(None),
+            )
+            .values(deleted_at=now, changed_at=now)
+        )
+        marked += result.rowcount
+    return marked
+
+
+def _quarantine(
+    connection: Connection, key: StreamKey, bad: Sequence[BadRecord], run_id: str | None, now: datetime
+) -> None:
+    connection.execute(
+        sa.insert(Quarantine),
+        [
+            {
+                "source": key.source,
+                "object": key.object,
+                "source_id": record.source_id,
+                "stage": "extract",
+                "reason": record.reason,
+                "payload": storable(record.payload) if record.payload is not None else None,
+                "run_id": run_id,
+                "detected_at": now,
+            }
+            for record in bad
+        ],
+    )
+
+
+def _state_where(key: StreamKey) -> tuple[sa.ColumnElement[bool], ...]:
+    return (
+        StreamState.source == key.source,
+        StreamState.object == key.object,
+        StreamState.stream == key.stream,
+    )
+
+
+def _ensure_state(connection: Connection, key: StreamKey) -> None:
+    exists = connection.execute(sa.select(StreamState.source).where(*_state_where(key))).first()
+    if exists is None:
+        connection.execute(
+            sa.insert(StreamState).values(source=key.source, object=key.object, stream=key.stream)
+        )
+
+
+def store_cursor(connection: Connection, key: StreamKey, cursor: dict[str, Any], now: datetime) -> None:
+    """Write ``key``'s cursor inside the caller's transaction (so it commits with the rows it covers)."""
+    _ensure_state(connection, key)
+    connection.execute(
+        sa.update(StreamState).where(*_state_where(key)).values(cursor=cursor, cursor_updated_at=now)
+    )

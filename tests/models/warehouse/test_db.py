@@ -1,0 +1,121 @@
+"""The warehouse opens migrated, matches the models exactly, and is configured per dialect."""
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from models.warehouse.db import WarehouseError, open_warehouse, redacted_url
+from models.warehouse.tables import Base
+
+CONTRACT_COLUMNS = {
+    "contacts": {
+        "contact_id",
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "company",
+        "title",
+        "city",
+        "country",
+        "created_at",
+        "updated_at",
+        "source_count",
+    },
+    "contact_sources": {"contact_id", "source", "object", "source_id", "email", "phone", "updated_at"},
+    "contact_merges": {"old_contact_id", "new_contact_id", "merged_at"},
+    "contact_activity": {
+        "activity_id",
+        "contact_id",
+        "source",
+        "kind",
+        "occurred_at",
+        "summary",
+        "details",
+    },
+}
+
+
+def test_migrated_schema_equals_models(warehouse_url: str) -> None:
+    engine = open_warehouse(warehouse_url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
+    assert differences == []
+
+
+def test_contract_tables_have_their_columns(warehouse_url: str) -> None:
+    inspector = sa.inspect(open_warehouse(warehouse_url))
+    for table, columns in CONTRACT_COLUMNS.items():
+        present = {column["name"] for column in inspector.get_columns(table)}
+        assert columns <= present, f"{table} lacks {columns - present}"
+
+
+def test_contact_sources_is_unique_on_source_object_id(warehouse_url: str) -> None:
+    inspector = sa.inspect(open_warehouse(warehouse_url))
+    unique = [set(c["column_names"]) for c in inspector.get_unique_constraints("contact_sources")]
+    assert {"source", "object", "source_id"} in unique
+
+
+def test_opening_twice_is_a_no_op_upgrade(warehouse_url: str) -> None:
+    first = open_warehouse(warehouse_url)
+    with first.connect() as connection:
+        version = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+    from models.warehouse.db import dispose_all, migrate
+
+    dispose_all()
+    second = open_warehouse(warehouse_url)
+    migrate(second)
+    with second.connect() as connection:
+        versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    assert versions == [version]
+
+
+def test_sqlite_runs_with_wal_and_foreign_keys(sqlite_url: str) -> None:
+    with open_warehouse(sqlite_url).connect() as connection:
+        assert connection.execute(sa.text("PRAGMA journal_mode")).scalar_one() == "wal"
+        assert connection.execute(sa.text("PRAGMA foreign_keys")).scalar_one() == 1
+
+
+def test_foreign_keys_are_enforced(warehouse_url: str) -> None:
+    engine = open_warehouse(warehouse_url)
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO contact_sources (raw_record_id, source, object, source_id) "
+                "VALUES (424242, 'zoho_crm', 'lead', '1')"
+            )
+        )
+
+
+def test_times_come_back_as_utc_aware(warehouse_url: str) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from models.warehouse.tables import Contact
+
+    engine = open_warehouse(warehouse_url)
+    shanghai = datetime(2026, 1, 2, 8, 0, tzinfo=timezone(timedelta(hours=8)))
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(Contact).values(
+                contact_id="c1", created_at=shanghai, updated_at=shanghai, source_count=1
+            )
+        )
+    with engine.connect() as connection:
+        created = connection.execute(sa.select(Contact.created_at)).scalar_one()
+    assert created == shanghai
+    assert created.utcoffset() == timedelta(0)
+
+
+def test_unreachable_database_is_one_line_without_password() -> None:
+    with pytest.raises(WarehouseError) as error:
+        open_warehouse("postgresql://someone:hunter2@127.0.0.1:1/nowhere")
+    message = str(error.value)
+    assert "hunter2" not in message
+    assert "\n" not in message
+    assert "127.0.0.1:1" in message
+
+
+def test_redacted_url_hides_password() -> None:
+    assert "hunter2" not in redacted_url("postgresql://u:hunter2@h/db")

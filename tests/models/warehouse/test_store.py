@@ -1,0 +1,119 @@
+"""The raw store: upserts by id with a content hash, cursors moving with their rows, deletions kept."""
+
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from models.warehouse.db import open_warehouse
+from models.warehouse.store import BadRecord, RawRow, RawStore, StreamKey, content_hash
+from models.warehouse.tables import Quarantine, RawRecord
+
+KEY = StreamKey("zoho_crm", "lead")
+T1 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def rows(*pairs: tuple[str, str]) -> list[RawRow]:
+    return [RawRow(source_id=i, payload={"id": i, "Email": e}, modified_at=T1) for i, e in pairs]
+
+
+@pytest.fixture
+def store(warehouse_url: str) -> RawStore:
+    return RawStore(open_warehouse(warehouse_url))
+
+
+def stored(store: RawStore) -> dict[str, tuple[str, datetime | None]]:
+    with store._engine.connect() as connection:
+        result = connection.execute(sa.select(RawRecord.source_id, RawRecord.payload, RawRecord.deleted_at))
+        return {source_id: (payload["Email"], deleted) for source_id, payload, deleted in result}
+
+
+def test_content_hash_ignores_key_order_but_not_values() -> None:
+    assert content_hash({"a": 1, "b": [1, 2]}) == content_hash({"b": [1, 2], "a": 1})
+    assert content_hash({"a": 1}) != content_hash({"a": "1"})
+
+
+def test_page_upsert_counts_new_changed_and_unchanged(store: RawStore) -> None:
+    first = store.write_page(KEY, rows(("1", "a@x.com"), ("2", "b@x.com")), cursor={"modified": "t1"})
+    assert (first.inserted, first.updated, first.unchanged) == (2, 0, 0)
+    second = store.write_page(
+        KEY, rows(("1", "a@x.com"), ("2", "B@x.com"), ("3", "c@x.com")), cursor={"m": 2}
+    )
+    assert (second.read, second.inserted, second.updated, second.unchanged) == (3, 1, 1, 1)
+    assert stored(store)["2"][0] == "B@x.com"
+    assert store.cursor(KEY) == {"m": 2}
+
+
+def test_a_repeated_id_within_a_page_keeps_the_last_copy(store: RawStore) -> None:
+    counts = store.write_page(KEY, rows(("1", "old@x.com"), ("1", "new@x.com")))
+    assert counts.inserted == 1
+    assert stored(store)["1"][0] == "new@x.com"
+
+
+def test_cursor_and_rows_commit_together_or_not_at_all(store: RawStore) -> None:
+    store.write_page(KEY, rows(("1", "a@x.com")), cursor={"at": 1})
+    broken = [RawRow(source_id="2", payload={"Email": "b@x.com", "bad": {1, 2}}, modified_at=T1)]
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the driver's own error type differs per dialect
+        store.write_page(KEY, broken, cursor={"at": 2})
+    assert store.cursor(KEY) == {"at": 1}
+    assert set(stored(store)) == {"1"}
+
+
+def test_backfill_writes_rows_without_moving_the_cursor(store: RawStore) -> None:
+    store.write_page(KEY, rows(("1", "a@x.com")), cursor={"at": 5})
+    store.write_page(KEY, rows(("0", "old@x.com")), cursor={"at": 1}, move_cursor=False)
+    assert store.cursor(KEY) == {"at": 5}
+    assert set(stored(store)) == {"0", "1"}
+
+
+def test_deletions_are_marked_not_dropped_and_a_return_revives(store: RawStore) -> None:
+    store.write_page(KEY, rows(("1", "a@x.com"), ("2", "b@x.com")))
+    counts = store.write_page(KEY, [], deleted_ids=["2", "99"])
+    assert counts.deleted == 1
+    assert stored(store)["2"][1] is not None
+    assert store.write_page(KEY, rows(("2", "b@x.com"))).updated == 1
+    assert stored(store)["2"][1] is None
+
+
+def test_full_scan_marks_missing_records_deleted(store: RawStore) -> None:
+    store.write_page(KEY, rows(("1", "a@x.com"), ("2", "b@x.com"), ("3", "c@x.com")))
+    assert store.mark_missing_deleted(KEY, ["1", "3"]) == 1
+    assert stored(store)["2"][1] is not None
+    assert store.record_counts() == {("zoho_crm", "lead"): (3, 1)}
+
+
+def test_bad_records_are_quarantined_with_their_reason(store: RawStore) -> None:
+    counts = store.write_page(
+        KEY, rows(("1", "a@x.com")), bad=[BadRecord("missing id", {"Email": "z@x.com"})]
+    )
+    assert (counts.read, counts.inserted, counts.quarantined) == (2, 1, 1)
+    with store._engine.connect() as connection:
+        reason, payload = connection.execute(sa.select(Quarantine.reason, Quarantine.payload)).one()
+    assert reason == "missing id"
+    assert payload == {"Email": "z@x.com"}
+
+
+def test_run_bookkeeping_keeps_last_success_through_a_failure(store: RawStore) -> None:
+    store.start_run(KEY, "run-1")
+    store.finish_run(KEY, counts={"rows_read": 3})
+    (ok,) = store.statuses()
+    store.start_run(KEY, "run-2")
+    store.finish_run(KEY, counts={"rows_read": 0}, error="zoho_crm GET /crm/v8/Leads -> 503")
+    (failed,) = store.statuses()
+    assert failed.last_status == "failed"
+    assert failed.last_error == "zoho_crm GET /crm/v8/Leads -> 503"
+    assert failed.last_success_at == ok.last_success_at
+
+
+def test_nul_characters_are_stored_as_replacement_characters(store: RawStore) -> None:
+    counts = store.write_page(KEY, [RawRow("1", {"id": "1", "First_Name": "Ann\x00e", "tags": ["a\x00"]})])
+    assert counts.inserted == 1
+    with store.engine.connect() as connection:
+        payload = connection.execute(sa.select(RawRecord.payload)).scalar_one()
+    assert payload == {"id": "1", "First_Name": "Ann\ufffde", "tags": ["a\ufffd"]}
+    assert (
+        store.write_page(
+            KEY, [RawRow("1", {"id": "1", "First_Name": "Ann\x00e", "tags": ["a\x00"]})]
+        ).unchanged
+        == 1
+    )
