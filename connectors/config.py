@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 
 from connectors.http import RetryPolicy, Timeouts
 
-DEFAULT_MATON_GATEWAY = "https://gateway.maton.ai"
+DEFAULT_MATON_GATEWAY = "https://api.maton.ai"
+"""The base URL Maton documents since 2026-04-30 (maton-ai/api-gateway-skill); the seeds name the older
+``https://gateway.maton.ai``."""
 DEFAULT_LINKFLOW_URL = "https://open.linkflowtech.com"
 
 MATON_APPS = {

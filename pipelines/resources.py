@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 from sqlalchemy.engine import Engine
 
+from connectors.config import DEFAULT_MATON_GATEWAY
 from models.db import open_warehouse
 from pipelines.settings import Settings, load_settings
 
@@ -39,7 +40,7 @@ class SyncSettingsResource(dg.ConfigurableResource):
     """The contract's settings as Dagster config, plus the switches of one run."""
 
     maton_api_key: str | None = None
-    maton_gateway_url: str = "https://gateway.maton.ai"
+    maton_gateway_url: str = DEFAULT_MATON_GATEWAY
     maton_connection_clickfunnels: str | None = None
     maton_connection_clicksend: str | None = None
     maton_connection_zoho_crm: str | None = None

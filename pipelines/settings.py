@@ -13,6 +13,7 @@ from dagster._utils.schedules import is_valid_cron_string
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connectors.config import DEFAULT_MATON_GATEWAY
 from pipelines.streams import STREAMS
 
 SOURCES: tuple[str, ...] = ("clickfunnels", "clicksend", "linkflow", "zoho_crm", "zoho_bigin")
@@ -135,7 +136,7 @@ class Settings(BaseSettings):
 
     contact_sync_database_url: str = "sqlite:///contact_sync.db"
     maton_api_key: SecretStr | None = None
-    maton_gateway_url: str = "https://gateway.maton.ai"
+    maton_gateway_url: str = DEFAULT_MATON_GATEWAY
     maton_connection_clickfunnels: SecretStr | None = None
     maton_connection_clicksend: SecretStr | None = None
     maton_connection_zoho_crm: SecretStr | None = None

@@ -10,7 +10,7 @@ from pipelines.settings import SOURCES, SettingsError, load_settings
 def test_defaults_follow_the_contract() -> None:
     settings = load_settings()
     assert settings.database_url == "sqlite:///contact_sync.db"
-    assert settings.maton_gateway_url == "https://gateway.maton.ai"
+    assert settings.maton_gateway_url == "https://api.maton.ai"
     assert settings.linkflow_base_url == "https://open.linkflowtech.com"
     assert settings.push == "on"
     assert settings.contact_sync_cron == "*/15 * * * *"
