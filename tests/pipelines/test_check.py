@@ -4,15 +4,21 @@ status, `--json`, never a write; and the same check at the start of a sync, cach
 import json
 import re
 import socket
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from connectors.clicksend import ClickSendClient
-from connectors.emulator import Emulator, running_emulator
+from connectors.emulator import Emulator, FaultConfig, running_emulator
 from connectors.emulator.behaviours import Behaviours
 from connectors.linkflow import LinkflowClient
-from pipelines.check import NOT_PROBED, CheckReport, run_check
+from models.db import open_warehouse
+from models.tables import SourceCheckResult, utcnow
+from pipelines.check import NOT_PROBED, CheckReport, SourceCheck, run_check
+from pipelines.runner import run_sync
 from pipelines.settings import SOURCES, Settings, load_settings
 from tests.connectors.scripted_server import Answer, ScriptedServer
 from tests.pipelines.conftest import settings_for
@@ -265,3 +271,97 @@ def test_zoho_credits_left_are_read_from_the_answers(sqlite_url: str) -> None:
     assert rows["country"] == ("info", "DE")
     assert rows["time zone"] == ("info", "Europe/Berlin")
     assert all(seen.method == "GET" for seen in server.seen)
+
+
+# ------------------------------------------------------------------------------ sync start
+
+
+def cached_rows(url: str) -> dict[str, sa.Row[Any]]:
+    """source -> (fingerprint, result) of the kept checks."""
+    with open_warehouse(url).connect() as connection:
+        rows = connection.execute(
+            sa.select(SourceCheckResult.source, SourceCheckResult.fingerprint, SourceCheckResult.result)
+        ).all()
+    return {row.source: row for row in rows}
+
+
+def test_a_sync_with_a_rejected_key_stops_early_with_checks_advice(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    settings = settings_for(
+        emulator, sqlite_url, maton_api_key="wrong-maton-key-4711", contact_sync_push="off"
+    )
+    report = run_sync(settings, sources=("zoho_crm",))
+
+    assert not report.success
+    advice = (
+        "MATON_API_KEY rejected (401 Invalid or expired API key): create a new key at "
+        "https://maton.ai/settings and set MATON_API_KEY to it"
+    )
+    assert report.failures == [
+        f"zoho_crm/lead: {advice}",
+        f"zoho_crm/contact: {advice}",
+    ]
+    # One request found it; no listing was tried and nothing was kept to skip the next check.
+    assert emulator.request_counts() == {("zoho_crm", "GET /zoho-crm/crm/v8/org"): 1}
+    assert cached_rows(sqlite_url) == {}
+
+
+def test_the_sync_start_check_runs_once_a_day_and_again_when_its_settings_change(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    settings = settings_for(emulator, sqlite_url, contact_sync_push="off")
+    org = ("zoho_bigin", "GET /zoho-bigin/bigin/v2/org")
+
+    first = run_sync(settings, sources=("zoho_bigin",))
+    assert first.success, first.failures
+    assert first.assets["zoho_bigin/contact"]["source_check"] == "would sync, 1 warning"
+    assert emulator.request_counts()[org] == 2  # the check, and the daily account-country refresh
+    stored = cached_rows(sqlite_url)["zoho_bigin"]
+    assert SourceCheck.from_json(stored.result).state == "warning"
+    assert "sandbox-maton-key" not in json.dumps(stored.result) + stored.fingerprint
+
+    emulator.reset_counters()
+    assert run_sync(settings, sources=("zoho_bigin",)).success
+    assert org not in emulator.request_counts()  # kept for a day: no request for it
+
+    with open_warehouse(sqlite_url).begin() as connection:
+        connection.execute(sa.update(SourceCheckResult).values(checked_at=utcnow() - timedelta(hours=25)))
+    assert run_sync(settings, sources=("zoho_bigin",)).success
+    assert emulator.request_counts()[org] == 1  # a day old: checked again
+
+    emulator.reset_counters()
+    moved = settings_for(emulator, sqlite_url, contact_sync_push="off", maton_connection_zoho_bigin="conn-2")
+    assert run_sync(moved, sources=("zoho_bigin",)).success
+    assert emulator.request_counts()[org] == 1  # another connection: checked again
+
+
+def test_a_stream_failing_after_a_passing_check_makes_the_next_sync_check_again(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    settings = settings_for(emulator, sqlite_url, contact_sync_push="off")
+    assert run_sync(settings, sources=("zoho_crm",)).success
+    assert "zoho_crm" in cached_rows(sqlite_url)
+
+    # Zoho keeps answering 429 (a short Retry-After keeps the retries quick): the reads fail.
+    emulator.set_faults(FaultConfig(error_rate_429=1.0, retry_after_s=0.01, apps=frozenset({"zoho_crm"})))
+    report = run_sync(settings, sources=("zoho_crm",))
+
+    assert not report.success
+    assert report.failures[0].startswith("zoho_crm/lead: zoho_crm GET /crm/v8/Leads -> 429")
+    assert "zoho_crm" not in cached_rows(sqlite_url)
+
+
+def test_a_kept_result_this_version_cannot_read_is_checked_again(emulator: Emulator, sqlite_url: str) -> None:
+    settings = settings_for(emulator, sqlite_url, contact_sync_push="off")
+    assert run_sync(settings, sources=("zoho_crm",)).success
+    with open_warehouse(sqlite_url).begin() as connection:
+        connection.execute(sa.update(SourceCheckResult).values(result={"rows": "written otherwise"}))
+    emulator.reset_counters()
+
+    report = run_sync(settings, sources=("zoho_crm",))
+
+    assert report.success, report.failures
+    assert report.assets["zoho_crm/lead"]["source_check"] == "would sync"
+    assert emulator.request_counts()[("zoho_crm", "GET /zoho-crm/crm/v8/org")] == 1
+    assert SourceCheck.from_json(cached_rows(sqlite_url)["zoho_crm"].result).state == "ok"
