@@ -50,6 +50,25 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    import json
+    import logging
+
+    from pipelines.check import run_check
+
+    # The table says what failed; the HTTP layer's retry warnings would only repeat it on stderr.
+    logging.getLogger("connectors").addHandler(logging.NullHandler())
+    report = run_check(load_settings(), sources=args.source or ())
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        for line in report.lines():
+            print(line)
+    if not report.would_sync:
+        raise CommandError(report.failure_line(), exit_code=EXIT_RUN_FAILED)
+    return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from models.warehouse.db import open_warehouse
     from models.warehouse.store import RawStore
@@ -203,6 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
     undo.add_argument("run_id", metavar="RUN_ID", help="the run id the sync printed (push_ledger.run_id)")
     undo.add_argument("--dry-run", action="store_true", help="record the undo plan, write nothing")
     undo.set_defaults(handler=cmd_undo)
+
+    check = commands.add_parser(
+        "check",
+        help="read-only: whether a sync would work, per source, with advice for each problem",
+        description="Ask each configured source's API, read-only, what a sync depends on: host, "
+        "credentials, connection, each object, the account's country and time zone, and the "
+        "behaviours it detected. Exit 0 when a sync would work.",
+    )
+    check.add_argument(
+        "--source", action="append", type=_source_list, metavar="S", help="only this source (repeatable)"
+    )
+    check.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
+    check.set_defaults(handler=cmd_check)
 
     status = commands.add_parser(
         "status",

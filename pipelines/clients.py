@@ -1,12 +1,15 @@
 """Building the API clients from settings: the one place secrets are unwrapped for the HTTP layer."""
 
-from connectors.config import LinkflowConfig, MatonConfig
+from connectors.config import HttpOptions, LinkflowConfig, MatonConfig
 from connectors.factory import Clients, build_clients
 from pipelines.settings import MATON_SOURCES, Settings
 
 
-def clients_for(settings: Settings, sources: tuple[str, ...]) -> Clients:
-    """Clients for the enabled ones among ``sources``; the Maton apps share one rate bucket."""
+def clients_for(settings: Settings, sources: tuple[str, ...], options: HttpOptions | None = None) -> Clients:
+    """Clients for the enabled ones among ``sources``; the Maton apps share one rate bucket.
+
+    ``options`` replaces the default retries and timeouts (``check`` gives up sooner than a sync).
+    """
     wanted = set(sources) & set(settings.enabled_sources())
     maton = None
     if wanted & set(MATON_SOURCES) and settings.maton_api_key is not None:
@@ -29,4 +32,4 @@ def clients_for(settings: Settings, sources: tuple[str, ...]) -> Clients:
             base_url=settings.linkflow_base_url,
             rate=settings.contact_sync_linkflow_rps,
         )
-    return build_clients(maton, linkflow)
+    return build_clients(maton, linkflow, options=options)

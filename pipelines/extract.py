@@ -25,11 +25,14 @@ from connectors.errors import ConnectorError
 from connectors.factory import Clients
 from connectors.linkflow import LinkflowContactCursor, LinkflowEventCursor
 from connectors.paging import Page
+from connectors.stats import StatsSnapshot
 from connectors.zoho import DELETED_FEED_RETENTION, ZohoCursor
 from models.normalise.raw_keys import identify
 from models.warehouse.locks import SourceBusyError, source_lock
+from models.warehouse.source_checks import forget_check
 from models.warehouse.store import BadRecord, PageCounts, RawRow, RawStore, StreamKey
 from models.warehouse.tables import SourceAccount, utcnow
+from pipelines.check import SourceCheck, sync_start_check
 from pipelines.clients import clients_for
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import Settings
@@ -367,15 +370,18 @@ def _extract_with_bookkeeping(
     full_refresh: bool,
     full_scan_every: timedelta,
     log: Callable[[str], None],
+    before: StatsSnapshot | None = None,
 ) -> dict[str, Any]:
     """Run the extract, record its outcome in ``stream_state`` and return the materialization metadata.
 
     Requests are counted for this stream's source only, so sources extracted at the same time in
-    other threads (sharing one Maton bucket and one ``RequestStats``) do not blur the figures.
+    other threads (sharing one Maton bucket and one ``RequestStats``) do not blur the figures;
+    ``before`` counts from an earlier moment (the source's check, made for its first stream).
     """
     key = StreamKey(stream.source, stream.object)
     store.start_run(key, run_id)
-    before = clients.stats.snapshot()
+    if before is None:
+        before = clients.stats.snapshot()
     try:
         report = run_extract(
             stream,
@@ -412,22 +418,62 @@ def _extract_with_bookkeeping(
     }
 
 
+def _check_at_start(
+    engine: Engine, settings: Settings, clients: Clients, source: str, log: Callable[[str], None]
+) -> SourceCheck | None:
+    """The source's check (cached for a day), said in the log; None when the check itself broke,
+    which must not stop a sync that may well work."""
+    try:
+        checked, checked_at = sync_start_check(engine, settings, clients, source)
+    except Exception:
+        log(f"{source}: the start-of-sync check broke; reading without it\n{traceback.format_exc()}")
+        return None
+    if checked_at is not None:
+        log(f"{source}: check {checked.summary()} at {checked_at:%Y-%m-%d %H:%M}Z (kept for a day)")
+        return checked
+    log(f"{source}: check {checked.summary()}")
+    for row in checked.problems():
+        log(f"{source}: {'warning' if row.level == 'warning' else 'failure'}: {row.advice}")
+    return checked
+
+
 def _extract_source(
     streams: Sequence[Stream],
     clients: Clients,
     engine: Engine,
     *,
+    settings: Settings,
     run_id: str,
     full_refresh: bool,
     full_scan_every: timedelta,
     log: Callable[[str], None],
 ) -> dict[Stream, dict[str, Any] | str]:
-    """One source's streams, one after another: metadata per stream, or the one line that says why not."""
+    """One source's streams, one after another: metadata per stream, or the one line that says why not.
+
+    The source's check comes first: a stream it says cannot be read fails at once with the check's
+    advice. The check's requests are counted with the source's first stream.
+    """
     outcome: dict[Stream, dict[str, Any] | str] = {}
-    for stream in streams:
+    source = streams[0].source
+    before = clients.stats.snapshot()
+    checked = _check_at_start(engine, settings, clients, source, log)
+    for index, stream in enumerate(streams):
+        since = before if index == 0 else None
+        problem = checked.problem_for(stream.object) if checked is not None else None
+        if problem is not None:
+            used = clients.stats.snapshot().diff(since) if since is not None else None
+            store = RawStore(engine)
+            store.start_run(StreamKey(stream.source, stream.object), run_id)
+            store.finish_run(
+                StreamKey(stream.source, stream.object),
+                counts={"requests": used.total_requests(source) if used else 0},
+                error=problem,
+            )
+            outcome[stream] = f"{stream.name}: {problem}"
+            continue
         try:
             with source_lock(engine, f"extract-{stream.source}-{stream.object}", stream.name):
-                outcome[stream] = _extract_with_bookkeeping(
+                metadata = _extract_with_bookkeeping(
                     stream,
                     clients,
                     RawStore(engine),
@@ -435,8 +481,14 @@ def _extract_source(
                     full_refresh=full_refresh,
                     full_scan_every=full_scan_every,
                     log=log,
+                    before=since,
                 )
+                if index == 0 and checked is not None:
+                    metadata["source_check"] = checked.summary()
+                outcome[stream] = metadata
         except (ConnectorError, SourceBusyError) as exc:
+            if isinstance(exc, ConnectorError):
+                forget_check(engine, source)  # the next sync checks again and can say what is wrong
             outcome[stream] = str(exc) if isinstance(exc, SourceBusyError) else f"{stream.name}: {exc}"
         except Exception as exc:  # a bug: keep the other sources going, fail the step with the trace logged
             log(f"{stream.name}: unexpected error\n{traceback.format_exc()}")
@@ -499,6 +551,7 @@ def extract(
                 streams,
                 clients,
                 engine,
+                settings=settings,
                 run_id=context.run.run_id,
                 full_refresh=source in run_options.full_refresh_sources,
                 full_scan_every=timedelta(hours=settings.contact_sync_full_scan_hours),

@@ -298,3 +298,19 @@ class SourceAccount(Base):
     source: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     country: Mapped[str | None] = mapped_column(sa.String(8))
     fetched_at: Mapped[datetime]
+
+
+class SourceCheckResult(Base):
+    """The last passing sync-start check of a source, so a sync asks the check's questions once a day.
+
+    ``fingerprint`` is a one-way digest of the settings the result depends on (URL, credentials,
+    connection id); when it differs the settings changed and the check runs again. A failing check is
+    never kept: the next sync asks again.
+    """
+
+    __tablename__ = "source_checks"
+
+    source: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))
+    checked_at: Mapped[datetime]
+    result: Mapped[dict[str, Any]]

@@ -10,7 +10,7 @@ import pytest
 from pipelines.cli import build_parser
 
 CLI = str(Path(sys.executable).with_name("contact-sync"))
-COMMANDS = ("sync", "backfill", "status", "export", "sandbox", "demo")
+COMMANDS = ("sync", "backfill", "check", "status", "export", "sandbox", "demo")
 
 
 def run_cli(

@@ -1,0 +1,46 @@
+"""The sync-start check's cache in the warehouse: one passing result per source and when it was made.
+
+A sync runs ``contact-sync check``'s questions for a source only when no passing result made under
+the same settings is younger than the allowed age, which keeps the check to a few requests per source
+per day however often the schedule runs.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from models.warehouse.tables import SourceCheckResult, utcnow
+
+
+def cached_check(
+    engine: Engine, source: str, fingerprint: str, max_age: timedelta
+) -> tuple[dict[str, Any], datetime] | None:
+    """The stored result and when it was made, if made under ``fingerprint`` within ``max_age``."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(SourceCheckResult.result, SourceCheckResult.checked_at).where(
+                SourceCheckResult.source == source, SourceCheckResult.fingerprint == fingerprint
+            )
+        ).first()
+    if row is None or utcnow() - row.checked_at >= max_age:
+        return None
+    return dict(row.result), row.checked_at
+
+
+def store_check(engine: Engine, source: str, fingerprint: str, result: dict[str, Any]) -> None:
+    """Keep a passing result, replacing the source's previous one."""
+    with engine.begin() as connection:
+        connection.execute(sa.delete(SourceCheckResult).where(SourceCheckResult.source == source))
+        connection.execute(
+            sa.insert(SourceCheckResult).values(
+                source=source, fingerprint=fingerprint, checked_at=utcnow(), result=result
+            )
+        )
+
+
+def forget_check(engine: Engine, source: str) -> None:
+    """Drop a source's result (one of its streams failed), so the next sync checks it again."""
+    with engine.begin() as connection:
+        connection.execute(sa.delete(SourceCheckResult).where(SourceCheckResult.source == source))
