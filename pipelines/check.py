@@ -9,8 +9,7 @@ POLL rule). Nothing is written: every request is a GET of one small page.
 
 A source's questions are a ``Plan``: the first request (which tells a refused key from a missing
 connection), one small read per contract object, then a list of detections, each a small function
-returning its rows. A detection another part of the product provides as a client method is called by
-name and says "not probed" while the client has no such method.
+returning its rows.
 
 The same check runs at the start of every sync (``sync_start_check``), cached in the warehouse for a
 day per source and run again when a setting it depends on changes, so a sync with a rejected key stops
@@ -38,7 +37,6 @@ from pipelines.settings import CREDENTIAL_VARIABLES, MATON_SOURCES, Settings
 
 Level = Literal["ok", "info", "warning", "failure"]
 LABELS: dict[str, str] = {"ok": "ok", "info": "-", "warning": "warn", "failure": "FAIL"}
-NOT_PROBED = "not probed (this version cannot tell)"
 NOT_GIVEN = "not given by the API"
 MATON_KEYS_PAGE = "https://maton.ai/settings"
 """Where Maton's own guide sends a user for the API key (maton-ai/api-gateway-skill, README)."""
@@ -389,10 +387,6 @@ def _linkflow_object(template: str, params: dict[str, Any]) -> ObjectRead:
 # ------------------------------------------------------------------------------ detections
 
 
-def _not_probed(check: str) -> list[Row]:
-    return [Row(check, NOT_PROBED)]
-
-
 def _bigin_if_modified_since(probe: Probe) -> list[Row]:
     check = "If-Modified-Since"
     oldest = probes.oldest_modified(probe.samples.get("Contacts", []))
@@ -433,18 +427,32 @@ def _zoho_credits(probe: Probe) -> list[Row]:
 
 
 def _linkflow_events_order(probe: Probe) -> list[Row]:
-    detect = getattr(probe.client, "detect_events_order", None)
-    if detect is None:
-        return _not_probed("events order")
-    return [Row("events order", str(detect()))]
+    order = probe.client.detect_events_order()
+    if order != "newest_tail":
+        return [Row("events order", order)]
+    advice = (
+        "/events/lite answers only the newest events above the cursor: a backlog larger than one page "
+        "(a first sync, a long pause) is read per contact, one request per contact"
+    )
+    return [Row("events order", "newest first, a tail", "warning", advice, object="event")]
+
+
+SHANGHAI = "UTC+08:00"
+"""The offset the product assumes for Linkflow's zone-less times (api-notes §4.1)."""
 
 
 def _linkflow_zone(probe: Probe) -> list[Row]:
-    detect = getattr(probe.client, "detect_zone", None)
-    if detect is None:
-        return _not_probed("time zone")
-    zone = detect()
-    return [Row("time zone", str(zone) if zone else "unknown (the API gave no handle on it)")]
+    zone = probe.client.detect_zone()
+    if zone is None:
+        return [Row("time zone", "unknown (the API gave no handle on it)")]
+    if zone == SHANGHAI:
+        return [Row("time zone", zone)]
+    advice = (
+        f"Linkflow writes its times in {zone}, not Shanghai time as assumed: nothing is lost (watermarks "
+        "come from the records' own times), but Linkflow records' modification times, which decide "
+        "recency in survivorship, are off by the difference"
+    )
+    return [Row("time zone", zone, "warning", advice, object="contact")]
 
 
 POLL_ADVICE = {
@@ -462,10 +470,7 @@ POLL_ADVICE = {
 
 
 def _clicksend_poll_rules(probe: Probe) -> list[Row]:
-    read = getattr(probe.client, "poll_rules", None)
-    if read is None:
-        return _not_probed("POLL rules")
-    rules = read()
+    rules = probe.client.poll_rules()
     rows = []
     for attribute, (what, advice) in POLL_ADVICE.items():
         present = getattr(rules, attribute)

@@ -11,13 +11,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from connectors.clicksend import ClickSendClient
 from connectors.emulator import Emulator, FaultConfig, running_emulator
 from connectors.emulator.behaviours import Behaviours
-from connectors.linkflow import LinkflowClient
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import SourceCheckResult, utcnow
-from pipelines.check import NOT_PROBED, CheckReport, SourceCheck, run_check
+from pipelines.check import CheckReport, SourceCheck, run_check
 from pipelines.runner import run_sync
 from pipelines.settings import SOURCES, Settings, load_settings
 from tests.connectors.scripted_server import Answer, ScriptedServer
@@ -207,18 +205,56 @@ def test_account_country_and_time_zone_come_from_each_api(emulator: Emulator, sq
     assert rows_of(report, "clickfunnels")["country"] == ("info", "not given by the API")
 
 
-def test_detections_other_clients_provide_say_not_probed_until_the_client_has_them(
-    emulator: Emulator, sqlite_url: str
+@pytest.mark.parametrize(
+    ("order", "row"),
+    [
+        ("ascending", ("info", "ascending")),
+        ("descending", ("info", "descending")),
+        ("newest_tail", ("warning", "newest first, a tail")),
+    ],
+)
+def test_linkflow_events_order_is_detected_and_a_tail_is_a_warning(
+    sqlite_url: str, order: str, row: tuple[str, str]
 ) -> None:
-    report = run_check(settings_for(emulator, sqlite_url), sources=("linkflow", "clicksend"))
+    with running_emulator(seed=11, people=60, behaviours=Behaviours(linkflow_events_order=order)) as emu:
+        report = run_check(settings_for(emu, sqlite_url), sources=("linkflow",))
+        assert emu.writes() == []
 
-    for source, check, method in (
-        ("linkflow", "events order", hasattr(LinkflowClient, "detect_events_order")),
-        ("linkflow", "time zone", hasattr(LinkflowClient, "detect_zone")),
-        ("clicksend", "POLL rules", hasattr(ClickSendClient, "poll_rules")),
-    ):
-        rows = rows_of(report, source)
-        assert (rows.get(check) == ("info", NOT_PROBED)) is not method, (source, check)
+    assert rows_of(report, "linkflow")["events order"] == row
+    assert report.would_sync
+    tail_lines = [line for line in report.lines() if "one request per contact" in line]
+    assert len(tail_lines) == (order == "newest_tail")
+
+
+@pytest.mark.parametrize(
+    ("zone", "row"), [("Asia/Shanghai", ("info", "UTC+08:00")), ("UTC", ("warning", "UTC+00:00"))]
+)
+def test_linkflow_zone_is_detected_and_one_other_than_shanghai_is_a_warning(
+    sqlite_url: str, zone: str, row: tuple[str, str]
+) -> None:
+    with running_emulator(seed=11, people=60, behaviours=Behaviours(linkflow_zone=zone)) as emu:
+        report = run_check(settings_for(emu, sqlite_url), sources=("linkflow",))
+
+    assert rows_of(report, "linkflow")["time zone"] == row
+    assert report.would_sync
+    assert len([line for line in report.lines() if line.startswith("warn  linkflow: Linkflow writes")]) == (
+        zone != "Asia/Shanghai"
+    )
+
+
+def test_missing_clicksend_poll_rules_are_one_warning_line_each(sqlite_url: str) -> None:
+    behaviours = Behaviours(clicksend_inbound_poll=False, clicksend_receipts_poll=False)
+    with running_emulator(seed=11, people=60, behaviours=behaviours) as emu:
+        report = run_check(settings_for(emu, sqlite_url), sources=("clicksend",))
+
+    rows = rows_of(report, "clicksend")
+    assert rows["POLL rule, inbound SMS"] == ("warning", "missing")
+    assert rows["POLL rule, delivery receipts"] == ("warning", "missing")
+    assert report.would_sync
+    assert [line.split(":")[1].strip() for line in problem_lines("\n".join(report.lines()))] == [
+        "no POLL rule for inbound SMS",
+        "no POLL rule for delivery receipts",
+    ]
 
 
 def test_a_source_without_credentials_is_skipped_with_the_variable(
