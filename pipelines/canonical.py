@@ -10,9 +10,9 @@ import sqlalchemy as sa
 
 from models.identity import checks as canonical_checks
 from models.identity.activity import build_activity
-from models.identity.canonical import CanonicalConfig
 from models.identity.canonical_incremental import build_canonical_incremental
 from models.identity.linking import DEFAULT_BLOCKED_EMAIL_PATTERNS, DEFAULT_BLOCKED_EMAILS, IdentityConfig
+from models.identity.phases import CanonicalConfig
 from models.identity.survivorship import SurvivorshipConfig
 from models.warehouse.tables import Quarantine, SourceAccount
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource

@@ -4,8 +4,8 @@ Owns linking on shared identifiers with the junk guards (``linking``), ids that 
 merges and splits between them (``contact_ids``), resolving everything or only a neighbourhood
 (``resolution``, ``identity_store``), per-field survivorship with lineage (``survivorship``; our own
 reverse-sync writes discounted by ``own_writes``), the warehouse builds (``canonical`` in full,
-``canonical_incremental`` from the changes), unified activity (``activity``) and the invariants checked
-after each build (``checks``).
+``canonical_incremental`` from the changes, both through the shared ``phases``), unified activity
+(``activity``) and the invariants checked after each build (``checks``).
 
 Entry points: ``canonical.build_canonical``, ``canonical_incremental.build_canonical_incremental``,
 ``activity.build_activity``, the three functions of ``checks``. Imports ``models.warehouse`` and

@@ -28,27 +28,29 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import InstrumentedAttribute
 
-from models.identity.canonical import (
+from models.identity.canonical import build_canonical
+from models.identity.contact_ids import ContactIdFactory
+from models.identity.identity_store import SqlIdentityStore, values_by_kind
+from models.identity.linking import link
+from models.identity.own_writes import own_writes
+from models.identity.phases import (
     CONTACT_OBJECTS,
     CanonicalConfig,
     CanonicalReport,
     aware_utc,
-    build_canonical,
     extract_contact_records,
     frame_records,
     golden_rows,
     insert_rows,
+    join_people,
+    lineage_rows,
     merge_rows,
     none_for_missing,
     normalise_points,
     suppressed_rows,
+    survive_people,
 )
-from models.identity.contact_ids import ContactIdFactory
-from models.identity.identity_store import SqlIdentityStore, values_by_kind
-from models.identity.linking import link
-from models.identity.own_writes import discount_own_writes, own_writes
 from models.identity.resolution import resolve_incremental
-from models.identity.survivorship import SURVIVING_FIELDS, Golden, survive
 from models.normalise.contact_points import identifiers_of, primaries
 from models.warehouse.store import StreamKey, chunks, store_cursor
 from models.warehouse.tables import (
@@ -149,15 +151,9 @@ def _resolve_changes(
             [fields, extract_contact_records(neighbour_raw, config.regions)[0]], ignore_index=True
         )
     chosen = pd.concat([primaries(normalised), _stored_primaries(connection, neighbours)], ignore_index=True)
-    people = (
-        fields.drop(columns=["email", "phone"], errors="ignore")
-        .merge(chosen, on="record_key", how="left")
-        .merge(resolution.assignment, on="record_key", how="inner")
-    )
-    if len(people):
-        writes = own_writes(connection, people["source_id"].astype(str).tolist())
-        people = people.assign(modified_at=discount_own_writes(people, writes))
-    golden = _survive(people, config)
+    people = join_people(fields, chosen, resolution.assignment)
+    writes = own_writes(connection, people["source_id"].astype(str).tolist() if len(people) else [])
+    golden = survive_people(people, writes, config)
     merges = resolution.merges
     merged_away = merges.loc[merges["kind"] == "merge", "old_contact_id"].tolist()
     gone = sorted({*merged_away, *resolution.retired_contact_ids})
@@ -175,8 +171,7 @@ def _resolve_changes(
     )
     _upsert_sources(connection, people)
     _delete_where_in(connection, ContactFieldLineage.contact_id, in_scope)
-    lineage = golden.lineage.loc[:, ["contact_id", "field", "value", "source", "object", "source_id", "rule"]]
-    insert_rows(connection, ContactFieldLineage, frame_records(none_for_missing(lineage)))
+    insert_rows(connection, ContactFieldLineage, lineage_rows(golden.lineage))
     _delete_where_in(connection, Contact.contact_id, gone)
     insert_rows(connection, ContactMerge, merge_rows(merges, now, run_id))
     _refresh_suppressed(connection, store, pd.concat([held_before, now_held]), config, now)
@@ -224,7 +219,7 @@ def _load_changed(connection: Connection, watermark: datetime) -> pd.DataFrame:
 
 
 def _load_records(connection: Connection, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
-    """The live raw records among `record_keys`, as `models.identity.canonical.extract_contact_records`
+    """The live raw records among `record_keys`, as `models.identity.phases.extract_contact_records`
     takes them."""
     rows: list[Any] = []
     for chunk in chunks([int(key) for key in record_keys]):
@@ -260,14 +255,6 @@ def _no_fields() -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """What `extract_contact_records` gives for no records, with the columns the steps after it join on."""
     points = pd.DataFrame(columns=["record_key", "kind", "field", "position", "raw", "region"])
     return pd.DataFrame(columns=["record_key"]), points.astype({"record_key": np.int64}), 0
-
-
-def _survive(people: pd.DataFrame, config: CanonicalConfig) -> Golden:
-    if len(people):
-        return survive(people, config.survivorship)
-    contacts = pd.DataFrame(columns=["contact_id", *SURVIVING_FIELDS, "source_count"])
-    lineage = pd.DataFrame(columns=["contact_id", "field", "value", "source", "object", "source_id", "rule"])
-    return Golden(contacts=contacts, lineage=lineage)
 
 
 def _latest_contact_id(connection: Connection) -> str | None:

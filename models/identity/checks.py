@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from models.identity.canonical import CONTACT_OBJECTS
+from models.identity.phases import CONTACT_OBJECTS
 from models.warehouse.tables import (
     ContactIdentifier,
     ContactMerge,

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from connectors.emulator import Emulator, running_emulator
 from models.identity import checks as canonical_checks
 from models.identity.activity import build_activity
-from models.identity.canonical import CanonicalConfig, build_canonical
+from models.identity.canonical import build_canonical
+from models.identity.phases import CanonicalConfig
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import Contact, ContactActivity, ContactMerge, ContactSource
 from pipelines.runner import run_sync

@@ -21,7 +21,8 @@ from connectors.emulator import running_emulator
 from connectors.emulator.behaviours import Behaviours
 from connectors.linkflow import LinkflowClient
 from models.identity.activity import build_activity
-from models.identity.canonical import CanonicalConfig, build_canonical
+from models.identity.canonical import build_canonical
+from models.identity.phases import CanonicalConfig
 from models.warehouse.db import open_warehouse
 from models.warehouse.store import RawStore
 from models.warehouse.tables import ContactActivity, RawRecord

@@ -16,10 +16,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from connectors.emulator import Emulator, running_emulator
-from models.identity.canonical import CanonicalConfig, CanonicalReport, build_canonical
+from models.identity.canonical import build_canonical
 from models.identity.canonical_incremental import WATERMARK, build_canonical_incremental
 from models.identity.identity_store import SqlIdentityStore
 from models.identity.linking import IdentityConfig
+from models.identity.phases import CanonicalConfig, CanonicalReport
 from models.identity.resolution import FrameIdentityStore
 from models.warehouse.db import open_warehouse
 from models.warehouse.store import RawRow, RawStore, StreamKey
