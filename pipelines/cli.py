@@ -32,6 +32,20 @@ def _source_list(value: str) -> str:
     return name
 
 
+def _behaviour(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` with the value read as JSON where it reads (true, 0.25, 3), else as text."""
+    import json
+
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        value: object = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name.strip(), value
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from models.warehouse.db import open_warehouse
     from pipelines.runner import run_sync
@@ -90,9 +104,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
+    from connectors.emulator.behaviours import Behaviours
     from pipelines.demo import run_sandbox
 
-    run_sandbox(host=args.host, port=args.port, seed=args.seed, people=args.people, echo=_echo)
+    try:
+        behaviours = Behaviours.from_mapping(dict(args.behaviour))
+    except (TypeError, ValueError) as exc:
+        raise CommandError(f"sandbox: {exc}") from exc
+    run_sandbox(
+        host=args.host, port=args.port, seed=args.seed, people=args.people, behaviours=behaviours, echo=_echo
+    )
     return EXIT_OK
 
 
@@ -262,6 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8765)
     sandbox.add_argument("--seed", type=int, default=1)
     sandbox.add_argument("--people", type=int, default=500)
+    sandbox.add_argument(
+        "--behaviour",
+        type=_behaviour,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="play another answer to a vendor's open question, e.g. clicksend_inbound_poll=false or "
+        "bigin_deleted=feed (the switches: connectors/emulator/README.md)",
+    )
     sandbox.set_defaults(handler=cmd_sandbox)
 
     demo = commands.add_parser(

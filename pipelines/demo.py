@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from connectors.emulator import Emulator
+from connectors.emulator.behaviours import Behaviours
 from pipelines.runner import SyncReport, run_sync
 from pipelines.settings import load_settings
 
@@ -57,14 +58,28 @@ def _print(report: SyncReport, echo: Callable[[str], None]) -> None:
         echo(line)
 
 
-def run_sandbox(*, host: str, port: int, seed: int, people: int, echo: Callable[[str], None] = print) -> None:
-    """Serve the emulator until Ctrl-C or SIGTERM, printing first the variables that point us at it."""
+def run_sandbox(
+    *,
+    host: str,
+    port: int,
+    seed: int,
+    people: int,
+    behaviours: Behaviours | None = None,
+    echo: Callable[[str], None] = print,
+) -> None:
+    """Serve the emulator until Ctrl-C or SIGTERM, printing first the variables that point us at it.
+
+    ``behaviours`` plays other answers to the vendors' open questions, so a user can see what
+    ``check`` and ``sync`` make of an account without POLL rules or a Bigin without ``/deleted``."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    emulator = Emulator(seed=seed, people=people, maton_rps=10.0)
+    emulator = Emulator(seed=seed, people=people, maton_rps=10.0, behaviours=behaviours)
     emulator.start(host=host, port=port)
     try:
         echo(f"# emulator of the five APIs on {emulator.base_url} ({people} people, seed {seed})")
+        changed = {k: v for k, v in emulator.behaviours.to_json().items() if v != getattr(Behaviours(), k)}
+        if changed:
+            echo("# playing " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
         echo("# point contact-sync at it with:")
         for name, value in emulator.env().items():
             echo(f"export {name}={value}")

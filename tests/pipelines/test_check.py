@@ -2,8 +2,11 @@
 status, `--json`, never a write; and the same check at the start of a sync, cached for a day."""
 
 import json
+import os
 import re
+import signal
 import socket
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from pipelines.runner import run_sync
 from pipelines.settings import SOURCES, Settings, load_settings
 from tests.connectors.scripted_server import Answer, ScriptedServer
 from tests.pipelines.conftest import settings_for
-from tests.pipelines.test_cli import run_cli
+from tests.pipelines.test_cli import CLI, run_cli
 
 LABELS = {"ok": "ok", "info": "-", "warning": "warn", "failure": "FAIL"}
 """How the table shows each status of the JSON document."""
@@ -401,3 +404,54 @@ def test_a_kept_result_this_version_cannot_read_is_checked_again(emulator: Emula
     assert report.assets["zoho_crm/lead"]["source_check"] == "would sync"
     assert emulator.request_counts()[("zoho_crm", "GET /zoho-crm/crm/v8/org")] == 1
     assert SourceCheck.from_json(cached_rows(sqlite_url)["zoho_crm"].result).state == "ok"
+
+
+@pytest.mark.slow
+def test_check_against_a_sandbox_playing_other_behaviours_names_each_problem_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """What a user sees: `contact-sync sandbox --behaviour ...` in one process, `contact-sync check`
+    in another, each problem of the account on one line and the exit status saying a sync would work."""
+    port = free_port()
+    behaviours = [
+        "clicksend_inbound_poll=false",
+        "clicksend_receipts_poll=false",
+        "linkflow_events_order=newest_tail",
+        "bigin_deleted=record_id_400",
+    ]
+    command = [CLI, "sandbox", "--port", str(port), "--people", "60"]
+    for behaviour in behaviours:
+        command += ["--behaviour", behaviour]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
+    assert process.stdout is not None
+    variables: dict[str, str] = {}
+    try:
+        for line in process.stdout:
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").strip().partition("=")
+                variables[name] = value
+            if "LINKFLOW_BASE_URL" in variables:
+                break
+        result = run_cli(
+            "check", env={**variables, "CONTACT_SYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}"}
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        process.stdout.close()
+
+    assert result.returncode == 0, result.stderr
+    problems = problem_lines(result.stdout)
+    assert [line.split(":")[0] for line in problems] == [
+        "warn  clicksend",
+        "warn  clicksend",
+        "warn  linkflow",
+        "warn  zoho_bigin",
+    ]
+    assert problems[0].startswith("warn  clicksend: no POLL rule for inbound SMS")
+    assert problems[1].startswith("warn  clicksend: no POLL rule for delivery receipts")
+    assert "one request per contact" in problems[2]
+    assert problems[3].startswith("warn  zoho_bigin: Bigin has no /deleted feed (400 INVALID_DATA")
+    assert result.stdout.splitlines()[-1] == "a sync would work, with 4 warnings"
