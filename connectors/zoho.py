@@ -452,15 +452,7 @@ class ZohoClient:
                         return
                 return
             except _PageTokenExpiredError:
-                restarts = 1 if fresh else restarts + 1
-                if restarts > _MAX_RESTARTS:
-                    raise FatalError(
-                        self._source,
-                        "GET",
-                        f"{self.product.prefix}/{module}",
-                        code=EXPIRED_VALUE,
-                        message=f"page token expired {restarts} times without progress",
-                    ) from None
+                restarts = self._next_restart(module, restarts, progressed=bool(fresh))
                 header = read.restart_from(start)
                 self.http.log.warning(
                     "%s %s page token expired; restarting from %s",
@@ -515,6 +507,20 @@ class ZohoClient:
             )
         return newest if header < newest else newest + _SECOND
 
+    def _next_restart(self, module: str, restarts: int, *, progressed: bool) -> int:
+        """Count a restart after an expired page token; a read that keeps expiring without reading
+        anything new is given up rather than retried for ever."""
+        restarts = 1 if progressed else restarts + 1
+        if restarts > _MAX_RESTARTS:
+            raise FatalError(
+                self._source,
+                "GET",
+                f"{self.product.prefix}/{module}",
+                code=EXPIRED_VALUE,
+                message=f"page token expired {restarts} times without progress",
+            ) from None
+        return restarts
+
     def _unsliceable(self, module: str) -> FatalError:
         return FatalError(
             self._source,
@@ -554,15 +560,7 @@ class ZohoClient:
                         break
                 break
             except _PageTokenExpiredError:
-                restarts = 1 if fresh else restarts + 1
-                if restarts > _MAX_RESTARTS:
-                    raise FatalError(
-                        self._source,
-                        "GET",
-                        f"{self.product.prefix}/{module}",
-                        code=EXPIRED_VALUE,
-                        message=f"page token expired {restarts} times without progress",
-                    ) from None
+                restarts = self._next_restart(module, restarts, progressed=bool(fresh))
                 self.http.log.warning(
                     "%s %s page token expired; reading newest first again", self._source, module
                 )

@@ -2,11 +2,7 @@
 status, `--json`, never a write; and the same check at the start of a sync, cached for a day."""
 
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,8 +18,8 @@ from pipelines.check import CheckReport, SourceCheck, run_check
 from pipelines.runner import run_sync
 from pipelines.settings import SOURCES, Settings, load_settings
 from tests.connectors.scripted_server import Answer, ScriptedServer
-from tests.pipelines.conftest import settings_for
-from tests.pipelines.test_cli import CLI, run_cli
+from tests.pipelines.conftest import free_port, sandbox_process, settings_for
+from tests.pipelines.test_cli import run_cli
 
 LABELS = {"ok": "ok", "info": "-", "warning": "warn", "failure": "FAIL"}
 """How the table shows each status of the JSON document."""
@@ -52,13 +48,6 @@ def settings_for_url(gateway: str, database_url: str) -> Settings:
         contact_sync_database_url=database_url,
         contact_sync_maton_rps=200.0,
     )
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_check_against_the_sandbox_prints_the_table_reads_only_and_exits_0(
@@ -412,35 +401,17 @@ def test_check_against_a_sandbox_playing_other_behaviours_names_each_problem_in_
 ) -> None:
     """What a user sees: `contact-sync sandbox --behaviour ...` in one process, `contact-sync check`
     in another, each problem of the account on one line and the exit status saying a sync would work."""
-    port = free_port()
-    behaviours = [
+    flags = [
         "clicksend_inbound_poll=false",
         "clicksend_receipts_poll=false",
         "linkflow_events_order=newest_tail",
         "bigin_deleted=record_id_400",
     ]
-    command = [CLI, "sandbox", "--port", str(port), "--people", "60"]
-    for behaviour in behaviours:
-        command += ["--behaviour", behaviour]
-    process = subprocess.Popen(
-        command, cwd=tmp_path, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-    )
-    assert process.stdout is not None
-    variables: dict[str, str] = {}
-    try:
-        for line in process.stdout:
-            if line.startswith("export "):
-                name, _, value = line.removeprefix("export ").strip().partition("=")
-                variables[name] = value
-            if "LINKFLOW_BASE_URL" in variables:
-                break
+    args = [arg for flag in flags for arg in ("--behaviour", flag)]
+    with sandbox_process(tmp_path, "--people", "60", *args) as variables:
         result = run_cli(
             "check", env={**variables, "CONTACT_SYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}"}
         )
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
-        process.stdout.close()
 
     assert result.returncode == 0, result.stderr
     problems = problem_lines(result.stdout)

@@ -1,23 +1,13 @@
 """`contact-sync demo` and `contact-sync sandbox` as a user runs them, with no credentials at all."""
 
-import os
 import re
-import signal
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-CLI = str(Path(sys.executable).with_name("contact-sync"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.pipelines.conftest import CLI, sandbox_process
 
 
 def _total(block: str, word: str) -> int:
@@ -48,24 +38,8 @@ def test_demo_syncs_twice_and_the_second_run_reads_only_changes(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_sandbox_prints_its_variables_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
-    process = subprocess.Popen(
-        [CLI, "sandbox", "--port", str(port), "--people", "50"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    variables: dict[str, str] = {}
-    try:
-        for line in process.stdout:
-            if line.startswith("export "):
-                name, _, value = line.removeprefix("export ").strip().partition("=")
-                variables[name] = value
-            if "LINKFLOW_BASE_URL" in variables:
-                break
-        assert variables["MATON_GATEWAY_URL"] == f"http://127.0.0.1:{port}"
+    with sandbox_process(tmp_path, "--people", "50") as variables:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", variables["MATON_GATEWAY_URL"])
         answer = httpx.get(
             f"{variables['MATON_GATEWAY_URL']}/zoho-crm/crm/v8/Leads",
             params={"fields": "Email", "converted": "both"},
@@ -74,7 +48,3 @@ def test_sandbox_prints_its_variables_serves_and_stops_on_sigterm(tmp_path: Path
         )
         assert answer.status_code == 200
         assert answer.json()["data"]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
-        process.stdout.close()
