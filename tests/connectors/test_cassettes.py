@@ -240,12 +240,44 @@ def test_cassette_linkflow_writes(world):
     assert identified.ok
 
 
+def test_cassette_zoho_bigin_writes(world):
+    """Bigin takes the same record writes as CRM: an update by id and an upsert on Email."""
+    clients, data = world
+    contact_id = min(data.tables["zoho_bigin/contact"])
+    with cassette("zoho_bigin/update"):
+        [updated] = clients.zoho_bigin.update("Contacts", [{"id": contact_id, "Title": "Kaiako"}])
+    with cassette("zoho_bigin/upsert"):
+        [upserted] = clients.zoho_bigin.upsert(
+            "Contacts", [{"Last_Name": "Rangi", "Email": "rangi@example.org"}]
+        )
+    assert updated.ok
+    assert upserted.ok
+
+
+def test_cassette_deletes_undo_sends(world):
+    """The deletes `contact-sync undo` sends for records a run created: Zoho by ids, ClickFunnels and
+    ClickSend one record per call (Linkflow has no delete)."""
+    clients, data = world
+    leads = sorted(data.tables["zoho_crm/lead"])[:2]
+    cf_contact = max(rid for rid, r in data.tables["clickfunnels/contact"].items() if r["anonymous"] is None)
+    cs_contact = max(data.tables["clicksend/list_contact"].values(), key=lambda r: r["contact_id"])
+    with cassette("zoho_crm/delete"):
+        zoho = clients.zoho_crm.delete("Leads", leads)
+    with cassette("clickfunnels/delete_contact"):
+        clickfunnels = clients.clickfunnels.delete_contact(cf_contact)
+    with cassette("clicksend/delete_contact"):
+        clicksend = clients.clicksend.delete_contact(cs_contact["list_id"], cs_contact["contact_id"])
+    assert [r.ok for r in zoho] == [True, True]
+    assert clickfunnels.ok
+    assert clicksend.ok
+
+
 # ------------------------------------------------- the cassettes themselves
 
 
 def test_cassettes_hold_no_secret():
     files = cassette_files()
-    assert len(files) >= 19, "cassettes are missing; record them with CONTACT_SYNC_RECORD_CASSETTES=1"
+    assert len(files) >= 24, "cassettes are missing; record them with CONTACT_SYNC_RECORD_CASSETTES=1"
     for path in files:
         text = path.read_text()
         for secret in (MATON_KEY, LINKFLOW_KEY, LINKFLOW_SECRET, CONNECTION_ID):
