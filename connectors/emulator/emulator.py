@@ -243,14 +243,16 @@ class Emulator:
         record_id: object,
         code: str | None = None,
         message: str = "rejected by the emulator's test hook",
+        *,
+        whole_call: bool = False,
     ) -> None:
         """Make writes to one record fail until ``allow_writes``: Zoho answers that record with
-        ``code`` (default ``INVALID_DATA``), ClickSend with that ``response_code`` (default
-        ``BAD_REQUEST``), Linkflow with HTTP 500 and that code (default ``B00030``), ClickFunnels
-        with 422 and the message."""
+        ``code`` (default ``INVALID_DATA``), or with ``whole_call`` the whole call with that code and
+        nothing written; ClickSend with that ``response_code`` (default ``BAD_REQUEST``), Linkflow
+        with HTTP 500 and that code (default ``B00030``), ClickFunnels with 422 and the message."""
         if app not in APP_NAMES:
             raise ValueError(f"unknown app {app!r}; expected one of {sorted(APP_NAMES)}")
-        self._state.reject(app, record_id, Rejection(code, message))
+        self._state.reject(app, record_id, Rejection(code, message, whole_call))
 
     def allow_writes(self, app: str, record_id: object) -> None:
         self._state.reject(app, record_id, None)

@@ -56,6 +56,9 @@ class Rejection:
 
     code: str | None
     message: str
+    whole_call: bool = False
+    """Zoho only: refuse the whole call the record is in, writing nothing (the case reverse sync
+    bisects a batch for), rather than that record alone."""
 
 
 def _text(value: Any) -> str:

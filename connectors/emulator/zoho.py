@@ -42,7 +42,7 @@ from connectors.emulator.routing import (
     json_response,
     route,
 )
-from connectors.emulator.state import EmulatorState
+from connectors.emulator.state import EmulatorState, Rejection
 from connectors.emulator.store import Entry, Record, key_range, keyset_page, offset_page
 from connectors.emulator.timefmt import ZOHO_BIGIN_OFFSET, ZOHO_CRM_OFFSET, parse_http_time, zoho_time
 from connectors.emulator.zoho_writes import (
@@ -368,6 +368,15 @@ class ZohoApi:
             raise _fail(
                 412, ALREADY_MODIFIED, ALREADY_MODIFIED_MESSAGE, {"header_name": "If-Unmodified-Since"}
             )
+        refusal = self._refused_call(items)
+        if refusal is not None:
+            position, rejection = refusal
+            raise _fail(
+                400,
+                rejection.code or "INVALID_DATA",
+                rejection.message,
+                {"json_path": f"$.data[{position}]"},
+            )
         results = []
         for position, item in enumerate(items):
             try:
@@ -387,6 +396,16 @@ class ZohoApi:
             results.append(result)
             self.state.log_write(self.name, request.method, request.path, result["details"]["id"], item)
         return json_response(batch_status(results, 201 if mode == "insert" else 200), {"data": results})
+
+    def _refused_call(self, items: list[Any]) -> tuple[int, Rejection] | None:
+        """The first record whose rejection hook refuses the whole call, with its position."""
+        for position, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            rejection = self.state.rejection(self.name, item.get("id"))
+            if rejection is not None and rejection.whole_call:
+                return position, rejection
+        return None
 
     def _module(self, params: dict[str, str]) -> Module:
         module = self.modules.get(params["module"])
