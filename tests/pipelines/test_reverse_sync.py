@@ -347,3 +347,17 @@ def test_a_launch_that_sets_only_run_options_keeps_every_setting(emulator: Emula
     assert emulator.writes() == []
     assert ledger(sqlite_url, dry_run=True), "every source ran and its pushes were planned"
     assert not ledger(sqlite_url, dry_run=False)
+
+
+def test_a_destination_that_holds_no_records_plans_nothing_and_does_not_fail(sqlite_url: str) -> None:
+    """An enabled system with an empty module (a new Zoho CRM with no Contacts yet) has nothing to
+    look up a record time for; that is an empty plan, not a crash of the whole reverse-sync step."""
+    report = push_destination(
+        Stream("zoho_crm", "contact", writable=True),
+        open_warehouse(sqlite_url),
+        None,
+        PushConfig(),
+        run_id="empty",
+        dry_run=False,
+    )
+    assert (report.planned, report.sent, report.requests) == (0, 0, 0)
