@@ -1,11 +1,17 @@
 """Reverse sync against the emulator: fill-empty pushes, batch limits, rejections, dry runs, no echo."""
 
+import copy
+import json
 import math
+from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 
 from connectors.emulator import Emulator, FaultConfig
+from connectors.emulator.dataset import Dataset
+from connectors.emulator.generate import generate_dataset
 from models.db import open_warehouse
 from models.field_map import PushConfig
 from models.tables import PushLedger
@@ -56,23 +62,82 @@ def test_fill_empty_lands_and_the_second_cycle_writes_nothing(emulator: Emulator
     assert len(emulator.writes()) == writes_before  # no echo: our own writes plan nothing
 
 
-def test_zoho_batches_respect_the_100_record_limit(emulator: Emulator, sqlite_url: str) -> None:
-    report = run_sync(settings_for(emulator, sqlite_url))
-    assert report.success, report.failures
-    for key, module in (
-        ("reverse_sync/zoho_crm/lead", "Leads"),
-        ("reverse_sync/zoho_crm/contact", "Contacts"),
-    ):
-        records = len(
-            {
-                row["record_id"]
-                for row in ledger(sqlite_url, status="sent", object=key.split("/")[-1])
-                if row["destination"] == "zoho_crm"
-            }
-        )
-        puts = emulator.request_counts().get(("zoho_crm", "PUT /zoho-crm/crm/v8/{module}"), 0)
-        assert puts <= math.ceil(records / 100) * 2, (module, puts, records)
-        assert report.assets[key]["sent"] == report.assets[key]["planned"]
+BATCH_NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def zoho_pairs(count: int) -> Dataset:
+    """``count`` people, each a Zoho CRM lead and a Bigin contact sharing an email and nothing else
+    to fill but one field each: the lead lacks the city its Bigin twin has, the Bigin contact the
+    title its lead has. So reverse sync owes exactly ``count`` records to each Zoho destination."""
+    sample = generate_dataset(seed=2, people=30, now=BATCH_NOW)
+    lead_template = next(iter(sample.tables["zoho_crm/lead"].values()))
+    bigin_template = next(iter(sample.tables["zoho_bigin/contact"].values()))
+    empty = {"Phone": None, "Mobile": None, "Secondary_Email": None, "Street": None, "State": None}
+    dataset = Dataset.empty(seed=2, now=BATCH_NOW)
+    for number in range(count):
+        person = {"First_Name": "Batch", "Last_Name": f"Person{number}", "Full_Name": f"Batch Person{number}"}
+        email = f"batch.person{number}@batch.example.org"
+        lead_id, bigin_id = dataset.zoho_id("zoho_crm"), dataset.zoho_id("zoho_bigin")
+        dataset.tables["zoho_crm/lead"][lead_id] = {
+            **copy.deepcopy(lead_template),
+            **empty,
+            **person,
+            "id": lead_id,
+            "Email": email,
+            "Company": "Batch Ltd",
+            "Designation": "Buyer",
+            "City": None,
+            "Zip_Code": None,
+            "Country": None,
+        }
+        dataset.tables["zoho_bigin/contact"][bigin_id] = {
+            **copy.deepcopy(bigin_template),
+            **empty,
+            **person,
+            "id": bigin_id,
+            "Email": email,
+            "Account_Name": None,
+            "Home_Phone": None,
+            "Title": None,
+            "Mailing_City": "Springfield",
+            "Mailing_Zip": None,
+            "Mailing_Country": None,
+        }
+        dataset.truth[("zoho_crm", "lead", lead_id)] = number
+        dataset.truth[("zoho_bigin", "contact", bigin_id)] = number
+    dataset.people = count
+    return dataset
+
+
+def test_zoho_pushes_more_than_100_records_in_the_fewest_calls_the_limit_allows(sqlite_url: str) -> None:
+    """230 records owed to each Zoho destination go in exactly ceil(230 / 100) = 3 update calls each
+    (the emulator refuses a call of more than 100, as Zoho does), and every record is written once."""
+    people = 230
+    with Emulator(dataset=zoho_pairs(people)) as emu:
+        settings = settings_for(emu, sqlite_url, contact_sync_sources="zoho_crm,zoho_bigin")
+        report = run_sync(settings)
+        assert report.success, report.failures
+        counts = emu.request_counts()
+        writes = emu.writes()
+        leads = set(emu.dataset.tables["zoho_crm/lead"])
+        bigin = set(emu.dataset.tables["zoho_bigin/contact"])
+    calls = math.ceil(people / 100)
+    assert counts[("zoho_crm", "PUT /zoho-crm/crm/v8/{module}")] == calls
+    assert counts[("zoho_bigin", "PUT /zoho-bigin/bigin/v2/{module}")] == calls
+    assert sorted(endpoint for _, endpoint in counts if not endpoint.startswith("GET ")) == [
+        "PUT /zoho-bigin/bigin/v2/{module}",
+        "PUT /zoho-crm/crm/v8/{module}",
+    ]
+    for key in ("zoho_crm/lead", "zoho_bigin/contact"):
+        meta = report.assets[f"reverse_sync/{key}"]
+        assert (meta["planned"], meta["sent"], meta["failed"], meta["requests"]) == (people, people, 0, calls)
+    written = Counter((w.app, w.method, w.record_id, json.dumps(w.body, sort_keys=True)) for w in writes)
+    expected = [("zoho_crm", lead, {"City": "Springfield"}) for lead in leads]
+    expected += [("zoho_bigin", contact, {"Title": "Buyer"}) for contact in bigin]
+    assert written == Counter(
+        (app, "PUT", record, json.dumps({**body, "id": record}, sort_keys=True))
+        for app, record, body in expected
+    )
 
 
 def test_dry_run_writes_nothing_and_predicts_the_real_run(emulator: Emulator, sqlite_url: str) -> None:
