@@ -35,12 +35,15 @@ def _sqlite_lock_path(engine: Engine, name: str) -> Path:
 
 
 @contextmanager
-def source_lock(engine: Engine, name: str, label: str | None = None) -> Iterator[None]:
+def source_lock(
+    engine: Engine, name: str, label: str | None = None, *, busy: str | None = None
+) -> Iterator[None]:
     """Hold the lock ``name`` for the block, or raise :class:`SourceBusyError` at once if it is taken.
 
-    ``label`` names the work for the user ("zoho_crm/lead") in the refusal line.
+    ``label`` names the work for the user ("zoho_crm/lead") in the refusal line; ``busy`` replaces
+    that line whole.
     """
-    busy = f"{label or name}: another sync is running it on this warehouse; try again when it ends"
+    busy = busy or f"{label or name}: another sync is running it on this warehouse; try again when it ends"
     if engine.dialect.name == "sqlite":
         path = _sqlite_lock_path(engine, name)
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

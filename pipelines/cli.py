@@ -34,13 +34,17 @@ def _source_list(value: str) -> str:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from models.db import open_warehouse
+    from models.locks import SourceBusyError
     from pipelines.runner import run_sync
 
     settings = load_settings()
     open_warehouse(settings.database_url)  # fail before the run, with one line, if it cannot be reached
-    report = run_sync(
-        settings, sources=args.source or (), dry_run=args.dry_run, full_refresh=args.full_refresh
-    )
+    try:
+        report = run_sync(
+            settings, sources=args.source or (), dry_run=args.dry_run, full_refresh=args.full_refresh
+        )
+    except SourceBusyError as exc:
+        raise CommandError(str(exc), exit_code=EXIT_RUN_FAILED) from None
     for line in report.lines():
         print(line)
     if not report.success:

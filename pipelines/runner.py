@@ -12,9 +12,13 @@ from typing import Any
 
 import dagster as dg
 
+from models.db import open_warehouse
+from models.locks import source_lock
 from pipelines.definitions import build_definitions
 from pipelines.settings import Settings
 from pipelines.streams import STREAMS
+
+SYNC_BUSY = "another sync is running on this warehouse; try again when it ends"
 
 
 @dataclass
@@ -103,7 +107,13 @@ def run_sync(
     full_refresh: bool = False,
     instance: dg.DagsterInstance | None = None,
 ) -> SyncReport:
-    """One full cycle through Dagster; ``sources`` narrows it, as ``--source`` does."""
+    """One full cycle through Dagster; ``sources`` narrows it, as ``--source`` does.
+
+    The run holds the warehouse's sync lock throughout, and raises ``SourceBusyError`` (its message
+    is the line to show) when another sync holds it. Two syncs started together would otherwise each
+    take some streams' locks, refuse the others and stop before identity resolution: neither would
+    finish, and their resolutions and pushes could interleave.
+    """
     if sources:
         settings = settings.model_copy(update={"contact_sync_sources": ",".join(dict.fromkeys(sources))})
     if dry_run:
@@ -114,7 +124,10 @@ def run_sync(
     job = build_definitions(settings, full_refresh_sources=refresh).resolve_job_def("full_sync")
     # The console logger defaults to DEBUG, which buries the per-page progress lines people want.
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    with cli_instance(instance) as chosen:
+    with (
+        source_lock(open_warehouse(settings.database_url), "sync", busy=SYNC_BUSY),
+        cli_instance(instance) as chosen,
+    ):
         result = job.execute_in_process(
             run_config=run_config, instance=chosen, raise_on_error=False, tags={"contact_sync/trigger": "cli"}
         )
