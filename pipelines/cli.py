@@ -125,7 +125,7 @@ def _day(value: str) -> date:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from pipelines.extract import backfillable
+    from pipelines.extract import BACKFILL_PARTITIONS, backfillable
     from pipelines.runner import run_backfill
     from pipelines.streams import STREAMS
 
@@ -142,6 +142,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     until = args.until or datetime.now(UTC).date()
     if until < args.since:
         raise CommandError(f"--until {until} is before --since {args.since}")
+    first = BACKFILL_PARTITIONS.start.date()
+    if args.since < first:  # the days a backfill covers are the UI's daily partitions
+        raise CommandError(f"--since {args.since} is before {first}, the first day a backfill can cover")
     report = run_backfill(
         settings,
         source=args.source,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import build_parser
+from pipelines.cli import build_parser, main
 
 CLI = str(Path(sys.executable).with_name("contact-sync"))
 COMMANDS = ("sync", "backfill", "status", "export", "sandbox", "demo")
@@ -65,3 +65,12 @@ def test_unknown_source_is_refused_by_the_parser(tmp_path: Path) -> None:
     result = run_cli("sync", "--source", "hubspot", cwd=tmp_path)
     assert result.returncode == 2
     assert "unknown source 'hubspot'" in result.stderr
+
+
+def test_a_backfill_before_the_first_backfillable_day_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["backfill", "--source", "zoho_crm", "--since", "2014-12-31", "--until", "2015-01-02"]) == 2
+    assert capsys.readouterr().err == (
+        "contact-sync: --since 2014-12-31 is before 2015-01-01, the first day a backfill can cover\n"
+    )
