@@ -88,8 +88,18 @@ def _report(result: dg.ExecuteInProcessResult, skipped: Iterable[str]) -> SyncRe
         materialization = event.step_materialization_data.materialization
         name = "/".join(materialization.asset_key.path)
         report.assets[name] = _metadata_values(materialization.metadata)
+    # A failed blocking check fails its step with Dagster's own error, which names no check and
+    # says nothing of why; the check's evaluation says both.
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.blocking and not evaluation.passed:
+            report.failures.append(
+                f"blocking check {evaluation.check_name} of {evaluation.asset_key.to_user_string()} "
+                f"failed: {evaluation.description}; nothing was pushed"
+            )
     for event in result.get_step_failure_events():
         data = event.step_failure_data
+        if data.error is not None and data.error.cls_name == "DagsterAssetCheckFailedError":
+            continue
         if data.user_failure_data is not None and data.user_failure_data.description:
             report.failures.extend(data.user_failure_data.description.splitlines())
         elif data.error is not None:

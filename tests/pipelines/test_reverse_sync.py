@@ -14,7 +14,7 @@ from connectors.emulator.dataset import Dataset
 from connectors.emulator.generate import generate_dataset
 from models.db import open_warehouse
 from models.field_map import PushConfig
-from models.tables import PushLedger
+from models.tables import ContactSource, PushLedger
 from pipelines.clients import clients_for
 from pipelines.reverse_sync import opt_out_lists, push_destination
 from pipelines.runner import run_sync
@@ -426,3 +426,43 @@ def test_a_destination_that_holds_no_records_plans_nothing_and_does_not_fail(sql
         dry_run=False,
     )
     assert (report.planned, report.sent, report.requests) == (0, 0, 0)
+
+
+def write_requests(emu: Emulator) -> dict[tuple[str, str], int]:
+    """Requests to every endpoint that is not a read, per (app, endpoint)."""
+    return {key: n for key, n in emu.request_counts().items() if not key[1].startswith("GET ")}
+
+
+def test_a_failing_blocking_check_stops_reverse_sync_before_any_write(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    """A live record that links to no golden contact fails the blocking check
+    `records_link_to_one_contact`; reverse sync then plans nothing and sends nothing, and the run
+    fails. Once the link is back, the same sync pushes: the check alone held it."""
+    settings = settings_for(emulator, sqlite_url)
+    assert run_sync(settings.model_copy(update={"contact_sync_push": "off"})).success
+    engine = open_warehouse(sqlite_url)
+    with engine.begin() as connection:
+        record, contact = connection.execute(
+            sa.select(ContactSource.id, ContactSource.contact_id).order_by(ContactSource.id).limit(1)
+        ).one()
+        connection.execute(sa.update(ContactSource).where(ContactSource.id == record).values(contact_id=None))
+    emulator.reset_counters()
+    report = run_sync(settings)
+    assert not report.success
+    assert report.failures == [
+        "blocking check records_link_to_one_contact of canonical/contacts failed: 1 live contact "
+        "records link to no golden contact; nothing was pushed"
+    ]
+    assert not [name for name in report.assets if name.startswith("reverse_sync/")]
+    assert write_requests(emulator) == {}
+    assert emulator.writes() == []
+    assert ledger(sqlite_url) == []
+
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(ContactSource).where(ContactSource.id == record).values(contact_id=contact)
+        )
+    again = run_sync(settings)
+    assert again.success, again.failures
+    assert planned(again.assets) > 0
