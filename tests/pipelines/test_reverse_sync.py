@@ -19,7 +19,7 @@ from pipelines.clients import clients_for
 from pipelines.reverse_sync import opt_out_lists, push_destination
 from pipelines.runner import run_sync
 from pipelines.settings import SettingsError, load_settings
-from pipelines.streams import Stream
+from pipelines.streams import STREAMS, Stream
 from tests.pipelines.conftest import settings_for
 
 PUSH_KEYS = (
@@ -466,3 +466,21 @@ def test_a_failing_blocking_check_stops_reverse_sync_before_any_write(
     again = run_sync(settings)
     assert again.success, again.failures
     assert planned(again.assets) > 0
+
+
+def test_push_off_makes_no_write_request_and_no_request_beyond_the_extract(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    """With CONTACT_SYNC_PUSH=off, every destination is skipped saying why, nothing is planned, and
+    the emulator serves exactly the requests the extract reported: reverse sync asks nothing at all.
+    (The same people get fills when pushing is on; see the first test of this module.)"""
+    report = run_sync(settings_for(emulator, sqlite_url, contact_sync_push="off"))
+    assert report.success, report.failures
+    assert write_requests(emulator) == {}
+    assert emulator.writes() == []
+    assert ledger(sqlite_url) == []
+    assert {key: report.assets[key] for key in PUSH_KEYS} == {
+        key: {"status": "skipped", "reason": "CONTACT_SYNC_PUSH=off"} for key in PUSH_KEYS
+    }
+    extract = sum(int(report.assets[stream.name]["requests"]) for stream in STREAMS)
+    assert emulator.total_requests() == extract
