@@ -1,5 +1,6 @@
 """Extract against the emulator: complete first syncs, cheap incremental ones, windows, isolation."""
 
+import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -10,7 +11,7 @@ from connectors.emulator import Emulator
 from connectors.emulator.dataset import ALL_TABLES, truth_key
 from models.db import open_warehouse
 from models.store import RawStore, StreamKey
-from models.tables import RawRecord
+from models.tables import RawRecord, StreamState
 from pipelines.clients import clients_for
 from pipelines.extract import run_backfill, run_extract
 from pipelines.runner import run_sync
@@ -198,3 +199,56 @@ def test_clickfunnels_is_scanned_whole_on_its_cadence_to_find_deletions(
         due = run_extract(stream, clients, store, full_scan_every=timedelta(0))
     assert due.counts.deleted == 1
     assert victim not in stored_ids(sqlite_url)[("clickfunnels", "contact")]
+
+
+def from_the_future(value: object) -> object:
+    """A cursor of the same shape, every time and id in it pushed past anything the source holds."""
+    if isinstance(value, dict):
+        return {key: from_the_future(item) for key, item in value.items()}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value + 10**9
+    if isinstance(value, str):
+        return re.sub(r"^20\d\d", "2099", value)
+    return value
+
+
+RUN_CLOCK_KEYS = {"deleted_since", "updated_until"}
+"""Cursor keys stamped from the reading run's own clock rather than from the data."""
+
+
+def without_run_clock(cursor: dict[str, object]) -> dict[str, object]:
+    return {key: value for key, value in cursor.items() if key not in RUN_CLOCK_KEYS}
+
+
+def test_full_refresh_ignores_a_stale_cursor_and_stores_a_fresh_one(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    """Every stream's stored cursor is replaced by one from the future, under which an incremental
+    read finds nothing; `sync --full-refresh` reads every record again and stores the cursor a first
+    read stores, not the stale one."""
+    settings = settings_for(emulator, sqlite_url, contact_sync_push="off")
+    assert run_sync(settings).success
+    store = RawStore(open_warehouse(sqlite_url))
+    keys = {stream.name: StreamKey(stream.source, stream.object) for stream in STREAMS}
+    first = {name: store.cursor(key) for name, key in keys.items()}
+    with open_warehouse(sqlite_url).begin() as connection:
+        for name, key in keys.items():
+            connection.execute(
+                sa.update(StreamState)
+                .where(StreamState.source == key.source, StreamState.object == key.object)
+                .where(StreamState.stream == key.stream)
+                .values(cursor=from_the_future(first[name]))
+            )
+    report = run_sync(settings, full_refresh=True)  # as `contact-sync sync --full-refresh`
+    assert report.success, report.failures
+    held = emulator_ids(emulator)
+    assert {s.name: report.assets[s.name]["rows_read"] for s in STREAMS} == {
+        s.name: len(held[(s.source, s.object)]) for s in STREAMS
+    }
+    after = {name: store.cursor(key) or {} for name, key in keys.items()}
+    clock = [value for cursor in after.values() for key, value in cursor.items() if key in RUN_CLOCK_KEYS]
+    assert clock, "no cursor carries a time of the run"
+    assert not [value for value in clock if str(value).startswith("2099")]
+    assert {name: without_run_clock(cursor) for name, cursor in after.items()} == {
+        name: without_run_clock(first[name] or {}) for name in keys
+    }
