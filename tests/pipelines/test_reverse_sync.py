@@ -5,6 +5,7 @@ import json
 import math
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from connectors.emulator import Emulator, FaultConfig
 from connectors.emulator.dataset import Dataset
 from connectors.emulator.generate import generate_dataset
+from models.canonical import CanonicalConfig, build_canonical
 from models.db import open_warehouse
 from models.field_map import PushConfig
 from models.tables import ContactSource, PushLedger
@@ -21,6 +23,8 @@ from pipelines.runner import run_sync
 from pipelines.settings import SettingsError, load_settings
 from pipelines.streams import STREAMS, Stream
 from tests.pipelines.conftest import settings_for
+from tests.pipelines.test_canonical import REGIONS, clusters
+from tests.pipelines.test_extract import extract_all
 
 PUSH_KEYS = (
     "reverse_sync/clickfunnels/contact",
@@ -52,7 +56,9 @@ def test_fill_empty_lands_and_the_second_cycle_writes_nothing(emulator: Emulator
     assert sent, "the emulator's people have fields one system lacks and another has"
     assert {row["reason"] for row in sent} == {"fill_empty"}
     assert all(row["before_value"] in (None, "") for row in sent)
-    assert len(emulator.writes()) > 0
+    # One write per record the ledger sent fields to, and no other.
+    writes = sorted((w.app, str(w.record_id)) for w in emulator.writes())
+    assert writes == sorted({(str(row["destination"]), str(row["record_id"])) for row in sent})
 
     emulator.reset_counters()
     writes_before = len(emulator.writes())
@@ -164,13 +170,19 @@ def test_a_rejected_record_is_recorded_and_retried_next_run(emulator: Emulator, 
     run_sync(settings)
     victim = next(r for r in ledger(sqlite_url, dry_run=True) if r["destination"] == "linkflow")
     emulator.reject_writes("linkflow", victim["record_id"])
+    victim_fields = ledger(sqlite_url, dry_run=True, destination="linkflow", record_id=victim["record_id"])
+    others = [
+        r
+        for r in ledger(sqlite_url, dry_run=True, destination="linkflow")
+        if r["record_id"] != victim["record_id"]
+    ]
     first = run_sync(settings.model_copy(update={"contact_sync_push": "on"}))
-    assert not first.success or first.assets["reverse_sync/linkflow/contact"]["rejected"] >= 1
+    assert first.success, first.failures  # a refused record is the ledger's news, not a failed run
+    meta = first.assets["reverse_sync/linkflow/contact"]
+    assert (meta["rejected"], meta["sent"]) == (len(victim_fields), len(others))
     rejected = ledger(sqlite_url, status="rejected", record_id=victim["record_id"])
-    assert rejected
-    assert rejected[0]["error"]
-    others = [r for r in ledger(sqlite_url, status="sent") if r["destination"] == "linkflow"]
-    assert others, "one rejected record does not block the others"
+    assert len(rejected) == len(victim_fields)
+    assert {r["error"] for r in rejected} == {"rejected by the emulator's test hook"}
     emulator.allow_writes("linkflow", victim["record_id"])
     run_sync(settings.model_copy(update={"contact_sync_push": "on"}))
     assert ledger(sqlite_url, status="sent", record_id=victim["record_id"])
@@ -197,9 +209,10 @@ def test_a_record_changed_since_it_was_read_is_not_overwritten(emulator: Emulato
             run_id="conflict-run",
             dry_run=False,
         )
-    assert report.conflict >= 1
-    states = {r["status"] for r in ledger(sqlite_url, run_id="conflict-run", record_id=lead_id)}
-    assert states == {"conflict"}
+    fields = ledger(sqlite_url, run_id="conflict-run", record_id=lead_id)
+    assert {r["status"] for r in fields} == {"conflict"}
+    assert report.conflict == len(fields)  # the edited lead alone; the rest of its batch went through
+    assert report.sent == len(ledger(sqlite_url, run_id="conflict-run")) - len(fields)
     assert not emulator.dataset.tables["zoho_crm/lead"][lead_id].get(field)  # not overwritten
     # The next full cycle reads the edited lead again and then fills the field.
     again = run_sync(settings.model_copy(update={"contact_sync_push": "on"}))
@@ -299,7 +312,10 @@ def test_opted_in_creates_land_once_and_read_back_as_the_same_people(
     third = run_sync(settings)
     assert third.success
     assert planned(third.assets) == 0
-    assert len(emulator.writes()) - writes <= planned(second.assets)
+    # The second and third runs wrote once to each record the second run's ledger sent to, no more.
+    later = sorted((w.app, str(w.record_id)) for w in emulator.writes()[writes:])
+    sent_second = ledger(sqlite_url, run_id=second.run_id, status="sent")
+    assert later == sorted({(str(r["destination"]), str(r["record_id"])) for r in sent_second})
 
 
 CREATE_KEYS = (
@@ -335,9 +351,10 @@ def test_a_create_whose_answer_was_lost_is_not_sent_again_until_read_back(
         emulator.set_faults(FaultConfig(drop_rate=1.0, apps=frozenset({"clicksend"})))
         lost = push_destination(stream, engine, clients, config, run_id="lost", dry_run=False)
         emulator.set_faults(FaultConfig())
-        assert lost.unconfirmed > 0
         assert lost.created == 0
-        assert {r["status"] for r in ledger(sqlite_url, run_id="lost")} <= {"unconfirmed", "invalid"}
+        states = Counter(r["status"] for r in ledger(sqlite_url, run_id="lost"))
+        assert +states == +Counter(unconfirmed=lost.unconfirmed, invalid=lost.invalid)
+        assert lost.unconfirmed == lost.planned - lost.invalid > 0
         # Not read back yet: the same contacts are not created again, whatever the first attempt did.
         again = push_destination(stream, engine, clients, config, run_id="again", dry_run=False)
     assert again.created == 0
@@ -349,22 +366,30 @@ def test_a_create_whose_answer_was_lost_is_not_sent_again_until_read_back(
     report = run_sync(settings.model_copy(update={"contact_sync_push_create": only_clicksend}))
     assert report.success, report.failures
     posts = [w for w in emulator.writes() if w.method == "POST" and w.app == "clicksend"]
-    assert posts
     people = [(w.body.get("email"), w.body.get("phone_number")) for w in posts]
-    assert len(people) == len(set(people)), "no contact created twice"
-    assert {r["contact_id"] for r in ledger(sqlite_url, run_id=report.run_id, status="sent")} >= waiting
+    assert len(people) == len(set(people)) == len(waiting), "each waiting contact created once"
+    created = ledger(sqlite_url, run_id=report.run_id, status="sent", reason="create")
+    assert {r["contact_id"] for r in created} == waiting
 
 
 def test_a_source_that_failed_to_extract_is_not_pushed_to_and_the_run_fails_naming_it(
-    emulator: Emulator, sqlite_url: str
+    emulator: Emulator, sqlite_url: str, tmp_path: Path
 ) -> None:
+    # What the other four sources alone resolve to, read before the run pushes anything.
+    alone = f"sqlite:///{tmp_path / 'without_linkflow.db'}"
+    extract_all(emulator, alone, tuple(s for s in STREAMS if s.source != "linkflow"))
+    build_canonical(open_warehouse(alone), CanonicalConfig(regions=REGIONS))
+
     report = run_sync(settings_for(emulator, sqlite_url, linkflow_app_secret="wrong-secret-value"))
     assert not report.success
     assert [line.split(":")[0] for line in report.failures] == ["linkflow/contact", "linkflow/event"]
     # What landed was resolved and pushed; the stale source was left alone.
-    assert report.assets["canonical/contacts"]["contacts"] > 0
+    assert report.assets["canonical/contacts"]["contacts"] == len(clusters(alone))
+    assert sorted(map(sorted, clusters(sqlite_url).values())) == sorted(map(sorted, clusters(alone).values()))
     assert report.assets["reverse_sync/linkflow/contact"]["status"] == "skipped"
-    assert report.assets["reverse_sync/zoho_crm/lead"]["sent"] > 0
+    lead = report.assets["reverse_sync/zoho_crm/lead"]
+    assert lead["sent"] == lead["planned"] > 0
+    assert lead["failed"] == 0
     assert not [w for w in emulator.writes() if w.app == "linkflow"]
 
 
