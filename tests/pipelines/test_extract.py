@@ -99,14 +99,16 @@ def test_nothing_changed_means_nothing_rewritten(emulator: Emulator, sqlite_url:
 
 def test_zoho_deletions_are_marked_not_dropped(emulator: Emulator, sqlite_url: str) -> None:
     extract_all(emulator, sqlite_url)
-    emulator.mutate(seed=9, deleted=6)
+    before = emulator_ids(emulator)
+    deleted = emulator.mutate(seed=9, deleted=6).deleted
     extract_all(emulator, sqlite_url)
     everything = stored_ids(sqlite_url, include_deleted=True)
     live = stored_ids(sqlite_url)
     for key in DELETE_FEEDS:
         assert live[key] == emulator_ids(emulator)[key]
-        assert live[key] <= everything[key]
-    assert sum(len(everything[k]) - len(live[k]) for k in DELETE_FEEDS) > 0
+        assert everything[key] == before[key]  # the deleted rows are kept, marked
+        assert len(everything[key]) - len(live[key]) == deleted.get("/".join(key), 0)
+    assert sum(deleted.get("/".join(key), 0) for key in DELETE_FEEDS) > 0
 
 
 def test_full_refresh_scan_finds_clickfunnels_deletions(emulator: Emulator, sqlite_url: str) -> None:
