@@ -48,13 +48,17 @@ def _behaviour(text: str) -> tuple[str, object]:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from models.warehouse.db import open_warehouse
+    from models.warehouse.locks import SourceBusyError
     from pipelines.runner import run_sync
 
     settings = load_settings()
     open_warehouse(settings.database_url)  # fail before the run, with one line, if it cannot be reached
-    report = run_sync(
-        settings, sources=args.source or (), dry_run=args.dry_run, full_refresh=args.full_refresh
-    )
+    try:
+        report = run_sync(
+            settings, sources=args.source or (), dry_run=args.dry_run, full_refresh=args.full_refresh
+        )
+    except SourceBusyError as exc:
+        raise CommandError(str(exc), exit_code=EXIT_RUN_FAILED) from None
     for line in report.lines():
         print(line)
     if not report.success:
@@ -161,7 +165,7 @@ def _day(value: str) -> date:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from pipelines.extract import backfillable
+    from pipelines.extract import BACKFILL_PARTITIONS, backfillable
     from pipelines.runner import run_backfill
     from pipelines.streams import STREAMS
 
@@ -178,6 +182,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     until = args.until or datetime.now(UTC).date()
     if until < args.since:
         raise CommandError(f"--until {until} is before --since {args.since}")
+    first = BACKFILL_PARTITIONS.start.date()
+    if args.since < first:  # the days a backfill covers are the UI's daily partitions
+        raise CommandError(f"--since {args.since} is before {first}, the first day a backfill can cover")
     report = run_backfill(
         settings,
         source=args.source,

@@ -173,9 +173,10 @@ def push_destination(
     # Each write remembers when its record was last modified before it, so survivorship can tell the
     # modification our write makes from a person's edit.
     modified = targets.assign(record_id=targets["record_id"].astype(str)).drop_duplicates("record_id")
-    plan["record_modified_at"] = (
-        plan["record_id"].astype(str).map(modified.set_index("record_id")["modified_at"])
-    )
+    by_id = modified.set_index("record_id")["modified_at"]
+    # pandas cannot map through an empty series of times (it casts it to float first): a destination
+    # that holds no records yet (an empty Zoho module) has no time to look up.
+    plan["record_modified_at"] = plan["record_id"].astype(str).map(by_id) if len(by_id) else pd.NaT
     ledger_ids = push_ledger.record_plan(engine, plan, run_id=run_id, dry_run=dry_run)
     plan = plan.assign(ledger_id=ledger_ids)
     invalid = int(plan["invalid_reason"].notna().sum()) if len(plan) else 0

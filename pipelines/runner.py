@@ -12,9 +12,13 @@ from typing import Any
 
 import dagster as dg
 
+from models.warehouse.db import open_warehouse
+from models.warehouse.locks import source_lock
 from pipelines.definitions import build_definitions
 from pipelines.settings import Settings
 from pipelines.streams import STREAMS
+
+SYNC_BUSY = "another sync is running on this warehouse; try again when it ends"
 
 
 @dataclass
@@ -84,8 +88,18 @@ def _report(result: dg.ExecuteInProcessResult, skipped: Iterable[str]) -> SyncRe
         materialization = event.step_materialization_data.materialization
         name = "/".join(materialization.asset_key.path)
         report.assets[name] = _metadata_values(materialization.metadata)
+    # A failed blocking check fails its step with Dagster's own error, which names no check and
+    # says nothing of why; the check's evaluation says both.
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.blocking and not evaluation.passed:
+            report.failures.append(
+                f"blocking check {evaluation.check_name} of {evaluation.asset_key.to_user_string()} "
+                f"failed: {evaluation.description}; nothing was pushed"
+            )
     for event in result.get_step_failure_events():
         data = event.step_failure_data
+        if data.error is not None and data.error.cls_name == "DagsterAssetCheckFailedError":
+            continue
         if data.user_failure_data is not None and data.user_failure_data.description:
             report.failures.extend(data.user_failure_data.description.splitlines())
         elif data.error is not None:
@@ -103,7 +117,13 @@ def run_sync(
     full_refresh: bool = False,
     instance: dg.DagsterInstance | None = None,
 ) -> SyncReport:
-    """One full cycle through Dagster; ``sources`` narrows it, as ``--source`` does."""
+    """One full cycle through Dagster; ``sources`` narrows it, as ``--source`` does.
+
+    The run holds the warehouse's sync lock throughout, and raises ``SourceBusyError`` (its message
+    is the line to show) when another sync holds it. Two syncs started together would otherwise each
+    take some streams' locks, refuse the others and stop before identity resolution: neither would
+    finish, and their resolutions and pushes could interleave.
+    """
     if sources:
         settings = settings.model_copy(update={"contact_sync_sources": ",".join(dict.fromkeys(sources))})
     if dry_run:
@@ -114,7 +134,10 @@ def run_sync(
     job = build_definitions(settings, full_refresh_sources=refresh).resolve_job_def("full_sync")
     # The console logger defaults to DEBUG, which buries the per-page progress lines people want.
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    with cli_instance(instance) as chosen:
+    with (
+        source_lock(open_warehouse(settings.database_url), "sync", busy=SYNC_BUSY),
+        cli_instance(instance) as chosen,
+    ):
         result = job.execute_in_process(
             run_config=run_config, instance=chosen, raise_on_error=False, tags={"contact_sync/trigger": "cli"}
         )

@@ -15,6 +15,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from models.warehouse.locks import migration_lock
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 #: SQLite waits this long for a writer's lock before failing, so two processes queue rather than crash.
@@ -79,9 +81,13 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    """Upgrade the warehouse schema to the newest migration; a no-op when already current."""
+    """Upgrade the warehouse schema to the newest migration; a no-op when already current.
+
+    Processes take turns (``migration_lock``), so several opening a fresh warehouse at once migrate
+    it once."""
     try:
-        command.upgrade(alembic_config(engine), "head")
+        with migration_lock(engine):
+            command.upgrade(alembic_config(engine), "head")
     except sa.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise WarehouseError(

@@ -1,4 +1,5 @@
-"""Per-source locks, so two syncs of one source never read or write its API at the same time.
+"""Warehouse locks: per source, so two syncs of one source never read or write its API at the same
+time, and one for migrations, so processes opening a fresh warehouse together take turns.
 
 The lock lives with the warehouse and dies with its holder: a PostgreSQL session advisory lock is
 released when the session ends, and an ``fcntl`` lock on a file beside a SQLite warehouse is released
@@ -34,12 +35,15 @@ def _sqlite_lock_path(engine: Engine, name: str) -> Path:
 
 
 @contextmanager
-def source_lock(engine: Engine, name: str, label: str | None = None) -> Iterator[None]:
+def source_lock(
+    engine: Engine, name: str, label: str | None = None, *, busy: str | None = None
+) -> Iterator[None]:
     """Hold the lock ``name`` for the block, or raise :class:`SourceBusyError` at once if it is taken.
 
-    ``label`` names the work for the user ("zoho_crm/lead") in the refusal line.
+    ``label`` names the work for the user ("zoho_crm/lead") in the refusal line; ``busy`` replaces
+    that line whole.
     """
-    busy = f"{label or name}: another sync is running it on this warehouse; try again when it ends"
+    busy = busy or f"{label or name}: another sync is running it on this warehouse; try again when it ends"
     if engine.dialect.name == "sqlite":
         path = _sqlite_lock_path(engine, name)
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -58,6 +62,38 @@ def source_lock(engine: Engine, name: str, label: str | None = None) -> Iterator
         connection.commit()
         if not taken:
             raise SourceBusyError(busy)
+        try:
+            yield
+        finally:
+            connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Hold the warehouse's migration lock for the block, waiting while another process holds it.
+
+    Every command migrates the warehouse when it opens it, so two started together on an empty
+    database would both create its tables: SQLite runs DDL outside the transaction and PostgreSQL
+    refuses the second creation. Taking turns, the second finds the schema current and does nothing.
+    An in-memory SQLite warehouse belongs to one process and needs no lock.
+    """
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            yield
+            return
+        descriptor = os.open(_sqlite_lock_path(engine, "migrate"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)
+        return
+    key = _advisory_key("contact-sync:migrate")
+    with engine.connect() as connection:
+        connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        connection.commit()
         try:
             yield
         finally:

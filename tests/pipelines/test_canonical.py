@@ -1,17 +1,18 @@
 """Identity resolution over a real extract: golden contacts equal the emulator's recorded truth."""
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import pytest
 import sqlalchemy as sa
 
 from connectors.emulator import Emulator, running_emulator
+from connectors.emulator.dataset import truth_key
 from models.identity import checks as canonical_checks
 from models.identity.activity import build_activity
 from models.identity.canonical import build_canonical
 from models.identity.phases import CanonicalConfig
 from models.warehouse.db import open_warehouse
-from models.warehouse.tables import Contact, ContactActivity, ContactMerge, ContactSource
+from models.warehouse.tables import Contact, ContactActivity, ContactMerge, ContactSource, RawRecord
 from pipelines.runner import run_sync
 from tests.pipelines.conftest import settings_for
 from tests.pipelines.test_extract import extract_all
@@ -48,6 +49,69 @@ def assert_clusters_match_truth(emu: Emulator, url: str) -> None:
         assert len(owners) == 1, f"{contact} glues people {owners}"
 
 
+ACTIVITY_IDS = {
+    "linkflow/event": "linkflow:event",
+    "clicksend/sms_history": "clicksend:sms:history",
+    "clicksend/sms_inbound": "clicksend:sms:inbound",
+    "clicksend/sms_receipt": "clicksend:sms:receipt",
+}
+"""Emulator table of each kind of activity -> the prefix of its ``contact_activity.activity_id``."""
+
+
+def activity_people(emu: Emulator) -> dict[str, int | None]:
+    """Every event and message the emulator serves, by activity id, with the person its truth gives it
+    (None for activity of unknown people: anonymous visitors, messages to strangers)."""
+    truth = emu.truth()
+    return {
+        f"{prefix}:{record_id}": truth.get(truth_key(table, record_id))
+        for table, prefix in ACTIVITY_IDS.items()
+        for record_id in emu.dataset.tables[table]
+    }
+
+
+def golden_contact_of_each_person(emu: Emulator, url: str) -> dict[int, str]:
+    """Person -> the one golden contact holding their live records (a split person fails here)."""
+    truth = emu.truth()
+    with open_warehouse(url).connect() as connection:
+        rows = connection.execute(
+            sa.select(
+                ContactSource.contact_id, ContactSource.source, ContactSource.object, ContactSource.source_id
+            )
+            .join(RawRecord, RawRecord.id == ContactSource.raw_record_id)
+            .where(RawRecord.deleted_at.is_(None))
+        ).all()
+    contacts: dict[int, set[str]] = defaultdict(set)
+    for contact_id, source, obj, source_id in rows:
+        person = truth.get((source, obj, source_id))
+        if person is not None:
+            contacts[person].add(contact_id)
+    split = {person: found for person, found in contacts.items() if len(found) != 1}
+    assert split == {}, "people held by several golden contacts"
+    return {person: found.pop() for person, found in contacts.items()}
+
+
+def assert_activity_lands_on_the_right_contacts(emu: Emulator, url: str) -> dict[str, str | None]:
+    """Each event and message is stored once, on its person's golden contact, or on none when its
+    person is unknown; returns what was expected, by activity id."""
+    golden = golden_contact_of_each_person(emu, url)
+    people = activity_people(emu)
+    homeless = {aid: person for aid, person in people.items() if person is not None and person not in golden}
+    assert homeless == {}, "activity of people the warehouse holds no contact for"
+    expected = {aid: None if person is None else golden[person] for aid, person in people.items()}
+    with open_warehouse(url).connect() as connection:
+        stored = dict(
+            connection.execute(sa.select(ContactActivity.activity_id, ContactActivity.contact_id)).all()
+        )
+    assert sorted(stored.keys() - expected.keys()) == [], "activity the emulator does not serve"
+    wrong = {
+        aid: (stored.get(aid, "missing"), want)
+        for aid, want in expected.items()
+        if stored.get(aid, "missing") != want
+    }
+    assert wrong == {}, "activity on the wrong contact (stored, expected)"
+    return expected
+
+
 def test_golden_contacts_equal_the_truth_and_checks_pass(emulator: Emulator, warehouse_url: str) -> None:
     extract_all(emulator, warehouse_url)
     engine = open_warehouse(warehouse_url)
@@ -61,7 +125,13 @@ def test_golden_contacts_equal_the_truth_and_checks_pass(emulator: Emulator, war
     ):
         assert check(engine).passed, check(engine).description
     counts = build_activity(engine, REGIONS)
-    assert counts["activity_linked"] > counts["activity_unmatched"] > 0
+    expected = assert_activity_lands_on_the_right_contacts(emulator, warehouse_url)
+    linked = sum(contact is not None for contact in expected.values())
+    assert counts == {
+        "activity": len(expected),
+        "activity_linked": linked,
+        "activity_unmatched": len(expected) - linked,
+    }
 
 
 def test_ids_are_stable_and_changes_keep_the_truth(emulator: Emulator, sqlite_url: str) -> None:
@@ -77,8 +147,15 @@ def test_ids_are_stable_and_changes_keep_the_truth(emulator: Emulator, sqlite_ur
     build_canonical(engine, CanonicalConfig(regions=REGIONS))
     assert_clusters_match_truth(emulator, sqlite_url)
     after = clusters(sqlite_url)
-    kept = [c for c, records in before.items() if c in after and records & after[c]]
-    assert len(kept) >= len(before) - 6  # ids survive; only contacts whose records changed may move
+    # Exactly the contacts that lost a record, or whose person gained one, change; every other one
+    # keeps its id and its records.
+    removed = set().union(*before.values()) - set().union(*after.values())
+    added = set().union(*after.values()) - set().union(*before.values())
+    grown = [records for records in after.values() if records & added]
+    touched = {c for c, records in before.items() if records & removed or any(records & g for g in grown)}
+    assert touched, "the changes touched no contact"
+    kept = {contact: records for contact, records in before.items() if contact not in touched}
+    assert {contact: after.get(contact) for contact in kept} == kept
 
 
 def test_a_bridging_record_merges_two_contacts_and_the_old_id_stays_resolvable(sqlite_url: str) -> None:
@@ -119,15 +196,27 @@ def test_a_bridging_record_merges_two_contacts_and_the_old_id_stays_resolvable(s
 
 
 @pytest.mark.slow
-def test_full_sync_through_dagster_builds_contacts_activity_and_passes_checks(
+def test_full_sync_through_dagster_puts_each_event_and_message_on_its_persons_contact(
     emulator: Emulator, sqlite_url: str
 ) -> None:
+    """The emulator knows whose each Linkflow event and ClickSend message (history, reply, receipt)
+    is; after a sync, and after another one over new people, events and messages, every row sits on
+    that person's golden contact, and the activity of unknown people on none."""
     report = run_sync(settings_for(emulator, sqlite_url))
     assert report.success, report.failures
-    assert report.assets["canonical/contacts"]["contacts"] == len(clusters(sqlite_url)) > 0
-    assert report.assets["canonical/activity"]["activity"] > 0
-    with open_warehouse(sqlite_url).connect() as connection:
-        assert connection.execute(sa.select(sa.func.count()).select_from(ContactActivity)).scalar_one() > 0
+    assert report.assets["canonical/contacts"]["contacts"] == len(clusters(sqlite_url))
+    expected = assert_activity_lands_on_the_right_contacts(emulator, sqlite_url)
+    kinds = {(aid.rsplit(":", 1)[0], contact is not None) for aid, contact in expected.items()}
+    assert {(prefix, True) for prefix in ACTIVITY_IDS.values()} <= kinds, "some kind never linked"
+    assert {("linkflow:event", False), ("clicksend:sms:history", False)} <= kinds, "no unknown people"
+    assert report.assets["canonical/activity"]["activity"] == len(expected)
+
+    emulator.mutate(seed=3, new=6, updated=6, events=12, messages=8)
+    again = run_sync(settings_for(emulator, sqlite_url))
+    assert again.success, again.failures
+    grown = assert_activity_lands_on_the_right_contacts(emulator, sqlite_url)
+    added = Counter(aid.rsplit(":", 1)[0] for aid in grown.keys() - expected.keys())
+    assert (added["linkflow:event"], added["clicksend:sms:history"]) == (12, 8)
 
 
 def test_settings_add_to_the_blocklist_limit_and_priorities(emulator: Emulator, sqlite_url: str) -> None:

@@ -1,15 +1,30 @@
 """The `contact-sync` entry point as a user runs it: a real process, real exit codes, one-line errors."""
 
+import csv
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from pipelines.cli import build_parser
+from connectors.emulator import Emulator
+from models.warehouse.db import open_warehouse
+from models.warehouse.store import RawStore, StreamKey
+from models.warehouse.tables import Contact, ContactActivity
+from pipelines.cli import build_parser, main
+from pipelines.runner import run_sync
+from pipelines.streams import STREAMS
+from tests.pipelines.conftest import settings_for
+from tests.pipelines.test_extract import emulator_ids
 
 CLI = str(Path(sys.executable).with_name("contact-sync"))
+ROOT = Path(__file__).parents[2]
 COMMANDS = ("sync", "backfill", "check", "status", "export", "sandbox", "demo")
 
 
@@ -65,3 +80,117 @@ def test_unknown_source_is_refused_by_the_parser(tmp_path: Path) -> None:
     result = run_cli("sync", "--source", "hubspot", cwd=tmp_path)
     assert result.returncode == 2
     assert "unknown source 'hubspot'" in result.stderr
+
+
+def test_a_backfill_before_the_first_backfillable_day_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["backfill", "--source", "zoho_crm", "--since", "2014-12-31", "--until", "2015-01-02"]) == 2
+    assert capsys.readouterr().err == (
+        "contact-sync: --since 2014-12-31 is before 2015-01-01, the first day a backfill can cover\n"
+    )
+
+
+STATUS_HEADER = f"{'stream':<34} {'records':>8} {'deleted':>7}  {'last success':<20} {'status':<9} cursor"
+ZOHO_CRM = {"contact": "zoho_crm/contact", "lead": "zoho_crm/lead"}
+
+
+def modified_between(emu: Emulator, table: str, start: datetime, end: datetime) -> int:
+    """Records of an emulator table whose Modified_Time falls in [start, end)."""
+    return sum(
+        start <= datetime.fromisoformat(record["Modified_Time"]) < end
+        for record in emu.dataset.tables[table].values()
+    )
+
+
+def cursor_text(cursor: dict[str, object] | None) -> str:
+    """How the status view prints a cursor: compact JSON with sorted keys, cut at 60 characters."""
+    text = json.dumps(cursor, separators=(",", ":"), sort_keys=True) if cursor else "-"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def cell(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+@pytest.mark.slow
+def test_backfill_status_and_export_print_and_write_what_the_warehouse_holds(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """`backfill`, `status` and `export` as a person runs them after a sync: real processes with the
+    sandbox's variables, a SQLite warehouse and a Dagster home, their output read line by line."""
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    assert run_sync(settings_for(emulator, url, contact_sync_push="off")).success
+    store = RawStore(open_warehouse(url))
+    cursors = {stream.name: store.cursor(StreamKey(stream.source, stream.object)) for stream in STREAMS}
+    changed = emulator.mutate(seed=4, updated=12).updated
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    env = {**emulator.env(), "CONTACT_SYNC_DATABASE_URL": url, "DAGSTER_HOME": str(home)}
+
+    # backfill: yesterday and today (UTC) of Zoho CRM, read again without moving a cursor.
+    today = datetime.now(UTC).date()
+    since = today - timedelta(days=1)
+    start = datetime.combine(since, datetime.min.time(), UTC)
+    end = datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC)
+    requests_before = emulator.total_requests("zoho_crm")
+    backfill = run_cli(
+        "backfill", "--source", "zoho_crm", "--since", since.isoformat(), env=env, cwd=tmp_path
+    )
+    assert backfill.returncode == 0, backfill.stderr
+    printed = re.findall(r"requests (\d+) ", backfill.stdout)
+    assert sum(map(int, printed)) == emulator.total_requests("zoho_crm") - requests_before
+    assert backfill.stdout.splitlines() == [
+        f"backfill/{table}: read {modified_between(emulator, table, start, end)}, new 0, "
+        f"changed {changed.get(table, 0)}, requests {requests} ({since} to {today}; cursors unchanged)"
+        for table, requests in zip(sorted(ZOHO_CRM.values()), printed, strict=True)
+    ]
+    assert sum(changed.get(table, 0) for table in ZOHO_CRM.values()) > 0, "the window held no change"
+    assert {s.name: store.cursor(StreamKey(s.source, s.object)) for s in STREAMS} == cursors
+
+    # status: one line per stream, with the records the emulator holds and the stored cursor.
+    status = run_cli("status", env=env, cwd=tmp_path)
+    assert (status.returncode, status.stderr) == (0, "")
+    lines = status.stdout.splitlines()
+    assert lines[0] == STATUS_HEADER
+    states = {(s.key.source, s.key.object, s.key.stream): s for s in store.statuses()}
+    assert len(lines) == 1 + len(states)
+    held = emulator_ids(emulator)
+    for stream in STREAMS:
+        state = states[(stream.source, stream.object, "incremental")]
+        assert state.last_success_at is not None
+        expected = (
+            f"{stream.name:<34} {len(held[(stream.source, stream.object)]):>8} {0:>7}  "
+            f"{state.last_success_at.strftime('%Y-%m-%d %H:%M:%SZ'):<20} {'succeeded':<9} "
+            f"{cursor_text(cursors[stream.name])}"
+        )
+        assert [line for line in lines if line.startswith(f"{stream.name:<34} ")] == [expected]
+
+    # export: the file holds the warehouse's golden contacts; stdout the activity, as JSON lines.
+    export = run_cli("export", "contacts", "--output", "contacts.csv", env=env, cwd=tmp_path)
+    with open_warehouse(url).connect() as connection:
+        contacts = (
+            connection.execute(sa.select(Contact.__table__).order_by(Contact.contact_id)).mappings().all()
+        )
+        activity = connection.execute(
+            sa.select(ContactActivity.activity_id, ContactActivity.contact_id)
+        ).all()
+    assert (export.returncode, export.stdout) == (0, "")
+    assert export.stderr == f"wrote {len(contacts)} contacts rows to contacts.csv\n"
+    assert len(contacts) == emulator.dataset.people
+    with (tmp_path / "contacts.csv").open(encoding="utf-8", newline="") as file:
+        reader = csv.DictReader(file)
+        assert reader.fieldnames == [column.name for column in Contact.__table__.columns]
+        rows = list(reader)
+    text_columns = [c.name for c in Contact.__table__.columns if not c.name.endswith("_at")]
+    assert [{c: row[c] for c in text_columns} for row in rows] == [
+        {c: cell(contact[c]) for c in text_columns} for contact in contacts
+    ]
+    jsonl = run_cli("export", "activity", "--format", "jsonl", env=env, cwd=tmp_path)
+    assert (jsonl.returncode, jsonl.stderr) == (0, "")
+    exported = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert sorted((row["activity_id"], row["contact_id"]) for row in exported) == sorted(
+        (aid, cid) for aid, cid in activity
+    )
+    assert len(exported) == len(activity) > 0

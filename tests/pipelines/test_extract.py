@@ -1,5 +1,6 @@
 """Extract against the emulator: complete first syncs, cheap incremental ones, windows, isolation."""
 
+import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +13,7 @@ from connectors.emulator.dataset import ALL_TABLES, truth_key
 from models.identity.activity import build_activity
 from models.warehouse.db import open_warehouse
 from models.warehouse.store import RawStore, StreamKey
-from models.warehouse.tables import ContactActivity, RawRecord
+from models.warehouse.tables import ContactActivity, RawRecord, StreamState
 from pipelines.clients import clients_for
 from pipelines.extract import run_backfill, run_extract
 from pipelines.runner import run_sync
@@ -100,14 +101,16 @@ def test_nothing_changed_means_nothing_rewritten(emulator: Emulator, sqlite_url:
 
 def test_zoho_deletions_are_marked_not_dropped(emulator: Emulator, sqlite_url: str) -> None:
     extract_all(emulator, sqlite_url)
-    emulator.mutate(seed=9, deleted=6)
+    before = emulator_ids(emulator)
+    deleted = emulator.mutate(seed=9, deleted=6).deleted
     extract_all(emulator, sqlite_url)
     everything = stored_ids(sqlite_url, include_deleted=True)
     live = stored_ids(sqlite_url)
     for key in DELETE_FEEDS:
         assert live[key] == emulator_ids(emulator)[key]
-        assert live[key] <= everything[key]
-    assert sum(len(everything[k]) - len(live[k]) for k in DELETE_FEEDS) > 0
+        assert everything[key] == before[key]  # the deleted rows are kept, marked
+        assert len(everything[key]) - len(live[key]) == deleted.get("/".join(key), 0)
+    assert sum(deleted.get("/".join(key), 0) for key in DELETE_FEEDS) > 0
 
 
 def test_full_refresh_scan_finds_clickfunnels_deletions(emulator: Emulator, sqlite_url: str) -> None:
@@ -302,3 +305,56 @@ def test_clickfunnels_converges_whether_after_continues_the_order_or_filters_ids
     assert {i: stored[i] for i in listed} == listed
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == (2 if after == "id_filter" else 0), warnings  # one line per run that saw it
+
+
+def from_the_future(value: object) -> object:
+    """A cursor of the same shape, every time and id in it pushed past anything the source holds."""
+    if isinstance(value, dict):
+        return {key: from_the_future(item) for key, item in value.items()}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value + 10**9
+    if isinstance(value, str):
+        return re.sub(r"^20\d\d", "2099", value)
+    return value
+
+
+RUN_CLOCK_KEYS = {"deleted_since", "updated_until"}
+"""Cursor keys stamped from the reading run's own clock rather than from the data."""
+
+
+def without_run_clock(cursor: dict[str, object]) -> dict[str, object]:
+    return {key: value for key, value in cursor.items() if key not in RUN_CLOCK_KEYS}
+
+
+def test_full_refresh_ignores_a_stale_cursor_and_stores_a_fresh_one(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    """Every stream's stored cursor is replaced by one from the future, under which an incremental
+    read finds nothing; `sync --full-refresh` reads every record again and stores the cursor a first
+    read stores, not the stale one."""
+    settings = settings_for(emulator, sqlite_url, contact_sync_push="off")
+    assert run_sync(settings).success
+    store = RawStore(open_warehouse(sqlite_url))
+    keys = {stream.name: StreamKey(stream.source, stream.object) for stream in STREAMS}
+    first = {name: store.cursor(key) for name, key in keys.items()}
+    with open_warehouse(sqlite_url).begin() as connection:
+        for name, key in keys.items():
+            connection.execute(
+                sa.update(StreamState)
+                .where(StreamState.source == key.source, StreamState.object == key.object)
+                .where(StreamState.stream == key.stream)
+                .values(cursor=from_the_future(first[name]))
+            )
+    report = run_sync(settings, full_refresh=True)  # as `contact-sync sync --full-refresh`
+    assert report.success, report.failures
+    held = emulator_ids(emulator)
+    assert {s.name: report.assets[s.name]["rows_read"] for s in STREAMS} == {
+        s.name: len(held[(s.source, s.object)]) for s in STREAMS
+    }
+    after = {name: store.cursor(key) or {} for name, key in keys.items()}
+    clock = [value for cursor in after.values() for key, value in cursor.items() if key in RUN_CLOCK_KEYS]
+    assert clock, "no cursor carries a time of the run"
+    assert not [value for value in clock if str(value).startswith("2099")]
+    assert {name: without_run_clock(cursor) for name, cursor in after.items()} == {
+        name: without_run_clock(first[name] or {}) for name in keys
+    }

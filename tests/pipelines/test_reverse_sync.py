@@ -1,21 +1,32 @@
 """Reverse sync against the emulator: fill-empty pushes, batch limits, rejections, dry runs, no echo."""
 
+import copy
+import json
 import math
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from connectors.emulator import Emulator, FaultConfig
 from connectors.emulator.behaviours import Behaviours
+from connectors.emulator.dataset import Dataset
+from connectors.emulator.generate import generate_dataset
+from models.identity.canonical import build_canonical
+from models.identity.phases import CanonicalConfig
 from models.push.field_map import PushConfig
 from models.warehouse.db import open_warehouse
-from models.warehouse.tables import PushLedger
+from models.warehouse.tables import ContactSource, PushLedger
 from pipelines.clients import clients_for
 from pipelines.reverse_sync import opt_out_lists, push_destination
 from pipelines.runner import run_sync
 from pipelines.settings import SettingsError, load_settings
-from pipelines.streams import Stream
+from pipelines.streams import STREAMS, Stream
 from tests.pipelines.conftest import settings_for
+from tests.pipelines.test_canonical import REGIONS, clusters
+from tests.pipelines.test_extract import extract_all
 
 PUSH_KEYS = (
     "reverse_sync/clickfunnels/contact",
@@ -47,7 +58,9 @@ def test_fill_empty_lands_and_the_second_cycle_writes_nothing(emulator: Emulator
     assert sent, "the emulator's people have fields one system lacks and another has"
     assert {row["reason"] for row in sent} == {"fill_empty"}
     assert all(row["before_value"] in (None, "") for row in sent)
-    assert len(emulator.writes()) > 0
+    # One write per record the ledger sent fields to, and no other.
+    writes = sorted((w.app, str(w.record_id)) for w in emulator.writes())
+    assert writes == sorted({(str(row["destination"]), str(row["record_id"])) for row in sent})
 
     emulator.reset_counters()
     writes_before = len(emulator.writes())
@@ -57,23 +70,82 @@ def test_fill_empty_lands_and_the_second_cycle_writes_nothing(emulator: Emulator
     assert len(emulator.writes()) == writes_before  # no echo: our own writes plan nothing
 
 
-def test_zoho_batches_respect_the_100_record_limit(emulator: Emulator, sqlite_url: str) -> None:
-    report = run_sync(settings_for(emulator, sqlite_url))
-    assert report.success, report.failures
-    for key, module in (
-        ("reverse_sync/zoho_crm/lead", "Leads"),
-        ("reverse_sync/zoho_crm/contact", "Contacts"),
-    ):
-        records = len(
-            {
-                row["record_id"]
-                for row in ledger(sqlite_url, status="sent", object=key.split("/")[-1])
-                if row["destination"] == "zoho_crm"
-            }
-        )
-        puts = emulator.request_counts().get(("zoho_crm", "PUT /zoho-crm/crm/v8/{module}"), 0)
-        assert puts <= math.ceil(records / 100) * 2, (module, puts, records)
-        assert report.assets[key]["sent"] == report.assets[key]["planned"]
+BATCH_NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def zoho_pairs(count: int) -> Dataset:
+    """``count`` people, each a Zoho CRM lead and a Bigin contact sharing an email and nothing else
+    to fill but one field each: the lead lacks the city its Bigin twin has, the Bigin contact the
+    title its lead has. So reverse sync owes exactly ``count`` records to each Zoho destination."""
+    sample = generate_dataset(seed=2, people=30, now=BATCH_NOW)
+    lead_template = next(iter(sample.tables["zoho_crm/lead"].values()))
+    bigin_template = next(iter(sample.tables["zoho_bigin/contact"].values()))
+    empty = {"Phone": None, "Mobile": None, "Secondary_Email": None, "Street": None, "State": None}
+    dataset = Dataset.empty(seed=2, now=BATCH_NOW)
+    for number in range(count):
+        person = {"First_Name": "Batch", "Last_Name": f"Person{number}", "Full_Name": f"Batch Person{number}"}
+        email = f"batch.person{number}@batch.example.org"
+        lead_id, bigin_id = dataset.zoho_id("zoho_crm"), dataset.zoho_id("zoho_bigin")
+        dataset.tables["zoho_crm/lead"][lead_id] = {
+            **copy.deepcopy(lead_template),
+            **empty,
+            **person,
+            "id": lead_id,
+            "Email": email,
+            "Company": "Batch Ltd",
+            "Designation": "Buyer",
+            "City": None,
+            "Zip_Code": None,
+            "Country": None,
+        }
+        dataset.tables["zoho_bigin/contact"][bigin_id] = {
+            **copy.deepcopy(bigin_template),
+            **empty,
+            **person,
+            "id": bigin_id,
+            "Email": email,
+            "Account_Name": None,
+            "Home_Phone": None,
+            "Title": None,
+            "Mailing_City": "Springfield",
+            "Mailing_Zip": None,
+            "Mailing_Country": None,
+        }
+        dataset.truth[("zoho_crm", "lead", lead_id)] = number
+        dataset.truth[("zoho_bigin", "contact", bigin_id)] = number
+    dataset.people = count
+    return dataset
+
+
+def test_zoho_pushes_more_than_100_records_in_the_fewest_calls_the_limit_allows(sqlite_url: str) -> None:
+    """230 records owed to each Zoho destination go in exactly ceil(230 / 100) = 3 update calls each
+    (the emulator refuses a call of more than 100, as Zoho does), and every record is written once."""
+    people = 230
+    with Emulator(dataset=zoho_pairs(people)) as emu:
+        settings = settings_for(emu, sqlite_url, contact_sync_sources="zoho_crm,zoho_bigin")
+        report = run_sync(settings)
+        assert report.success, report.failures
+        counts = emu.request_counts()
+        writes = emu.writes()
+        leads = set(emu.dataset.tables["zoho_crm/lead"])
+        bigin = set(emu.dataset.tables["zoho_bigin/contact"])
+    calls = math.ceil(people / 100)
+    assert counts[("zoho_crm", "PUT /zoho-crm/crm/v8/{module}")] == calls
+    assert counts[("zoho_bigin", "PUT /zoho-bigin/bigin/v2/{module}")] == calls
+    assert sorted(endpoint for _, endpoint in counts if not endpoint.startswith("GET ")) == [
+        "PUT /zoho-bigin/bigin/v2/{module}",
+        "PUT /zoho-crm/crm/v8/{module}",
+    ]
+    for key in ("zoho_crm/lead", "zoho_bigin/contact"):
+        meta = report.assets[f"reverse_sync/{key}"]
+        assert (meta["planned"], meta["sent"], meta["failed"], meta["requests"]) == (people, people, 0, calls)
+    written = Counter((w.app, w.method, w.record_id, json.dumps(w.body, sort_keys=True)) for w in writes)
+    expected = [("zoho_crm", lead, {"City": "Springfield"}) for lead in leads]
+    expected += [("zoho_bigin", contact, {"Title": "Buyer"}) for contact in bigin]
+    assert written == Counter(
+        (app, "PUT", record, json.dumps({**body, "id": record}, sort_keys=True))
+        for app, record, body in expected
+    )
 
 
 def test_dry_run_writes_nothing_and_predicts_the_real_run(emulator: Emulator, sqlite_url: str) -> None:
@@ -100,13 +172,19 @@ def test_a_rejected_record_is_recorded_and_retried_next_run(emulator: Emulator, 
     run_sync(settings)
     victim = next(r for r in ledger(sqlite_url, dry_run=True) if r["destination"] == "linkflow")
     emulator.reject_writes("linkflow", victim["record_id"])
+    victim_fields = ledger(sqlite_url, dry_run=True, destination="linkflow", record_id=victim["record_id"])
+    others = [
+        r
+        for r in ledger(sqlite_url, dry_run=True, destination="linkflow")
+        if r["record_id"] != victim["record_id"]
+    ]
     first = run_sync(settings.model_copy(update={"contact_sync_push": "on"}))
-    assert not first.success or first.assets["reverse_sync/linkflow/contact"]["rejected"] >= 1
+    assert first.success, first.failures  # a refused record is the ledger's news, not a failed run
+    meta = first.assets["reverse_sync/linkflow/contact"]
+    assert (meta["rejected"], meta["sent"]) == (len(victim_fields), len(others))
     rejected = ledger(sqlite_url, status="rejected", record_id=victim["record_id"])
-    assert rejected
-    assert rejected[0]["error"]
-    others = [r for r in ledger(sqlite_url, status="sent") if r["destination"] == "linkflow"]
-    assert others, "one rejected record does not block the others"
+    assert len(rejected) == len(victim_fields)
+    assert {r["error"] for r in rejected} == {"rejected by the emulator's test hook"}
     emulator.allow_writes("linkflow", victim["record_id"])
     run_sync(settings.model_copy(update={"contact_sync_push": "on"}))
     assert ledger(sqlite_url, status="sent", record_id=victim["record_id"])
@@ -140,7 +218,6 @@ def test_a_record_changed_since_it_was_read_is_not_overwritten(
             run_id="conflict-run",
             dry_run=False,
         )
-    assert report.conflict >= 1
     rows = ledger(sqlite_url, run_id="conflict-run")
     mine = [r for r in rows if r["record_id"] == lead_id]
     assert {r["status"] for r in mine} == {"conflict"}
@@ -153,6 +230,8 @@ def test_a_record_changed_since_it_was_read_is_not_overwritten(
     others = [r for r in rows if r["record_id"] != lead_id and r["status"] != "invalid"]
     assert others
     assert {r["status"] for r in others} == {"sent"}, "the good leads of the batch are written in this run"
+    assert report.conflict == len(mine)  # the edited lead alone; the rest of its batch went through
+    assert report.sent == len(others)
     assert not emulator.dataset.tables["zoho_crm/lead"][lead_id].get(field)  # not overwritten
     # Whole call: one more PUT (the batch without the edited lead) and one read back by id.
     calls = math.ceil(len({r["record_id"] for r in rows if r["status"] != "invalid"}) / 100)
@@ -258,7 +337,10 @@ def test_opted_in_creates_land_once_and_read_back_as_the_same_people(
     third = run_sync(settings)
     assert third.success
     assert planned(third.assets) == 0
-    assert len(emulator.writes()) - writes <= planned(second.assets)
+    # The second and third runs wrote once to each record the second run's ledger sent to, no more.
+    later = sorted((w.app, str(w.record_id)) for w in emulator.writes()[writes:])
+    sent_second = ledger(sqlite_url, run_id=second.run_id, status="sent")
+    assert later == sorted({(str(r["destination"]), str(r["record_id"])) for r in sent_second})
 
 
 CREATE_KEYS = (
@@ -294,9 +376,10 @@ def test_a_create_whose_answer_was_lost_is_not_sent_again_until_read_back(
         emulator.set_faults(FaultConfig(drop_rate=1.0, apps=frozenset({"clicksend"})))
         lost = push_destination(stream, engine, clients, config, run_id="lost", dry_run=False)
         emulator.set_faults(FaultConfig())
-        assert lost.unconfirmed > 0
         assert lost.created == 0
-        assert {r["status"] for r in ledger(sqlite_url, run_id="lost")} <= {"unconfirmed", "invalid"}
+        states = Counter(r["status"] for r in ledger(sqlite_url, run_id="lost"))
+        assert +states == +Counter(unconfirmed=lost.unconfirmed, invalid=lost.invalid)
+        assert lost.unconfirmed == lost.planned - lost.invalid > 0
         # Not read back yet: the same contacts are not created again, whatever the first attempt did.
         again = push_destination(stream, engine, clients, config, run_id="again", dry_run=False)
     assert again.created == 0
@@ -308,22 +391,30 @@ def test_a_create_whose_answer_was_lost_is_not_sent_again_until_read_back(
     report = run_sync(settings.model_copy(update={"contact_sync_push_create": only_clicksend}))
     assert report.success, report.failures
     posts = [w for w in emulator.writes() if w.method == "POST" and w.app == "clicksend"]
-    assert posts
     people = [(w.body.get("email"), w.body.get("phone_number")) for w in posts]
-    assert len(people) == len(set(people)), "no contact created twice"
-    assert {r["contact_id"] for r in ledger(sqlite_url, run_id=report.run_id, status="sent")} >= waiting
+    assert len(people) == len(set(people)) == len(waiting), "each waiting contact created once"
+    created = ledger(sqlite_url, run_id=report.run_id, status="sent", reason="create")
+    assert {r["contact_id"] for r in created} == waiting
 
 
 def test_a_source_that_failed_to_extract_is_not_pushed_to_and_the_run_fails_naming_it(
-    emulator: Emulator, sqlite_url: str
+    emulator: Emulator, sqlite_url: str, tmp_path: Path
 ) -> None:
+    # What the other four sources alone resolve to, read before the run pushes anything.
+    alone = f"sqlite:///{tmp_path / 'without_linkflow.db'}"
+    extract_all(emulator, alone, tuple(s for s in STREAMS if s.source != "linkflow"))
+    build_canonical(open_warehouse(alone), CanonicalConfig(regions=REGIONS))
+
     report = run_sync(settings_for(emulator, sqlite_url, linkflow_app_secret="wrong-secret-value"))
     assert not report.success
     assert [line.split(":")[0] for line in report.failures] == ["linkflow/contact", "linkflow/event"]
     # What landed was resolved and pushed; the stale source was left alone.
-    assert report.assets["canonical/contacts"]["contacts"] > 0
+    assert report.assets["canonical/contacts"]["contacts"] == len(clusters(alone))
+    assert sorted(map(sorted, clusters(sqlite_url).values())) == sorted(map(sorted, clusters(alone).values()))
     assert report.assets["reverse_sync/linkflow/contact"]["status"] == "skipped"
-    assert report.assets["reverse_sync/zoho_crm/lead"]["sent"] > 0
+    lead = report.assets["reverse_sync/zoho_crm/lead"]
+    assert lead["sent"] == lead["planned"] > 0
+    assert lead["failed"] == 0
     assert not [w for w in emulator.writes() if w.app == "linkflow"]
 
 
@@ -371,3 +462,75 @@ def test_a_launch_that_sets_only_run_options_keeps_every_setting(emulator: Emula
     assert emulator.writes() == []
     assert ledger(sqlite_url, dry_run=True), "every source ran and its pushes were planned"
     assert not ledger(sqlite_url, dry_run=False)
+
+
+def test_a_destination_that_holds_no_records_plans_nothing_and_does_not_fail(sqlite_url: str) -> None:
+    """An enabled system with an empty module (a new Zoho CRM with no Contacts yet) has nothing to
+    look up a record time for; that is an empty plan, not a crash of the whole reverse-sync step."""
+    report = push_destination(
+        Stream("zoho_crm", "contact", writable=True),
+        open_warehouse(sqlite_url),
+        None,
+        PushConfig(),
+        run_id="empty",
+        dry_run=False,
+    )
+    assert (report.planned, report.sent, report.requests) == (0, 0, 0)
+
+
+def write_requests(emu: Emulator) -> dict[tuple[str, str], int]:
+    """Requests to every endpoint that is not a read, per (app, endpoint)."""
+    return {key: n for key, n in emu.request_counts().items() if not key[1].startswith("GET ")}
+
+
+def test_a_failing_blocking_check_stops_reverse_sync_before_any_write(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    """A live record that links to no golden contact fails the blocking check
+    `records_link_to_one_contact`; reverse sync then plans nothing and sends nothing, and the run
+    fails. Once the link is back, the same sync pushes: the check alone held it."""
+    settings = settings_for(emulator, sqlite_url)
+    assert run_sync(settings.model_copy(update={"contact_sync_push": "off"})).success
+    engine = open_warehouse(sqlite_url)
+    with engine.begin() as connection:
+        record, contact = connection.execute(
+            sa.select(ContactSource.id, ContactSource.contact_id).order_by(ContactSource.id).limit(1)
+        ).one()
+        connection.execute(sa.update(ContactSource).where(ContactSource.id == record).values(contact_id=None))
+    emulator.reset_counters()
+    report = run_sync(settings)
+    assert not report.success
+    assert report.failures == [
+        "blocking check records_link_to_one_contact of canonical/contacts failed: 1 live contact "
+        "records link to no golden contact; nothing was pushed"
+    ]
+    assert not [name for name in report.assets if name.startswith("reverse_sync/")]
+    assert write_requests(emulator) == {}
+    assert emulator.writes() == []
+    assert ledger(sqlite_url) == []
+
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(ContactSource).where(ContactSource.id == record).values(contact_id=contact)
+        )
+    again = run_sync(settings)
+    assert again.success, again.failures
+    assert planned(again.assets) > 0
+
+
+def test_push_off_makes_no_write_request_and_no_request_beyond_the_extract(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    """With CONTACT_SYNC_PUSH=off, every destination is skipped saying why, nothing is planned, and
+    the emulator serves exactly the requests the extract reported: reverse sync asks nothing at all.
+    (The same people get fills when pushing is on; see the first test of this module.)"""
+    report = run_sync(settings_for(emulator, sqlite_url, contact_sync_push="off"))
+    assert report.success, report.failures
+    assert write_requests(emulator) == {}
+    assert emulator.writes() == []
+    assert ledger(sqlite_url) == []
+    assert {key: report.assets[key] for key in PUSH_KEYS} == {
+        key: {"status": "skipped", "reason": "CONTACT_SYNC_PUSH=off"} for key in PUSH_KEYS
+    }
+    extract = sum(int(report.assets[stream.name]["requests"]) for stream in STREAMS)
+    assert emulator.total_requests() == extract

@@ -1,5 +1,11 @@
 """The warehouse opens migrated, matches the models exactly, and is configured per dialect."""
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -70,6 +76,34 @@ def test_opening_twice_is_a_no_op_upgrade(warehouse_url: str) -> None:
     with second.connect() as connection:
         versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
     assert versions == [version]
+
+
+OPEN_AT = """
+import sys, time
+from models.warehouse.db import open_warehouse
+url, start = sys.argv[1], float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+open_warehouse(url)
+"""
+
+
+def test_processes_opening_a_fresh_warehouse_together_migrate_it_once(warehouse_url: str) -> None:
+    """Commands started together on an empty database each migrate it on open; they take turns, so
+    none meets tables another is creating (a traceback, or "table alembic_version already exists")."""
+    start = time.time() + 3  # after every process has imported the project
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT, warehouse_url, str(start)],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        )
+        for _ in range(3)
+    ]
+    errors = [process.communicate(timeout=60)[1] for process in processes]
+    assert errors == ["", "", ""]
+    with open_warehouse(warehouse_url).connect() as connection:
+        assert len(connection.execute(sa.text("SELECT version_num FROM alembic_version")).all()) == 1
 
 
 def test_sqlite_runs_with_wal_and_foreign_keys(sqlite_url: str) -> None:
