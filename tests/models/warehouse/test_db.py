@@ -96,7 +96,7 @@ def test_processes_opening_a_fresh_warehouse_together_migrate_it_once(warehouse_
             [sys.executable, "-c", OPEN_AT, warehouse_url, str(start)],
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
         )
         for _ in range(3)
     ]
