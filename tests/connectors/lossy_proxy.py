@@ -10,9 +10,11 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
+
+from tests.loopback import serving
 
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
@@ -74,14 +76,8 @@ def _handler(upstream: httpx.Client, loss: Loss) -> type[BaseHTTPRequestHandler]
 @contextmanager
 def lossy_proxy(upstream_url: str, loss: Loss) -> Iterator[str]:
     """A proxy to ``upstream_url`` that loses the answers ``loss`` names; yields its base URL."""
-    with httpx.Client(base_url=upstream_url, timeout=30) as upstream:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(upstream, loss))
-        server.daemon_threads = True
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}"
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
+    with (
+        httpx.Client(base_url=upstream_url, timeout=30) as upstream,
+        serving(_handler(upstream, loss)) as url,
+    ):
+        yield url

@@ -12,9 +12,11 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
+
+from tests.loopback import serving
 
 ECHO = b"{authorization}"
 """Replaced in a bad answer's body by the request's ``Authorization`` header, the way a debugging
@@ -62,16 +64,8 @@ def _handler(answer: BadAnswer) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def garbage_server(answer: BadAnswer) -> Iterator[str]:
     """Serve ``answer`` on a free loopback port for the block; yields the base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(answer))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(_handler(answer)) as url:
+        yield url
 
 
 _HOP_BY_HOP = frozenset(
@@ -130,14 +124,8 @@ def corrupting_proxy(upstream_url: str, answers: Mapping[str, BadAnswer]) -> Ite
     """A pass-through proxy to ``upstream_url`` that answers paths under each prefix of ``answers``
     with that bad answer; yields its base URL and the log of bad answers served."""
     log = ProxyLog()
-    with httpx.Client(base_url=upstream_url, timeout=30) as upstream:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _proxy_handler(upstream, answers, log))
-        server.daemon_threads = True
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}", log
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
+    with (
+        httpx.Client(base_url=upstream_url, timeout=30) as upstream,
+        serving(_proxy_handler(upstream, answers, log)) as url,
+    ):
+        yield url, log
