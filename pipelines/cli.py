@@ -109,14 +109,22 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from connectors.emulator.behaviours import Behaviours
+    from connectors.emulator.faults import FaultConfig
     from pipelines.demo import run_sandbox
 
     try:
         behaviours = Behaviours.from_mapping(dict(args.behaviour))
+        faults = FaultConfig.from_mapping(dict(args.fault))
     except (TypeError, ValueError) as exc:
         raise CommandError(f"sandbox: {exc}") from exc
     run_sandbox(
-        host=args.host, port=args.port, seed=args.seed, people=args.people, behaviours=behaviours, echo=_echo
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        people=args.people,
+        behaviours=behaviours,
+        faults=faults,
+        echo=_echo,
     )
     return EXIT_OK
 
@@ -298,6 +306,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="play another answer to a vendor's open question, e.g. clicksend_inbound_poll=false or "
         "bigin_deleted=feed (the switches: connectors/emulator/README.md)",
+    )
+    sandbox.add_argument(
+        "--fault",
+        type=_behaviour,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="inject trouble from the start, e.g. error_rate_503=0.05, challenge_rate=0.05 (a 200 HTML "
+        "'Just a moment...' page) or truncate_rate=0.05 (a 200 body cut short); the FaultConfig fields "
+        "in connectors/emulator/README.md, also settable later with POST /_admin/faults",
     )
     sandbox.set_defaults(handler=cmd_sandbox)
 

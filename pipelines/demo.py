@@ -12,6 +12,7 @@ from pathlib import Path
 
 from connectors.emulator import Emulator
 from connectors.emulator.behaviours import Behaviours
+from connectors.emulator.faults import FaultConfig
 from pipelines.runner import SyncReport, run_sync
 from pipelines.settings import load_settings
 
@@ -65,21 +66,27 @@ def run_sandbox(
     seed: int,
     people: int,
     behaviours: Behaviours | None = None,
+    faults: FaultConfig | None = None,
     echo: Callable[[str], None] = print,
 ) -> None:
     """Serve the emulator until Ctrl-C or SIGTERM, printing first the variables that point us at it.
 
     ``behaviours`` plays other answers to the vendors' open questions, so a user can see what
-    ``check`` and ``sync`` make of an account without POLL rules or a Bigin without ``/deleted``."""
+    ``check`` and ``sync`` make of an account without POLL rules or a Bigin without ``/deleted``;
+    ``faults`` injects trouble from the first request (429s, 503s, drops, unreadable answers)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    emulator = Emulator(seed=seed, people=people, maton_rps=10.0, behaviours=behaviours)
+    emulator = Emulator(seed=seed, people=people, maton_rps=10.0, behaviours=behaviours, faults=faults)
     emulator.start(host=host, port=port)
     try:
         echo(f"# emulator of the five APIs on {emulator.base_url} ({people} people, seed {seed})")
         changed = {k: v for k, v in emulator.behaviours.to_json().items() if v != getattr(Behaviours(), k)}
         if changed:
             echo("# playing " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
+        injected = {k: v for k, v in emulator.faults.to_json().items() if v != FaultConfig().to_json()[k]}
+        if injected:
+            shown = {k: ",".join(v) if isinstance(v, list) else v for k, v in sorted(injected.items())}
+            echo("# injecting " + ", ".join(f"{k}={v}" for k, v in shown.items()))
         echo("# point contact-sync at it with:")
         for name, value in emulator.env().items():
             echo(f"export {name}={value}")

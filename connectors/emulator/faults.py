@@ -1,4 +1,5 @@
-"""Injected trouble (latency, 429, 503, dropped connections) and Maton's shared request budget.
+"""Injected trouble (latency, 429, 503, dropped connections, 200 answers that are not the API's JSON)
+and Maton's shared request budget.
 
 Faults draw from their own seeded RNG, so a test that sends requests in a fixed order sees the same
 faults every run. The gateway budget is a sliding one-second window counted across the four Maton
@@ -16,28 +17,68 @@ from enum import Enum
 from typing import Any
 
 APP_NAMES = frozenset({"clickfunnels", "clicksend", "linkflow", "zoho_crm", "zoho_bigin"})
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+CHALLENGE_PAGE = (
+    b'<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title>'
+    b'<meta http-equiv="Content-Type" content="text/html; charset=UTF-8">'
+    b'<meta name="robots" content="noindex,nofollow">'
+    b'<meta name="viewport" content="width=device-width,initial-scale=1"></head>'
+    b'<body><div class="main-wrapper" role="main"><div class="main-content">'
+    b'<noscript><div class="h2"><span id="challenge-error-text">Enable JavaScript and cookies to continue'
+    b"</span></div></noscript></div></div>"
+    b"<script>(function(){window._cf_chl_opt={cvId: '3',cType: 'managed'};}());</script>"
+    b"</body></html>"
+)
+"""The page a CDN's bot check (Cloudflare's managed challenge) serves instead of the API's answer."""
+CHALLENGE_HEADERS = (
+    ("Content-Type", "text/html; charset=UTF-8"),
+    ("Cache-Control", "private, max-age=0, no-store, no-cache, must-revalidate"),
+    ("Server", "cloudflare"),
+)
 
 
 @dataclass(frozen=True)
 class FaultConfig:
-    """Per request, in this order: sleep ``latency_ms``; then answer 429, 503 or drop the connection
-    with the given probabilities (one draw, so the rates add up). ``apps`` limits faults to some apps
-    (None: all). ``retry_after_s`` adds a ``Retry-After`` header to injected 429s."""
+    """Per request, in this order: sleep ``latency_ms``; then answer 429, 503, drop the connection,
+    answer 200 with a CDN's "Just a moment..." HTML page, or answer with the API's own 2xx answer cut
+    in half, with the given probabilities (one draw, so the rates add up). ``apps`` limits faults to
+    some apps (None: all). ``retry_after_s`` adds a ``Retry-After`` header to injected 429s. The two
+    answers that are not the API's JSON (``challenge_rate``, ``truncate_rate``) hit only the methods
+    in ``garbage_methods`` (reads by default); a draw that lands on them for another method serves
+    the request normally, so the same seed draws the same sequence whatever the methods."""
 
     latency_ms: float = 0
     error_rate_429: float = 0
     retry_after_s: float | None = None
     error_rate_503: float = 0
     drop_rate: float = 0
+    challenge_rate: float = 0
+    """200 ``text/html`` "Just a moment..." page; the API never sees the request."""
+    truncate_rate: float = 0
+    """The API handles the request (a write is applied), and its 2xx body is cut to half its bytes."""
+    garbage_methods: frozenset[str] = frozenset({"GET"})
     apps: frozenset[str] | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
-        rates = (self.error_rate_429, self.error_rate_503, self.drop_rate)
+        rates = (
+            self.error_rate_429,
+            self.error_rate_503,
+            self.drop_rate,
+            self.challenge_rate,
+            self.truncate_rate,
+        )
         if any(not 0 <= rate <= 1 for rate in rates) or sum(rates) > 1 + 1e-9:
             raise ValueError("fault rates must lie in [0, 1] and add up to at most 1")
         if self.latency_ms < 0 or (self.retry_after_s is not None and self.retry_after_s < 0):
             raise ValueError("latency_ms and retry_after_s must not be negative")
+        methods = frozenset(str(m).upper() for m in self.garbage_methods)
+        if methods - METHODS:
+            raise ValueError(
+                f"unknown garbage_methods {sorted(methods - METHODS)}; expected some of {sorted(METHODS)}"
+            )
+        object.__setattr__(self, "garbage_methods", methods)
         if self.apps is not None:
             if not isinstance(self.apps, frozenset):
                 object.__setattr__(self, "apps", frozenset(self.apps))
@@ -55,11 +96,14 @@ class FaultConfig:
         values = dict(data)
         if values.get("apps") is not None:
             values["apps"] = frozenset(values["apps"])
+        if "garbage_methods" in values:
+            values["garbage_methods"] = frozenset(values["garbage_methods"] or ())
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["apps"] = None if self.apps is None else sorted(self.apps)
+        data["garbage_methods"] = sorted(self.garbage_methods)
         return data
 
 
@@ -67,6 +111,8 @@ class Outcome(Enum):
     TOO_MANY_REQUESTS = 429
     UNAVAILABLE = 503
     DROP = 0
+    CHALLENGE = 200
+    TRUNCATE = -1
 
 
 class FaultInjector:
@@ -86,7 +132,7 @@ class FaultInjector:
             self._config = config
             self._rng = random.Random(config.seed)  # noqa: S311 - test faults, not secrets
 
-    def draw(self, app: str) -> tuple[float, Outcome | None]:
+    def draw(self, app: str, method: str = "GET") -> tuple[float, Outcome | None]:
         """Seconds to sleep and the fault to answer with (None: serve normally)."""
         with self._lock:
             config = self._config
@@ -94,12 +140,20 @@ class FaultInjector:
                 return 0.0, None
             roll = self._rng.random()
         outcome = None
-        if roll < config.error_rate_429:
-            outcome = Outcome.TOO_MANY_REQUESTS
-        elif roll < config.error_rate_429 + config.error_rate_503:
-            outcome = Outcome.UNAVAILABLE
-        elif roll < config.error_rate_429 + config.error_rate_503 + config.drop_rate:
-            outcome = Outcome.DROP
+        edge = 0.0
+        for rate, candidate in (
+            (config.error_rate_429, Outcome.TOO_MANY_REQUESTS),
+            (config.error_rate_503, Outcome.UNAVAILABLE),
+            (config.drop_rate, Outcome.DROP),
+            (config.challenge_rate, Outcome.CHALLENGE),
+            (config.truncate_rate, Outcome.TRUNCATE),
+        ):
+            edge += rate
+            if roll < edge:
+                outcome = candidate
+                break
+        if outcome in (Outcome.CHALLENGE, Outcome.TRUNCATE) and method.upper() not in config.garbage_methods:
+            outcome = None
         return config.latency_ms / 1000.0, outcome
 
     def retry_after(self) -> str | None:

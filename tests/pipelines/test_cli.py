@@ -5,11 +5,15 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -20,7 +24,7 @@ from models.warehouse.tables import Contact, ContactActivity
 from pipelines.cli import build_parser, main
 from pipelines.runner import run_sync
 from pipelines.streams import STREAMS
-from tests.pipelines.conftest import settings_for
+from tests.pipelines.conftest import free_port, settings_for
 from tests.pipelines.test_extract import emulator_ids
 
 CLI = str(Path(sys.executable).with_name("contact-sync"))
@@ -194,3 +198,50 @@ def test_backfill_status_and_export_print_and_write_what_the_warehouse_holds(
         (aid, cid) for aid, cid in activity
     )
     assert len(exported) == len(activity) > 0
+
+
+def test_the_sandbox_injects_the_faults_it_is_started_with(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--fault` sets any FaultConfig field from the start, like `POST /_admin/faults` later. In this
+    process (a new one would spend seconds importing): the sandbox serves in the main thread, as the
+    command does, while a helper thread asks it and then stops it with SIGTERM, as a user would."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    key = {"Authorization": "Bearer sandbox-maton-key", "User-Agent": "contact-sync-tests"}
+    answers: dict[str, httpx.Response] = {}
+
+    def ask_then_stop() -> None:
+        try:
+            for _ in range(200):
+                try:
+                    httpx.get(f"{base}/_admin/health", timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            params = {"fields": "Email"}
+            answers["leads"] = httpx.get(f"{base}/zoho-crm/crm/v8/Leads", params=params, headers=key)
+            answers["teams"] = httpx.get(f"{base}/clickfunnels/api/v2/teams", headers=key)
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    faults = ["--fault", "challenge_rate=1", "--fault", 'apps=["zoho_crm"]']
+    previous = signal.getsignal(signal.SIGTERM)
+    helper = threading.Thread(target=ask_then_stop, daemon=True)
+    helper.start()
+    try:
+        assert main(["sandbox", "--port", str(port), "--people", "5", *faults]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        helper.join(timeout=10)
+
+    leads, teams = answers["leads"], answers["teams"]
+    assert (leads.status_code, leads.headers["Content-Type"]) == (200, "text/html; charset=UTF-8")
+    assert "<title>Just a moment...</title>" in leads.text
+    assert teams.json()[0]["id"]
+    assert "# injecting apps=zoho_crm, challenge_rate=1\n" in capsys.readouterr().out
+
+
+def test_an_unknown_sandbox_fault_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sandbox", "--fault", "html_rate=0.05"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("contact-sync: sandbox: unknown fault settings ['html_rate']")
+    assert err.count("\n") == 1

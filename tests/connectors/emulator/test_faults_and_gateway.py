@@ -72,6 +72,70 @@ def test_fault_draws_repeat_for_a_seed():
     assert statuses(1) != statuses(2)
 
 
+def test_injected_challenge_page_answers_reads_with_200_html_before_the_api(emulator, maton, linkflow):
+    emulator.set_faults(FaultConfig(challenge_rate=1.0))
+    for answer in (maton.get(LEADS, params={"fields": "Email"}), linkflow.get("/contacts")):
+        assert answer.status_code == 200
+        assert answer.headers["Content-Type"].startswith("text/html")
+        assert "<title>Just a moment...</title>" in answer.text
+    # A bad key gets the same page: the CDN answers before the gateway looks at the request.
+    assert "Just a moment" in httpx.get(emulator.base_url + LEADS).text
+    # Writes are served as usual unless garbage_methods names them.
+    list_id = next(iter(emulator.dataset.tables["clicksend/list_contact"].values()))["list_id"]
+    contacts = f"/clicksend/v3/lists/{list_id}/contacts"
+    created = maton.post(contacts, json={"email": "fault.test@example.org", "phone_number": "+14155550123"})
+    assert created.json()["http_code"] == 200
+    emulator.set_faults(FaultConfig(challenge_rate=1.0, garbage_methods=frozenset({"post"})))
+    assert "Just a moment" in maton.post(contacts, json={"email": "again@example.org"}).text
+    assert maton.get(TEAMS).json()[0]["id"]
+
+
+def test_injected_truncation_serves_the_apis_own_answer_cut_in_half(emulator, maton):
+    whole = maton.get(LEADS, params={"fields": "Email,Last_Name", "per_page": 5})
+    emulator.set_faults(FaultConfig(truncate_rate=1.0))
+    cut = maton.get(LEADS, params={"fields": "Email,Last_Name", "per_page": 5})
+    assert cut.status_code == 200
+    assert cut.headers["Content-Type"] == whole.headers["Content-Type"]
+    assert cut.content == whole.content[: len(whole.content) // 2]
+    with pytest.raises(ValueError, match=r"Unterminated|Expecting|unexpected end"):
+        cut.json()
+    # An error answer is served whole.
+    assert maton.get("/zoho-crm/crm/v8/Nope", params={"fields": "Email"}).json()["code"] == "INVALID_MODULE"
+
+
+def test_unreadable_answers_are_drawn_with_the_other_faults_for_a_seed(emulator, maton):
+    whole = maton.get(TEAMS).content
+
+    def kind(answer: httpx.Response) -> str:
+        if answer.status_code == 503:
+            return "503"
+        if answer.headers["Content-Type"].startswith("text/html"):
+            return "html"
+        return "ok" if answer.content == whole else "cut"
+
+    def kinds(seed: int) -> list[str]:
+        emulator.set_faults(FaultConfig(error_rate_503=0.2, challenge_rate=0.2, truncate_rate=0.2, seed=seed))
+        return [kind(maton.get(TEAMS)) for _ in range(30)]
+
+    assert kinds(3) == kinds(3)
+    assert set(kinds(3)) == {"503", "html", "cut", "ok"}
+    assert kinds(3) != kinds(4)
+
+
+def test_unreadable_answer_settings_round_trip_through_the_admin_endpoint(emulator):
+    admin = emulator.base_url + "/_admin/faults"
+    sent = {"challenge_rate": 0.05, "truncate_rate": 0.05, "garbage_methods": ["GET", "put"]}
+    shown = httpx.post(admin, json=sent).json()["faults"]
+    assert (shown["challenge_rate"], shown["truncate_rate"], shown["garbage_methods"]) == (
+        0.05,
+        0.05,
+        ["GET", "PUT"],
+    )
+    assert emulator.faults == FaultConfig(
+        challenge_rate=0.05, truncate_rate=0.05, garbage_methods=frozenset({"GET", "PUT"})
+    )
+
+
 def test_latency_delays_answers(emulator, maton):
     emulator.set_faults(FaultConfig(latency_ms=150))
     started = time.monotonic()
@@ -84,6 +148,10 @@ def test_bad_fault_settings_are_refused():
         FaultConfig(error_rate_429=0.7, error_rate_503=0.7)
     with pytest.raises(ValueError, match="unknown apps"):
         FaultConfig(apps=frozenset({"hubspot"}))
+    with pytest.raises(ValueError, match="add up"):
+        FaultConfig(error_rate_503=0.5, challenge_rate=0.3, truncate_rate=0.3)
+    with pytest.raises(ValueError, match="unknown garbage_methods"):
+        FaultConfig(challenge_rate=0.1, garbage_methods=frozenset({"FETCH"}))
 
 
 def test_the_gateway_budget_is_shared_by_the_four_apps_but_not_linkflow():
