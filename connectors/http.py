@@ -11,6 +11,12 @@ decides, per attempt, whether a failure is worth repeating:
   ``AmbiguousWriteError`` so the caller looks the record up first; a repeated write whose earlier
   attempt may have landed says so (``repeated_after_lost_answer``), so a refusal of the repeat can be
   told from an outside edit;
+- a 2xx answer whose body is not JSON (a CDN's "Just a moment..." page, a body cut short, a
+  misrouted XML answer) is parsed here, once: on a read it is retried like a 503, since the next
+  answer is expected to be the API's; on a write it raises ``AmbiguousWriteError`` without repeating
+  the write, since the write may or may not have been applied (the same unknown outcome as a
+  connection that dropped after the request went out). The parsed body is kept on the response, so
+  ``decode_json`` does not parse it again;
 - waits are exponential with full jitter, or what ``Retry-After`` says (seconds or an HTTP date;
   Zoho and Maton send none), all inside a total time budget per request.
 
@@ -54,6 +60,11 @@ _GENERIC_SERVER_CODES = frozenset({"INTERNAL_ERROR", "INTERNAL_SERVER_ERROR", "S
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Failures that prove the request never reached the server: safe to repeat even for a create."""
 _REPEATED_AFTER_LOST_ANSWER = "contact_sync.repeated_after_lost_answer"
+_PARSED_BODY = "contact_sync.parsed_body"
+"""``response.extensions`` key of the JSON body ``HttpClient.request`` parsed on arrival."""
+_READS = frozenset({"GET", "HEAD"})
+"""Methods that change nothing: an unreadable answer to one of them is asked for again. No client
+reads with another method (there is no search-style POST among the endpoints used)."""
 
 
 def repeated_after_lost_answer(response: httpx.Response) -> bool:
@@ -150,7 +161,7 @@ def describe_error(
     so no part of a secret survives the cut.
     """
     try:
-        body = response.json()
+        body = json_body(response)
     except (ValueError, UnicodeDecodeError):
         return None, body_summary(response, redact)
     if isinstance(body, dict) and isinstance(body.get("data"), list) and body["data"]:
@@ -217,6 +228,31 @@ def _shorten(text: str) -> str:
     return text if len(text) <= _SUMMARY_LENGTH else text[: _SUMMARY_LENGTH - 3] + "..."
 
 
+def json_body(response: httpx.Response) -> Any:
+    """The body as JSON: the value ``HttpClient.request`` parsed on arrival, else parsed now.
+
+    Raises ``ValueError`` (``UnicodeDecodeError`` included) when the body is not JSON.
+    """
+    if _PARSED_BODY in response.extensions:
+        return response.extensions[_PARSED_BODY]
+    return response.json()
+
+
+def _parse_body(response: httpx.Response) -> Exception | None:
+    """Parse a 2xx body once, keeping the value on the response; the error when it is not JSON.
+
+    An empty body (204, or a write answered with nothing) is left alone: the callers that expect one
+    say what they make of it.
+    """
+    if not response.content.strip():
+        return None
+    try:
+        response.extensions[_PARSED_BODY] = response.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        return exc
+    return None
+
+
 def decode_json(
     response: httpx.Response,
     source: str,
@@ -232,7 +268,7 @@ def decode_json(
     or what the body was instead (``text/html page: 502 Bad Gateway``).
     """
     try:
-        return response.json()
+        return json_body(response)
     except (ValueError, UnicodeDecodeError) as exc:
         raise FatalError(
             source,
@@ -245,11 +281,18 @@ def decode_json(
 
 
 def _not_json(response: httpx.Response, exc: Exception, redact: Callable[[str], str] | None) -> str:
-    """What was wrong, without quoting a cut-short body (it holds records, so personal data)."""
-    if isinstance(exc, json.JSONDecodeError) and exc.doc.lstrip()[:1] in ("{", "["):
+    """What was wrong, without quoting a cut-short body (it holds records, so personal data).
+
+    A body cut inside a multi-byte character fails before the JSON parser sees it (UTF-8 "unexpected
+    end of data"); it is as cut short as one cut between characters.
+    """
+    starts_like_json = response.content.lstrip()[:1] in (b"{", b"[")
+    if isinstance(exc, json.JSONDecodeError) and starts_like_json:
         ran_out = exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated string")
         if ran_out:
             return f"JSON cut short after {len(response.content)} bytes"
+    if isinstance(exc, UnicodeDecodeError) and starts_like_json and exc.reason == "unexpected end of data":
+        return f"JSON cut short after {len(response.content)} bytes"
     return body_summary(response, redact)
 
 
@@ -360,13 +403,15 @@ class HttpClient:
 
         ``template`` is the vendor path with ``{name}`` placeholders filled from ``path_params``
         (URL-quoted); requests are counted under the template. ``idempotent`` defaults to True for
-        GET, HEAD, PUT and DELETE and False for POST.
+        GET, HEAD, PUT and DELETE and False for POST. A non-empty 2xx body is parsed as JSON here
+        (``json_body`` and ``decode_json`` then reuse the value): a read whose body is not JSON is
+        retried like a 503, a write whose body is not JSON raises ``AmbiguousWriteError``.
         """
         method = method.upper()
         path = template.format(**{k: quote(str(v), safe="") for k, v in (path_params or {}).items()})
         endpoint = f"{method} {template}"
         safe = idempotent if idempotent is not None else method != "POST"
-        is_read = method in ("GET", "HEAD")
+        is_read = method in _READS
         content = None if json_body is None else json.dumps(json_body, ensure_ascii=False).encode()
         started = self._clock()
         refreshed = False
@@ -391,6 +436,15 @@ class HttpClient:
             elapsed_ms = (self._clock() - sent) * 1000
             status = response.status_code
             self.log.debug("%s %s -> %s in %.0f ms (attempt %d)", method, path, status, elapsed_ms, attempt)
+            problem = _parse_body(response) if 200 <= status < 300 else None
+            if problem is not None:
+                unreadable = self._unreadable(
+                    method, path, response, problem, is_read=is_read, attempt=attempt
+                )
+                told = parse_retry_after(response.headers.get("Retry-After"))
+                wait = told if told is not None else self.retry.backoff(attempt, self._rand)
+                self._retry_or_raise(unreadable, wait, started, attempt, kind=str(status))
+                continue
             if status < 400 or status in accept:
                 if maybe_applied:
                     response.extensions[_REPEATED_AFTER_LOST_ANSWER] = True
@@ -429,6 +483,35 @@ class HttpClient:
         query = {k: v for k, v in (params or {}).items() if v is not None}
         return self._client.request(
             method, self.base_url + path, params=query, content=content, headers=headers
+        )
+
+    def _unreadable(
+        self,
+        method: str,
+        path: str,
+        response: httpx.Response,
+        problem: Exception,
+        *,
+        is_read: bool,
+        attempt: int,
+    ) -> ConnectorError:
+        """The failure for a 2xx body that is not JSON, in ``decode_json``'s words.
+
+        A read is repeated like a 503: a challenge page or a body cut short says nothing about the
+        next answer. A write is not repeated, whatever its ``idempotent`` flag: the API may have
+        applied it (a body cut short) or never seen it (a CDN's page), so its outcome is unknown
+        and the caller settles it as it settles a connection dropped after sending.
+        """
+        message = _not_json(response, problem, self.redact)
+        kind = RetriableError if is_read else AmbiguousWriteError
+        return kind(
+            self.source,
+            method,
+            path,
+            status=response.status_code,
+            code="INVALID_JSON",
+            message=message,
+            attempts=attempt,
         )
 
     def _transport_failure(

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from connectors.errors import AuthError, FatalError
+from connectors.http import json_body
 
 ALREADY_MODIFIED = "ALREADY_MODIFIED"
 """Zoho's code (and our code for any 412) when the record changed after the ``If-Unmodified-Since``
@@ -63,10 +64,11 @@ def write_one(
         return WriteResult(
             record_id, False, code, err.message, gone=err.status == 404 and record_id is not None
         )
+    # A 2xx body that is not JSON never gets here: the HTTP layer raised AmbiguousWriteError for it.
     body: Any = None
-    if response.content:
+    if response.content.strip():
         try:
-            body = response.json()
+            body = json_body(response)
         except ValueError:
             body = None
     found = id_of(body) if body is not None else None

@@ -59,14 +59,16 @@ class PushReport:
     created: int = 0
     """Records created (each carries several sent fields)."""
     unconfirmed: int = 0
-    """Fields of creates whose answer was lost; the next extract tells whether they landed."""
+    """Fields whose write's outcome is unknown (a create's answer lost, any write's answer unreadable);
+    the next extract tells whether they landed."""
 
     def as_metadata(self) -> dict[str, int]:
         return {**self.__dict__, "done": self.sent, "failed": self.rejected + self.invalid + self.conflict}
 
 
 UNCONFIRMED = "UNCONFIRMED"
-"""Our code for a create whose answer was lost: it may exist at the destination."""
+"""Our code for a write whose outcome is unknown (``AmbiguousWriteError``): a create whose answer was
+lost, or any write answered 2xx with a body that is not JSON. It may have been applied."""
 RECORD_GONE = "RECORD_GONE"
 """Our code for an update answered 404: the record was deleted at the source."""
 
@@ -93,7 +95,9 @@ def _failed(change: RecordChange, error: ConnectorError) -> RecordResult:
 def send_batch(clients: Clients, batch: Batch) -> list[RecordResult]:
     """One call per batch (Zoho) or per record (the others); a Zoho batch refused as a whole is split
     in halves until the bad record is alone (the client sorts out a refusal by If-Unmodified-Since
-    itself, and fails when it cannot, e.g. a product that ignores ``ids``: halves then find it)."""
+    itself, and fails when it cannot, e.g. a product that ignores ``ids``: halves then find it). A
+    batch whose outcome is unknown (``AmbiguousWriteError``: an answer that could not be read) is not
+    split: every record in it is ``unconfirmed`` until the next extract reads it back."""
     key = (batch.destination, batch.object)
     if key in ZOHO_MODULES:
         client = getattr(clients, batch.destination)
@@ -107,7 +111,8 @@ def send_batch(clients: Clients, batch: Batch) -> list[RecordResult]:
                     ZOHO_MODULES[key], records, if_unmodified_since=batch.if_unmodified_since
                 )
         except ConnectorError as error:
-            if len(batch.changes) == 1 or isinstance(error, RetriableError):
+            # Halving re-sends the records: never after a failure that may have applied them.
+            if len(batch.changes) == 1 or isinstance(error, (RetriableError, AmbiguousWriteError)):
                 return [_failed(change, error) for change in batch.changes]
             left, right = split_batch(batch)
             return send_batch(clients, left) + send_batch(clients, right)

@@ -25,8 +25,9 @@ Plan columns (`PLAN_COLUMNS`), one row per record and destination field:
 Final states of a row: `sent`, `rejected` (retried on later runs; `parked` after `max_attempts`),
 `conflict` (the record changed since it was read: kept, planned again from the next extract),
 `invalid` (refused before sending), `unchanged` (nothing was written: a dry run, or a record the run
-never reached), `unconfirmed` (a create whose connection dropped after the request went out: the API
-may hold it; the next extract tells, and until then it is not sent again). `undo` later moves a sent
+never reached), `unconfirmed` (a create whose connection dropped after the request went out, or any
+write answered 2xx with a body that is not JSON: the API may hold it; the next extract tells, and until
+then it is not sent again). `undo` later moves a sent
 row to `undone`.
 """
 

@@ -1,7 +1,8 @@
 """A tiny real HTTP server that answers from a script, for the HTTP layer's own tests.
 
-Each request pops the next scripted answer: a status with headers and a JSON body, or ``DROP`` to
-close the connection without answering (what a crashing proxy does).
+Each request pops the next scripted answer: a status with headers and a JSON body (or ``raw`` bytes
+under their own content type: an HTML page, a body cut short), or ``DROP`` to close the connection
+without answering (what a crashing proxy does).
 """
 
 import json
@@ -21,6 +22,9 @@ class Answer:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    raw: bytes | None = None
+    """Sent as is instead of ``body`` as JSON."""
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -55,11 +59,13 @@ class ScriptedServer:
                 assert isinstance(answer, Answer)
                 if answer.delay:
                     time.sleep(answer.delay)
-                payload = b"" if answer.body is None else json.dumps(answer.body).encode()
+                payload = answer.raw if answer.raw is not None else b""
+                if answer.raw is None and answer.body is not None:
+                    payload = json.dumps(answer.body).encode()
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", answer.content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -71,6 +77,9 @@ class ScriptedServer:
                 self._handle()
 
             def do_PUT(self) -> None:
+                self._handle()
+
+            def do_DELETE(self) -> None:
                 self._handle()
 
         class Quiet(ThreadingHTTPServer):

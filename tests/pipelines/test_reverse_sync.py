@@ -148,6 +148,43 @@ def test_zoho_pushes_more_than_100_records_in_the_fewest_calls_the_limit_allows(
     )
 
 
+@pytest.mark.parametrize("fault", ["truncate_rate", "challenge_rate"])
+def test_a_write_answered_with_garbage_is_unconfirmed_once_and_settled_by_the_read_back(
+    sqlite_url: str, fault: str
+) -> None:
+    """A Zoho batch answered 200 with a body cut short (the emulator applied it) or with a CDN's
+    "Just a moment..." page (nothing applied): one call, no halving, no repeat; its fields are counted
+    unconfirmed. The next run reads the leads again and settles them as a dropped connection's write
+    is settled: applied ones plan nothing, the others are sent once."""
+    people = 4
+    lead_puts = ("zoho_crm", "PUT /zoho-crm/crm/v8/{module}")
+    writes = FaultConfig(
+        **{fault: 1.0}, garbage_methods=frozenset({"PUT", "POST"}), apps=frozenset({"zoho_crm"})
+    )
+    with Emulator(dataset=zoho_pairs(people), faults=writes) as emu:
+        settings = settings_for(emu, sqlite_url, contact_sync_sources="zoho_crm,zoho_bigin")
+        first = run_sync(settings)
+        assert first.success, first.failures
+        lead = first.assets["reverse_sync/zoho_crm/lead"]
+        assert (lead["planned"], lead["sent"], lead["unconfirmed"], lead["failed"]) == (people, 0, people, 0)
+        assert emu.request_counts()[lead_puts] == 1, "the batch was split or sent again"
+        assert Counter(r["status"] for r in ledger(sqlite_url, destination="zoho_crm")) == {
+            "unconfirmed": people
+        }
+        applied = len([w for w in emu.writes() if w.app == "zoho_crm"])
+        assert applied == (people if fault == "truncate_rate" else 0)
+
+        emu.set_faults(FaultConfig())
+        second = run_sync(settings)
+        assert second.success, second.failures
+        again = second.assets["reverse_sync/zoho_crm/lead"]
+        written = Counter(w.record_id for w in emu.writes() if w.app == "zoho_crm")
+        leads = set(emu.dataset.tables["zoho_crm/lead"])
+    # Every lead ends written exactly once, whichever way the garbage answer hid the outcome.
+    assert written == Counter(leads)
+    assert (again["planned"], again["sent"]) == ((0, 0) if applied else (people, people))
+
+
 def test_dry_run_writes_nothing_and_predicts_the_real_run(emulator: Emulator, sqlite_url: str) -> None:
     settings = settings_for(emulator, sqlite_url)
     dry = run_sync(settings, dry_run=True)  # as `contact-sync sync --dry-run` does

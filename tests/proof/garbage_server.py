@@ -40,7 +40,7 @@ def _handler(answer: BadAnswer) -> type[BaseHTTPRequestHandler]:
             if self.path.startswith("/token"):
                 self._send(200, "application/json", TOKEN_BODY)
             else:
-                self._send(answer.status, answer.content_type, answer.body)
+                self._send(answer.status, answer.content_type, answer.body, answer.headers)
 
         def do_POST(self) -> None:
             self.do_GET()
@@ -48,9 +48,13 @@ def _handler(answer: BadAnswer) -> type[BaseHTTPRequestHandler]:
         def do_PUT(self) -> None:
             self.do_GET()
 
-        def _send(self, status: int, content_type: str, body: bytes) -> None:
+        def _send(
+            self, status: int, content_type: str, body: bytes, headers: Mapping[str, str] | None = None
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

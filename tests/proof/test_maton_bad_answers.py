@@ -46,14 +46,20 @@ class Kind:
     """What the failure line must say after ``-> ``: the status and what was wrong."""
 
 
+# A read answered 200 with something that is not JSON, like a 502, is transient, so each request is
+# tried 8 times; Retry-After: 0 keeps those attempts from waiting (the backoff itself is proven in
+# tests/connectors/test_http.py and test_unreadable_answers.py).
+NO_WAIT = {"Retry-After": "0"}
 KINDS = {
     "not_json": Kind(
-        BadAnswer(200, "application/json", b"Service restarting, try again later"),
-        "200 INVALID_JSON: application/json body: 'Service restarting, try again later'",
+        BadAnswer(200, "application/json", b"Service restarting, try again later", NO_WAIT),
+        "200 INVALID_JSON: application/json body: 'Service restarting, try again later' (after 8 attempts)",
     ),
     "truncated_json": Kind(
-        BadAnswer(200, "application/json", b'{"data": [{"id": "4970762000000335415", "Email": "ann@exa'),
-        "200 INVALID_JSON: JSON cut short after 57 bytes",
+        BadAnswer(
+            200, "application/json", b'{"data": [{"id": "4970762000000335415", "Email": "ann@exa', NO_WAIT
+        ),
+        "200 INVALID_JSON: JSON cut short after 57 bytes (after 8 attempts)",
     ),
     # Zoho's older APIs answered XML; a misrouted request can still get one.
     "wrong_content_type": Kind(
@@ -62,13 +68,12 @@ KINDS = {
             "application/xml",
             b'<?xml version="1.0" encoding="UTF-8"?><response><error><code>4834</code>'
             b"<message>Invalid Ticket Id</message></error></response>",
+            NO_WAIT,
         ),
-        "200 INVALID_JSON: application/xml body: 4834 Invalid Ticket Id",
+        "200 INVALID_JSON: application/xml body: 4834 Invalid Ticket Id (after 8 attempts)",
     ),
-    # 502 is transient, so each request is tried 8 times; Retry-After: 0 keeps those attempts from
-    # waiting (the backoff itself is proven in tests/connectors/test_http.py).
     "proxy_html_502": Kind(
-        BadAnswer(502, "text/html", NGINX_502, {"Retry-After": "0"}),
+        BadAnswer(502, "text/html", NGINX_502, NO_WAIT),
         "502 text/html page: 502 Bad Gateway (after 8 attempts)",
     ),
     # The gateway's own envelope, echoing the key it was sent.
