@@ -177,6 +177,11 @@ class Emulator:
     def set_faults(self, config: FaultConfig) -> None:
         self._faults.configure(config)
 
+    def injected_faults(self) -> dict[str, int]:
+        """Faults drawn since the faults were last set, by name (``too_many_requests``,
+        ``unavailable``, ``drop``, ``challenge``, ``truncate``)."""
+        return self._faults.injected()
+
     @property
     def behaviours(self) -> Behaviours:
         return self._state.behaviours

@@ -10,7 +10,7 @@ import math
 import random
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from enum import Enum
@@ -127,10 +127,18 @@ class FaultInjector:
         return self._config
 
     def configure(self, config: FaultConfig) -> None:
-        """Switch to new settings and restart the RNG from their seed."""
+        """Switch to new settings and restart the RNG from their seed (and the count of injections)."""
         with self._lock:
             self._config = config
             self._rng = random.Random(config.seed)  # noqa: S311 - test faults, not secrets
+            self._injected: Counter[Outcome] = Counter()
+
+    def injected(self) -> dict[str, int]:
+        """Faults drawn since the last ``configure``, by name (``challenge``, ``truncate``, ...): proof
+        that a test met the trouble it asked for. A truncation drawn for an answer with nothing to
+        cut (an error, a 204) is counted though the answer went out whole."""
+        with self._lock:
+            return {outcome.name.lower(): n for outcome, n in self._injected.items()}
 
     def draw(self, app: str, method: str = "GET") -> tuple[float, Outcome | None]:
         """Seconds to sleep and the fault to answer with (None: serve normally)."""
@@ -154,6 +162,9 @@ class FaultInjector:
                 break
         if outcome in (Outcome.CHALLENGE, Outcome.TRUNCATE) and method.upper() not in config.garbage_methods:
             outcome = None
+        if outcome is not None:
+            with self._lock:
+                self._injected[outcome] += 1
         return config.latency_ms / 1000.0, outcome
 
     def retry_after(self) -> str | None:

@@ -85,6 +85,31 @@ def test_429_503_and_dropped_connections_leave_the_clean_runs_warehouse(tmp_path
     assert_same_warehouse(snapshot(faulty_url), snapshot(clean_url))
 
 
+def test_reads_answered_with_challenge_pages_or_cut_bodies_leave_the_clean_runs_warehouse(
+    tmp_path: Path,
+) -> None:
+    """One read in twenty answered 200 with a CDN's "Just a moment..." page or with the API's answer
+    cut in half: each is asked again, and the sync succeeds with the clean run's warehouse. The sync
+    makes about 45 requests; seed 32 draws both kinds among them (3 pages, 2 cuts)."""
+    with running_emulator(seed=23, people=60) as emu:
+        clean_url = url_in(tmp_path, "clean")
+        sync(emu, clean_url)
+        clean_requests = emu.total_requests()
+
+        emu.reset_counters()
+        emu.set_faults(FaultConfig(challenge_rate=0.025, truncate_rate=0.025, seed=32))
+        garbled_url = url_in(tmp_path, "garbled")
+        report = sync(emu, garbled_url)
+        injected = emu.injected_faults()
+        retries = sum(int(meta.get("retries", 0) or 0) for meta in report.assets.values())
+        extra = emu.total_requests() - clean_requests
+    assert injected.get("challenge", 0) > 0, injected
+    assert injected.get("truncate", 0) > 0, injected
+    # Every unreadable answer cost one more request (a truncation drawn for a 204 cut nothing).
+    assert 0 < retries == extra <= injected["challenge"] + injected["truncate"]
+    assert_same_warehouse(snapshot(garbled_url), snapshot(clean_url))
+
+
 WRITE_STAMPS = frozenset({"Modified_Time", "Last_Activity_Time", "updated_at", "date_updated", "lastUpdated"})
 """Fields the emulator sets to the time of a write: the only ones two runs' pushes may leave different."""
 TEN_PERCENT = FaultConfig(

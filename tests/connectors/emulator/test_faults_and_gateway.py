@@ -117,9 +117,15 @@ def test_unreadable_answers_are_drawn_with_the_other_faults_for_a_seed(emulator,
         emulator.set_faults(FaultConfig(error_rate_503=0.2, challenge_rate=0.2, truncate_rate=0.2, seed=seed))
         return [kind(maton.get(TEAMS)) for _ in range(30)]
 
-    assert kinds(3) == kinds(3)
-    assert set(kinds(3)) == {"503", "html", "cut", "ok"}
-    assert kinds(3) != kinds(4)
+    drawn = kinds(3)
+    assert emulator.injected_faults() == {
+        "unavailable": drawn.count("503"),
+        "challenge": drawn.count("html"),
+        "truncate": drawn.count("cut"),
+    }
+    assert kinds(3) == drawn
+    assert set(drawn) == {"503", "html", "cut", "ok"}
+    assert kinds(4) != drawn
 
 
 def test_unreadable_answer_settings_round_trip_through_the_admin_endpoint(emulator):
