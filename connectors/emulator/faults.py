@@ -46,7 +46,9 @@ class FaultConfig:
     some apps (None: all). ``retry_after_s`` adds a ``Retry-After`` header to injected 429s. The two
     answers that are not the API's JSON (``challenge_rate``, ``truncate_rate``) hit only the methods
     in ``garbage_methods`` (reads by default); a draw that lands on them for another method serves
-    the request normally, so the same seed draws the same sequence whatever the methods."""
+    the request normally. A request no configured fault can hit (another app than ``apps``; another
+    method than ``garbage_methods`` when only those two rates are set) draws nothing, so a seed picks
+    the faults of the requests that can meet one, whatever else is asked in between."""
 
     latency_ms: float = 0
     error_rate_429: float = 0
@@ -85,6 +87,11 @@ class FaultConfig:
             unknown = set(self.apps) - APP_NAMES
             if unknown:
                 raise ValueError(f"unknown apps {sorted(unknown)}; expected some of {sorted(APP_NAMES)}")
+
+    @property
+    def can_stop_any_method(self) -> bool:
+        """Whether a fault that hits every method (429, 503, a drop) is configured."""
+        return self.error_rate_429 + self.error_rate_503 + self.drop_rate > 0
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "FaultConfig":
@@ -146,6 +153,8 @@ class FaultInjector:
             config = self._config
             if config.apps is not None and app not in config.apps:
                 return 0.0, None
+            if method.upper() not in config.garbage_methods and not config.can_stop_any_method:
+                return config.latency_ms / 1000.0, None
             roll = self._rng.random()
         outcome = None
         edge = 0.0

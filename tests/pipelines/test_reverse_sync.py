@@ -148,41 +148,53 @@ def test_zoho_pushes_more_than_100_records_in_the_fewest_calls_the_limit_allows(
     )
 
 
-@pytest.mark.parametrize("fault", ["truncate_rate", "challenge_rate"])
-def test_a_write_answered_with_garbage_is_unconfirmed_once_and_settled_by_the_read_back(
-    sqlite_url: str, fault: str
+ZOHO_PUTS = {
+    "zoho_crm": ("zoho_crm/lead", "PUT /zoho-crm/crm/v8/{module}"),
+    "zoho_bigin": ("zoho_bigin/contact", "PUT /zoho-bigin/bigin/v2/{module}"),
+}
+
+
+def test_writes_answered_with_garbage_are_unconfirmed_once_and_settled_by_the_read_back(
+    sqlite_url: str,
 ) -> None:
-    """A Zoho batch answered 200 with a body cut short (the emulator applied it) or with a CDN's
-    "Just a moment..." page (nothing applied): one call, no halving, no repeat; its fields are counted
-    unconfirmed. The next run reads the leads again and settles them as a dropped connection's write
-    is settled: applied ones plan nothing, the others are sent once."""
+    """Each Zoho product pushes one batch. Seed 1 answers one of the two with its body cut short (the
+    emulator applied it) and the other with a CDN's "Just a moment..." page (nothing applied): each is
+    one call, neither halved nor repeated, and its fields count unconfirmed. The next run reads both
+    again and settles them as a dropped connection's write is settled: the applied batch plans
+    nothing, the other is sent once."""
     people = 4
-    lead_puts = ("zoho_crm", "PUT /zoho-crm/crm/v8/{module}")
-    writes = FaultConfig(
-        **{fault: 1.0}, garbage_methods=frozenset({"PUT", "POST"}), apps=frozenset({"zoho_crm"})
+    garbage = FaultConfig(
+        challenge_rate=0.5, truncate_rate=0.5, garbage_methods=frozenset({"PUT", "POST"}), seed=1
     )
-    with Emulator(dataset=zoho_pairs(people), faults=writes) as emu:
+    with Emulator(dataset=zoho_pairs(people), faults=garbage) as emu:
         settings = settings_for(emu, sqlite_url, contact_sync_sources="zoho_crm,zoho_bigin")
         first = run_sync(settings)
         assert first.success, first.failures
-        lead = first.assets["reverse_sync/zoho_crm/lead"]
-        assert (lead["planned"], lead["sent"], lead["unconfirmed"], lead["failed"]) == (people, 0, people, 0)
-        assert emu.request_counts()[lead_puts] == 1, "the batch was split or sent again"
-        assert Counter(r["status"] for r in ledger(sqlite_url, destination="zoho_crm")) == {
-            "unconfirmed": people
-        }
-        applied = len([w for w in emu.writes() if w.app == "zoho_crm"])
-        assert applied == (people if fault == "truncate_rate" else 0)
+        assert emu.injected_faults() == {"challenge": 1, "truncate": 1}
+        counts = emu.request_counts()
+        applied = Counter(w.app for w in emu.writes())
+        for app, (table, put) in ZOHO_PUTS.items():
+            meta = first.assets[f"reverse_sync/{table}"]
+            assert (meta["planned"], meta["sent"], meta["unconfirmed"], meta["failed"]) == (
+                people,
+                0,
+                people,
+                0,
+            )
+            assert counts[(app, put)] == 1, f"{app}: the batch was split or sent again"
+        assert sorted(applied[app] for app in ZOHO_PUTS) == [0, people]
+        assert Counter(r["status"] for r in ledger(sqlite_url)) == {"unconfirmed": 2 * people}
 
         emu.set_faults(FaultConfig())
         second = run_sync(settings)
         assert second.success, second.failures
-        again = second.assets["reverse_sync/zoho_crm/lead"]
-        written = Counter(w.record_id for w in emu.writes() if w.app == "zoho_crm")
-        leads = set(emu.dataset.tables["zoho_crm/lead"])
-    # Every lead ends written exactly once, whichever way the garbage answer hid the outcome.
-    assert written == Counter(leads)
-    assert (again["planned"], again["sent"]) == ((0, 0) if applied else (people, people))
+        written = Counter((w.app, w.record_id) for w in emu.writes())
+        held = {app: set(emu.dataset.tables[table]) for app, (table, _) in ZOHO_PUTS.items()}
+    for app, (table, _) in ZOHO_PUTS.items():
+        again = second.assets[f"reverse_sync/{table}"]
+        assert (again["planned"], again["sent"]) == ((0, 0) if applied[app] else (people, people)), app
+    # Every record ends written exactly once, whichever way the garbage answer hid the outcome.
+    assert written == Counter((app, record) for app, records in held.items() for record in records)
 
 
 def test_dry_run_writes_nothing_and_predicts_the_real_run(emulator: Emulator, sqlite_url: str) -> None:
