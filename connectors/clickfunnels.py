@@ -269,6 +269,7 @@ class ClickFunnelsClient:
                 idempotent=True,
             ),
             id_of=_contact_id,
+            record_of=_contact,
         )
 
     def update_contact(
@@ -289,6 +290,7 @@ class ClickFunnelsClient:
                 json_body={"contact": body},
             ),
             id_of=_contact_id,
+            record_of=_contact,
         )
 
     def delete_contact(self, contact_id: str | int) -> WriteResult:
@@ -318,10 +320,15 @@ def _check_order(
             raise _OrderBrokenError(f"page {number} lists contact {record.get('id')} again")
 
 
-def _contact_id(body: Any) -> object:
+def _contact(body: Any) -> object:
     """Upsert answers one contact object; an older spec typed it as an array (api-notes §2.5)."""
     if isinstance(body, list) and body and isinstance(body[0], dict):
         body = body[0]
     if isinstance(body, dict) and isinstance(body.get("contact"), dict):
         body = body["contact"]
-    return body.get("id") if isinstance(body, dict) else None
+    return body
+
+
+def _contact_id(body: Any) -> object:
+    contact = _contact(body)
+    return contact.get("id") if isinstance(contact, dict) else None

@@ -392,6 +392,7 @@ class ClickSendClient:
                 json_body=dict(changes),
             ),
             id_of=_contact_id,
+            record_of=_contact,
         )
 
     def create_contact(self, list_id: str | int, contact: Mapping[str, Any]) -> WriteResult:
@@ -407,6 +408,7 @@ class ClickSendClient:
                 idempotent=False,
             ),
             id_of=_contact_id,
+            record_of=_contact,
         )
 
     def delete_contact(self, list_id: str | int, contact_id: str | int) -> WriteResult:
@@ -420,9 +422,15 @@ class ClickSendClient:
                 idempotent=True,
             ),
             id_of=_contact_id,
+            record_of=_contact,
         )
 
 
+def _contact(body: Any) -> object:
+    """The contact a write answers with, inside the envelope's ``data`` (with its ``date_updated``)."""
+    return body.get("data") if isinstance(body, dict) else None
+
+
 def _contact_id(body: Any) -> object:
-    data = body.get("data") if isinstance(body, dict) else None
+    data = _contact(body)
     return data.get("contact_id") if isinstance(data, dict) else None

@@ -37,6 +37,11 @@ class WriteResult:
     """``insert`` or ``update`` when the API says which happened."""
     gone: bool = False
     """The record addressed does not exist (404): it was deleted at the source since we read it."""
+    record: dict[str, Any] = field(default_factory=dict)
+    """The record as the answer shows it after the write (Zoho: the result's ``details``, with
+    ``Modified_Time`` and ``Modified_By``; the others: the record they answer with, with its own
+    modification time and, for Linkflow, ``ver``). Survivorship tells our writes from people's edits
+    by it (`models.identity.own_writes`)."""
 
     @property
     def conflict(self) -> bool:
@@ -49,11 +54,13 @@ def write_one(
     send: Callable[[], httpx.Response],
     *,
     id_of: Callable[[Any], object] = lambda body: body.get("id") if isinstance(body, dict) else None,
+    record_of: Callable[[Any], object] = lambda body: body,
 ) -> WriteResult:
     """Run a one-record write and turn the API's refusal of that record into a ``WriteResult``.
 
     Refusals that concern the record (validation, not found, conflict, a business code) become
     ``ok=False``; failures of the call itself (auth, exhausted retries, an ambiguous create) raise.
+    ``record_of`` finds the written record in the answer's body (`WriteResult.record`).
     """
     try:
         response = send()
@@ -72,9 +79,11 @@ def write_one(
         except ValueError:
             body = None
     found = id_of(body) if body is not None else None
+    record = record_of(body) if body is not None else None
     return WriteResult(
         str(found) if found is not None else record_id,
         True,
         details=body if isinstance(body, dict) else {},
         action="insert" if response.status_code == 201 else None,
+        record=dict(record) if isinstance(record, dict) else {},
     )

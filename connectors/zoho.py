@@ -318,6 +318,19 @@ class ZohoClient:
             return str(code) if code else None
         return None
 
+    def current_user_id(self) -> str | None:
+        """The id of the user this connection acts as (``GET /users?type=CurrentUser``, Zoho CRM v8
+        and Bigin v2 users API): every write we make shows it as the record's ``Modified_By``, so a
+        record last modified by anyone else was edited by someone after us. None when the answer
+        names no user; a refusal (say, a connection without the users scope) raises."""
+        path = f"{self.product.prefix}/users"
+        response = self.http.request("GET", path, params={"type": "CurrentUser"})
+        body = self.http.decode(response, "GET", path) if response.content else None
+        users = body.get("users") if isinstance(body, dict) else None
+        if isinstance(users, list) and users and isinstance(users[0], dict) and users[0].get("id"):
+            return str(users[0]["id"])
+        return None
+
     # ------------------------------------------------------------------- reads
 
     def read_leads(
@@ -953,7 +966,8 @@ class ZohoClient:
         ``Modified_Time`` and the fields written; at most 50 fields per call. A record not found is
         absent. An answer holding ids not asked for means the product ignores ``ids``: an error."""
         ids = list(dict.fromkeys(str(r["id"]) for r in records))
-        names = ["Modified_Time", *sorted({k for r in records for k in r} - {"id", "Modified_Time"})]
+        stamps = ("Modified_Time", "Modified_By")
+        names = [*stamps, *sorted({k for r in records for k in r} - {"id", *stamps})]
         template = f"{self.product.prefix}/{{module}}"
         path = template.format(module=module)
         found: dict[str, dict[str, Any]] = {}
@@ -1007,11 +1021,17 @@ def _refused(record: Mapping[str, Any], message: str) -> WriteResult:
 
 
 def _applied(record_id: str, now: Mapping[str, Any]) -> WriteResult:
+    details = {
+        "id": record_id,
+        "Modified_Time": now.get("Modified_Time"),
+        "Modified_By": now.get("Modified_By"),
+    }
     return WriteResult(
         record_id,
         True,
         message="written by an earlier attempt whose answer was lost (read back)",
-        details={"id": record_id, "Modified_Time": now.get("Modified_Time")},
+        details=details,
+        record=dict(details),
     )
 
 
@@ -1050,4 +1070,5 @@ def _result(item: Any, record: Mapping[str, Any]) -> WriteResult:
         retriable=not ok and code in _RETRIABLE_RECORD_CODES,
         details=dict(details),
         action=_str(item.get("action")),
+        record=dict(details) if ok else {},
     )

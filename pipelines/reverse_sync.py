@@ -9,6 +9,7 @@ downstream of the canonical checks (which block them when they fail).
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 import dagster as dg
 import pandas as pd
@@ -32,6 +33,7 @@ from models.push.plan import (
     plan_updates,
     record_changes,
     split_batch,
+    write_stamp,
 )
 from models.warehouse.locks import SourceBusyError, source_lock
 from models.warehouse.store import RawStore, StreamKey
@@ -73,7 +75,7 @@ RECORD_GONE = "RECORD_GONE"
 """Our code for an update answered 404: the record was deleted at the source."""
 
 
-def _result(change: RecordChange, written: WriteResult) -> RecordResult:
+def _result(change: RecordChange, written: WriteResult, own_user: str | None = None) -> RecordResult:
     return RecordResult.of(
         change,
         ok=written.ok,
@@ -82,6 +84,9 @@ def _result(change: RecordChange, written: WriteResult) -> RecordResult:
         retriable=written.retriable,
         conflict=written.conflict,
         new_id=written.record_id,
+        stamp=write_stamp(change.destination, change.object, written.record, own_user)
+        if written.ok
+        else None,
     )
 
 
@@ -92,12 +97,13 @@ def _failed(change: RecordChange, error: ConnectorError) -> RecordResult:
     )
 
 
-def send_batch(clients: Clients, batch: Batch) -> list[RecordResult]:
+def send_batch(clients: Clients, batch: Batch, own_user: str | None = None) -> list[RecordResult]:
     """One call per batch (Zoho) or per record (the others); a Zoho batch refused as a whole is split
     in halves until the bad record is alone (the client sorts out a refusal by If-Unmodified-Since
     itself, and fails when it cannot, e.g. a product that ignores ``ids``: halves then find it). A
     batch whose outcome is unknown (``AmbiguousWriteError``: an answer that could not be read) is not
-    split: every record in it is ``unconfirmed`` until the next extract reads it back."""
+    split: every record in it is ``unconfirmed`` until the next extract reads it back.
+    ``own_user``: the Zoho user the connection acts as, kept with each write (`own_zoho_users`)."""
     key = (batch.destination, batch.object)
     if key in ZOHO_MODULES:
         client = getattr(clients, batch.destination)
@@ -115,8 +121,10 @@ def send_batch(clients: Clients, batch: Batch) -> list[RecordResult]:
             if len(batch.changes) == 1 or isinstance(error, (RetriableError, AmbiguousWriteError)):
                 return [_failed(change, error) for change in batch.changes]
             left, right = split_batch(batch)
-            return send_batch(clients, left) + send_batch(clients, right)
-        return [_result(change, result) for change, result in zip(batch.changes, written, strict=True)]
+            return send_batch(clients, left, own_user) + send_batch(clients, right, own_user)
+        return [
+            _result(change, result, own_user) for change, result in zip(batch.changes, written, strict=True)
+        ]
     results = []
     for change in batch.changes:
         try:
@@ -161,8 +169,12 @@ def push_destination(
     run_id: str,
     dry_run: bool,
     log: Callable[[str], None] = lambda _line: None,
+    own_user: str | None = None,
 ) -> PushReport:
-    """Plan, record and (unless ``dry_run``) send one destination's changes; every row ends in one state."""
+    """Plan, record and (unless ``dry_run``) send one destination's changes; every row ends in one state.
+
+    ``own_user`` is the Zoho user the connection acts as (`own_zoho_users`); without it a Zoho write
+    keeps the ``Modified_By`` its answer names, which is the same user."""
     targets = push_ledger.load_targets(engine, stream.source, stream.object)
     golden = push_ledger.load_golden(engine)
     plan = plan_updates(targets.drop(columns="last_seen_at"), golden, config)
@@ -204,7 +216,7 @@ def push_destination(
     for number, batch in enumerate(batches(changes, stream.source, stream.object), start=1):
         rows = _rows_of(plan, batch.changes)
         push_ledger.mark(engine, rows["ledger_id"].tolist(), "sending")
-        results = send_batch(clients, batch)
+        results = send_batch(clients, batch, own_user)
         created += sum(1 for result in results if result.ok and result.record_id is None)
         gone = {str(r.record_id) for r in results if r.code == RECORD_GONE}
         _record_outcomes(
@@ -281,8 +293,51 @@ def _record_outcomes(
             new_ids[int(outcome["ledger_id"])] = str(outcome["new_id"])
         counts[state] = counts.get(state, 0) + 1
     push_ledger.set_record_ids(engine, new_ids)
+    push_ledger.set_write_results(engine, _write_results(outcomes))
     for (state, error, tries), ledger_ids in groups.items():
         push_ledger.mark(engine, ledger_ids, state, error=error, attempts=tries)
+
+
+def _write_results(outcomes: pd.DataFrame) -> dict[int, tuple[datetime | None, int | None, str | None]]:
+    """ledger id -> what the answer said of the record after the write, for the rows sent."""
+    sent = outcomes[outcomes["state"].eq("sent").to_numpy()]
+    return {
+        int(ledger_id): (
+            None if at is None or pd.isna(at) else at,
+            None if version is None or pd.isna(version) else int(version),
+            None if by is None or pd.isna(by) else str(by),
+        )
+        for ledger_id, at, version, by in zip(
+            sent["ledger_id"],
+            sent["result_modified_at"],
+            sent["result_version"],
+            sent["written_by"],
+            strict=True,
+        )
+    }
+
+
+def own_zoho_users(clients: Clients, sources: Sequence[str], log: Callable[[str], None]) -> dict[str, str]:
+    """Per Zoho product pushed to, the id of the user the connection acts as, asked once per run
+    (``GET /users?type=CurrentUser``): every write we make shows it as the record's ``Modified_By``.
+    A product that will not say (a connection without the users scope) is left out; its writes then
+    keep the ``Modified_By`` their own answers name."""
+    found: dict[str, str] = {}
+    for source in ("zoho_crm", "zoho_bigin"):
+        client = getattr(clients, source)
+        if source not in sources or client is None:
+            continue
+        try:
+            user = client.current_user_id()
+        except ConnectorError as exc:
+            log(
+                f"reverse sync {source}: could not learn the connection's own user ({exc}); "
+                "each write keeps the user its answer names"
+            )
+            continue
+        if user is not None:
+            found[source] = user
+    return found
 
 
 def opt_out_lists(clients: Clients) -> frozenset[str]:
@@ -301,6 +356,7 @@ def _push_source(
     run_id: str,
     dry_run: bool,
     log: Callable[[str], None],
+    own_user: str | None = None,
 ) -> dict[Stream, PushReport | str]:
     """One source's destinations, one after another: a report each, or the one line that says why not."""
     outcome: dict[Stream, PushReport | str] = {}
@@ -315,6 +371,7 @@ def _push_source(
                     run_id=run_id,
                     dry_run=dry_run,
                     log=log,
+                    own_user=own_user,
                 )
         except SourceBusyError as exc:
             outcome[stream] = str(exc)
@@ -398,6 +455,7 @@ def reverse_sync(
             opt_out = opt_out_lists(clients) if "clicksend" in runnable else frozenset()
         except ConnectorError as exc:
             raise dg.Failure(description=f"reverse sync clicksend/list_contact: {exc}") from None
+        own_users = {} if dry_run else own_zoho_users(clients, tuple(runnable), context.log.info)
         creates = settings.push_create()
         config = PushConfig(
             regions=phone_regions(settings, warehouse),
@@ -417,8 +475,9 @@ def reverse_sync(
                     run_id=context.run.run_id,
                     dry_run=dry_run,
                     log=context.log.info,
+                    own_user=own_users.get(source),
                 )
-                for streams in runnable.values()
+                for source, streams in runnable.items()
             ]
             for future in futures:
                 outcomes.update(future.result())

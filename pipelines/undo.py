@@ -9,6 +9,7 @@ changes, so the next sync does not simply redo what was undone.
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import dagster as dg
 import pandas as pd
@@ -107,12 +108,16 @@ def _undo_destination(
     refused: list[int] = []
     gone_ids: list[str] = []
     states: dict[tuple[str, str | None], list[int]] = {}
+    stamps: dict[int, tuple[datetime | None, int | None, str | None]] = {}
     for row in pd.concat([restores, deletes]).to_dict("records"):
         answer = outcome.get(str(row["record_id"]))
         ok = answer is not None and (answer.ok or (row["action"] == "delete" and answer.code in _GONE))
         if ok:
             state: tuple[str, str | None] = ("sent", None)
             done.append(int(row["original_id"]))
+            stamp = answer.stamp if isinstance(answer, RecordResult) else None
+            if stamp is not None:  # a restore is our write too: survivorship must know it
+                stamps[int(row["ledger_id"])] = (stamp.modified_at, stamp.version, stamp.written_by)
             if row["action"] == "delete":
                 gone_ids.append(str(row["record_id"]))
         elif answer is not None and answer.conflict:
@@ -123,6 +128,7 @@ def _undo_destination(
         else:
             state = ("rejected", answer.message if answer else "not sent")
         states.setdefault(state, []).append(int(row["ledger_id"]))
+    push_ledger.set_write_results(engine, stamps)
     for (status, error), ledger_ids in states.items():
         push_ledger.mark(engine, ledger_ids, status, error=error)
     push_ledger.mark(engine, done, "undone")

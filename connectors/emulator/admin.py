@@ -3,6 +3,7 @@
 No auth, so it answers loopback clients only.
 """
 
+from datetime import datetime
 from typing import Any, Protocol
 
 from connectors.emulator.behaviours import Behaviours
@@ -45,6 +46,10 @@ class Controls(Protocol):
 
     def set_behaviours(self, behaviours: Behaviours) -> None: ...
 
+    def edit(
+        self, table: str, record_id: object, fields: dict[str, Any], *, when: datetime | None = None
+    ) -> dict[str, Any]: ...
+
     def mutate(  # noqa: PLR0917 - mirrors Emulator.mutate
         self, seed: int, new: int = 0, updated: int = 0, deleted: int = 0, events: int = 0, messages: int = 0
     ) -> MutationSummary: ...
@@ -71,6 +76,7 @@ class Admin:
             ("GET", "/_admin/behaviours"): self._behaviours,
             ("POST", "/_admin/behaviours"): self._set_behaviours,
             ("POST", "/_admin/mutate"): self._mutate,
+            ("POST", "/_admin/edit"): self._edit,
             ("GET", "/_admin/truth"): self._truth,
         }
         handler = handlers.get((request.method, request.path.rstrip("/")))
@@ -129,6 +135,19 @@ class Admin:
         counts = {name: int(body.get(name, 0)) for name in _MUTATE_KEYS - {"seed"}}
         summary = self._controls.mutate(int(body.get("seed", 0)), **counts)
         return json_response(200, summary.to_json())
+
+    def _edit(self, request: Request) -> Response:
+        """``{"table": "zoho_crm/lead", "id": ..., "fields": {...}, "at": ISO 8601 (optional)}``: a
+        person's edit by hand (`Emulator.edit`), stamped ``at`` (default now); answers the record."""
+        body = self._object(request)
+        unknown = set(body) - {"table", "id", "fields", "at"}
+        if unknown or not isinstance(body.get("fields"), dict) or "id" not in body:
+            raise ValueError('edit takes {"table": "source/object", "id": ..., "fields": {...}, "at": ...}')
+        when = datetime.fromisoformat(str(body["at"])) if body.get("at") else None
+        if when is not None and when.tzinfo is None:
+            raise ValueError("at needs a UTC offset")
+        record = self._controls.edit(str(body.get("table")), body["id"], body["fields"], when=when)
+        return json_response(200, record)
 
     def _truth(self, request: Request) -> Response:
         truth = self._controls.truth()

@@ -21,7 +21,7 @@ from connectors.emulator.dispatch import Dispatcher, RequestCounter
 from connectors.emulator.faults import APP_NAMES, FaultConfig, FaultInjector, GatewayBudget
 from connectors.emulator.generate import generate_dataset
 from connectors.emulator.linkflow import LinkflowApi
-from connectors.emulator.mutate import MutationSummary, Mutator
+from connectors.emulator.mutate import MutationSummary, Mutator, edit_by_hand
 from connectors.emulator.routing import Api
 from connectors.emulator.server import EmulatorHTTPServer
 from connectors.emulator.state import EmulatorState, Rejection, WriteRecord
@@ -223,6 +223,18 @@ class Emulator:
         return Mutator(self._state, seed).run(
             new=new, updated=updated, deleted=deleted, events=events, messages=messages
         )
+
+    def edit(
+        self, table: str, record_id: object, fields: dict[str, Any], *, when: datetime | None = None
+    ) -> dict[str, Any]:
+        """A person edits one contact record by hand in the vendor's UI (not through the API), at
+        ``when`` (default now): the fields change and the record shows an outside edit (a new
+        modification time; Linkflow's next ``ver``; in Zoho, ``Modified_By`` a colleague rather than
+        the connection's user). Returns the record as stored. ``table`` is ``source/object``."""
+        key: object = record_id
+        if not table.startswith("zoho_"):
+            key = int(str(record_id))
+        return edit_by_hand(self._state, table, key, fields, when=None if when is None else when.timestamp())
 
     def expire_linkflow_tokens(self) -> None:
         self._linkflow.expire_tokens()

@@ -26,6 +26,7 @@ from connectors.emulator.identifiers import record_identifiers
 from connectors.emulator.people import make_person
 from connectors.emulator.placement import Placer
 from connectors.emulator.rand import SandboxRandom
+from connectors.emulator.records import minified_user, zoho_colleague, zoho_full_name
 from connectors.emulator.state import EmulatorState
 from connectors.emulator.store import Record
 from connectors.emulator.timefmt import iso_ms_utc, shanghai_local, zoho_time
@@ -146,26 +147,20 @@ class Mutator:
             self.state.dataset.truth[truth_key(CLICKSEND_RECEIPTS, message_id)] = person
 
     def _edited(self, table: str, current: Record) -> Record:
-        """A copy with one non-identifying field changed and the modification time bumped."""
+        """A copy with one non-identifying field changed by a person, the modification stamped."""
         rng, record = self.rng, dict(current)
         word = f"{rng.pick(_WORDS)}-{rng.below(1000)}"
         if table == CLICKFUNNELS_CONTACTS:
             record["custom_attributes"] = {**record["custom_attributes"], "last_campaign": word}
-            record["updated_at"] = iso_ms_utc(self.now)
         elif table == CLICKSEND_CONTACTS:
             record["custom_1"] = word
-            record["date_updated"] = int(self.now)
         elif table == LINKFLOW_CONTACTS:
             record["title"] = rng.pick(_TITLES)
-            record["lastUpdated"] = shanghai_local(self.now)
-            record["ver"] = int(record.get("ver") or 0) + 1
         else:
-            module = self._modules[table]
-            field_name = "Lead_Status" if module.is_leads else "Title"
+            field_name = "Lead_Status" if self._modules[table].is_leads else "Title"
             record[field_name] = rng.pick(_TITLES) if field_name == "Title" else "Contacted"
             record["Mailing_City" if "Mailing_City" in record else "City"] = rng.pick(_CITIES)
-            stamp = zoho_time(self.now, module.offset)
-            record["Modified_Time"] = record["Last_Activity_Time"] = stamp
+        _stamp_by_hand(table, record, self.now, self._modules)
         return record
 
     def _delete(self, count: int) -> dict[str, int]:
@@ -253,3 +248,54 @@ class Mutator:
             activity.messages_for(contact_id, person, now=self.now, count=1, since=self.now)
         activity.commit(put=self.state.put)
         return count
+
+
+#: What a person's edit may not set: ids, the times and users the system stamps, Linkflow's version.
+_SYSTEM_FIELDS = frozenset(
+    {"id", "contact_id", "list_id", "ver", "dateCreated", "lastUpdated", "created_at", "updated_at"}
+    | {"date_added", "date_updated", "Created_Time", "Modified_Time", "Last_Activity_Time"}
+    | {"Created_By", "Modified_By", "Full_Name"}
+)
+
+
+def edit_by_hand(
+    state: EmulatorState, table: str, record_id: Any, fields: dict[str, Any], *, when: float | None = None
+) -> Record:
+    """A person's edit of one contact record in the vendor's own UI, at ``when`` (default now).
+
+    The fields are set as given and the record is stamped the way each API shows an edit: the
+    modification time moves, Linkflow's ``ver`` goes up by one and Zoho's ``Modified_By`` names a
+    colleague, not the user the API connection acts as. It is not a client's write, so it stays out
+    of the write log; the truth is left as it is (edit identifiers at your own risk).
+    """
+    if table not in CONTACT_TABLES:
+        raise ValueError(f"unknown contact table {table!r}; expected one of {list(CONTACT_TABLES)}")
+    with state.lock:
+        current = state.tables[table].get(record_id)
+        if current is None:
+            raise ValueError(f"{table} has no record {record_id!r}")
+        unknown = sorted(name for name in fields if name not in current or name in _SYSTEM_FIELDS)
+        if unknown:
+            raise ValueError(f"{table} records have no editable field {', '.join(unknown)}")
+        record = {**current, **fields}
+        if table in ZOHO_TABLES and {"First_Name", "Last_Name"} & set(fields):
+            record["Full_Name"] = zoho_full_name(record)
+        _stamp_by_hand(table, record, state.now() if when is None else when, _zoho_modules())
+        state.put(table, record_id, record)
+        return record
+
+
+def _stamp_by_hand(table: str, record: Record, now: float, modules: dict[str, Module]) -> None:
+    """Stamp a person's edit on ``record`` in place: its modification time, Linkflow's next version,
+    Zoho's ``Modified_By`` (the colleague)."""
+    if table == CLICKFUNNELS_CONTACTS:
+        record["updated_at"] = iso_ms_utc(now)
+    elif table == CLICKSEND_CONTACTS:
+        record["date_updated"] = int(now)
+    elif table == LINKFLOW_CONTACTS:
+        record["lastUpdated"] = shanghai_local(now)
+        record["ver"] = int(record.get("ver") or 0) + 1
+    else:
+        module = modules[table]
+        record["Modified_Time"] = record["Last_Activity_Time"] = zoho_time(now, module.offset)
+        record["Modified_By"] = minified_user(zoho_colleague(module.id_prefix))

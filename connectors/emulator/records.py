@@ -65,16 +65,29 @@ _USERS = {
     prefix: {"name": "Sandbox Admin", "id": f"{prefix}000000326001", "email": "admin@sandbox.invalid"}
     for prefix in (ZOHO_CRM_ID_PREFIX, ZOHO_BIGIN_ID_PREFIX)
 }
-_MINIFIED = {prefix: {"name": user["name"], "id": user["id"]} for prefix, user in _USERS.items()}
+_COLLEAGUES = {
+    prefix: {"name": "Sandbox Colleague", "id": f"{prefix}000000326017", "email": "sales@sandbox.invalid"}
+    for prefix in (ZOHO_CRM_ID_PREFIX, ZOHO_BIGIN_ID_PREFIX)
+}
+_MINIFIED = {
+    user["id"]: {"name": user["name"], "id": user["id"]} for user in (*_USERS.values(), *_COLLEAGUES.values())
+}
 
 
 def zoho_user(prefix: str) -> Record:
-    """The org's only user, who owns and last modified everything."""
+    """The org's admin: the user the API connection acts as, who owns everything and made the
+    generated records; every write through the API is made as this user."""
     return _USERS[prefix]
 
 
+def zoho_colleague(prefix: str) -> Record:
+    """A second user of the org, who edits records by hand in Zoho's own UI (``Emulator.edit`` and
+    ``mutate``): a record this user modified last was not modified by the connection."""
+    return _COLLEAGUES[prefix]
+
+
 def minified_user(user: Record) -> Record:
-    return _MINIFIED[user["id"][:7]]
+    return _MINIFIED[user["id"]]
 
 
 def clickfunnels_contact(

@@ -32,6 +32,8 @@ from connectors.emulator.records import (
     ZOHO_CONTACT_FIELDS,
     ZOHO_CRM_ID_PREFIX,
     ZOHO_LEAD_FIELDS,
+    zoho_colleague,
+    zoho_user,
 )
 from connectors.emulator.routing import (
     ApiError,
@@ -146,6 +148,7 @@ class ZohoApi:
     def routes(self) -> list[Route]:
         return [
             route("GET", "/org", self.org),
+            route("GET", "/users", self.users),
             route("GET", "/{module}/deleted", self.deleted),
             route("POST", "/{module}/upsert", self.upsert),
             route("GET", "/{module}/{record_id}", self.get_record),
@@ -175,6 +178,28 @@ class ZohoApi:
 
     def org(self, request: Request, params: dict[str, str]) -> Response:
         return json_response(200, {"org": [self.state.dataset.zoho_orgs[self.name]]})
+
+    def users(self, request: Request, params: dict[str, str]) -> Response:
+        """``GET /users?type=``: ``CurrentUser`` is the user the Maton connection acts as (the org's
+        admin, who makes every API write); other types list the admin and the colleague who edits by
+        hand (v8 users API shape: ``users`` with ``id``, ``full_name``, ``email``, then ``info``)."""
+        prefix = ZOHO_BIGIN_ID_PREFIX if self.bigin else ZOHO_CRM_ID_PREFIX
+        kind = request.arg("type") or "AllUsers"
+        people = [zoho_user(prefix)] if kind == "CurrentUser" else [zoho_user(prefix), zoho_colleague(prefix)]
+        users = [
+            {
+                "id": person["id"],
+                "full_name": person["name"],
+                "first_name": person["name"].split()[0],
+                "last_name": person["name"].split()[-1],
+                "email": person["email"],
+                "status": "active",
+                "confirm": True,
+            }
+            for person in people
+        ]
+        info = {"per_page": 200, "count": len(users), "page": 1, "more_records": False}
+        return json_response(200, {"users": users, "info": info})
 
     def get_record(self, request: Request, params: dict[str, str]) -> Response:
         module = self._module(params)

@@ -109,7 +109,7 @@ def build_canonical(engine: Engine, config: CanonicalConfig, *, run_id: str | No
         id_factory=ContactIdFactory.after(latest),
     )
     people = join_people(records, primaries(normalised), resolution.assignment)
-    golden = survive_people(people, writes, config)
+    golden = survive_people(people, writes, config, raw)
     merges = resolution.merges
     report.contacts = len(golden.contacts)
     report.new_contacts = len(resolution.new_contact_ids)

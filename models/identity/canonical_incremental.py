@@ -153,7 +153,7 @@ def _resolve_changes(
     chosen = pd.concat([primaries(normalised), _stored_primaries(connection, neighbours)], ignore_index=True)
     people = join_people(fields, chosen, resolution.assignment)
     writes = own_writes(connection, people["source_id"].astype(str).tolist() if len(people) else [])
-    golden = survive_people(people, writes, config)
+    golden = survive_people(people, writes, config, pd.concat([live, neighbour_raw], ignore_index=True))
     merges = resolution.merges
     merged_away = merges.loc[merges["kind"] == "merge", "old_contact_id"].tolist()
     gone = sorted({*merged_away, *resolution.retired_contact_ids})

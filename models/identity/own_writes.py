@@ -3,25 +3,58 @@
 Survivorship prefers the most recently modified record, and every write we push bumps the destination
 record's modification time. Taken at face value, the record we filled in last would become "newest"
 and win fields it never changed, so the golden record would depend on the order of our own writes
-(and a push interrupted and resumed would settle on different values than one that ran through).
+(and a push interrupted and resumed would settle on different values than one that ran through). The
+opposite mistake is worse: a person's edit taken for ours never reaches the golden record.
 
-The ledger keeps, per write, the record's modification time when the write was planned (`p`) and when
-the write was done (`t`). A record whose current modification time `m` satisfies `p < m <= t + slack`
-was last modified by that write (or within its window), so its recency is `p`, as if the write had not
-happened; repeated for chains of our writes. A create has no `p`: a record we created and nobody has
-edited since ranks below every record a person modified. An edit made after `t + slack` counts in full.
-`slack` absorbs the destination's clock running ahead of ours and second-precision timestamps; an
-outside edit landing inside it is taken for ours, and counts once the record is edited again.
+So a record's modification time `m` is traced back through the writes the ledger holds for it. A write
+that made the record's state counts as if it had not happened: the record's recency becomes the
+modification time it had when the write was planned (`p`), and that time is traced back in turn
+(chains of our writes). A create has no `p`: a record we created and nobody has edited since ranks
+below every record a person modified. Whatever is not traced to a write counts in full.
+
+What proves that a write made the state, best first:
+
+- **The answer's own stamp.** Every destination answers a write with the record as it left it (Zoho
+  the result's ``details``, the others the record), and the ledger keeps its modification time
+  (`result_modified_at`). The record still showing exactly that time was last modified by that write;
+  any later modification moves it, whoever made it and whichever field it changed, so it counts in
+  full. No clock is compared: both times are the destination's own.
+- **Linkflow's ``ver``.** The version our write resulted in (`result_version`): the same version now is
+  our write; a higher one is someone else's edit after it, even within the same second.
+- **Zoho's ``Modified_By``.** Our writes are made as the connection's own user (`written_by`, learned
+  once per run from ``/users?type=CurrentUser``): a record last modified by anyone else was edited by
+  someone after us, even within the same second.
+- **The values we sent.** The ledger holds each field we wrote and the value sent. A record whose field
+  now holds another value (compared as the field reads: `models.normalise.compare`) was edited after
+  our write, in any system.
+
+The last three overrule a matching stamp, which has the destination's resolution only (whole seconds
+in Zoho, Linkflow and ClickSend). What is left is a same-second edit of a field we did not write, in
+ClickSend or ClickFunnels (which tell neither a version nor a user), or in Zoho by the connection's own
+user; such an edit counts once the record is edited again.
+
+**The time window, where nothing better exists.** A write whose answer told no modification time (a
+create whose answer was lost, rows written before the ledger kept stamps) is traced by the clock: a
+record whose `m` satisfies `p < m <= t + slack`, `t` being when we marked the write sent, is taken to
+be that write's, unless its values or the evidence above say otherwise. `slack` absorbs the
+destination's clock running ahead of ours; an outside edit inside it that leaves the values we sent
+alone is taken for ours.
+
+The evidence is read from the record as the warehouse holds it now, so it judges only the write that
+made the current state; earlier links of a chain are traced by stamps (or the window) alone.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from models.normalise.compare import field_kind, holds_value
 from models.warehouse.store import chunks
 from models.warehouse.tables import IN_FLIGHT, PushLedger
 
@@ -30,6 +63,10 @@ _MAX_CHAIN = 10
 
 WRITE_COLUMNS = ("source", "object", "source_id", "planned_modified_at", "written_at")
 """One row per write of a record: destination, object, record id, `p` (NaT for a create) and `t`."""
+STAMP_COLUMNS = ("result_modified_at", "result_version", "written_by", "sent")
+"""Optional, per write: the modification time and Linkflow version its answer gave, the Zoho user it
+was made as, and ``sent``, the fields written as a mapping of field name to the value sent. Missing
+columns or values mean the write is traced by the time window alone."""
 
 
 def discount_own_writes(
@@ -37,65 +74,209 @@ def discount_own_writes(
 ) -> pd.Series:
     """The records' modification times with our own writes taken out (NaT: only we ever touched it).
 
-    records: source, object, source_id, modified_at (UTC); the result is aligned with its index.
+    records: source, object, source_id, modified_at (UTC), and optionally ``payload``, the record as
+        the warehouse holds it now (its version, its last modifier and its values are the evidence of
+        an edit after our write); the result is aligned with its index.
+    writes: `WRITE_COLUMNS`, optionally `STAMP_COLUMNS`.
     """
     modified = pd.to_datetime(records["modified_at"], utc=True)
     if writes.empty or records.empty:
         return modified
     key = ["source", "object", "source_id"]
-    frame = records.loc[:, key].astype(str).assign(row=np.arange(len(records)), eff=modified.to_numpy())
-    ours = writes.loc[:, list(WRITE_COLUMNS)].astype({"source": str, "object": str, "source_id": str})
-    ours["planned_modified_at"] = pd.to_datetime(ours["planned_modified_at"], utc=True)
-    ours["until"] = pd.to_datetime(ours["written_at"], utc=True) + slack
-    pairs = frame.merge(ours, on=key, how="inner")
+    frame = records.loc[:, key].astype(str).assign(row=np.arange(len(records)))
+    pairs = frame.merge(_writes_frame(writes, slack), on=key, how="inner")
     if pairs.empty:
         return modified
-    effective = frame["eff"].copy()
-    for _ in range(_MAX_CHAIN):
-        current = effective.to_numpy()[pairs["row"].to_numpy()]
-        live = pd.notna(current)
-        planned = pairs["planned_modified_at"].to_numpy()
-        made_by_write = (
-            live & (current <= pairs["until"].to_numpy()) & (pd.isna(planned) | (planned < current))
-        )
-        if not made_by_write.any():
+    # Plain UTC datetime64 arrays: tz-aware columns would hand out one Timestamp object per value.
+    rows = pairs["row"].to_numpy()
+    planned = _utc64(pairs["planned_modified_at"])
+    stamped_at = _utc64(pairs["result_modified_at"])
+    stamped = ~np.isnat(stamped_at)
+    until = _utc64(pairs["until"])
+    payloads = records["payload"].to_numpy(dtype=object) if "payload" in records else None
+    effective = _utc64(modified).copy()
+    active = np.ones(len(pairs), dtype=bool)  # pairs whose record is still being traced back
+    for step in range(_MAX_CHAIN):
+        current = effective[rows]
+        live = active & ~np.isnat(current)
+        by_stamp = stamped & (current == stamped_at)
+        by_clock = ~stamped & (current <= until) & (np.isnat(planned) | (planned < current))
+        made = live & (by_stamp | by_clock)
+        if step == 0 and payloads is not None:
+            made = _judged(pairs, made, live, payloads[rows])
+        if not made.any():
             break
-        hits = pairs.loc[made_by_write, ["row", "planned_modified_at"]]
-        # The earliest time before any of the writes that explain the current one (NaT: a create).
-        by_row = hits.groupby("row")["planned_modified_at"]
-        earliest = by_row.min().where(~hits["planned_modified_at"].isna().groupby(hits["row"]).any())
-        effective.iloc[earliest.index.to_numpy()] = earliest.to_numpy()
-    return pd.Series(effective.to_numpy(), index=records.index, name="modified_at").dt.tz_convert("UTC")
+        hit_rows, hit_planned = rows[made], planned[made]
+        # The earliest time before any of the writes that explain the current one (NaT: a create,
+        # which wins: only we ever touched the record before it).
+        order = np.lexsort((hit_planned.view(np.int64), hit_rows))
+        first = np.r_[True, hit_rows[order][1:] != hit_rows[order][:-1]]
+        traced = hit_rows[order][first]
+        earliest = hit_planned[order][first]  # NaT sorts first as the smallest int64
+        effective[traced] = earliest
+        active = np.isin(rows, traced)
+    times: pd.Series = pd.Series(effective, index=records.index, name="modified_at").dt.tz_localize("UTC")
+    return times
+
+
+def _utc64(times: pd.Series) -> npt.NDArray[np.datetime64]:
+    """UTC times as a naive datetime64[us] array (NaT kept)."""
+    as_utc = pd.to_datetime(times, utc=True).dt.tz_convert(None).dt.as_unit("us")
+    return as_utc.to_numpy(dtype="datetime64[us]")
+
+
+def _writes_frame(writes: pd.DataFrame, slack: timedelta) -> pd.DataFrame:
+    """The writes with every optional column present, times as UTC, and the window's end ``until``."""
+    ours = writes.loc[:, list(WRITE_COLUMNS)].astype({"source": str, "object": str, "source_id": str})
+    ours["planned_modified_at"] = pd.to_datetime(ours["planned_modified_at"], utc=True)
+    ours["until"] = pd.to_datetime(writes["written_at"], utc=True) + slack
+    stamp = (
+        writes["result_modified_at"]
+        if "result_modified_at" in writes
+        else pd.Series(pd.NaT, index=writes.index)
+    )
+    ours["result_modified_at"] = pd.to_datetime(stamp, utc=True)
+    for name in ("result_version", "written_by", "sent"):
+        ours[name] = writes[name].astype(object) if name in writes else None
+    return ours
+
+
+def _judged(
+    pairs: pd.DataFrame,
+    made: npt.NDArray[np.bool_],
+    live: npt.NDArray[np.bool_],
+    payloads: npt.NDArray[np.object_],
+) -> npt.NDArray[np.bool_]:
+    """``made`` as the records' current payloads judge it: a write whose version is the record's is
+    ours whatever the times say; one followed by a higher version, another Zoho user or other values
+    in the fields it wrote was followed by someone's edit, whatever the times say."""
+    judged = made.copy()
+    versions = pairs["result_version"].to_numpy(dtype=object)
+    users = pairs["written_by"].to_numpy(dtype=object)
+    sent = pairs["sent"].to_numpy(dtype=object)
+    sources = pairs["source"].to_numpy(dtype=object)
+    objects = pairs["object"].to_numpy(dtype=object)
+    has_version = pd.notna(versions)
+    for index in np.flatnonzero(live & (made | has_version)):
+        payload = payloads[index]
+        if not isinstance(payload, Mapping):
+            continue
+        version, ours = _int(payload.get("ver")), _int(versions[index])
+        if version is not None and ours is not None:
+            # Linkflow's version says it outright, both ways.
+            judged[index] = version == ours
+        elif made[index] and (
+            _other_user(payload, users[index])
+            or _values_changed(str(sources[index]), str(objects[index]), sent[index], payload)
+        ):
+            judged[index] = False
+    return judged
+
+
+def _other_user(payload: Mapping[str, Any], written_by: object) -> bool:
+    """Whether a Zoho record was last modified by another user than the one our write was made as."""
+    if not isinstance(written_by, str) or not written_by:
+        return False
+    by = payload.get("Modified_By")
+    last = by.get("id") if isinstance(by, Mapping) else None
+    return last is not None and str(last) != written_by
+
+
+def _values_changed(source: str, obj: str, sent: object, payload: Mapping[str, Any]) -> bool:
+    """Whether a field the write sent now holds another value (a field the payload lacks says nothing)."""
+    if not isinstance(sent, Mapping):
+        return False
+    return any(
+        field in payload and not holds_value(field_kind(source, obj, field), payload[field], value)
+        for field, value in sent.items()
+    )
+
+
+def _int(value: object) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return int(value)
+    return None
 
 
 def own_writes(connection: Connection, record_ids: Sequence[str] | None = None) -> pd.DataFrame:
-    """Every write we made or may have made, one row per record and run (the input of `discount_own_writes`).
+    """Every write we made or may have made, one row per record and run (the input of
+    `discount_own_writes`: `WRITE_COLUMNS` and `STAMP_COLUMNS`).
 
     ``record_ids`` narrows it to those records (an incremental resolution touches few; the ledger
     only grows), else every record we ever wrote.
     """
-    query = (
-        sa.select(
-            PushLedger.destination,
-            PushLedger.object,
-            PushLedger.record_id,
-            sa.func.min(PushLedger.record_modified_at),
-            sa.func.max(PushLedger.updated_at),
-        )
-        .where(
-            PushLedger.status.in_((*IN_FLIGHT, "undone")),
-            PushLedger.dry_run.is_(False),
-            PushLedger.record_id != "",
-        )
-        .group_by(PushLedger.destination, PushLedger.object, PushLedger.record_id, PushLedger.run_id)
+    query = sa.select(
+        PushLedger.destination,
+        PushLedger.object,
+        PushLedger.record_id,
+        PushLedger.run_id,
+        PushLedger.record_modified_at,
+        PushLedger.updated_at,
+        PushLedger.result_modified_at,
+        PushLedger.result_version,
+        PushLedger.written_by,
+        PushLedger.field,
+        PushLedger.after_value,
+    ).where(
+        PushLedger.status.in_((*IN_FLIGHT, "undone")),
+        PushLedger.dry_run.is_(False),
+        PushLedger.record_id != "",
     )
-    columns = ["source", "object", "source_id", "planned_modified_at", "written_at"]
     if record_ids is None:
-        return pd.DataFrame(connection.execute(query).all(), columns=columns)
-    ids = sorted(set(record_ids))
-    rows = [
-        row
-        for chunk in chunks(ids)
-        for row in connection.execute(query.where(PushLedger.record_id.in_(list(chunk)))).all()
-    ]
-    return pd.DataFrame(rows, columns=columns)
+        rows = connection.execute(query).all()
+    else:
+        ids = sorted(set(record_ids))
+        rows = [
+            row
+            for chunk in chunks(ids)
+            for row in connection.execute(query.where(PushLedger.record_id.in_(list(chunk)))).all()
+        ]
+    return _per_write(rows)
+
+
+_LEDGER_COLUMNS = (
+    "source",
+    "object",
+    "source_id",
+    "run_id",
+    "planned_modified_at",
+    "written_at",
+    "result_modified_at",
+    "result_version",
+    "written_by",
+    "field",
+    "value",
+)
+
+
+def _per_write(rows: Sequence[Any]) -> pd.DataFrame:
+    """Ledger rows (one per field) folded into one row per record and run."""
+    columns = [*WRITE_COLUMNS, *STAMP_COLUMNS]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    fields = pd.DataFrame(rows, columns=list(_LEDGER_COLUMNS))
+    for name in ("planned_modified_at", "written_at", "result_modified_at"):
+        fields[name] = pd.to_datetime(fields[name], utc=True)
+    fields["result_version"] = pd.to_numeric(fields["result_version"], errors="coerce")
+    group = fields.groupby(["source", "object", "source_id", "run_id"], sort=True, dropna=False)
+    out = group.agg(
+        planned_modified_at=("planned_modified_at", "min"),
+        written_at=("written_at", "max"),
+        result_modified_at=("result_modified_at", "max"),
+        result_version=("result_version", "max"),
+        written_by=("written_by", "first"),
+    ).reset_index()
+    # The fields each write sent, by the write's group number (``out`` is in group order).
+    sent: list[dict[str, Any]] = [{} for _ in range(len(out))]
+    for code, field, value in zip(group.ngroup().to_numpy(), fields["field"], fields["value"], strict=True):
+        sent[code][field] = value
+    out["sent"] = pd.Series(sent, index=out.index, dtype=object)
+    out["result_version"] = pd.Series(
+        [None if pd.isna(v) else int(v) for v in out["result_version"]], index=out.index, dtype=object
+    )
+    out["written_by"] = out["written_by"].astype(object).where(out["written_by"].notna(), None)
+    return out.loc[:, columns]

@@ -221,15 +221,38 @@ def join_people(records: pd.DataFrame, chosen: pd.DataFrame, assignment: pd.Data
     )
 
 
-def survive_people(people: pd.DataFrame, writes: pd.DataFrame, config: "CanonicalConfig") -> Golden:
+def survive_people(
+    people: pd.DataFrame, writes: pd.DataFrame, config: "CanonicalConfig", raw: pd.DataFrame | None = None
+) -> Golden:
     """Survivorship over ``people``, a modification our own reverse sync made counting as the time
     before it (`models.identity.own_writes`); no people give empty frames with the columns the
-    writers read."""
+    writers read.
+
+    ``raw`` (record_key, payload) holds the records' current payloads: what they show (Linkflow's
+    version, Zoho's last modifier, the values we sent) tells an edit after our write from our write."""
     if people.empty:
         contacts = pd.DataFrame(columns=["contact_id", *SURVIVING_FIELDS, "source_count"])
         lineage = pd.DataFrame(columns=list(LINEAGE_COLUMNS))
         return Golden(contacts=contacts, lineage=lineage)
-    return survive(people.assign(modified_at=discount_own_writes(people, writes)), config.survivorship)
+    judged = _with_payloads(people, writes, raw)
+    return survive(people.assign(modified_at=discount_own_writes(judged, writes)), config.survivorship)
+
+
+def _with_payloads(people: pd.DataFrame, writes: pd.DataFrame, raw: pd.DataFrame | None) -> pd.DataFrame:
+    """The columns `discount_own_writes` reads, with the current payload of every record we wrote."""
+    frame = people.loc[:, ["source", "object", "source_id", "modified_at"]]
+    if raw is None or writes.empty:
+        return frame
+    written = frame["source_id"].astype(str).isin(set(writes["source_id"].astype(str))).to_numpy()
+    payloads = np.full(len(frame), None, dtype=object)
+    if written.any():
+        by_key = pd.Series(
+            raw["payload"].to_numpy(dtype=object), index=raw["record_key"].to_numpy(dtype=np.int64)
+        )
+        by_key = by_key[~by_key.index.duplicated()]
+        keys = people["record_key"].to_numpy(dtype=np.int64)[written]
+        payloads[written] = by_key.reindex(keys).to_numpy(dtype=object)
+    return frame.assign(payload=payloads)
 
 
 LINEAGE_COLUMNS = ("contact_id", "field", "value", "source", "object", "source_id", "rule")

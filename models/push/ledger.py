@@ -197,6 +197,32 @@ def set_record_ids(engine: Engine, new_ids: Mapping[int, str]) -> None:
         )
 
 
+def set_write_results(
+    engine: Engine, results: Mapping[int, tuple[datetime | None, int | None, str | None]]
+) -> None:
+    """Keep, per sent row, what the destination answered about the record after our write: its
+    modification time, Linkflow's version and the Zoho user it was made as (`models.push.plan.WriteStamp`),
+    so survivorship tells our writes from people's edits by them (`models.identity.own_writes`)."""
+    rows = [
+        {"ledger_id": ledger_id, "at": _time(at), "version": version, "by": by}
+        for ledger_id, (at, version, by) in results.items()
+        if at is not None or version is not None or by is not None
+    ]
+    if not rows:
+        return
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(PushLedger)
+            .where(PushLedger.id == sa.bindparam("ledger_id"))
+            .values(
+                result_modified_at=sa.bindparam("at"),
+                result_version=sa.bindparam("version"),
+                written_by=sa.bindparam("by"),
+            ),
+            rows,
+        )
+
+
 def previous_attempts(engine: Engine, destination: str, obj: str) -> dict[tuple[str, str, str], int]:
     """(record_id, field, after_value) → how many real runs were rejected writing that value."""
     with engine.connect() as connection:

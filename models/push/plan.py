@@ -32,8 +32,8 @@ row to `undone`.
 """
 
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -44,9 +44,10 @@ import phonenumbers
 
 from models.normalise.contact_points import normalise_contact_points
 from models.normalise.countries import country_code
-from models.normalise.field_values import clean_text, split_name
+from models.normalise.field_values import clean_text, parse_time, split_name
 from models.normalise.fields import extract_frame, frame_from_payloads
 from models.normalise.identifiers import normalise_emails, normalise_phone, normalise_phones
+from models.normalise.layouts import layout
 from models.push.field_map import (
     CANONICAL_FIELDS,
     FIELD_MAPS,
@@ -71,7 +72,17 @@ PLAN_COLUMNS = (
     "invalid_reason",
     "if_unmodified_since",
 )
-OUTCOME_COLUMNS = (*PLAN_COLUMNS, "state", "code", "message", "retriable", "new_id")
+OUTCOME_COLUMNS = (
+    *PLAN_COLUMNS,
+    "state",
+    "code",
+    "message",
+    "retriable",
+    "new_id",
+    "result_modified_at",
+    "result_version",
+    "written_by",
+)
 STATES = ("sent", "rejected", "invalid", "conflict", "unchanged", "parked", "unconfirmed", "undone")
 
 # ClickSend's default opt-out list (api-notes §3.4); its contacts are never written.
@@ -557,6 +568,8 @@ class RecordResult:
     conflict: bool = False
     new_id: str | None = None
     """The id a create was given at the destination, when the API told it."""
+    stamp: "WriteStamp | None" = None
+    """What the answer said of the record after our write (`write_stamp`), for the ledger."""
 
     @classmethod
     def of(
@@ -569,6 +582,7 @@ class RecordResult:
         retriable: bool = False,
         conflict: bool = False,
         new_id: str | None = None,
+        stamp: "WriteStamp | None" = None,
     ) -> "RecordResult":
         """The result for a change, keyed as its plan rows are."""
         return cls(
@@ -582,14 +596,66 @@ class RecordResult:
             retriable,
             conflict,
             new_id if change.is_create else None,
+            stamp if ok else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class WriteStamp:
+    """What a destination's answer to our write says of the record it left (all None when unsaid).
+
+    modified_at: the record's own modification time after the write, read as identity reads it.
+    version: Linkflow's ``ver`` after the write.
+    written_by: Zoho's user the write was made as (the connection's own user when known, else the
+        answer's ``Modified_By``).
+    """
+
+    modified_at: datetime | None = None
+    version: int | None = None
+    written_by: str | None = None
+
+
+def write_stamp(
+    destination: str, obj: str, record: Mapping[str, Any], own_user: str | None = None
+) -> WriteStamp:
+    """The stamp of one write from the record its answer shows (`connectors.writes.WriteResult.record`).
+
+    The modification time goes through the same reading as the extract's (`models.normalise.layouts`),
+    so the record read back later shows the very same instant when nobody touched it since.
+    """
+    spec = layout(destination, obj)
+    modified_at, _ = parse_time(record.get(spec.modified_at), spec.time_format)
+    version = record.get("ver") if destination == "linkflow" else None
+    by = record.get("Modified_By") if destination in _ZOHO else None
+    answered_by = by.get("id") if isinstance(by, Mapping) else None
+    return WriteStamp(
+        modified_at=modified_at,
+        version=int(version) if isinstance(version, int) and not isinstance(version, bool) else None,
+        written_by=own_user if destination in _ZOHO and own_user else _text_or_none(answered_by),
+    )
+
+
+_ZOHO = frozenset({"zoho_crm", "zoho_bigin"})
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None or value == "" else str(value)
 
 
 def outcome_states(plan_rows: pd.DataFrame, write_results: Iterable[RecordResult]) -> pd.DataFrame:
     """Every plan row with exactly one state (`OUTCOME_COLUMNS`): invalid rows stay `invalid`; rows of
     a record with no result are `unchanged`; else `sent`, `conflict` or `rejected` per its result."""
-    columns = [f.name for f in fields(RecordResult)]
-    results = pd.DataFrame([asdict(r) for r in write_results], columns=columns)
+    columns = [f.name for f in fields(RecordResult) if f.name != "stamp"]
+    rows = []
+    for result in write_results:
+        row = {name: getattr(result, name) for name in columns}
+        stamp = result.stamp or WriteStamp()
+        row.update(
+            result_modified_at=stamp.modified_at, result_version=stamp.version, written_by=stamp.written_by
+        )
+        rows.append(row)
+    stamp_columns = ["result_modified_at", "result_version", "written_by"]
+    results = pd.DataFrame(rows, columns=[*columns, *stamp_columns], dtype=object)
     results = _with_record_key(results).drop(columns="record_id")
     if results.duplicated(_RECORD_KEY).any():
         raise ValueError("more than one result for the same record")
@@ -606,6 +672,8 @@ def outcome_states(plan_rows: pd.DataFrame, write_results: Iterable[RecordResult
     merged["message"] = merged["message"].astype(object).where(~quiet, None)
     merged["retriable"] = merged["retriable"].eq(True) & ~quiet
     merged["new_id"] = merged["new_id"].astype(object).where(ok & ~invalid, None)
+    for name in ("result_modified_at", "result_version", "written_by"):
+        merged[name] = merged[name].astype(object).where(ok & ~invalid & merged[name].notna(), None)
     return merged[list(OUTCOME_COLUMNS)]
 
 

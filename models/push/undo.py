@@ -19,10 +19,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from models.normalise.countries import country_code
+from models.normalise.compare import holds_value
 from models.normalise.field_values import clean_text
 from models.normalise.fields import frame_from_payloads
-from models.normalise.identifiers import normalise_email, normalise_phone
 from models.push.field_map import Compare, destination_map
 
 #: Destinations whose API can delete a record (api-notes: Zoho `DELETE /{module}?ids=`, ClickFunnels
@@ -146,18 +145,7 @@ def _holds_what_we_wrote(plan: pd.DataFrame) -> npt.NDArray[np.bool_]:
 
 def _same(compare: Compare, held: object, ours: object) -> bool:
     """Whether the destination still holds our value, read the way the field is compared on push."""
-    if _missing(held) or _missing(ours):
-        return _missing(held) and _missing(ours)
-    left, right = str(held), str(ours)
-    if compare == "email":
-        return normalise_email(left).value == normalise_email(right).value
-    if compare == "phone":
-        # Our value is E.164, or a Chinese number's national digits (Linkflow), read in CN.
-        region = "US" if right.startswith("+") else "CN"
-        return normalise_phone(left, region).value == normalise_phone(right, region).value
-    if compare == "country":
-        return (country_code(left) or clean_text(left)[0]) == (country_code(right) or clean_text(right)[0])
-    return clean_text(left)[0] == clean_text(right)[0]
+    return holds_value(compare, held, ours)
 
 
 def _guard_times(

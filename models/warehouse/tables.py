@@ -288,6 +288,14 @@ class PushLedger(Base):
     record_modified_at: Mapped[datetime | None]
     """The record's own modification time when the write was planned (None for a create): a later
     modification up to our write is ours, which survivorship must not take for a person's edit."""
+    result_modified_at: Mapped[datetime | None]
+    """The record's modification time as the destination's answer to our write gave it (None: no
+    answer, or one without it). The record still showing exactly this time was last modified by us."""
+    result_version: Mapped[int | None] = mapped_column(sa.BigInteger)
+    """Linkflow: the ``ver`` our write gave the record; a higher one means someone edited it since."""
+    written_by: Mapped[str | None] = mapped_column(sa.String(64))
+    """Zoho: the id of the user the connection acts as; a record whose ``Modified_By`` names anyone
+    else was last modified by someone other than us."""
 
 
 class SourceAccount(Base):

@@ -336,4 +336,4 @@ def test_a_product_that_ignores_ids_fails_the_read_back_in_one_line():
     assert read.method == "GET"
     assert read.path.startswith("/zoho-bigin/bigin/v2/Contacts?")
     assert "ids=1%2C2" in read.path
-    assert "fields=Modified_Time%2CTitle" in read.path
+    assert "fields=Modified_Time%2CModified_By%2CTitle" in read.path

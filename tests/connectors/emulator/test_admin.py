@@ -53,3 +53,51 @@ def test_admin_paths_are_not_counted_and_unknown_ones_are_404(emulator):
     with admin(emulator) as client:
         assert client.get("/nothing").status_code == 404
     assert emulator.total_requests() == 0
+
+
+def test_an_edit_by_hand_is_stamped_as_each_api_shows_an_outside_edit(emulator, maton, linkflow):
+    """``POST /_admin/edit``: the record changes as a person's edit in the vendor's UI shows, not as
+    a client's write: Zoho names a colleague as Modified_By (the API's own user is the admin that
+    ``/users?type=CurrentUser`` names), Linkflow moves to the next ``ver``; nothing enters the write log."""
+    lead_id = next(iter(emulator.dataset.tables["zoho_crm/lead"]))
+    current = maton.get("/zoho-crm/crm/v8/users", params={"type": "CurrentUser"}).json()["users"]
+    assert [user["id"] for user in current] == [
+        emulator.dataset.tables["zoho_crm/lead"][lead_id]["Owner"]["id"]
+    ]
+    ours = maton.put("/zoho-crm/crm/v8/Leads", json={"data": [{"id": lead_id, "City": "Austin"}]}).json()
+    assert ours["data"][0]["details"]["Modified_By"]["id"] == current[0]["id"]
+    contact_id = next(iter(emulator.dataset.tables["linkflow/contact"]))
+    version = linkflow.get("/v2/contacts_bulk", params={"ids": contact_id}).json()[0]["ver"]
+    emulator.clear_writes()
+    with admin(emulator) as client:
+        edited = client.post(
+            "/edit", json={"table": "zoho_crm/lead", "id": lead_id, "fields": {"Last_Name": "Hand"}}
+        ).json()
+        assert edited["Last_Name"] == "Hand"
+        assert edited["Full_Name"].endswith("Hand")
+        assert edited["Modified_By"]["id"] != current[0]["id"]
+        assert edited["Modified_Time"] >= ours["data"][0]["details"]["Modified_Time"]
+        answer = client.post(
+            "/edit",
+            json={
+                "table": "linkflow/contact",
+                "id": contact_id,
+                "fields": {"title": "Chef"},
+                "at": "2030-01-01T00:00:00+00:00",
+            },
+        ).json()
+        assert (answer["ver"], answer["title"], answer["lastUpdated"]) == (
+            version + 1,
+            "Chef",
+            "2030-01-01 08:00:00",
+        )
+        assert (
+            client.post(
+                "/edit", json={"table": "zoho_crm/lead", "id": lead_id, "fields": {"Modified_By": 1}}
+            ).status_code
+            == 400
+        )
+        assert (
+            client.post("/edit", json={"table": "nowhere/contact", "id": 1, "fields": {}}).status_code == 400
+        )
+    assert emulator.writes() == []

@@ -63,3 +63,159 @@ def test_the_slack_absorbs_a_destination_clock_running_ahead() -> None:
     ours = writes(("a", at(1), at(10)), ("b", at(1), at(10)))
     out = discount_own_writes(frame, ours, slack=timedelta(seconds=60))
     assert list(out) == [pd.Timestamp(at(1)), pd.Timestamp(at(10) + timedelta(seconds=90))]
+
+
+# ---------------------------------------------------------------- what the APIs tell, not the clock
+
+
+def current(source: str, obj: str, *rows: tuple[str, datetime, dict[str, object]]) -> pd.DataFrame:
+    """Records as the warehouse holds them now: id, modification time and payload."""
+    return pd.DataFrame(
+        {
+            "source": source,
+            "object": obj,
+            "source_id": [r[0] for r in rows],
+            "modified_at": pd.to_datetime([r[1] for r in rows], utc=True),
+            "payload": pd.Series([r[2] for r in rows], dtype=object),
+        }
+    )
+
+
+def stamped(
+    source: str, obj: str, *rows: tuple[str, datetime | None, datetime, dict[str, object]], **extra: object
+) -> pd.DataFrame:
+    """Writes whose answers told the record's modification time (and ``extra`` per write)."""
+    frame = pd.DataFrame(
+        {
+            "source": source,
+            "object": obj,
+            "source_id": [r[0] for r in rows],
+            "planned_modified_at": pd.to_datetime([r[1] for r in rows], utc=True),
+            "written_at": pd.to_datetime([r[2] for r in rows], utc=True),
+            "result_modified_at": pd.to_datetime([r[2] for r in rows], utc=True),
+            "sent": pd.Series([r[3] for r in rows], dtype=object),
+        }
+    )
+    for name, value in extra.items():
+        frame[name] = pd.Series([value] * len(frame), dtype=object)
+    return frame
+
+
+SECOND = timedelta(seconds=1)
+
+
+def test_the_answers_stamp_decides_not_a_window_of_time() -> None:
+    # a: still shows our write's stamp, read long after: ours. b: modified one second after our write,
+    # a field we did not write: someone else's edit, in full. new: created by us, untouched.
+    frame = current(
+        "clicksend",
+        "list_contact",
+        ("a", at(10), {"address_city": "Springfield"}),
+        ("b", at(10) + SECOND, {"address_city": "Springfield", "custom_1": "theirs"}),
+        ("new", at(12), {"first_name": "Ann"}),
+    )
+    ours = stamped(
+        "clicksend",
+        "list_contact",
+        ("a", at(1), at(10), {"address_city": "Springfield"}),
+        ("b", at(1), at(10), {"address_city": "Springfield"}),
+        ("new", None, at(12), {"first_name": "Ann"}),
+    )
+    out = discount_own_writes(frame, ours, slack=timedelta(hours=1))
+    assert out.iloc[0] == pd.Timestamp(at(1))
+    assert out.iloc[1] == pd.Timestamp(at(10) + SECOND)
+    assert pd.isna(out.iloc[2])
+
+
+def test_chains_of_stamped_writes_unwind_and_stop_at_a_person() -> None:
+    frame = current("clickfunnels", "contact", ("a", at(20), {}), ("b", at(20), {}))
+    ours = pd.concat(
+        [
+            # a: the second write was planned on the first one's stamp; b: someone edited between.
+            stamped("clickfunnels", "contact", ("a", at(10), at(20), {}), ("a", at(3), at(10), {})),
+            stamped("clickfunnels", "contact", ("b", at(15), at(20), {}), ("b", at(3), at(10), {})),
+        ],
+        ignore_index=True,
+    )
+    out = discount_own_writes(frame, ours)
+    assert list(out) == [pd.Timestamp(at(3)), pd.Timestamp(at(15))]
+
+
+def test_linkflow_versions_tell_ours_from_a_later_edit_within_the_same_second() -> None:
+    frame = current(
+        "linkflow",
+        "contact",
+        ("ours", at(10), {"ver": 4, "city": "Hangzhou"}),
+        ("theirs", at(10), {"ver": 5, "city": "Hangzhou"}),  # same second, one version on
+        ("late-read", at(10) + SECOND, {"ver": 4, "city": "Hangzhou"}),  # a stamp off, the version ours
+    )
+    ours = stamped(
+        "linkflow",
+        "contact",
+        ("ours", at(1), at(10), {"city": "Hangzhou"}),
+        ("theirs", at(1), at(10), {"city": "Hangzhou"}),
+        ("late-read", at(1), at(10), {"city": "Hangzhou"}),
+        result_version=4,
+    )
+    out = discount_own_writes(frame, ours)
+    assert list(out) == [pd.Timestamp(at(1)), pd.Timestamp(at(10)), pd.Timestamp(at(1))]
+
+
+def test_a_zoho_record_last_modified_by_another_user_is_their_edit() -> None:
+    us, colleague = {"id": "u1", "name": "API"}, {"id": "u2", "name": "Sales"}
+    frame = current(
+        "zoho_crm",
+        "lead",
+        ("ours", at(10), {"Modified_By": us, "City": "Austin"}),
+        ("theirs", at(10), {"Modified_By": colleague, "City": "Austin"}),  # within our write's second
+    )
+    ours = stamped(
+        "zoho_crm",
+        "lead",
+        ("ours", at(1), at(10), {"City": "Austin"}),
+        ("theirs", at(1), at(10), {"City": "Austin"}),
+        written_by="u1",
+    )
+    out = discount_own_writes(frame, ours)
+    assert list(out) == [pd.Timestamp(at(1)), pd.Timestamp(at(10))]
+
+
+def test_a_value_we_did_not_send_is_not_ours_and_a_form_we_did_is() -> None:
+    frame = current(
+        "linkflow",
+        "contact",
+        ("changed", at(10), {"city": "Ningbo", "email": "ann@example.com"}),
+        ("same", at(10), {"mobilePhone": "13774202819", "email": "Ann@Example.com", "country": "China"}),
+    )
+    ours = stamped(
+        "linkflow",
+        "contact",
+        ("changed", at(1), at(10), {"city": "Hangzhou", "email": "ann@example.com"}),
+        (
+            "same",
+            at(1),
+            at(10),
+            {"mobilePhone": "+8613774202819", "email": "ann@example.com", "country": "CN"},
+        ),
+    )
+    out = discount_own_writes(frame, ours)
+    assert list(out) == [pd.Timestamp(at(10)), pd.Timestamp(at(1))]
+
+
+def test_without_a_stamp_the_window_stays_and_the_values_overrule_it() -> None:
+    """A write whose answer was lost has no stamp: the clock window traces it, unless the values we
+    sent are no longer there."""
+    frame = current(
+        "clickfunnels",
+        "contact",
+        ("kept", at(10) + SECOND, {"phone_number": "+14155550100"}),
+        ("edited", at(10) + SECOND, {"phone_number": "+14155550199"}),
+    )
+    ours = stamped(
+        "clickfunnels",
+        "contact",
+        ("kept", at(1), at(10), {"phone_number": "+14155550100"}),
+        ("edited", at(1), at(10), {"phone_number": "+14155550100"}),
+    ).assign(result_modified_at=pd.NaT)
+    out = discount_own_writes(frame, ours)
+    assert list(out) == [pd.Timestamp(at(1)), pd.Timestamp(at(10) + SECOND)]
