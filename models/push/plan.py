@@ -357,12 +357,13 @@ def _guard_names(planned: pd.DataFrame, own: pd.Series, golden: pd.Series, confi
         name_tokens(pd.Series(own_names, dtype=object)).to_numpy(dtype=object),
         name_tokens(pd.Series(golden_names, dtype=object)).to_numpy(dtype=object),
     )
-    refused = np.flatnonzero(names)[~agree]
-    planned.iloc[refused, planned.columns.get_loc("invalid_reason")] = [
+    reasons = planned["invalid_reason"].to_numpy(dtype=object).copy()
+    reasons[np.flatnonzero(names)[~agree]] = [
         f"the record's first name {mine!r} is not the golden contact's {theirs!r}: names never move "
         "between people"
         for mine, theirs in zip(own_names[~agree], golden_names[~agree], strict=True)
     ]
+    planned["invalid_reason"] = reasons
 
 
 @cache

@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from models.identity.canonical_incremental import build_canonical_incremental
+from models.identity.checks import identifiers_belong_to_one_contact
 from models.identity.phases import CanonicalConfig
 from models.warehouse.db import open_warehouse
 from models.warehouse.store import RawRow, RawStore, StreamKey
@@ -64,6 +65,14 @@ def test_explain_says_what_joins_a_person_and_which_household_member_was_kept_ap
     kept = f"zoho_crm/lead 2 (Mary) in {mary} shares phone +14155550100 with"
     assert f"{kept} zoho_crm/lead 1 (John): first names differ" in out
     assert f"{kept} zoho_crm/contact 3 (Johnny): first names differ" in out
+
+    # The blocking check accepts a shared phone because each split has its refused link; without them
+    # the same warehouse fails it.
+    assert identifiers_belong_to_one_contact(engine).passed
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM contact_link_decisions")
+    failed = identifiers_belong_to_one_contact(engine)
+    assert (failed.passed, failed.examples) == (False, ["phone +14155550100"])
 
     # A record key works too, and an unknown one is one line and a non-zero exit.
     assert run(capsys, "explain", "zoho_crm/lead/2")[1].startswith(f"contact {mary}: 1 source record(s)")
