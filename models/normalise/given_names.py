@@ -7,7 +7,10 @@ they clearly do not. "Clearly" is the hard part: "Bob" and "Robert" agree, "J." 
 reduced to a token (accents and case folded, Chinese characters read as toneless pinyin, letters only,
 words run together so "Mary Ann" and "Xiao Ming" compare as "maryann" and "xiaoming"), and two tokens agree
 when they are equal, one begins the other ("J" and "John", "Chris" and "Christopher", "Mary" and "Mary
-Ann"), or one is a listed nickname of the other. Anything that cannot be read as a name (digits, punctuation)
+Ann"), one is a listed nickname of the other, or they differ by one slip of the keyboard: two neighbouring
+letters swapped or one letter more ("Jhon" and "John", "Micheal" and "Michael", "Phillip" and "Philip"),
+for names of four letters or more. One letter replaced by another is not a slip here: "Mary" and "Mark",
+"Jean" and "Joan" are different people. Anything that cannot be read as a name (digits, punctuation)
 gives no token, and a missing token never separates records.
 
 The nickname pairs come from the `nicknames` package (a maintained list of English given names and their
@@ -87,10 +90,35 @@ class NameMatcher:
         undecided = np.flatnonzero(~prefix)
         related = np.zeros(len(a), dtype=bool)
         related[undecided] = np.fromiter(
-            ((a[i], b[i]) in self._related for i in undecided), dtype=bool, count=len(undecided)
+            ((a[i], b[i]) in self._related or _one_slip(a[i], b[i]) for i in undecided),
+            dtype=bool,
+            count=len(undecided),
         )
         result[both] = prefix | related
         return result
+
+
+#: The shortest name a slip is forgiven in: below it, one letter more is another name ("Jon", "Joan").
+_SLIP_MIN_LENGTH = 4
+
+
+def _one_slip(a: str, b: str) -> bool:
+    """Whether `a` and `b` differ by two neighbouring letters swapped or one letter inserted."""
+    if min(len(a), len(b)) < _SLIP_MIN_LENGTH:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]]
+            and a[diff[1]] == b[diff[0]]
+        )
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    if len(long) - len(short) != 1:
+        return False
+    first = next((i for i in range(len(short)) if short[i] != long[i]), len(short))
+    return short[first:] == long[first + 1 :]
 
 
 @cache
