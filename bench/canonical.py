@@ -10,7 +10,8 @@ agrees with a full re-run.
 The records and their truth come from `synthetic_people.py` beside this file: records share a usable
 identifier exactly when they belong to the same person, so each person's records are one true cluster.
 
-    python bench/canonical.py --n 1000000
+    python bench/canonical.py --n 1000000                  # household splitting on, as shipped
+    python bench/canonical.py --n 1000000 --households off # the linking rule without it, to compare
 """
 
 import argparse
@@ -76,7 +77,8 @@ def canonical_step(
     start = time.perf_counter()
     identifiers = identifiers_of(normalised)
     empty = pd.DataFrame({"record_key": pd.Series(dtype=np.int64), "contact_id": pd.Series(dtype=object)})
-    resolution = resolve(keys, identifiers, empty, config=config, id_factory=ContactIdFactory())
+    names = records.loc[:, ["record_key", "first_name"]] if config.household_split else None
+    resolution = resolve(keys, identifiers, empty, config=config, id_factory=ContactIdFactory(), names=names)
     timings["resolve"] = time.perf_counter() - start
     start = time.perf_counter()
     unusable = int(normalised["value"].isna().sum())
@@ -132,6 +134,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="source records to generate")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--changed", type=float, default=0.01, help="fraction of records changed")
+    parser.add_argument("--households", choices=("on", "off"), default="on", help="household splitting")
     args = parser.parse_args()
 
     # The generator runs in a child process, so this process holds only what the canonical step would
@@ -140,7 +143,8 @@ def main() -> None:
     with ProcessPoolExecutor(1, mp_context=get_context("fork")) as pool:
         prepared = pool.submit(prepare, args.n, args.seed, args.changed).result()
     print(f"  generated in {prepared.seconds:.1f} s; peak RSS holding the input {rss_mib():.0f} MiB")
-    config = IdentityConfig()
+    config = IdentityConfig(household_split=args.households == "on")
+    print(f"household splitting {args.households}")
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -160,8 +164,10 @@ def main() -> None:
     print(f"  suppressed identifiers: {result.suppressed['rule'].value_counts().to_dict()}")
     print(f"  pairwise precision {precision:.6f}  recall {recall:.6f}")
 
+    names = result.records.loc[:, ["record_key", "first_name"]]
     store = timed(
-        "build in-memory store (not timed)", lambda: FrameIdentityStore(result.identifiers, result.assignment)
+        "build in-memory store (not timed)",
+        lambda: FrameIdentityStore(result.identifiers, result.assignment, names),
     )
     changed, deleted = prepared.changed, prepared.deleted
     print(f"incremental: {len(changed):,} changed or added, {len(deleted):,} deleted")
@@ -170,8 +176,15 @@ def main() -> None:
     records, normalised = extract_and_normalise(prepared.changed_payloads)
     now = identifiers_of(normalised)
     step = time.perf_counter()
+    changed_names = records.loc[:, ["record_key", "first_name"]]
     resolution = resolve_incremental(
-        now, changed, deleted, store=store, config=config, id_factory=ContactIdFactory.after(latest)
+        now,
+        changed,
+        deleted,
+        store=store,
+        config=config,
+        id_factory=ContactIdFactory.after(latest),
+        changed_names=changed_names,
     )
     resolved = time.perf_counter()
     touched = resolution.assignment["contact_id"]
@@ -197,7 +210,7 @@ def main() -> None:
         f"golden rows rewritten {len(survived):,}"
     )
 
-    after = store.after(resolution, now, changed, deleted)
+    after = store.after(resolution, now, changed, deleted, changed_names)
     all_keys = np.union1d(np.setdiff1d(prepared.keys, deleted), changed)
     identifiers = pd.concat(
         [result.identifiers[~result.identifiers["record_key"].isin(np.union1d(changed, deleted))], now]
@@ -205,7 +218,12 @@ def main() -> None:
     full = timed(
         "full re-resolve to compare",
         lambda: resolve(
-            all_keys, identifiers, result.assignment, config=config, id_factory=ContactIdFactory.after(latest)
+            all_keys,
+            identifiers,
+            result.assignment,
+            config=config,
+            id_factory=ContactIdFactory.after(latest),
+            names=pd.concat([names[~names["record_key"].isin(np.union1d(changed, deleted))], changed_names]),
         ),
     )
     same = after.assignment.reset_index(drop=True).equals(full.assignment.reset_index(drop=True))

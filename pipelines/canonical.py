@@ -38,6 +38,8 @@ def canonical_config(settings: Settings, regions: dict[str, str]) -> CanonicalCo
         blocklist_email_patterns=DEFAULT_BLOCKED_EMAIL_PATTERNS + patterns,
         blocklist_phones=phones,
         max_records_per_identifier=settings.contact_sync_max_records_per_identifier,
+        household_split=settings.contact_sync_household_split == "on",
+        nickname_pairs=settings.nickname_pairs(),
     )
     survivorship = SurvivorshipConfig(source_priority=settings.source_priority())
     return CanonicalConfig(regions=regions, identity=identity, survivorship=survivorship)

@@ -97,6 +97,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from models.warehouse.db import open_warehouse
+    from pipelines.explain import explain_lines
+
+    lines = explain_lines(open_warehouse(load_settings().database_url), args.target)
+    if lines is None:
+        raise CommandError(
+            f"no contact or record {args.target!r} in the warehouse (give a contact id or source/object/id)",
+            exit_code=EXIT_RUN_FAILED,
+        )
+    for line in lines:
+        print(line)
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from models.warehouse.db import open_warehouse
     from pipelines.export import export_table
@@ -278,6 +293,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show the state of every stream as stored in the warehouse.",
     )
     status.set_defaults(handler=cmd_status)
+
+    explain = commands.add_parser(
+        "explain",
+        help="why records are one contact, and which nearby records were kept apart",
+        description="Explain one golden contact from what the last resolution stored.",
+    )
+    explain.add_argument("target", metavar="CONTACT_ID", help="a contact id, or a record as source/object/id")
+    explain.set_defaults(handler=cmd_explain)
 
     export = commands.add_parser(
         "export",

@@ -64,6 +64,8 @@ class SyncSettingsResource(dg.ConfigurableResource):
     blocked_identifiers: str | None = None
     max_records_per_identifier: int = 25
     source_priority: str | None = None
+    household_split: str = "on"
+    nicknames: str | None = None
 
     def settings(self) -> Settings:
         """The validated settings object the plain functions in ``models``/``connectors`` are given."""
@@ -79,6 +81,8 @@ class SyncSettingsResource(dg.ConfigurableResource):
             "contact_sync_blocked_identifiers": self.blocked_identifiers,
             "contact_sync_max_records_per_identifier": self.max_records_per_identifier,
             "contact_sync_source_priority": self.source_priority,
+            "contact_sync_household_split": self.household_split,
+            "contact_sync_nicknames": self.nicknames,
             "maton_gateway_url": self.maton_gateway_url,
             "linkflow_base_url": self.linkflow_base_url,
         }
@@ -136,5 +140,7 @@ def settings_resource(settings: Settings) -> SyncSettingsResource:
         blocked_identifiers=settings.contact_sync_blocked_identifiers,
         max_records_per_identifier=settings.contact_sync_max_records_per_identifier,
         source_priority=settings.contact_sync_source_priority,
+        household_split=settings.contact_sync_household_split,
+        nicknames=None if settings.contact_sync_nicknames is None else str(settings.contact_sync_nicknames),
         **secrets,
     )

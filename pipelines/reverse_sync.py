@@ -463,6 +463,8 @@ def reverse_sync(
             overwrite=settings.push_overwrite(),
             create_missing=frozenset(creates),
             create_parents={key: parent for key, parent in creates.items() if parent is not None},
+            name_guard=settings.contact_sync_household_split == "on",
+            nickname_pairs=settings.nickname_pairs(),
         )
         with ThreadPoolExecutor(max(1, len(runnable))) as pool:
             futures = [

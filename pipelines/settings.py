@@ -6,6 +6,7 @@ Credentials are ``SecretStr`` so they print as stars wherever the object is show
 """
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import phonenumbers
@@ -14,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.config import DEFAULT_MATON_GATEWAY
+from models.normalise.given_names import read_nickname_file
 from pipelines.streams import STREAMS
 
 SOURCES: tuple[str, ...] = ("clickfunnels", "clicksend", "linkflow", "zoho_crm", "zoho_bigin")
@@ -173,6 +175,36 @@ class Settings(BaseSettings):
     contact_sync_blocked_identifiers: str | None = None
     contact_sync_max_records_per_identifier: int = Field(default=25, ge=2)
     contact_sync_source_priority: str | None = None
+    # Household splitting: records linked only by a shared phone or address stay apart when their first
+    # names clearly differ; extra nickname pairs come from a CSV file of `name,nickname` lines.
+    contact_sync_household_split: Literal["on", "off"] = "on"
+    contact_sync_nicknames: Path | None = None
+
+    @field_validator("contact_sync_household_split", mode="before")
+    @classmethod
+    def _household_split(cls, value: Any) -> Any:
+        text = str(value).strip().lower()
+        if text not in ("on", "off"):
+            raise ValueError(_one_of(("on", "off")))
+        return text
+
+    @field_validator("contact_sync_nicknames", mode="before")
+    @classmethod
+    def _nicknames(cls, value: Any) -> Any:
+        if value is None or str(value).strip() == "":
+            return None
+        path = Path(str(value).strip()).expanduser()
+        try:
+            read_nickname_file(path)  # a missing or malformed file is refused at start, in one line
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+        return path
+
+    def nickname_pairs(self) -> tuple[tuple[str, str], ...]:
+        """The user's extra (name, nickname) pairs, from ``CONTACT_SYNC_NICKNAMES``."""
+        if self.contact_sync_nicknames is None:
+            return ()
+        return tuple(read_nickname_file(self.contact_sync_nicknames))
 
     @field_validator("contact_sync_push", mode="before")
     @classmethod

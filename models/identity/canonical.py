@@ -21,6 +21,7 @@ from models.identity.phases import (
     CanonicalConfig,
     CanonicalReport,
     aware_utc,
+    decision_rows,
     extract_contact_records,
     frame_records,
     golden_rows,
@@ -39,6 +40,7 @@ from models.warehouse.tables import (
     Contact,
     ContactFieldLineage,
     ContactIdentifier,
+    ContactLinkDecision,
     ContactMerge,
     ContactSource,
     RawRecord,
@@ -94,7 +96,13 @@ def build_canonical(engine: Engine, config: CanonicalConfig, *, run_id: str | No
     report = CanonicalReport(records=len(raw))
     if raw.empty:
         with engine.begin() as connection:
-            for table in (ContactFieldLineage, ContactSource, ContactIdentifier, Contact):
+            for table in (
+                ContactLinkDecision,
+                ContactFieldLineage,
+                ContactSource,
+                ContactIdentifier,
+                Contact,
+            ):
                 connection.execute(sa.delete(table))
             connection.execute(sa.delete(SuppressedIdentifier))
         return report
@@ -107,6 +115,7 @@ def build_canonical(engine: Engine, config: CanonicalConfig, *, run_id: str | No
         previous,
         config=config.identity,
         id_factory=ContactIdFactory.after(latest),
+        names=records.loc[:, ["record_key", "first_name"]],
     )
     people = join_people(records, primaries(normalised), resolution.assignment)
     golden = survive_people(people, writes, config, raw)
@@ -117,11 +126,23 @@ def build_canonical(engine: Engine, config: CanonicalConfig, *, run_id: str | No
     report.splits = int((merges["kind"] == "split").sum())
     report.retired = len(resolution.retired_contact_ids)
     report.suppressed_identifiers = len(resolution.suppressed)
+    report.links_refused = len(resolution.refused)
 
     contact_rows = golden_rows(golden.contacts, old_contacts, now)
     source_rows = none_for_missing(
         people.loc[
-            :, ["record_key", "contact_id", "source", "object", "source_id", "email", "phone", "modified_at"]
+            :,
+            [
+                "record_key",
+                "contact_id",
+                "source",
+                "object",
+                "source_id",
+                "email",
+                "phone",
+                "modified_at",
+                "first_name",
+            ],
         ]
     ).rename(columns={"record_key": "raw_record_id", "modified_at": "updated_at"})
     # An object Series keeps None as None; a plain list would be turned back into NaT here.
@@ -149,4 +170,6 @@ def build_canonical(engine: Engine, config: CanonicalConfig, *, run_id: str | No
         insert_rows(connection, ContactMerge, merge_rows(merges, now, run_id))
         connection.execute(sa.delete(SuppressedIdentifier))
         insert_rows(connection, SuppressedIdentifier, suppressed_rows(resolution.suppressed, now))
+        connection.execute(sa.delete(ContactLinkDecision))
+        insert_rows(connection, ContactLinkDecision, decision_rows(resolution.refused, now))
     return report

@@ -12,8 +12,9 @@ the previous results and watermark together. The watermark is a time read, never
 while a run works carries a later changed_at and is picked up by the next run.
 
 Limits, honestly:
-- Only record changes are followed. A change of blocklist, record limit, phone regions or survivorship
-  priorities changes results for records that did not change; run with ``full=True`` after one.
+- Only record changes are followed. A change of the linking rules (blocklists, record limit, household
+  splitting, nicknames) is noticed by a fingerprint stored with the watermark and rebuilds in full; a
+  change of phone regions or survivorship priorities is not: run with ``full=True`` after one.
 - A writer whose transaction commits after a run read the watermark, yet stamped changed_at before it,
   would be skipped; the pipeline runs resolution after extraction, never beside it.
 """
@@ -38,6 +39,7 @@ from models.identity.phases import (
     CanonicalConfig,
     CanonicalReport,
     aware_utc,
+    decision_rows,
     extract_contact_records,
     frame_records,
     golden_rows,
@@ -57,6 +59,7 @@ from models.warehouse.tables import (
     Contact,
     ContactFieldLineage,
     ContactIdentifier,
+    ContactLinkDecision,
     ContactMerge,
     ContactSource,
     RawRecord,
@@ -78,6 +81,7 @@ _SOURCE_COLUMNS = [
     "email",
     "phone",
     "modified_at",
+    "first_name",
 ]
 
 
@@ -93,8 +97,8 @@ def build_canonical_incremental(
     """
     if not full:
         with engine.begin() as connection:
-            watermark = _watermark(connection)
-            if watermark is not None:
+            watermark, rules = _watermark(connection)
+            if watermark is not None and rules == config.identity.fingerprint():
                 return _resolve_changes(connection, config, watermark, run_id)
     return _rebuild(engine, config, run_id)
 
@@ -108,7 +112,7 @@ def _rebuild(engine: Engine, config: CanonicalConfig, run_id: str | None) -> Can
     report = build_canonical(engine, config, run_id=run_id)
     if latest is not None:
         with engine.begin() as connection:
-            _store_watermark(connection, latest)
+            _store_watermark(connection, latest, config)
     return report
 
 
@@ -141,6 +145,7 @@ def _resolve_changes(
         store=store,
         config=config.identity,
         id_factory=ContactIdFactory.after(_latest_contact_id(connection)),
+        changed_names=fields.reindex(columns=["record_key", "first_name"]),
     )
 
     neighbours = np.setdiff1d(resolution.assignment["record_key"].to_numpy(dtype=np.int64), updated)
@@ -175,7 +180,11 @@ def _resolve_changes(
     _delete_where_in(connection, Contact.contact_id, gone)
     insert_rows(connection, ContactMerge, merge_rows(merges, now, run_id))
     _refresh_suppressed(connection, store, pd.concat([held_before, now_held]), config, now)
-    _store_watermark(connection, aware_utc(changed["changed_at"].max()))
+    scope = np.union1d(resolution.assignment["record_key"].to_numpy(dtype=np.int64), deleted)
+    _delete_where_in(connection, ContactLinkDecision.raw_record_id_a, scope)
+    _delete_where_in(connection, ContactLinkDecision.raw_record_id_b, scope)
+    insert_rows(connection, ContactLinkDecision, decision_rows(resolution.refused, now))
+    _store_watermark(connection, aware_utc(changed["changed_at"].max()), config)
     return _with_totals(connection, report)
 
 
@@ -183,7 +192,8 @@ def _is_contact_record() -> sa.ColumnElement[bool]:
     return sa.or_(*(sa.and_(RawRecord.source == s, RawRecord.object == o) for s, o in CONTACT_OBJECTS))
 
 
-def _watermark(connection: Connection) -> datetime | None:
+def _watermark(connection: Connection) -> tuple[datetime | None, str | None]:
+    """The last run's watermark and the fingerprint of the linking rules it resolved with."""
     cursor = connection.execute(
         sa.select(StreamState.cursor).where(
             StreamState.source == WATERMARK.source,
@@ -192,12 +202,13 @@ def _watermark(connection: Connection) -> datetime | None:
         )
     ).scalar_one_or_none()
     if not cursor or not cursor.get("changed_at"):
-        return None
-    return datetime.fromisoformat(str(cursor["changed_at"]))
+        return None, None
+    return datetime.fromisoformat(str(cursor["changed_at"])), cursor.get("rules")
 
 
-def _store_watermark(connection: Connection, changed_at: datetime) -> None:
-    store_cursor(connection, WATERMARK, {"changed_at": changed_at.isoformat()}, utcnow())
+def _store_watermark(connection: Connection, changed_at: datetime, config: CanonicalConfig) -> None:
+    cursor = {"changed_at": changed_at.isoformat(), "rules": config.identity.fingerprint()}
+    store_cursor(connection, WATERMARK, cursor, utcnow())
 
 
 def _load_changed(connection: Connection, watermark: datetime) -> pd.DataFrame:

@@ -3,11 +3,13 @@
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 from sqlalchemy.engine import Engine
 
 from models.identity.phases import CONTACT_OBJECTS
 from models.warehouse.tables import (
     ContactIdentifier,
+    ContactLinkDecision,
     ContactMerge,
     ContactSource,
     RawRecord,
@@ -24,24 +26,43 @@ class CheckResult:
 
 
 def identifiers_belong_to_one_contact(engine: Engine) -> CheckResult:
-    """A usable (not suppressed) email or phone must never be held by two golden contacts."""
+    """A usable (not suppressed) email or phone is held by one golden contact, unless household splitting
+    refused the link between its holders: every pair of holders in different contacts must have its row
+    in contact_link_decisions, so no split goes unexplained."""
     suppressed = sa.select(SuppressedIdentifier.kind, SuppressedIdentifier.value)
+    one, other = sa.orm.aliased(ContactIdentifier), sa.orm.aliased(ContactIdentifier)
+    one_source, other_source = sa.orm.aliased(ContactSource), sa.orm.aliased(ContactSource)
+    decision = ContactLinkDecision
     query = (
-        sa.select(ContactIdentifier.kind, ContactIdentifier.value)
-        .join(ContactSource, ContactSource.raw_record_id == ContactIdentifier.raw_record_id)
-        .where(
-            ContactIdentifier.value.is_not(None),
-            sa.tuple_(ContactIdentifier.kind, ContactIdentifier.value).not_in(suppressed),
+        sa.select(one.kind, one.value)
+        .join(other, sa.and_(other.kind == one.kind, other.value == one.value))
+        .join(one_source, one_source.raw_record_id == one.raw_record_id)
+        .join(other_source, other_source.raw_record_id == other.raw_record_id)
+        .outerjoin(
+            decision,
+            sa.and_(
+                decision.raw_record_id_a == one.raw_record_id,
+                decision.raw_record_id_b == other.raw_record_id,
+                decision.kind == one.kind,
+                decision.value == one.value,
+            ),
         )
-        .group_by(ContactIdentifier.kind, ContactIdentifier.value)
-        .having(sa.func.count(sa.distinct(ContactSource.contact_id)) > 1)
+        .where(
+            one.value.is_not(None),
+            one.raw_record_id < other.raw_record_id,
+            one_source.contact_id != other_source.contact_id,
+            sa.tuple_(one.kind, one.value).not_in(suppressed),
+            decision.id.is_(None),
+        )
+        .group_by(one.kind, one.value)
     )
     with engine.connect() as connection:
         shared = connection.execute(query).all()
     return CheckResult(
         not shared,
         len(shared),
-        f"{len(shared)} usable identifiers are held by more than one golden contact",
+        f"{len(shared)} usable identifiers are held by more than one golden contact with no refused link "
+        "to say why",
         [f"{kind} {value}" for kind, value in shared[:10]],
     )
 

@@ -19,7 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from models.identity.linking import IDENTIFIER_COLUMNS
+from models.identity.linking import IDENTIFIER_COLUMNS, NAME_COLUMNS
 from models.warehouse.store import chunks
 from models.warehouse.tables import ContactIdentifier, ContactSource
 
@@ -112,6 +112,19 @@ class SqlIdentityStore:
                 ).all()
             )
         return _assignment_frame(rows)
+
+    def names_of(self, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
+        rows: list[Sequence[Any]] = []
+        for chunk in chunks(_ints(record_keys)):
+            rows.extend(
+                self._connection.execute(
+                    sa.select(ContactSource.raw_record_id, ContactSource.first_name).where(
+                        ContactSource.raw_record_id.in_(chunk)
+                    )
+                ).all()
+            )
+        frame = pd.DataFrame(rows, columns=list(NAME_COLUMNS))
+        return frame.astype({"record_key": np.int64, "first_name": object})
 
 
 def _ints(record_keys: Iterable[Any]) -> list[int]:

@@ -11,11 +11,18 @@ office switchboard or a placeholder nobody thought to blocklist: real people rar
 with more than a couple of dozen records, and a value that many records share says nothing about which
 person a record is. Every suppressed identifier is reported with its rule and the records holding it.
 
+Shared identifiers are not always one person: a household's landline or a couple's address is shared by
+people whose first names say they are different. With `household_split` on and the records' first
+names given, each link is judged by the names on its ends (`models.identity.households`), and every link
+refused is reported with its rule and the names compared.
+
 A consequence worth knowing: adding records can push an identifier over the limit, which then stops it
 linking and can split a cluster it used to hold together. That is the guard working, not instability.
 """
 
 import fnmatch
+import hashlib
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,8 +33,13 @@ import pandas as pd
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 
+from models.identity.households import edges_of, split_households
+from models.normalise.given_names import NameMatcher, name_tokens
+
 IDENTIFIER_COLUMNS = ("record_key", "kind", "value")
 SUPPRESSED_COLUMNS = ("kind", "value", "rule", "record_count", "record_keys")
+NAME_COLUMNS = ("record_key", "first_name")
+REFUSED_COLUMNS = ("record_key_a", "record_key_b", "kind", "value", "rule", "first_name_a", "first_name_b")
 
 # Placeholders typed into email fields when a form insists on one. Example domains are deliberately not
 # blocked wholesale: demo and test accounts use them for distinct people, and when one address there
@@ -64,6 +76,8 @@ class IdentityConfig:
     same_digit_run_min: a phone whose digits hold this many of one digit in a row does not link
         (None turns the rule off). Eight is past what real numbers show, short of what placeholders
         like +86 138 8888 8888 do.
+    household_split: judge links by first names when they are given (`models.identity.households`).
+    nickname_pairs: (name, nickname) pairs that agree, beyond the built-in list.
     """
 
     blocklist_emails: frozenset[str] = DEFAULT_BLOCKED_EMAILS
@@ -71,7 +85,10 @@ class IdentityConfig:
     blocklist_phones: frozenset[str] = frozenset()
     same_digit_run_min: int | None = 8
     max_records_per_identifier: int = 25
+    household_split: bool = True
+    nickname_pairs: tuple[tuple[str, str], ...] = ()
     _pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    _matcher: NameMatcher | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         if self.max_records_per_identifier < 1:
@@ -81,6 +98,27 @@ class IdentityConfig:
         # fnmatch.translate anchors each glob at both ends, so search behaves as a whole match.
         joined = "|".join(f"^{fnmatch.translate(p.casefold())}" for p in self.blocklist_email_patterns)
         object.__setattr__(self, "_pattern", re.compile(joined) if joined else None)
+
+    def fingerprint(self) -> str:
+        """A short digest of every rule here: a stored resolution made under other rules is stale."""
+        rules = (
+            sorted(self.blocklist_emails),
+            list(self.blocklist_email_patterns),
+            sorted(self.blocklist_phones),
+            self.same_digit_run_min,
+            self.max_records_per_identifier,
+            self.household_split,
+            sorted(self.nickname_pairs),
+        )
+        return hashlib.sha256(json.dumps(rules).encode()).hexdigest()[:16]
+
+    @property
+    def matcher(self) -> NameMatcher:
+        """The first-name agreement rules, built once per config (the nickname list is ~5,000 pairs)."""
+        if self._matcher is None:
+            object.__setattr__(self, "_matcher", NameMatcher(self.nickname_pairs))
+        assert self._matcher is not None
+        return self._matcher
 
     def static_rules(self, kinds: npt.NDArray[np.object_], values: npt.NDArray[np.object_]) -> pd.Series:
         """The blocking rule each identifier hits by its value alone (None when it may link)."""
@@ -111,10 +149,13 @@ class Linkage:
     suppressed: kind, value, rule, record_count, record_keys (sorted list), one row per suppressed
         identifier; with global counts given, record_count is global and record_keys lists the holders
         among the records passed in.
+    refused: REFUSED_COLUMNS, one row per pair of records sharing an identifier that were kept apart
+        (record_key_a < record_key_b), sorted; empty when names were not judged.
     """
 
     components: pd.DataFrame
     suppressed: pd.DataFrame
+    refused: pd.DataFrame
 
 
 class Identifiers:
@@ -155,6 +196,7 @@ def link(
     identifiers: pd.DataFrame,
     config: IdentityConfig,
     identifier_counts: pd.DataFrame | None = None,
+    names: pd.DataFrame | None = None,
 ) -> Linkage:
     """Cluster `record_keys` by the usable identifiers they share.
 
@@ -163,6 +205,8 @@ def link(
     identifier_counts: kind, value, record_count. Needed when `record_keys` is only a neighbourhood of a
         larger set (incremental runs): the record limit is about every record holding the identifier,
         not just those passed in. Identifiers it does not list count only the records passed in.
+    names: record_key, first_name of the records (missing rows: no name). Given, and with the config's
+        household_split on, links are judged by the names on their ends.
     """
     keys = record_key_array(record_keys)
     ids = Identifiers(identifiers)
@@ -174,16 +218,72 @@ def link(
     usable = rules.isna().to_numpy()
 
     linking = usable[ids.codes]
-    graph = coo_array(
-        (np.ones(int(linking.sum()), dtype=np.int8), (rows[linking], len(keys) + ids.codes[linking])),
-        shape=(len(keys) + len(ids), len(keys) + len(ids)),
-    )
-    count, labels = connected_components(graph, directed=False)
-    record_labels = labels[: len(keys)]
+    refused = empty_refused()
+    if names is not None and config.household_split:
+        first_names = _first_names(keys, names)
+        edges = edges_of(rows[linking], ids.codes[linking], ids.kinds[ids.codes[linking]] == "email")
+        households = split_households(
+            len(keys), edges, name_tokens(first_names).to_numpy(dtype=object), config.matcher
+        )
+        record_labels, count = households.labels, int(households.labels.max(initial=-1)) + 1
+        apart = households.refused
+        refused = _refused_frame(
+            keys,
+            ids,
+            left=edges.left[apart],
+            right=edges.right[apart],
+            codes=edges.code[apart],
+            rules=households.rules,
+            first_names=first_names.to_numpy(dtype=object),
+        )
+    else:
+        graph = coo_array(
+            (np.ones(int(linking.sum()), dtype=np.int8), (rows[linking], len(keys) + ids.codes[linking])),
+            shape=(len(keys) + len(ids), len(keys) + len(ids)),
+        )
+        count, labels = connected_components(graph, directed=False)
+        record_labels = labels[: len(keys)]
     smallest = np.full(count, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(smallest, record_labels, keys)
     components = pd.DataFrame({"record_key": keys, "component": smallest[record_labels]})
-    return Linkage(components=components, suppressed=_suppressed(ids, rules, counts))
+    return Linkage(components=components, suppressed=_suppressed(ids, rules, counts), refused=refused)
+
+
+def empty_refused() -> pd.DataFrame:
+    """A refused-links frame with no rows and the columns of `Linkage.refused`."""
+    frame = pd.DataFrame({name: pd.Series(dtype=object) for name in REFUSED_COLUMNS})
+    return frame.astype({"record_key_a": np.int64, "record_key_b": np.int64})
+
+
+def _first_names(keys: npt.NDArray[np.int64], names: pd.DataFrame) -> pd.Series:
+    """Each record's first name, aligned with `keys` (None where none was given)."""
+    given = names.loc[:, list(NAME_COLUMNS)].drop_duplicates("record_key").set_index("record_key")
+    found = given["first_name"].reindex(keys)
+    return pd.Series(found.to_numpy(dtype=object), dtype=object).where(found.notna().to_numpy(), None)
+
+
+def _refused_frame(
+    keys: npt.NDArray[np.int64],
+    ids: Identifiers,
+    *,
+    left: npt.NDArray[np.int64],
+    right: npt.NDArray[np.int64],
+    codes: npt.NDArray[np.int64],
+    rules: npt.NDArray[np.object_],
+    first_names: npt.NDArray[np.object_],
+) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "record_key_a": keys[left],
+            "record_key_b": keys[right],
+            "kind": pd.Series(ids.kinds[codes], dtype=object),
+            "value": pd.Series(ids.values[codes], dtype=object),
+            "rule": pd.Series(rules, dtype=object),
+            "first_name_a": pd.Series(first_names[left], dtype=object),
+            "first_name_b": pd.Series(first_names[right], dtype=object),
+        }
+    )
+    return frame.sort_values(["record_key_a", "record_key_b", "kind", "value"], ignore_index=True)
 
 
 def record_key_array(record_keys: Iterable[int] | npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

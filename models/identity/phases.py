@@ -8,9 +8,9 @@ work, and it lives here so neither reaches into the other:
    points normalised with the reason for every refused value (`normalise_points`);
 2. **join and survive**: records with their primary email and phone and their contact
    (`join_people`), then survivorship with our own reverse-sync writes discounted (`survive_people`);
-3. **write**: the rows of `contacts`, `contact_field_lineage`, `contact_merges` and
-   `suppressed_identifiers` (`golden_rows`, `lineage_rows`, `merge_rows`, `suppressed_rows`), inserted
-   in slices (`insert_rows`).
+3. **write**: the rows of `contacts`, `contact_field_lineage`, `contact_merges`,
+   `suppressed_identifiers` and `contact_link_decisions` (`golden_rows`, `lineage_rows`, `merge_rows`,
+   `suppressed_rows`, `decision_rows`), inserted in slices (`insert_rows`).
 
 What differs, how much is read and how the old rows are replaced, stays in the two builds.
 """
@@ -63,6 +63,7 @@ class CanonicalReport:
     splits: int = 0
     retired: int = 0
     suppressed_identifiers: int = 0
+    links_refused: int = 0
     unusable_values: int = 0
     field_issues: int = 0
 
@@ -209,6 +210,16 @@ def suppressed_rows(suppressed: pd.DataFrame, now: datetime) -> list[dict[str, A
         [{"raw_record_ids": [int(k) for k in keys]} for keys in suppressed["record_keys"]], dtype=object
     ).to_numpy()
     return frame_records(rows.assign(detected_at=now))
+
+
+def decision_rows(refused: pd.DataFrame, now: datetime) -> list[dict[str, Any]]:
+    """``contact_link_decisions`` rows for the links household splitting refused."""
+    rows = none_for_missing(
+        refused.loc[:, ["kind", "value", "rule", "first_name_a", "first_name_b"]].astype(object)
+    )
+    rows.insert(0, "raw_record_id_b", [int(key) for key in refused["record_key_b"]])
+    rows.insert(0, "raw_record_id_a", [int(key) for key in refused["record_key_a"]])
+    return frame_records(rows.assign(decided_at=now))
 
 
 def join_people(records: pd.DataFrame, chosen: pd.DataFrame, assignment: pd.DataFrame) -> pd.DataFrame:

@@ -11,6 +11,11 @@ query in the warehouse:
 2. The previous contacts of the changed records and of every record holding an identifier in T.
 3. The neighbourhood: all records of those contacts, plus new records, minus deleted ones.
 
+With household splitting (`models.identity.households`), a link is judged by the names of every record
+that shares the identifiers around it, so the neighbourhood grows to whole linked groups: step 3 repeats,
+adding every record that shares a usable identifier with one inside and the records of its previous
+contact, until nothing is added. The outcome inside then depends only on records inside, as a full run's.
+
 Why that is enough: a link between a record inside and one outside the neighbourhood would run through
 an identifier outside T, whose usability did not change and whose holders all kept their identifiers, so
 the two records were linked last time too and share a previous contact, which puts both inside. The
@@ -27,7 +32,13 @@ import numpy.typing as npt
 import pandas as pd
 
 from models.identity.contact_ids import IdFactory, assign_contact_ids
-from models.identity.linking import IDENTIFIER_COLUMNS, IdentityConfig, link, record_key_array
+from models.identity.linking import (
+    IDENTIFIER_COLUMNS,
+    NAME_COLUMNS,
+    IdentityConfig,
+    link,
+    record_key_array,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +48,7 @@ class Resolution:
     assignment: record_key, contact_id for every record in scope; write these over the previous ones.
     merges, new_contact_ids: as in `models.identity.contact_ids.ContactIds`.
     retired_contact_ids: previous ids in scope left with no record at all (their records were deleted).
-    suppressed: as in `models.identity.linking.Linkage`.
+    suppressed, refused: as in `models.identity.linking.Linkage`.
     """
 
     assignment: pd.DataFrame
@@ -45,6 +56,7 @@ class Resolution:
     new_contact_ids: list[str]
     retired_contact_ids: list[str]
     suppressed: pd.DataFrame
+    refused: pd.DataFrame
 
 
 def resolve(
@@ -55,10 +67,11 @@ def resolve(
     config: IdentityConfig,
     id_factory: IdFactory,
     identifier_counts: pd.DataFrame | None = None,
+    names: pd.DataFrame | None = None,
 ) -> Resolution:
     """Cluster `record_keys` (see `models.identity.linking.link`) and give the clusters stable ids against
     `previous` (record_key, contact_id; rows of records no longer present are allowed)."""
-    linkage = link(record_keys, identifiers, config, identifier_counts)
+    linkage = link(record_keys, identifiers, config, identifier_counts, names)
     ids = assign_contact_ids(linkage.components, previous, id_factory)
     known = pd.Series(pd.unique(previous["contact_id"].to_numpy(dtype=object)), dtype=object)
     merged_away = ids.merges.loc[ids.merges["kind"] == "merge", "old_contact_id"]
@@ -69,6 +82,7 @@ def resolve(
         new_contact_ids=ids.new_contact_ids,
         retired_contact_ids=sorted(retired),
         suppressed=linkage.suppressed,
+        refused=linkage.refused,
     )
 
 
@@ -102,6 +116,10 @@ class IdentityStore(Protocol):
         """record_key, contact_id of every record of these contacts."""
         ...
 
+    def names_of(self, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
+        """record_key, first_name of these records as the last run read them."""
+        ...
+
 
 def resolve_incremental(
     changed: pd.DataFrame,
@@ -111,6 +129,7 @@ def resolve_incremental(
     store: IdentityStore,
     config: IdentityConfig,
     id_factory: IdFactory,
+    changed_names: pd.DataFrame | None = None,
 ) -> Resolution:
     """Re-resolve only what the changes can reach.
 
@@ -118,7 +137,10 @@ def resolve_incremental(
     changed_record_keys: records added or updated since the last run (with or without identifiers).
     deleted_record_keys: records gone since the last run.
     store: the state as the last run left it (identifiers and assignment before these changes).
-    Blocklist or limit changes in `config` need a full `resolve`; this only follows record changes.
+    changed_names: record_key, first_name of the changed records; given (with the config's
+        household_split on), links are judged by names, as `resolve` does with `names`.
+    Blocklist, limit or household changes in `config` need a full `resolve`; this only follows record
+    changes.
     """
     updated = record_key_array(changed_record_keys)
     deleted = record_key_array(deleted_record_keys)
@@ -141,14 +163,78 @@ def resolve_incremental(
     contacts = store.contacts_of(seeds)["contact_id"].unique()
     previous = store.records_of_contacts(np.asarray(contacts, dtype=object))
     scope = np.setdiff1d(np.union1d(previous["record_key"].to_numpy(dtype=np.int64), updated), deleted)
+    households = changed_names is not None and config.household_split
+    if households:
+        scope, previous = _linked_groups(
+            scope,
+            previous,
+            now=now,
+            updated=updated,
+            deleted=deleted,
+            delta=delta,
+            store=store,
+            config=config,
+        )
 
     kept = store.identifiers_of(np.setdiff1d(scope, updated)).loc[:, list(IDENTIFIER_COLUMNS)]
     identifiers = pd.concat([kept, now], ignore_index=True)
     held = identifiers.loc[:, ["kind", "value"]].drop_duplicates()
     global_counts = _with_delta(store.record_counts(held), delta)
+    names = None
+    if households and changed_names is not None:
+        names = pd.concat(
+            [store.names_of(np.setdiff1d(scope, updated)), changed_names.loc[:, list(NAME_COLUMNS)]],
+            ignore_index=True,
+        )
     return resolve(
-        scope, identifiers, previous, config=config, id_factory=id_factory, identifier_counts=global_counts
+        scope,
+        identifiers,
+        previous,
+        config=config,
+        id_factory=id_factory,
+        identifier_counts=global_counts,
+        names=names,
     )
+
+
+def _linked_groups(
+    scope: npt.NDArray[np.int64],
+    previous: pd.DataFrame,
+    *,
+    now: pd.DataFrame,
+    updated: npt.NDArray[np.int64],
+    deleted: npt.NDArray[np.int64],
+    delta: pd.DataFrame,
+    store: IdentityStore,
+    config: IdentityConfig,
+) -> tuple[npt.NDArray[np.int64], pd.DataFrame]:
+    """`scope` grown to whole groups of records linked by usable identifiers (after the changes), with
+    the previous contacts of every record added: the unit household splitting decides on."""
+    while True:
+        held = (
+            pd.concat([store.identifiers_of(np.setdiff1d(scope, updated)), now], ignore_index=True)
+            .loc[:, ["kind", "value"]]
+            .drop_duplicates()
+        )
+        counts = _with_delta(store.record_counts(held), delta)
+        static_ok = (
+            config.static_rules(counts["kind"].to_numpy(dtype=object), counts["value"].to_numpy(dtype=object))
+            .isna()
+            .to_numpy()
+        )
+        usable = counts.loc[
+            static_ok & (counts["record_count"].to_numpy() <= config.max_records_per_identifier),
+            ["kind", "value"],
+        ]
+        holders = store.holders_of(usable)["record_key"].to_numpy(dtype=np.int64)
+        reached = np.setdiff1d(np.setdiff1d(holders, deleted), scope)
+        if not len(reached):
+            return scope, previous
+        contacts = store.contacts_of(reached)["contact_id"].unique()
+        more = store.records_of_contacts(np.asarray(contacts, dtype=object))
+        previous = pd.concat([previous, more], ignore_index=True).drop_duplicates("record_key")
+        grown = np.union1d(reached, more["record_key"].to_numpy(dtype=np.int64))
+        scope = np.union1d(scope, np.setdiff1d(grown, deleted))
 
 
 def _count_delta(before: pd.DataFrame, now: pd.DataFrame) -> pd.DataFrame:
@@ -174,7 +260,14 @@ class FrameIdentityStore:
     identifiers: record_key, kind, value; assignment: record_key, contact_id.
     """
 
-    def __init__(self, identifiers: pd.DataFrame, assignment: pd.DataFrame) -> None:
+    def __init__(
+        self, identifiers: pd.DataFrame, assignment: pd.DataFrame, names: pd.DataFrame | None = None
+    ) -> None:
+        self.names = (
+            pd.DataFrame({"record_key": pd.Series(dtype=np.int64), "first_name": pd.Series(dtype=object)})
+            if names is None
+            else names.loc[:, list(NAME_COLUMNS)].drop_duplicates("record_key", keep="last")
+        )
         self.identifiers = (
             identifiers.loc[:, list(IDENTIFIER_COLUMNS)].drop_duplicates().reset_index(drop=True)
         )
@@ -210,12 +303,16 @@ class FrameIdentityStore:
     def records_of_contacts(self, contact_ids: npt.NDArray[np.object_]) -> pd.DataFrame:
         return self.assignment[self.assignment["contact_id"].isin(contact_ids)].reset_index(drop=True)
 
+    def names_of(self, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
+        return self.names[self.names["record_key"].isin(record_keys)].reset_index(drop=True)
+
     def after(
         self,
         resolution: Resolution,
         changed: pd.DataFrame,
         changed_record_keys: npt.NDArray[np.int64],
         deleted_record_keys: npt.NDArray[np.int64],
+        changed_names: pd.DataFrame | None = None,
     ) -> "FrameIdentityStore":
         """The state once `resolution` (and the changes it was computed from) is written back."""
         touched = np.union1d(changed_record_keys, deleted_record_keys)
@@ -231,7 +328,10 @@ class FrameIdentityStore:
             [self.assignment[~self.assignment["record_key"].isin(scope)], resolution.assignment],
             ignore_index=True,
         ).sort_values("record_key", ignore_index=True)
-        return FrameIdentityStore(identifiers, assignment)
+        names = self.names[~self.names["record_key"].isin(touched)]
+        if changed_names is not None:
+            names = pd.concat([names, changed_names.loc[:, list(NAME_COLUMNS)]], ignore_index=True)
+        return FrameIdentityStore(identifiers, assignment, names)
 
 
 def _identifier_keys(identifiers: pd.DataFrame) -> pd.Series:

@@ -174,6 +174,9 @@ class PushConfig:
     regions: per source, the region its phones without "+" are read in, as identity resolution reads
         them (`CONTACT_SYNC_PHONE_REGION_<SOURCE>`); `default_region` for the rest.
     alias_domains: the email alias domains identity resolution strips, so emails compare alike.
+    name_guard: never send a name to a record whose own first name disagrees with the golden one
+        (`models.normalise.given_names`), with `nickname_pairs` extending the built-in nickname list;
+        on whenever household splitting is.
     """
 
     overwrite: Mapping[Key, frozenset[str]] = field(default_factory=dict)
@@ -184,6 +187,8 @@ class PushConfig:
     regions: Mapping[str, str] = field(default_factory=lambda: {"linkflow": "CN"})
     default_region: str = "US"
     alias_domains: frozenset[str] = frozenset()
+    name_guard: bool = True
+    nickname_pairs: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:

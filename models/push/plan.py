@@ -11,6 +11,9 @@ holds the same phone.
 
 Records awaiting approval in Zoho (`$approval_state` other than `approved`) are never written.
 
+A name is never sent to a record whose own first name disagrees with the golden contact's (a household
+member's record sharing the landline): such rows are planned `invalid` with the two names in the reason.
+
 Safe by default: only empty fields are filled. A non-empty value is replaced only for the fields
 `PushConfig.overwrite` names for that destination, and a value the record already holds in another of
 its email or phone fields counts as held. Golden values never clear a field.
@@ -35,6 +38,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -46,6 +50,7 @@ from models.normalise.contact_points import normalise_contact_points
 from models.normalise.countries import country_code
 from models.normalise.field_values import clean_text, parse_time, split_name
 from models.normalise.fields import extract_frame, frame_from_payloads
+from models.normalise.given_names import NameMatcher, name_tokens
 from models.normalise.identifiers import normalise_emails, normalise_phone, normalise_phones
 from models.normalise.layouts import layout
 from models.push.field_map import (
@@ -211,6 +216,8 @@ def _plan_records(
     second = _decide(long[phones], _held(points[~emails], region_after, config), overwrite)
     _format_phones(second, region_after)
     planned = pd.concat([first, second]).sort_index()
+    if config.name_guard:
+        _guard_names(planned, extracted.records["first_name"], contact["first_name"], config)
 
     rows = planned["row"].to_numpy()
     guarded = pd.to_datetime(group["modified_at"], utc=True) if mapping.guards_concurrency else None
@@ -342,6 +349,38 @@ def _decide(long: pd.DataFrame, held: pd.DataFrame, overwrite: frozenset[str]) -
     planned: pd.DataFrame = long.loc[chosen].copy()
     planned["reason"] = np.where(fill, "fill_empty", "overwrite_opt_in")[chosen]
     return planned
+
+
+_NAME_FIELDS = ("first_name", "last_name", FULL_NAME)
+
+
+def _guard_names(planned: pd.DataFrame, own: pd.Series, golden: pd.Series, config: PushConfig) -> None:
+    """Refuse name rows for records whose own first name disagrees with the golden contact's: whoever
+    that record is, it is not the person whose name would be written into it."""
+    names = (
+        planned["canonical_field"].isin(_NAME_FIELDS).to_numpy() & planned["invalid_reason"].isna().to_numpy()
+    )
+    if not names.any():
+        return
+    rows = planned["row"].to_numpy(dtype=np.int64)[names]
+    own_names = own.to_numpy(dtype=object)[rows]
+    golden_names = golden.to_numpy(dtype=object)[rows]
+    agree = _name_matcher(config.nickname_pairs).agree(
+        name_tokens(pd.Series(own_names, dtype=object)).to_numpy(dtype=object),
+        name_tokens(pd.Series(golden_names, dtype=object)).to_numpy(dtype=object),
+    )
+    reasons = planned["invalid_reason"].to_numpy(dtype=object).copy()
+    reasons[np.flatnonzero(names)[~agree]] = [
+        f"the record's first name {mine!r} is not the golden contact's {theirs!r}: names never move "
+        "between people"
+        for mine, theirs in zip(own_names[~agree], golden_names[~agree], strict=True)
+    ]
+    planned["invalid_reason"] = reasons
+
+
+@cache
+def _name_matcher(nickname_pairs: tuple[tuple[str, str], ...]) -> NameMatcher:
+    return NameMatcher(nickname_pairs)
 
 
 def _held(points: pd.DataFrame, region: npt.NDArray[np.object_], config: PushConfig) -> pd.DataFrame:

@@ -151,6 +151,29 @@ class ContactSource(Base):
     email: Mapped[str | None] = mapped_column(sa.String(320), index=True)
     phone: Mapped[str | None] = mapped_column(sa.String(32), index=True)
     updated_at: Mapped[datetime | None]
+    # The record's own first name as read, so a later run can judge household links without its payload.
+    first_name: Mapped[str | None] = mapped_column(sa.String(255))
+
+
+class ContactLinkDecision(Base):
+    """A link refused by household splitting: two records sharing an identifier kept in different contacts,
+    with the rule and the first names compared (`models.identity.households`)."""
+
+    __tablename__ = "contact_link_decisions"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
+    raw_record_id_a: Mapped[int] = mapped_column(
+        sa.ForeignKey("raw_records.id", ondelete="CASCADE"), index=True
+    )
+    raw_record_id_b: Mapped[int] = mapped_column(
+        sa.ForeignKey("raw_records.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(sa.String(8))
+    value: Mapped[str] = mapped_column(sa.String(320))
+    rule: Mapped[str] = mapped_column(sa.String(32))
+    first_name_a: Mapped[str | None] = mapped_column(sa.String(255))
+    first_name_b: Mapped[str | None] = mapped_column(sa.String(255))
+    decided_at: Mapped[datetime]
 
 
 class ContactMerge(Base):

@@ -10,6 +10,7 @@ from connectors.emulator.dataset import truth_key
 from models.identity import checks as canonical_checks
 from models.identity.activity import build_activity
 from models.identity.canonical import build_canonical
+from models.identity.linking import IdentityConfig
 from models.identity.phases import CanonicalConfig
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import Contact, ContactActivity, ContactMerge, ContactSource, RawRecord
@@ -162,7 +163,9 @@ def test_a_bridging_record_merges_two_contacts_and_the_old_id_stays_resolvable(s
     with running_emulator(seed=5, people=60) as emu:
         extract_all(emu, sqlite_url)
         engine = open_warehouse(sqlite_url)
-        build_canonical(engine, CanonicalConfig(regions=REGIONS))
+        build_canonical(
+            engine, CanonicalConfig(regions=REGIONS, identity=IdentityConfig(household_split=False))
+        )
         with engine.connect() as connection:
             (a_id, a_email), (b_id, b_phone) = connection.execute(
                 sa.select(Contact.contact_id, sa.func.coalesce(Contact.email, Contact.phone))
@@ -182,7 +185,9 @@ def test_a_bridging_record_merges_two_contacts_and_the_old_id_stays_resolvable(s
         from models.warehouse.store import RawRow, RawStore, StreamKey
 
         RawStore(engine).write_page(StreamKey("zoho_crm", "lead"), [RawRow(lead_id, emu_lead)])
-        report = build_canonical(engine, CanonicalConfig(regions=REGIONS))
+        report = build_canonical(
+            engine, CanonicalConfig(regions=REGIONS, identity=IdentityConfig(household_split=False))
+        )
         assert report.merges == 1
         with engine.connect() as connection:
             merge = connection.execute(

@@ -295,7 +295,9 @@ def test_a_record_changed_since_it_was_read_is_not_overwritten(
 
 
 def test_non_empty_values_survive_unless_the_field_is_opted_in(emulator: Emulator, sqlite_url: str) -> None:
-    settings = settings_for(emulator, sqlite_url)
+    # The rename below is to a clearly different first name, which household splitting reads as another
+    # person (tests/models/identity/test_households.py); here only the overwrite rules are at stake.
+    settings = settings_for(emulator, sqlite_url, contact_sync_household_split="off")
     assert run_sync(settings).success
     # A person held by one Zoho record (a lead) and by ClickSend, both with a first name.
     with open_warehouse(sqlite_url).connect() as connection:
@@ -321,7 +323,10 @@ def test_non_empty_values_survive_unless_the_field_is_opted_in(emulator: Emulato
 
     # First names from Zoho CRM win the golden record (recency alone would depend on which record
     # our own pushes touched last); ClickSend keeps its own non-empty first name all the same.
-    zoho_first = {"contact_sync_source_priority": "first_name:zoho_crm"}
+    zoho_first = {
+        "contact_sync_source_priority": "first_name:zoho_crm",
+        "contact_sync_household_split": "off",
+    }
     assert run_sync(settings_for(emulator, sqlite_url, **zoho_first)).success
     assert contacts[int(contact_id)]["first_name"] == original
 

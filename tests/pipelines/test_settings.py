@@ -137,10 +137,14 @@ def test_identity_settings_parse(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
 
 
-def test_every_setting_reaches_the_run_through_the_dagster_resource(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_setting_reaches_the_run_through_the_dagster_resource(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """The resource lists the settings one by one; a setting it forgets would silently be its default."""
     from pipelines.resources import SECRET_FIELDS, settings_resource
 
+    nicknames = tmp_path / "nicknames.csv"
+    nicknames.write_text("name,nickname\nmargaret,peggy\n", encoding="utf-8")
     values = {
         "contact_sync_database_url": "sqlite:///elsewhere.db",
         "maton_api_key": "k",
@@ -160,6 +164,8 @@ def test_every_setting_reaches_the_run_through_the_dagster_resource(monkeypatch:
         "contact_sync_blocked_identifiers": "x@example.com",
         "contact_sync_max_records_per_identifier": 9,
         "contact_sync_source_priority": "company:zoho_crm",
+        "contact_sync_household_split": "off",
+        "contact_sync_nicknames": str(nicknames),
         **{f"maton_connection_{s}": f"conn-{s}" for s in SOURCES if s != "linkflow"},
         **{f"contact_sync_phone_region_{s}": "DE" for s in SOURCES},
     }

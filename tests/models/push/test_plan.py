@@ -125,6 +125,25 @@ def test_a_non_empty_value_survives_unless_opted_in() -> None:
     assert ("9", "first_name") not in planned(plan_updates(rows, golden(JANE), other))
 
 
+def test_a_name_never_goes_to_a_record_whose_own_first_name_disagrees() -> None:
+    """A household member's record that sits in Jane's contact (say it was linked before the household
+    rule) is Mary's: Jane's last name must not be filled into it, nor her first name forced over Mary's."""
+    payload = {"contact_id": 9, "list_id": 5, "first_name": "Mary", "last_name": "", "email": "j@x.io"}
+    rows = targets(("clicksend", "list_contact", "9", "c1", payload))
+    overwrite = PushConfig(overwrite={("clicksend", "list_contact"): frozenset({"first_name"})})
+    plan = plan_updates(rows, golden(JANE), overwrite).set_index("field")
+    for field in ("first_name", "last_name"):
+        assert plan.loc[field, "invalid_reason"] == (
+            "the record's first name 'Mary' is not the golden contact's 'Jane': "
+            "names never move between people"
+        )
+    assert pd.isna(plan.loc["phone_number", "invalid_reason"])
+    # Agreeing names (a short form) and the guard switched off both let the name through.
+    agreeing = targets(("clicksend", "list_contact", "9", "c1", {**payload, "first_name": "J."}))
+    assert ("9", "last_name") in planned(plan_updates(agreeing, golden(JANE), PushConfig()))
+    assert ("9", "last_name") in planned(plan_updates(rows, golden(JANE), PushConfig(name_guard=False)))
+
+
 def test_email_and_phone_are_never_overwritten_by_default() -> None:
     payload = {
         "email_address": "jane.old@example.com",
