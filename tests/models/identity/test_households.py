@@ -114,9 +114,9 @@ def test_an_initial_shared_by_two_people_is_unclear() -> None:
 
 def test_users_nicknames_extend_the_list() -> None:
     shared = identifiers((1, "phone", "+14155550100"), (2, "phone", "+14155550100"))
-    pair = names(r1="Jonh", r2="John")
+    pair = names(r1="Bubba", r2="Carl")
     assert groups(link([1, 2], shared, ON, names=pair)) == [[1], [2]]
-    extended = IdentityConfig(nickname_pairs=(("John", "Jonh"),))
+    extended = IdentityConfig(nickname_pairs=(("Carl", "Bubba"),))
     assert groups(link([1, 2], shared, extended, names=pair)) == [[1, 2]]
     assert extended.fingerprint() != ON.fingerprint()
 
