@@ -29,11 +29,12 @@ compare) and the mode each run used is printed; a build without that setting lin
 import argparse
 import json
 import os
+import sqlite3
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +47,7 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 
 from connectors.emulator import Dataset, Emulator, generate_dataset
-from connectors.emulator.dataset import CONTACT_TABLES, ZOHO_TABLES
+from connectors.emulator.dataset import CONTACT_TABLES, ZOHO_TABLES, Household
 from connectors.emulator.households import HOUSEHOLD_SHARE
 from connectors.emulator.records import CLICKSEND_OPT_OUT_LIST_ID
 from models.identity.canonical_incremental import build_canonical_incremental
@@ -149,16 +150,28 @@ def build_dataset(people: int, seed: int, household_share: float = HOUSEHOLD_SHA
     return generate_dataset(seed, people, NOW, households=True, household_share=household_share)
 
 
-def truth_frame(dataset: Dataset) -> pd.DataFrame:
-    """source, object, source_id, person of every contact record (activity rows left out)."""
-    objects = {tuple(table.split("/")) for table in CONTACT_TABLES}
-    rows = [(s, o, i, p) for (s, o, i), p in dataset.truth.items() if (s, o) in objects]
-    return pd.DataFrame(rows, columns=["source", "object", "source_id", "person"])
+@dataclass(frozen=True)
+class Truth:
+    """Who is who, kept apart from the records so a large dataset's tables can be let go.
 
+    records: source, object, source_id, person of every contact record (activity rows left out).
+    households: the generator's households (kind, members, shared identifier).
+    """
 
-def household_of(dataset: Dataset) -> dict[int, int]:
-    """person -> household id, for the people who live in one."""
-    return {pid: house.hid for house in dataset.households.values() for pid in house.members}
+    people: int
+    records: pd.DataFrame
+    households: dict[int, Household]
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> "Truth":
+        objects = {tuple(table.split("/")) for table in CONTACT_TABLES}
+        rows = [(s, o, i, p) for (s, o, i), p in dataset.truth.items() if (s, o) in objects]
+        frame = pd.DataFrame(rows, columns=["source", "object", "source_id", "person"])
+        return cls(dataset.people, frame, dict(dataset.households))
+
+    def household_of(self) -> dict[int, int]:
+        """person -> household id, for the people who live in one."""
+        return {pid: house.hid for house in self.households.values() for pid in house.members}
 
 
 # ------------------------------------------------------------------------------------------ the modes
@@ -307,7 +320,7 @@ def _canonical_of(destination: str, obj: str) -> dict[str, str]:
     return {spec.field: spec.canonical for spec in FIELD_MAPS[(destination, obj)].fields}
 
 
-def measure(database_url: str, dataset: Dataset) -> dict[str, Any]:
+def measure(database_url: str, truth: Truth) -> dict[str, Any]:
     """The figures of the warehouse against the truth (all but path, split and timing)."""
     engine = open_warehouse(database_url)
     key = ["source", "object", "source_id"]
@@ -349,25 +362,24 @@ def measure(database_url: str, dataset: Dataset) -> dict[str, Any]:
             ).all(),
             columns=["destination", "object", "record_id", "contact_id", "field", "status", "reason"],
         )
-    truth = truth_frame(dataset)
-    known = links.merge(truth, on=key, how="inner").dropna(subset=["contact_id"])
+    known = links.merge(truth.records, on=key, how="inner").dropna(subset=["contact_id"])
     precision, recall = pairwise(
         known["contact_id"].to_numpy(dtype=object), known["person"].to_numpy(dtype=np.int64)
     )
     people_per_contact = known.groupby("contact_id")["person"].nunique()
     mixed = people_per_contact[people_per_contact > 1].index
-    homes = household_of(dataset)
+    homes = truth.household_of()
     within = 0
     for _, persons in known[known["contact_id"].isin(mixed)].groupby("contact_id")["person"]:
         houses = {homes.get(int(p)) for p in persons.unique()}
         within += len(houses) == 1 and None not in houses
     contacts_per_person = known.groupby("person")["contact_id"].nunique()
 
-    ideal_precision, ideal_recall, undecidable = _ideal(engine, dataset, truth)
+    ideal_precision, ideal_recall, undecidable = _ideal(engine, truth)
     sendable = ledger[ledger["status"] != "invalid"]
-    cross_by_golden, cross_by_field = _cross_person(sendable, lineage, truth)
+    cross_by_golden, cross_by_field = _cross_person(sendable, lineage, truth.records)
     return {
-        "people": dataset.people,
+        "people": truth.people,
         "records": len(known),
         "contacts": int(known["contact_id"].nunique()),
         "precision": precision,
@@ -386,7 +398,7 @@ def measure(database_url: str, dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def _ideal(engine: sa.Engine, dataset: Dataset, truth: pd.DataFrame) -> tuple[float, float, int]:
+def _ideal(engine: sa.Engine, truth: Truth) -> tuple[float, float, int]:
     """Precision and recall of the ideal name rule (see ``Figures.ideal_precision``) over the usable,
     unsuppressed identifiers the warehouse holds, with first names as the product reads them; and the
     records it cannot place."""
@@ -415,13 +427,13 @@ def _ideal(engine: sa.Engine, dataset: Dataset, truth: pd.DataFrame) -> tuple[fl
             columns=["kind", "value"],
         )
     records, _, _ = extract_contact_records(raw, {"linkflow": "CN"})
-    records = records.merge(truth, on=["source", "object", "source_id"], how="inner")
+    records = records.merge(truth.records, on=["source", "object", "source_id"], how="inner")
     named = records.set_index("record_key")["first_name"].notna()
     person = records.set_index("record_key")["person"]
     held = held[held["record_key"].isin(person.index)]
     held = held.merge(suppressed.assign(blocked=True), on=["kind", "value"], how="left")
     held = held[held["blocked"].isna()].drop(columns="blocked")
-    shared = {house.shared for house in dataset.households.values()}
+    shared = {house.shared for house in truth.households.values()}
     on_shared = held[(held["kind"] + ":" + held["value"]).isin(shared)]["record_key"].unique()
     undecidable = int((~named.reindex(on_shared).fillna(True)).sum())
 
@@ -487,17 +499,25 @@ def _cross_person(
 # ------------------------------------------------------------------------------------------ main
 
 
-def run_once(dataset: Dataset, path: str, split_label: str, workdir: Path, *, plan: bool = True) -> Figures:
-    database = workdir / f"warehouse-{path}-{len(list(workdir.iterdir()))}.db"
+def copy_database(source: Path, target: Path) -> None:
+    """A copy of a SQLite warehouse, WAL included (the backup API reads it through SQLite)."""
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+
+
+def run_once(
+    source: Dataset | Path, truth: Truth, split_label: str, workdir: Path, *, plan: bool = True
+) -> Figures:
+    """One run: a real sync serving ``source`` (a dataset), or the models path over a copy of
+    ``source`` (a warehouse the records were loaded into)."""
+    database = workdir / f"warehouse-{len(list(workdir.iterdir()))}.db"
     database_url = f"sqlite:///{database}"
-    if path == "sync":
-        seconds = run_sync_path(dataset, database_url)
+    if isinstance(source, Dataset):
+        path, seconds = "sync", run_sync_path(source, database_url)
     else:
-        started = time.perf_counter()
-        loaded = load_raw(dataset, database_url)
-        print(f"  loaded {loaded:,} records into the warehouse in {time.perf_counter() - started:.1f} s")
-        seconds = run_models_path(database_url, plan=plan)
-    figures = measure(database_url, dataset)
+        copy_database(source, database)
+        path, seconds = "models", run_models_path(database_url, plan=plan)
+    figures = measure(database_url, truth)
     return Figures(path=path, split=split_label, canonical_seconds=seconds, planned=plan, **figures)
 
 
@@ -560,11 +580,20 @@ def main(argv: list[str] | None = None) -> int:
     if not split_known():
         modes = modes[:1]
     results = []
+    truth = Truth.of(dataset)
     with tempfile.TemporaryDirectory(prefix="bench-households-") as workdir:
+        source: Dataset | Path = dataset
+        if path == "models":
+            source = Path(workdir) / "loaded.db"
+            started = time.perf_counter()
+            loaded = load_raw(dataset, f"sqlite:///{source}")
+            print(f"loaded {loaded:,} records into a warehouse in {time.perf_counter() - started:.1f} s")
+            # Only the truth is needed from here on: the records' memory is not the step's.
+            del dataset
         for value in modes:
             with split_mode(value) as label:
                 print(f"running: {path} path, {label} ...", flush=True)
-                figures = run_once(dataset, path, label, Path(workdir), plan=not args.no_plan)
+                figures = run_once(source, truth, label, Path(workdir), plan=not args.no_plan)
             results.append(figures)
             for line in figures.lines():
                 print(line, flush=True)
