@@ -15,6 +15,10 @@ from pipelines.settings import SOURCES, SettingsError, load_settings
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
+_HOUSEHOLDS_HELP = (
+    "generate people who share a landline or an email, with first names varying between systems "
+    "(nicknames, initials, missing ones)"
+)
 
 
 class CommandError(Exception):
@@ -140,6 +144,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         behaviours=behaviours,
         faults=faults,
         echo=_echo,
+        households=args.households,
     )
     return EXIT_OK
 
@@ -147,7 +152,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import run_demo
 
-    first, second = run_demo(people=args.people, seed=args.seed, echo=_echo)
+    first, second = run_demo(people=args.people, seed=args.seed, echo=_echo, households=args.households)
     if not (first.success and second.success):
         failures = "; ".join(first.failures + second.failures) or "see the run log"
         raise CommandError(f"demo sync failed: {failures}", exit_code=EXIT_RUN_FAILED)
@@ -340,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
         "'Just a moment...' page) or truncate_rate=0.05 (a 200 body cut short); the FaultConfig fields "
         "in connectors/emulator/README.md, also settable later with POST /_admin/faults",
     )
+    sandbox.add_argument("--households", action="store_true", help=_HOUSEHOLDS_HELP)
     sandbox.set_defaults(handler=cmd_sandbox)
 
     demo = commands.add_parser(
@@ -349,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--people", type=int, default=300, help="how many people the emulator holds")
     demo.add_argument("--seed", type=int, default=1, help="seed of the emulator's data")
+    demo.add_argument("--households", action="store_true", help=_HOUSEHOLDS_HELP)
     demo.set_defaults(handler=cmd_demo)
     return parser
 

@@ -25,15 +25,18 @@ def run_demo(
     seed: int = 1,
     directory: Path = DEMO_DIR,
     echo: Callable[[str], None] = print,
+    households: bool = False,
 ) -> tuple[SyncReport, SyncReport]:
-    """Sync twice into a fresh SQLite warehouse in ``directory``; return both reports."""
+    """Sync twice into a fresh SQLite warehouse in ``directory``; return both reports. ``households``
+    generates people sharing landlines and emails (see ``connectors.emulator.households``)."""
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     database_url = f"sqlite:///{directory.resolve() / 'warehouse.db'}"
-    with Emulator(seed=seed, people=people, maton_rps=10.0) as emulator:
+    with Emulator(seed=seed, people=people, maton_rps=10.0, households=households) as emulator:
         settings = load_settings(contact_sync_database_url=database_url, **_lowercase(emulator.env()))
-        echo(f"emulator of the five APIs on {emulator.base_url} with {people} people (seed {seed})")
+        shared = f", {len(emulator.dataset.households)} households" if households else ""
+        echo(f"emulator of the five APIs on {emulator.base_url} with {people} people{shared} (seed {seed})")
         echo(f"warehouse: {database_url}")
         echo("")
         echo("first sync: everything is new")
@@ -68,18 +71,28 @@ def run_sandbox(
     behaviours: Behaviours | None = None,
     faults: FaultConfig | None = None,
     echo: Callable[[str], None] = print,
+    households: bool = False,
 ) -> None:
     """Serve the emulator until Ctrl-C or SIGTERM, printing first the variables that point us at it.
 
     ``behaviours`` plays other answers to the vendors' open questions, so a user can see what
     ``check`` and ``sync`` make of an account without POLL rules or a Bigin without ``/deleted``;
-    ``faults`` injects trouble from the first request (429s, 503s, drops, unreadable answers)."""
+    ``faults`` injects trouble from the first request (429s, 503s, drops, unreadable answers);
+    ``households`` serves people sharing landlines and emails."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    emulator = Emulator(seed=seed, people=people, maton_rps=10.0, behaviours=behaviours, faults=faults)
+    emulator = Emulator(
+        seed=seed,
+        people=people,
+        maton_rps=10.0,
+        behaviours=behaviours,
+        faults=faults,
+        households=households,
+    )
     emulator.start(host=host, port=port)
     try:
-        echo(f"# emulator of the five APIs on {emulator.base_url} ({people} people, seed {seed})")
+        shared = f", {len(emulator.dataset.households)} households" if households else ""
+        echo(f"# emulator of the five APIs on {emulator.base_url} ({people} people{shared}, seed {seed})")
         changed = {k: v for k, v in emulator.behaviours.to_json().items() if v != getattr(Behaviours(), k)}
         if changed:
             echo("# playing " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())))

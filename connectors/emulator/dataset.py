@@ -56,9 +56,28 @@ def truth_key(table: str, record_id: object) -> TruthKey:
     return source, obj, str(record_id)
 
 
+@dataclass(frozen=True)
+class Household:
+    """People who share one identifier (households mode of ``generate_dataset``).
+
+    kind: ``landline`` (two or three people, one fixed line) or ``shared_email`` (a couple's address).
+    members: their person ids, the first being the household's head.
+    shared: the identifier they share, as ``phone:+E164`` or ``email:address`` (matching form).
+    """
+
+    hid: int
+    kind: str
+    members: tuple[int, ...]
+    shared: str
+
+
 @dataclass
 class Dataset:
-    """Everything the emulator serves, by table name (``source/object``), plus the truth."""
+    """Everything the emulator serves, by table name (``source/object``), plus the truth.
+
+    ``truth`` names the person behind every contact record and known activity row; ``households``
+    lists the people who share a landline or an email (empty unless generated with households).
+    """
 
     seed: int
     now: datetime
@@ -75,6 +94,7 @@ class Dataset:
     zoho_accounts: dict[tuple[str, str], str] = field(default_factory=dict)
     linkflow_identities: dict[tuple[str, str], int] = field(default_factory=dict)
     next_ids: dict[str, int] = field(default_factory=lambda: dict(_ID_STARTS))
+    households: dict[int, Household] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, seed: int, now: datetime) -> "Dataset":

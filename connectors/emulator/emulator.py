@@ -54,12 +54,16 @@ class Emulator:
         bigin_deleted_endpoint: bool = False,
         dataset: Dataset | None = None,
         behaviours: Behaviours | None = None,
+        households: bool = False,
     ) -> None:
         """``now`` fixes the generated data's clock (for reproducible data); ``dataset`` serves a
         prepared one instead of generating. ``behaviours`` plays the vendors' open questions
         (``bigin_honours_if_modified_since`` and ``bigin_deleted_endpoint`` are older spellings of two
-        of them and win when set)."""
-        self._dataset = dataset if dataset is not None else generate_dataset(seed, people, now)
+        of them and win when set). ``households`` generates people sharing landlines and emails, with
+        first names varying per record (``generate_dataset``'s option of that name)."""
+        self._dataset = (
+            dataset if dataset is not None else generate_dataset(seed, people, now, households=households)
+        )
         chosen = behaviours or Behaviours()
         if bigin_honours_if_modified_since:
             chosen = replace(chosen, bigin_honours_if_modified_since=True)

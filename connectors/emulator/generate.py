@@ -6,6 +6,10 @@ international forms; fields one system has another lacks; some people sit twice 
 identifiers (``test@test.com``, ``555-555-5555`` ...) are shared by strangers. The rule that keeps
 the truth checkable: a person's records connect through shared usable identifiers, and two people
 never share one (see ``placement``).
+
+``households=True`` gives up that rule on purpose: some people share a landline or an email, and
+first names vary between a person's records (see ``households``). The truth is then only what
+``Dataset.truth`` says, record by record.
 """
 
 from datetime import UTC, datetime
@@ -21,6 +25,7 @@ from connectors.emulator.dataset import (
     deleted_entry,
     deleted_table,
 )
+from connectors.emulator.households import HOUSEHOLD_SHARE, household_people
 from connectors.emulator.people import make_person
 from connectors.emulator.placement import Placer
 from connectors.emulator.rand import SandboxRandom
@@ -31,19 +36,39 @@ from connectors.emulator.timefmt import ZOHO_BIGIN_OFFSET, ZOHO_CRM_OFFSET
 _EVENT_COUNTS = (0, 0, 0, 1, 1, 2, 3, 5)
 
 
-def generate_dataset(seed: int, people: int, now: datetime | None = None) -> Dataset:
-    """People and their records, spread over the past two years before ``now`` (default: this second)."""
+def generate_dataset(
+    seed: int,
+    people: int,
+    now: datetime | None = None,
+    *,
+    households: bool = False,
+    household_share: float = HOUSEHOLD_SHARE,
+) -> Dataset:
+    """People and their records, spread over the past two years before ``now`` (default: this second).
+
+    ``households`` puts about ``household_share`` of the people in households sharing a landline or
+    an email, and varies everyone's first name per record (nicknames, initials, missing ones); see
+    ``households``. Off, the data is exactly what it always was for a seed.
+    """
     moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     dataset = Dataset.empty(seed, moment)
+    share = household_share if households else None
     with collector_paused():
-        _fill(dataset, SandboxRandom(seed), people, moment.timestamp())
+        _fill(dataset, SandboxRandom(seed), people, moment.timestamp(), household_share=share)
     return dataset
 
 
-def _fill(dataset: Dataset, rng: SandboxRandom, people: int, now: float) -> None:
+def _fill(
+    dataset: Dataset, rng: SandboxRandom, people: int, now: float, *, household_share: float | None
+) -> None:
     placer = Placer(dataset, rng)
-    for pid in range(1, people + 1):
-        placer.place(make_person(rng, pid, now - 730 * DAY, now - 2 * 3600), now)
+    start, end = now - 730 * DAY, now - 2 * 3600
+    if household_share is not None:
+        for person in household_people(dataset, rng, people, start=start, end=end, share=household_share):
+            placer.place(person, now)
+    else:
+        for pid in range(1, people + 1):
+            placer.place(make_person(rng, pid, start, end), now)
     for _ in range(max(1, people // 50)):
         placer.anonymous_clickfunnels_contact(now - rng.random() * 700 * DAY, now)
     placed = placer.commit()

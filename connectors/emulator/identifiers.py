@@ -58,6 +58,24 @@ def cn_mobile(index: int) -> str:
     return f"{_CN_PREFIXES[prefix]}{rest:08d}"
 
 
+def household_us_number(index: int) -> tuple[str, str, str]:
+    """The index-th household landline: from the middle of the pool, which people's own numbers
+    (``2 * pid`` and ``2 * pid + 1``) and strangers' (the far end) never reach."""
+    return us_number(_US_POOL // 2 + index)
+
+
+# Shanghai, Beijing, Guangzhou and Nanjing: two-digit area codes, eight-digit subscriber numbers.
+_CN_LANDLINE_AREAS = ("21", "10", "20", "25")
+_CN_LANDLINE_BLOCK = 30_000_000
+
+
+def cn_landline(index: int) -> str:
+    """The index-th Chinese fixed line in national significant form (area code and number, no 0)."""
+    n = (index * _US_STEP) % (len(_CN_LANDLINE_AREAS) * _CN_LANDLINE_BLOCK)
+    area, rest = divmod(n, _CN_LANDLINE_BLOCK)
+    return f"{_CN_LANDLINE_AREAS[area]}{50_000_000 + rest}"
+
+
 def unknown_us_number(index: int) -> str:
     """E.164 numbers that belong to nobody: taken from the far end of the pool people never reach."""
     area, exchange, line = us_number(_US_POOL - 1 - index)

@@ -64,10 +64,13 @@ _CN_CITIES = (
 # Not frozen: frozen dataclasses build through object.__setattr__, which is slow at 100,000 people.
 @dataclass(slots=True)
 class Phone:
-    """A valid number: ``region`` is US or CN, ``digits`` the national significant number."""
+    """A valid number: ``region`` is US or CN, ``digits`` the national significant number;
+    ``landline`` marks a household's shared fixed line (written with its area code, see
+    ``render_phone``)."""
 
     region: str
     digits: str
+    landline: bool = False
 
     @property
     def e164(self) -> str:
@@ -91,6 +94,14 @@ class Person:
     local_city: str
     state: str
     first_seen: float
+    nickname: str | None = None
+    """The short form of ``first_name`` some records carry (Bob for Robert); households mode only."""
+    name_variants: bool = False
+    """Whether records vary the first name (nickname, initial, missing), as in households mode."""
+    household: int | None = None
+    """The household (``Dataset.households``) whose landline or email this person shares."""
+    member: int = 0
+    """Position in the household; 0 is the member a shared email belongs to in ClickFunnels."""
 
     @property
     def country_code(self) -> str:
@@ -116,9 +127,13 @@ def _phone(region: str, index: int) -> Phone:
     return Phone("CN", cn_mobile(index))
 
 
-def make_person(rng: SandboxRandom, pid: int, start: float, end: float) -> Person:
-    """A new person first seen between ``start`` and ``end`` (epoch seconds)."""
-    region = "CN" if rng.random() < 0.25 else "US"
+def make_person(
+    rng: SandboxRandom, pid: int, start: float, end: float, *, region: str | None = None
+) -> Person:
+    """A new person first seen between ``start`` and ``end`` (epoch seconds); ``region`` (US or CN)
+    fixes where they live instead of drawing it."""
+    if region is None:
+        region = "CN" if rng.random() < 0.25 else "US"
     company_name: str | None = None
     work_email = None
     if region == "US":
@@ -192,10 +207,7 @@ def render_phone(rng: SandboxRandom, phone: Phone, system: str) -> str:
     if system == "clicksend":
         return phone.e164
     if phone.region == "CN":
-        if system == "linkflow":
-            return phone.digits
-        d = phone.digits
-        return rng.pick((f"+86 {d[:3]} {d[3:7]} {d[7:]}", f"+86{d}", f"+86 {d[:3]}-{d[3:7]}-{d[7:]}"))
+        return _cn_style(rng, phone, system)
     styles = _us_styles(phone.digits)
     if system == "zoho":
         return styles[rng.below(4)]
@@ -205,3 +217,17 @@ def render_phone(rng: SandboxRandom, phone: Phone, system: str) -> str:
     if rng.random() < 0.1:
         shown += f" x{10 + rng.below(99_990)}"
     return shown
+
+
+def _cn_style(rng: SandboxRandom, phone: Phone, system: str) -> str:
+    """A Chinese mobile as Linkflow keeps it (national digits) or with +86 elsewhere; a household's
+    fixed line with the trunk 0 in Linkflow, with +86 elsewhere."""
+    d = phone.digits
+    if not phone.landline:
+        if system == "linkflow":
+            return d
+        return rng.pick((f"+86 {d[:3]} {d[3:7]} {d[7:]}", f"+86{d}", f"+86 {d[:3]}-{d[3:7]}-{d[7:]}"))
+    area, number = d[:2], d[2:]
+    if system == "linkflow":
+        return rng.pick((f"0{area}-{number}", f"0{area}{number}", f"0{area} {number[:4]} {number[4:]}"))
+    return rng.pick((f"+86 {area} {number[:4]} {number[4:]}", f"+86-{area}-{number}", f"+86{d}"))

@@ -24,6 +24,12 @@ from connectors.emulator.dataset import (
     random_uuid,
     truth_key,
 )
+from connectors.emulator.households import (
+    INITIAL_ONLY,
+    MISSING_FIRST_NAME,
+    NICKNAME_USE,
+    WORK_EMAIL_INSTEAD,
+)
 from connectors.emulator.people import Person, render_email, render_phone
 from connectors.emulator.rand import SandboxRandom
 from connectors.emulator.records import (
@@ -137,11 +143,17 @@ class Placer:
         rng = self.rng
         if fresh:
             person = dataclasses.replace(person, first_seen=now)
+        household = None if person.household is None else self.dataset.households[person.household]
         for identifier in person.identifiers():
-            self.dataset.identifiers[identifier] = person.pid
+            # A household's shared landline or email names nobody in particular.
+            if household is None or identifier != household.shared:
+                self.dataset.identifiers[identifier] = person.pid
         # Weighted sampling without replacement (Efraimidis-Spirakis): the largest u ** (1/w) win.
         ranked = sorted((rng.random() ** inverse, name) for name, inverse in _INVERSE_WEIGHTS[person.region])
         systems = [name for _, name in ranked[-rng.pick(_SYSTEM_COUNTS) :]]
+        if household is not None and household.kind == "shared_email" and person.member > 0:
+            # ClickFunnels keeps one contact per email: the couple's address is the first member's there.
+            systems = [name for name in systems if name != "clickfunnels"] or ["zoho_crm"]
         kinds = [slot for system in systems for slot in self._kinds(system)]
         for position, (kind, option) in enumerate(kinds):
             created = modified = now
@@ -239,6 +251,33 @@ class Placer:
             return False, True
         return True, True
 
+    def _first_name(self, slot: _Slot, person: Person) -> str | None:
+        """The first name this record carries: always the full one, unless the person's names vary
+        (households mode), when it may be a nickname, an initial or missing (never on the anchor)."""
+        if not person.name_variants:
+            return person.first_name
+        rng = self.rng
+        if not slot.anchor and rng.random() < MISSING_FIRST_NAME:
+            return None
+        if person.nickname and rng.random() < NICKNAME_USE:
+            return person.nickname
+        if not slot.anchor and person.region == "US" and rng.random() < INITIAL_ONLY:
+            return person.first_name[0] + "."
+        return person.first_name
+
+    def _email(self, slot: _Slot, person: Person) -> str:
+        """The email a record carries: the person's own, or in households mode now and then their
+        work email on a record that also holds their phone (so it still reaches the person)."""
+        if (
+            person.name_variants
+            and person.work_email
+            and not slot.anchor
+            and slot.has_phone
+            and self.rng.random() < WORK_EMAIL_INSTEAD
+        ):
+            return person.work_email
+        return person.email
+
     def _draft(self, slot: _Slot, person: Person) -> None:
         table, build = self._builders[slot.kind]
         draft = _Draft(slot.created, len(self._drafts), table, person.pid, build(slot, person))
@@ -255,8 +294,8 @@ class Placer:
         record = clickfunnels_contact(
             0, public_id(rng), random_uuid(rng), workspace_id=CLICKFUNNELS_WORKSPACE_ID, created=slot.created
         )
-        record["email_address"] = render_email(rng, person.email, whitespace=False)
-        record["first_name"] = person.first_name
+        record["email_address"] = render_email(rng, self._email(slot, person), whitespace=False)
+        record["first_name"] = self._first_name(slot, person)
         record["last_name"] = person.last_name
         roll = rng.random()
         if slot.has_phone:
@@ -291,10 +330,10 @@ class Placer:
         )
         record["phone_number"] = render_phone(rng, person.phone, "clicksend")
         if slot.has_email:
-            record["email"] = render_email(rng, person.email)
+            record["email"] = render_email(rng, self._email(slot, person))
         elif rng.random() < 0.05:
             record["email"] = "noreply@example.com"
-        record["first_name"] = person.first_name
+        record["first_name"] = self._first_name(slot, person) or ""
         record["last_name"] = person.last_name
         if person.company and rng.random() < 0.3:
             record["organization_name"] = person.company
@@ -311,9 +350,16 @@ class Placer:
         record = linkflow_contact(0, slot.created)
         if person.local_name and rng.random() < 0.6:
             record["name"] = person.local_name
+            if person.name_variants and not slot.anchor and rng.random() < MISSING_FIRST_NAME:
+                record["name"] = None
         else:
-            name = f"{person.first_name} {person.last_name}"
-            record["name"] = name.lower() if rng.random() < 0.3 else name
+            first = self._first_name(slot, person)
+            name = f"{first} {person.last_name}"
+            if first is None:
+                # Linkflow keeps one name field: a record without the first name has no name at all.
+                record["name"] = None
+            else:
+                record["name"] = name.lower() if rng.random() < 0.3 else name
         if slot.has_phone:
             record["mobilePhone"] = render_phone(rng, person.phone, "linkflow")
             if person.mobile and rng.random() < 0.5:
@@ -321,7 +367,7 @@ class Placer:
         elif rng.random() < 0.05:
             record["mobilePhone"] = "0000000000"
         if slot.has_email:
-            record["email"] = render_email(rng, person.email)
+            record["email"] = render_email(rng, self._email(slot, person))
         record["gender"] = rng.pick(("male", "female", "unknown"))
         if person.company and rng.random() < 0.4:
             record["company"] = person.company
@@ -346,18 +392,23 @@ class Placer:
             slot.kind, ZOHO_BIGIN_CONTACT_FIELDS
         )
         record = zoho_record(fields, "", slot.created, offset, zoho_user(prefix))
-        record["First_Name"] = person.first_name
+        record["First_Name"] = self._first_name(slot, person)
         record["Last_Name"] = person.last_name
         record["Full_Name"] = zoho_full_name(record)
-        if slot.has_email:
-            record["Email"] = render_email(rng, person.email)
+        email = self._email(slot, person) if slot.has_email else None
+        if email is not None:
+            record["Email"] = render_email(rng, email)
         if slot.has_phone:
             record["Phone"] = render_phone(rng, person.phone, "zoho")
             if person.mobile and rng.random() < 0.5:
                 record["Mobile"] = render_phone(rng, person.mobile, "zoho")
         if not slot.anchor and slot.has_email and slot.has_phone:
             roll = rng.random()
-            if roll < 0.05:
+            # Junk replaces one identifier only where the other still reaches the person; a work
+            # email in place of their own reaches them through the phone alone.
+            if email != person.email:
+                pass
+            elif roll < 0.05:
                 record["Email"] = "test@test.com"
             elif roll < 0.09:
                 record["Phone"] = "555-555-5555"
