@@ -45,6 +45,7 @@ from connectors.errors import (
 )
 from connectors.ratelimit import TokenBucket
 from connectors.stats import RequestStats
+from connectors.stop import STOP, StopFlag
 
 USER_AGENT = "contact-sync/0.1 (+Maton/1.0)"
 """ClickFunnels rejects requests without a User-Agent; Maton's own examples send ``Maton/1.0``."""
@@ -282,7 +283,9 @@ class HttpClient:
     """One source's HTTP session: base URL (which may carry a path prefix), auth, bucket, retries.
 
     ``client`` or ``transport`` can be injected by tests; otherwise one keep-alive ``httpx.Client``
-    is created and closed with ``close()``.
+    is created and closed with ``close()``. ``stop`` is the flag looked at before every attempt (the
+    process's own by default): once set, no attempt starts and ``request`` raises ``StopRequested``;
+    a backoff wait ends as soon as it is set, unless ``sleep`` replaces the wait (tests).
     """
 
     def __init__(
@@ -298,9 +301,10 @@ class HttpClient:
         client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
         user_agent: str = USER_AGENT,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        stop: StopFlag | None = None,
     ) -> None:
         self.source = source
         self.base_url = base_url.rstrip("/")
@@ -309,7 +313,8 @@ class HttpClient:
         self.stats = stats if stats is not None else RequestStats()
         self.retry = retry or RetryPolicy()
         self.log = logging.getLogger(f"connectors.{source}")
-        self._sleep = sleep
+        self._stop = stop if stop is not None else STOP
+        self._sleep: Callable[[float], object] = sleep if sleep is not None else self._stop.wait
         self._clock = clock
         self._rand = rand
         self._owns_client = client is None
@@ -360,7 +365,9 @@ class HttpClient:
 
         ``template`` is the vendor path with ``{name}`` placeholders filled from ``path_params``
         (URL-quoted); requests are counted under the template. ``idempotent`` defaults to True for
-        GET, HEAD, PUT and DELETE and False for POST.
+        GET, HEAD, PUT and DELETE and False for POST. Raises ``StopRequested`` instead of starting an
+        attempt once the stop flag is set (its ``sent`` says whether an earlier attempt may have been
+        applied); the attempt in flight is never cut short.
         """
         method = method.upper()
         path = template.format(**{k: quote(str(v), safe="") for k, v in (path_params or {}).items()})
@@ -374,8 +381,10 @@ class HttpClient:
         attempt = 0
         while True:
             attempt += 1
+            self._stop.check(sent=maybe_applied)
             if self.limiter is not None:
                 self.limiter.acquire()
+                self._stop.check(sent=maybe_applied)  # the wait for a token may have been long
             self.stats.record(self.source, endpoint, retry=attempt > 1)
             sent = self._clock()
             try:
