@@ -56,6 +56,14 @@ def _behaviour(text: str) -> tuple[str, object]:
     return name.strip(), value
 
 
+def handled_signals() -> tuple[int, ...]:
+    """SIGTERM, and SIGINT unless this process was started with it ignored: a script's background
+    job (``contact-sync sync &``) is meant to outlive a Ctrl-C typed for the script in front of it."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        return (signal.SIGTERM,)
+    return (signal.SIGINT, signal.SIGTERM)
+
+
 class StopSignals:
     """SIGINT and SIGTERM during a run: the first stops it, a second quits at once.
 
@@ -110,7 +118,7 @@ class StopSignals:
         from connectors.stop import STOP
 
         STOP.clear()
-        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in handled_signals()}
         return self
 
     def __exit__(self, *_exc: object) -> None:

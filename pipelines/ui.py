@@ -89,6 +89,12 @@ def run_ui(
         home = cwd / ".dagster_home"
         home.mkdir(exist_ok=True)
         env["DAGSTER_HOME"] = str(home)
+    # Both services would create a fresh instance's tables at once, and one of them fails on it
+    # ("table ... already exists"); created here first, as ``dagster dev`` does.
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]):
+        pass
     location = code_location_args(cwd)
     commands: dict[str, Sequence[str]] = {
         "webserver": [_bin("dagster-webserver"), *location, "-h", host, "-p", str(port)],
@@ -110,7 +116,9 @@ def run_ui(
             services.killed = True
             services.signal_groups(signal.SIGKILL)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    from pipelines.cli import handled_signals
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in handled_signals()}
     try:
         for name, command in commands.items():
             # A group of its own: the terminal's Ctrl-C reaches this process only, which then stops
