@@ -232,7 +232,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import run_demo
 
-    first, second = run_demo(people=args.people, seed=args.seed, echo=_echo)
+    with StopSignals() as stop:
+        first, second = stop.run(lambda: run_demo(people=args.people, seed=args.seed, echo=_echo))
+    if first.stopped or second.stopped:
+        raise CommandError(f"demo stopped by {stop.name}", exit_code=stop.exit_code)
     if not (first.success and second.success):
         failures = "; ".join(first.failures + second.failures) or "see the run log"
         raise CommandError(f"demo sync failed: {failures}", exit_code=EXIT_RUN_FAILED)
