@@ -3,9 +3,10 @@
 A sync works in several threads (one per source in extract and in reverse sync), and a signal reaches
 only the main thread. Rather than interrupting a worker anywhere (mid-transaction, mid-write), the
 signal handler or Dagster's termination sets this flag, and each worker looks at it where stopping is
-clean: the HTTP layer before each attempt and during each backoff wait, extract between pages, reverse
-sync before each write batch. The request in flight finishes (or times out) and its answer is recorded
-as usual; the next one never starts. What was stored is exactly what a run killed at that point would
+clean: the HTTP layer before each attempt and during each backoff wait (so a page loop ends at its next
+page), reverse sync before each write batch, identity resolution between its phases, each step before
+it starts. The request in flight finishes (or times out) and its answer is recorded as usual; the next
+one never starts. What was stored is exactly what a run killed at that point would
 have stored, so the next sync goes on from there.
 
 ``StopRequested`` derives from ``BaseException``, as ``KeyboardInterrupt`` does, so the ``except

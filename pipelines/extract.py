@@ -161,9 +161,10 @@ def load_pages(
 ) -> tuple[PageCounts, int, dict[str, Any] | None]:
     """Store every page with its cursor in one transaction each; returns counts, pages, last cursor.
 
-    After each page it looks at the stop flag: a read asked to stop raises ``StopRequested`` there,
-    every page before it stored with its cursor (``progress``, when given, holds their counts), so the
-    next run goes on from the last stored page.
+    A read asked to stop ends at its next request, which the HTTP layer refuses with
+    ``StopRequested``: every page before it is stored with its cursor (``progress``, when given, holds
+    their counts), so the next run goes on from the last stored page. Pages already in hand (several
+    can come from one answer) are stored first, and a read whose last page is stored is complete.
     """
     key = StreamKey(stream.source, stream.object)
     total = progress if progress is not None else PageCounts()
@@ -188,7 +189,6 @@ def load_pages(
                 f"changed {counts.updated}, unchanged {counts.unchanged}, deleted {counts.deleted}, "
                 f"quarantined {counts.quarantined}"
             )
-        STOP.check()
     return total, number, cursor
 
 
