@@ -72,13 +72,21 @@ def end_run_stopped(context: StepContext) -> NoReturn:
 @contextmanager
 def stops_cleanly(context: StepContext) -> Iterator[None]:
     """Around a step's body: a step that starts after the stop does nothing, and a ``StopRequested``
-    escaping the body (a request refused by the HTTP layer) ends the run canceled, not failed."""
+    escaping the body (a request refused by the HTTP layer) ends the run canceled, not failed.
+
+    So does Dagster's own interrupt raised in the body (a step working in its main thread, such as
+    identity resolution, when the run is terminated or its process gets SIGTERM): without a report of
+    the run canceling first, Dagster would record an interrupt it did not ask for as a failure.
+    """
     if STOP.is_set():
         context.log.info(f"not started: {STOP.reason}")
         end_run_stopped(context)
     try:
         yield
     except StopRequested:
+        end_run_stopped(context)
+    except (DagsterExecutionInterruptedError, KeyboardInterrupt):
+        STOP.request(TERMINATED)
         end_run_stopped(context)
 
 
