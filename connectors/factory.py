@@ -5,7 +5,6 @@ The four Maton apps get one ``httpx.Client`` each but share a single token bucke
 its token auth. A source whose configuration is missing is simply ``None``.
 """
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +31,7 @@ def maton_http(
     stats: RequestStats,
     options: HttpOptions | None = None,
     transport: httpx.BaseTransport | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> HttpClient:
     """The HTTP session of one Maton app: ``{gateway}/{app}``, bearer key, optional connection id."""
     headers = {"Authorization": f"Bearer {config.api_key}"}
@@ -60,7 +59,7 @@ def linkflow_http(
     stats: RequestStats,
     options: HttpOptions | None = None,
     transport: httpx.BaseTransport | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     now: Callable[[], datetime] = utc_now,
 ) -> HttpClient:
     """Linkflow's HTTP session, with its token auth bound to it (the token is fetched through it)."""
@@ -115,7 +114,7 @@ def build_clients(
     stats: RequestStats | None = None,
     clickfunnels_workspace_ids: Sequence[str | int] = (),
     transport: httpx.BaseTransport | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     now: Callable[[], datetime] = utc_now,
 ) -> Clients:
     """Every client whose configuration is given; close them with ``Clients.close()`` (or ``with``).

@@ -51,6 +51,7 @@ from connectors.errors import (
 )
 from connectors.ratelimit import TokenBucket
 from connectors.stats import RequestStats
+from connectors.stop import STOP, StopFlag
 
 USER_AGENT = "contact-sync/0.1 (+Maton/1.0)"
 """ClickFunnels rejects requests without a User-Agent; Maton's own examples send ``Maton/1.0``."""
@@ -325,7 +326,9 @@ class HttpClient:
     """One source's HTTP session: base URL (which may carry a path prefix), auth, bucket, retries.
 
     ``client`` or ``transport`` can be injected by tests; otherwise one keep-alive ``httpx.Client``
-    is created and closed with ``close()``.
+    is created and closed with ``close()``. ``stop`` is the flag looked at before every attempt (the
+    process's own by default): once set, no attempt starts and ``request`` raises ``StopRequested``;
+    a backoff wait ends as soon as it is set, unless ``sleep`` replaces the wait (tests).
     """
 
     def __init__(
@@ -341,9 +344,10 @@ class HttpClient:
         client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
         user_agent: str = USER_AGENT,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        stop: StopFlag | None = None,
     ) -> None:
         self.source = source
         self.base_url = base_url.rstrip("/")
@@ -352,7 +356,8 @@ class HttpClient:
         self.stats = stats if stats is not None else RequestStats()
         self.retry = retry or RetryPolicy()
         self.log = logging.getLogger(f"connectors.{source}")
-        self._sleep = sleep
+        self._stop = stop if stop is not None else STOP
+        self._sleep: Callable[[float], object] = sleep if sleep is not None else self._stop.wait
         self._clock = clock
         self._rand = rand
         self._owns_client = client is None
@@ -405,7 +410,9 @@ class HttpClient:
         (URL-quoted); requests are counted under the template. ``idempotent`` defaults to True for
         GET, HEAD, PUT and DELETE and False for POST. A non-empty 2xx body is parsed as JSON here
         (``json_body`` and ``decode_json`` then reuse the value): a read whose body is not JSON is
-        retried like a 503, a write whose body is not JSON raises ``AmbiguousWriteError``.
+        retried like a 503, a write whose body is not JSON raises ``AmbiguousWriteError``. Raises
+        ``StopRequested`` instead of starting an attempt once the stop flag is set (its ``sent`` says
+        whether an earlier attempt may have been applied); the attempt in flight is never cut short.
         """
         method = method.upper()
         path = template.format(**{k: quote(str(v), safe="") for k, v in (path_params or {}).items()})
@@ -419,8 +426,10 @@ class HttpClient:
         attempt = 0
         while True:
             attempt += 1
+            self._stop.check(sent=maybe_applied)
             if self.limiter is not None:
                 self.limiter.acquire()
+                self._stop.check(sent=maybe_applied)  # the wait for a token may have been long
             self.stats.record(self.source, endpoint, retry=attempt > 1)
             sent = self._clock()
             try:
@@ -441,8 +450,7 @@ class HttpClient:
                 unreadable = self._unreadable(
                     method, path, response, problem, is_read=is_read, attempt=attempt
                 )
-                told = parse_retry_after(response.headers.get("Retry-After"))
-                wait = told if told is not None else self.retry.backoff(attempt, self._rand)
+                wait = self._told_or_backoff(response, attempt)
                 self._retry_or_raise(unreadable, wait, started, attempt, kind=str(status))
                 continue
             if status < 400 or status in accept:
@@ -459,9 +467,13 @@ class HttpClient:
             if not isinstance(failure, RetriableError):
                 raise failure
             maybe_applied = maybe_applied or status >= 500
-            told = parse_retry_after(response.headers.get("Retry-After"))
-            wait = told if told is not None else self.retry.backoff(attempt, self._rand)
+            wait = self._told_or_backoff(response, attempt)
             self._retry_or_raise(failure, wait, started, attempt, kind=str(status))
+
+    def _told_or_backoff(self, response: httpx.Response, attempt: int) -> float:
+        """The wait before the next attempt: the server's Retry-After when it gives one, else backoff."""
+        told = parse_retry_after(response.headers.get("Retry-After"))
+        return told if told is not None else self.retry.backoff(attempt, self._rand)
 
     def _send(
         self,

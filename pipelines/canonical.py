@@ -8,6 +8,7 @@ invariant.
 import dagster as dg
 import sqlalchemy as sa
 
+from connectors.stop import STOP
 from models.identity import checks as canonical_checks
 from models.identity.activity import build_activity
 from models.identity.canonical_incremental import build_canonical_incremental
@@ -17,6 +18,7 @@ from models.identity.survivorship import SurvivorshipConfig
 from models.warehouse.tables import Quarantine, SourceAccount
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import SOURCES, Settings
+from pipelines.stopping import stops_cleanly
 from pipelines.streams import STREAMS
 
 CONTACTS_KEY = dg.AssetKey(["canonical", "contacts"])
@@ -59,13 +61,29 @@ def canonical_contacts(
     run_options: RunOptionsResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
+    with stops_cleanly(context):
+        return _resolve(context, sync_settings, run_options, warehouse)
+
+
+def _resolve(
+    context: dg.AssetExecutionContext,
+    sync_settings: SyncSettingsResource,
+    run_options: RunOptionsResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
     settings = sync_settings.settings()
     regions = phone_regions(settings, warehouse)
     engine = warehouse.engine()
     # Incremental by default (only what the changed records can reach); a full refresh re-resolves all.
+    # Asked to stop, it gives up between phases; its results are one transaction, so nothing half-done
+    # is left and the next sync resolves from the same watermark.
     full = bool(run_options.full_refresh_sources)
     report = build_canonical_incremental(
-        engine, canonical_config(settings, regions), run_id=context.run.run_id, full=full
+        engine,
+        canonical_config(settings, regions),
+        run_id=context.run.run_id,
+        full=full,
+        checkpoint=STOP.check,
     )
     with engine.connect() as connection:
         quarantined = connection.execute(sa.select(sa.func.count()).select_from(Quarantine)).scalar_one()
@@ -120,7 +138,8 @@ def merges_have_no_cycles(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 def canonical_activity(
     context: dg.AssetExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    counts = build_activity(warehouse.engine(), phone_regions(sync_settings.settings(), warehouse))
+    with stops_cleanly(context):
+        counts = build_activity(warehouse.engine(), phone_regions(sync_settings.settings(), warehouse))
     context.log.info(
         f"activity: {counts['activity']} rows, {counts['activity_linked']} linked to a contact, "
         f"{counts['activity_unmatched']} unmatched"

@@ -1,13 +1,21 @@
 """The ``contact-sync`` command line: thin argument parsing over functions that do the work.
 
 Expected failures (a bad setting, an unreachable warehouse, a failed run) end with one readable line on
-stderr and a non-zero status; a traceback means a bug.
+stderr and a non-zero status; a traceback means a bug. ``sync`` and ``backfill`` stop when asked
+(``StopSignals``): SIGINT or SIGTERM ends them within seconds with one line saying what was saved,
+exit status 130 or 143.
 """
 
 import argparse
+import gc
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
+from types import FrameType
+from typing import TypeVar
 
 from models.warehouse.db import WarehouseError
 from pipelines.settings import SOURCES, SettingsError, load_settings
@@ -19,6 +27,8 @@ _HOUSEHOLDS_HELP = (
     "generate people who share a landline or an email, with first names varying between systems "
     "(nicknames, initials, missing ones)"
 )
+
+T = TypeVar("T")
 
 
 class CommandError(Exception):
@@ -50,19 +60,117 @@ def _behaviour(text: str) -> tuple[str, object]:
     return name.strip(), value
 
 
+def handled_signals() -> tuple[int, ...]:
+    """SIGTERM, and SIGINT unless this process was started with it ignored: a script's background
+    job (``contact-sync sync &``) is meant to outlive a Ctrl-C typed for the script in front of it."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        return (signal.SIGTERM,)
+    return (signal.SIGINT, signal.SIGTERM)
+
+
+class StopSignals:
+    """SIGINT and SIGTERM during a run: the first stops it, a second quits at once.
+
+    The run works in a thread of its own while the main thread, the one signals reach, only waits: a
+    signal sets the stop flag (``connectors.stop``) instead of raising wherever the main thread happens
+    to be. Dagster leaves signal handling alone outside the main thread, so these handlers stay in place
+    for the whole run. The workers finish their request in flight, record it and start nothing new; the
+    run ends canceled and the command says what was saved. A second signal ends the process at once:
+    every page is stored with its cursor and every write marked before its call, so this is as safe as
+    a crash, which the next sync already recovers from.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else "a stop request"
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as a shell reports a process ended by it (130, 143)."""
+        return 128 + self.signum if self.signum is not None else EXIT_RUN_FAILED
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        from connectors.stop import STOP
+
+        name = signal.Signals(signum).name
+        if self.signum is None:
+            self.signum = signum
+            STOP.request(f"stopped by {name}", until_exit=True)
+            again = "Ctrl-C again" if signum == signal.SIGINT else f"a second {name}"
+            print(
+                f"contact-sync: {name}: stopping once the requests in flight are answered; "
+                f"{again} quits at once",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        print(
+            f"contact-sync: quit at once on a second {name}; what was saved stays saved and the next "
+            "`contact-sync sync` goes on from there",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.stdout.flush()
+        os._exit(128 + signum)
+
+    def __enter__(self) -> "StopSignals":
+        """Install the handlers (early: a signal before the run starts stops it before its first step)."""
+        from connectors.stop import STOP
+
+        STOP.clear()
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in handled_signals()}
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def run(self, work: Callable[[], T]) -> T:
+        """``work()`` in a worker thread while this (main) thread waits, its result or its exception."""
+        outcome: list[T] = []
+        failure: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                outcome.append(work())
+            except BaseException as exc:  # handed to the main thread, raised there
+                failure.append(exc)
+
+        worker = threading.Thread(target=target, name="contact-sync-run", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.2)
+        if failure:
+            raise failure[0]
+        return outcome[0]
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from models.warehouse.db import open_warehouse
     from models.warehouse.locks import SourceBusyError
     from pipelines.runner import run_sync
 
-    settings = load_settings()
-    open_warehouse(settings.database_url)  # fail before the run, with one line, if it cannot be reached
-    try:
-        report = run_sync(
-            settings, sources=args.source or (), dry_run=args.dry_run, full_refresh=args.full_refresh
+    with StopSignals() as stop:
+        settings = load_settings()
+        open_warehouse(settings.database_url)  # fail before the run, with one line, if it cannot be reached
+        try:
+            report = stop.run(
+                lambda: run_sync(
+                    settings, sources=args.source or (), dry_run=args.dry_run, full_refresh=args.full_refresh
+                )
+            )
+        except SourceBusyError as exc:
+            raise CommandError(str(exc), exit_code=EXIT_RUN_FAILED) from None
+    if report.stopped:
+        raise CommandError(
+            f"stopped by {stop.name} (run {report.run_id}); saved: {report.saved()}; "
+            "the next `contact-sync sync` goes on from there",
+            exit_code=stop.exit_code,
         )
-    except SourceBusyError as exc:
-        raise CommandError(str(exc), exit_code=EXIT_RUN_FAILED) from None
     for line in report.lines():
         print(line)
     if not report.success:
@@ -152,7 +260,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import run_demo
 
-    first, second = run_demo(people=args.people, seed=args.seed, echo=_echo, households=args.households)
+    with StopSignals() as stop:
+        first, second = stop.run(
+            lambda: run_demo(people=args.people, seed=args.seed, echo=_echo, households=args.households)
+        )
+    if first.stopped or second.stopped:
+        raise CommandError(f"demo stopped by {stop.name}", exit_code=stop.exit_code)
     if not (first.success and second.success):
         failures = "; ".join(first.failures + second.failures) or "see the run log"
         raise CommandError(f"demo sync failed: {failures}", exit_code=EXIT_RUN_FAILED)
@@ -185,6 +298,16 @@ def _echo(line: str) -> None:
     print(line, flush=True)
 
 
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from pipelines.ui import run_ui
+
+    return run_ui(host=args.host, port=args.port, daemon=not args.no_daemon, echo=_say)
+
+
 def _day(value: str) -> date:
     try:
         return date.fromisoformat(value.strip()[:10])
@@ -213,13 +336,22 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     first = BACKFILL_PARTITIONS.start.date()
     if args.since < first:  # the days a backfill covers are the UI's daily partitions
         raise CommandError(f"--since {args.since} is before {first}, the first day a backfill can cover")
-    report = run_backfill(
-        settings,
-        source=args.source,
-        objects=[s.object for s in windowed],
-        first_day=args.since.isoformat(),
-        last_day=until.isoformat(),
-    )
+    with StopSignals() as stop:
+        report = stop.run(
+            lambda: run_backfill(
+                settings,
+                source=args.source,
+                objects=[s.object for s in windowed],
+                first_day=args.since.isoformat(),
+                last_day=until.isoformat(),
+            )
+        )
+    if report.stopped:
+        raise CommandError(
+            f"stopped by {stop.name} (run {report.run_id}); saved: {report.saved()}; the rows re-read "
+            "are stored and no cursor moved: run the same backfill again to finish it",
+            exit_code=stop.exit_code,
+        )
     for name, meta in sorted(report.assets.items()):
         print(
             f"{name}: read {meta.get('rows_read', 0)}, new {meta.get('rows_inserted', 0)}, "
@@ -357,11 +489,32 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="seed of the emulator's data")
     demo.add_argument("--households", action="store_true", help=_HOUSEHOLDS_HELP)
     demo.set_defaults(handler=cmd_demo)
+
+    ui = commands.add_parser(
+        "ui",
+        help="the Dagster UI and its daemon until Ctrl-C (which stops both within seconds)",
+        description="Start the Dagster webserver and daemon on this code location (DAGSTER_HOME, "
+        "default ./.dagster_home). The first Ctrl-C or SIGTERM stops both within seconds, a run in "
+        "progress canceled; a second kills them at once.",
+    )
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--no-daemon", action="store_true", help="the UI only: no schedule, queue or backfills")
+    ui.set_defaults(handler=cmd_ui)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``contact-sync`` script; returns the process exit status."""
+    code = _run(argv)
+    if argv is None:
+        # The process ends now: collecting a sync's heap on the way out took seconds (nearly three
+        # after a stopped sync), time a stop should not cost. Frozen objects are left to the exit.
+        gc.freeze()
+    return code
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:

@@ -11,6 +11,7 @@ from pipelines.extract import backfill_assets, extract_assets
 from pipelines.resources import RunOptionsResource, WarehouseResource, settings_resource
 from pipelines.reverse_sync import reverse_sync_assets
 from pipelines.settings import Settings, load_settings
+from pipelines.stopping import console_logger
 from pipelines.undo import undo_push_job
 
 full_sync_job = dg.define_asset_job(
@@ -37,6 +38,8 @@ def build_definitions(settings: Settings, *, full_refresh_sources: tuple[str, ..
         asset_checks=canonical_checks_defs,
         jobs=[full_sync_job, undo_push_job],
         schedules=[schedule],
+        # Dagster's console logger, minus the stack traces it prints when a run is stopped on purpose.
+        loggers={"console": console_logger},
         resources={
             "sync_settings": settings_resource(settings),
             "run_options": RunOptionsResource(full_refresh_sources=list(full_refresh_sources)),

@@ -41,6 +41,8 @@ def run_demo(
         echo("")
         echo("first sync: everything is new")
         first = run_sync(settings)
+        if first.stopped:  # Ctrl-C: the second sync is not wanted either
+            return first, first
         _print(first, echo)
         changes = emulator.mutate(seed=seed + 1, new=5, updated=10, deleted=2, events=20, messages=10)
         echo("")

@@ -10,9 +10,9 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import dagster as dg
@@ -26,6 +26,7 @@ from connectors.factory import Clients
 from connectors.linkflow import LinkflowContactCursor, LinkflowEventCursor
 from connectors.paging import Page
 from connectors.stats import StatsSnapshot
+from connectors.stop import STOP, StopRequested
 from connectors.zoho import DELETED_FEED_RETENTION, ZohoCursor
 from models.normalise.raw_keys import identify
 from models.warehouse.locks import SourceBusyError, source_lock
@@ -36,6 +37,7 @@ from pipelines.check import SourceCheck, sync_start_check
 from pipelines.clients import clients_for
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import Settings
+from pipelines.stopping import end_run_stopped, run_in_threads, stops_cleanly
 from pipelines.streams import STREAMS, Stream
 
 Reader = Callable[[Clients, Any], Iterator[Page[Any]]]
@@ -155,10 +157,17 @@ def load_pages(
     run_id: str | None,
     move_cursor: bool = True,
     log: Callable[[str], None] = lambda _line: None,
+    progress: PageCounts | None = None,
 ) -> tuple[PageCounts, int, dict[str, Any] | None]:
-    """Store every page with its cursor in one transaction each; returns counts, pages, last cursor."""
+    """Store every page with its cursor in one transaction each; returns counts, pages, last cursor.
+
+    A read asked to stop ends at its next request, which the HTTP layer refuses with
+    ``StopRequested``: every page before it is stored with its cursor (``progress``, when given, holds
+    their counts), so the next run goes on from the last stored page. Pages already in hand (several
+    can come from one answer) are stored first, and a read whose last page is stored is complete.
+    """
     key = StreamKey(stream.source, stream.object)
-    total = PageCounts()
+    total = progress if progress is not None else PageCounts()
     cursor: dict[str, Any] | None = None
     number = 0
     for number, page in enumerate(pages, start=1):
@@ -192,13 +201,15 @@ def run_extract(
     full_refresh: bool = False,
     full_scan_every: timedelta | None = None,
     log: Callable[[str], None] = lambda _line: None,
+    progress: PageCounts | None = None,
 ) -> ExtractReport:
     """Read ``stream`` from its stored cursor (from scratch on a full refresh) into the raw store.
 
     A stream that can be read whole (``ExtractSpec.full_scan``) is scanned on a full refresh, when
     its spec says its deletion feed no longer covers the cursor, and, for streams without a feed to
     trust (ClickFunnels, ClickSend list contacts, Bigin), when ``full_scan_every`` is given and its
-    last complete scan is older: records a complete scan did not see are marked deleted.
+    last complete scan is older: records a complete scan did not see are marked deleted (never after
+    a stopped scan: ``StopRequested`` leaves before that). ``progress`` is as in ``load_pages``.
     """
     spec = SPECS[(stream.source, stream.object)]
     key = StreamKey(stream.source, stream.object)
@@ -218,12 +229,19 @@ def run_extract(
                 yield page
 
         counts, pages, after = load_pages(
-            stream, store, remember(spec.full_scan(clients, since)), run_id=run_id, log=log
+            stream,
+            store,
+            remember(spec.full_scan(clients, since)),
+            run_id=run_id,
+            log=log,
+            progress=progress,
         )
         counts.deleted += store.mark_missing_deleted(key, seen)
         store.finish_run(scan_key, counts={"records_seen": len(seen), "rows_deleted": counts.deleted})
     else:
-        counts, pages, after = load_pages(stream, store, spec.read(clients, since), run_id=run_id, log=log)
+        counts, pages, after = load_pages(
+            stream, store, spec.read(clients, since), run_id=run_id, log=log, progress=progress
+        )
     return ExtractReport(counts, pages, before, after or before, time.monotonic() - started)
 
 
@@ -255,6 +273,7 @@ def run_backfill(
     *,
     run_id: str | None = None,
     log: Callable[[str], None] = lambda _line: None,
+    progress: PageCounts | None = None,
 ) -> ExtractReport:
     """Re-read records modified in [start, end) through the same upsert, leaving the live cursor alone."""
     spec = SPECS[(stream.source, stream.object)]
@@ -263,7 +282,13 @@ def run_backfill(
     started = time.monotonic()
     cursor = store.cursor(StreamKey(stream.source, stream.object))
     counts, pages, _ = load_pages(
-        stream, store, spec.read_window(clients, start, end), run_id=run_id, move_cursor=False, log=log
+        stream,
+        store,
+        spec.read_window(clients, start, end),
+        run_id=run_id,
+        move_cursor=False,
+        log=log,
+        progress=progress,
     )
     return ExtractReport(counts, pages, cursor, cursor, time.monotonic() - started)
 
@@ -291,37 +316,53 @@ def _build_backfill_asset(stream: Stream) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         sync_settings: SyncSettingsResource,
         warehouse: WarehouseResource,
-    ) -> dg.MaterializeResult:
-        settings = sync_settings.settings()
-        if stream.source not in settings.enabled_sources():
-            raise dg.Failure(
-                description=settings.skipped_sources().get(stream.source, f"{stream.source}: not enabled")
-            )
-        window = context.partition_time_window
-        store = RawStore(warehouse.engine())
-        with clients_for(settings, (stream.source,)) as clients:
-            try:
-                report = run_backfill(
-                    stream,
-                    clients,
-                    store,
-                    window.start,
-                    window.end,
-                    run_id=context.run.run_id,
-                    log=context.log.info,
+    ) -> Iterator[dg.MaterializeResult]:
+        with stops_cleanly(context):
+            settings = sync_settings.settings()
+            if stream.source not in settings.enabled_sources():
+                raise dg.Failure(
+                    description=settings.skipped_sources().get(stream.source, f"{stream.source}: not enabled")
                 )
-            except ConnectorError as exc:
-                raise dg.Failure(description=f"backfill {stream.name}: {exc}") from None
-            requests = clients.stats.snapshot().total_requests()
-        return dg.MaterializeResult(
-            metadata={
-                **report.counts.as_dict(),
-                "requests": requests,
-                "window_start": window.start.isoformat(),
-                "window_end": window.end.isoformat(),
-                "cursor_unchanged": dg.MetadataValue.json(report.cursor_before or {}),
-            }
-        )
+            window = context.partition_time_window
+            store = RawStore(warehouse.engine())
+            window_meta = {"window_start": window.start.isoformat(), "window_end": window.end.isoformat()}
+            progress = PageCounts()
+            with clients_for(settings, (stream.source,)) as clients:
+                try:
+                    report = run_backfill(
+                        stream,
+                        clients,
+                        store,
+                        window.start,
+                        window.end,
+                        run_id=context.run.run_id,
+                        log=context.log.info,
+                        progress=progress,
+                    )
+                except ConnectorError as exc:
+                    raise dg.Failure(description=f"backfill {stream.name}: {exc}") from None
+                except StopRequested:
+                    # What was re-read is stored; the cursors were never going to move.
+                    requests = clients.stats.snapshot().total_requests()
+                    context.log.info(f"backfill {stream.name}: stopped part-way ({STOP.reason})")
+                    yield dg.MaterializeResult(
+                        metadata={
+                            "status": "stopped",
+                            **progress.as_dict(),
+                            "requests": requests,
+                            **window_meta,
+                        }
+                    )
+                    end_run_stopped(context)
+                requests = clients.stats.snapshot().total_requests()
+            yield dg.MaterializeResult(
+                metadata={
+                    **report.counts.as_dict(),
+                    "requests": requests,
+                    **window_meta,
+                    "cursor_unchanged": dg.MetadataValue.json(report.cursor_before or {}),
+                }
+            )
 
     return backfill_stream
 
@@ -355,6 +396,8 @@ def refresh_account_country(
     except ConnectorError as exc:
         log(f"{source}: could not read the account's country ({exc}); phones use the configured default")
         return
+    except StopRequested:  # the stream it follows is complete; the country waits for the next sync
+        return
     with engine.begin() as connection:
         connection.execute(sa.delete(SourceAccount).where(SourceAccount.source == source))
         connection.execute(sa.insert(SourceAccount).values(source=source, country=country, fetched_at=now))
@@ -372,7 +415,8 @@ def _extract_with_bookkeeping(
     log: Callable[[str], None],
     before: StatsSnapshot | None = None,
 ) -> dict[str, Any]:
-    """Run the extract, record its outcome in ``stream_state`` and return the materialization metadata.
+    """Run the extract, record its outcome in ``stream_state`` and return the materialization metadata
+    (``status: stopped`` and the counts so far when the run was asked to stop part-way).
 
     Requests are counted for this stream's source only, so sources extracted at the same time in
     other threads (sharing one Maton bucket and one ``RequestStats``) do not blur the figures;
@@ -382,6 +426,7 @@ def _extract_with_bookkeeping(
     store.start_run(key, run_id)
     if before is None:
         before = clients.stats.snapshot()
+    progress = PageCounts()
     try:
         report = run_extract(
             stream,
@@ -391,7 +436,18 @@ def _extract_with_bookkeeping(
             full_refresh=full_refresh,
             full_scan_every=full_scan_every,
             log=log,
+            progress=progress,
         )
+    except StopRequested:
+        used = clients.stats.snapshot().diff(before)
+        stopped = {**progress.as_dict(), "requests": used.total_requests(stream.source)}
+        store.finish_run(key, counts=stopped, stopped=True)
+        log(
+            f"{stream.name}: stopped part-way ({STOP.reason}): read {progress.read}, new "
+            f"{progress.inserted}, changed {progress.updated}, {stopped['requests']} requests; the pages "
+            "read are stored with their cursor, and the next sync goes on from there"
+        )
+        return {"status": "stopped", **stopped, "reason": STOP.reason}
     except Exception as exc:
         used = clients.stats.snapshot().diff(before)
         store.finish_run(key, counts={"requests": used.total_requests(stream.source)}, error=str(exc))
@@ -451,13 +507,21 @@ def _extract_source(
     """One source's streams, one after another: metadata per stream, or the one line that says why not.
 
     The source's check comes first: a stream it says cannot be read fails at once with the check's
-    advice. The check's requests are counted with the source's first stream.
+    advice. The check's requests are counted with the source's first stream. Once the run is asked to
+    stop, the stream under way ends after its current page and the following ones do not start (they
+    have no outcome).
     """
     outcome: dict[Stream, dict[str, Any] | str] = {}
     source = streams[0].source
     before = clients.stats.snapshot()
-    checked = _check_at_start(engine, settings, clients, source, log)
+    try:
+        STOP.check()
+        checked = _check_at_start(engine, settings, clients, source, log)
+    except StopRequested:
+        return outcome
     for index, stream in enumerate(streams):
+        if STOP.is_set():
+            break
         since = before if index == 0 else None
         problem = checked.problem_for(stream.object) if checked is not None else None
         if problem is not None:
@@ -486,6 +550,8 @@ def _extract_source(
                 if index == 0 and checked is not None:
                     metadata["source_check"] = checked.summary()
                 outcome[stream] = metadata
+                if metadata.get("status") == "stopped":
+                    break
         except (ConnectorError, SourceBusyError) as exc:
             if isinstance(exc, ConnectorError):
                 forget_check(engine, source)  # the next sync checks again and can say what is wrong
@@ -527,8 +593,20 @@ def extract(
     The four Maton apps share one client-side bucket, so together they keep to the gateway's budget
     while Linkflow uses its own at the same time: the run takes about as long as the busier budget,
     not the sum of both. A failing stream fails alone; the others still land their data, and the
-    step then fails naming each failed stream on its own line.
+    step then fails naming each failed stream on its own line. Asked to stop, every source ends after
+    its current page: the step reports the streams it finished and those it stopped part-way
+    (``status: stopped``), and the run ends canceled.
     """
+    with stops_cleanly(context):
+        yield from _extract_step(context, sync_settings, run_options, warehouse)
+
+
+def _extract_step(
+    context: dg.AssetExecutionContext,
+    sync_settings: SyncSettingsResource,
+    run_options: RunOptionsResource,
+    warehouse: WarehouseResource,
+) -> Iterator[dg.MaterializeResult]:
     settings = sync_settings.settings()
     selected = [s for s in STREAMS if dg.AssetKey([s.source, s.object]) in context.selected_asset_keys]
     runnable: dict[str, list[Stream]] = {}
@@ -544,23 +622,24 @@ def extract(
             )
     engine = warehouse.engine()
     outcomes: dict[Stream, dict[str, Any] | str] = {}
-    with clients_for(settings, tuple(runnable)) as clients, ThreadPoolExecutor(max(1, len(runnable))) as pool:
-        futures = [
-            pool.submit(
-                _extract_source,
-                streams,
-                clients,
-                engine,
-                settings=settings,
-                run_id=context.run.run_id,
-                full_refresh=source in run_options.full_refresh_sources,
-                full_scan_every=timedelta(hours=settings.contact_sync_full_scan_hours),
-                log=context.log.info,
-            )
-            for source, streams in runnable.items()
-        ]
-        for future in futures:
-            outcomes.update(future.result())
+    with clients_for(settings, tuple(runnable)) as clients:
+        for found in run_in_threads(
+            [
+                partial(
+                    _extract_source,
+                    streams,
+                    clients,
+                    engine,
+                    settings=settings,
+                    run_id=context.run.run_id,
+                    full_refresh=source in run_options.full_refresh_sources,
+                    full_scan_every=timedelta(hours=settings.contact_sync_full_scan_hours),
+                    log=context.log.info,
+                )
+                for source, streams in runnable.items()
+            ]
+        ):
+            outcomes.update(found)
     failed: dict[Stream, str] = {}
     for stream in selected:
         outcome = outcomes.get(stream)
@@ -570,6 +649,16 @@ def extract(
             )
         elif isinstance(outcome, str):
             failed[stream] = outcome
+    if STOP.is_set():
+        # What landed is reported above; a failure is in stream_state and the log, and the next sync
+        # reads that stream again. Streams with no outcome never started.
+        for stream, line in failed.items():
+            context.log.error(line)
+            yield dg.MaterializeResult(
+                asset_key=dg.AssetKey([stream.source, stream.object]),
+                metadata={"status": "failed", "error": line},
+            )
+        end_run_stopped(context)
     if not failed:
         return
     # A stream refused because another sync holds its lock leaves no failure of this run's own.

@@ -7,9 +7,9 @@ downstream of the canonical checks (which block them when they fail).
 """
 
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 
 import dagster as dg
 import pandas as pd
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from connectors.clicksend import is_opt_out_list
 from connectors.errors import AmbiguousWriteError, ConnectorError, RetriableError
 from connectors.factory import Clients
+from connectors.stop import STOP, StopRequested
 from connectors.writes import WriteResult
 from models.push import ledger as push_ledger
 from models.push.field_map import PushConfig
@@ -40,6 +41,8 @@ from models.warehouse.store import RawStore, StreamKey
 from pipelines.canonical import phone_regions
 from pipelines.clients import clients_for
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
+from pipelines.settings import Settings
+from pipelines.stopping import end_run_stopped, run_in_threads, stops_cleanly
 from pipelines.streams import STREAMS, Stream
 
 ZOHO_MODULES = {
@@ -63,9 +66,19 @@ class PushReport:
     unconfirmed: int = 0
     """Fields whose write's outcome is unknown (a create's answer lost, any write's answer unreadable);
     the next extract tells whether they landed."""
+    not_sent: int = 0
+    """Fields left unsent because the run was asked to stop (ledger ``unchanged``, planned again)."""
+    stopped: bool = False
+    """The run was asked to stop before this destination's last write."""
 
-    def as_metadata(self) -> dict[str, int]:
-        return {**self.__dict__, "done": self.sent, "failed": self.rejected + self.invalid + self.conflict}
+    def as_metadata(self) -> dict[str, int | str]:
+        metadata: dict[str, int | str] = {
+            key: value for key, value in self.__dict__.items() if key != "stopped"
+        }
+        metadata.update(done=self.sent, failed=self.rejected + self.invalid + self.conflict)
+        if self.stopped:
+            metadata["status"] = "stopped"
+        return metadata
 
 
 UNCONFIRMED = "UNCONFIRMED"
@@ -174,7 +187,13 @@ def push_destination(
     """Plan, record and (unless ``dry_run``) send one destination's changes; every row ends in one state.
 
     ``own_user`` is the Zoho user the connection acts as (`own_zoho_users`); without it a Zoho write
-    keeps the ``Modified_By`` its answer names, which is the same user."""
+    keeps the ``Modified_By`` its answer names, which is the same user.
+
+    Asked to stop, it sends no further batch: the call in flight is answered and recorded, and the
+    rows it never sent end ``unchanged`` with the reason (``PushReport.not_sent``), to be planned again
+    by the next run. A batch whose call went out but was cut short (a retry refused by the stop) stays
+    ``sending``: it may have landed, so it is settled as a lost answer is, by reading the record back.
+    """
     targets = push_ledger.load_targets(engine, stream.source, stream.object)
     golden = push_ledger.load_golden(engine)
     plan = plan_updates(targets.drop(columns="last_seen_at"), golden, config)
@@ -213,20 +232,38 @@ def push_destination(
     counts = {"sent": 0, "rejected": 0, "conflict": 0, "unchanged": 0, "parked": 0, "unconfirmed": 0}
     created = 0
     changes = record_changes(plan)
+    stopped = False
     for number, batch in enumerate(batches(changes, stream.source, stream.object), start=1):
-        rows = _rows_of(plan, batch.changes)
-        push_ledger.mark(engine, rows["ledger_id"].tolist(), "sending")
-        results = send_batch(clients, batch, own_user)
-        created += sum(1 for result in results if result.ok and result.record_id is None)
-        gone = {str(r.record_id) for r in results if r.code == RECORD_GONE}
-        _record_outcomes(
-            engine, rows, results, attempts, max_attempts=config.max_attempts, counts=counts, gone=gone
+        made = (
+            None
+            if STOP.is_set()
+            else _send_recorded(
+                engine,
+                clients,
+                stream,
+                plan,
+                batch,
+                attempts=attempts,
+                config=config,
+                counts=counts,
+                own_user=own_user,
+            )
         )
-        # Deleted at the source since we read it (ClickFunnels and ClickSend have no delete feed):
-        # marked now, so it is neither planned again nor kept in a golden contact.
-        RawStore(engine).mark_deleted(StreamKey(stream.source, stream.object), sorted(gone))
+        if made is None:
+            stopped = True
+            break
+        created += made
         if number % 50 == 0:
             log(f"reverse sync {stream.name}: {number} calls made, {counts['sent']} fields sent so far")
+    not_sent = 0
+    if stopped:
+        not_sent = push_ledger.abandon_planned(
+            engine, run_id, stream.source, stream.object, f"not sent: {STOP.reason}; planned again next run"
+        )
+        log(
+            f"reverse sync {stream.name}: stopped ({STOP.reason}) after {counts['sent']} fields sent; "
+            f"{not_sent} fields not sent, planned again by the next sync"
+        )
     requests = clients.stats.snapshot().diff(before).total_requests(stream.source)
     rejected = counts["rejected"] + counts["parked"]
     return PushReport(
@@ -239,7 +276,44 @@ def push_destination(
         requests,
         created=created,
         unconfirmed=counts["unconfirmed"],
+        not_sent=not_sent,
+        stopped=stopped,
     )
+
+
+def _send_recorded(
+    engine: Engine,
+    clients: Clients,
+    stream: Stream,
+    plan: pd.DataFrame,
+    batch: Batch,
+    *,
+    attempts: dict[tuple[str, str, str], int],
+    config: PushConfig,
+    counts: dict[str, int],
+    own_user: str | None,
+) -> int | None:
+    """Send one batch, its rows marked ``sending`` before and their outcomes recorded after; returns
+    the records it created, or None when the stop flag refused its call (rows that never went out are
+    ``planned`` again; rows of a call that went out stay ``sending``, an unknown outcome)."""
+    rows = _rows_of(plan, batch.changes)
+    sending = rows["ledger_id"].tolist()
+    push_ledger.mark(engine, sending, "sending")
+    calls_before = clients.stats.snapshot().total_requests(stream.source)
+    try:
+        results = send_batch(clients, batch, own_user)
+    except StopRequested:
+        if clients.stats.snapshot().total_requests(stream.source) == calls_before:
+            push_ledger.mark(engine, sending, "planned")
+        return None
+    gone = {str(r.record_id) for r in results if r.code == RECORD_GONE}
+    _record_outcomes(
+        engine, rows, results, attempts, max_attempts=config.max_attempts, counts=counts, gone=gone
+    )
+    # Deleted at the source since we read it (ClickFunnels and ClickSend have no delete feed):
+    # marked now, so it is neither planned again nor kept in a golden contact.
+    RawStore(engine).mark_deleted(StreamKey(stream.source, stream.object), sorted(gone))
+    return sum(1 for result in results if result.ok and result.record_id is None)
 
 
 def _plan_creates(stream: Stream, engine: Engine, golden: pd.DataFrame, config: PushConfig) -> pd.DataFrame:
@@ -358,9 +432,15 @@ def _push_source(
     log: Callable[[str], None],
     own_user: str | None = None,
 ) -> dict[Stream, PushReport | str]:
-    """One source's destinations, one after another: a report each, or the one line that says why not."""
+    """One source's destinations, one after another: a report each, or the one line that says why not.
+
+    Once the run is asked to stop, the destination under way ends after its call in flight and the
+    following ones do not start (they have no outcome).
+    """
     outcome: dict[Stream, PushReport | str] = {}
     for stream in streams:
+        if STOP.is_set():
+            break
         try:
             with source_lock(engine, f"push-{stream.source}-{stream.object}", f"reverse sync {stream.name}"):
                 report = push_destination(
@@ -379,6 +459,11 @@ def _push_source(
         except ConnectorError as exc:
             outcome[stream] = f"reverse sync {stream.name}: {exc}"
             continue
+        except StopRequested:  # refused before its first write (a read of the plan's inputs)
+            break
+        outcome[stream] = report
+        if report.stopped:
+            break
         log(
             f"reverse sync {stream.name}: planned {report.planned}, sent {report.sent}"
             + (f" ({report.created} records created)" if report.created else "")
@@ -386,7 +471,6 @@ def _push_source(
             + (f"unconfirmed {report.unconfirmed}, " if report.unconfirmed else "")
             + f"{report.requests} requests"
         )
-        outcome[stream] = report
     return outcome
 
 
@@ -421,7 +505,29 @@ def reverse_sync(
     A source whose extract failed earlier in this run is not pushed to: what we hold of it is stale,
     and filling "empty" fields from a stale copy could overwrite a value someone just entered. This
     step is the run's last, so it also fails naming those streams (extract deferred them to here so
-    that what did land went through identity resolution)."""
+    that what did land went through identity resolution). Asked to stop, no further write starts: the
+    step reports the destinations it finished and those it stopped part-way, and the run ends canceled.
+    """
+    with stops_cleanly(context):
+        yield from _reverse_sync_step(context, sync_settings, run_options, warehouse)
+
+
+def _skip_reason(stream: Stream, settings: Settings, stale_sources: set[str]) -> str | None:
+    if settings.push == "off":
+        return "CONTACT_SYNC_PUSH=off"
+    if stream.source not in settings.enabled_sources():
+        return f"{stream.source} not enabled"
+    if stream.source in stale_sources:
+        return f"{stream.source} failed to extract in this run; what we hold of it is stale"
+    return None
+
+
+def _reverse_sync_step(
+    context: dg.AssetExecutionContext,
+    sync_settings: SyncSettingsResource,
+    run_options: RunOptionsResource,
+    warehouse: WarehouseResource,
+) -> Iterator[dg.MaterializeResult]:
     settings = sync_settings.settings()
     engine = warehouse.engine()
     extract_failures = RawStore(engine).failures_of_run(context.run.run_id)
@@ -433,13 +539,7 @@ def reverse_sync(
     ]
     runnable: dict[str, list[Stream]] = {}
     for stream in selected:
-        reason = None
-        if settings.push == "off":
-            reason = "CONTACT_SYNC_PUSH=off"
-        elif stream.source not in settings.enabled_sources():
-            reason = f"{stream.source} not enabled"
-        elif stream.source in stale_sources:
-            reason = f"{stream.source} failed to extract in this run; what we hold of it is stale"
+        reason = _skip_reason(stream, settings, stale_sources)
         if reason is not None:
             context.log.info(f"reverse sync {stream.name}: skipped ({reason})")
             yield dg.MaterializeResult(
@@ -466,9 +566,9 @@ def reverse_sync(
             name_guard=settings.contact_sync_household_split == "on",
             nickname_pairs=settings.nickname_pairs(),
         )
-        with ThreadPoolExecutor(max(1, len(runnable))) as pool:
-            futures = [
-                pool.submit(
+        for found in run_in_threads(
+            [
+                partial(
                     _push_source,
                     streams,
                     clients,
@@ -481,8 +581,8 @@ def reverse_sync(
                 )
                 for source, streams in runnable.items()
             ]
-            for future in futures:
-                outcomes.update(future.result())
+        ):
+            outcomes.update(found)
     failures = [extract_failures[k] for k in ((s.source, s.object) for s in STREAMS) if k in extract_failures]
     for stream in selected:
         outcome = outcomes.get(stream)
@@ -493,6 +593,10 @@ def reverse_sync(
             )
         elif isinstance(outcome, str):
             failures.append(outcome)
+    if STOP.is_set():
+        for line in failures:
+            context.log.error(line)
+        end_run_stopped(context)
     if failures:
         raise dg.Failure(description="\n".join(failures))
 

@@ -16,6 +16,7 @@ from models.warehouse.db import open_warehouse
 from models.warehouse.locks import source_lock
 from pipelines.definitions import build_definitions
 from pipelines.settings import Settings
+from pipelines.stopping import console_logger, is_interrupt
 from pipelines.streams import STREAMS
 
 SYNC_BUSY = "another sync is running on this warehouse; try again when it ends"
@@ -30,6 +31,40 @@ class SyncReport:
     assets: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    stopped: bool = False
+    """The run was asked to stop and ended canceled; ``assets`` holds what it finished or left in part."""
+    expected: list[str] = field(default_factory=list)
+    """The assets the run set out to materialize (enabled streams, then pushes): those a stopped run
+    did not reach were not started."""
+
+    def saved(self) -> str:
+        """What a stopped run saved, by kind: ``streams 3 complete, 1 in part (x), 4 not started; ...``."""
+        kinds: dict[str, list[str]] = {}
+        for name in self.expected:
+            kind = name.partition("/")[0]
+            if kind == "reverse_sync":
+                kinds.setdefault("pushes", []).append(name)
+            elif kind == "backfill":
+                kinds.setdefault("backfills", []).append(name)
+            else:
+                kinds.setdefault("streams", []).append(name)
+        return "; ".join(f"{kind} {self._progress(names)}" for kind, names in kinds.items())
+
+    def _progress(self, names: Sequence[str]) -> str:
+        by_state: dict[str, list[str]] = {"complete": [], "in part": [], "failed": [], "not started": []}
+        for name in names:
+            meta = self.assets.get(name)
+            status = None if meta is None else meta.get("status")
+            if status == "skipped":
+                continue
+            state = {None: "complete", "stopped": "in part", "failed": "failed"}.get(status, "complete")
+            short = name.removeprefix("reverse_sync/").removeprefix("backfill/")
+            by_state["not started" if meta is None else state].append(short)
+        return ", ".join(
+            f"{len(found)} {state}" + (f" ({', '.join(found)})" if state in ("in part", "failed") else "")
+            for state, found in by_state.items()
+            if found or state in ("complete", "not started")
+        )
 
     def lines(self) -> list[str]:
         """The short human summary the CLI prints."""
@@ -82,8 +117,16 @@ def _metadata_values(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return {key: getattr(value, "value", value) for key, value in metadata.items()}
 
 
-def _report(result: dg.ExecuteInProcessResult, skipped: Iterable[str]) -> SyncReport:
-    report = SyncReport(run_id=result.run_id, success=result.success, skipped=list(skipped))
+def _report(
+    result: dg.ExecuteInProcessResult, skipped: Iterable[str], expected: Sequence[str] = ()
+) -> SyncReport:
+    report = SyncReport(
+        run_id=result.run_id,
+        success=result.success,
+        skipped=list(skipped),
+        stopped=result.dagster_run.status == dg.DagsterRunStatus.CANCELED,
+        expected=list(expected),
+    )
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         name = "/".join(materialization.asset_key.path)
@@ -99,6 +142,8 @@ def _report(result: dg.ExecuteInProcessResult, skipped: Iterable[str]) -> SyncRe
     for event in result.get_step_failure_events():
         data = event.step_failure_data
         if data.error is not None and data.error.cls_name == "DagsterAssetCheckFailedError":
+            continue
+        if data.error is not None and is_interrupt(data.error.cls_name):  # a stop, not a failure
             continue
         if data.user_failure_data is not None and data.user_failure_data.description:
             report.failures.extend(data.user_failure_data.description.splitlines())
@@ -141,7 +186,15 @@ def run_sync(
         result = job.execute_in_process(
             run_config=run_config, instance=chosen, raise_on_error=False, tags={"contact_sync/trigger": "cli"}
         )
-        return _report(result, settings.skipped_sources().values())
+        return _report(result, settings.skipped_sources().values(), _expected(settings))
+
+
+def _expected(settings: Settings) -> list[str]:
+    """The assets a sync with ``settings`` sets out to materialize: each enabled stream, then each
+    writable one's push unless pushes are off."""
+    enabled = [stream for stream in STREAMS if stream.source in settings.enabled_sources()]
+    pushes = [] if settings.push == "off" else [f"reverse_sync/{s.name}" for s in enabled if s.writable]
+    return [stream.name for stream in enabled] + pushes
 
 
 def run_backfill(
@@ -159,10 +212,15 @@ def run_backfill(
     defs = build_definitions(settings)
     keys = [dg.AssetKey(["backfill", source, obj]) for obj in objects]
     selected = [asset for asset in backfill_assets if asset.key in keys]
+    # As ``dg.materialize`` does, with the code location's console logger (quiet when stopped).
+    job = dg.Definitions(
+        assets=selected,
+        jobs=[dg.define_asset_job("__ephemeral_asset_job__")],
+        resources=defs.resources,
+        loggers={"console": console_logger},
+    ).resolve_job_def("__ephemeral_asset_job__")
     with cli_instance(instance) as chosen:
-        result = dg.materialize(
-            selected,
-            resources=defs.resources,
+        result = job.execute_in_process(
             instance=chosen,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
@@ -172,7 +230,7 @@ def run_backfill(
                 "contact_sync/trigger": "cli-backfill",
             },
         )
-        return _report(result, ())
+        return _report(result, (), ["/".join(key.path) for key in keys])
 
 
 def run_undo(

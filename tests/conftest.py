@@ -70,3 +70,12 @@ def warehouse_url(request: pytest.FixtureRequest) -> str:
 def _dispose_engines() -> Iterator[None]:
     yield
     dispose_all()
+
+
+@pytest.fixture(autouse=True)
+def _no_stop_left_set() -> Iterator[None]:
+    """The process's stop flag is cleared after each test, so one that stops a run stops no other."""
+    from connectors.stop import STOP
+
+    yield
+    STOP.clear()

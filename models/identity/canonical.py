@@ -9,6 +9,8 @@ greatest overlap). Ids therefore stay stable, merges and splits are recorded, an
 the previous state untouched.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
@@ -86,13 +88,24 @@ def _previous(connection: Connection) -> tuple[pd.DataFrame, pd.DataFrame, str |
     return assignment, contacts, latest
 
 
-def build_canonical(engine: Engine, config: CanonicalConfig, *, run_id: str | None = None) -> CanonicalReport:
-    """Resolve every live contact record into golden contacts and write the results in one transaction."""
+def build_canonical(
+    engine: Engine,
+    config: CanonicalConfig,
+    *,
+    run_id: str | None = None,
+    checkpoint: Callable[[], None] = lambda: None,
+) -> CanonicalReport:
+    """Resolve every live contact record into golden contacts and write the results in one transaction.
+
+    ``checkpoint`` is called between phases and may raise to abandon the build (a sync asked to stop):
+    nothing is written before the last phase, and that one is a single transaction.
+    """
     now = utcnow()
     with engine.connect() as connection:
         raw = _load_records(connection)
         previous, old_contacts, latest = _previous(connection)
         writes = own_writes(connection)
+    checkpoint()
     report = CanonicalReport(records=len(raw))
     if raw.empty:
         with engine.begin() as connection:
@@ -109,6 +122,7 @@ def build_canonical(engine: Engine, config: CanonicalConfig, *, run_id: str | No
     records, points, report.field_issues = extract_contact_records(raw, config.regions)
     normalised = normalise_points(points)
     report.unusable_values = int(normalised["value"].isna().sum())
+    checkpoint()
     resolution = resolve(
         raw["record_key"].to_numpy(dtype=np.int64),
         identifiers_of(normalised),
@@ -156,6 +170,7 @@ def build_canonical(engine: Engine, config: CanonicalConfig, *, run_id: str | No
             columns={"record_key": "raw_record_id", "raw": "raw_value"}
         )
     )
+    checkpoint()
     with engine.begin() as connection:
         # Links first move to their new ids; then old contacts go, then the new set goes in whole.
         connection.execute(sa.delete(ContactFieldLineage))

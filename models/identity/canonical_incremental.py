@@ -19,6 +19,7 @@ Limits, honestly:
   would be skipped; the pipeline runs resolution after extraction, never beside it.
 """
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
@@ -52,7 +53,7 @@ from models.identity.phases import (
     suppressed_rows,
     survive_people,
 )
-from models.identity.resolution import resolve_incremental
+from models.identity.resolution import Resolution, resolve_incremental
 from models.normalise.contact_points import identifiers_of, primaries
 from models.warehouse.store import StreamKey, chunks, store_cursor
 from models.warehouse.tables import (
@@ -86,30 +87,39 @@ _SOURCE_COLUMNS = [
 
 
 def build_canonical_incremental(
-    engine: Engine, config: CanonicalConfig, *, run_id: str | None = None, full: bool = False
+    engine: Engine,
+    config: CanonicalConfig,
+    *,
+    run_id: str | None = None,
+    full: bool = False,
+    checkpoint: Callable[[], None] = lambda: None,
 ) -> CanonicalReport:
     """Bring the golden contacts up to date with the raw records changed since the last run.
 
     With no watermark yet, or with ``full=True``, this is `build_canonical` followed by storing the
     watermark. Otherwise `records` in the report counts the raw rows this run loaded (the changes and
     their neighbourhood); `contacts` and `suppressed_identifiers` are totals after the run, the other
-    counts describe what this run changed.
+    counts describe what this run changed. ``checkpoint`` is called between phases and may raise to
+    abandon the run (a sync asked to stop): the results and the watermark are written in one
+    transaction, so an abandoned run leaves the previous ones.
     """
     if not full:
         with engine.begin() as connection:
             watermark, rules = _watermark(connection)
             if watermark is not None and rules == config.identity.fingerprint():
-                return _resolve_changes(connection, config, watermark, run_id)
-    return _rebuild(engine, config, run_id)
+                return _resolve_changes(connection, config, watermark, run_id, checkpoint)
+    return _rebuild(engine, config, run_id, checkpoint)
 
 
-def _rebuild(engine: Engine, config: CanonicalConfig, run_id: str | None) -> CanonicalReport:
+def _rebuild(
+    engine: Engine, config: CanonicalConfig, run_id: str | None, checkpoint: Callable[[], None]
+) -> CanonicalReport:
     """A full rebuild, then its watermark: read before the rebuild reads, so nothing it missed is skipped."""
     with engine.connect() as connection:
         latest = connection.execute(
             sa.select(sa.func.max(RawRecord.changed_at)).where(_is_contact_record())
         ).scalar_one_or_none()
-    report = build_canonical(engine, config, run_id=run_id)
+    report = build_canonical(engine, config, run_id=run_id, checkpoint=checkpoint)
     if latest is not None:
         with engine.begin() as connection:
             _store_watermark(connection, latest, config)
@@ -117,13 +127,18 @@ def _rebuild(engine: Engine, config: CanonicalConfig, run_id: str | None) -> Can
 
 
 def _resolve_changes(
-    connection: Connection, config: CanonicalConfig, watermark: datetime, run_id: str | None
+    connection: Connection,
+    config: CanonicalConfig,
+    watermark: datetime,
+    run_id: str | None,
+    checkpoint: Callable[[], None],
 ) -> CanonicalReport:
     now = utcnow()
     changed = _load_changed(connection, watermark)
     report = CanonicalReport(records=len(changed))
     if changed.empty:
         return _with_totals(connection, report)
+    checkpoint()
     is_deleted = changed["deleted_at"].notna().to_numpy()
     live = changed.loc[~is_deleted, _RAW_COLUMNS]
     updated = live["record_key"].to_numpy(dtype=np.int64)
@@ -138,6 +153,7 @@ def _resolve_changes(
     now_held = identifiers_of(normalised)
     store = SqlIdentityStore(connection)
     held_before = store.identifiers_of(touched)
+    checkpoint()
     resolution = resolve_incremental(
         now_held,
         updated,
@@ -169,6 +185,7 @@ def _resolve_changes(
     report.splits = int((merges["kind"] == "split").sum())
     report.retired = len(resolution.retired_contact_ids)
 
+    checkpoint()
     _replace_identifiers(connection, touched, normalised)
     _delete_where_in(connection, ContactSource.raw_record_id, deleted)
     _write_contacts(
@@ -180,12 +197,20 @@ def _resolve_changes(
     _delete_where_in(connection, Contact.contact_id, gone)
     insert_rows(connection, ContactMerge, merge_rows(merges, now, run_id))
     _refresh_suppressed(connection, store, pd.concat([held_before, now_held]), config, now)
+    _replace_decisions(connection, resolution, deleted, now)
+    _store_watermark(connection, aware_utc(changed["changed_at"].max()), config)
+    return _with_totals(connection, report)
+
+
+def _replace_decisions(
+    connection: Connection, resolution: Resolution, deleted: npt.NDArray[np.int64], now: datetime
+) -> None:
+    """The refused links of the records in scope, rewritten: the scope holds whole linked groups, so
+    every decision touching one of its records is decided again inside it."""
     scope = np.union1d(resolution.assignment["record_key"].to_numpy(dtype=np.int64), deleted)
     _delete_where_in(connection, ContactLinkDecision.raw_record_id_a, scope)
     _delete_where_in(connection, ContactLinkDecision.raw_record_id_b, scope)
     insert_rows(connection, ContactLinkDecision, decision_rows(resolution.refused, now))
-    _store_watermark(connection, aware_utc(changed["changed_at"].max()), config)
-    return _with_totals(connection, report)
 
 
 def _is_contact_record() -> sa.ColumnElement[bool]:

@@ -308,6 +308,24 @@ def mark(
             connection.execute(sa.update(PushLedger).where(PushLedger.id.in_(chunk)).values(**values))
 
 
+def abandon_planned(engine: Engine, run_id: str, destination: str, obj: str, why: str) -> int:
+    """End the rows of ``run_id`` still ``planned`` for a destination as ``unchanged`` with ``why``:
+    a run asked to stop never sent them. They are neither in flight nor settled, so the next run plans
+    them again from what it reads. Returns how many rows that was."""
+    with engine.begin() as connection:
+        result = connection.execute(
+            sa.update(PushLedger)
+            .where(
+                PushLedger.run_id == run_id,
+                PushLedger.destination == destination,
+                PushLedger.object == obj,
+                PushLedger.status == "planned",
+            )
+            .values(status="unchanged", error=why, updated_at=utcnow())
+        )
+        return int(result.rowcount or 0)
+
+
 # ------------------------------------------------------------------------------------------ undo
 
 

@@ -211,10 +211,18 @@ class RawStore:
                 .values(last_run_id=run_id, last_run_started_at=utcnow(), last_status="running")
             )
 
-    def finish_run(self, key: StreamKey, *, counts: Mapping[str, Any], error: str | None = None) -> None:
-        """Record how the run ended; a failure keeps the previous ``last_success_at``."""
+    def finish_run(
+        self, key: StreamKey, *, counts: Mapping[str, Any], error: str | None = None, stopped: bool = False
+    ) -> None:
+        """Record how the run ended; a failure keeps the previous ``last_success_at``.
+
+        ``stopped``: the run was asked to stop part-way (status ``stopped``, not an error). The pages it
+        stored are stored with their cursor, and it does not count as a complete read.
+        """
         values: dict[str, Any] = {"last_counts": dict(counts), "last_error": error}
-        if error is None:
+        if stopped:
+            values.update(last_status="stopped")
+        elif error is None:
             values.update(last_status="succeeded", last_success_at=utcnow())
         else:
             values.update(last_status="failed")

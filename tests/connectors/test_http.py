@@ -2,6 +2,8 @@
 
 import logging
 import pickle
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -23,6 +25,7 @@ from connectors.http import (
     repeated_after_lost_answer,
 )
 from connectors.stats import RequestStats
+from connectors.stop import StopFlag, StopRequested
 from tests.connectors.scripted_server import DROP, Answer, ScriptedServer
 
 SECRET = "s3cr3t-maton-key-value"
@@ -273,3 +276,41 @@ def test_a_repeat_after_an_attempt_that_may_have_landed_says_so(make, server, fi
     server.answer(Answer(200, {"data": []}))
     response = make(server).request("PUT", "/crm/v8/Leads", json_body={"data": []})
     assert repeated_after_lost_answer(response) is landed
+
+
+def test_a_stop_refuses_the_next_request_and_ends_a_backoff_wait(server):
+    """Once the stop flag is set no attempt starts: not a new request, not a retry. A backoff wait
+    (here a Retry-After of 30 s) ends the moment the flag is set, and the interrupted request says
+    whether an earlier attempt may have been applied."""
+    stop = StopFlag()
+    client = HttpClient("clicksend", server.url, retry=RetryPolicy(budget=60), stop=stop)
+    try:
+        server.answer(Answer(429, None, {"Retry-After": "30"}))
+        threading.Timer(0.2, stop.request, args=("stopped by SIGINT",)).start()
+        started = time.monotonic()
+        with pytest.raises(StopRequested) as refused:
+            client.request("GET", "/contacts")
+        assert time.monotonic() - started < 5  # not the 30 s the server asked for
+        assert (refused.value.reason, refused.value.sent) == ("stopped by SIGINT", False)  # 429: not applied
+        assert len(server.seen) == 1
+
+        with pytest.raises(StopRequested):
+            client.request("PUT", "/contacts/{id}", path_params={"id": "1"}, json_body={"a": 1})
+        assert len(server.seen) == 1  # the write never went out
+    finally:
+        client.close()
+
+
+def test_a_stop_during_the_retry_of_a_write_that_may_have_landed_says_so(server):
+    stop = StopFlag()
+    client = HttpClient(
+        "clicksend", server.url, retry=RetryPolicy(budget=60), stop=stop, sleep=lambda _s: stop.request("x")
+    )
+    try:
+        server.answer(Answer(503))
+        with pytest.raises(StopRequested) as refused:
+            client.request("PUT", "/contacts/{id}", path_params={"id": "1"}, json_body={"a": 1})
+        assert refused.value.sent  # a 503 may have been applied: the caller must not assume it was not
+        assert len(server.seen) == 1
+    finally:
+        client.close()

@@ -29,7 +29,7 @@ from tests.pipelines.test_extract import emulator_ids
 
 CLI = str(Path(sys.executable).with_name("contact-sync"))
 ROOT = Path(__file__).parents[2]
-COMMANDS = ("sync", "backfill", "check", "status", "export", "sandbox", "demo")
+COMMANDS = ("sync", "backfill", "check", "status", "export", "sandbox", "demo", "ui")
 
 
 def run_cli(
@@ -245,3 +245,38 @@ def test_an_unknown_sandbox_fault_is_refused_in_one_line(capsys: pytest.CaptureF
     err = capsys.readouterr().err
     assert err.startswith("contact-sync: sandbox: unknown fault settings ['html_rate']")
     assert err.count("\n") == 1
+
+
+# A run that hears the stop and then takes long to wind down (a request that hangs until its timeout).
+SLOW_TO_STOP = """
+import time
+from connectors.stop import STOP
+from pipelines.cli import StopSignals
+
+def work():
+    print("running", flush=True)
+    STOP.wait(60)
+    time.sleep(60)
+
+with StopSignals() as stop:
+    stop.run(work)
+"""
+
+
+def test_a_second_signal_while_stopping_quits_at_once() -> None:
+    """The first SIGINT asks the run to stop and says how to quit at once; the second quits at once."""
+    with subprocess.Popen(
+        [sys.executable, "-c", SLOW_TO_STOP], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        assert process.stdout.readline() == "running\n"
+        process.send_signal(signal.SIGINT)
+        first = process.stderr.readline()
+        assert first.startswith("contact-sync: SIGINT: stopping once the requests in flight are answered")
+        assert first.endswith("; Ctrl-C again quits at once\n")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=5) == 130
+        second = process.stderr.read()
+    assert second.startswith("contact-sync: quit at once on a second SIGINT;"), second
+    assert "Traceback" not in second

@@ -1,0 +1,173 @@
+"""SIGINT and SIGTERM to a real `contact-sync sync`: out within seconds, with the right status, one line
+saying what was saved and no traceback; the run canceled in Dagster; and the syncs after it end where
+uninterrupted ones end, with no field written twice.
+
+Two emulators generated alike serve the reference and the stopped runs, since pushes change what the
+next read sees (as in test_kills). The emulator answers each request 60 ms late while a phase is to be
+interrupted, so that it lasts long enough; the rest goes at full speed.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from connectors.emulator import Emulator, FaultConfig
+from models.warehouse.db import open_warehouse
+from models.warehouse.tables import PushLedger, StreamState
+from pipelines.runner import run_sync
+from tests.pipelines.conftest import CLI, settings_for
+from tests.proof.snapshot import snapshot
+from tests.proof.test_faults import destination_records, write_log
+from tests.proof.test_kills import Progress, progress
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED, PEOPLE = 43, 100
+SLOW = FaultConfig(latency_ms=60)
+EXIT_WITHIN_S = 5.0
+
+
+def start_cli(emu: Emulator, database: Path, home: Path) -> subprocess.Popen[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DAGSTER_")}
+    env.update(
+        {
+            **emu.env(),
+            "DAGSTER_HOME": str(home),  # so the test can read the run's status as the UI shows it
+            "CONTACT_SYNC_DATABASE_URL": f"sqlite:///{database}",
+            "CONTACT_SYNC_MATON_RPS": "200",
+            "CONTACT_SYNC_LINKFLOW_RPS": "200",
+        }
+    )
+    return subprocess.Popen(
+        [CLI, "sync"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+def stop_when(
+    process: subprocess.Popen[str], database: Path, trigger: Callable[[Progress], bool], signum: int
+) -> tuple[int, float, str]:
+    """Send ``signum`` once ``trigger`` holds of the warehouse; the exit status, the seconds from the
+    signal to the exit, and stderr."""
+    errors: list[str] = []
+    reader = threading.Thread(target=lambda: errors.extend(process.stderr or ()), daemon=True)
+    reader.start()
+    started = datetime.now(UTC)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and not trigger(progress(database, started)):
+        assert time.monotonic() < deadline, "the phase to interrupt never came"
+        time.sleep(0.02)
+    assert process.poll() is None, "the sync ended before the signal:\n" + "".join(errors)
+    sent_at = time.monotonic()
+    process.send_signal(signum)
+    code = process.wait(timeout=60)
+    took = time.monotonic() - sent_at
+    reader.join(timeout=5)
+    if process.stderr is not None:
+        process.stderr.close()
+    return code, took, "".join(errors)
+
+
+def the_line(stderr: str, signame: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith(f"contact-sync: stopped by {signame}")]
+    assert len(lines) == 1, stderr[-3000:]
+    return lines[0]
+
+
+def counts(line: str, kind: str) -> dict[str, int]:
+    """``{"complete": 3, "in part": 1, ...}`` of one kind (streams, pushes) in the stop line."""
+    part = re.search(rf"{kind} ([^;]*)", line)
+    assert part is not None, line
+    return {state: int(n) for n, state in re.findall(r"(\d+) (complete|in part|failed|not started)", part[1])}
+
+
+def run_statuses(home: Path) -> list[dg.DagsterRunStatus]:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return [run.status for run in instance.get_runs()]
+
+
+def test_sigint_in_extract_and_sigterm_in_reverse_sync_stop_at_once_and_converge(tmp_path: Path) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    with Emulator(seed=SEED, people=PEOPLE, now=now) as clean:
+        reference = f"sqlite:///{tmp_path / 'reference.db'}"
+        assert run_sync(settings_for(clean, reference)).success
+        clean_records, clean_writes = destination_records(clean), write_log(clean)
+    assert clean_writes, "the reference pushed nothing; the push stop would prove nothing"
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", home)
+    database = tmp_path / "stopped.db"
+    with Emulator(seed=SEED, people=PEOPLE, now=now, faults=SLOW) as emu:
+        # Ctrl-C as soon as extract has stored its first rows.
+        code, took, stderr = stop_when(
+            start_cli(emu, database, home), database, lambda now: now.raw > 0, signal.SIGINT
+        )
+        assert (code, "Traceback" in stderr) == (130, False), stderr[-3000:]
+        assert took < EXIT_WITHIN_S
+        line = the_line(stderr, "SIGINT")
+        assert line.endswith("the next `contact-sync sync` goes on from there"), line
+        streams = counts(line, "streams")
+        assert (sum(streams.values()), streams["complete"] < 8) == (8, True), line
+        assert counts(line, "pushes") == {"complete": 0, "not started": 6}, line
+        assert "Ctrl-C again quits at once" in stderr
+        with open_warehouse(f"sqlite:///{database}").connect() as connection:
+            states = dict(
+                connection.execute(
+                    sa.select(StreamState.source + "/" + StreamState.object, StreamState.last_status).where(
+                        StreamState.stream == "incremental"
+                    )
+                ).all()
+            )
+        assert "running" not in states.values(), states  # every stream that started says how it ended
+        assert sum(status == "stopped" for status in states.values()) == streams.get("in part", 0), states
+
+        # SIGTERM (a deploy replacing the container) once the pushes are going out.
+        emu.set_faults(FaultConfig())
+
+        def pushing(now: Progress) -> bool:
+            if now.extract_done == 8:  # slow from here: the pushes last long enough to be stopped in
+                emu.set_faults(SLOW)
+            return now.sent > 0
+
+        code, took, stderr = stop_when(start_cli(emu, database, home), database, pushing, signal.SIGTERM)
+        assert (code, "Traceback" in stderr) == (143, False), stderr[-3000:]
+        assert took < EXIT_WITHIN_S
+        line = the_line(stderr, "SIGTERM")
+        assert counts(line, "streams") == {"complete": 8, "not started": 0}, line
+        pushes = counts(line, "pushes")
+        assert (sum(pushes.values()), pushes["complete"] < 6) == (6, True), line
+        with open_warehouse(f"sqlite:///{database}").connect() as connection:
+            left = connection.execute(
+                sa.select(PushLedger.status, sa.func.count()).group_by(PushLedger.status)
+            ).all()
+        assert "planned" not in dict(left), left  # every planned row ended, the unsent ones "unchanged"
+        assert run_statuses(home) == [dg.DagsterRunStatus.CANCELED] * 2
+
+        # The next sync ends where the uninterrupted one did.
+        emu.set_faults(FaultConfig())
+        url = f"sqlite:///{database}"
+        assert run_sync(settings_for(emu, url)).success
+        records, writes = destination_records(emu), write_log(emu)
+    assert {write: n for write, n in writes.items() if n > 1} == {}, "a field was written twice"
+    assert writes == clean_writes
+    assert records == clean_records
+    # Raw payloads carry the times our pushes were applied, which differ between the two emulators;
+    # which records exist, how they group into people and the golden fields must not.
+    actual, expected = snapshot(url), snapshot(reference)
+    assert {(s, o, i, live) for s, o, i, _, live in actual.raw} == {
+        (s, o, i, live) for s, o, i, _, live in expected.raw
+    }
+    assert actual.clusters == expected.clusters
+    assert actual.golden == expected.golden
