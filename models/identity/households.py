@@ -13,8 +13,10 @@ defined on sets so the result never depends on input order:
    or that have no name are *unclear*; the others are *named*.
 2. Named records joined by agreeing edges form one person each.
 3. An unclear record joins the people it shares an email with; failing any, those it shares a phone
-   with; and only when all of those people's names agree with one another. Otherwise it stays on its own:
-   it could be either person, and guessing would move one person's values into another's record.
+   with; and only when all of those people's names agree with one another. An identifier reaching people
+   who disagree (a couple's address) decides nothing, so a record holding a couple's address and one
+   partner's own mobile joins that partner. Otherwise it stays on its own: it could be either person, and
+   guessing would move one person's values into another's record.
 4. Unclear records reaching no person directly follow the unclear records they share an identifier with.
 5. A group that still joins disagreeing names (rare: two unclear records each joining a different pair)
    keeps only its named people and the records that joined exactly one of them.
@@ -129,46 +131,67 @@ class _Split:
         self.floating = self.unclear & ~reached & ~torn
 
     def _joins(self) -> pd.DataFrame:
-        """record, person, agreed: each unclear record beside the people it reaches directly (through
-        its email edges if any reach a person, else its phone edges), and whether those people's names
-        and its own all agree."""
+        """record, person, agreed: each unclear record beside the people it joins.
+
+        Each identifier an unclear record holds reaches some people; it is *decisive* when their names
+        and the record's own all agree (a couple's address reaching both partners is not). The record
+        joins the people its decisive emails reach, failing any those its decisive phones reach, when
+        they agree with one another; reached by no decisive identifier, or by disagreeing ones, it is
+        torn (``agreed`` False, beside every person it reaches)."""
         edges = self.edges
         ends = pd.concat(
             [
-                pd.DataFrame({"record": edges.left, "other": edges.right, "email": edges.is_email}),
-                pd.DataFrame({"record": edges.right, "other": edges.left, "email": edges.is_email}),
+                pd.DataFrame({"record": edges.left, "other": edges.right, "code": edges.code}),
+                pd.DataFrame({"record": edges.right, "other": edges.left, "code": edges.code}),
             ],
             ignore_index=True,
         )
+        ends["email"] = np.concatenate([edges.is_email, edges.is_email])
         useful = (
             np.concatenate([self.agree, self.agree])
             & self.unclear[ends["record"].to_numpy()]
             & self.named[ends["other"].to_numpy()]
         )
         ends = ends[useful]
-        ends = ends.assign(person=self.people[ends["other"].to_numpy()])
-        by_email = ends.groupby("record")["email"].transform("any")
-        reach = ends[ends["email"] | ~by_email].drop_duplicates(["record", "person"])
+        reach = ends.assign(person=self.people[ends["other"].to_numpy()]).drop_duplicates(
+            ["record", "code", "person"]
+        )
+        reach = reach.loc[:, ["record", "code", "email", "person"]]
+        decisive = reach[~self._torn(reach, ["record", "code"])]
+        by_email = decisive.groupby("record")["email"].transform("any")
+        chosen = decisive[decisive["email"] | ~by_email].drop_duplicates(["record", "person"])
+        joined = ~self._torn(chosen, ["record"])
+        agreed = chosen.loc[joined, ["record", "person"]].assign(agreed=True)
+        torn = reach[~reach["record"].isin(agreed["record"])].drop_duplicates(["record", "person"])
+        result = pd.concat(
+            [agreed, torn.loc[:, ["record", "person"]].assign(agreed=False)], ignore_index=True
+        )
+        return pd.DataFrame(
+            {
+                "record": result["record"].to_numpy(dtype=np.int64),
+                "person": result["person"].to_numpy(dtype=np.int64),
+                "agreed": result["agreed"].to_numpy(dtype=bool),
+            }
+        )
+
+    def _torn(self, reach: pd.DataFrame, keys: list[str]) -> npt.NDArray[np.bool_]:
+        """Per row of `reach` (record, person, ...): whether, within its group by `keys`, the people's
+        names and the record's own name hold two that disagree."""
         names = pd.DataFrame(
             {"person": self.people[self.named], "token": self.tokens[self.named]}
         ).drop_duplicates()
-        held = reach.loc[:, ["record", "person"]].merge(names, on="person").loc[:, ["record", "token"]]
-        own = pd.DataFrame({"record": reach["record"].unique()})
+        held = reach.loc[:, [*keys, "person"]].merge(names, on="person").loc[:, [*keys, "token"]]
+        own = reach.loc[:, keys].drop_duplicates()
         own["token"] = self.tokens[own["record"].to_numpy(dtype=np.int64)]
         held = pd.concat([held, own.dropna()], ignore_index=True).drop_duplicates()
-        pairs = held.merge(held, on="record", suffixes=("_a", "_b"))
+        pairs = held.merge(held, on=keys, suffixes=("_a", "_b"))
         pairs = pairs[pairs["token_a"] < pairs["token_b"]]
         ok = self.matcher.agree(
             pairs["token_a"].to_numpy(dtype=object), pairs["token_b"].to_numpy(dtype=object)
         )
-        torn = reach["record"].isin(pairs.loc[~ok, "record"]).to_numpy()
-        return pd.DataFrame(
-            {
-                "record": reach["record"].to_numpy(dtype=np.int64),
-                "person": reach["person"].to_numpy(dtype=np.int64),
-                "agreed": ~torn,
-            }
-        )
+        bad = pairs.loc[~ok, keys].drop_duplicates().assign(_torn=True)
+        marked = reach.loc[:, keys].merge(bad, on=keys, how="left")
+        return marked["_torn"].fillna(False).to_numpy(dtype=bool)
 
     def assemble(self, restrict: npt.NDArray[np.int64] | None) -> npt.NDArray[np.int64]:
         """Final clusters: untouched groups keep their agreeing edges; clashing groups keep their people,

@@ -5,18 +5,19 @@ Two records that share only a landline are one person when their first names agr
 they clearly do not. "Clearly" is the hard part: "Bob" and "Robert" agree, "J." agrees with "John",
 "Élodie" with "elodie", and the Linkflow record written 伟 with the Zoho record written "Wei". So a name is
 reduced to a token (accents and case folded, Chinese characters read as toneless pinyin, letters only,
-words run together so "Mary Ann" and "Xiao Ming" compare as "maryann" and "xiaoming"), and two tokens agree
-when they are equal, one begins the other ("J" and "John", "Chris" and "Christopher", "Mary" and "Mary
-Ann"), one is a listed nickname of the other, or they differ by one slip of the keyboard: two neighbouring
-letters swapped or one letter more ("Jhon" and "John", "Micheal" and "Michael", "Phillip" and "Philip"),
-for names of four letters or more. One letter replaced by another is not a slip here: "Mary" and "Mark",
-"Jean" and "Joan" are different people. Anything that cannot be read as a name (digits, punctuation)
-gives no token, and a missing token never separates records.
+words run together so "Mary Ann" and "Xiao Ming" compare as "maryann" and "xiaoming"), and two tokens
+agree when they are equal, one begins the other ("J" and "John", "Chris" and "Christopher", "Mary" and
+"Mary Ann"), one is a listed nickname of the other (or the initial of one: "A." and "Tony"), or they
+differ by one slip of the keyboard: two neighbouring letters swapped or one letter more ("Jhon" and
+"John", "Micheal" and "Michael", "Phillip" and "Philip"), for names of four letters or more. One letter
+replaced by another is not a slip here: "Mary" and "Mark", "Jean" and "Joan" are different people.
+Anything that cannot be read as a name (digits, punctuation) gives no token, and a missing token never
+separates records.
 
 The nickname pairs come from the `nicknames` package (a maintained list of English given names and their
-diminutives, ~2,700 pairs), plus any pairs the user adds. Only direct pairs count: "Bob" agrees with
-"Robert", but "Bob" and "Rob" (two diminutives of one name) do not, because the list is generous enough
-that siblings would let "Bill" agree with "Bob".
+diminutives, ~2,700 pairs), plus any pairs the user adds. Only direct pairs count, never two nicknames of
+one name: the list is generous enough (Robert's include both Bob and Bill) that siblings would let "Bill"
+agree with "Bob".
 """
 
 import csv
@@ -76,6 +77,9 @@ class NameMatcher:
         frame = pd.DataFrame(pairs, columns=["a", "b"], dtype=object)
         both = pd.concat([frame, frame.rename(columns={"a": "b", "b": "a"})], ignore_index=True)
         self._related = set(zip(both["a"], both["b"], strict=True))
+        # An initial stands for any form of the name: "A." agrees with "Tony" because Tony is Anthony.
+        letters = both.assign(letter=both["b"].str[0]).groupby("a")["letter"].agg(frozenset)
+        self._initials: dict[str, frozenset[str]] = letters.to_dict()
 
     def agree(self, left: npt.NDArray[np.object_], right: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_]:
         """Per position: True when the two tokens may name one person. A missing token agrees with
@@ -90,12 +94,21 @@ class NameMatcher:
         undecided = np.flatnonzero(~prefix)
         related = np.zeros(len(a), dtype=bool)
         related[undecided] = np.fromiter(
-            ((a[i], b[i]) in self._related or _one_slip(a[i], b[i]) for i in undecided),
+            (
+                (a[i], b[i]) in self._related or self._initial_of(a[i], b[i]) or _one_slip(a[i], b[i])
+                for i in undecided
+            ),
             dtype=bool,
             count=len(undecided),
         )
         result[both] = prefix | related
         return result
+
+    def _initial_of(self, a: str, b: str) -> bool:
+        """Whether one token is a lone initial of a nickname or full form of the other."""
+        if len(a) == 1:
+            return a in self._initials.get(b, frozenset())
+        return len(b) == 1 and b in self._initials.get(a, frozenset())
 
 
 #: The shortest name a slip is forgiven in: below it, one letter more is another name ("Jon", "Joan").

@@ -106,6 +106,20 @@ def test_a_record_with_only_the_shared_phone_and_no_name_belongs_to_nobody() -> 
     assert set(unclear["rule"]) == {"unclear_whose"}
 
 
+def test_a_nameless_record_with_a_couples_address_and_one_partners_mobile_is_that_partner() -> None:
+    """The shared address decides nothing; the mobile only one partner holds does."""
+    shared = identifiers(
+        (1, "email", "smiths@mail.example"),
+        (1, "phone", "+14155550101"),
+        (2, "email", "smiths@mail.example"),
+        (2, "phone", "+14155550102"),
+        (3, "email", "smiths@mail.example"),
+        (3, "phone", "+14155550102"),
+    )
+    linkage = link([1, 2, 3], shared, ON, names=names(r1="Anna", r2="Peter", r3=None))
+    assert groups(linkage) == [[1], [2, 3]]
+
+
 def test_an_initial_shared_by_two_people_is_unclear() -> None:
     shared = identifiers(*LANDLINE.itertuples(index=False, name=None), (4, "phone", "+14155550100"))
     linkage = link([1, 2, 3, 4], shared, ON, names=names(r1="John", r2="Jane", r3="John", r4="J"))
