@@ -97,6 +97,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    import json
+
+    from models.warehouse.db import open_warehouse
+    from pipelines.show import NoSuchContactError, show_contact, text_lines, to_json
+
+    settings = load_settings()
+    engine = open_warehouse(settings.database_url)
+    try:
+        shown = show_contact(engine, settings, args.query)
+    except NoSuchContactError as exc:
+        raise CommandError(f"show: {exc}", exit_code=EXIT_RUN_FAILED) from None
+    if args.json:
+        print(json.dumps(to_json(shown, settings), indent=2, ensure_ascii=False))
+    else:
+        for line in text_lines(shown, settings):
+            print(line)
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from models.warehouse.db import open_warehouse
     from pipelines.export import export_table
@@ -270,6 +290,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show the state of every stream as stored in the warehouse.",
     )
     status.set_defaults(handler=cmd_status)
+
+    show = commands.add_parser(
+        "show",
+        help="one golden contact: its records, where each field came from, history, activity, pushes",
+        description="Print what the warehouse holds on one person: the golden contact, each source "
+        "record in it, which record each field came from and why, its merges and splits, its latest "
+        "activity and the reverse-sync writes planned or sent for it. An email or phone is normalised "
+        "as the pipeline does; a merged-away contact id leads to its survivor. Exit 1 when nothing "
+        "(or more than one contact) matches.",
+    )
+    show.add_argument("query", metavar="EMAIL|PHONE|CONTACT_ID")
+    show.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    show.set_defaults(handler=cmd_show)
 
     export = commands.add_parser(
         "export",

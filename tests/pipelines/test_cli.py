@@ -25,7 +25,7 @@ from tests.pipelines.test_extract import emulator_ids
 
 CLI = str(Path(sys.executable).with_name("contact-sync"))
 ROOT = Path(__file__).parents[2]
-COMMANDS = ("sync", "backfill", "check", "status", "export", "sandbox", "demo")
+COMMANDS = ("sync", "backfill", "check", "status", "show", "export", "sandbox", "demo")
 
 
 def run_cli(
