@@ -1,8 +1,8 @@
-"""`contact-sync show`, on a warehouse two real syncs built.
+"""`contact-sync show` and the `canonical/contacts` metadata, on a warehouse two real syncs built.
 
 One module-wide warehouse: a sync against the emulator, then a Zoho lead written through the API with
 one contact's email and another's phone, then a second sync, which merges the two. Every test reads it
-through the CLI entry point (in process).
+through the CLI entry point (in process) or the Dagster instance the runs were stored in.
 """
 
 import json
@@ -26,9 +26,11 @@ from models.warehouse.tables import (
     PushLedger,
     RawRecord,
 )
+from pipelines.canonical import CONTACTS_KEY
 from pipelines.cli import main
 from pipelines.clients import clients_for
 from pipelines.runner import run_sync
+from pipelines.settings import SOURCES
 from tests.pipelines.conftest import settings_for
 
 
@@ -240,3 +242,50 @@ def test_an_unknown_person_is_one_line_and_a_failure(
 ) -> None:
     assert show(synced, capsys, query) == (1, "", f"contact-sync: show: {line}\n")
 
+
+def test_the_contacts_materialization_carries_a_sample_table_and_per_source_counts(synced: Synced) -> None:
+    """What the UI reads: the events stored in the instance by the two runs."""
+    events = synced.instance.fetch_materializations(CONTACTS_KEY, limit=10).records
+    assert len(events) == 2
+    with open_warehouse(synced.url).connect() as connection:
+        counted = dict(
+            connection.execute(
+                sa.select(ContactSource.source, sa.func.count())
+                .join(RawRecord, RawRecord.id == ContactSource.raw_record_id)
+                .where(ContactSource.contact_id.is_not(None), RawRecord.deleted_at.is_(None))
+                .group_by(ContactSource.source)
+            ).all()
+        )
+        latest = connection.execute(
+            sa.select(Contact.contact_id, Contact.email, Contact.source_count)
+            .order_by(Contact.updated_at.desc(), Contact.contact_id)
+            .limit(10)
+        ).all()
+    for event in events:  # every run carries the numbers, so the UI can plot them across runs
+        metadata = event.asset_materialization.metadata
+        for source in SOURCES:
+            assert isinstance(metadata[f"records_{source}"], dg.IntMetadataValue)
+    metadata = events[0].asset_materialization.metadata  # the newest first
+    assert {source: metadata[f"records_{source}"].value for source in SOURCES} == {
+        source: counted.get(source, 0) for source in SOURCES
+    }
+    assert all(counted.get(source, 0) > 0 for source in SOURCES)
+    sample = metadata["sample"]
+    assert isinstance(sample, dg.TableMetadataValue)
+    assert [column.name for column in sample.schema.columns] == [
+        "contact_id",
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "company",
+        "title",
+        "city",
+        "country",
+        "source_count",
+        "updated_at",
+    ]
+    assert [
+        (row.data["contact_id"], row.data["email"] or None, row.data["source_count"])
+        for row in sample.records
+    ] == [tuple(row) for row in latest]
