@@ -17,6 +17,7 @@ from models.identity.lookup import GOLDEN_COLUMNS, golden_sample, records_per_so
 from models.identity.phases import CanonicalConfig
 from models.identity.survivorship import SurvivorshipConfig
 from models.warehouse.tables import Quarantine, SourceAccount
+from pipelines.progress import ProgressObserver
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import SOURCES, Settings
 from pipelines.streams import STREAMS
@@ -58,8 +59,10 @@ def canonical_contacts(
     sync_settings: SyncSettingsResource,
     run_options: RunOptionsResource,
     warehouse: WarehouseResource,
+    progress: dg.ResourceParam[ProgressObserver],
 ) -> dg.MaterializeResult:
     settings = sync_settings.settings()
+    shown = progress.stream("canonical/contacts", unit="contacts", step=None)
     regions = phone_regions(settings, warehouse)
     engine = warehouse.engine()
     # Incremental by default (only what the changed records can reach); a full refresh re-resolves all.
@@ -67,6 +70,8 @@ def canonical_contacts(
     report = build_canonical_incremental(
         engine, canonical_config(settings, regions), run_id=context.run.run_id, full=full
     )
+    shown.page(records=report.contacts, expected=None, requests=0)
+    shown.finished()
     with engine.connect() as connection:
         quarantined = connection.execute(sa.select(sa.func.count()).select_from(Quarantine)).scalar_one()
     context.log.info(

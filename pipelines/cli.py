@@ -5,9 +5,13 @@ stderr and a non-zero status; a traceback means a bug.
 """
 
 import argparse
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
 
 from models.warehouse.db import WarehouseError
 from pipelines.settings import SOURCES, SettingsError, load_settings
@@ -46,6 +50,26 @@ def _behaviour(text: str) -> tuple[str, object]:
     return name.strip(), value
 
 
+@contextmanager
+def _watched(verbose: bool) -> Iterator[dict[str, Any]]:
+    """The run's progress observer and loggers (``progress``, ``loggers`` keywords of the runner).
+
+    On a terminal: a live display per stream, Dagster's log lines in ``contact-sync.log`` (and on
+    the terminal too with ``-v``). Anywhere else (cron, CI, a pipe): nothing but the log lines on
+    stderr, as a script expects.
+    """
+    if not sys.stderr.isatty() or os.environ.get("TERM") == "dumb":
+        yield {}
+        return
+    from pipelines.logs import DEFAULT_LOG_FILE, python_logs_to, run_loggers
+    from pipelines.progress_display import LiveProgress
+
+    path = Path(DEFAULT_LOG_FILE).resolve()
+    with LiveProgress() as display, python_logs_to(path):
+        yield {"progress": display, "loggers": run_loggers(console=verbose, file=path)}
+    print(f"log lines of the run: {path}", file=sys.stderr)
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from models.warehouse.db import open_warehouse
     from models.warehouse.locks import SourceBusyError
@@ -54,9 +78,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
     settings = load_settings()
     open_warehouse(settings.database_url)  # fail before the run, with one line, if it cannot be reached
     try:
-        report = run_sync(
-            settings, sources=args.source or (), dry_run=args.dry_run, full_refresh=args.full_refresh
-        )
+        with _watched(args.verbose) as watch:
+            report = run_sync(
+                settings,
+                sources=args.source or (),
+                dry_run=args.dry_run,
+                full_refresh=args.full_refresh,
+                **watch,
+            )
     except SourceBusyError as exc:
         raise CommandError(str(exc), exit_code=EXIT_RUN_FAILED) from None
     for line in report.lines():
@@ -205,13 +234,15 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     first = BACKFILL_PARTITIONS.start.date()
     if args.since < first:  # the days a backfill covers are the UI's daily partitions
         raise CommandError(f"--since {args.since} is before {first}, the first day a backfill can cover")
-    report = run_backfill(
-        settings,
-        source=args.source,
-        objects=[s.object for s in windowed],
-        first_day=args.since.isoformat(),
-        last_day=until.isoformat(),
-    )
+    with _watched(args.verbose) as watch:
+        report = run_backfill(
+            settings,
+            source=args.source,
+            objects=[s.object for s in windowed],
+            first_day=args.since.isoformat(),
+            last_day=until.isoformat(),
+            **watch,
+        )
     for name, meta in sorted(report.assets.items()):
         print(
             f"{name}: read {meta.get('rows_read', 0)}, new {meta.get('rows_inserted', 0)}, "
@@ -221,6 +252,16 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if not report.success:
         raise CommandError(f"backfill failed: {'; '.join(report.failures)}", exit_code=EXIT_RUN_FAILED)
     return EXIT_OK
+
+
+def _verbose(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="on a terminal, print Dagster's log lines above the progress display as well as to "
+        "./contact-sync.log (without a terminal they are always printed, and there is no display)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ignore stored cursors, re-read everything, store fresh ones",
     )
+    _verbose(sync)
     sync.set_defaults(handler=cmd_sync)
 
     backfill = commands.add_parser(
@@ -260,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument(
         "--until", type=_day, metavar="DATE", help="last day of the window (default: today)"
     )
+    _verbose(backfill)
     backfill.set_defaults(handler=cmd_backfill)
 
     undo = commands.add_parser(

@@ -8,6 +8,8 @@ import dagster as dg
 
 from pipelines.canonical import canonical_assets, canonical_checks_defs
 from pipelines.extract import backfill_assets, extract_assets
+from pipelines.logs import LOGGERS
+from pipelines.progress import NO_PROGRESS, ProgressObserver
 from pipelines.resources import RunOptionsResource, WarehouseResource, settings_resource
 from pipelines.reverse_sync import reverse_sync_assets
 from pipelines.settings import Settings, load_settings
@@ -23,8 +25,17 @@ full_sync_job = dg.define_asset_job(
 )
 
 
-def build_definitions(settings: Settings, *, full_refresh_sources: tuple[str, ...] = ()) -> dg.Definitions:
-    """The definitions for ``settings``: the schedule's cron and the resources come from them."""
+def build_definitions(
+    settings: Settings,
+    *,
+    full_refresh_sources: tuple[str, ...] = (),
+    progress: ProgressObserver = NO_PROGRESS,
+) -> dg.Definitions:
+    """The definitions for ``settings``: the schedule's cron and the resources come from them.
+
+    ``progress`` hears each stream's pages; only the CLI's terminal display passes one (a run in
+    the code location reports to nothing, its log lines and the UI say the rest).
+    """
     schedule = dg.ScheduleDefinition(
         name="full_sync_schedule",
         job=full_sync_job,
@@ -41,7 +52,9 @@ def build_definitions(settings: Settings, *, full_refresh_sources: tuple[str, ..
             "sync_settings": settings_resource(settings),
             "run_options": RunOptionsResource(full_refresh_sources=list(full_refresh_sources)),
             "warehouse": WarehouseResource(database_url=settings.database_url),
+            "progress": progress,
         },
+        loggers=LOGGERS,
     )
 
 

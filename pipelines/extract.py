@@ -34,12 +34,15 @@ from models.warehouse.store import BadRecord, PageCounts, RawRow, RawStore, Stre
 from models.warehouse.tables import SourceAccount, utcnow
 from pipelines.check import SourceCheck, sync_start_check
 from pipelines.clients import clients_for
+from pipelines.progress import NO_PROGRESS, ProgressObserver, StreamProgress
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import Settings
 from pipelines.streams import STREAMS, Stream
 
 Reader = Callable[[Clients, Any], Iterator[Page[Any]]]
 WindowReader = Callable[[Clients, datetime, datetime], Iterator[Page[Any]]]
+OnPage = Callable[[int, int | None], None]
+"""Called after each stored page with the records read so far and the total the API expects."""
 
 
 @dataclass(frozen=True)
@@ -155,12 +158,14 @@ def load_pages(
     run_id: str | None,
     move_cursor: bool = True,
     log: Callable[[str], None] = lambda _line: None,
+    on_page: OnPage | None = None,
 ) -> tuple[PageCounts, int, dict[str, Any] | None]:
     """Store every page with its cursor in one transaction each; returns counts, pages, last cursor."""
     key = StreamKey(stream.source, stream.object)
     total = PageCounts()
     cursor: dict[str, Any] | None = None
     number = 0
+    seen = 0
     for number, page in enumerate(pages, start=1):
         rows, bad = _rows(stream, page)
         cursor = page.cursor.to_json()
@@ -174,6 +179,9 @@ def load_pages(
             run_id=run_id,
         )
         total.add(counts)
+        seen += len(page.records)
+        if on_page is not None:
+            on_page(seen, page.expected)
         if page.records or page.deleted_ids:
             log(
                 f"{stream.name}: page {number}: read {counts.read}, new {counts.inserted}, "
@@ -192,6 +200,7 @@ def run_extract(
     full_refresh: bool = False,
     full_scan_every: timedelta | None = None,
     log: Callable[[str], None] = lambda _line: None,
+    on_page: OnPage | None = None,
 ) -> ExtractReport:
     """Read ``stream`` from its stored cursor (from scratch on a full refresh) into the raw store.
 
@@ -218,12 +227,14 @@ def run_extract(
                 yield page
 
         counts, pages, after = load_pages(
-            stream, store, remember(spec.full_scan(clients, since)), run_id=run_id, log=log
+            stream, store, remember(spec.full_scan(clients, since)), run_id=run_id, log=log, on_page=on_page
         )
         counts.deleted += store.mark_missing_deleted(key, seen)
         store.finish_run(scan_key, counts={"records_seen": len(seen), "rows_deleted": counts.deleted})
     else:
-        counts, pages, after = load_pages(stream, store, spec.read(clients, since), run_id=run_id, log=log)
+        counts, pages, after = load_pages(
+            stream, store, spec.read(clients, since), run_id=run_id, log=log, on_page=on_page
+        )
     return ExtractReport(counts, pages, before, after or before, time.monotonic() - started)
 
 
@@ -255,6 +266,7 @@ def run_backfill(
     *,
     run_id: str | None = None,
     log: Callable[[str], None] = lambda _line: None,
+    on_page: OnPage | None = None,
 ) -> ExtractReport:
     """Re-read records modified in [start, end) through the same upsert, leaving the live cursor alone."""
     spec = SPECS[(stream.source, stream.object)]
@@ -263,7 +275,13 @@ def run_backfill(
     started = time.monotonic()
     cursor = store.cursor(StreamKey(stream.source, stream.object))
     counts, pages, _ = load_pages(
-        stream, store, spec.read_window(clients, start, end), run_id=run_id, move_cursor=False, log=log
+        stream,
+        store,
+        spec.read_window(clients, start, end),
+        run_id=run_id,
+        move_cursor=False,
+        log=log,
+        on_page=on_page,
     )
     return ExtractReport(counts, pages, cursor, cursor, time.monotonic() - started)
 
@@ -291,6 +309,7 @@ def _build_backfill_asset(stream: Stream) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         sync_settings: SyncSettingsResource,
         warehouse: WarehouseResource,
+        progress: dg.ResourceParam[ProgressObserver],
     ) -> dg.MaterializeResult:
         settings = sync_settings.settings()
         if stream.source not in settings.enabled_sources():
@@ -299,6 +318,7 @@ def _build_backfill_asset(stream: Stream) -> dg.AssetsDefinition:
             )
         window = context.partition_time_window
         store = RawStore(warehouse.engine())
+        shown = progress.stream(f"backfill/{stream.name}")
         with clients_for(settings, (stream.source,)) as clients:
             try:
                 report = run_backfill(
@@ -309,10 +329,13 @@ def _build_backfill_asset(stream: Stream) -> dg.AssetsDefinition:
                     window.end,
                     run_id=context.run.run_id,
                     log=context.log.info,
+                    on_page=_reporter(shown, clients, stream.source, clients.stats.snapshot()),
                 )
             except ConnectorError as exc:
+                shown.finished(error=f"backfill {stream.name}: {exc}")
                 raise dg.Failure(description=f"backfill {stream.name}: {exc}") from None
             requests = clients.stats.snapshot().total_requests()
+        shown.finished()
         return dg.MaterializeResult(
             metadata={
                 **report.counts.as_dict(),
@@ -361,6 +384,17 @@ def refresh_account_country(
     log(f"{source}: account country {country or 'unknown'}")
 
 
+def _reporter(shown: StreamProgress, clients: Clients, source: str, before: StatsSnapshot) -> OnPage:
+    """The per-page hook telling ``shown`` the records so far and ``source``'s requests since ``before``."""
+    start = before.total_requests(source)
+
+    def on_page(records: int, expected: int | None) -> None:
+        requests = clients.stats.snapshot().total_requests(source) - start
+        shown.page(records=records, expected=expected, requests=requests)
+
+    return on_page
+
+
 def _extract_with_bookkeeping(
     stream: Stream,
     clients: Clients,
@@ -371,6 +405,7 @@ def _extract_with_bookkeeping(
     full_scan_every: timedelta,
     log: Callable[[str], None],
     before: StatsSnapshot | None = None,
+    shown: StreamProgress | None = None,
 ) -> dict[str, Any]:
     """Run the extract, record its outcome in ``stream_state`` and return the materialization metadata.
 
@@ -391,6 +426,7 @@ def _extract_with_bookkeeping(
             full_refresh=full_refresh,
             full_scan_every=full_scan_every,
             log=log,
+            on_page=None if shown is None else _reporter(shown, clients, stream.source, before),
         )
     except Exception as exc:
         used = clients.stats.snapshot().diff(before)
@@ -447,6 +483,7 @@ def _extract_source(
     full_refresh: bool,
     full_scan_every: timedelta,
     log: Callable[[str], None],
+    progress: ProgressObserver = NO_PROGRESS,
 ) -> dict[Stream, dict[str, Any] | str]:
     """One source's streams, one after another: metadata per stream, or the one line that says why not.
 
@@ -470,7 +507,9 @@ def _extract_source(
                 error=problem,
             )
             outcome[stream] = f"{stream.name}: {problem}"
+            progress.stream(stream.name).finished(error=problem)
             continue
+        shown = progress.stream(stream.name)
         try:
             with source_lock(engine, f"extract-{stream.source}-{stream.object}", stream.name):
                 metadata = _extract_with_bookkeeping(
@@ -482,17 +521,21 @@ def _extract_source(
                     full_scan_every=full_scan_every,
                     log=log,
                     before=since,
+                    shown=shown,
                 )
                 if index == 0 and checked is not None:
                     metadata["source_check"] = checked.summary()
                 outcome[stream] = metadata
+                shown.finished()
         except (ConnectorError, SourceBusyError) as exc:
             if isinstance(exc, ConnectorError):
                 forget_check(engine, source)  # the next sync checks again and can say what is wrong
             outcome[stream] = str(exc) if isinstance(exc, SourceBusyError) else f"{stream.name}: {exc}"
+            shown.finished(error=str(exc))
         except Exception as exc:  # a bug: keep the other sources going, fail the step with the trace logged
             log(f"{stream.name}: unexpected error\n{traceback.format_exc()}")
             outcome[stream] = f"{stream.name}: unexpected {type(exc).__name__}: {exc}"
+            shown.finished(error=f"unexpected {type(exc).__name__}: {exc}")
     return outcome
 
 
@@ -521,6 +564,7 @@ def extract(
     sync_settings: SyncSettingsResource,
     run_options: RunOptionsResource,
     warehouse: WarehouseResource,
+    progress: dg.ResourceParam[ProgressObserver],
 ) -> Iterator[dg.MaterializeResult]:
     """Every selected stream in one step: sources in parallel threads, a source's streams in turn.
 
@@ -556,6 +600,7 @@ def extract(
                 full_refresh=source in run_options.full_refresh_sources,
                 full_scan_every=timedelta(hours=settings.contact_sync_full_scan_hours),
                 log=context.log.info,
+                progress=progress,
             )
             for source, streams in runnable.items()
         ]

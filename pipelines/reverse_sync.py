@@ -37,6 +37,7 @@ from models.warehouse.locks import SourceBusyError, source_lock
 from models.warehouse.store import RawStore, StreamKey
 from pipelines.canonical import phone_regions
 from pipelines.clients import clients_for
+from pipelines.progress import NO_PROGRESS, ProgressObserver, StreamProgress
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.streams import STREAMS, Stream
 
@@ -156,8 +157,11 @@ def push_destination(
     run_id: str,
     dry_run: bool,
     log: Callable[[str], None] = lambda _line: None,
+    shown: StreamProgress | None = None,
 ) -> PushReport:
-    """Plan, record and (unless ``dry_run``) send one destination's changes; every row ends in one state."""
+    """Plan, record and (unless ``dry_run``) send one destination's changes; every row ends in one state.
+
+    ``shown`` hears the fields written so far after each call, against the fields planned."""
     targets = push_ledger.load_targets(engine, stream.source, stream.object)
     golden = push_ledger.load_golden(engine)
     plan = plan_updates(targets.drop(columns="last_seen_at"), golden, config)
@@ -196,8 +200,10 @@ def push_destination(
     counts = {"sent": 0, "rejected": 0, "conflict": 0, "unchanged": 0, "parked": 0, "unconfirmed": 0}
     created = 0
     changes = record_changes(plan)
+    written = 0
     for number, batch in enumerate(batches(changes, stream.source, stream.object), start=1):
         rows = _rows_of(plan, batch.changes)
+        written += len(rows)
         push_ledger.mark(engine, rows["ledger_id"].tolist(), "sending")
         results = send_batch(clients, batch)
         created += sum(1 for result in results if result.ok and result.record_id is None)
@@ -210,6 +216,9 @@ def push_destination(
         RawStore(engine).mark_deleted(StreamKey(stream.source, stream.object), sorted(gone))
         if number % 50 == 0:
             log(f"reverse sync {stream.name}: {number} calls made, {counts['sent']} fields sent so far")
+        if shown is not None:
+            requests = clients.stats.snapshot().diff(before).total_requests(stream.source)
+            shown.page(records=written, expected=len(plan) - invalid, requests=requests)
     requests = clients.stats.snapshot().diff(before).total_requests(stream.source)
     rejected = counts["rejected"] + counts["parked"]
     return PushReport(
@@ -296,10 +305,12 @@ def _push_source(
     run_id: str,
     dry_run: bool,
     log: Callable[[str], None],
+    progress: ProgressObserver = NO_PROGRESS,
 ) -> dict[Stream, PushReport | str]:
     """One source's destinations, one after another: a report each, or the one line that says why not."""
     outcome: dict[Stream, PushReport | str] = {}
     for stream in streams:
+        shown = progress.stream(f"reverse_sync/{stream.name}", unit="fields", step="calls")
         try:
             with source_lock(engine, f"push-{stream.source}-{stream.object}", f"reverse sync {stream.name}"):
                 report = push_destination(
@@ -310,13 +321,17 @@ def _push_source(
                     run_id=run_id,
                     dry_run=dry_run,
                     log=log,
+                    shown=shown,
                 )
         except SourceBusyError as exc:
             outcome[stream] = str(exc)
+            shown.finished(error=str(exc))
             continue
         except ConnectorError as exc:
             outcome[stream] = f"reverse sync {stream.name}: {exc}"
+            shown.finished(error=str(exc))
             continue
+        shown.finished()
         log(
             f"reverse sync {stream.name}: planned {report.planned}, sent {report.sent}"
             + (f" ({report.created} records created)" if report.created else "")
@@ -352,6 +367,7 @@ def reverse_sync(
     sync_settings: SyncSettingsResource,
     run_options: RunOptionsResource,
     warehouse: WarehouseResource,
+    progress: dg.ResourceParam[ProgressObserver],
 ) -> Iterator[dg.MaterializeResult]:
     """Every selected destination in one step: sources in parallel threads sharing the Maton bucket,
     a source's destinations in turn. A failing destination fails alone; the step then names it.
@@ -412,6 +428,7 @@ def reverse_sync(
                     run_id=context.run.run_id,
                     dry_run=dry_run,
                     log=context.log.info,
+                    progress=progress,
                 )
                 for streams in runnable.values()
             ]

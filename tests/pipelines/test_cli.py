@@ -58,6 +58,9 @@ def test_sync_without_credentials_runs_the_job_and_says_so(tmp_path: Path) -> No
     assert "succeeded" in result.stdout
     assert "zoho_crm: skipped, no credentials (set MATON_API_KEY to enable it)" in result.stdout
     assert (tmp_path / "contact_sync.db").exists()
+    # Not a terminal: Dagster's log lines on stderr as ever, no progress display, no log file.
+    assert " - dagster - INFO - full_sync - " in result.stderr
+    assert not (tmp_path / "contact-sync.log").exists()
 
 
 def test_bad_setting_fails_with_one_line(tmp_path: Path) -> None:
