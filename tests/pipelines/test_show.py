@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.emulator import running_emulator
+from models.identity.lookup import FieldOrigin
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import (
     Contact,
@@ -30,7 +31,8 @@ from pipelines.canonical import CONTACTS_KEY
 from pipelines.cli import main
 from pipelines.clients import clients_for
 from pipelines.runner import run_sync
-from pipelines.settings import SOURCES
+from pipelines.settings import SOURCES, load_settings
+from pipelines.show import why
 from tests.pipelines.conftest import settings_for
 
 
@@ -289,3 +291,11 @@ def test_the_contacts_materialization_carries_a_sample_table_and_per_source_coun
         (row.data["contact_id"], row.data["email"] or None, row.data["source_count"])
         for row in sample.records
     ] == [tuple(row) for row in latest]
+
+
+def test_why_names_the_setting_behind_a_source_priority() -> None:
+    settings = load_settings(contact_sync_source_priority="first_name:zoho_crm,clickfunnels")
+    origin = FieldOrigin("first_name", "Ada", "zoho_crm", "lead", "1", "source_priority", None)
+    assert why(origin, settings) == (
+        "source priority for first_name: zoho_crm, clickfunnels (CONTACT_SYNC_SOURCE_PRIORITY)"
+    )
