@@ -65,7 +65,14 @@ def _watched(verbose: bool) -> Iterator[dict[str, Any]]:
     from pipelines.progress_display import LiveProgress
 
     path = Path(DEFAULT_LOG_FILE).resolve()
-    with LiveProgress() as display, python_logs_to(path):
+    # The display draws on its own copy of the terminal: with a DAGSTER_HOME, Dagster points the
+    # process's stdout and stderr at its compute-log files while the run executes, and a display
+    # drawn there would neither be seen nor know it is on a terminal.
+    with (
+        os.fdopen(os.dup(sys.stderr.fileno()), "w", encoding="utf-8", buffering=1) as terminal,
+        LiveProgress(terminal) as display,
+        python_logs_to(path),
+    ):
         yield {"progress": display, "loggers": run_loggers(console=verbose, file=path)}
     print(f"log lines of the run: {path}", file=sys.stderr)
 

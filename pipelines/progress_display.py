@@ -11,6 +11,7 @@ import time
 from collections import deque
 from datetime import timedelta
 from types import TracebackType
+from typing import TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
@@ -108,10 +109,10 @@ class _Stream:
 
 
 class LiveProgress:
-    """The display, for the length of a ``with`` block; draws on ``console`` (stderr by default)."""
+    """The display, for the length of a ``with`` block, drawn on ``terminal``."""
 
-    def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
+    def __init__(self, terminal: TextIO) -> None:
+        self.console = Console(file=terminal)
         self._progress = Progress(
             TextColumn("{task.fields[mark]}"),
             TextColumn("{task.description}", style="bold"),

@@ -14,12 +14,13 @@ import struct
 import sys
 import termios
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from connectors.emulator import running_emulator
-from pipelines.cli import main
+from pipelines.cli import _watched, main
 from pipelines.clients import clients_for
 from pipelines.streams import STREAMS
 from tests.pipelines.conftest import settings_for
@@ -27,35 +28,45 @@ from tests.pipelines.conftest import settings_for
 ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
-def on_terminal(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
-    """``contact-sync ARGV`` with a 40x140 pseudo-terminal as its stdout and stderr: its exit status and
-    everything it drew, escape sequences removed."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
-    drawn = bytearray()
+class Terminal:
+    """A 40x140 pseudo-terminal and everything drawn on it, read by a thread as it comes."""
 
-    def read() -> None:
+    def __init__(self) -> None:
+        self.master, self.slave = pty.openpty()
+        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
+        self._drawn = bytearray()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
         while True:
             try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the terminal's other end is closed
+                chunk = os.read(self.master, 65536)
+            except OSError:  # EIO: every copy of the terminal's other end is closed
                 return
             if not chunk:
                 return
-            drawn.extend(chunk)
+            self._drawn.extend(chunk)
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    with os.fdopen(slave, "w", encoding="utf-8", buffering=1) as terminal:
-        monkeypatch.setattr(sys, "stdout", terminal)
-        monkeypatch.setattr(sys, "stderr", terminal)
+    def screen(self) -> str:
+        """What was drawn, escape sequences removed; call once the other end is closed."""
+        self._reader.join(timeout=10)
+        os.close(self.master)
+        return ESCAPES.sub("", self._drawn.decode("utf-8", "replace"))
+
+
+def on_terminal(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
+    """``contact-sync ARGV`` with a pseudo-terminal as its stdout and stderr: its exit status and
+    everything it drew."""
+    terminal = Terminal()
+    with os.fdopen(terminal.slave, "w", encoding="utf-8", buffering=1) as tty:
+        monkeypatch.setattr(sys, "stdout", tty)
+        monkeypatch.setattr(sys, "stderr", tty)
         monkeypatch.setenv("TERM", "xterm-256color")
         monkeypatch.setenv("COLUMNS", "140")
         code = main(argv)
         monkeypatch.undo()
-    reader.join(timeout=10)
-    os.close(master)
-    return code, ESCAPES.sub("", drawn.decode("utf-8", "replace"))
+    return code, terminal.screen()
 
 
 @pytest.mark.slow
@@ -73,6 +84,8 @@ def test_sync_on_a_terminal_draws_each_streams_progress_and_logs_to_a_file(
         code, screen = on_terminal(["sync"], monkeypatch)
     assert code == 0, screen
     assert "Traceback" not in screen
+    # Drawn live, four times a second while the run goes, not once when it ends.
+    assert screen.count("clickfunnels/contact ") >= 3
     # The summary, as without a terminal; the display's last state stays above it.
     read = {name: int(n) for name, n in re.findall(r"^  (\S+): read (\d+),", screen, re.MULTILINE)}
     assert set(read) == {stream.name for stream in STREAMS}
@@ -119,3 +132,35 @@ def test_clicksend_and_linkflow_pages_say_how_many_records_to_expect(sqlite_url:
                 assert pages[-1].expected == read > 0
             history = [p for p in clients.clicksend.read_sms() if p.part == "history"]
             assert {p.expected for p in history} == {len(emu.dataset.tables["clicksend/sms_history"])}
+
+
+def test_the_display_reaches_the_terminal_while_dagster_captures_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a DAGSTER_HOME, Dagster points the process's stderr at a compute-log file while each step
+    runs (``os.dup2``, as done here by hand); the display keeps drawing on the terminal, estimate
+    included, and nothing of it lands in the captured file."""
+    terminal = Terminal()
+    captured = tmp_path / "captured.err"
+    with os.fdopen(terminal.slave, "w", encoding="utf-8", buffering=1) as tty:
+        monkeypatch.setattr(sys, "stderr", tty)
+        monkeypatch.setenv("COLUMNS", "140")
+        with _watched(verbose=False) as watch:
+            shown = watch["progress"].stream("clicksend/list_contact")
+            kept = os.dup(terminal.slave)
+            with captured.open("w") as file:
+                os.dup2(file.fileno(), terminal.slave)
+                try:
+                    for page in range(1, 4):
+                        shown.page(records=40 * page, expected=120, requests=2 * page)
+                        time.sleep(0.3)
+                finally:
+                    os.dup2(kept, terminal.slave)
+                    os.close(kept)
+            shown.finished()
+        monkeypatch.undo()
+    screen = terminal.screen()
+    assert captured.read_text() == ""
+    live = r"… clicksend/list_contact +[━╺╸]+ 80/120 records +2 pages +[\d.]+ req/s +~0:00:0\d left"
+    assert re.search(live, screen)
+    assert re.search(r"✓ clicksend/list_contact +━+ 120 records +3 pages +6 requests +done in ", screen)
