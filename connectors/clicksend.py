@@ -183,9 +183,10 @@ class ClickSendClient:
         first_page: int = 1,
         step: int = 1,
         lowest: int = 1,
-    ) -> Generator[tuple[list[dict[str, Any]], int, int]]:
-        """(records, page, last_page) per page, walking ``step`` pages at a time from ``first_page``
-        (backwards down to ``lowest`` when ``step`` is negative)."""
+    ) -> Generator[tuple[list[dict[str, Any]], int, int, int | None]]:
+        """(records, page, last_page, total) per page, walking ``step`` pages at a time from
+        ``first_page`` (backwards down to ``lowest`` when ``step`` is negative); ``total`` is the
+        envelope's count of everything the listing holds (None when it gives none)."""
         path = template.format(**(path_params or {}))
         guard = LoopGuard(self._source, "GET", path)
         page = first_page
@@ -209,13 +210,14 @@ class ClickSendClient:
                         self._source,
                         path,
                     )
-                yield [r for r in envelope if isinstance(r, dict)], page, page
+                rows = [r for r in envelope if isinstance(r, dict)]
+                yield rows, page, page, len(rows)
                 return
             if not isinstance(envelope, dict):
                 raise self.http.unexpected(response, "GET", path, "no data envelope")
             records = [r for r in envelope.get("data") or [] if isinstance(r, dict)]
             last = _int(envelope.get("last_page")) or 1
-            yield records, page, last
+            yield records, page, last, _int(envelope.get("total"))
             if step > 0 and (page >= last or not envelope.get("next_page_url") or not records):
                 return
             page += step
@@ -240,7 +242,7 @@ class ClickSendClient:
         found: list[bool | None] = []
         for path in (f"{PREFIX}/automations/sms/inbound", f"{PREFIX}/automations/sms/receipts"):
             try:
-                found.append(_polls([r for records, _, _ in self._pages(path) for r in records]))
+                found.append(_polls([r for records, *_ in self._pages(path) for r in records]))
             except FatalError as exc:
                 # 403: these credentials may not read the rules; 404: no such list; 2xx: not rules.
                 unknowable = exc.status is not None and (exc.status in (403, 404) or 200 <= exc.status < 300)
@@ -253,7 +255,7 @@ class ClickSendClient:
 
     def lists(self) -> list[dict[str, Any]]:
         """Every contact list of the account (a few pages at most)."""
-        found = [r for records, _, _ in self._pages(f"{PREFIX}/lists") for r in records]
+        found = [r for records, *_ in self._pages(f"{PREFIX}/lists") for r in records]
         self._opt_out_ids = {str(r.get("list_id")) for r in found if is_opt_out_list(r)}
         return found
 
@@ -279,20 +281,25 @@ class ClickSendClient:
         params_for: Callable[[int | None], dict[str, Any]],
     ) -> Iterator[Page[ClickSendListContactCursor]]:
         """Per list, the contacts ``params_for(watermark)`` selects; the list's watermark (the largest
-        ``date_updated``) moves with its last page, as the order within a list is not by update time."""
+        ``date_updated``) moves with its last page, as the order within a list is not by update time.
+        Pages expect the records of the lists done plus the ``total`` of the list being read."""
         cursor = since or ClickSendListContactCursor()
         template = f"{PREFIX}/lists/{{list_id}}/contacts"
+        done = 0
         for contact_list in self.lists():
             list_id = str(contact_list.get("list_id"))
             mark = cursor.updated_after.get(list_id)
             newest = mark
-            for records, _, _ in self._pages(template, params_for(mark), {"list_id": list_id}):
+            read = 0
+            for records, _, _, total in self._pages(template, params_for(mark), {"list_id": list_id}):
                 stamps = [s for s in (_int(r.get("date_updated")) for r in records) if s is not None]
                 newest = max([*stamps, *([newest] if newest is not None else [])], default=None)
-                yield Page(records, cursor)
+                read += len(records)
+                yield Page(records, cursor, expected=done + max(total or 0, read))
+            done += read
             if newest is not None:
                 cursor = ClickSendListContactCursor({**cursor.updated_after, list_id: newest})
-            yield Page([], cursor)
+            yield Page([], cursor, expected=done)
 
     # -------------------------------------------------------------------- sms
 
@@ -343,27 +350,27 @@ class ClickSendClient:
         if date_from is not None:
             params["date_from"] = max(0, date_from)
         newest = cursor.history_date
-        for records, _, _ in self._pages(f"{PREFIX}/sms/history", params):
+        for records, _, _, total in self._pages(f"{PREFIX}/sms/history", params):
             stamps = [s for s in (_int(r.get("date")) for r in records) if s is not None]
             newest = max([*stamps, *([newest] if newest is not None else [])], default=None)
             cursor = replace(cursor, history_date=newest)
-            yield Page(records, cursor, part="history")
+            yield Page(records, cursor, part="history", expected=total)
 
     def _newest_first(
         self, path: str, keys: Sequence[str], stop: int | None
     ) -> Iterator[list[dict[str, Any]]]:
         """Pages newest first until a record older than ``stop``; reads the order off page 1."""
         pages = self._pages(path)
-        records, _, last = next(pages)
+        records, _, last, _ = next(pages)
         stamps = [s for s in (_stamp(r, keys) for r in records) if s is not None]
         newest_first: Iterator[list[dict[str, Any]]]
         if len(stamps) > 1 and stamps[0] < stamps[-1] and last > 1:
             pages.close()
             # Walk back from the last page; page 1, already in hand, comes last.
-            walk = (r for r, _, _ in self._pages(path, first_page=last, step=-1, lowest=2))
+            walk = (r for r, *_ in self._pages(path, first_page=last, step=-1, lowest=2))
             newest_first = itertools.chain(walk, [records])
         else:
-            newest_first = itertools.chain([records], (r for r, _, _ in pages))
+            newest_first = itertools.chain([records], (r for r, *_ in pages))
         for page in newest_first:
             kept = [r for r in page if stop is None or (_stamp(r, keys) or 0) >= stop]
             yield kept

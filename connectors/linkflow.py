@@ -368,13 +368,16 @@ class LinkflowClient:
         complete windows before it (its own, once its window is complete).
 
         A contact that is listed and alive but that ``/v2/contacts_bulk`` will not give holds the
-        cursor where it was, so the next run reads its window again.
+        cursor where it was, so the next run reads its window again. Pages expect the ids of the
+        windows listed so far: the API tells no total, but each window's listing is one.
         """
         summary = _Hydration()
         held: LinkflowContactCursor | None = None
+        listed = 0
         for ids in self._windows(start, end):
+            listed += len(ids)
             if not ids:
-                yield Page([], held or committed)
+                yield Page([], held or committed, expected=listed)
                 continue
             window_latest = committed.updated_until
             for offset in range(0, len(ids), HYDRATE_BATCH):
@@ -384,7 +387,7 @@ class LinkflowClient:
                     held = committed
                 if offset + HYDRATE_BATCH >= len(ids):
                     committed = LinkflowContactCursor(window_latest)
-                yield Page(records, held or committed, deleted_ids=gone)
+                yield Page(records, held or committed, deleted_ids=gone, expected=listed)
         self._say_hydration(summary)
 
     def _ids_in_window(self, start: datetime, end: datetime) -> list[int] | None:

@@ -30,12 +30,17 @@ class Page(Generic[CursorT]):
     ``deleted_ids`` lists records the API reported gone (Zoho's deleted feed, Linkflow ids missing
     from a hydration). ``part`` names the sub-feed when one stream reads several (ClickSend ``sms``:
     ``history``, ``inbound``, ``receipt``), because their ids overlap.
+
+    ``expected`` is how many records the whole read will yield, as far as the API has told so far
+    (ClickSend's ``total`` of each listing begun, Linkflow's ids of each window listed), or None when
+    it tells nothing. It only feeds progress estimates, and grows as later parts report theirs.
     """
 
     records: list[dict[str, Any]]
     cursor: CursorT
     deleted_ids: list[str] = field(default_factory=list)
     part: str | None = None
+    expected: int | None = None
 
 
 class LoopGuard:

@@ -7,15 +7,18 @@ invariant.
 
 import dagster as dg
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from connectors.stop import STOP
 from models.identity import checks as canonical_checks
 from models.identity.activity import build_activity
 from models.identity.canonical_incremental import build_canonical_incremental
 from models.identity.linking import DEFAULT_BLOCKED_EMAIL_PATTERNS, DEFAULT_BLOCKED_EMAILS, IdentityConfig
+from models.identity.lookup import GOLDEN_COLUMNS, golden_sample, records_per_source
 from models.identity.phases import CanonicalConfig
 from models.identity.survivorship import SurvivorshipConfig
 from models.warehouse.tables import Quarantine, SourceAccount
+from pipelines.progress import ProgressObserver
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import SOURCES, Settings
 from pipelines.stopping import stops_cleanly
@@ -60,9 +63,10 @@ def canonical_contacts(
     sync_settings: SyncSettingsResource,
     run_options: RunOptionsResource,
     warehouse: WarehouseResource,
+    progress: dg.ResourceParam[ProgressObserver],
 ) -> dg.MaterializeResult:
     with stops_cleanly(context):
-        return _resolve(context, sync_settings, run_options, warehouse)
+        return _resolve(context, sync_settings, run_options, warehouse, progress)
 
 
 def _resolve(
@@ -70,8 +74,10 @@ def _resolve(
     sync_settings: SyncSettingsResource,
     run_options: RunOptionsResource,
     warehouse: WarehouseResource,
+    progress: ProgressObserver,
 ) -> dg.MaterializeResult:
     settings = sync_settings.settings()
+    shown = progress.stream("canonical/contacts", unit="contacts", step=None)
     regions = phone_regions(settings, warehouse)
     engine = warehouse.engine()
     # Incremental by default (only what the changed records can reach); a full refresh re-resolves all.
@@ -85,6 +91,8 @@ def _resolve(
         full=full,
         checkpoint=STOP.check,
     )
+    shown.page(records=report.contacts, expected=None, requests=0)
+    shown.finished()
     with engine.connect() as connection:
         quarantined = connection.execute(sa.select(sa.func.count()).select_from(Quarantine)).scalar_one()
     context.log.info(
@@ -99,8 +107,40 @@ def _resolve(
             "clusters": report.contacts,
             "quarantined": quarantined,
             "phone_regions": dg.MetadataValue.json(regions),
+            **source_count_metadata(engine),
+            "sample": sample_table(engine),
         }
     )
+
+
+SAMPLE_SIZE = 10
+
+
+def sample_table(engine: Engine) -> dg.TableMetadataValue:
+    """The most recently updated golden contacts, so the UI shows what a run produced, not only counts."""
+    columns = [*GOLDEN_COLUMNS, "source_count", "updated_at"]
+    schema = dg.TableSchema(
+        columns=[dg.TableColumn(name, "int" if name == "source_count" else "string") for name in columns]
+    )
+    records = [
+        dg.TableRecord(
+            {
+                name: row[name] if name == "source_count" else "" if row[name] is None else str(row[name])
+                for name in columns
+            }
+        )
+        for row in golden_sample(engine, SAMPLE_SIZE)
+    ]
+    return dg.MetadataValue.table(records, schema=schema)
+
+
+def source_count_metadata(engine: Engine) -> dict[str, dg.IntMetadataValue]:
+    """Live records linked to a golden contact, one number per source: the UI plots each across runs,
+    so a source whose share drops (a broken extract, a mass deletion) shows at a glance."""
+    return {
+        f"records_{source}": dg.MetadataValue.int(count)
+        for source, count in records_per_source(engine, SOURCES).items()
+    }
 
 
 def _check(result: canonical_checks.CheckResult) -> dg.AssetCheckResult:

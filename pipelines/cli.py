@@ -12,10 +12,12 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from pathlib import Path
 from types import FrameType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from models.warehouse.db import WarehouseError
 from pipelines.settings import SOURCES, SettingsError, load_settings
@@ -149,6 +151,33 @@ class StopSignals:
         return outcome[0]
 
 
+@contextmanager
+def _watched(verbose: bool) -> Iterator[dict[str, Any]]:
+    """The run's progress observer and loggers (``progress``, ``loggers`` keywords of the runner).
+
+    On a terminal: a live display per stream, Dagster's log lines in ``contact-sync.log`` (and on
+    the terminal too with ``-v``). Anywhere else (cron, CI, a pipe): nothing but the log lines on
+    stderr, as a script expects.
+    """
+    if not sys.stderr.isatty() or os.environ.get("TERM") == "dumb":
+        yield {}
+        return
+    from pipelines.logs import DEFAULT_LOG_FILE, python_logs_to, run_loggers
+    from pipelines.progress_display import LiveProgress
+
+    path = Path(DEFAULT_LOG_FILE).resolve()
+    # The display draws on its own copy of the terminal: with a DAGSTER_HOME, Dagster points the
+    # process's stdout and stderr at its compute-log files while the run executes, and a display
+    # drawn there would neither be seen nor know it is on a terminal.
+    with (
+        os.fdopen(os.dup(sys.stderr.fileno()), "w", encoding="utf-8", buffering=1) as terminal,
+        LiveProgress(terminal) as display,
+        python_logs_to(path),
+    ):
+        yield {"progress": display, "loggers": run_loggers(console=verbose, file=path)}
+    print(f"log lines of the run: {path}", file=sys.stderr)
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from models.warehouse.db import open_warehouse
     from models.warehouse.locks import SourceBusyError
@@ -158,11 +187,16 @@ def cmd_sync(args: argparse.Namespace) -> int:
         settings = load_settings()
         open_warehouse(settings.database_url)  # fail before the run, with one line, if it cannot be reached
         try:
-            report = stop.run(
-                lambda: run_sync(
-                    settings, sources=args.source or (), dry_run=args.dry_run, full_refresh=args.full_refresh
+            with _watched(args.verbose) as watch:
+                report = stop.run(
+                    lambda: run_sync(
+                        settings,
+                        sources=args.source or (),
+                        dry_run=args.dry_run,
+                        full_refresh=args.full_refresh,
+                        **watch,
+                    )
                 )
-            )
         except SourceBusyError as exc:
             raise CommandError(str(exc), exit_code=EXIT_RUN_FAILED) from None
     if report.stopped:
@@ -221,6 +255,26 @@ def cmd_explain(args: argparse.Namespace) -> int:
         )
     for line in lines:
         print(line)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import json
+
+    from models.warehouse.db import open_warehouse
+    from pipelines.show import NoSuchContactError, show_contact, text_lines, to_json
+
+    settings = load_settings()
+    engine = open_warehouse(settings.database_url)
+    try:
+        shown = show_contact(engine, settings, args.query)
+    except NoSuchContactError as exc:
+        raise CommandError(f"show: {exc}", exit_code=EXIT_RUN_FAILED) from None
+    if args.json:
+        print(json.dumps(to_json(shown, settings), indent=2, ensure_ascii=False))
+    else:
+        for line in text_lines(shown, settings):
+            print(line)
     return EXIT_OK
 
 
@@ -336,7 +390,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     first = BACKFILL_PARTITIONS.start.date()
     if args.since < first:  # the days a backfill covers are the UI's daily partitions
         raise CommandError(f"--since {args.since} is before {first}, the first day a backfill can cover")
-    with StopSignals() as stop:
+    with StopSignals() as stop, _watched(args.verbose) as watch:
         report = stop.run(
             lambda: run_backfill(
                 settings,
@@ -344,6 +398,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 objects=[s.object for s in windowed],
                 first_day=args.since.isoformat(),
                 last_day=until.isoformat(),
+                **watch,
             )
         )
     if report.stopped:
@@ -361,6 +416,16 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if not report.success:
         raise CommandError(f"backfill failed: {'; '.join(report.failures)}", exit_code=EXIT_RUN_FAILED)
     return EXIT_OK
+
+
+def _verbose(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="on a terminal, print Dagster's log lines above the progress display as well as to "
+        "./contact-sync.log (without a terminal they are always printed, and there is no display)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -385,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ignore stored cursors, re-read everything, store fresh ones",
     )
+    _verbose(sync)
     sync.set_defaults(handler=cmd_sync)
 
     backfill = commands.add_parser(
@@ -400,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument(
         "--until", type=_day, metavar="DATE", help="last day of the window (default: today)"
     )
+    _verbose(backfill)
     backfill.set_defaults(handler=cmd_backfill)
 
     undo = commands.add_parser(
@@ -431,6 +498,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.set_defaults(handler=cmd_status)
 
+    _add_lookup_commands(commands)
+    _add_local_commands(commands)
+    return parser
+
+
+def _add_lookup_commands(commands: Any) -> None:
+    """The commands that read the warehouse: explain, show, export."""
     explain = commands.add_parser(
         "explain",
         help="why records are one contact, and which nearby records were kept apart",
@@ -438,6 +512,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("target", metavar="CONTACT_ID", help="a contact id, or a record as source/object/id")
     explain.set_defaults(handler=cmd_explain)
+
+    show = commands.add_parser(
+        "show",
+        help="one golden contact: its records, where each field came from, history, activity, pushes",
+        description="Print what the warehouse holds on one person: the golden contact, each source "
+        "record in it, which record each field came from and why, its merges and splits, its latest "
+        "activity and the reverse-sync writes planned or sent for it. An email or phone is normalised "
+        "as the pipeline does; a merged-away contact id leads to its survivor. Exit 1 when nothing "
+        "(or more than one contact) matches.",
+    )
+    show.add_argument("query", metavar="EMAIL|PHONE|CONTACT_ID")
+    show.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    show.set_defaults(handler=cmd_show)
 
     export = commands.add_parser(
         "export",
@@ -449,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", metavar="PATH", help="file to write (default: stdout)")
     export.set_defaults(handler=cmd_export)
 
+
+def _add_local_commands(commands: Any) -> None:
+    """The commands that run things on this machine: the sandbox, the demo, the UI."""
     sandbox = commands.add_parser(
         "sandbox",
         help="run the local emulator of the five APIs until stopped",
@@ -501,7 +591,6 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.add_argument("--no-daemon", action="store_true", help="the UI only: no schedule, queue or backfills")
     ui.set_defaults(handler=cmd_ui)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

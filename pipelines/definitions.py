@@ -8,10 +8,11 @@ import dagster as dg
 
 from pipelines.canonical import canonical_assets, canonical_checks_defs
 from pipelines.extract import backfill_assets, extract_assets
+from pipelines.logs import LOGGERS
+from pipelines.progress import NO_PROGRESS, ProgressObserver
 from pipelines.resources import RunOptionsResource, WarehouseResource, settings_resource
 from pipelines.reverse_sync import reverse_sync_assets
 from pipelines.settings import Settings, load_settings
-from pipelines.stopping import console_logger
 from pipelines.undo import undo_push_job
 
 full_sync_job = dg.define_asset_job(
@@ -24,8 +25,17 @@ full_sync_job = dg.define_asset_job(
 )
 
 
-def build_definitions(settings: Settings, *, full_refresh_sources: tuple[str, ...] = ()) -> dg.Definitions:
-    """The definitions for ``settings``: the schedule's cron and the resources come from them."""
+def build_definitions(
+    settings: Settings,
+    *,
+    full_refresh_sources: tuple[str, ...] = (),
+    progress: ProgressObserver = NO_PROGRESS,
+) -> dg.Definitions:
+    """The definitions for ``settings``: the schedule's cron and the resources come from them.
+
+    ``progress`` hears each stream's pages; only the CLI's terminal display passes one (a run in
+    the code location reports to nothing, its log lines and the UI say the rest).
+    """
     schedule = dg.ScheduleDefinition(
         name="full_sync_schedule",
         job=full_sync_job,
@@ -38,13 +48,15 @@ def build_definitions(settings: Settings, *, full_refresh_sources: tuple[str, ..
         asset_checks=canonical_checks_defs,
         jobs=[full_sync_job, undo_push_job],
         schedules=[schedule],
-        # Dagster's console logger, minus the stack traces it prints when a run is stopped on purpose.
-        loggers={"console": console_logger},
         resources={
             "sync_settings": settings_resource(settings),
             "run_options": RunOptionsResource(full_refresh_sources=list(full_refresh_sources)),
             "warehouse": WarehouseResource(database_url=settings.database_url),
+            "progress": progress,
         },
+        # Dagster's console logger (minus the stack traces it prints when a run is stopped on purpose)
+        # and the file logger the CLI's live display sends the log lines to.
+        loggers=LOGGERS,
     )
 
 

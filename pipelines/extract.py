@@ -35,6 +35,7 @@ from models.warehouse.store import BadRecord, PageCounts, RawRow, RawStore, Stre
 from models.warehouse.tables import SourceAccount, utcnow
 from pipelines.check import SourceCheck, sync_start_check
 from pipelines.clients import clients_for
+from pipelines.progress import NO_PROGRESS, ProgressObserver, StreamProgress
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import Settings
 from pipelines.stopping import end_run_stopped, run_in_threads, stops_cleanly
@@ -42,6 +43,8 @@ from pipelines.streams import STREAMS, Stream
 
 Reader = Callable[[Clients, Any], Iterator[Page[Any]]]
 WindowReader = Callable[[Clients, datetime, datetime], Iterator[Page[Any]]]
+OnPage = Callable[[int, int | None], None]
+"""Called after each stored page with the records read so far and the total the API expects."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,7 @@ def load_pages(
     move_cursor: bool = True,
     log: Callable[[str], None] = lambda _line: None,
     progress: PageCounts | None = None,
+    on_page: OnPage | None = None,
 ) -> tuple[PageCounts, int, dict[str, Any] | None]:
     """Store every page with its cursor in one transaction each; returns counts, pages, last cursor.
 
@@ -170,6 +174,7 @@ def load_pages(
     total = progress if progress is not None else PageCounts()
     cursor: dict[str, Any] | None = None
     number = 0
+    seen = 0
     for number, page in enumerate(pages, start=1):
         rows, bad = _rows(stream, page)
         cursor = page.cursor.to_json()
@@ -183,6 +188,9 @@ def load_pages(
             run_id=run_id,
         )
         total.add(counts)
+        seen += len(page.records)
+        if on_page is not None:
+            on_page(seen, page.expected)
         if page.records or page.deleted_ids:
             log(
                 f"{stream.name}: page {number}: read {counts.read}, new {counts.inserted}, "
@@ -202,6 +210,7 @@ def run_extract(
     full_scan_every: timedelta | None = None,
     log: Callable[[str], None] = lambda _line: None,
     progress: PageCounts | None = None,
+    on_page: OnPage | None = None,
 ) -> ExtractReport:
     """Read ``stream`` from its stored cursor (from scratch on a full refresh) into the raw store.
 
@@ -235,12 +244,19 @@ def run_extract(
             run_id=run_id,
             log=log,
             progress=progress,
+            on_page=on_page,
         )
         counts.deleted += store.mark_missing_deleted(key, seen)
         store.finish_run(scan_key, counts={"records_seen": len(seen), "rows_deleted": counts.deleted})
     else:
         counts, pages, after = load_pages(
-            stream, store, spec.read(clients, since), run_id=run_id, log=log, progress=progress
+            stream,
+            store,
+            spec.read(clients, since),
+            run_id=run_id,
+            log=log,
+            progress=progress,
+            on_page=on_page,
         )
     return ExtractReport(counts, pages, before, after or before, time.monotonic() - started)
 
@@ -274,6 +290,7 @@ def run_backfill(
     run_id: str | None = None,
     log: Callable[[str], None] = lambda _line: None,
     progress: PageCounts | None = None,
+    on_page: OnPage | None = None,
 ) -> ExtractReport:
     """Re-read records modified in [start, end) through the same upsert, leaving the live cursor alone."""
     spec = SPECS[(stream.source, stream.object)]
@@ -289,6 +306,7 @@ def run_backfill(
         move_cursor=False,
         log=log,
         progress=progress,
+        on_page=on_page,
     )
     return ExtractReport(counts, pages, cursor, cursor, time.monotonic() - started)
 
@@ -316,6 +334,7 @@ def _build_backfill_asset(stream: Stream) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         sync_settings: SyncSettingsResource,
         warehouse: WarehouseResource,
+        progress: dg.ResourceParam[ProgressObserver],
     ) -> Iterator[dg.MaterializeResult]:
         with stops_cleanly(context):
             settings = sync_settings.settings()
@@ -326,7 +345,8 @@ def _build_backfill_asset(stream: Stream) -> dg.AssetsDefinition:
             window = context.partition_time_window
             store = RawStore(warehouse.engine())
             window_meta = {"window_start": window.start.isoformat(), "window_end": window.end.isoformat()}
-            progress = PageCounts()
+            counted = PageCounts()
+            shown = progress.stream(f"backfill/{stream.name}")
             with clients_for(settings, (stream.source,)) as clients:
                 try:
                     report = run_backfill(
@@ -337,24 +357,28 @@ def _build_backfill_asset(stream: Stream) -> dg.AssetsDefinition:
                         window.end,
                         run_id=context.run.run_id,
                         log=context.log.info,
-                        progress=progress,
+                        progress=counted,
+                        on_page=_reporter(shown, clients, stream.source, clients.stats.snapshot()),
                     )
                 except ConnectorError as exc:
+                    shown.finished(error=f"backfill {stream.name}: {exc}")
                     raise dg.Failure(description=f"backfill {stream.name}: {exc}") from None
                 except StopRequested:
                     # What was re-read is stored; the cursors were never going to move.
                     requests = clients.stats.snapshot().total_requests()
                     context.log.info(f"backfill {stream.name}: stopped part-way ({STOP.reason})")
+                    shown.finished(error="stopped")
                     yield dg.MaterializeResult(
                         metadata={
                             "status": "stopped",
-                            **progress.as_dict(),
+                            **counted.as_dict(),
                             "requests": requests,
                             **window_meta,
                         }
                     )
                     end_run_stopped(context)
                 requests = clients.stats.snapshot().total_requests()
+            shown.finished()
             yield dg.MaterializeResult(
                 metadata={
                     **report.counts.as_dict(),
@@ -404,6 +428,17 @@ def refresh_account_country(
     log(f"{source}: account country {country or 'unknown'}")
 
 
+def _reporter(shown: StreamProgress, clients: Clients, source: str, before: StatsSnapshot) -> OnPage:
+    """The per-page hook telling ``shown`` the records so far and ``source``'s requests since ``before``."""
+    start = before.total_requests(source)
+
+    def on_page(records: int, expected: int | None) -> None:
+        requests = clients.stats.snapshot().total_requests(source) - start
+        shown.page(records=records, expected=expected, requests=requests)
+
+    return on_page
+
+
 def _extract_with_bookkeeping(
     stream: Stream,
     clients: Clients,
@@ -414,6 +449,7 @@ def _extract_with_bookkeeping(
     full_scan_every: timedelta,
     log: Callable[[str], None],
     before: StatsSnapshot | None = None,
+    shown: StreamProgress | None = None,
 ) -> dict[str, Any]:
     """Run the extract, record its outcome in ``stream_state`` and return the materialization metadata
     (``status: stopped`` and the counts so far when the run was asked to stop part-way).
@@ -437,6 +473,7 @@ def _extract_with_bookkeeping(
             full_scan_every=full_scan_every,
             log=log,
             progress=progress,
+            on_page=None if shown is None else _reporter(shown, clients, stream.source, before),
         )
     except StopRequested:
         used = clients.stats.snapshot().diff(before)
@@ -503,6 +540,7 @@ def _extract_source(
     full_refresh: bool,
     full_scan_every: timedelta,
     log: Callable[[str], None],
+    progress: ProgressObserver = NO_PROGRESS,
 ) -> dict[Stream, dict[str, Any] | str]:
     """One source's streams, one after another: metadata per stream, or the one line that says why not.
 
@@ -534,7 +572,9 @@ def _extract_source(
                 error=problem,
             )
             outcome[stream] = f"{stream.name}: {problem}"
+            progress.stream(stream.name).finished(error=problem)
             continue
+        shown = progress.stream(stream.name)
         try:
             with source_lock(engine, f"extract-{stream.source}-{stream.object}", stream.name):
                 metadata = _extract_with_bookkeeping(
@@ -546,19 +586,24 @@ def _extract_source(
                     full_scan_every=full_scan_every,
                     log=log,
                     before=since,
+                    shown=shown,
                 )
                 if index == 0 and checked is not None:
                     metadata["source_check"] = checked.summary()
                 outcome[stream] = metadata
                 if metadata.get("status") == "stopped":
+                    shown.finished(error="stopped")
                     break
+                shown.finished()
         except (ConnectorError, SourceBusyError) as exc:
             if isinstance(exc, ConnectorError):
                 forget_check(engine, source)  # the next sync checks again and can say what is wrong
             outcome[stream] = str(exc) if isinstance(exc, SourceBusyError) else f"{stream.name}: {exc}"
+            shown.finished(error=str(exc))
         except Exception as exc:  # a bug: keep the other sources going, fail the step with the trace logged
             log(f"{stream.name}: unexpected error\n{traceback.format_exc()}")
             outcome[stream] = f"{stream.name}: unexpected {type(exc).__name__}: {exc}"
+            shown.finished(error=f"unexpected {type(exc).__name__}: {exc}")
     return outcome
 
 
@@ -587,6 +632,7 @@ def extract(
     sync_settings: SyncSettingsResource,
     run_options: RunOptionsResource,
     warehouse: WarehouseResource,
+    progress: dg.ResourceParam[ProgressObserver],
 ) -> Iterator[dg.MaterializeResult]:
     """Every selected stream in one step: sources in parallel threads, a source's streams in turn.
 
@@ -598,7 +644,7 @@ def extract(
     (``status: stopped``), and the run ends canceled.
     """
     with stops_cleanly(context):
-        yield from _extract_step(context, sync_settings, run_options, warehouse)
+        yield from _extract_step(context, sync_settings, run_options, warehouse, progress)
 
 
 def _extract_step(
@@ -606,6 +652,7 @@ def _extract_step(
     sync_settings: SyncSettingsResource,
     run_options: RunOptionsResource,
     warehouse: WarehouseResource,
+    progress: ProgressObserver,
 ) -> Iterator[dg.MaterializeResult]:
     settings = sync_settings.settings()
     selected = [s for s in STREAMS if dg.AssetKey([s.source, s.object]) in context.selected_asset_keys]
@@ -635,6 +682,7 @@ def _extract_step(
                     full_refresh=source in run_options.full_refresh_sources,
                     full_scan_every=timedelta(hours=settings.contact_sync_full_scan_hours),
                     log=context.log.info,
+                    progress=progress,
                 )
                 for source, streams in runnable.items()
             ]

@@ -40,6 +40,7 @@ from models.warehouse.locks import SourceBusyError, source_lock
 from models.warehouse.store import RawStore, StreamKey
 from pipelines.canonical import phone_regions
 from pipelines.clients import clients_for
+from pipelines.progress import NO_PROGRESS, ProgressObserver, StreamProgress
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import Settings
 from pipelines.stopping import end_run_stopped, run_in_threads, stops_cleanly
@@ -183,11 +184,13 @@ def push_destination(
     dry_run: bool,
     log: Callable[[str], None] = lambda _line: None,
     own_user: str | None = None,
+    shown: StreamProgress | None = None,
 ) -> PushReport:
     """Plan, record and (unless ``dry_run``) send one destination's changes; every row ends in one state.
 
     ``own_user`` is the Zoho user the connection acts as (`own_zoho_users`); without it a Zoho write
-    keeps the ``Modified_By`` its answer names, which is the same user.
+    keeps the ``Modified_By`` its answer names, which is the same user. ``shown`` hears the fields
+    written so far after each call, against the fields planned.
 
     Asked to stop, it sends no further batch: the call in flight is answered and recorded, and the
     rows it never sent end ``unchanged`` with the reason (``PushReport.not_sent``), to be planned again
@@ -255,6 +258,9 @@ def push_destination(
         created += made
         if number % 50 == 0:
             log(f"reverse sync {stream.name}: {number} calls made, {counts['sent']} fields sent so far")
+        if shown is not None:
+            requests = clients.stats.snapshot().diff(before).total_requests(stream.source)
+            shown.page(records=sum(counts.values()), expected=len(plan) - invalid, requests=requests)
     not_sent = 0
     if stopped:
         not_sent = push_ledger.abandon_planned(
@@ -431,6 +437,7 @@ def _push_source(
     dry_run: bool,
     log: Callable[[str], None],
     own_user: str | None = None,
+    progress: ProgressObserver = NO_PROGRESS,
 ) -> dict[Stream, PushReport | str]:
     """One source's destinations, one after another: a report each, or the one line that says why not.
 
@@ -441,6 +448,7 @@ def _push_source(
     for stream in streams:
         if STOP.is_set():
             break
+        shown = progress.stream(f"reverse_sync/{stream.name}", unit="fields", step="calls")
         try:
             with source_lock(engine, f"push-{stream.source}-{stream.object}", f"reverse sync {stream.name}"):
                 report = push_destination(
@@ -452,18 +460,24 @@ def _push_source(
                     dry_run=dry_run,
                     log=log,
                     own_user=own_user,
+                    shown=shown,
                 )
         except SourceBusyError as exc:
             outcome[stream] = str(exc)
+            shown.finished(error=str(exc))
             continue
         except ConnectorError as exc:
             outcome[stream] = f"reverse sync {stream.name}: {exc}"
+            shown.finished(error=str(exc))
             continue
         except StopRequested:  # refused before its first write (a read of the plan's inputs)
+            shown.finished(error="stopped")
             break
         outcome[stream] = report
         if report.stopped:
+            shown.finished(error="stopped")
             break
+        shown.finished()
         log(
             f"reverse sync {stream.name}: planned {report.planned}, sent {report.sent}"
             + (f" ({report.created} records created)" if report.created else "")
@@ -498,6 +512,7 @@ def reverse_sync(
     sync_settings: SyncSettingsResource,
     run_options: RunOptionsResource,
     warehouse: WarehouseResource,
+    progress: dg.ResourceParam[ProgressObserver],
 ) -> Iterator[dg.MaterializeResult]:
     """Every selected destination in one step: sources in parallel threads sharing the Maton bucket,
     a source's destinations in turn. A failing destination fails alone; the step then names it.
@@ -509,7 +524,7 @@ def reverse_sync(
     step reports the destinations it finished and those it stopped part-way, and the run ends canceled.
     """
     with stops_cleanly(context):
-        yield from _reverse_sync_step(context, sync_settings, run_options, warehouse)
+        yield from _reverse_sync_step(context, sync_settings, run_options, warehouse, progress)
 
 
 def _skip_reason(stream: Stream, settings: Settings, stale_sources: set[str]) -> str | None:
@@ -527,6 +542,7 @@ def _reverse_sync_step(
     sync_settings: SyncSettingsResource,
     run_options: RunOptionsResource,
     warehouse: WarehouseResource,
+    progress: ProgressObserver,
 ) -> Iterator[dg.MaterializeResult]:
     settings = sync_settings.settings()
     engine = warehouse.engine()
@@ -578,6 +594,7 @@ def _reverse_sync_step(
                     dry_run=dry_run,
                     log=context.log.info,
                     own_user=own_users.get(source),
+                    progress=progress,
                 )
                 for source, streams in runnable.items()
             ]

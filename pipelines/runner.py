@@ -15,8 +15,10 @@ import dagster as dg
 from models.warehouse.db import open_warehouse
 from models.warehouse.locks import source_lock
 from pipelines.definitions import build_definitions
+from pipelines.logs import LOGGERS, run_loggers
+from pipelines.progress import NO_PROGRESS, ProgressObserver
 from pipelines.settings import Settings
-from pipelines.stopping import console_logger, is_interrupt
+from pipelines.stopping import is_interrupt
 from pipelines.streams import STREAMS
 
 SYNC_BUSY = "another sync is running on this warehouse; try again when it ends"
@@ -161,8 +163,13 @@ def run_sync(
     dry_run: bool = False,
     full_refresh: bool = False,
     instance: dg.DagsterInstance | None = None,
+    progress: ProgressObserver = NO_PROGRESS,
+    loggers: Mapping[str, Any] | None = None,
 ) -> SyncReport:
     """One full cycle through Dagster; ``sources`` narrows it, as ``--source`` does.
+
+    ``progress`` hears each stream's pages (the CLI's terminal display); ``loggers`` is the run
+    config's ``loggers`` section (default: the console at INFO; see ``pipelines.logs.run_loggers``).
 
     The run holds the warehouse's sync lock throughout, and raises ``SourceBusyError`` (its message
     is the line to show) when another sync holds it. Two syncs started together would otherwise each
@@ -176,9 +183,10 @@ def run_sync(
     # The switches go into the resources themselves: run config for a resource would replace every
     # value it was built with (secrets and settings included), not just the keys it names.
     refresh = tuple(sources or settings.requested_sources()) if full_refresh else ()
-    job = build_definitions(settings, full_refresh_sources=refresh).resolve_job_def("full_sync")
-    # The console logger defaults to DEBUG, which buries the per-page progress lines people want.
-    run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    job = build_definitions(settings, full_refresh_sources=refresh, progress=progress).resolve_job_def(
+        "full_sync"
+    )
+    run_config: dict[str, Any] = {"loggers": dict(loggers or run_loggers())}
     with (
         source_lock(open_warehouse(settings.database_url), "sync", busy=SYNC_BUSY),
         cli_instance(instance) as chosen,
@@ -205,25 +213,27 @@ def run_backfill(
     first_day: str,
     last_day: str,
     instance: dg.DagsterInstance | None = None,
+    progress: ProgressObserver = NO_PROGRESS,
+    loggers: Mapping[str, Any] | None = None,
 ) -> SyncReport:
     """Materialize ``backfill/<source>/<object>`` over the days [first_day, last_day], as one run."""
     from pipelines.extract import backfill_assets
 
-    defs = build_definitions(settings)
     keys = [dg.AssetKey(["backfill", source, obj]) for obj in objects]
     selected = [asset for asset in backfill_assets if asset.key in keys]
-    # As ``dg.materialize`` does, with the code location's console logger (quiet when stopped).
+    # As dg.materialize builds its job, with the loggers the CLI may choose from (the console one quiet
+    # about a stop asked for).
     job = dg.Definitions(
         assets=selected,
-        jobs=[dg.define_asset_job("__ephemeral_asset_job__")],
-        resources=defs.resources,
-        loggers={"console": console_logger},
-    ).resolve_job_def("__ephemeral_asset_job__")
+        jobs=[dg.define_asset_job("backfill", selection=keys)],
+        resources=build_definitions(settings, progress=progress).resources,
+        loggers=LOGGERS,
+    ).resolve_job_def("backfill")
     with cli_instance(instance) as chosen:
         result = job.execute_in_process(
             instance=chosen,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            run_config={"loggers": dict(loggers or run_loggers())},
             tags={
                 "dagster/asset_partition_range_start": first_day,
                 "dagster/asset_partition_range_end": last_day,

@@ -5,10 +5,12 @@ merges and splits between them (``contact_ids``), resolving everything or only a
 (``resolution``, ``identity_store``), per-field survivorship with lineage (``survivorship``; our own
 reverse-sync writes discounted by ``own_writes``), the warehouse builds (``canonical`` in full,
 ``canonical_incremental`` from the changes, both through the shared ``phases``), unified activity
-(``activity``) and the invariants checked after each build (``checks``).
+(``activity``), the invariants checked after each build (``checks``), and reading a contact's whole
+story back for ``contact-sync show`` and the UI (``lookup``).
 
 Entry points: ``canonical.build_canonical``, ``canonical_incremental.build_canonical_incremental``,
-``activity.build_activity``, the three functions of ``checks``. Imports ``models.warehouse`` and
+``activity.build_activity``, the three functions of ``checks``, ``lookup.find_contacts`` /
+``lookup.contact_story``. Imports ``models.warehouse`` and
 ``models.normalise``; never ``models.push`` (it reads the ledger table through
 ``models.warehouse.tables``).
 """

@@ -79,7 +79,7 @@ class NameMatcher:
         self._related = set(zip(both["a"], both["b"], strict=True))
         # An initial stands for any form of the name: "A." agrees with "Tony" because Tony is Anthony.
         letters = both.assign(letter=both["b"].str[0]).groupby("a")["letter"].agg(frozenset)
-        self._initials: dict[str, frozenset[str]] = letters.to_dict()
+        self._initials: dict[str, frozenset[str]] = {str(k): v for k, v in letters.items()}
 
     def agree(self, left: npt.NDArray[np.object_], right: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_]:
         """Per position: True when the two tokens may name one person. A missing token agrees with

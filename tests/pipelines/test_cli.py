@@ -29,7 +29,7 @@ from tests.pipelines.test_extract import emulator_ids
 
 CLI = str(Path(sys.executable).with_name("contact-sync"))
 ROOT = Path(__file__).parents[2]
-COMMANDS = ("sync", "backfill", "check", "status", "export", "sandbox", "demo", "ui")
+COMMANDS = ("sync", "backfill", "check", "status", "show", "export", "sandbox", "demo", "ui")
 
 
 def run_cli(
@@ -62,6 +62,9 @@ def test_sync_without_credentials_runs_the_job_and_says_so(tmp_path: Path) -> No
     assert "succeeded" in result.stdout
     assert "zoho_crm: skipped, no credentials (set MATON_API_KEY to enable it)" in result.stdout
     assert (tmp_path / "contact_sync.db").exists()
+    # Not a terminal: Dagster's log lines on stderr as ever, no progress display, no log file.
+    assert " - dagster - INFO - full_sync - " in result.stderr
+    assert not (tmp_path / "contact-sync.log").exists()
 
 
 def test_bad_setting_fails_with_one_line(tmp_path: Path) -> None:
