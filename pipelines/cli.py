@@ -5,11 +5,15 @@ stderr and a non-zero status; a traceback means a bug.
 """
 
 import argparse
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from models.warehouse.db import WarehouseError
+from pipelines.dagster_home import DagsterHomeError, ensure_dagster_home
 from pipelines.settings import SOURCES, SettingsError, load_settings
 
 EXIT_OK = 0
@@ -46,12 +50,21 @@ def _behaviour(text: str) -> tuple[str, object]:
     return name.strip(), value
 
 
+def _dagster_home() -> Path | None:
+    """Make a missing ``DAGSTER_HOME`` folder before Dagster needs it, saying so in one line."""
+    path, created = ensure_dagster_home()
+    if created:
+        print(f"contact-sync: created DAGSTER_HOME {path}", file=sys.stderr)
+    return path
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from models.warehouse.db import open_warehouse
     from models.warehouse.locks import SourceBusyError
     from pipelines.runner import run_sync
 
     settings = load_settings()
+    _dagster_home()
     open_warehouse(settings.database_url)  # fail before the run, with one line, if it cannot be reached
     try:
         report = run_sync(
@@ -124,6 +137,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import run_demo
 
+    _dagster_home()
     first, second = run_demo(people=args.people, seed=args.seed, echo=_echo)
     if not (first.success and second.success):
         failures = "; ".join(first.failures + second.failures) or "see the run log"
@@ -137,6 +151,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     open_warehouse(settings.database_url)
+    _dagster_home()
     report = run_undo(settings, args.run_id, dry_run=args.dry_run)
     meta = report.assets.get("undo", {})
     if report.success:
@@ -151,6 +166,37 @@ def cmd_undo(args: argparse.Namespace) -> int:
         reason = "; ".join(report.failures) or f"{meta.get('failed')} writes failed; see push_ledger.error"
         raise CommandError(f"undo failed: {reason}", exit_code=EXIT_RUN_FAILED)
     return EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Become ``dagster dev`` on this project's code location, after making a missing ``DAGSTER_HOME``.
+
+    The workspace it is given names the location ``contact_sync`` as ``workspace.yaml`` does, with
+    the current directory as the code's working directory, so settings and ``.env`` are read from
+    where the command runs, as every other command reads them. The process is replaced rather than
+    wrapped, so Ctrl-C and service managers' signals reach ``dagster dev`` itself.
+    """
+    import hashlib
+    import json
+
+    load_settings()  # a bad setting stops here in one line, not in the UI's code-location error
+    _dagster_home()
+    location = {
+        "module_name": "pipelines.definitions",
+        "attribute": "defs",
+        "location_name": "contact_sync",
+        "working_directory": os.getcwd(),
+    }
+    # One small file per user and working directory, rewritten each time: nothing piles up.
+    folder = Path(tempfile.gettempdir()) / f"contact-sync-ui-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    workspace = folder / f"workspace-{hashlib.sha256(os.getcwd().encode()).hexdigest()[:12]}.yaml"
+    workspace.write_text(json.dumps({"load_from": [{"python_module": location}]}))  # JSON is YAML
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [*command, "--host", args.host, "--port", str(args.port)])  # noqa: S606 - fixed argv
+    return EXIT_OK  # not reached: execv replaces the process
 
 
 def _echo(line: str) -> None:
@@ -170,6 +216,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from pipelines.streams import STREAMS
 
     settings = load_settings()
+    _dagster_home()
     streams = [s for s in STREAMS if s.source == args.source and args.object in (None, s.object)]
     if not streams:
         raise CommandError(f"{args.source} has no object {args.object!r}")
@@ -309,6 +356,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--people", type=int, default=300, help="how many people the emulator holds")
     demo.add_argument("--seed", type=int, default=1, help="seed of the emulator's data")
     demo.set_defaults(handler=cmd_demo)
+
+    ui = commands.add_parser(
+        "ui",
+        help="the Dagster UI and daemon (dagster dev) on this project, creating a missing DAGSTER_HOME",
+        description="Run `dagster dev` on the contact_sync code location until Ctrl-C. Set DAGSTER_HOME to "
+        "keep runs across sessions (a missing folder is created); unset, Dagster uses a temporary one.",
+    )
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=cmd_ui)
     return parser
 
 
@@ -318,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (SettingsError, WarehouseError) as exc:
+    except (SettingsError, WarehouseError, DagsterHomeError) as exc:
         print(f"contact-sync: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except CommandError as exc:

@@ -25,7 +25,7 @@ from tests.pipelines.test_extract import emulator_ids
 
 CLI = str(Path(sys.executable).with_name("contact-sync"))
 ROOT = Path(__file__).parents[2]
-COMMANDS = ("sync", "backfill", "check", "status", "export", "sandbox", "demo")
+COMMANDS = ("sync", "backfill", "check", "status", "export", "sandbox", "demo", "ui")
 
 
 def run_cli(
@@ -53,11 +53,15 @@ def test_every_command_of_the_contract_has_useful_help(
 
 
 def test_sync_without_credentials_runs_the_job_and_says_so(tmp_path: Path) -> None:
-    result = run_cli("sync", cwd=tmp_path)
+    """Also with a DAGSTER_HOME that does not exist yet: it is made, and the run is stored there."""
+    home = tmp_path / "not" / "yet" / "dagster_home"
+    result = run_cli("sync", env={"DAGSTER_HOME": str(home)}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "succeeded" in result.stdout
     assert "zoho_crm: skipped, no credentials (set MATON_API_KEY to enable it)" in result.stdout
     assert (tmp_path / "contact_sync.db").exists()
+    assert result.stderr.startswith(f"contact-sync: created DAGSTER_HOME {home}\n")
+    assert (home / "history" / "runs.db").exists()
 
 
 def test_bad_setting_fails_with_one_line(tmp_path: Path) -> None:
