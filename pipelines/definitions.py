@@ -4,6 +4,8 @@
 the command line is the run the schedule would have made.
 """
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from pipelines.canonical import canonical_assets, canonical_checks_defs
@@ -23,15 +25,53 @@ full_sync_job = dg.define_asset_job(
 )
 
 
-def build_definitions(settings: Settings, *, full_refresh_sources: tuple[str, ...] = ()) -> dg.Definitions:
-    """The definitions for ``settings``: the schedule's cron and the resources come from them."""
-    schedule = dg.ScheduleDefinition(
+#: Statuses of a run that has not finished: while a ``full_sync`` is in one, a tick starts nothing.
+UNFINISHED = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def build_schedule(cron: str) -> dg.ScheduleDefinition:
+    """``full_sync`` on ``cron``, skipping a tick while an earlier ``full_sync`` has not finished.
+
+    Without the skip, ticks of a run longer than the interval (a first sync of a big account takes
+    hours) pile up in the queue and then run back to back, each finding almost nothing new, and a
+    run started meanwhile from the CLI would have the scheduled one refused stream by stream.
+    """
+
+    @dg.schedule(
         name="full_sync_schedule",
         job=full_sync_job,
-        cron_schedule=settings.contact_sync_cron,
+        cron_schedule=cron,
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="The full sync on CONTACT_SYNC_CRON; a tick is skipped while a full_sync is queued "
+        "or running.",
     )
+    def full_sync_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        records = context.instance.get_run_records(
+            dg.RunsFilter(job_name=full_sync_job.name, statuses=UNFINISHED), limit=1
+        )
+        if not records:
+            return dg.RunRequest()
+        record = records[0]
+        since = datetime.fromtimestamp(record.start_time or record.create_timestamp.timestamp(), UTC)
+        return dg.SkipReason(
+            f"full_sync run {record.dagster_run.run_id} is still "
+            f"{record.dagster_run.status.value.lower()} (since {since:%Y-%m-%d %H:%M} UTC); this tick "
+            "starts nothing. If that run is dead, terminate it in the UI and the next tick runs."
+        )
+
+    return full_sync_schedule
+
+
+def build_definitions(settings: Settings, *, full_refresh_sources: tuple[str, ...] = ()) -> dg.Definitions:
+    """The definitions for ``settings``: the schedule's cron and the resources come from them."""
+    schedule = build_schedule(settings.contact_sync_cron)
     return dg.Definitions(
         assets=[*extract_assets, *backfill_assets, *canonical_assets, *reverse_sync_assets],
         asset_checks=canonical_checks_defs,
