@@ -72,8 +72,17 @@ def build_schedule(cron: str) -> dg.ScheduleDefinition:
 def build_definitions(settings: Settings, *, full_refresh_sources: tuple[str, ...] = ()) -> dg.Definitions:
     """The definitions for ``settings``: the schedule's cron and the resources come from them."""
     schedule = build_schedule(settings.contact_sync_cron)
+    # Dagster's own freshness policy is red when no run has materialized the asset for the window: the
+    # schedule stopped, the daemon is down, a run hangs. A stream that runs but fails is still
+    # materialized (status "failed", so the run goes on), which the extract step's own freshness
+    # check, read from the stream's last success, covers.
+    policy = dg.FreshnessPolicy.time_window(fail_window=settings.freshness_window())
+    extract_fresh = [
+        asset.map_asset_specs(lambda spec: spec.replace_attributes(freshness_policy=policy))
+        for asset in extract_assets
+    ]
     return dg.Definitions(
-        assets=[*extract_assets, *backfill_assets, *canonical_assets, *reverse_sync_assets],
+        assets=[*extract_fresh, *backfill_assets, *canonical_assets, *reverse_sync_assets],
         asset_checks=canonical_checks_defs,
         jobs=[full_sync_job, undo_push_job],
         schedules=[schedule],

@@ -64,6 +64,8 @@ class SyncSettingsResource(dg.ConfigurableResource):
     blocked_identifiers: str | None = None
     max_records_per_identifier: int = 25
     source_priority: str | None = None
+    cron: str = "*/15 * * * *"
+    freshness_minutes: int | None = None
 
     def settings(self) -> Settings:
         """The validated settings object the plain functions in ``models``/``connectors`` are given."""
@@ -79,6 +81,8 @@ class SyncSettingsResource(dg.ConfigurableResource):
             "contact_sync_blocked_identifiers": self.blocked_identifiers,
             "contact_sync_max_records_per_identifier": self.max_records_per_identifier,
             "contact_sync_source_priority": self.source_priority,
+            "contact_sync_cron": self.cron,
+            "contact_sync_freshness_minutes": self.freshness_minutes,
             "maton_gateway_url": self.maton_gateway_url,
             "linkflow_base_url": self.linkflow_base_url,
         }
@@ -136,5 +140,7 @@ def settings_resource(settings: Settings) -> SyncSettingsResource:
         blocked_identifiers=settings.contact_sync_blocked_identifiers,
         max_records_per_identifier=settings.contact_sync_max_records_per_identifier,
         source_priority=settings.contact_sync_source_priority,
+        cron=settings.contact_sync_cron,
+        freshness_minutes=settings.contact_sync_freshness_minutes,
         **secrets,
     )

@@ -6,10 +6,11 @@ Credentials are ``SecretStr`` so they print as stars wherever the object is show
 """
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Literal
 
 import phonenumbers
-from dagster._utils.schedules import is_valid_cron_string
+from dagster._utils.schedules import get_smallest_cron_interval, is_valid_cron_string
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -78,6 +79,9 @@ def parse_create(text: str) -> dict[tuple[str, str], str | None]:
         result[(source, obj)] = parent or None
     return result
 
+
+FRESHNESS_INTERVALS = 4
+"""Schedule intervals a stream may go without a successful extract, unless the setting says otherwise."""
 
 SURVIVING_FIELDS: tuple[str, ...] = ("email", "phone", *OVERWRITABLE_FIELDS)
 
@@ -173,6 +177,10 @@ class Settings(BaseSettings):
     contact_sync_blocked_identifiers: str | None = None
     contact_sync_max_records_per_identifier: int = Field(default=25, ge=2)
     contact_sync_source_priority: str | None = None
+    # Freshness: how long a stream may go without a successful extract before its check turns red
+    # (and Dagster's freshness policy on its asset, before a run has reached it at all). Unset: four
+    # intervals of CONTACT_SYNC_CRON, so one or two missed or failed runs stay green.
+    contact_sync_freshness_minutes: int | None = Field(default=None, ge=1)
 
     @field_validator("contact_sync_push", mode="before")
     @classmethod
@@ -245,6 +253,12 @@ class Settings(BaseSettings):
             return None
         parse_source_priority(str(value))
         return str(value).strip()
+
+    def freshness_window(self) -> timedelta:
+        """How long an extract stream may go without succeeding before it counts as stale."""
+        if self.contact_sync_freshness_minutes is not None:
+            return timedelta(minutes=self.contact_sync_freshness_minutes)
+        return FRESHNESS_INTERVALS * get_smallest_cron_interval(self.contact_sync_cron, "UTC")
 
     def source_priority(self) -> dict[str, tuple[str, ...]]:
         """Per canonical field, the sources whose values win regardless of recency, best first."""

@@ -160,6 +160,7 @@ def test_every_setting_reaches_the_run_through_the_dagster_resource(monkeypatch:
         "contact_sync_blocked_identifiers": "x@example.com",
         "contact_sync_max_records_per_identifier": 9,
         "contact_sync_source_priority": "company:zoho_crm",
+        "contact_sync_freshness_minutes": 45,
         **{f"maton_connection_{s}": f"conn-{s}" for s in SOURCES if s != "linkflow"},
         **{f"contact_sync_phone_region_{s}": "DE" for s in SOURCES},
     }
@@ -169,8 +170,8 @@ def test_every_setting_reaches_the_run_through_the_dagster_resource(monkeypatch:
     for field in SECRET_FIELDS:  # secrets travel as EnvVar: the variables hold the same values
         monkeypatch.setenv(field.upper(), str(values[field]))
     carried = settings_resource(original).process_config_and_initialize().settings()
-    # Only what is not a run setting stays behind: where the warehouse is and when the schedule runs.
-    outside = {"contact_sync_database_url", "contact_sync_cron"}
+    # Only what is not a run setting stays behind: where the warehouse is (the warehouse resource's).
+    outside = {"contact_sync_database_url"}
     for name in set(type(original).model_fields) - outside:
         mine, theirs = getattr(carried, name), getattr(original, name)
         if name in SECRET_FIELDS:
