@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from pipelines.alerts import build_alert_sensor
 from pipelines.canonical import canonical_assets, canonical_checks_defs
 from pipelines.extract import backfill_assets, extract_assets
 from pipelines.resources import RunOptionsResource, WarehouseResource, settings_resource
@@ -81,11 +82,13 @@ def build_definitions(settings: Settings, *, full_refresh_sources: tuple[str, ..
         asset.map_asset_specs(lambda spec: spec.replace_attributes(freshness_policy=policy))
         for asset in extract_assets
     ]
+    alert_sensor = build_alert_sensor(settings)  # None when CONTACT_SYNC_ALERT_WEBHOOK is unset
     return dg.Definitions(
         assets=[*extract_fresh, *backfill_assets, *canonical_assets, *reverse_sync_assets],
         asset_checks=canonical_checks_defs,
         jobs=[full_sync_job, undo_push_job],
         schedules=[schedule],
+        sensors=[alert_sensor] if alert_sensor is not None else [],
         resources={
             "sync_settings": settings_resource(settings),
             "run_options": RunOptionsResource(full_refresh_sources=list(full_refresh_sources)),
