@@ -584,7 +584,8 @@ def extract(
     The four Maton apps share one client-side bucket, so together they keep to the gateway's budget
     while Linkflow uses its own at the same time: the run takes about as long as the busier budget,
     not the sum of both. A failing stream fails alone; the others still land their data, and the
-    step then fails naming each failed stream on its own line.
+    step then fails naming each failed stream on its own line. Each attempted stream's freshness
+    check (:func:`freshness_results`) is reported last, after its materialization.
     """
     settings = sync_settings.settings()
     selected = [s for s in STREAMS if dg.AssetKey([s.source, s.object]) in context.selected_asset_keys]
