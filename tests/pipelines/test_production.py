@@ -23,6 +23,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 import yaml
+from dagster._core.scheduler.instigation import TickStatus
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
 from connectors.emulator import Emulator, running_emulator
@@ -285,7 +286,7 @@ def test_daemon_launches_the_schedule_and_stops_cleanly(production: Production) 
     (state,) = [s for s in instance.all_instigator_state() if s.instigator_name == "full_sync_schedule"]
     run_ids = {run.run_id for run in instance.get_runs()}
     for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id):
-        if tick.status == dg.TickStatus.SKIPPED:
+        if tick.status == TickStatus.SKIPPED:
             named = (tick.skip_reason or "").removeprefix("full_sync run ").split(" is still ")[0]
             assert named in run_ids, tick.skip_reason
 
