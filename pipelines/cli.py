@@ -54,7 +54,9 @@ def _dagster_home() -> Path | None:
     """Make a missing ``DAGSTER_HOME`` folder before Dagster needs it, saying so in one line."""
     path, created = ensure_dagster_home()
     if created:
-        print(f"contact-sync: created DAGSTER_HOME {path}", file=sys.stderr)
+        print(
+            f"contact-sync: created DAGSTER_HOME {path} (with this project's dagster.yaml)", file=sys.stderr
+        )
     return path
 
 

@@ -60,7 +60,9 @@ def test_sync_without_credentials_runs_the_job_and_says_so(tmp_path: Path) -> No
     assert "succeeded" in result.stdout
     assert "zoho_crm: skipped, no credentials (set MATON_API_KEY to enable it)" in result.stdout
     assert (tmp_path / "contact_sync.db").exists()
-    assert result.stderr.startswith(f"contact-sync: created DAGSTER_HOME {home}\n")
+    assert result.stderr.startswith(
+        f"contact-sync: created DAGSTER_HOME {home} (with this project's dagster.yaml)\n"
+    )
     assert (home / "history" / "runs.db").exists()
 
 

@@ -8,6 +8,8 @@ import pytest
 
 from pipelines.cli import main
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 class ReplacedError(Exception):
     """Stands for the moment ``contact-sync ui`` becomes ``dagster dev`` (measured by hand: the
@@ -56,8 +58,11 @@ def test_ui_makes_a_missing_dagster_home_then_becomes_dagster_dev_on_the_code_lo
     monkeypatch.setattr("os.execv", execv)
     with pytest.raises(ReplacedError):
         main(["ui", "--port", "3456"])
-    assert home.is_dir()
-    assert capsys.readouterr().err == f"contact-sync: created DAGSTER_HOME {home}\n"
+    assert (
+        capsys.readouterr().err
+        == f"contact-sync: created DAGSTER_HOME {home} (with this project's dagster.yaml)\n"
+    )
+    assert (home / "dagster.yaml").read_text() == (ROOT / ".dagster_home" / "dagster.yaml").read_text()
     assert argv[1:4] == ["-m", "dagster", "dev"]
     assert argv[-4:] == ["--host", "127.0.0.1", "--port", "3456"]
     workspace = json.loads(Path(argv[argv.index("-w") + 1]).read_text())

@@ -21,9 +21,9 @@ from tests.pipelines.conftest import settings_for
 BIGIN = dg.AssetCheckKey(dg.AssetKey(["zoho_bigin", "contact"]), FRESHNESS_CHECK)
 
 
-def _latest(instance: dg.DagsterInstance) -> tuple[bool, str]:
+def _latest(instance: dg.DagsterInstance, check: dg.AssetCheckKey = BIGIN) -> tuple[bool, str]:
     """The check's latest evaluation as stored in the instance: passed, and its description."""
-    record = instance.event_log_storage.get_latest_asset_check_execution_by_key([BIGIN])[BIGIN]
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key([check])[check]
     assert record.event is not None
     assert record.event.dagster_event is not None
     evaluation = record.event.dagster_event.event_specific_data
@@ -47,6 +47,8 @@ def test_the_check_goes_red_when_a_stream_has_not_succeeded_within_the_limit(
     with dg.DagsterInstance.ephemeral() as instance:
         assert not sync(key_works=False).success
         assert _latest(instance) == (False, "zoho_bigin/contact has never extracted successfully")
+        leads = dg.AssetCheckKey(dg.AssetKey(["zoho_crm", "lead"]), FRESHNESS_CHECK)
+        assert _latest(instance, leads) == (True, "not synced: zoho_crm: not in CONTACT_SYNC_SOURCES")
 
         report = sync(key_works=True)
         assert report.success, report.failures
