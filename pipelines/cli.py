@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from models.warehouse.db import WarehouseError
+from pipelines.dagster_home import DagsterHomeError, ensure_dagster_home
 from pipelines.settings import SOURCES, SettingsError, load_settings
 
 EXIT_OK = 0
@@ -178,6 +179,16 @@ def _watched(verbose: bool) -> Iterator[dict[str, Any]]:
     print(f"log lines of the run: {path}", file=sys.stderr)
 
 
+def _dagster_home() -> Path | None:
+    """Make a missing ``DAGSTER_HOME`` folder before Dagster needs it, saying so in one line."""
+    path, created = ensure_dagster_home()
+    if created:
+        print(
+            f"contact-sync: created DAGSTER_HOME {path} (with this project's dagster.yaml)", file=sys.stderr
+        )
+    return path
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from models.warehouse.db import open_warehouse
     from models.warehouse.locks import SourceBusyError
@@ -185,6 +196,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     with StopSignals() as stop:
         settings = load_settings()
+        _dagster_home()
         open_warehouse(settings.database_url)  # fail before the run, with one line, if it cannot be reached
         try:
             with _watched(args.verbose) as watch:
@@ -314,6 +326,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import run_demo
 
+    _dagster_home()
     with StopSignals() as stop:
         first, second = stop.run(
             lambda: run_demo(people=args.people, seed=args.seed, echo=_echo, households=args.households)
@@ -332,6 +345,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     open_warehouse(settings.database_url)
+    _dagster_home()
     report = run_undo(settings, args.run_id, dry_run=args.dry_run)
     meta = report.assets.get("undo", {})
     if report.success:
@@ -359,6 +373,8 @@ def _say(line: str) -> None:
 def cmd_ui(args: argparse.Namespace) -> int:
     from pipelines.ui import run_ui
 
+    load_settings()  # a bad setting stops here in one line, not in the UI's code-location error
+    _dagster_home()
     return run_ui(host=args.host, port=args.port, daemon=not args.no_daemon, echo=_say)
 
 
@@ -375,6 +391,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from pipelines.streams import STREAMS
 
     settings = load_settings()
+    _dagster_home()
     streams = [s for s in STREAMS if s.source == args.source and args.object in (None, s.object)]
     if not streams:
         raise CommandError(f"{args.source} has no object {args.object!r}")
@@ -608,7 +625,7 @@ def _run(argv: Sequence[str] | None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (SettingsError, WarehouseError) as exc:
+    except (SettingsError, WarehouseError, DagsterHomeError) as exc:
         print(f"contact-sync: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except CommandError as exc:

@@ -4,8 +4,11 @@
 the command line is the run the schedule would have made.
 """
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
+from pipelines.alerts import build_alert_sensor
 from pipelines.canonical import canonical_assets, canonical_checks_defs
 from pipelines.extract import backfill_assets, extract_assets
 from pipelines.logs import LOGGERS
@@ -25,6 +28,50 @@ full_sync_job = dg.define_asset_job(
 )
 
 
+#: Statuses of a run that has not finished: while a ``full_sync`` is in one, a tick starts nothing.
+UNFINISHED = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def build_schedule(cron: str) -> dg.ScheduleDefinition:
+    """``full_sync`` on ``cron``, skipping a tick while an earlier ``full_sync`` has not finished.
+
+    Without the skip, ticks of a run longer than the interval (a first sync of a big account takes
+    hours) pile up in the queue and then run back to back, each finding almost nothing new, and a
+    run started meanwhile from the CLI would have the scheduled one refused stream by stream.
+    """
+
+    @dg.schedule(
+        name="full_sync_schedule",
+        job=full_sync_job,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="The full sync on CONTACT_SYNC_CRON; a tick is skipped while a full_sync is queued "
+        "or running.",
+    )
+    def full_sync_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        records = context.instance.get_run_records(
+            dg.RunsFilter(job_name=full_sync_job.name, statuses=UNFINISHED), limit=1
+        )
+        if not records:
+            return dg.RunRequest()
+        record = records[0]
+        since = datetime.fromtimestamp(record.start_time or record.create_timestamp.timestamp(), UTC)
+        return dg.SkipReason(
+            f"full_sync run {record.dagster_run.run_id} is still "
+            f"{record.dagster_run.status.value.lower()} (since {since:%Y-%m-%d %H:%M} UTC); this tick "
+            "starts nothing. If that run is dead, terminate it in the UI and the next tick runs."
+        )
+
+    return full_sync_schedule
+
+
 def build_definitions(
     settings: Settings,
     *,
@@ -36,18 +83,23 @@ def build_definitions(
     ``progress`` hears each stream's pages; only the CLI's terminal display passes one (a run in
     the code location reports to nothing, its log lines and the UI say the rest).
     """
-    schedule = dg.ScheduleDefinition(
-        name="full_sync_schedule",
-        job=full_sync_job,
-        cron_schedule=settings.contact_sync_cron,
-        execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-    )
+    schedule = build_schedule(settings.contact_sync_cron)
+    # Dagster's own freshness policy is red when no run has materialized the asset for the window: the
+    # schedule stopped, the daemon is down, a run hangs. A stream that runs but fails is still
+    # materialized (status "failed", so the run goes on), which the extract step's own freshness
+    # check, read from the stream's last success, covers.
+    policy = dg.FreshnessPolicy.time_window(fail_window=settings.freshness_window())
+    extract_fresh = [
+        asset.map_asset_specs(lambda spec: spec.replace_attributes(freshness_policy=policy))
+        for asset in extract_assets
+    ]
+    alert_sensor = build_alert_sensor(settings)  # None when CONTACT_SYNC_ALERT_WEBHOOK is unset
     return dg.Definitions(
-        assets=[*extract_assets, *backfill_assets, *canonical_assets, *reverse_sync_assets],
+        assets=[*extract_fresh, *backfill_assets, *canonical_assets, *reverse_sync_assets],
         asset_checks=canonical_checks_defs,
         jobs=[full_sync_job, undo_push_job],
         schedules=[schedule],
+        sensors=[alert_sensor] if alert_sensor is not None else [],
         resources={
             "sync_settings": settings_resource(settings),
             "run_options": RunOptionsResource(full_refresh_sources=list(full_refresh_sources)),

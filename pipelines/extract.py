@@ -10,8 +10,9 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -607,6 +608,53 @@ def _extract_source(
     return outcome
 
 
+FRESHNESS_CHECK = "extracted_recently"
+"""The check on each extract asset that is red while its stream has gone too long without succeeding."""
+
+
+def freshness_results(
+    engine: Engine, streams: Iterable[Stream], window: timedelta, selected: AbstractSet[dg.AssetCheckKey]
+) -> Iterator[dg.AssetCheckResult]:
+    """Each stream's freshness check, from ``stream_state.last_success_at``: the time of its last
+    successful extract, which a failed one leaves alone. (The asset's last materialization cannot
+    say it: a failed stream is materialized with ``status = failed`` so that the run goes on.)"""
+    store = RawStore(engine)
+    now = utcnow()
+    limit = round(window.total_seconds() / 60)
+    for stream in streams:
+        key = dg.AssetKey([stream.source, stream.object])
+        if dg.AssetCheckKey(key, FRESHNESS_CHECK) not in selected:
+            continue
+        last = store.last_success(StreamKey(stream.source, stream.object))
+        if last is None:
+            yield dg.AssetCheckResult(
+                asset_key=key,
+                check_name=FRESHNESS_CHECK,
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=f"{stream.name} has never extracted successfully",
+                metadata={"limit_minutes": limit},
+            )
+            continue
+        last = last if last.tzinfo is not None else last.replace(tzinfo=UTC)
+        minutes = round((now - last).total_seconds() / 60)
+        passed = now - last <= window
+        yield dg.AssetCheckResult(
+            asset_key=key,
+            check_name=FRESHNESS_CHECK,
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=f"{stream.name}: last successful extract {last:%Y-%m-%d %H:%M} UTC, "
+            f"{minutes} min ago; {'within' if passed else 'over'} the limit of {limit} min "
+            "(CONTACT_SYNC_FRESHNESS_MINUTES)",
+            metadata={
+                "last_success_at": last.isoformat(),
+                "minutes_since_success": minutes,
+                "limit_minutes": limit,
+            },
+        )
+
+
 def _skip_reason(stream: Stream, settings: Settings) -> str | None:
     if stream.source not in settings.requested_sources():
         return f"{stream.source}: not in CONTACT_SYNC_SOURCES"
@@ -625,6 +673,15 @@ def _skip_reason(stream: Stream, settings: Settings) -> str | None:
         )
         for stream in STREAMS
     ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            FRESHNESS_CHECK,
+            asset=dg.AssetKey([stream.source, stream.object]),
+            description=f"{stream.name} extracted successfully within CONTACT_SYNC_FRESHNESS_MINUTES "
+            "(default: four schedule intervals); red while it keeps failing.",
+        )
+        for stream in STREAMS
+    ],
     can_subset=True,
 )
 def extract(
@@ -633,15 +690,16 @@ def extract(
     run_options: RunOptionsResource,
     warehouse: WarehouseResource,
     progress: dg.ResourceParam[ProgressObserver],
-) -> Iterator[dg.MaterializeResult]:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Every selected stream in one step: sources in parallel threads, a source's streams in turn.
 
     The four Maton apps share one client-side bucket, so together they keep to the gateway's budget
     while Linkflow uses its own at the same time: the run takes about as long as the busier budget,
     not the sum of both. A failing stream fails alone; the others still land their data, and the
-    step then fails naming each failed stream on its own line. Asked to stop, every source ends after
-    its current page: the step reports the streams it finished and those it stopped part-way
-    (``status: stopped``), and the run ends canceled.
+    step then fails naming each failed stream on its own line. Each attempted stream's freshness
+    check (:func:`freshness_results`) is reported last, after its materialization. Asked to stop,
+    every source ends after its current page: the step reports the streams it finished and those it
+    stopped part-way (``status: stopped``), and the run ends canceled.
     """
     with stops_cleanly(context):
         yield from _extract_step(context, sync_settings, run_options, warehouse, progress)
@@ -653,7 +711,7 @@ def _extract_step(
     run_options: RunOptionsResource,
     warehouse: WarehouseResource,
     progress: ProgressObserver,
-) -> Iterator[dg.MaterializeResult]:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     settings = sync_settings.settings()
     selected = [s for s in STREAMS if dg.AssetKey([s.source, s.object]) in context.selected_asset_keys]
     runnable: dict[str, list[Stream]] = {}
@@ -662,11 +720,7 @@ def _extract_step(
         if reason is None:
             runnable.setdefault(stream.source, []).append(stream)
         else:
-            context.log.info(reason)
-            yield dg.MaterializeResult(
-                asset_key=dg.AssetKey([stream.source, stream.object]),
-                metadata={"status": "skipped", "reason": reason},
-            )
+            yield from _skipped(context, stream, reason)
     engine = warehouse.engine()
     outcomes: dict[Stream, dict[str, Any] | str] = {}
     with clients_for(settings, tuple(runnable)) as clients:
@@ -697,6 +751,12 @@ def _extract_step(
             )
         elif isinstance(outcome, str):
             failed[stream] = outcome
+    freshness = freshness_results(
+        engine,
+        [s for s in selected if s in outcomes],
+        settings.freshness_window(),
+        context.selected_asset_check_keys,
+    )
     if STOP.is_set():
         # What landed is reported above; a failure is in stream_state and the log, and the next sync
         # reads that stream again. Streams with no outcome never started.
@@ -706,13 +766,16 @@ def _extract_step(
                 asset_key=dg.AssetKey([stream.source, stream.object]),
                 metadata={"status": "failed", "error": line},
             )
+        yield from freshness
         end_run_stopped(context)
     if not failed:
+        yield from freshness
         return
     # A stream refused because another sync holds its lock leaves no failure of this run's own.
     recorded = RawStore(engine).failures_of_run(context.run.run_id)
     busy = any((stream.source, stream.object) not in recorded for stream in failed)
     if busy or not _reverse_sync_follows(context):
+        yield from freshness
         raise dg.Failure(description="\n".join(failed.values()))
     # The streams that landed go on to identity resolution; reverse sync leaves the failed streams'
     # destinations alone (their copy is stale) and fails the run at its end, naming these streams.
@@ -724,9 +787,30 @@ def _extract_step(
             asset_key=dg.AssetKey([stream.source, stream.object]),
             metadata={"status": "failed", "error": line},
         )
+    yield from freshness
     context.log.warning(
         f"{len(failed)} stream(s) failed; resolving what landed, and the run fails after reverse sync"
     )
+
+
+def _skipped(
+    context: dg.AssetExecutionContext, stream: Stream, reason: str
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """A stream this run does not read: said in the log, materialized as skipped, fresh by default."""
+    context.log.info(reason)
+    yield dg.MaterializeResult(
+        asset_key=dg.AssetKey([stream.source, stream.object]),
+        metadata={"status": "skipped", "reason": reason},
+    )
+    check = dg.AssetCheckKey(dg.AssetKey([stream.source, stream.object]), FRESHNESS_CHECK)
+    if check in context.selected_asset_check_keys:  # nothing read, so nothing can be stale
+        yield dg.AssetCheckResult(
+            asset_key=check.asset_key,
+            check_name=FRESHNESS_CHECK,
+            passed=True,
+            description=f"not synced: {reason}",
+            metadata={"status": "skipped"},
+        )
 
 
 def _reverse_sync_follows(context: dg.AssetExecutionContext) -> bool:

@@ -66,6 +66,8 @@ class SyncSettingsResource(dg.ConfigurableResource):
     source_priority: str | None = None
     household_split: str = "on"
     nicknames: str | None = None
+    cron: str = "*/15 * * * *"
+    freshness_minutes: int | None = None
 
     def settings(self) -> Settings:
         """The validated settings object the plain functions in ``models``/``connectors`` are given."""
@@ -83,6 +85,8 @@ class SyncSettingsResource(dg.ConfigurableResource):
             "contact_sync_source_priority": self.source_priority,
             "contact_sync_household_split": self.household_split,
             "contact_sync_nicknames": self.nicknames,
+            "contact_sync_cron": self.cron,
+            "contact_sync_freshness_minutes": self.freshness_minutes,
             "maton_gateway_url": self.maton_gateway_url,
             "linkflow_base_url": self.linkflow_base_url,
         }
@@ -142,5 +146,7 @@ def settings_resource(settings: Settings) -> SyncSettingsResource:
         source_priority=settings.contact_sync_source_priority,
         household_split=settings.contact_sync_household_split,
         nicknames=None if settings.contact_sync_nicknames is None else str(settings.contact_sync_nicknames),
+        cron=settings.contact_sync_cron,
+        freshness_minutes=settings.contact_sync_freshness_minutes,
         **secrets,
     )

@@ -4,7 +4,6 @@ Every command that moves data goes through the same Dagster job the schedule run
 ``DAGSTER_HOME`` the run is stored in that instance and shows in the UI.
 """
 
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ import dagster as dg
 
 from models.warehouse.db import open_warehouse
 from models.warehouse.locks import source_lock
+from pipelines.dagster_home import ensure_dagster_home
 from pipelines.definitions import build_definitions
 from pipelines.logs import LOGGERS, run_loggers
 from pipelines.progress import NO_PROGRESS, ProgressObserver
@@ -104,10 +104,11 @@ class SyncReport:
 @contextmanager
 def cli_instance(instance: dg.DagsterInstance | None = None) -> Iterator[dg.DagsterInstance]:
     """``instance`` if given; else the one ``DAGSTER_HOME`` names (so the UI sees the run), else a
-    throwaway one that is cleaned up afterwards."""
+    throwaway one that is cleaned up afterwards. A ``DAGSTER_HOME`` folder that does not exist yet is
+    made (:func:`ensure_dagster_home`), where Dagster would stop with a traceback."""
     if instance is not None:
         yield instance
-    elif os.environ.get("DAGSTER_HOME"):
+    elif ensure_dagster_home()[0] is not None:
         with dg.DagsterInstance.get() as shared:
             yield shared
     else:

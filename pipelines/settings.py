@@ -6,13 +6,15 @@ Credentials are ``SecretStr`` so they print as stars wherever the object is show
 """
 
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import phonenumbers
-from dagster._utils.schedules import is_valid_cron_string
+from dagster._utils.schedules import get_smallest_cron_interval, is_valid_cron_string
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from connectors.config import DEFAULT_MATON_GATEWAY
 from models.normalise.given_names import read_nickname_file
@@ -80,6 +82,9 @@ def parse_create(text: str) -> dict[tuple[str, str], str | None]:
         result[(source, obj)] = parent or None
     return result
 
+
+FRESHNESS_INTERVALS = 4
+"""Schedule intervals a stream may go without a successful extract, unless the setting says otherwise."""
 
 SURVIVING_FIELDS: tuple[str, ...] = ("email", "phone", *OVERWRITABLE_FIELDS)
 
@@ -206,6 +211,17 @@ class Settings(BaseSettings):
             return ()
         return tuple(read_nickname_file(self.contact_sync_nicknames))
 
+    # Freshness: how long a stream may go without a successful extract before its check turns red
+    # (and Dagster's freshness policy on its asset, before a run has reached it at all). Unset: four
+    # intervals of CONTACT_SYNC_CRON, so one or two missed or failed runs stay green.
+    contact_sync_freshness_minutes: int | None = Field(default=None, ge=1)
+    # Alerts: where a failed run is posted (Slack-compatible; its URL usually carries a token, so it
+    # is a secret), the UI the post links to, and after how many failed runs in a row a stream that
+    # keeps failing is announced again.
+    contact_sync_alert_webhook: SecretStr | None = None
+    contact_sync_ui_url: str | None = None
+    contact_sync_alert_after_failures: int = Field(default=3, ge=1)
+
     @field_validator("contact_sync_push", mode="before")
     @classmethod
     def _push_mode(cls, value: Any) -> Any:
@@ -254,6 +270,23 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return text.rstrip("/")
 
+    @field_validator("contact_sync_alert_webhook", mode="before")
+    @classmethod
+    def _webhook(cls, value: Any) -> Any:
+        text = "" if value is None else str(getattr(value, "get_secret_value", lambda: value)()).strip()
+        if not text:
+            return None
+        if not text.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return text
+
+    @field_validator("contact_sync_ui_url", mode="before")
+    @classmethod
+    def _ui_url(cls, value: Any) -> Any:
+        if value is None or str(value).strip() == "":
+            return None
+        return cls._url(value)
+
     @field_validator("contact_sync_push_overwrite", mode="before")
     @classmethod
     def _overwrite(cls, value: Any) -> Any:
@@ -277,6 +310,27 @@ class Settings(BaseSettings):
             return None
         parse_source_priority(str(value))
         return str(value).strip()
+
+    def freshness_window(self) -> timedelta:
+        """How long an extract stream may go without succeeding before it counts as stale."""
+        if self.contact_sync_freshness_minutes is not None:
+            return timedelta(minutes=self.contact_sync_freshness_minutes)
+        return FRESHNESS_INTERVALS * get_smallest_cron_interval(self.contact_sync_cron, "UTC")
+
+    def alert_webhook(self) -> str | None:
+        """The URL alerts are posted to; None turns alerts off."""
+        return self.contact_sync_alert_webhook.get_secret_value() if self.contact_sync_alert_webhook else None
+
+    def secret_values(self) -> list[str]:
+        """Every credential's value, for scrubbing text that leaves the process (alerts)."""
+        secrets = [
+            getattr(self, name)
+            for name in type(self).model_fields
+            if isinstance(getattr(self, name), SecretStr)
+        ]
+        values = [secret.get_secret_value() for secret in secrets]
+        password = sa_url_password(self.contact_sync_database_url)
+        return [value for value in [*values, password] if value and len(value) >= 4]
 
     def source_priority(self) -> dict[str, tuple[str, ...]]:
         """Per canonical field, the sources whose values win regardless of recency, best first."""
@@ -354,6 +408,14 @@ class Settings(BaseSettings):
         return self.contact_sync_default_phone_region
 
 
+def sa_url_password(url: str) -> str | None:
+    """The password in a database URL, if it has one (and parses)."""
+    try:
+        return make_url(url).password
+    except Exception:
+        return None
+
+
 def _present(secret: SecretStr | None) -> bool:
     return secret is not None and secret.get_secret_value().strip() != ""
 
@@ -371,7 +433,7 @@ def _describe(error: Mapping[str, Any]) -> str:
     message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
     if message.startswith("Input should be"):
         message = "must be " + message.removeprefix("Input should be ")
-    if field.startswith(("maton_api_key", "maton_connection", "linkflow_app")):
+    if field.startswith(("maton_api_key", "maton_connection", "linkflow_app", "contact_sync_alert_webhook")):
         return f"{variable} {message}"
     return f"{variable} {message}; got {error.get('input')!r}"
 

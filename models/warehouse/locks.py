@@ -5,13 +5,18 @@ The lock lives with the warehouse and dies with its holder: a PostgreSQL session
 released when the session ends, and an ``fcntl`` lock on a file beside a SQLite warehouse is released
 by the kernel when the process exits, even after SIGKILL. So a crashed run never leaves a source
 locked, which a lock row in a table could.
+
+A SQLite warehouse ``x.db`` keeps its lock files in one folder, ``x.db.locks/``, rather than a dozen
+files beside the database. Versions before that kept ``x.db.<name>.lock`` there; where such a file
+exists it is locked too, so a process of the old version still running on the same warehouse and a
+new one exclude each other. It is never created, so a new installation never has them.
 """
 
 import fcntl
 import hashlib
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -27,11 +32,51 @@ def _advisory_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-def _sqlite_lock_path(engine: Engine, name: str) -> Path:
+def _sqlite_database(engine: Engine) -> Path:
     database = engine.url.database
     if not database or database == ":memory:":
         raise SourceBusyError("an in-memory SQLite warehouse cannot be shared between processes")
-    return Path(database).expanduser().resolve().with_name(f"{Path(database).name}.{name}.lock")
+    return Path(database).expanduser().resolve()
+
+
+def sqlite_lock_folder(engine: Engine) -> Path:
+    """The folder holding a SQLite warehouse's lock files: ``<database>.locks`` beside it."""
+    database = _sqlite_database(engine)
+    return database.with_name(f"{database.name}.locks")
+
+
+def _sqlite_lock_path(engine: Engine, name: str) -> Path:
+    folder = sqlite_lock_folder(engine)
+    folder.mkdir(exist_ok=True)
+    return folder / f"{name}.lock"
+
+
+def _legacy_lock_path(engine: Engine, name: str) -> Path:
+    """Where versions before the lock folder kept the lock ``name``: beside the database."""
+    database = _sqlite_database(engine)
+    return database.with_name(f"{database.name}.{name}.lock")
+
+
+@contextmanager
+def _file_lock(engine: Engine, name: str, *, wait: bool, busy: str = "") -> Iterator[None]:
+    """``flock`` the lock file of ``name`` and, where an older version left one, its old file too.
+
+    ``wait`` blocks until the lock is free; otherwise a taken lock raises :class:`SourceBusyError`
+    with ``busy`` at once. The old file is opened without ``O_CREAT``: only an existing one matters.
+    """
+    descriptors = [os.open(_sqlite_lock_path(engine, name), os.O_RDWR | os.O_CREAT, 0o644)]
+    try:
+        with suppress(FileNotFoundError):
+            descriptors.append(os.open(_legacy_lock_path(engine, name), os.O_RDWR))
+        for descriptor in descriptors:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SourceBusyError(busy) from None
+        yield
+    finally:
+        for descriptor in descriptors:
+            os.close(descriptor)
 
 
 @contextmanager
@@ -45,16 +90,8 @@ def source_lock(
     """
     busy = busy or f"{label or name}: another sync is running it on this warehouse; try again when it ends"
     if engine.dialect.name == "sqlite":
-        path = _sqlite_lock_path(engine, name)
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise SourceBusyError(busy) from None
+        with _file_lock(engine, name, wait=False, busy=busy):
             yield
-        finally:
-            os.close(descriptor)
         return
     key = _advisory_key(f"contact-sync:{name}")
     with engine.connect() as connection:
@@ -83,12 +120,8 @@ def migration_lock(engine: Engine) -> Iterator[None]:
         if not database or database == ":memory:" or database.startswith("file:"):
             yield
             return
-        descriptor = os.open(_sqlite_lock_path(engine, "migrate"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        with _file_lock(engine, "migrate", wait=True):
             yield
-        finally:
-            os.close(descriptor)
         return
     key = _advisory_key("contact-sync:migrate")
     with engine.connect() as connection:

@@ -57,7 +57,9 @@ def test_every_command_of_the_contract_has_useful_help(
 
 
 def test_sync_without_credentials_runs_the_job_and_says_so(tmp_path: Path) -> None:
-    result = run_cli("sync", cwd=tmp_path)
+    """Also with a DAGSTER_HOME that does not exist yet: it is made, and the run is stored there."""
+    home = tmp_path / "not" / "yet" / "dagster_home"
+    result = run_cli("sync", env={"DAGSTER_HOME": str(home)}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "succeeded" in result.stdout
     assert "zoho_crm: skipped, no credentials (set MATON_API_KEY to enable it)" in result.stdout
@@ -65,6 +67,10 @@ def test_sync_without_credentials_runs_the_job_and_says_so(tmp_path: Path) -> No
     # Not a terminal: Dagster's log lines on stderr as ever, no progress display, no log file.
     assert " - dagster - INFO - full_sync - " in result.stderr
     assert not (tmp_path / "contact-sync.log").exists()
+    assert result.stderr.startswith(
+        f"contact-sync: created DAGSTER_HOME {home} (with this project's dagster.yaml)\n"
+    )
+    assert (home / "history" / "runs.db").exists()
 
 
 def test_bad_setting_fails_with_one_line(tmp_path: Path) -> None:

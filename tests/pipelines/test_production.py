@@ -23,6 +23,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 import yaml
+from dagster._core.scheduler.instigation import TickStatus
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
 from connectors.emulator import Emulator, running_emulator
@@ -34,9 +35,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 WORKSPACE = ROOT / "workspace.yaml"
 SCHEDULE_TAG = "dagster/schedule_name"
-# From the daemon's start: up to a minute for the first tick, the manual run it may queue behind
-# (runs take 25-35 s here: every step is a fresh process), then its own run; generous for a busy CI.
-SCHEDULED_RUN_DEADLINE_S = 180
+# From the daemon's start: up to a minute for the first tick, which is skipped while the manual run
+# is queued or running (runs take 25-35 s here: every step is a fresh process), a minute more for
+# the next tick, then its own run; generous for a busy CI.
+SCHEDULED_RUN_DEADLINE_S = 240
 MANUAL_RUN_DEADLINE_S = 120
 FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
@@ -279,6 +281,14 @@ def test_daemon_launches_the_schedule_and_stops_cleanly(production: Production) 
     for run in done:
         assert run.status == dg.DagsterRunStatus.SUCCESS, production.failure(run.run_id)
         assert run.job_name == "full_sync"
+    # A tick that came while a full_sync (the manual run, or an earlier tick's) was queued or running
+    # was skipped, and names that run.
+    (state,) = [s for s in instance.all_instigator_state() if s.instigator_name == "full_sync_schedule"]
+    run_ids = {run.run_id for run in instance.get_runs()}
+    for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id):
+        if tick.status == TickStatus.SKIPPED:
+            named = (tick.skip_reason or "").removeprefix("full_sync run ").split(" is still ")[0]
+            assert named in run_ids, tick.skip_reason
 
     # Manual and scheduled runs never overlapped (the tick often comes while the manual run is going).
     production.wait_for(production.manual_run, deadline)

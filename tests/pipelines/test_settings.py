@@ -80,11 +80,22 @@ def test_secrets_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MATON_API_KEY", "maton-secret-value-1")
     monkeypatch.setenv("LINKFLOW_APP_SECRET", "linkflow-secret-value-2")
     monkeypatch.setenv("MATON_CONNECTION_ZOHO_CRM", "connection-secret-3")
+    monkeypatch.setenv("CONTACT_SYNC_ALERT_WEBHOOK", "https://hooks.example/T/B/webhook-token-4")
     settings = load_settings()
     shown = repr(settings) + str(settings) + str(settings.model_dump())
-    for secret in ("maton-secret-value-1", "linkflow-secret-value-2", "connection-secret-3"):
+    for secret in (
+        "maton-secret-value-1",
+        "linkflow-secret-value-2",
+        "connection-secret-3",
+        "webhook-token-4",
+    ):
         assert secret not in shown
     assert settings.maton_connection("zoho_crm") == "connection-secret-3"
+    assert settings.alert_webhook() == "https://hooks.example/T/B/webhook-token-4"
+    monkeypatch.setenv("CONTACT_SYNC_ALERT_WEBHOOK", "hooks.example/T/B/webhook-token-4")
+    with pytest.raises(SettingsError) as refused:  # a bad webhook is refused without being repeated
+        load_settings()
+    assert str(refused.value) == "CONTACT_SYNC_ALERT_WEBHOOK must be an http:// or https:// URL"
 
 
 def test_sources_need_credentials_and_say_which_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -166,6 +177,10 @@ def test_every_setting_reaches_the_run_through_the_dagster_resource(
         "contact_sync_source_priority": "company:zoho_crm",
         "contact_sync_household_split": "off",
         "contact_sync_nicknames": str(nicknames),
+        "contact_sync_freshness_minutes": 45,
+        "contact_sync_alert_webhook": "https://hooks.example/T/B/token",
+        "contact_sync_ui_url": "http://dagster.example:3000",
+        "contact_sync_alert_after_failures": 2,
         **{f"maton_connection_{s}": f"conn-{s}" for s in SOURCES if s != "linkflow"},
         **{f"contact_sync_phone_region_{s}": "DE" for s in SOURCES},
     }
@@ -175,8 +190,14 @@ def test_every_setting_reaches_the_run_through_the_dagster_resource(
     for field in SECRET_FIELDS:  # secrets travel as EnvVar: the variables hold the same values
         monkeypatch.setenv(field.upper(), str(values[field]))
     carried = settings_resource(original).process_config_and_initialize().settings()
-    # Only what is not a run setting stays behind: where the warehouse is and when the schedule runs.
-    outside = {"contact_sync_database_url", "contact_sync_cron"}
+    # Only what is not a run setting stays behind: where the warehouse is (the warehouse resource's)
+    # and the alerts (the sensor's, read where the code location loads).
+    outside = {
+        "contact_sync_database_url",
+        "contact_sync_alert_webhook",
+        "contact_sync_ui_url",
+        "contact_sync_alert_after_failures",
+    }
     for name in set(type(original).model_fields) - outside:
         mine, theirs = getattr(carried, name), getattr(original, name)
         if name in SECRET_FIELDS:
