@@ -11,6 +11,9 @@ bound by the vendors' request budgets, not by our code. So this measures the job
 * **Incremental sync** after about 1% of the records change: requests and time as a share of the full run.
 * **Reverse sync**: write requests against the minimum for the records written (Zoho 100 records per
   call, one call per record elsewhere).
+* **Reverse-sync planning** of the incremental run: the records each destination's plan loaded and the
+  seconds it took (it follows the change), against a full plan of the same warehouse timed right after
+  (what every run planned before planning became incremental).
 * **Peak memory** of a sync process per N, the emulator living in another process (it holds the whole
   dataset); pages are streamed, so the extract's peak should stay flat in N.
 
@@ -295,6 +298,7 @@ def timing_bench(args: argparse.Namespace) -> None:
         )
         print(f"  changed {change} of {contacts} contact records at the sources ({args.change}%): {mutated}")
         incremental = run_phase("incremental", sandbox, settings)
+        full_plans = time_full_plans(settings.database_url)
     print(
         "columns: requests per source as the emulator counted them (429s included); bound = "
         "max(maton/maton_rps, linkflow/linkflow_rps) with every request made taken as unavoidable; "
@@ -302,6 +306,48 @@ def timing_bench(args: argparse.Namespace) -> None:
     )
     print_runs(full, incremental, args.maton_rps, args.linkflow_rps)
     print_writes((full, incremental))
+    print_planning(full, incremental, full_plans)
+
+
+def time_full_plans(database_url: str) -> dict[str, tuple[int, float]]:
+    """Per destination, the records a full plan of the warehouse loads and the seconds it takes (the
+    plan is made and thrown away: nothing is recorded or sent)."""
+    from models.push.field_map import PushConfig
+    from models.warehouse.db import open_warehouse
+    from pipelines.reverse_sync import WRITABLE_STREAMS, _plan
+
+    engine = open_warehouse(database_url)
+    timed: dict[str, tuple[int, float]] = {}
+    for stream in WRITABLE_STREAMS:
+        _, report, _ = _plan(stream, engine, PushConfig(), full_plan=True)
+        timed[stream.name] = (report.targets_loaded, report.plan_seconds)
+    return timed
+
+
+def print_planning(full: Phase, incremental: Phase, full_plans: Mapping[str, tuple[int, float]]) -> None:
+    print()
+    print(
+        f"{'reverse-sync planning':<24}{'first run':>22}{'incremental run':>26}{'full plan, same data':>24}"
+    )
+    print(f"{'':<24}{'records/s':>22}{'plan records/s':>26}{'records/s':>24}")
+    totals = [0.0, 0.0, 0.0]
+    for name, (records, seconds) in full_plans.items():
+        first = full.assets.get(f"reverse_sync/{name}", {})
+        now = incremental.assets.get(f"reverse_sync/{name}", {})
+        planned_now = f"{now.get('targets_loaded', '-')}/{float(now.get('plan_seconds', 0)):.2f}"
+        cells = (
+            f"{first.get('targets_loaded', '-')}/{float(first.get('plan_seconds', 0)):.2f}",
+            f"{now.get('plan', '-')} {planned_now}",
+            f"{records}/{seconds:.2f}",
+        )
+        totals[0] += float(first.get("plan_seconds", 0))
+        totals[1] += float(now.get("plan_seconds", 0))
+        totals[2] += seconds
+        print(f"{name:<24}{cells[0]:>22}{cells[1]:>26}{cells[2]:>24}")
+    print(
+        f"  planning seconds in all: first run {totals[0]:.2f}, incremental run {totals[1]:.2f}, "
+        f"a full plan of the same warehouse {totals[2]:.2f}"
+    )
 
 
 def _max_rss_mib() -> float:
