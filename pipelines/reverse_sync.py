@@ -590,6 +590,21 @@ def reverse_sync(
         yield from _reverse_sync_step(context, sync_settings, run_options, warehouse)
 
 
+def push_config(settings: Settings, regions: dict[str, str], opt_out: frozenset[str]) -> PushConfig:
+    """What reverse sync may do under ``settings``, with the phone regions extract learnt and
+    ClickSend's opt-out lists (one place, so a benchmark plans under the very settings a sync did)."""
+    creates = settings.push_create()
+    return PushConfig(
+        regions=regions,
+        opt_out_lists=opt_out,
+        overwrite=settings.push_overwrite(),
+        create_missing=frozenset(creates),
+        create_parents={key: parent for key, parent in creates.items() if parent is not None},
+        name_guard=settings.contact_sync_household_split == "on",
+        nickname_pairs=settings.nickname_pairs(),
+    )
+
+
 def _skip_reason(stream: Stream, settings: Settings, stale_sources: set[str]) -> str | None:
     if settings.push == "off":
         return "CONTACT_SYNC_PUSH=off"
@@ -634,16 +649,7 @@ def _reverse_sync_step(
         except ConnectorError as exc:
             raise dg.Failure(description=f"reverse sync clicksend/list_contact: {exc}") from None
         own_users = {} if dry_run else own_zoho_users(clients, tuple(runnable), context.log.info)
-        creates = settings.push_create()
-        config = PushConfig(
-            regions=phone_regions(settings, warehouse),
-            opt_out_lists=opt_out,
-            overwrite=settings.push_overwrite(),
-            create_missing=frozenset(creates),
-            create_parents={key: parent for key, parent in creates.items() if parent is not None},
-            name_guard=settings.contact_sync_household_split == "on",
-            nickname_pairs=settings.nickname_pairs(),
-        )
+        config = push_config(settings, phone_regions(settings, warehouse), opt_out)
         for found in run_in_threads(
             [
                 partial(
