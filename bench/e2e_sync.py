@@ -11,6 +11,9 @@ bound by the vendors' request budgets, not by our code. So this measures the job
 * **Incremental sync** after about 1% of the records change: requests and time as a share of the full run.
 * **Reverse sync**: write requests against the minimum for the records written (Zoho 100 records per
   call, one call per record elsewhere).
+* **Reverse-sync planning** of the incremental run: the records each destination's plan loaded and the
+  seconds it took (it follows the change), against a full plan of the same warehouse timed right after
+  (what every run planned before planning became incremental).
 * **Peak memory** of a sync process per N, the emulator living in another process (it holds the whole
   dataset); pages are streamed, so the extract's peak should stay flat in N.
 
@@ -295,6 +298,11 @@ def timing_bench(args: argparse.Namespace) -> None:
         )
         print(f"  changed {change} of {contacts} contact records at the sources ({args.change}%): {mutated}")
         incremental = run_phase("incremental", sandbox, settings)
+        # Planning alone, on a second change of the same size: a run without push reads and resolves
+        # it, then each destination is planned both ways on the same warehouse, one after another.
+        sandbox.mutate(new=new, updated=change - new - deleted, deleted=deleted)
+        run_phase("change, no push", sandbox, settings.model_copy(update={"contact_sync_push": "off"}))
+        plans = time_plans(settings)
     print(
         "columns: requests per source as the emulator counted them (429s included); bound = "
         "max(maton/maton_rps, linkflow/linkflow_rps) with every request made taken as unavoidable; "
@@ -302,6 +310,66 @@ def timing_bench(args: argparse.Namespace) -> None:
     )
     print_runs(full, incremental, args.maton_rps, args.linkflow_rps)
     print_writes((full, incremental))
+    print_planning(full, incremental, plans)
+
+
+def time_plans(settings: Any) -> dict[str, tuple[str, int, float, int, float]]:
+    """Per destination, on the same warehouse: the plan a sync would make now (kind, records loaded,
+    seconds) and a full plan (records, seconds). Plans are made and thrown away: nothing is recorded
+    or sent. The settings are the sync's own, so the stored watermarks apply."""
+    from models.warehouse.db import open_warehouse
+    from pipelines.canonical import phone_regions
+    from pipelines.clients import clients_for
+    from pipelines.resources import WarehouseResource
+    from pipelines.reverse_sync import WRITABLE_STREAMS, _plan, opt_out_lists, push_config
+
+    engine = open_warehouse(settings.database_url)
+    regions = phone_regions(settings, WarehouseResource(database_url=settings.database_url))
+    with clients_for(settings, ("clicksend",)) as clients:
+        config = push_config(settings, regions, opt_out_lists(clients))
+    timed: dict[str, tuple[str, int, float, int, float]] = {}
+    for stream in WRITABLE_STREAMS:
+        _, now, _ = _plan(stream, engine, config, full_plan=False)
+        _, whole, _ = _plan(stream, engine, config, full_plan=True)
+        timed[stream.name] = (
+            now.plan,
+            now.targets_loaded,
+            now.plan_seconds,
+            whole.targets_loaded,
+            whole.plan_seconds,
+        )
+    return timed
+
+
+def print_planning(
+    full: Phase, incremental: Phase, plans: Mapping[str, tuple[str, int, float, int, float]]
+) -> None:
+    print()
+    print(
+        "reverse-sync planning, records loaded / seconds (in a run: the destination's thread, beside others)"
+    )
+    print(
+        f"{'destination':<24}{'first run':>14}{'incremental run':>18}{'alone: incremental':>24}{'full':>14}"
+    )
+    totals = [0.0, 0.0, 0.0, 0.0]
+    for name, (kind, records, seconds, all_records, all_seconds) in plans.items():
+        first = full.assets.get(f"reverse_sync/{name}", {})
+        now = incremental.assets.get(f"reverse_sync/{name}", {})
+        cells = (
+            f"{first.get('targets_loaded', '-')}/{float(first.get('plan_seconds', 0)):.2f}",
+            f"{now.get('targets_loaded', '-')}/{float(now.get('plan_seconds', 0)):.2f}",
+            f"{kind} {records}/{seconds:.2f}",
+            f"{all_records}/{all_seconds:.2f}",
+        )
+        totals[0] += float(first.get("plan_seconds", 0))
+        totals[1] += float(now.get("plan_seconds", 0))
+        totals[2] += seconds
+        totals[3] += all_seconds
+        print(f"{name:<24}{cells[0]:>14}{cells[1]:>18}{cells[2]:>24}{cells[3]:>14}")
+    print(
+        f"  planning seconds in all: first run {totals[0]:.2f}, incremental run {totals[1]:.2f}; "
+        f"after another change, alone: incremental {totals[2]:.2f}, full {totals[3]:.2f}"
+    )
 
 
 def _max_rss_mib() -> float:

@@ -6,7 +6,8 @@ API allows, recording each field's final state. The assets wrap it, one per writ
 downstream of the canonical checks (which block them when they fail).
 """
 
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
@@ -71,9 +72,18 @@ class PushReport:
     """Fields left unsent because the run was asked to stop (ledger ``unchanged``, planned again)."""
     stopped: bool = False
     """The run was asked to stop before this destination's last write."""
+    plan: str = "full"
+    """``full``: every record and contact was planned (first plan, settings changed, --full-refresh);
+    ``incremental``: only those whose plan can have changed since the last (`PlanWatermark`)."""
+    targets_loaded: int = 0
+    """Destination records the plan loaded and compared."""
+    contacts_loaded: int = 0
+    """Golden contacts the plan loaded (those of the records, and the create candidates)."""
+    plan_seconds: float = 0.0
+    """Time spent loading and planning, before the ledger write and any request."""
 
-    def as_metadata(self) -> dict[str, int | str]:
-        metadata: dict[str, int | str] = {
+    def as_metadata(self) -> dict[str, int | float | str]:
+        metadata: dict[str, int | float | str] = {
             key: value for key, value in self.__dict__.items() if key != "stopped"
         }
         metadata.update(done=self.sent, failed=self.rejected + self.invalid + self.conflict)
@@ -185,8 +195,13 @@ def push_destination(
     log: Callable[[str], None] = lambda _line: None,
     own_user: str | None = None,
     shown: StreamProgress | None = None,
+    full_plan: bool = False,
 ) -> PushReport:
     """Plan, record and (unless ``dry_run``) send one destination's changes; every row ends in one state.
+
+    The plan covers only the records and contacts whose plan can have changed since the last one
+    (`models.push.ledger.PlanWatermark`); everything on the first plan, when the push settings
+    changed, or with ``full_plan`` (``--full-refresh``).
 
     ``own_user`` is the Zoho user the connection acts as (`own_zoho_users`); without it a Zoho write
     keeps the ``Modified_By`` its answer names, which is the same user. ``shown`` hears the fields
@@ -197,26 +212,14 @@ def push_destination(
     by the next run. A batch whose call went out but was cut short (a retry refused by the stop) stays
     ``sending``: it may have landed, so it is settled as a lost answer is, by reading the record back.
     """
-    targets = push_ledger.load_targets(engine, stream.source, stream.object)
-    golden = push_ledger.load_golden(engine)
-    plan = plan_updates(targets.drop(columns="last_seen_at"), golden, config)
-    pending = push_ledger.in_flight(engine, targets, stream.source, stream.object)
-    if len(pending) and len(plan):
-        flight = (
-            plan[["record_id", "field"]].astype(str).merge(pending.astype(str), how="left", indicator=True)
-        )
-        plan = plan[~flight["_merge"].eq("both").to_numpy()].reset_index(drop=True)
-    if (stream.source, stream.object) in config.create_missing:
-        plan = pd.concat([plan, _plan_creates(stream, engine, golden, config)], ignore_index=True)
-    plan = drop_settled(plan, push_ledger.settled(engine, stream.source, stream.object))
-    # Each write remembers when its record was last modified before it, so survivorship can tell the
-    # modification our write makes from a person's edit.
-    modified = targets.assign(record_id=targets["record_id"].astype(str)).drop_duplicates("record_id")
-    by_id = modified.set_index("record_id")["modified_at"]
-    # pandas cannot map through an empty series of times (it casts it to float first): a destination
-    # that holds no records yet (an empty Zoho module) has no time to look up.
-    plan["record_modified_at"] = plan["record_id"].astype(str).map(by_id) if len(by_id) else pd.NaT
-    ledger_ids = push_ledger.record_plan(engine, plan, run_id=run_id, dry_run=dry_run)
+    plan, planning, mark = _plan(stream, engine, config, full_plan=full_plan)
+    ledger_ids = push_ledger.record_plan(
+        engine,
+        plan,
+        run_id=run_id,
+        dry_run=dry_run,
+        watermark=(push_ledger.plan_key(stream.source, stream.object), mark),
+    )
     plan = plan.assign(ledger_id=ledger_ids)
     invalid = int(plan["invalid_reason"].notna().sum()) if len(plan) else 0
     if dry_run or clients is None or len(plan) == invalid:
@@ -227,9 +230,10 @@ def push_destination(
         )
         log(
             f"reverse sync {stream.name}: planned {len(plan)} fields, {invalid} invalid"
+            + f" ({planning.plan} plan of {planning.targets_loaded} records)"
             + (" (dry run)" if dry_run else "")
         )
-        return PushReport(len(plan), 0, 0, invalid, 0, len(plan) - invalid, 0)
+        return replace(planning, planned=len(plan), invalid=invalid, unchanged=len(plan) - invalid)
     before = clients.stats.snapshot()
     attempts = push_ledger.previous_attempts(engine, stream.source, stream.object)
     counts = {"sent": 0, "rejected": 0, "conflict": 0, "unchanged": 0, "parked": 0, "unconfirmed": 0}
@@ -272,19 +276,77 @@ def push_destination(
         )
     requests = clients.stats.snapshot().diff(before).total_requests(stream.source)
     rejected = counts["rejected"] + counts["parked"]
-    return PushReport(
-        len(plan),
-        counts["sent"],
-        rejected,
-        invalid,
-        counts["conflict"],
-        counts["unchanged"],
-        requests,
+    return replace(
+        planning,
+        planned=len(plan),
+        sent=counts["sent"],
+        rejected=rejected,
+        invalid=invalid,
+        conflict=counts["conflict"],
+        unchanged=counts["unchanged"],
+        requests=requests,
         created=created,
         unconfirmed=counts["unconfirmed"],
         not_sent=not_sent,
         stopped=stopped,
     )
+
+
+def _plan(
+    stream: Stream, engine: Engine, config: PushConfig, *, full_plan: bool
+) -> tuple[pd.DataFrame, PushReport, push_ledger.PlanWatermark]:
+    """The destination's plan (record_modified_at included), a report of what planning loaded and
+    took, and the watermark to store with it: only the records and contacts whose plan can have
+    changed since the last plan, unless there is none, the settings changed or ``full_plan``."""
+    started = time.perf_counter()
+    settings = config.fingerprint(stream.source, stream.object)
+    mark = push_ledger.current_watermark(engine, stream.source, stream.object, settings)
+    since = None if full_plan else push_ledger.stored_watermark(engine, stream.source, stream.object)
+    if since is not None and since.settings != settings:
+        since = None
+    creating = (stream.source, stream.object) in config.create_missing
+    targets = push_ledger.load_targets(engine, stream.source, stream.object, since)
+    candidates: frozenset[str] | None = None
+    if since is not None:
+        candidates = (
+            push_ledger.changed_contacts(engine, stream.source, stream.object, since)
+            if creating
+            else frozenset()
+        )
+        golden = push_ledger.load_golden(engine, {*targets["contact_id"].astype(str), *candidates})
+    else:
+        golden = push_ledger.load_golden(engine)
+    plan = plan_updates(targets.drop(columns="last_seen_at"), golden, config)
+    pending = push_ledger.in_flight(engine, targets, stream.source, stream.object)
+    if len(pending) and len(plan):
+        flight = (
+            plan[["record_id", "field"]].astype(str).merge(pending.astype(str), how="left", indicator=True)
+        )
+        plan = plan[~flight["_merge"].eq("both").to_numpy()].reset_index(drop=True)
+    if creating:
+        plan = pd.concat([plan, _plan_creates(stream, engine, golden, config, candidates)], ignore_index=True)
+    plan = drop_settled(plan, push_ledger.settled(engine, stream.source, stream.object))
+    # Each write remembers when its record was last modified before it, so survivorship can tell the
+    # modification our write makes from a person's edit.
+    modified = targets.assign(record_id=targets["record_id"].astype(str)).drop_duplicates("record_id")
+    by_id = modified.set_index("record_id")["modified_at"]
+    # pandas cannot map through an empty series of times (it casts it to float first): a destination
+    # that holds no records yet (an empty Zoho module) has no time to look up.
+    plan["record_modified_at"] = plan["record_id"].astype(str).map(by_id) if len(by_id) else pd.NaT
+    planning = PushReport(
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        plan="full" if since is None else "incremental",
+        targets_loaded=len(targets),
+        contacts_loaded=len(golden),
+        plan_seconds=round(time.perf_counter() - started, 3),
+    )
+    return plan, planning, mark
 
 
 def _send_recorded(
@@ -322,13 +384,27 @@ def _send_recorded(
     return sum(1 for result in results if result.ok and result.record_id is None)
 
 
-def _plan_creates(stream: Stream, engine: Engine, golden: pd.DataFrame, config: PushConfig) -> pd.DataFrame:
+def _plan_creates(
+    stream: Stream,
+    engine: Engine,
+    golden: pd.DataFrame,
+    config: PushConfig,
+    contact_ids: Collection[str] | None = None,
+) -> pd.DataFrame:
     """Creates for the contacts the destination system does not hold, leaving out those whose create
-    may already be there but has not been read back yet."""
+    may already be there but has not been read back yet; only among ``contact_ids`` when given (an
+    incremental plan's candidates)."""
     waiting = push_ledger.creates_in_flight(engine, stream.source, stream.object)
-    candidates = golden[~golden["contact_id"].astype(str).isin(waiting).to_numpy()]
+    ids = golden["contact_id"].astype(str)
+    keep = ~ids.isin(waiting)
+    if contact_ids is not None:
+        keep &= ids.isin(contact_ids)
+    candidates = golden[keep.to_numpy()]
     only_here = replace(config, create_missing=frozenset({(stream.source, stream.object)}))
-    return plan_creates(candidates, push_ledger.held_contacts(engine, stream.source), only_here)
+    held = push_ledger.held_contacts(
+        engine, stream.source, None if contact_ids is None else set(candidates["contact_id"].astype(str))
+    )
+    return plan_creates(candidates, held, only_here)
 
 
 def _rows_of(plan: pd.DataFrame, changes: Sequence[RecordChange]) -> pd.DataFrame:
@@ -438,6 +514,7 @@ def _push_source(
     log: Callable[[str], None],
     own_user: str | None = None,
     progress: ProgressObserver = NO_PROGRESS,
+    full_plan: bool = False,
 ) -> dict[Stream, PushReport | str]:
     """One source's destinations, one after another: a report each, or the one line that says why not.
 
@@ -461,6 +538,7 @@ def _push_source(
                     log=log,
                     own_user=own_user,
                     shown=shown,
+                    full_plan=full_plan,
                 )
         except SourceBusyError as exc:
             outcome[stream] = str(exc)
@@ -527,6 +605,21 @@ def reverse_sync(
         yield from _reverse_sync_step(context, sync_settings, run_options, warehouse, progress)
 
 
+def push_config(settings: Settings, regions: dict[str, str], opt_out: frozenset[str]) -> PushConfig:
+    """What reverse sync may do under ``settings``, with the phone regions extract learnt and
+    ClickSend's opt-out lists (one place, so a benchmark plans under the very settings a sync did)."""
+    creates = settings.push_create()
+    return PushConfig(
+        regions=regions,
+        opt_out_lists=opt_out,
+        overwrite=settings.push_overwrite(),
+        create_missing=frozenset(creates),
+        create_parents={key: parent for key, parent in creates.items() if parent is not None},
+        name_guard=settings.contact_sync_household_split == "on",
+        nickname_pairs=settings.nickname_pairs(),
+    )
+
+
 def _skip_reason(stream: Stream, settings: Settings, stale_sources: set[str]) -> str | None:
     if settings.push == "off":
         return "CONTACT_SYNC_PUSH=off"
@@ -572,16 +665,7 @@ def _reverse_sync_step(
         except ConnectorError as exc:
             raise dg.Failure(description=f"reverse sync clicksend/list_contact: {exc}") from None
         own_users = {} if dry_run else own_zoho_users(clients, tuple(runnable), context.log.info)
-        creates = settings.push_create()
-        config = PushConfig(
-            regions=phone_regions(settings, warehouse),
-            opt_out_lists=opt_out,
-            overwrite=settings.push_overwrite(),
-            create_missing=frozenset(creates),
-            create_parents={key: parent for key, parent in creates.items() if parent is not None},
-            name_guard=settings.contact_sync_household_split == "on",
-            nickname_pairs=settings.nickname_pairs(),
-        )
+        config = push_config(settings, phone_regions(settings, warehouse), opt_out)
         for found in run_in_threads(
             [
                 partial(
@@ -595,6 +679,7 @@ def _reverse_sync_step(
                     log=context.log.info,
                     own_user=own_users.get(source),
                     progress=progress,
+                    full_plan=source in run_options.full_refresh_sources,
                 )
                 for source, streams in runnable.items()
             ]

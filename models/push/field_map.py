@@ -19,6 +19,8 @@ CRM [I]. The other APIs publish no limits, so the project-wide `MAX_TEXT_LENGTH`
 golden value exceeds anyway.
 """
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -203,3 +205,21 @@ class PushConfig:
     def region(self, source: str) -> str:
         """The region a source's phones without a country code are read in."""
         return self.regions.get(source, self.default_region)
+
+    def fingerprint(self, destination: str, obj: str) -> str:
+        """A short digest of every setting one destination's plan depends on: a plan made under other
+        settings may differ for any record, so a change plans everything once
+        (`models.push.ledger.PlanWatermark`). ``max_attempts`` is left out: it decides how a rejection
+        ends, not what is planned; so are other destinations' settings."""
+        key = (destination, obj)
+        settings = (
+            sorted(self.overwrite.get(key, frozenset())),
+            key in self.create_missing,
+            self.create_parents.get(key),
+            sorted(self.opt_out_lists) if destination == "clicksend" else [],
+            self.region(destination),
+            sorted(self.alias_domains),
+            self.name_guard,
+            sorted(self.nickname_pairs),
+        )
+        return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]

@@ -7,7 +7,8 @@ so a killed push, run again, sends no field twice, and a dry run records the sam
 would make.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,10 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from models.push.field_map import CANONICAL_FIELDS
-from models.warehouse.store import chunks
+from models.warehouse.store import StreamKey, chunks, store_cursor
 from models.warehouse.tables import (
     IN_FLIGHT,
     Contact,
+    ContactMerge,
     ContactSource,
     PushLedger,
     RawRecord,
@@ -35,8 +37,152 @@ SETTLED = ("parked", "invalid", "undone")
 UNDO_REASONS = ("undo", "undo_create")
 
 
-def load_targets(engine: Engine, destination: str, obj: str) -> pd.DataFrame:
-    """Every live record of the destination linked to a golden contact, with its latest payload."""
+# ------------------------------------------------------------------------------- planning watermark
+
+
+def plan_key(destination: str, obj: str) -> StreamKey:
+    """Where a destination's planning watermark lives in stream_state."""
+    return StreamKey("reverse_sync", f"{destination}/{obj}", "plan")
+
+
+@dataclass(frozen=True, slots=True)
+class PlanWatermark:
+    """Where a destination's last plan stopped, so the next one plans only what can have changed.
+
+    A plan is a function of each record on its own: its latest payload, its golden contact's fields,
+    its ledger rows (in flight, settled) and the settings. After a plan, a record whose full plan was
+    empty stays empty until one of those moves; a record that was planned has ledger rows newer than
+    the plan's start. So the next plan needs only the records (and, for creates, the contacts) that:
+
+    - were read since (``raw_records.changed_at`` after ``raw_changed_at``: content, deletion);
+    - belong to a golden contact whose fields or record count moved (``contacts.updated_at`` after
+      ``contacts_updated_at``; merges and splits also after ``merged_at``, for a membership change
+      that leaves the count alone);
+    - have ledger rows written since (``push_ledger.id`` above ``ledger_id``: the last plan's own rows,
+      whatever they ended as, a killed run's rows, undo's rows), or rows that may have been in flight
+      at the last plan (sent after ``read_since``, the start of the read that plan relied on): they
+      stop being in flight once read back, and may then be planned again;
+    - or everything, when ``settings`` (`PushConfig.fingerprint`) differs.
+
+    Times are maxima read from the tables before the plan loads anything, never "now": a row written
+    while the plan works is newer and is planned by the next one. It is stored with the plan's ledger
+    rows in one transaction, so a run killed before that plans from the previous watermark again.
+    """
+
+    raw_changed_at: datetime | None
+    contacts_updated_at: datetime | None
+    merged_at: datetime | None
+    ledger_id: int
+    read_since: datetime | None
+    settings: str
+
+    def as_cursor(self) -> dict[str, Any]:
+        """The JSON form kept in ``stream_state.cursor``."""
+        return {
+            "raw_changed_at": _iso(self.raw_changed_at),
+            "contacts_updated_at": _iso(self.contacts_updated_at),
+            "merged_at": _iso(self.merged_at),
+            "ledger_id": self.ledger_id,
+            "read_since": _iso(self.read_since),
+            "settings": self.settings,
+        }
+
+    @classmethod
+    def from_cursor(cls, cursor: Mapping[str, Any] | None) -> "PlanWatermark | None":
+        """The watermark of a stored cursor (None: none stored, or one this code cannot read)."""
+        if not cursor or "ledger_id" not in cursor or "settings" not in cursor:
+            return None
+        return cls(
+            raw_changed_at=_moment(cursor.get("raw_changed_at")),
+            contacts_updated_at=_moment(cursor.get("contacts_updated_at")),
+            merged_at=_moment(cursor.get("merged_at")),
+            ledger_id=int(cursor["ledger_id"]),
+            read_since=_moment(cursor.get("read_since")),
+            settings=str(cursor["settings"]),
+        )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _moment(text: Any) -> datetime | None:
+    return None if not text else datetime.fromisoformat(str(text))
+
+
+def current_watermark(engine: Engine, destination: str, obj: str, settings: str) -> PlanWatermark:
+    """The watermark a plan starting now stores: read before the plan loads its inputs."""
+    with engine.connect() as connection:
+        raw = connection.execute(
+            sa.select(sa.func.max(RawRecord.changed_at)).where(RawRecord.source == destination)
+        ).scalar_one_or_none()
+        contacts = connection.execute(sa.select(sa.func.max(Contact.updated_at))).scalar_one_or_none()
+        merged = connection.execute(sa.select(sa.func.max(ContactMerge.merged_at))).scalar_one_or_none()
+        ledger_id = connection.execute(sa.select(sa.func.max(PushLedger.id))).scalar_one_or_none()
+        read_since = _read_since(connection, destination, obj)
+    return PlanWatermark(raw, contacts, merged, int(ledger_id or 0), read_since, settings)
+
+
+def stored_watermark(engine: Engine, destination: str, obj: str) -> PlanWatermark | None:
+    """The watermark the destination's last recorded plan stored (None: it has never been planned)."""
+    key = plan_key(destination, obj)
+    with engine.connect() as connection:
+        cursor = connection.execute(
+            sa.select(StreamState.cursor).where(
+                StreamState.source == key.source,
+                StreamState.object == key.object,
+                StreamState.stream == key.stream,
+            )
+        ).scalar_one_or_none()
+    return PlanWatermark.from_cursor(cursor)
+
+
+def _after(column: Any, moment: datetime | None) -> sa.ColumnElement[bool]:
+    """Rows whose ``column`` is later than ``moment``; every row when there was none then."""
+    return sa.true() if moment is None else column > moment
+
+
+def _open_rows(since: PlanWatermark, destination: str, obj: str) -> sa.ColumnElement[bool]:
+    """Ledger rows written since the last plan began, or possibly in flight when it ran."""
+    in_flight: sa.ColumnElement[bool] = PushLedger.status.in_(IN_FLIGHT)
+    if since.read_since is not None:
+        in_flight = sa.and_(in_flight, PushLedger.updated_at >= since.read_since)
+    return sa.and_(
+        PushLedger.destination == destination,
+        PushLedger.object == obj,
+        sa.or_(PushLedger.id > since.ledger_id, in_flight),
+    )
+
+
+def _changed_contact_ids(since: PlanWatermark) -> list[sa.Select[Any]]:
+    """Queries of the contacts whose fields or membership moved since the last plan."""
+    return [
+        sa.select(Contact.contact_id).where(_after(Contact.updated_at, since.contacts_updated_at)),
+        sa.select(ContactMerge.new_contact_id).where(_after(ContactMerge.merged_at, since.merged_at)),
+    ]
+
+
+def changed_contacts(engine: Engine, destination: str, obj: str, since: PlanWatermark) -> frozenset[str]:
+    """The contacts whose create plan can differ from the last plan's: fields or membership moved,
+    a record of the destination system read since (it may hold them now, or no longer), or ledger
+    rows open for them."""
+    queries = [
+        *_changed_contact_ids(since),
+        sa.select(ContactSource.contact_id)
+        .join(RawRecord, RawRecord.id == ContactSource.raw_record_id)
+        .where(ContactSource.source == destination, _after(RawRecord.changed_at, since.raw_changed_at)),
+        sa.select(PushLedger.contact_id).where(_open_rows(since, destination, obj)),
+    ]
+    with engine.connect() as connection:
+        found = connection.execute(sa.union(*queries)).scalars()
+        return frozenset(str(contact) for contact in found if contact is not None)
+
+
+def load_targets(
+    engine: Engine, destination: str, obj: str, since: PlanWatermark | None = None
+) -> pd.DataFrame:
+    """Every live record of the destination linked to a golden contact, with its latest payload;
+    with ``since``, only those whose plan can differ from the last one's (`PlanWatermark`)."""
     query = (
         sa.select(
             ContactSource.source.label("destination"),
@@ -55,6 +201,17 @@ def load_targets(engine: Engine, destination: str, obj: str) -> pd.DataFrame:
             RawRecord.deleted_at.is_(None),
         )
     )
+    if since is not None:
+        contacts = _changed_contact_ids(since)
+        query = query.where(
+            sa.or_(
+                _after(RawRecord.changed_at, since.raw_changed_at),
+                *(ContactSource.contact_id.in_(changed) for changed in contacts),
+                ContactSource.source_id.in_(
+                    sa.select(PushLedger.record_id).where(_open_rows(since, destination, obj))
+                ),
+            )
+        )
     with engine.connect() as connection:
         rows = connection.execute(query).mappings().all()
     columns = ["destination", "object", "record_id", "contact_id", "payload", "modified_at", "last_seen_at"]
@@ -64,11 +221,16 @@ def load_targets(engine: Engine, destination: str, obj: str) -> pd.DataFrame:
     return frame
 
 
-def load_golden(engine: Engine) -> pd.DataFrame:
-    """contact_id and the canonical fields of every golden contact."""
+def load_golden(engine: Engine, contact_ids: Collection[str] | None = None) -> pd.DataFrame:
+    """contact_id and the canonical fields of every golden contact (or of ``contact_ids``)."""
     columns = [Contact.contact_id, *(getattr(Contact, name) for name in CANONICAL_FIELDS)]
     with engine.connect() as connection:
-        rows = connection.execute(sa.select(*columns)).all()
+        if contact_ids is None:
+            rows = list(connection.execute(sa.select(*columns)).all())
+        else:
+            rows = []
+            for chunk in chunks(sorted(contact_ids)):
+                rows.extend(connection.execute(sa.select(*columns).where(Contact.contact_id.in_(chunk))))
     return pd.DataFrame(rows, columns=["contact_id", *CANONICAL_FIELDS])
 
 
@@ -147,9 +309,11 @@ def settled(engine: Engine, destination: str, obj: str) -> pd.DataFrame:
     return frame
 
 
-def held_contacts(engine: Engine, destination: str) -> pd.DataFrame:
+def held_contacts(
+    engine: Engine, destination: str, contact_ids: Collection[str] | None = None
+) -> pd.DataFrame:
     """contact_id, destination, object of every live record of the destination system linked to a
-    contact: the contacts a create would duplicate."""
+    contact (of ``contact_ids`` when given): the contacts a create would duplicate."""
     query = (
         sa.select(ContactSource.contact_id, ContactSource.source, ContactSource.object)
         .join(RawRecord, RawRecord.id == ContactSource.raw_record_id)
@@ -160,7 +324,12 @@ def held_contacts(engine: Engine, destination: str) -> pd.DataFrame:
         )
     )
     with engine.connect() as connection:
-        rows = connection.execute(query).all()
+        if contact_ids is None:
+            rows = list(connection.execute(query).all())
+        else:
+            rows = []
+            for chunk in chunks(sorted(contact_ids)):
+                rows.extend(connection.execute(query.where(ContactSource.contact_id.in_(chunk))))
     return pd.DataFrame(rows, columns=["contact_id", "destination", "object"])
 
 
@@ -252,8 +421,18 @@ def _time(value: Any) -> datetime | None:
     return (moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")).to_pydatetime()
 
 
-def record_plan(engine: Engine, plan: pd.DataFrame, *, run_id: str, dry_run: bool) -> list[int]:
-    """Store the plan (``planned``, or ``invalid`` for refused rows); returns the ledger ids in order."""
+def record_plan(
+    engine: Engine,
+    plan: pd.DataFrame,
+    *,
+    run_id: str,
+    dry_run: bool,
+    watermark: tuple[StreamKey, PlanWatermark] | None = None,
+) -> list[int]:
+    """Store the plan (``planned``, or ``invalid`` for refused rows); returns the ledger ids in order.
+
+    ``watermark``, when given (`plan_key`, the plan's `PlanWatermark`), is stored in the same
+    transaction, so the rows and where the plan stopped commit together or not at all."""
     now = utcnow()
     rows = [
         {
@@ -277,13 +456,19 @@ def record_plan(engine: Engine, plan: pd.DataFrame, *, run_id: str, dry_run: boo
         }
         for row in plan.to_dict("records")
     ]
-    if not rows:
+    if not rows and watermark is None:
         return []
     with engine.begin() as connection:
-        result = connection.execute(
-            sa.insert(PushLedger).returning(PushLedger.id, sort_by_parameter_order=True), rows
-        )
-        return [int(ledger_id) for ledger_id in result.scalars()]
+        ids: list[int] = []
+        if rows:
+            result = connection.execute(
+                sa.insert(PushLedger).returning(PushLedger.id, sort_by_parameter_order=True), rows
+            )
+            ids = [int(ledger_id) for ledger_id in result.scalars()]
+        if watermark is not None:
+            key, mark = watermark
+            store_cursor(connection, key, mark.as_cursor(), now)
+        return ids
 
 
 def mark(
