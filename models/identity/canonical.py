@@ -20,6 +20,7 @@ from models.identity.contact_ids import ContactIdFactory
 from models.identity.own_writes import own_writes
 from models.identity.phases import (
     CONTACT_OBJECTS,
+    SOURCE_COLUMNS,
     CanonicalConfig,
     CanonicalReport,
     aware_utc,
@@ -143,22 +144,9 @@ def build_canonical(
     report.links_refused = len(resolution.refused)
 
     contact_rows = golden_rows(golden.contacts, old_contacts, now)
-    source_rows = none_for_missing(
-        people.loc[
-            :,
-            [
-                "record_key",
-                "contact_id",
-                "source",
-                "object",
-                "source_id",
-                "email",
-                "phone",
-                "modified_at",
-                "first_name",
-            ],
-        ]
-    ).rename(columns={"record_key": "raw_record_id", "modified_at": "updated_at"})
+    source_rows = none_for_missing(people.loc[:, list(SOURCE_COLUMNS)]).rename(
+        columns={"record_key": "raw_record_id", "modified_at": "updated_at"}
+    )
     # An object Series keeps None as None; a plain list would be turned back into NaT here.
     source_rows["updated_at"] = pd.Series(
         [None if v is None else aware_utc(v) for v in source_rows["updated_at"]],

@@ -37,6 +37,7 @@ from models.identity.linking import link
 from models.identity.own_writes import own_writes
 from models.identity.phases import (
     CONTACT_OBJECTS,
+    SOURCE_COLUMNS,
     CanonicalConfig,
     CanonicalReport,
     aware_utc,
@@ -73,17 +74,6 @@ from models.warehouse.tables import (
 WATERMARK = StreamKey("canonical", "contacts", "resolve")
 
 _RAW_COLUMNS = ["record_key", "source", "object", "source_id", "payload"]
-_SOURCE_COLUMNS = [
-    "record_key",
-    "contact_id",
-    "source",
-    "object",
-    "source_id",
-    "email",
-    "phone",
-    "modified_at",
-    "first_name",
-]
 
 
 def build_canonical_incremental(
@@ -341,7 +331,7 @@ def _upsert_sources(connection: Connection, people: pd.DataFrame) -> None:
     """contact_sources rows of the records in scope: updated where they exist (their ids stay), else added."""
     if people.empty:
         return
-    rows = none_for_missing(people.loc[:, _SOURCE_COLUMNS]).rename(
+    rows = none_for_missing(people.loc[:, list(SOURCE_COLUMNS)]).rename(
         columns={"record_key": "raw_record_id", "modified_at": "updated_at"}
     )
     rows["raw_record_id"] = [int(key) for key in rows["raw_record_id"]]

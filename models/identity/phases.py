@@ -266,6 +266,20 @@ def _with_payloads(people: pd.DataFrame, writes: pd.DataFrame, raw: pd.DataFrame
     return frame.assign(payload=payloads)
 
 
+#: The columns of a resolved record that become its ``contact_sources`` row (renamed: record_key is
+#: raw_record_id, modified_at is updated_at).
+SOURCE_COLUMNS = (
+    "record_key",
+    "contact_id",
+    "source",
+    "object",
+    "source_id",
+    "email",
+    "phone",
+    "modified_at",
+    "first_name",
+)
+
 LINEAGE_COLUMNS = ("contact_id", "field", "value", "source", "object", "source_id", "rule")
 
 
