@@ -1,7 +1,9 @@
 """Shared fixtures: a migrated warehouse on SQLite and, when configured, on a real PostgreSQL.
 
 PostgreSQL tests each get their own schema (``search_path`` set through the URL), so they can run
-against one shared server without seeing each other's rows.
+against one shared server without seeing each other's rows. Under pytest-xdist each worker also gets
+its own database, made from the configured one: the warehouse's advisory locks (one per source) are
+per database, not per schema, so two workers syncing in one database would refuse each other.
 """
 
 import os
@@ -19,6 +21,47 @@ POSTGRES_URL_VARIABLE = "CONTACT_SYNC_TEST_POSTGRES_URL"
 
 def postgres_url() -> str | None:
     return os.environ.get(POSTGRES_URL_VARIABLE) or None
+
+
+_WORKER_DATABASE: dict[str, str] = {}
+"""The database this xdist worker made (``name`` and the ``admin`` URL), dropped when it ends."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On an xdist worker, point the PostgreSQL variable at a database of the worker's own."""
+    worker, base = os.environ.get("PYTEST_XDIST_WORKER"), postgres_url()
+    if not worker or base is None:
+        return
+    server = sa.make_url(base)
+    name = f"{server.database}_{worker}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    _WORKER_DATABASE.update(name=name, admin=base)
+    os.environ[POSTGRES_URL_VARIABLE] = server.set(database=name).render_as_string(hide_password=False)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding a slow test (processes, servers, waits) go first, each file kept whole and in
+    order: under pytest-xdist (``scripts/test``) their long waits then overlap the many quick tests
+    on the other worker, instead of one of them running alone at the end."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not _WORKER_DATABASE:
+        return
+    dispose_all()
+    admin = sa.create_engine(_WORKER_DATABASE["admin"], isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{_WORKER_DATABASE["name"]}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture(autouse=True)

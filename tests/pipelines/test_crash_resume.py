@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from connectors.emulator import Emulator, FaultConfig, running_emulator
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import RawRecord
+from pipelines.runner import run_sync
+from tests.pipelines.conftest import settings_for
 
 CLI = str(Path(sys.executable).with_name("contact-sync"))
 
@@ -58,7 +60,8 @@ def raw_count(database: Path) -> int:
 def test_killed_sync_resumes_to_the_uninterrupted_state(tmp_path: Path, seed: int) -> None:
     with running_emulator(seed=seed, people=300, faults=FaultConfig(latency_ms=10)) as emu:
         reference = tmp_path / "reference.db"
-        assert sync_process(emu, reference).wait(timeout=240) == 0
+        # The uninterrupted reference runs in-process (as the CLI's `sync` does: run_sync).
+        assert run_sync(settings_for(emu, f"sqlite:///{reference}", contact_sync_push="off")).success
 
         crashed = tmp_path / "crashed.db"
         process = sync_process(emu, crashed)

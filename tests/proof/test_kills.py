@@ -1,9 +1,9 @@
 """Ten SIGKILLs of a real `contact-sync sync` process, aimed at extract, canonical and reverse sync: every
 re-run converges to the state an uninterrupted pair of syncs leaves, and no field is written twice.
 
-Two emulators generated alike serve the reference and the killed runs, since pushes change what the
-next read sees. Each kill waits for its phase to show in the warehouse (raw rows growing, the extract
-finished, pushes being marked sent) and then strikes after a random delay.
+Two emulators generated alike serve the reference (run in-process) and the killed runs, since pushes
+change what the next read sees. Each kill waits for its phase to show in the warehouse (raw rows
+growing, the extract finished, pushes being marked sent) and then strikes after a random delay.
 """
 
 import os
@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 
 from connectors.emulator import Emulator, FaultConfig
+from pipelines.runner import run_sync
+from tests.pipelines.conftest import settings_for
 from tests.proof.snapshot import snapshot
 from tests.proof.test_faults import destination_records, write_log
 
@@ -118,8 +120,9 @@ def test_ten_kills_across_extract_canonical_and_push_converge_without_double_wri
     latency = FaultConfig(latency_ms=8)
     with Emulator(seed=SEED, people=PEOPLE, now=now, faults=latency) as clean:
         reference = tmp_path / "reference.db"
+        # The reference is never killed, so it runs in-process (as the CLI's `sync` does: run_sync).
         for _ in range(2):
-            assert start_sync(clean, reference).wait(timeout=300) == 0
+            assert run_sync(settings_for(clean, f"sqlite:///{reference}")).success
         clean_records = destination_records(clean)
         clean_writes = write_log(clean)
     assert clean_writes, "the reference pushed nothing; the push kills would prove nothing"
