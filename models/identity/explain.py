@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from models.identity.lookup import survivor
 from models.warehouse.tables import (
-    Contact,
     ContactIdentifier,
     ContactLinkDecision,
-    ContactMerge,
     ContactSource,
     SuppressedIdentifier,
 )
@@ -65,26 +64,6 @@ class Explanation:
     kept_apart: list[KeptApart] = field(default_factory=list)
 
 
-def survivor_of(connection: Connection, contact_id: str) -> tuple[str, list[str]] | None:
-    """The live contact an id leads to through its merges, with the merged-away ids passed on the way;
-    None when no contact has or had that id."""
-    path: list[str] = []
-    current = contact_id
-    for _ in range(100):  # merges_have_no_cycles guards this; a bound keeps a broken table from hanging
-        if connection.execute(sa.select(Contact.contact_id).where(Contact.contact_id == current)).first():
-            return current, path
-        after = connection.execute(
-            sa.select(ContactMerge.new_contact_id)
-            .where(ContactMerge.old_contact_id == current, ContactMerge.kind == "merge")
-            .order_by(ContactMerge.merged_at.desc())
-        ).first()
-        if after is None:
-            return None
-        path.append(current)
-        current = after[0]
-    return None
-
-
 def contact_of_record(connection: Connection, source: str, obj: str, source_id: str) -> str | None:
     """The contact of a record named source/object/id."""
     return connection.execute(
@@ -97,12 +76,11 @@ def contact_of_record(connection: Connection, source: str, obj: str, source_id: 
 def explain(connection: Connection, contact_id: str) -> Explanation | None:
     """What links the records of `contact_id` (or of the contact it was merged into), and what was kept
     apart from them; None when the id is unknown."""
-    found = survivor_of(connection, contact_id)
-    if found is None:
+    live, chain = survivor(connection, contact_id)
+    if live is None:
         return None
-    survivor, path = found
-    explanation = Explanation(contact_id=survivor, merged_from=path)
-    explanation.records = _records(connection, ContactSource.contact_id == survivor)
+    explanation = Explanation(contact_id=live, merged_from=[change.old_contact_id for change in chain])
+    explanation.records = _records(connection, ContactSource.contact_id == live)
     keys = [record.record_key for record in explanation.records]
     explanation.shared = _shared(connection, keys)
     explanation.kept_apart = _kept_apart(connection, explanation.records)

@@ -167,8 +167,8 @@ def find_contacts(engine: Engine, query: str, regions: Sequence[str]) -> Lookup:
     text = query.strip()
     with engine.connect() as connection:
         if CONTACT_ID.fullmatch(text):
-            survivor, chain = _survivor(connection, text)
-            return Lookup("contact_id", text, None, (survivor,) if survivor else (), tuple(chain))
+            live, chain = survivor(connection, text)
+            return Lookup("contact_id", text, None, (live,) if live else (), tuple(chain))
         if "@" in text:
             email = normalise_email(text)
             if email.value is None:
@@ -184,7 +184,7 @@ def find_contacts(engine: Engine, query: str, regions: Sequence[str]) -> Lookup:
         return Lookup("phone", next((p for p, found in held.items() if found), phones[0]), None, holders)
 
 
-def _survivor(connection: Connection, contact_id: str) -> tuple[str | None, list[IdChange]]:
+def survivor(connection: Connection, contact_id: str) -> tuple[str | None, list[IdChange]]:
     """The live id ``contact_id`` leads to along ``contact_merges`` (None when it leads nowhere)."""
     chain: list[IdChange] = []
     current = contact_id
