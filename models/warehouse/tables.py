@@ -127,8 +127,17 @@ class Contact(Base):
     title: Mapped[str | None] = mapped_column(sa.Text)
     city: Mapped[str | None] = mapped_column(sa.Text)
     country: Mapped[str | None] = mapped_column(sa.Text)
+    # Consent per channel: null when no source says; the time and source of the deciding statement.
+    email_opt_out: Mapped[bool | None] = mapped_column(sa.Boolean)
+    email_opt_out_at: Mapped[datetime | None]
+    email_opt_out_source: Mapped[str | None] = mapped_column(sa.String(64))
+    sms_opt_out: Mapped[bool | None] = mapped_column(sa.Boolean)
+    sms_opt_out_at: Mapped[datetime | None]
+    sms_opt_out_source: Mapped[str | None] = mapped_column(sa.String(64))
+    #: The mappings file's golden fields, keyed by golden name.
+    custom: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)
     source_count: Mapped[int] = mapped_column(sa.Integer)
 
 
