@@ -19,6 +19,20 @@ CLI = str(Path(sys.executable).with_name("contact-sync"))
 """The installed command, as a user runs it."""
 
 
+_DEFAULT_SIGINT_EXEC = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def hearing_ctrl_c(*argv: str) -> list[str]:
+    """``argv`` started with SIGINT as a terminal's command gets it, for a test that interrupts it:
+    tests started in the background (``pytest &``, some CI steps) have SIGINT ignored, children inherit
+    that, and the CLI rightly leaves an ignored SIGINT ignored. (A ``preexec_fn`` would do the same but
+    is unsafe in a process with threads, such as the test's emulator.)"""
+    return [sys.executable, "-c", _DEFAULT_SIGINT_EXEC, *argv]
+
+
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     with running_emulator(seed=11, people=120) as emu:

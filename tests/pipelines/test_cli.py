@@ -24,7 +24,7 @@ from models.warehouse.tables import Contact, ContactActivity
 from pipelines.cli import build_parser, main
 from pipelines.runner import run_sync
 from pipelines.streams import STREAMS
-from tests.pipelines.conftest import free_port, settings_for
+from tests.pipelines.conftest import free_port, hearing_ctrl_c, settings_for
 from tests.pipelines.test_extract import emulator_ids
 
 CLI = str(Path(sys.executable).with_name("contact-sync"))
@@ -275,7 +275,10 @@ with StopSignals() as stop:
 def test_a_second_signal_while_stopping_quits_at_once() -> None:
     """The first SIGINT asks the run to stop and says how to quit at once; the second quits at once."""
     with subprocess.Popen(
-        [sys.executable, "-c", SLOW_TO_STOP], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        hearing_ctrl_c(sys.executable, "-c", SLOW_TO_STOP),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     ) as process:
         assert process.stdout is not None
         assert process.stderr is not None

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from connectors.emulator import FaultConfig, running_emulator
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import StreamState
-from tests.pipelines.conftest import CLI, free_port
+from tests.pipelines.conftest import CLI, free_port, hearing_ctrl_c
 
 pytestmark = pytest.mark.slow
 
@@ -117,7 +117,11 @@ def test_terminate_cancels_the_run_and_one_ctrl_c_stops_the_ui(tmp_path: Path) -
         )
         log = (tmp_path / "ui.log").open("w")
         ui = subprocess.Popen(
-            [CLI, "ui", "--no-daemon", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=log
+            hearing_ctrl_c(CLI, "ui", "--no-daemon", "--port", str(port)),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
         )
         try:
 

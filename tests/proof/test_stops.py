@@ -26,7 +26,7 @@ from connectors.emulator import Emulator, FaultConfig
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import PushLedger, StreamState
 from pipelines.runner import run_sync
-from tests.pipelines.conftest import CLI, settings_for
+from tests.pipelines.conftest import CLI, hearing_ctrl_c, settings_for
 from tests.proof.snapshot import snapshot
 from tests.proof.test_faults import destination_records, write_log
 from tests.proof.test_kills import Progress, progress
@@ -51,7 +51,11 @@ def start_cli(emu: Emulator, database: Path, home: Path) -> subprocess.Popen[str
         }
     )
     return subprocess.Popen(
-        [CLI, "sync"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        hearing_ctrl_c(CLI, "sync"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
