@@ -42,10 +42,20 @@ alone is taken for ours.
 
 The evidence is read from the record as the warehouse holds it now, so it judges only the write that
 made the current state; earlier links of a chain are traced by stamps (or the window) alone.
+
+**Values, not only times.** Taking our modification out of a record's time is not enough: the values
+we wrote are still in the record, and they would compete under its remaining (person-made) time. A
+country we filled into a ClickSend contact edited by someone last spring would outrank the Zoho
+record it was copied from, edited the winter before, and the golden value would move from `China` to
+the `CN` we wrote, from the second sync on (or after a stopped sync resumed, with pushes done in
+another order). So `echoed_fields` names, per record, the surviving fields whose value one of our
+writes put there and nobody has changed since (the field still holds what we sent, compared as it
+reads); survivorship takes such a value only when no record holds a value of its own.
 """
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -55,6 +65,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from models.normalise.compare import field_kind, holds_value
+from models.push.field_map import FULL_NAME, destination_map
+from models.push.ledger import UNDO_REASONS
 from models.warehouse.store import chunks
 from models.warehouse.tables import IN_FLIGHT, PushLedger
 
@@ -63,10 +75,11 @@ _MAX_CHAIN = 10
 
 WRITE_COLUMNS = ("source", "object", "source_id", "planned_modified_at", "written_at")
 """One row per write of a record: destination, object, record id, `p` (NaT for a create) and `t`."""
-STAMP_COLUMNS = ("result_modified_at", "result_version", "written_by", "sent")
+STAMP_COLUMNS = ("result_modified_at", "result_version", "written_by", "sent", "restores")
 """Optional, per write: the modification time and Linkflow version its answer gave, the Zoho user it
-was made as, and ``sent``, the fields written as a mapping of field name to the value sent. Missing
-columns or values mean the write is traced by the time window alone."""
+was made as, ``sent``, the fields written as a mapping of field name to the value sent, and
+``restores``, whether it was an undo (putting a person's values back, which are theirs, not ours).
+Missing columns or values mean the write is traced by the time window alone."""
 
 
 def discount_own_writes(
@@ -117,6 +130,71 @@ def discount_own_writes(
         active = np.isin(rows, traced)
     times: pd.Series = pd.Series(effective, index=records.index, name="modified_at").dt.tz_localize("UTC")
     return times
+
+
+def echoed_fields(records: pd.DataFrame, writes: pd.DataFrame) -> pd.Series:
+    """Per record, the surviving fields (`models.push.field_map.CANONICAL_FIELDS`) whose value is one
+    we wrote there and that nobody has changed since: a frozenset each, empty for most.
+
+    records: source, object, source_id and ``payload``, the record as the warehouse holds it now (a
+        record without one has no echo); the result is aligned with its index.
+    writes: `WRITE_COLUMNS` with ``sent`` (and optionally ``restores``: an undo's values are not ours).
+
+    A field counts whether or not the record was edited since, in other fields: what decides is that
+    the value is the one we sent (`models.normalise.compare.holds_value`), so survivorship can tell a
+    copy of the golden value from a value a person put there.
+    """
+    none: frozenset[str] = frozenset()
+    echoes: list[frozenset[str]] = [none] * len(records)
+
+    def series() -> pd.Series:
+        return pd.Series(echoes, index=records.index, dtype=object)
+
+    if writes.empty or records.empty or "payload" not in records or "sent" not in writes:
+        return series()
+    key = ["source", "object", "source_id"]
+    ours = writes.loc[:, [*key, "sent"]].astype({"source": str, "object": str, "source_id": str})
+    if "restores" in writes:
+        ours = ours[~writes["restores"].fillna(False).astype(bool).to_numpy()]
+    frame = records.loc[:, key].astype(str).assign(row=np.arange(len(records)))
+    pairs = frame.merge(ours, on=key, how="inner")
+    if pairs.empty:
+        return series()
+    payloads = records["payload"].to_numpy(dtype=object)
+    found: dict[int, set[str]] = {}
+    for row, source, obj, sent in zip(
+        pairs["row"], pairs["source"], pairs["object"], pairs["sent"], strict=True
+    ):
+        payload = payloads[row]
+        if not isinstance(payload, Mapping) or not isinstance(sent, Mapping):
+            continue
+        canonical = _canonical_fields(source, obj)
+        for field, value in sent.items():
+            held = field in canonical and field in payload and _present(value)
+            if held and holds_value(field_kind(source, obj, field), payload[field], value):
+                found.setdefault(int(row), set()).update(canonical[field])
+    for row, names in found.items():
+        echoes[row] = frozenset(names)
+    return series()
+
+
+@cache
+def _canonical_fields(source: str, obj: str) -> dict[str, tuple[str, ...]]:
+    """Destination field -> the surviving fields it is written from (a single name: first and last)."""
+    try:
+        specs = destination_map(source, obj).fields
+    except ValueError:  # not a destination we write
+        return {}
+    return {
+        spec.field: ("first_name", "last_name") if spec.canonical == FULL_NAME else (spec.canonical,)
+        for spec in specs
+    }
+
+
+def _present(value: object) -> bool:
+    return (
+        value is not None and not (isinstance(value, float) and np.isnan(value)) and str(value).strip() != ""
+    )
 
 
 def _utc64(times: pd.Series) -> npt.NDArray[np.datetime64]:
@@ -221,6 +299,7 @@ def own_writes(connection: Connection, record_ids: Sequence[str] | None = None) 
         PushLedger.written_by,
         PushLedger.field,
         PushLedger.after_value,
+        PushLedger.reason,
     ).where(
         PushLedger.status.in_((*IN_FLIGHT, "undone")),
         PushLedger.dry_run.is_(False),
@@ -250,6 +329,7 @@ _LEDGER_COLUMNS = (
     "written_by",
     "field",
     "value",
+    "reason",
 )
 
 
@@ -262,6 +342,7 @@ def _per_write(rows: Sequence[Any]) -> pd.DataFrame:
     for name in ("planned_modified_at", "written_at", "result_modified_at"):
         fields[name] = pd.to_datetime(fields[name], utc=True)
     fields["result_version"] = pd.to_numeric(fields["result_version"], errors="coerce")
+    fields["restores"] = fields["reason"].isin(UNDO_REASONS)
     group = fields.groupby(["source", "object", "source_id", "run_id"], sort=True, dropna=False)
     out = group.agg(
         planned_modified_at=("planned_modified_at", "min"),
@@ -269,6 +350,7 @@ def _per_write(rows: Sequence[Any]) -> pd.DataFrame:
         result_modified_at=("result_modified_at", "max"),
         result_version=("result_version", "max"),
         written_by=("written_by", "first"),
+        restores=("restores", "max"),
     ).reset_index()
     # The fields each write sent, by the write's group number (``out`` is in group order).
     sent: list[dict[str, Any]] = [{} for _ in range(len(out))]

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from models.identity.linking import IdentityConfig
-from models.identity.own_writes import discount_own_writes
+from models.identity.own_writes import discount_own_writes, echoed_fields
 from models.identity.survivorship import SURVIVING_FIELDS, Golden, SurvivorshipConfig, survive
 from models.normalise.contact_points import normalise_contact_points
 from models.normalise.fields import extract_frame, frame_from_payloads
@@ -240,13 +240,17 @@ def survive_people(
     writers read.
 
     ``raw`` (record_key, payload) holds the records' current payloads: what they show (Linkflow's
-    version, Zoho's last modifier, the values we sent) tells an edit after our write from our write."""
+    version, Zoho's last modifier, the values we sent) tells an edit after our write from our write,
+    and a value we wrote from a value of the record's own (`models.identity.own_writes.echoed_fields`)."""
     if people.empty:
         contacts = pd.DataFrame(columns=["contact_id", *SURVIVING_FIELDS, "source_count"])
         lineage = pd.DataFrame(columns=list(LINEAGE_COLUMNS))
         return Golden(contacts=contacts, lineage=lineage)
     judged = _with_payloads(people, writes, raw)
-    return survive(people.assign(modified_at=discount_own_writes(judged, writes)), config.survivorship)
+    mine = people.assign(
+        modified_at=discount_own_writes(judged, writes), echoes=echoed_fields(judged, writes)
+    )
+    return survive(mine, config.survivorship)
 
 
 def _with_payloads(people: pd.DataFrame, writes: pd.DataFrame, raw: pd.DataFrame | None) -> pd.DataFrame:

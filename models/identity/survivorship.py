@@ -6,6 +6,11 @@ names from Zoho CRM first, whatever changed since). Ties on modification time go
 and record key that sort first, so the choice never depends on row order. Records with no modification
 time rank after every dated one.
 
+A value our own reverse sync wrote into a record (``echoes``, `models.identity.own_writes.echoed_fields`)
+is a copy of a golden value, not a source's: it is taken only for a contact none of whose records
+holds a value of its own in that field, so the golden value and its lineage stay with the record it
+came from, however recently the record holding the copy was edited.
+
 Lineage names, per contact and field, the winning record and the rule that picked it, one row each, so
 "where did this value come from" is one join from `contacts` on contact_id.
 
@@ -59,7 +64,8 @@ def survive(records: pd.DataFrame, config: SurvivorshipConfig | None = None) -> 
 
     records: RECORD_COLUMNS plus SURVIVING_FIELDS, one row per source record. email and phone are that
         record's primary normalised values (None when it has no usable one); text fields None when absent.
-        modified_at is a UTC datetime column (NaT allowed).
+        modified_at is a UTC datetime column (NaT allowed). Optionally ``echoes``: per record, the
+        fields whose value we wrote there (a collection of field names, or None).
     """
     config = config or SurvivorshipConfig()
     contact_codes, contact_ids = pd.factorize(records["contact_id"].to_numpy(dtype=object), sort=True)
@@ -70,6 +76,7 @@ def survive(records: pd.DataFrame, config: SurvivorshipConfig | None = None) -> 
     recency = np.where(ticks == np.iinfo(np.int64).min, _NEVER, -ticks)
     tie_breaks = (record_keys, object_codes, source_codes, recency)
 
+    echoed = _echo_masks(records)
     contacts = pd.DataFrame({"contact_id": pd.Series(contact_ids, dtype=object)})
     orders: dict[tuple[str, ...], npt.NDArray[np.intp]] = {}
     picks: list[_Pick] = []
@@ -79,7 +86,7 @@ def survive(records: pd.DataFrame, config: SurvivorshipConfig | None = None) -> 
         rank = _ranks(np.asarray(sources, dtype=object), source_codes, priority)
         if priority not in orders:
             orders[priority] = np.lexsort((*tie_breaks, rank, contact_codes))
-        pick = _first_present(orders[priority], values, contact_codes)
+        pick = _first_present(orders[priority], values, contact_codes, echoed.get(name))
         pick.by_priority = rank[pick.winners] < len(priority)
         column = np.full(len(contact_ids), None, dtype=object)
         column[pick.owners] = values[pick.winners]
@@ -126,15 +133,39 @@ class _Pick:
 
 
 def _first_present(
-    order: npt.NDArray[np.intp], values: npt.NDArray[np.object_], contact_codes: npt.NDArray[np.intp]
+    order: npt.NDArray[np.intp],
+    values: npt.NDArray[np.object_],
+    contact_codes: npt.NDArray[np.intp],
+    echoed: npt.NDArray[np.bool_] | None = None,
 ) -> _Pick:
-    """In `order` (grouped by contact, best first), the first row of each contact with a value."""
-    chosen = order[pd.notna(values[order])]
+    """In `order` (grouped by contact, best first), the first row of each contact with a value; a
+    row whose value is our own copy (``echoed``) only where the contact has no other."""
+    present = pd.notna(values[order])
+    if echoed is not None:
+        # Stable: every contact's own values first, in order, then its copies, in order.
+        key = contact_codes[order].astype(np.int64) * 2 + (echoed[order] & present)
+        order = order[np.argsort(key, kind="stable")]
+        present = pd.notna(values[order])
+    chosen = order[present]
     owners = contact_codes[chosen]
     first = np.ones(len(chosen), dtype=bool)
     first[1:] = owners[1:] != owners[:-1]
     winners = chosen[first]
     return _Pick(owners=owners[first], winners=winners, values=values[winners], by_priority=np.zeros(0, bool))
+
+
+def _echo_masks(records: pd.DataFrame) -> dict[str, npt.NDArray[np.bool_]]:
+    """Per surviving field with any, which records hold our own copy of the golden value there."""
+    if "echoes" not in records:
+        return {}
+    echoes = records["echoes"].to_numpy(dtype=object)
+    rows = [row for row, names in enumerate(echoes) if names]
+    masks: dict[str, npt.NDArray[np.bool_]] = {}
+    for row in rows:
+        for name in echoes[row]:
+            if name in SURVIVING_FIELDS:
+                masks.setdefault(name, np.zeros(len(echoes), dtype=bool))[row] = True
+    return masks
 
 
 def _ticks(modified: pd.Series) -> npt.NDArray[np.int64]:

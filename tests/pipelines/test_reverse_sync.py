@@ -16,9 +16,9 @@ from connectors.emulator.dataset import Dataset
 from connectors.emulator.generate import generate_dataset
 from models.identity.canonical import build_canonical
 from models.identity.phases import CanonicalConfig
-from models.push.field_map import PushConfig
+from models.push.field_map import CANONICAL_FIELDS, PushConfig
 from models.warehouse.db import open_warehouse
-from models.warehouse.tables import ContactSource, PushLedger
+from models.warehouse.tables import Contact, ContactFieldLineage, ContactSource, PushLedger
 from pipelines.clients import clients_for
 from pipelines.reverse_sync import opt_out_lists, push_destination
 from pipelines.runner import run_sync
@@ -62,12 +62,38 @@ def test_fill_empty_lands_and_the_second_cycle_writes_nothing(emulator: Emulator
     writes = sorted((w.app, str(w.record_id)) for w in emulator.writes())
     assert writes == sorted({(str(row["destination"]), str(row["record_id"])) for row in sent})
 
+    golden = golden_and_lineage(warehouse_url)
+
     emulator.reset_counters()
     writes_before = len(emulator.writes())
     second = run_sync(settings)
     assert second.success, second.failures
     assert planned(second.assets) == 0
     assert len(emulator.writes()) == writes_before  # no echo: our own writes plan nothing
+    # Nor do the copies we wrote, read back, take a golden value (or its lineage) from where it came.
+    assert golden_and_lineage(warehouse_url) == golden
+
+
+def golden_and_lineage(url: str) -> tuple[set[tuple[object, ...]], set[tuple[object, ...]]]:
+    """Every golden contact's values, and where each value came from."""
+    with open_warehouse(url).connect() as connection:
+        contacts = connection.execute(sa.select(Contact.__table__))
+        values = {
+            tuple(row[name] for name in ("contact_id", *CANONICAL_FIELDS)) for row in contacts.mappings()
+        }
+        lineage = {
+            tuple(row)
+            for row in connection.execute(
+                sa.select(
+                    ContactFieldLineage.contact_id,
+                    ContactFieldLineage.field,
+                    ContactFieldLineage.value,
+                    ContactFieldLineage.source,
+                    ContactFieldLineage.source_id,
+                )
+            )
+        }
+    return values, lineage
 
 
 BATCH_NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

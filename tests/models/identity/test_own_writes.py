@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from models.identity.own_writes import discount_own_writes
+from models.identity.own_writes import discount_own_writes, echoed_fields
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -219,3 +219,35 @@ def test_without_a_stamp_the_window_stays_and_the_values_overrule_it() -> None:
     ).assign(result_modified_at=pd.NaT)
     out = discount_own_writes(frame, ours)
     assert list(out) == [pd.Timestamp(at(1)), pd.Timestamp(at(10) + SECOND)]
+
+
+def test_the_values_we_wrote_and_nobody_changed_are_echoes() -> None:
+    """Per record, the surviving fields holding what we sent (compared as they read); a field changed
+    since, a value we did not send and the values an undo put back are the record's own."""
+    frame = current(
+        "linkflow",
+        "contact",
+        ("a", at(10), {"name": "Ann Lee", "country": "China", "city": "Ningbo", "title": "CEO"}),
+        ("b", at(30), {"mobilePhone": "13774202819", "email": "bo@example.com"}),
+        ("undone", at(40), {"city": "Hangzhou"}),
+        ("never", at(5), {"city": "Hangzhou"}),
+    )
+    ours = pd.concat(
+        [
+            stamped(
+                "linkflow",
+                "contact",
+                ("a", at(1), at(10), {"name": "Ann Lee", "country": "CN", "city": "Hangzhou"}),
+                ("b", at(1), at(10), {"mobilePhone": "+8613774202819", "email": "other@example.com"}),
+            ),
+            stamped("linkflow", "contact", ("undone", at(1), at(40), {"city": "Hangzhou"}), restores=True),
+        ],
+        ignore_index=True,
+    )
+    echoes = echoed_fields(frame, ours)
+    assert list(echoes) == [
+        frozenset({"first_name", "last_name", "country"}),
+        frozenset({"phone"}),  # b was edited since (at 30), but the phone is still ours
+        frozenset(),
+        frozenset(),
+    ]

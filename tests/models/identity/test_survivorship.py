@@ -166,3 +166,23 @@ def test_many_records_many_contacts() -> None:
     )
     golden = result.contacts.set_index("contact_id")["first_name"].dropna()
     assert golden.to_dict() == expected.to_dict()
+
+
+def test_a_value_we_wrote_is_taken_only_where_no_record_has_its_own() -> None:
+    """Our copy of a golden value (``echoes``) loses to every record's own value, however recent its
+    record and whatever the source priority, and still fills a field nobody else has."""
+    rows = frame(
+        record(1, "c_1", "zoho_bigin", "2025-01-20", country="China", city="深圳"),
+        record(2, "c_1", "clicksend", "2025-09-04", country="CN", city="Shenzhen", company="Huali"),
+        record(3, "c_1", "zoho_crm", "2026-09-15", country=None),
+    )
+    rows["echoes"] = pd.Series([None, frozenset({"country", "company"}), frozenset()], dtype=object)
+    by_recency = survive(rows)
+    golden = by_recency.contacts.set_index("contact_id")
+    assert (golden.loc["c_1", "country"], golden.loc["c_1", "city"]) == ("China", "Shenzhen")
+    assert golden.loc["c_1", "company"] == "Huali"  # only our copy has one: it stays
+    lineage = by_recency.lineage.set_index("field")
+    assert lineage.loc["country", "source"] == "zoho_bigin"
+    by_priority = survive(rows, SurvivorshipConfig(source_priority={"country": ("clicksend",)}))
+    assert by_priority.contacts.loc[0, "country"] == "China"
+    assert survive(rows.drop(columns="echoes")).contacts.loc[0, "country"] == "CN"  # what it was
