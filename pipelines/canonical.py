@@ -18,6 +18,7 @@ from models.identity.lookup import GOLDEN_COLUMNS, golden_sample, records_per_so
 from models.identity.phases import CanonicalConfig
 from models.identity.survivorship import SurvivorshipConfig
 from models.warehouse.tables import Quarantine, SourceAccount
+from models.warehouse.waits import cancel_on_stop
 from pipelines.progress import ProgressObserver
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import SOURCES, Settings
@@ -83,14 +84,16 @@ def _resolve(
     # Incremental by default (only what the changed records can reach); a full refresh re-resolves all.
     # Asked to stop, it gives up between phases; its results are one transaction, so nothing half-done
     # is left and the next sync resolves from the same watermark.
+    # A wait on the database (another process's lock) ends on a stop too, not when the lock frees.
     full = bool(run_options.full_refresh_sources)
-    report = build_canonical_incremental(
-        engine,
-        canonical_config(settings, regions),
-        run_id=context.run.run_id,
-        full=full,
-        checkpoint=STOP.check,
-    )
+    with cancel_on_stop(engine, STOP, STOP.check):
+        report = build_canonical_incremental(
+            engine,
+            canonical_config(settings, regions),
+            run_id=context.run.run_id,
+            full=full,
+            checkpoint=STOP.check,
+        )
     shown.page(records=report.contacts, expected=None, requests=0)
     shown.finished()
     with engine.connect() as connection:

@@ -50,6 +50,7 @@ from models.warehouse.tables import (
     SuppressedIdentifier,
     utcnow,
 )
+from models.warehouse.waits import wait_for_write_lock
 
 
 def _load_records(connection: Connection) -> pd.DataFrame:
@@ -158,8 +159,8 @@ def build_canonical(
             columns={"record_key": "raw_record_id", "raw": "raw_value"}
         )
     )
-    checkpoint()
     with engine.begin() as connection:
+        wait_for_write_lock(connection, checkpoint)
         # Links first move to their new ids; then old contacts go, then the new set goes in whole.
         connection.execute(sa.delete(ContactFieldLineage))
         connection.execute(sa.update(ContactSource).values(contact_id=None))

@@ -69,6 +69,7 @@ from models.warehouse.tables import (
     SuppressedIdentifier,
     utcnow,
 )
+from models.warehouse.waits import wait_for_write_lock
 
 #: Where the watermark of the last resolution lives in stream_state.
 WATERMARK = StreamKey("canonical", "contacts", "resolve")
@@ -175,7 +176,7 @@ def _resolve_changes(
     report.splits = int((merges["kind"] == "split").sum())
     report.retired = len(resolution.retired_contact_ids)
 
-    checkpoint()
+    wait_for_write_lock(connection, checkpoint)
     _replace_identifiers(connection, touched, normalised)
     _delete_where_in(connection, ContactSource.raw_record_id, deleted)
     _write_contacts(

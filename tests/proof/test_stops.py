@@ -14,7 +14,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.emulator import Emulator, FaultConfig
-from models.warehouse.db import open_warehouse
+from models.warehouse.db import dispose_all, open_warehouse
 from models.warehouse.tables import PushLedger, StreamState
 from pipelines.runner import run_sync
 from tests.pipelines.conftest import CLI, hearing_ctrl_c, settings_for
@@ -39,13 +40,14 @@ SLOW = FaultConfig(latency_ms=60)
 EXIT_WITHIN_S = 5.0
 
 
-def start_cli(emu: Emulator, database: Path, home: Path) -> subprocess.Popen[str]:
+def start_cli(emu: Emulator, database: Path | str, home: Path) -> subprocess.Popen[str]:
+    """`contact-sync sync` on ``database`` (a SQLite file, or a warehouse URL)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("DAGSTER_")}
     env.update(
         {
             **emu.env(),
             "DAGSTER_HOME": str(home),  # so the test can read the run's status as the UI shows it
-            "CONTACT_SYNC_DATABASE_URL": f"sqlite:///{database}",
+            "CONTACT_SYNC_DATABASE_URL": database if isinstance(database, str) else f"sqlite:///{database}",
             "CONTACT_SYNC_MATON_RPS": "200",
             "CONTACT_SYNC_LINKFLOW_RPS": "200",
         }
@@ -173,5 +175,134 @@ def test_sigint_in_extract_and_sigterm_in_reverse_sync_stop_at_once_and_converge
     assert {(s, o, i, live) for s, o, i, _, live in actual.raw} == {
         (s, o, i, live) for s, o, i, _, live in expected.raw
     }
+    assert actual.clusters == expected.clusters
+    assert actual.golden == expected.golden
+
+
+def step_started(instance: dg.DagsterInstance, step: str) -> bool:
+    """Whether Dagster's event log (as the UI reads it) shows ``step`` started in any run."""
+    return any(
+        event.step_key == step
+        for run in instance.get_runs()
+        for event in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
+    )
+
+
+def until(what: str, condition: Callable[[], bool], seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.01)
+
+
+@contextmanager
+def warehouse_held(url: str) -> Iterator[sa.Connection]:
+    """Another process's hold on what identity resolution writes: SQLite's write lock for the whole
+    file (``BEGIN EXCLUSIVE``, readers still read under WAL), PostgreSQL's lock on ``contacts``
+    (which nothing before canonical touches)."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("BEGIN EXCLUSIVE" if engine.dialect.name == "sqlite" else "BEGIN")
+            if engine.dialect.name == "postgresql":
+                connection.exec_driver_sql("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
+            try:
+                yield connection
+            finally:
+                connection.exec_driver_sql("ROLLBACK")
+    finally:
+        engine.dispose()
+
+
+def idle(pid: int, seconds: float = 0.5) -> bool:
+    """Whether the process used (next to) no CPU for ``seconds``: with its step started and the
+    warehouse held, it is waiting for the lock, not still reading and resolving."""
+
+    def ticks() -> int:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    before = ticks()
+    time.sleep(seconds)
+    return ticks() - before <= 2
+
+
+def lock_waiters(connection: sa.Connection) -> int:
+    """PostgreSQL: the other sessions of this database waiting for a lock."""
+    return int(
+        connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        ).scalar_one()
+    )
+
+
+@pytest.mark.parametrize(
+    ("backend", "signum"),
+    [("sqlite", signal.SIGINT), pytest.param("postgresql", signal.SIGTERM, marks=pytest.mark.postgres)],
+)
+def test_a_signal_while_identity_resolution_waits_on_the_warehouse_stops_it_at_once(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str, signum: signal.Signals
+) -> None:
+    """Canonical takes under a second here, so the test holds what it must write (as another process
+    could) to keep it inside the step; the stop must end the wait, not sit it out (30 s on SQLite,
+    for ever on PostgreSQL)."""
+    url = (
+        f"sqlite:///{tmp_path / 'stopped.db'}"
+        if backend == "sqlite"
+        else str(request.getfixturevalue("postgres_schema_url"))
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    with Emulator(seed=SEED, people=PEOPLE, now=now) as clean:
+        reference = f"sqlite:///{tmp_path / 'reference.db'}"
+        assert run_sync(settings_for(clean, reference)).success
+        clean_records, clean_writes = destination_records(clean), write_log(clean)
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", home)
+    open_warehouse(url)  # migrated, so the lock has its table before the sync starts
+    dispose_all()
+    with Emulator(seed=SEED, people=PEOPLE, now=now) as emu:
+        process = start_cli(emu, url, home)
+        errors: list[str] = []
+        reader = threading.Thread(target=lambda: errors.extend(process.stderr or ()), daemon=True)
+        reader.start()
+        instance = dg.DagsterInstance.from_config(str(home))
+        if backend == "postgresql":
+            with warehouse_held(url) as held:
+                until("canonical started", lambda: step_started(instance, "canonical__contacts"))
+                until("canonical waiting on the lock", lambda: lock_waiters(held) > 0)
+                sent_at = time.monotonic()
+                process.send_signal(signum)
+                code = process.wait(timeout=60)
+        else:
+            until("canonical started", lambda: step_started(instance, "canonical__contacts"))
+            with warehouse_held(url) as held:
+                # Held before canonical wrote anything: it is inside the step, before its one transaction.
+                assert held.exec_driver_sql("SELECT count(*) FROM contacts").scalar_one() == 0
+                until("canonical waiting on the lock", lambda: idle(process.pid))
+                sent_at = time.monotonic()
+                process.send_signal(signum)
+                code = process.wait(timeout=60)
+        took = time.monotonic() - sent_at
+        instance.dispose()
+        reader.join(timeout=5)
+        if process.stderr is not None:
+            process.stderr.close()
+        stderr = "".join(errors)
+        assert (code, "Traceback" in stderr) == (128 + signum, False), stderr[-3000:]
+        assert took < EXIT_WITHIN_S, took
+        line = the_line(stderr, signal.Signals(signum).name)
+        assert counts(line, "streams") == {"complete": 8, "not started": 0}, line
+        assert counts(line, "pushes") == {"complete": 0, "not started": 6}, line
+        assert run_statuses(home) == [dg.DagsterRunStatus.CANCELED]
+        assert write_log(emu) == {}, "nothing may be pushed from a stopped resolution"
+
+        assert run_sync(settings_for(emu, url)).success
+        records, writes = destination_records(emu), write_log(emu)
+    assert writes == clean_writes
+    assert records == clean_records
+    actual, expected = snapshot(url), snapshot(reference)
     assert actual.clusters == expected.clusters
     assert actual.golden == expected.golden

@@ -1,0 +1,124 @@
+"""Waiting on the warehouse without outliving a stop.
+
+A step that waits on the database (a lock another process holds, a long statement) sits inside the
+driver, where no stop flag is looked at: asked to stop, it would go on waiting until the wait ends,
+30 s for SQLite's busy timeout, indefinitely for a PostgreSQL lock. Two tools end such a wait:
+
+- `cancel_on_stop`: while it is open, a stop cancels the statement the calling thread has in flight
+  (PostgreSQL: the server cancels it, a lock wait included; SQLite: ``interrupt``), and the error
+  that follows becomes the stop itself (``checkpoint`` raises it). The transaction rolls back, so
+  nothing half-written is left.
+- `wait_for_write_lock`: SQLite's busy handler ignores ``interrupt``, so a transaction about to write
+  takes the database's write lock in short tries instead, looking at the stop between them, and
+  waits no longer than the busy timeout would have.
+
+Only the calling thread's connections are cancelled: the engine is shared by the process, and another
+thread's work (another run, the progress display) is none of this step's business.
+"""
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from models.warehouse.db import SQLITE_BUSY_TIMEOUT_MS
+
+_TRY_MS = 100
+"""SQLite: how long one try for the write lock waits before the stop is looked at again."""
+_SQLITE_BUSY = 5
+
+
+class StopSignal(Protocol):
+    """What the waits need of a stop flag (``connectors.stop.StopFlag`` is one)."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, seconds: float) -> bool: ...
+
+
+@contextmanager
+def cancel_on_stop(engine: Engine, stop: StopSignal, checkpoint: Callable[[], None]) -> Iterator[None]:
+    """Within: once ``stop`` is set, the calling thread's statements in flight on ``engine`` are
+    cancelled, and the database error that ends them is replaced by ``checkpoint()`` (which raises)."""
+    owner = threading.get_ident()
+    held: set[Any] = set()
+    guard = threading.Lock()
+
+    def checked_out(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if threading.get_ident() == owner:
+            with guard:
+                held.add(dbapi_connection)
+
+    def checked_in(dbapi_connection: Any, _record: Any) -> None:
+        with guard:
+            held.discard(dbapi_connection)
+
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set() and not stop.wait(0.1):
+            pass
+        # Again and again until the step is out: a cancel between two statements ends nothing, and
+        # the step may start another wait before it next looks at the flag.
+        while not done.is_set():
+            with guard:
+                connections = list(held)
+            for connection in connections:
+                _cancel(connection)
+            done.wait(0.5)
+
+    sa.event.listen(engine, "checkout", checked_out)
+    sa.event.listen(engine, "checkin", checked_in)
+    watcher = threading.Thread(target=watch, name="warehouse-stop-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    except sa.exc.DBAPIError:
+        if stop.is_set():
+            checkpoint()
+        raise
+    finally:
+        done.set()
+        watcher.join(timeout=5)
+        sa.event.remove(engine, "checkout", checked_out)
+        sa.event.remove(engine, "checkin", checked_in)
+
+
+def _cancel(dbapi_connection: Any) -> None:
+    """Ask the driver to end this connection's statement in flight (a no-op when there is none)."""
+    try:
+        if hasattr(dbapi_connection, "cancel_safe"):  # psycopg 3
+            dbapi_connection.cancel_safe(timeout=5)
+        elif hasattr(dbapi_connection, "interrupt"):  # sqlite3
+            dbapi_connection.interrupt()
+    except Exception:  # a connection closing under us: nothing left to cancel
+        return
+
+
+def wait_for_write_lock(connection: Connection, checkpoint: Callable[[], None]) -> None:
+    """Before the first write of a transaction: ``checkpoint()``, and on SQLite take the database's
+    write lock now, in short tries with ``checkpoint()`` between them, failing as the busy timeout
+    would once it has passed. PostgreSQL takes row and table locks as it goes (`cancel_on_stop`)."""
+    checkpoint()
+    if connection.dialect.name != "sqlite":
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    connection.exec_driver_sql(f"PRAGMA busy_timeout={_TRY_MS}")
+    try:
+        while True:
+            try:
+                # A write that changes nothing: it takes the write lock for this transaction.
+                connection.exec_driver_sql("DELETE FROM alembic_version WHERE 0")
+                return
+            except sa.exc.OperationalError as exc:
+                # Plain SQLITE_BUSY only: a stale snapshot (SQLITE_BUSY_SNAPSHOT) never clears.
+                busy = getattr(exc.orig, "sqlite_errorcode", None) == _SQLITE_BUSY
+                if not busy or time.monotonic() >= deadline:
+                    raise
+            checkpoint()
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
