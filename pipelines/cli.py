@@ -89,7 +89,7 @@ class StopSignals:
 
     @property
     def name(self) -> str:
-        return signal.Signals(self.signum).name if self.signum is not None else "a stop request"
+        return signal.Signals(self.signum).name if self.signum is not None else "Terminate in Dagster"
 
     @property
     def exit_code(self) -> int:

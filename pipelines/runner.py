@@ -4,6 +4,9 @@ Every command that moves data goes through the same Dagster job the schedule run
 ``DAGSTER_HOME`` the run is stored in that instance and shows in the UI.
 """
 
+import logging
+import threading
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,6 +14,7 @@ from typing import Any
 
 import dagster as dg
 
+from connectors.stop import STOP
 from models.warehouse.db import open_warehouse
 from models.warehouse.locks import source_lock
 from pipelines.dagster_home import ensure_dagster_home
@@ -18,7 +22,7 @@ from pipelines.definitions import build_definitions
 from pipelines.logs import LOGGERS, run_loggers
 from pipelines.progress import NO_PROGRESS, ProgressObserver
 from pipelines.settings import Settings
-from pipelines.stopping import is_interrupt
+from pipelines.stopping import TERMINATED, is_interrupt
 from pipelines.streams import STREAMS
 
 SYNC_BUSY = "another sync is running on this warehouse; try again when it ends"
@@ -116,6 +120,49 @@ def cli_instance(instance: dg.DagsterInstance | None = None) -> Iterator[dg.Dags
             yield throwaway
 
 
+TERMINATE_POLL_S = 0.5
+"""How often a run executing in this process looks for a Terminate from the UI (or the API)."""
+
+
+@contextmanager
+def heeding_terminate(instance: dg.DagsterInstance, run_id: str) -> Iterator[None]:
+    """While run ``run_id`` executes in this process: a Terminate from outside stops it.
+
+    Dagster terminates a run through the process that launched it; a run executing inside our own
+    command (`contact-sync sync`, `backfill`) has no such process, so Terminate in the UI only marks
+    it canceling (and "force" marks it canceled) while the command would go on to the end. So a thread
+    reads the run's status from the instance every `TERMINATE_POLL_S` and, once it is canceling or
+    canceled, sets the stop flag: the run then stops as after Ctrl-C and ends canceled. A throwaway
+    instance is nobody else's to terminate from.
+    """
+    if instance.is_ephemeral:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(TERMINATE_POLL_S):
+            try:
+                run = instance.get_run_by_id(run_id)
+            except Exception as exc:  # a busy run storage: look again at the next tick
+                logging.getLogger(__name__).debug("terminate watch: %s", exc)
+                run = None
+            if run is not None and run.status in _TERMINATED_STATUSES:
+                STOP.request(TERMINATED)
+                return
+
+    watcher = threading.Thread(target=watch, name="contact-sync-terminate-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join(timeout=5)
+
+
+_TERMINATED_STATUSES = (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
+
+
 def _metadata_values(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return {key: getattr(value, "value", value) for key, value in metadata.items()}
 
@@ -188,12 +235,18 @@ def run_sync(
         "full_sync"
     )
     run_config: dict[str, Any] = {"loggers": dict(loggers or run_loggers())}
+    run_id = str(uuid.uuid4())  # known before the run starts, for the terminate watch
     with (
         source_lock(open_warehouse(settings.database_url), "sync", busy=SYNC_BUSY),
         cli_instance(instance) as chosen,
+        heeding_terminate(chosen, run_id),
     ):
         result = job.execute_in_process(
-            run_config=run_config, instance=chosen, raise_on_error=False, tags={"contact_sync/trigger": "cli"}
+            run_config=run_config,
+            instance=chosen,
+            raise_on_error=False,
+            run_id=run_id,
+            tags={"contact_sync/trigger": "cli"},
         )
         return _report(result, settings.skipped_sources().values(), _expected(settings))
 
@@ -230,10 +283,12 @@ def run_backfill(
         resources=build_definitions(settings, progress=progress).resources,
         loggers=LOGGERS,
     ).resolve_job_def("backfill")
-    with cli_instance(instance) as chosen:
+    run_id = str(uuid.uuid4())  # known before the run starts, for the terminate watch
+    with cli_instance(instance) as chosen, heeding_terminate(chosen, run_id):
         result = job.execute_in_process(
             instance=chosen,
             raise_on_error=False,
+            run_id=run_id,
             run_config={"loggers": dict(loggers or run_loggers())},
             tags={
                 "dagster/asset_partition_range_start": first_day,

@@ -306,3 +306,43 @@ def test_a_signal_while_identity_resolution_waits_on_the_warehouse_stops_it_at_o
     actual, expected = snapshot(url), snapshot(reference)
     assert actual.clusters == expected.clusters
     assert actual.golden == expected.golden
+
+
+def test_terminate_from_dagster_stops_a_run_the_command_line_started(tmp_path: Path) -> None:
+    """Terminate as the UI does it (the instance's run coordinator, which for a run it did not launch
+    can only mark it canceling): the command notices, stops within seconds, and the run ends canceled."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", home)
+    database = tmp_path / "stopped.db"
+    now = datetime.now(UTC).replace(microsecond=0)
+    with Emulator(seed=SEED, people=PEOPLE, now=now, faults=SLOW) as emu:
+        process = start_cli(emu, database, home)
+        errors: list[str] = []
+        reader = threading.Thread(target=lambda: errors.extend(process.stderr or ()), daemon=True)
+        reader.start()
+        started = datetime.now(UTC)
+        until(
+            "extract storing rows", lambda: process.poll() is not None or progress(database, started).raw > 0
+        )
+        assert process.poll() is None, "".join(errors)[-3000:]
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            (run,) = instance.get_runs()
+            assert run.status == dg.DagsterRunStatus.STARTED
+            sent_at = time.monotonic()
+            instance.run_coordinator.cancel_run(run.run_id)
+            code = process.wait(timeout=60)
+            took = time.monotonic() - sent_at
+            reader.join(timeout=5)
+            if process.stderr is not None:
+                process.stderr.close()
+            stderr = "".join(errors)
+            assert (code, "Traceback" in stderr) == (1, False), stderr[-3000:]
+            assert took < EXIT_WITHIN_S, took
+            lines = [line for line in stderr.splitlines() if line.startswith("contact-sync: stopped by ")]
+            assert len(lines) == 1, stderr[-3000:]
+            assert lines[0].startswith(f"contact-sync: stopped by Terminate in Dagster (run {run.run_id})")
+            ended = instance.get_run_by_id(run.run_id)
+            assert ended is not None
+            assert ended.status == dg.DagsterRunStatus.CANCELED
+        assert counts(lines[0], "pushes") == {"complete": 0, "not started": 6}, lines[0]
