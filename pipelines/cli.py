@@ -80,7 +80,8 @@ class StopSignals:
     for the whole run. The workers finish their request in flight, record it and start nothing new; the
     run ends canceled and the command says what was saved. A second signal ends the process at once:
     every page is stored with its cursor and every write marked before its call, so this is as safe as
-    a crash, which the next sync already recovers from.
+    a crash, which the next sync already recovers from. The run is marked canceled first (given half a
+    second at most), so the UI does not show it started for ever.
     """
 
     def __init__(self) -> None:
@@ -111,6 +112,11 @@ class StopSignals:
                 flush=True,
             )
             return
+        from pipelines.runner import cancel_running
+
+        cancel_running(
+            f"Quit at once on a second {name}: the steps in flight did not finish; what was saved stays saved"
+        )
         print(
             f"contact-sync: quit at once on a second {name}; what was saved stays saved and the next "
             "`contact-sync sync` goes on from there",

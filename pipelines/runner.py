@@ -139,6 +139,7 @@ def heeding_terminate(instance: dg.DagsterInstance, run_id: str) -> Iterator[Non
         yield
         return
     done = threading.Event()
+    _RUNNING[run_id] = instance
 
     def watch() -> None:
         while not done.wait(TERMINATE_POLL_S):
@@ -156,8 +157,29 @@ def heeding_terminate(instance: dg.DagsterInstance, run_id: str) -> Iterator[Non
     try:
         yield
     finally:
+        _RUNNING.pop(run_id, None)
         done.set()
         watcher.join(timeout=5)
+
+
+_RUNNING: dict[str, dg.DagsterInstance] = {}
+"""The runs executing in this process on a lasting instance (one the UI shows), by run id."""
+
+
+def cancel_running(message: str, within_s: float = 0.5) -> None:
+    """Mark the runs executing in this process canceled, for a process about to quit at once (a second
+    Ctrl-C): left alone they would show as started for ever. Gives up after ``within_s`` (a run
+    storage busy with the run's own events must not hold the quit up)."""
+
+    def mark() -> None:
+        for run_id, instance in list(_RUNNING.items()):
+            run = instance.get_run_by_id(run_id)
+            if run is not None and not run.is_finished:
+                instance.report_run_canceled(run, message=message)
+
+    marker = threading.Thread(target=mark, name="contact-sync-cancel-runs", daemon=True)
+    marker.start()
+    marker.join(within_s)
 
 
 _TERMINATED_STATUSES = (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)

@@ -346,3 +346,38 @@ def test_terminate_from_dagster_stops_a_run_the_command_line_started(tmp_path: P
             assert ended is not None
             assert ended.status == dg.DagsterRunStatus.CANCELED
         assert counts(lines[0], "pushes") == {"complete": 0, "not started": 6}, lines[0]
+
+
+def test_a_second_ctrl_c_quits_at_once_and_leaves_the_run_canceled_not_started(tmp_path: Path) -> None:
+    """The first Ctrl-C waits for the requests in flight (made 5 s slow here); the second quits at once,
+    and the run it leaves does not show as started for ever."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", home)
+    database = tmp_path / "stopped.db"
+    now = datetime.now(UTC).replace(microsecond=0)
+    with Emulator(seed=SEED, people=PEOPLE, now=now, faults=SLOW) as emu:
+        process = start_cli(emu, database, home)
+        assert process.stderr is not None
+        started = datetime.now(UTC)
+        until(
+            "extract storing rows", lambda: process.poll() is not None or progress(database, started).raw > 0
+        )
+        emu.set_faults(FaultConfig(latency_ms=5000))  # every request from here on is in flight for 5 s
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        for line in process.stderr:
+            if line.startswith("contact-sync: SIGINT: stopping"):
+                break
+        sent_at = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=30)
+        took = time.monotonic() - sent_at
+        rest = process.stderr.read()
+        process.stderr.close()
+        emu.set_faults(FaultConfig())
+    assert (code, took < 1.5) == (130, True), (took, rest[-3000:])
+    assert "contact-sync: quit at once on a second SIGINT" in rest, rest[-3000:]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs()
+    assert run.status == dg.DagsterRunStatus.CANCELED
