@@ -2,8 +2,7 @@
 
 PostgreSQL tests each get their own schema (``search_path`` set through the URL), so they can run
 against one shared server without seeing each other's rows. Under pytest-xdist each worker also gets
-its own database, made from the configured one: the warehouse's advisory locks (one per source) are
-per database, not per schema, so two workers syncing in one database would refuse each other.
+its own database, made from the configured one, so a worker's leftovers never meet another's.
 """
 
 import os

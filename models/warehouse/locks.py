@@ -20,16 +20,23 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 
 class SourceBusyError(RuntimeError):
     """Another process holds the lock of this source; the message is the line to show."""
 
 
-def _advisory_key(name: str) -> int:
-    # pg advisory locks take a signed 64-bit key; a stable hash of the name gives one per source.
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+def _advisory_key(connection: Connection, name: str) -> int:
+    """The advisory lock key of ``name`` in the warehouse this session works in.
+
+    PostgreSQL advisory locks are per database, while a warehouse is a schema (the URL's
+    ``options=-csearch_path=...``, or the role's default): so the key hashes the session's current
+    schema with the name, and two warehouses in one database do not refuse each other. A stable hash
+    gives the signed 64-bit key the functions take."""
+    schema = connection.execute(sa.text("SELECT current_schema()")).scalar_one_or_none() or ""
+    key = f"contact-sync:{schema}:{name}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
 
 
 def _sqlite_database(engine: Engine) -> Path:
@@ -93,8 +100,8 @@ def source_lock(
         with _file_lock(engine, name, wait=False, busy=busy):
             yield
         return
-    key = _advisory_key(f"contact-sync:{name}")
     with engine.connect() as connection:
+        key = _advisory_key(connection, name)
         taken = connection.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar_one()
         connection.commit()
         if not taken:
@@ -123,8 +130,8 @@ def migration_lock(engine: Engine) -> Iterator[None]:
         with _file_lock(engine, "migrate", wait=True):
             yield
         return
-    key = _advisory_key("contact-sync:migrate")
     with engine.connect() as connection:
+        key = _advisory_key(connection, "migrate")
         connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": key})
         connection.commit()
         try:

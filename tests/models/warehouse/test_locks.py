@@ -2,9 +2,11 @@
 
 import fcntl
 import os
+import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from models.warehouse.db import open_warehouse
 from models.warehouse.locks import SourceBusyError, source_lock
@@ -40,3 +42,27 @@ def test_an_older_versions_lock_file_still_excludes_both_ways(tmp_path: Path) ->
     finally:
         os.close(old)
     assert not (tmp_path / "warehouse.db.sync.lock").exists()  # never created where none was
+
+
+@pytest.mark.postgres
+def test_two_warehouses_in_schemas_of_one_database_lock_apart(postgres_schema_url: str) -> None:
+    """A PostgreSQL warehouse is a schema; advisory locks are per database. A sync of one warehouse
+    must not refuse a sync of another in the same database, and still refuse a second of its own."""
+    first = postgres_schema_url
+    other_schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(sa.make_url(first).update_query_dict({"options": ""}, append=False))
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{other_schema}"'))
+    second = sa.make_url(first).update_query_dict({"options": f"-csearch_path={other_schema}"})
+    try:
+        one, two = open_warehouse(first), open_warehouse(second.render_as_string(hide_password=False))
+        with source_lock(one, "sync"), source_lock(two, "sync"):
+            with pytest.raises(SourceBusyError), source_lock(one, "sync"):
+                pass
+            with pytest.raises(SourceBusyError), source_lock(two, "sync"):
+                pass
+        two.dispose()
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{other_schema}" CASCADE'))
+        admin.dispose()
