@@ -98,6 +98,14 @@ def counts(line: str, kind: str) -> dict[str, int]:
     return {state: int(n) for n, state in re.findall(r"(\d+) (complete|in part|failed|not started)", part[1])}
 
 
+def dagster_home(tmp_path: Path) -> Path:
+    """A DAGSTER_HOME with the project's dagster.yaml, shared by the command and the test."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", home)
+    return home
+
+
 def run_statuses(home: Path) -> list[dg.DagsterRunStatus]:
     with dg.DagsterInstance.from_config(str(home)) as instance:
         return [run.status for run in instance.get_runs()]
@@ -111,9 +119,7 @@ def test_sigint_in_extract_and_sigterm_in_reverse_sync_stop_at_once_and_converge
         clean_records, clean_writes = destination_records(clean), write_log(clean)
     assert clean_writes, "the reference pushed nothing; the push stop would prove nothing"
 
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", home)
+    home = dagster_home(tmp_path)
     database = tmp_path / "stopped.db"
     with Emulator(seed=SEED, people=PEOPLE, now=now, faults=SLOW) as emu:
         # Ctrl-C as soon as extract has stored its first rows.
@@ -258,9 +264,7 @@ def test_a_signal_while_identity_resolution_waits_on_the_warehouse_stops_it_at_o
         assert run_sync(settings_for(clean, reference)).success
         clean_records, clean_writes = destination_records(clean), write_log(clean)
 
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", home)
+    home = dagster_home(tmp_path)
     open_warehouse(url)  # migrated, so the lock has its table before the sync starts
     dispose_all()
     with Emulator(seed=SEED, people=PEOPLE, now=now) as emu:
@@ -311,9 +315,7 @@ def test_a_signal_while_identity_resolution_waits_on_the_warehouse_stops_it_at_o
 def test_terminate_from_dagster_stops_a_run_the_command_line_started(tmp_path: Path) -> None:
     """Terminate as the UI does it (the instance's run coordinator, which for a run it did not launch
     can only mark it canceling): the command notices, stops within seconds, and the run ends canceled."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", home)
+    home = dagster_home(tmp_path)
     database = tmp_path / "stopped.db"
     now = datetime.now(UTC).replace(microsecond=0)
     with Emulator(seed=SEED, people=PEOPLE, now=now, faults=SLOW) as emu:
@@ -351,9 +353,7 @@ def test_terminate_from_dagster_stops_a_run_the_command_line_started(tmp_path: P
 def test_a_second_ctrl_c_quits_at_once_and_leaves_the_run_canceled_not_started(tmp_path: Path) -> None:
     """The first Ctrl-C waits for the requests in flight (made 5 s slow here); the second quits at once,
     and the run it leaves does not show as started for ever."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", home)
+    home = dagster_home(tmp_path)
     database = tmp_path / "stopped.db"
     now = datetime.now(UTC).replace(microsecond=0)
     with Emulator(seed=SEED, people=PEOPLE, now=now, faults=SLOW) as emu:
