@@ -163,38 +163,44 @@ def echoed_fields(records: pd.DataFrame, writes: pd.DataFrame) -> pd.Series:
     payloads = records["payload"].to_numpy(dtype=object)
     found: dict[int, set[str]] = {}
     for row, source, obj, sent in zip(
-        pairs["row"], pairs["source"], pairs["object"], pairs["sent"], strict=True
+        pairs["row"].to_numpy(),
+        pairs["source"].to_numpy(dtype=object),
+        pairs["object"].to_numpy(dtype=object),
+        pairs["sent"].to_numpy(dtype=object),
+        strict=True,
     ):
         payload = payloads[row]
-        if not isinstance(payload, Mapping) or not isinstance(sent, Mapping):
+        if type(payload) is not dict or type(sent) is not dict:  # JSON objects; cheaper than an ABC check
             continue
-        canonical = _canonical_fields(source, obj)
+        written = _written_fields(source, obj)
         for field, value in sent.items():
-            held = field in canonical and field in payload and _present(value)
-            if held and holds_value(field_kind(source, obj, field), payload[field], value):
-                found.setdefault(int(row), set()).update(canonical[field])
+            spec = written.get(field)
+            if spec is None or value is None or value == "" or field not in payload:
+                continue
+            kind, surviving = spec
+            held = payload[field]
+            if held == value or holds_value(kind, held, value):  # most read back exactly as sent
+                found.setdefault(int(row), set()).update(surviving)
     for row, names in found.items():
         echoes[row] = frozenset(names)
     return series()
 
 
 @cache
-def _canonical_fields(source: str, obj: str) -> dict[str, tuple[str, ...]]:
-    """Destination field -> the surviving fields it is written from (a single name: first and last)."""
+def _written_fields(source: str, obj: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Destination field -> how it compares (`field_kind`) and the surviving fields it is written
+    from (a single name: first and last)."""
     try:
         specs = destination_map(source, obj).fields
     except ValueError:  # not a destination we write
         return {}
     return {
-        spec.field: ("first_name", "last_name") if spec.canonical == FULL_NAME else (spec.canonical,)
+        spec.field: (
+            field_kind(source, obj, spec.field),
+            ("first_name", "last_name") if spec.canonical == FULL_NAME else (spec.canonical,),
+        )
         for spec in specs
     }
-
-
-def _present(value: object) -> bool:
-    return (
-        value is not None and not (isinstance(value, float) and np.isnan(value)) and str(value).strip() != ""
-    )
 
 
 def _utc64(times: pd.Series) -> npt.NDArray[np.datetime64]:
