@@ -112,11 +112,14 @@ class StopSignals:
                 flush=True,
             )
             return
-        from pipelines.runner import cancel_running
-
-        cancel_running(
-            f"Quit at once on a second {name}: the steps in flight did not finish; what was saved stays saved"
-        )
+        runner = sys.modules.get(
+            "pipelines.runner"
+        )  # not loaded: no run of ours to mark (and no slow import)
+        if runner is not None:
+            runner.cancel_running(
+                f"Quit at once on a second {name}: the steps in flight did not finish; "
+                "what was saved stays saved"
+            )
         print(
             f"contact-sync: quit at once on a second {name}; what was saved stays saved and the next "
             "`contact-sync sync` goes on from there",
