@@ -47,7 +47,9 @@ def canonical_config(settings: Settings, regions: dict[str, str]) -> CanonicalCo
         nickname_pairs=settings.nickname_pairs(),
     )
     survivorship = SurvivorshipConfig(source_priority=settings.source_priority())
-    return CanonicalConfig(regions=regions, identity=identity, survivorship=survivorship)
+    return CanonicalConfig(
+        regions=regions, identity=identity, survivorship=survivorship, mappings=settings.mappings()
+    )
 
 
 @dg.asset(

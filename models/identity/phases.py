@@ -25,9 +25,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from models.identity.custom_fields import custom_columns, survive_custom
 from models.identity.linking import IdentityConfig
 from models.identity.own_writes import discount_own_writes
 from models.identity.survivorship import SURVIVING_FIELDS, Golden, SurvivorshipConfig, survive
+from models.mappings import Mappings
 from models.normalise.contact_points import normalise_contact_points
 from models.normalise.fields import extract_frame, frame_from_payloads
 from models.normalise.layouts import layout
@@ -50,6 +52,14 @@ class CanonicalConfig:
     regions: Mapping[str, str]
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     survivorship: SurvivorshipConfig = field(default_factory=SurvivorshipConfig)
+    mappings: Mappings | None = None
+    """The mappings file's golden fields (`models.identity.custom_fields`); None: built-in fields only."""
+
+    def fingerprint(self) -> str:
+        """The rules a stored resolution was made under: linking, and the mappings file when there is
+        one (the watermark of a build without one keeps the fingerprint it always had)."""
+        rules = self.identity.fingerprint()
+        return rules if self.mappings is None else f"{rules}+{self.mappings.fingerprint()}"
 
 
 @dataclass
@@ -109,7 +119,7 @@ def normalise_points(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def extract_contact_records(
-    raw: pd.DataFrame, regions: Mapping[str, str]
+    raw: pd.DataFrame, regions: Mapping[str, str], mappings: Mappings | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Per source object: the records' text fields and times, and their contact points with regions."""
     records: list[pd.DataFrame] = []
@@ -124,6 +134,9 @@ def extract_contact_records(
         fields["source"] = str(source)
         fields["object"] = str(obj)
         fields["source_id"] = group["source_id"].to_numpy(dtype=object)
+        custom, unreadable = custom_columns(str(source), str(obj), group["payload"], mappings)
+        fields = pd.concat([fields, custom], axis=1)
+        issues += len(unreadable)
         records.append(fields)
         found = pd.concat(
             [extracted.contact_points, _refused_points(str(source), str(obj), columns, extracted.issues)],
@@ -154,7 +167,7 @@ def extract_contact_records(
 
 def golden_rows(golden: pd.DataFrame, old: pd.DataFrame, now: datetime) -> list[dict[str, Any]]:
     """Contacts to insert: created_at kept for known ids, updated_at moved only when a field changed."""
-    fields = list(SURVIVING_FIELDS)
+    fields = [*SURVIVING_FIELDS, "custom"]
     merged = golden.merge(old, on="contact_id", how="left", suffixes=("", "_old"))
     changed = np.zeros(len(merged), dtype=bool)
     for name in [*fields, "source_count"]:
@@ -242,11 +255,19 @@ def survive_people(
     ``raw`` (record_key, payload) holds the records' current payloads: what they show (Linkflow's
     version, Zoho's last modifier, the values we sent) tells an edit after our write from our write."""
     if people.empty:
-        contacts = pd.DataFrame(columns=["contact_id", *SURVIVING_FIELDS, "source_count"])
+        contacts = pd.DataFrame(columns=["contact_id", *SURVIVING_FIELDS, "source_count", "custom"])
         lineage = pd.DataFrame(columns=list(LINEAGE_COLUMNS))
         return Golden(contacts=contacts, lineage=lineage)
     judged = _with_payloads(people, writes, raw)
-    return survive(people.assign(modified_at=discount_own_writes(judged, writes)), config.survivorship)
+    discounted = people.assign(modified_at=discount_own_writes(judged, writes))
+    golden = survive(discounted, config.survivorship)
+    custom = survive_custom(discounted, config.mappings)
+    return Golden(
+        contacts=golden.contacts.assign(custom=custom.contacts["custom"].to_numpy(dtype=object)),
+        lineage=pd.concat([golden.lineage.astype({"field": object}), custom.lineage], ignore_index=True)
+        if len(custom.lineage)
+        else golden.lineage,
+    )
 
 
 def _with_payloads(people: pd.DataFrame, writes: pd.DataFrame, raw: pd.DataFrame | None) -> pd.DataFrame:
