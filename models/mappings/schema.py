@@ -59,6 +59,7 @@ _MAX_NAME = 48
 _FIELD_KEYS = frozenset({"name", "type", "choices", "sources", "survivorship", "write"})
 _LONG_KEYS = frozenset({"path", "values", "write"})
 _PATH_PART = re.compile(r"^[A-Za-z0-9_$-]+$")
+_SNAKE = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*$")
 _CLICKSEND_CUSTOM = ("custom_1", "custom_2", "custom_3", "custom_4")
 
 
@@ -119,6 +120,14 @@ class Mappings:
     def zoho_fields(self, source: str, obj: str) -> tuple[str, ...]:
         """The API names a Zoho module must be asked for (its list calls name every field read)."""
         return tuple(dict.fromkeys(m.path.split(".")[0] for _f, m in self.for_object(source, obj)))
+
+    def destination_fingerprint(self, source: str, obj: str) -> str:
+        """A short digest of what decides one destination's writes (`models.push.field_map.PushConfig`)."""
+        rules = [
+            [f.name, f.type, m.path, m.write, sorted(m.values.items())]
+            for f, m in self.for_object(source, obj)
+        ]
+        return hashlib.sha256(json.dumps(rules).encode()).hexdigest()[:16]
 
     def fingerprint(self) -> str:
         """A short digest of everything that decides the golden values: a resolution made under
@@ -323,6 +332,10 @@ def _path_problem(source: str, obj: str, path: str) -> str | None:  # noqa: PLR0
         return f"path {path!r} is where a built-in field lives; map a field of your own"
     if source == "clickfunnels" and (len(parts) != 2 or parts[0] != "custom_attributes"):
         return f"path {path!r}: ClickFunnels keeps custom values as custom_attributes.<key>"
+    if source == "clickfunnels" and not _SNAKE.match(parts[1]):
+        # ClickFunnels stores attribute keys in snake_case: another key would be written as one
+        # name and read back as another.
+        return f"path {path!r}: ClickFunnels custom attribute keys are snake_case"
     if source == "clicksend" and path not in _CLICKSEND_CUSTOM:
         return f"path {path!r}: ClickSend custom fields are {', '.join(_CLICKSEND_CUSTOM)}"
     if source == "linkflow" and (len(parts) != 2 or parts[0] != "props"):

@@ -33,6 +33,20 @@ def at_path(payload: Any, path: str) -> Any:
     return value
 
 
+def nested(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A write's payload with dotted keys made nested objects (``custom_attributes.plan`` goes into
+    ``custom_attributes``), keys sharing a parent merged; APIs that merge such objects key by key
+    (ClickFunnels custom attributes, Linkflow props) then change only those keys."""
+    out: dict[str, Any] = {}
+    for key, value in payload.items():
+        *parents, last = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return out
+
+
 def read(field: MappedField, mapping: SourceMapping, raw: Any) -> tuple[Golden | None, str | None]:
     """(golden value, None), (None, None) for an empty value, or (None, why it cannot convert)."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
