@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from connectors.emulator import Emulator, running_emulator
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import Contact, ContactFieldLineage, ContactSource
+from pipelines.check import run_check
 from pipelines.export import export_table
 from pipelines.runner import run_sync
 from tests.pipelines.conftest import CLI, settings_for
@@ -178,4 +179,32 @@ def test_a_bad_mappings_file_stops_the_sync_with_a_line_per_problem_and_reads_no
         f"{prefix} tier: unknown source object 'hubspot/contact' (known: {known})",
     ]
     assert small_emulator.total_requests() == 0
+    assert small_emulator.writes() == []
+
+
+def test_check_names_each_mapped_path_the_account_lacks(small_emulator: Emulator, tmp_path: Path) -> None:
+    """`check` compares the file's paths with the Zoho and Linkflow field lists the emulator serves."""
+    mappings = tmp_path / "mappings.yaml"
+    mappings.write_text(
+        "fields:\n"
+        "  - name: plan\n"
+        "    type: choice\n"
+        "    choices: [free, pro, enterprise]\n"
+        "    sources:\n"
+        "      zoho_crm/lead: Plan_Tier\n"
+        "      zoho_crm/contact: Customer_Plan\n"
+        "      linkflow/contact: props.attr9\n"
+        "  - {name: salary, type: boolean, sources: {linkflow/contact: props.attr3}}\n",
+        encoding="utf-8",
+    )
+    settings = settings_for(small_emulator, "sqlite://", contact_sync_mappings=str(mappings))
+    report = run_check(settings, sources=("zoho_crm", "linkflow"))
+    assert not report.would_sync
+    problems = [row.advice for check in report.sources for row in check.problems()]
+    assert problems == [
+        f"{mappings}: field plan: zoho_crm/lead: the account has no field 'Plan_Tier'",
+        f"{mappings}: field plan: linkflow/contact: the account has no field 'props.attr9'",
+        f"{mappings}: field salary: linkflow/contact: 'props.attr3' is a number field; "
+        "it cannot hold a boolean",
+    ]
     assert small_emulator.writes() == []
