@@ -141,6 +141,18 @@ def test_a_value_set_in_one_system_reaches_every_mapped_destination_and_then_not
     assert third.success, third.failures
     assert emu.writes() == [], "the sync after the custom values went out wrote again (an echo)"
 
+    # A changed file rebuilds the golden contacts by itself (no migration, no flag): the contact's
+    # records did not change, yet its values follow the new file.
+    mappings.write_text(MAPPINGS.split("  - name: salary", maxsplit=1)[0], encoding="utf-8")
+    fourth = run_sync(settings)
+    assert fourth.success, fourth.failures
+    assert emu.writes() == []
+    with open_warehouse(warehouse_url).connect() as connection:
+        custom = connection.execute(
+            sa.select(Contact.custom).where(Contact.contact_id == contact_id)
+        ).scalar_one()
+    assert custom == {"plan": "pro"}
+
     out = tmp_path / "contacts.jsonl"
     export_table(open_warehouse(warehouse_url), "contacts", "jsonl", str(out))
     exported = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
