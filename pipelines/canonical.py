@@ -93,6 +93,8 @@ def _resolve(
         full=full,
         checkpoint=STOP.check,
     )
+    for line in report.unreadable_custom:
+        context.log.warning(f"canonical: mapped value skipped: {line}")
     shown.page(records=report.contacts, expected=None, requests=0)
     shown.finished()
     with engine.connect() as connection:

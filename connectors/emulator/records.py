@@ -64,10 +64,11 @@ CLICKFUNNELS_WRITABLE = (
 #: The emulated accounts' own custom fields: Zoho's (every module) and Linkflow's contact properties
 #: (``/v2/contacts/meta/properties``: ``alias`` is the ``props`` key), for mappings files to map.
 ZOHO_CUSTOM_FIELDS = {"Customer_Plan": ("Customer Plan", "picklist", ("Free", "Pro", "Enterprise"))}
+#: attr1 and attr2 as in the vendor's own example (seed 002), which the generated contacts fill.
 LINKFLOW_PROPERTIES = (
     {"label": "婚姻状态", "alias": "attr1", "dataType": "text", "id": 31},
-    {"label": "套餐", "alias": "attr2", "dataType": "text", "id": 32},
-    {"label": "薪水", "alias": "attr3", "dataType": "number", "id": 33},
+    {"label": "薪水", "alias": "attr2", "dataType": "number", "id": 32},
+    {"label": "套餐", "alias": "attr3", "dataType": "text", "id": 33},
 )
 _ZOHO_TYPES = {
     "Email": "email", "Secondary_Email": "email", "Phone": "phone", "Mobile": "phone", "Home_Phone": "phone",

@@ -136,7 +136,9 @@ def _resolve_changes(
     touched = np.union1d(updated, deleted)
 
     fields, points, report.field_issues = (
-        extract_contact_records(live, config.regions, config.mappings) if len(live) else _no_fields()
+        extract_contact_records(live, config.regions, config.mappings, report.unreadable_custom)
+        if len(live)
+        else _no_fields()
     )
     normalised = normalise_points(points)
     report.unusable_values = int(normalised["value"].isna().sum())

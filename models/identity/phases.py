@@ -76,10 +76,15 @@ class CanonicalReport:
     links_refused: int = 0
     unusable_values: int = 0
     field_issues: int = 0
+    unreadable_custom: list[str] = field(default_factory=list)
+    """The first few mapped values that could not convert, each with its reason (for the log)."""
 
     def as_metadata(self) -> dict[str, int]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
 
+
+#: How many unconvertible mapped values a report names (the count has them all).
+_SAID = 5
 
 #: How much of a refused value (a list, a megabyte of text) ``contact_identifiers`` keeps for people
 #: to read; the raw payload keeps all of it.
@@ -119,9 +124,13 @@ def normalise_points(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def extract_contact_records(
-    raw: pd.DataFrame, regions: Mapping[str, str], mappings: Mappings | None = None
+    raw: pd.DataFrame,
+    regions: Mapping[str, str],
+    mappings: Mappings | None = None,
+    unreadable: list[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """Per source object: the records' text fields and times, and their contact points with regions."""
+    """Per source object: the records' text fields and times, and their contact points with regions;
+    the mapped fields' values too, the first few that cannot convert said in ``unreadable``."""
     records: list[pd.DataFrame] = []
     points: list[pd.DataFrame] = []
     issues = 0
@@ -134,9 +143,11 @@ def extract_contact_records(
         fields["source"] = str(source)
         fields["object"] = str(obj)
         fields["source_id"] = group["source_id"].to_numpy(dtype=object)
-        custom, unreadable = custom_columns(str(source), str(obj), group["payload"], mappings)
+        custom, failed = custom_columns(str(source), str(obj), group["payload"], mappings)
         fields = pd.concat([fields, custom], axis=1)
-        issues += len(unreadable)
+        issues += len(failed)
+        if unreadable is not None:
+            unreadable.extend(failed[: _SAID - len(unreadable)])
         records.append(fields)
         found = pd.concat(
             [extracted.contact_points, _refused_points(str(source), str(obj), columns, extracted.issues)],

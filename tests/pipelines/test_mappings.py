@@ -18,6 +18,7 @@ from models.warehouse.tables import Contact, ContactFieldLineage, ContactSource
 from pipelines.check import run_check
 from pipelines.export import export_table
 from pipelines.runner import run_sync
+from pipelines.show import show_contact, text_lines
 from tests.pipelines.conftest import CLI, settings_for
 
 MAPPINGS = """
@@ -28,7 +29,7 @@ fields:
     sources:
       clickfunnels/contact: custom_attributes.plan
       clicksend/list_contact: custom_1
-      linkflow/contact: props.attr2
+      linkflow/contact: props.attr3
       zoho_crm/contact: Customer_Plan
       zoho_crm/lead:
         path: Customer_Plan
@@ -42,8 +43,8 @@ fields:
   - name: salary
     type: number
     sources:
-      linkflow/contact: props.attr3
-      clicksend/list_contact: custom_2
+      linkflow/contact: props.attr2
+      clicksend/list_contact: {path: custom_2, write: overwrite}
 """
 #: Where each mapped destination holds the plan, and the value it must hold for the golden "pro".
 PLAN_AT: dict[str, tuple[tuple[str, ...], str]] = {
@@ -102,7 +103,7 @@ def test_a_value_set_in_one_system_reaches_every_mapped_destination_and_then_not
     targets = [(t, i) for t, i in records if t in PLAN_AT]
     assert targets, "the dataset links no Linkflow record to another mapped system"
     linkflow_id = next(i for t, i in records if t == "linkflow/contact")
-    emu.edit("linkflow/contact", int(linkflow_id), {"props": {"attr2": "Pro", "attr3": "10,000"}})
+    emu.edit("linkflow/contact", int(linkflow_id), {"props": {"attr3": "Pro", "attr2": "10,000"}})
     emu.clear_writes()
 
     second = run_sync(settings)
@@ -118,6 +119,9 @@ def test_a_value_set_in_one_system_reaches_every_mapped_destination_and_then_not
         ).one()
     assert custom == {"plan": "pro", "salary": 10000}
     assert tuple(lineage) == ("pro", "linkflow")
+    shown = text_lines(show_contact(open_warehouse(warehouse_url), settings, contact_id), settings)
+    assert any(line.split() == ["plan", "(mapped)", "pro"] for line in shown), shown
+    assert any(line.split()[:3] == ["plan", "pro", "linkflow/contact"] for line in shown), shown
     written = 0
     opt_out = {
         str(k) for k, v in emu.dataset.clicksend_lists.items() if "opt" in str(v.get("list_name")).lower()
@@ -152,6 +156,9 @@ def test_a_value_set_in_one_system_reaches_every_mapped_destination_and_then_not
             sa.select(Contact.custom).where(Contact.contact_id == contact_id)
         ).scalar_one()
     assert custom == {"plan": "pro"}
+    with open_warehouse(warehouse_url).connect() as connection:  # no values: SQL NULL, not JSON null
+        empty = connection.execute(sa.select(sa.func.count()).where(Contact.custom.is_(None))).scalar_one()
+    assert empty > 0
 
     out = tmp_path / "contacts.jsonl"
     export_table(open_warehouse(warehouse_url), "contacts", "jsonl", str(out))
@@ -206,7 +213,7 @@ def test_check_names_each_mapped_path_the_account_lacks(small_emulator: Emulator
         "      zoho_crm/lead: Plan_Tier\n"
         "      zoho_crm/contact: Customer_Plan\n"
         "      linkflow/contact: props.attr9\n"
-        "  - {name: salary, type: boolean, sources: {linkflow/contact: props.attr3}}\n",
+        "  - {name: salary, type: boolean, sources: {linkflow/contact: props.attr2}}\n",
         encoding="utf-8",
     )
     settings = settings_for(small_emulator, "sqlite://", contact_sync_mappings=str(mappings))
@@ -216,7 +223,7 @@ def test_check_names_each_mapped_path_the_account_lacks(small_emulator: Emulator
     assert problems == [
         f"{mappings}: field plan: zoho_crm/lead: the account has no field 'Plan_Tier'",
         f"{mappings}: field plan: linkflow/contact: the account has no field 'props.attr9'",
-        f"{mappings}: field salary: linkflow/contact: 'props.attr3' is a number field; "
+        f"{mappings}: field salary: linkflow/contact: 'props.attr2' is a number field; "
         "it cannot hold a boolean",
     ]
     assert small_emulator.writes() == []
