@@ -39,8 +39,17 @@ def custom_columns(
         for mapping in field.sources:
             if mapping.key != (source, obj):
                 continue
+            # Each distinct value converts once: a field holds few distinct values across many records.
+            seen: dict[tuple[type, Any], tuple[Any, str | None]] = {}
             for row, payload in enumerate(items):
-                value, reason = read(field, mapping, at_path(payload, mapping.path))
+                raw = at_path(payload, mapping.path)
+                key = (type(raw), raw) if isinstance(raw, (str, int, float, type(None))) else None
+                found = seen.get(key) if key is not None else None
+                if found is None:
+                    found = read(field, mapping, raw)
+                    if key is not None:
+                        seen[key] = found
+                value, reason = found
                 values[row] = value
                 if reason is not None:
                     reasons.append(f"field {field.name}: {reason}")
