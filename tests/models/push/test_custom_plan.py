@@ -6,7 +6,8 @@ import pandas as pd
 
 from models.mappings import parse_mappings
 from models.push.custom_plan import custom_rows
-from models.push.plan import record_changes
+from models.push.field_map import PushConfig
+from models.push.plan import plan_creates, record_changes
 
 FILE = """
 fields:
@@ -58,3 +59,27 @@ def test_nested_paths_go_out_as_nested_objects() -> None:
     )
     (change,) = record_changes(plan)
     assert change.payload == {"custom_attributes": {"plan": "pro"}}
+
+
+def test_a_create_carries_the_contacts_mapped_values() -> None:
+    golden = pd.DataFrame(
+        {
+            "contact_id": ["c1"],
+            "email": ["ann@example.org"],
+            "phone": [None],
+            "first_name": ["Ann"],
+            "last_name": ["Lee"],
+            "company": [None],
+            "title": [None],
+            "city": [None],
+            "country": [None],
+            "custom": [{"plan": "pro"}],
+        }
+    )
+    present = pd.DataFrame({"contact_id": [], "destination": [], "object": []}, dtype=object)
+    config = PushConfig(create_missing=frozenset({("zoho_crm", "lead")}), mappings=MAPPINGS)
+    plan = plan_creates(golden, present, config)
+    (change,) = record_changes(plan)
+    assert change.is_create
+    assert change.payload["Customer_Plan"] == "Pro"
+    assert change.payload["Last_Name"] == "Lee"
