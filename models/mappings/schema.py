@@ -23,7 +23,7 @@ from typing import Any, Literal, cast
 
 import yaml
 
-from models.normalise.layouts import LAYOUTS
+from models.normalise.layouts import LAYOUTS, TEXT_FIELDS
 
 FieldType = Literal["text", "number", "boolean", "date", "datetime", "choice"]
 WriteRule = Literal["fill", "overwrite", "never"]
@@ -35,24 +35,8 @@ CONTACT_OBJECTS: tuple[tuple[str, str], ...] = tuple(LAYOUTS)
 
 #: Golden names taken by the contract: the built-in fields, consent, and the contacts table's columns.
 RESERVED_NAMES = frozenset(
-    {
-        "email",
-        "phone",
-        "first_name",
-        "last_name",
-        "company",
-        "title",
-        "city",
-        "country",
-        "full_name",
-        "email_opt_out",
-        "sms_opt_out",
-        "contact_id",
-        "source_count",
-        "created_at",
-        "updated_at",
-        "custom",
-    }
+    {"email", "phone", *TEXT_FIELDS, "full_name", "email_opt_out", "sms_opt_out"}
+    | {"contact_id", "source_count", "created_at", "updated_at", "custom"}
 )
 _NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 _MAX_NAME = 48

@@ -21,31 +21,10 @@ from pipelines.runner import run_sync
 from pipelines.show import show_contact, text_lines
 from tests.pipelines.conftest import CLI, settings_for
 
-MAPPINGS = """
-fields:
-  - name: plan
-    type: choice
-    choices: [free, pro, enterprise]
-    sources:
-      clickfunnels/contact: custom_attributes.plan
-      clicksend/list_contact: custom_1
-      linkflow/contact: props.attr3
-      zoho_crm/contact: Customer_Plan
-      zoho_crm/lead:
-        path: Customer_Plan
-        values: {Free: free, Pro: pro, Enterprise: enterprise}
-        write: never
-      zoho_bigin/contact:
-        path: Customer_Plan
-        values: {Free: free, Pro: pro, Enterprise: enterprise}
-    survivorship: recency
-    write: fill
-  - name: salary
-    type: number
-    sources:
-      linkflow/contact: props.attr2
-      clicksend/list_contact: {path: custom_2, write: overwrite}
-"""
+README = Path(__file__).resolve().parents[2] / "README.md"
+#: The README's sample mappings file: the one a user starts from is the one proven here.
+MAPPINGS = README.read_text(encoding="utf-8").split("### Your own fields", 1)[1].split("```yaml\n", 1)[1]
+MAPPINGS = MAPPINGS.split("```", 1)[0]
 #: Where each mapped destination holds the plan, and the value it must hold for the golden "pro".
 PLAN_AT: dict[str, tuple[tuple[str, ...], str]] = {
     "clickfunnels/contact": (("custom_attributes", "plan"), "pro"),
