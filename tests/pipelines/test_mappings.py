@@ -206,3 +206,19 @@ def test_check_names_each_mapped_path_the_account_lacks(small_emulator: Emulator
         "it cannot hold a boolean",
     ]
     assert small_emulator.writes() == []
+
+
+def test_a_path_the_account_lacks_stops_that_object_at_sync_start_and_nothing_is_written(
+    small_emulator: Emulator, sqlite_url: str, tmp_path: Path
+) -> None:
+    mappings = tmp_path / "mappings.yaml"
+    sources = "{zoho_crm/lead: Tier__c, zoho_crm/contact: Lead_Source}"
+    mappings.write_text(f"fields: [{{name: tier, type: text, sources: {sources}}}]\n", encoding="utf-8")
+    settings = settings_for(small_emulator, sqlite_url, contact_sync_mappings=str(mappings))
+    report = run_sync(settings, sources=("zoho_crm",))
+    assert not report.success
+    assert any(
+        f"{mappings}: field tier: zoho_crm/lead: the account has no field 'Tier__c'" in line
+        for line in report.failures
+    ), report.failures
+    assert small_emulator.writes() == []
