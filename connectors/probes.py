@@ -291,3 +291,21 @@ def linkflow_page(client: LinkflowClient, template: str, params: Mapping[str, An
     """Items in one small page of a Linkflow list endpoint (bare arrays, api-notes §4.2)."""
     reply = ask(client.http, template, params=params, shape=_is_list, expected="expected a JSON array")
     return len(reply.body or [])
+
+
+def zoho_field_list(client: ZohoClient, module: str) -> Any:
+    """A Zoho module's field metadata (``GET /settings/fields?module=``), the answer's body."""
+    return ask(
+        client.http,
+        f"{client.product.prefix}/settings/fields",
+        params={"module": module},
+        shape=lambda body: isinstance(body, dict) and isinstance(body.get("fields"), list),
+        expected="expected a fields array",
+    ).body
+
+
+def linkflow_properties(client: LinkflowClient) -> Any:
+    """Linkflow's contact custom properties (``GET /v2/contacts/meta/properties``, api-notes §4)."""
+    return ask(
+        client.http, "/v2/contacts/meta/properties", shape=_is_list, expected="expected a JSON array"
+    ).body

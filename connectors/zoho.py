@@ -167,6 +167,19 @@ class ZohoProduct:
     """Whether ``/{module}/deleted`` is documented; without it any answer but a list means "no feed"."""
 
 
+def with_extra_fields(product: ZohoProduct, extra: Mapping[str, Sequence[str]]) -> ZohoProduct:
+    """The product reading ``extra`` fields too (module -> API names), such as the account's custom
+    fields a mappings file reads; list calls name every field they want (api-notes §5.1)."""
+    modules = {
+        module: tuple(dict.fromkeys((*names, *extra.get(module, ()))))
+        for module, names in product.modules.items()
+    }
+    for module, names in modules.items():
+        if len(names) > MAX_FIELDS:
+            raise ValueError(f"{module}: Zoho accepts at most {MAX_FIELDS} fields, got {len(names)}")
+    return replace(product, modules=modules)
+
+
 CRM = ZohoProduct(
     "zoho_crm",
     "/crm/v8",

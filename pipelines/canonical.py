@@ -48,7 +48,9 @@ def canonical_config(settings: Settings, regions: dict[str, str]) -> CanonicalCo
         nickname_pairs=settings.nickname_pairs(),
     )
     survivorship = SurvivorshipConfig(source_priority=settings.source_priority())
-    return CanonicalConfig(regions=regions, identity=identity, survivorship=survivorship)
+    return CanonicalConfig(
+        regions=regions, identity=identity, survivorship=survivorship, mappings=settings.mappings()
+    )
 
 
 @dg.asset(
@@ -94,6 +96,8 @@ def _resolve(
             full=full,
             checkpoint=STOP.check,
         )
+    for line in report.unreadable_custom:
+        context.log.warning(f"canonical: mapped value skipped: {line}")
     shown.page(records=report.contacts, expected=None, requests=0)
     shown.finished()
     with engine.connect() as connection:

@@ -31,6 +31,7 @@ from connectors.config import DEFAULT_LINKFLOW_URL, DEFAULT_MATON_GATEWAY, MATON
 from connectors.errors import ConnectorError
 from connectors.factory import Clients
 from connectors.http import RetryPolicy, Timeouts
+from models.mappings.metadata import linkflow_catalogue, metadata_problems, zoho_catalogue
 from models.warehouse.source_checks import cached_check, store_check
 from pipelines.clients import clients_for
 from pipelines.settings import CREDENTIAL_VARIABLES, MATON_SOURCES, Settings
@@ -547,7 +548,41 @@ def check_source(source: str, settings: Settings, clients: Clients) -> SourceChe
             rows.extend(detect(probe))
         except ConnectorError as exc:
             rows.append(Row(name, "could not tell", "warning", f"{name} could not be probed: {exc}"))
+    rows.extend(mapping_rows(probe))
     return SourceCheck(source, tuple(rows))
+
+
+#: Where each source object's field list is asked for: Zoho per module, Linkflow's custom properties.
+_CATALOGUES: dict[tuple[str, str], Callable[[Any], dict[str, str]]] = {
+    ("zoho_crm", "lead"): lambda c: zoho_catalogue(probes.zoho_field_list(c, "Leads")),
+    ("zoho_crm", "contact"): lambda c: zoho_catalogue(probes.zoho_field_list(c, "Contacts")),
+    ("zoho_bigin", "contact"): lambda c: zoho_catalogue(probes.zoho_field_list(c, "Contacts")),
+    ("linkflow", "contact"): lambda c: linkflow_catalogue(probes.linkflow_properties(c)),
+}
+
+
+def mapping_rows(probe: Probe) -> list[Row]:
+    """The mappings file's paths of this source against the account's own field lists: a failure per
+    path it lacks (for that object), nothing when the file maps nothing here."""
+    mappings = probe.settings.mappings()
+    if mappings is None:
+        return []
+    rows: list[Row] = []
+    for (source, obj), catalogue in _CATALOGUES.items():
+        if source != probe.source or not mappings.for_object(source, obj):
+            continue
+        try:
+            found = {(source, obj): catalogue(probe.client)}
+        except ConnectorError as exc:
+            rows.append(Row("mappings", "could not tell", "warning", f"field list not readable: {exc}"))
+            continue
+        problems = metadata_problems(mappings, found)
+        rows.extend(
+            Row("mappings", "path not in the account", "failure", line, object=obj) for line in problems
+        )
+        if not problems:
+            rows.append(Row("mappings", f"{obj}: mapped paths found", object=obj))
+    return rows
 
 
 def run_check(
@@ -582,6 +617,8 @@ def fingerprint(settings: Settings, source: str) -> str:
             _secret(settings.maton_api_key),
             settings.maton_connection(source) or "",
         ]
+    mappings = settings.mappings()
+    parts.append(mappings.fingerprint() if mappings is not None else "")
     plan = PLANS[source]
     parts += [name for name, _ in plan.objects] + [name for name, _ in plan.detections]
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()

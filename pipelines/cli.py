@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
+from models.mappings import MappingsError
 from models.warehouse.db import WarehouseError
 from pipelines.dagster_home import DagsterHomeError, ensure_dagster_home
 from pipelines.settings import SOURCES, SettingsError, load_settings
@@ -205,6 +206,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     with StopSignals() as stop:
         settings = load_settings()
+        settings.mappings()  # a bad mappings file: one line per problem, and nothing read or written
         _dagster_home()
         open_warehouse(settings.database_url)  # fail before the run, with one line, if it cannot be reached
         try:
@@ -243,7 +245,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     # The table says what failed; the HTTP layer's retry warnings would only repeat it on stderr.
     logging.getLogger("connectors").addHandler(logging.NullHandler())
-    report = run_check(load_settings(), sources=args.source or ())
+    settings = load_settings()
+    settings.mappings()  # the file's own problems first, one line each; its paths are checked per source
+    report = run_check(settings, sources=args.source or ())
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:
@@ -636,6 +640,10 @@ def _run(argv: Sequence[str] | None) -> int:
         return handler(args)
     except (SettingsError, WarehouseError, DagsterHomeError) as exc:
         print(f"contact-sync: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except MappingsError as exc:
+        for line in exc.problems:
+            print(f"contact-sync: {line}", file=sys.stderr)
         return EXIT_USAGE
     except CommandError as exc:
         print(f"contact-sync: {exc}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from connectors.config import HttpOptions, LinkflowConfig, MatonConfig
 from connectors.factory import Clients, build_clients
+from connectors.zoho import with_extra_fields
 from pipelines.settings import MATON_SOURCES, Settings
 
 
@@ -32,4 +33,23 @@ def clients_for(settings: Settings, sources: tuple[str, ...], options: HttpOptio
             base_url=settings.linkflow_base_url,
             rate=settings.contact_sync_linkflow_rps,
         )
-    return build_clients(maton, linkflow, options=options)
+    clients = build_clients(maton, linkflow, options=options)
+    _read_mapped_zoho_fields(clients, settings)
+    return clients
+
+
+#: The Zoho modules behind each contract object.
+_ZOHO_MODULES = {"lead": "Leads", "contact": "Contacts"}
+
+
+def _read_mapped_zoho_fields(clients: Clients, settings: Settings) -> None:
+    """Zoho clients that also ask for the fields the mappings file reads from them."""
+    mappings = settings.mappings()
+    if mappings is None:
+        return
+    for source in ("zoho_crm", "zoho_bigin"):
+        client = getattr(clients, source)
+        if client is None:
+            continue
+        extra = {module: mappings.zoho_fields(source, obj) for obj, module in _ZOHO_MODULES.items()}
+        client.product = with_extra_fields(client.product, extra)

@@ -1,5 +1,6 @@
 """Exports of the golden contacts and the unified activity, streamed in chunks to CSV or JSON lines."""
 
+import json
 import sys
 from contextlib import ExitStack
 from typing import IO, Any
@@ -21,6 +22,11 @@ _CHUNK_ROWS = 50_000
 
 def _write_chunk(frame: pd.DataFrame, stream: IO[str], fmt: str, first: bool) -> None:
     if fmt == "csv":
+        # JSON objects (the mapped fields in `custom`) as JSON text a spreadsheet or a script can read.
+        for name in frame.columns[frame.map(lambda v: isinstance(v, dict)).any().to_numpy()]:
+            frame[name] = [
+                json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else v for v in frame[name]
+            ]
         frame.to_csv(stream, index=False, header=first)
     elif not frame.empty:
         frame.to_json(stream, orient="records", lines=True, force_ascii=False, date_format="iso")

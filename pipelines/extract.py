@@ -29,6 +29,7 @@ from connectors.paging import Page
 from connectors.stats import StatsSnapshot
 from connectors.stop import STOP, StopRequested
 from connectors.zoho import DELETED_FEED_RETENTION, ZohoCursor
+from models.mappings import MappingsError
 from models.normalise.raw_keys import identify
 from models.warehouse.locks import SourceBusyError, source_lock
 from models.warehouse.source_checks import forget_check
@@ -705,6 +706,14 @@ def extract(
         yield from _extract_step(context, sync_settings, run_options, warehouse, progress)
 
 
+def _refuse_bad_mappings(settings: Settings) -> None:
+    """A bad mappings file stops the run before anything is read or written, one line per problem."""
+    try:
+        settings.mappings()
+    except MappingsError as exc:
+        raise dg.Failure(description=str(exc)) from None
+
+
 def _extract_step(
     context: dg.AssetExecutionContext,
     sync_settings: SyncSettingsResource,
@@ -713,6 +722,7 @@ def _extract_step(
     progress: ProgressObserver,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     settings = sync_settings.settings()
+    _refuse_bad_mappings(settings)
     selected = [s for s in STREAMS if dg.AssetKey([s.source, s.object]) in context.selected_asset_keys]
     runnable: dict[str, list[Stream]] = {}
     for stream in selected:

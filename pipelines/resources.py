@@ -66,6 +66,7 @@ class SyncSettingsResource(dg.ConfigurableResource):
     source_priority: str | None = None
     household_split: str = "on"
     nicknames: str | None = None
+    mappings: str | None = None
     cron: str = "*/15 * * * *"
     freshness_minutes: int | None = None
 
@@ -85,6 +86,7 @@ class SyncSettingsResource(dg.ConfigurableResource):
             "contact_sync_source_priority": self.source_priority,
             "contact_sync_household_split": self.household_split,
             "contact_sync_nicknames": self.nicknames,
+            "contact_sync_mappings": self.mappings,
             "contact_sync_cron": self.cron,
             "contact_sync_freshness_minutes": self.freshness_minutes,
             "maton_gateway_url": self.maton_gateway_url,
@@ -146,6 +148,7 @@ def settings_resource(settings: Settings) -> SyncSettingsResource:
         source_priority=settings.contact_sync_source_priority,
         household_split=settings.contact_sync_household_split,
         nicknames=None if settings.contact_sync_nicknames is None else str(settings.contact_sync_nicknames),
+        mappings=None if settings.contact_sync_mappings is None else str(settings.contact_sync_mappings),
         cron=settings.contact_sync_cron,
         freshness_minutes=settings.contact_sync_freshness_minutes,
         **secrets,

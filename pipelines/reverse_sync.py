@@ -617,6 +617,7 @@ def push_config(settings: Settings, regions: dict[str, str], opt_out: frozenset[
         create_parents={key: parent for key, parent in creates.items() if parent is not None},
         name_guard=settings.contact_sync_household_split == "on",
         nickname_pairs=settings.nickname_pairs(),
+        mappings=settings.mappings(),
     )
 
 

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from connectors.config import DEFAULT_MATON_GATEWAY
+from models.mappings import Mappings, load_mappings
 from models.normalise.given_names import read_nickname_file
 from pipelines.streams import STREAMS
 
@@ -184,6 +185,20 @@ class Settings(BaseSettings):
     # names clearly differ; extra nickname pairs come from a CSV file of `name,nickname` lines.
     contact_sync_household_split: Literal["on", "off"] = "on"
     contact_sync_nicknames: Path | None = None
+    # The mappings file: golden fields beyond the built-in ones (interface "Mappings file"). Its content
+    # is checked by `mappings()` at the start of every command that uses it, one line per problem.
+    contact_sync_mappings: Path | None = None
+
+    @field_validator("contact_sync_mappings", mode="before")
+    @classmethod
+    def _mappings_path(cls, value: Any) -> Any:
+        if value is None or str(value).strip() == "":
+            return None
+        return Path(str(value).strip()).expanduser()
+
+    def mappings(self) -> Mappings | None:
+        """The checked mappings file, None when unset; raises `models.mappings.MappingsError`."""
+        return None if self.contact_sync_mappings is None else load_mappings(self.contact_sync_mappings)
 
     @field_validator("contact_sync_household_split", mode="before")
     @classmethod

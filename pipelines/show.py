@@ -83,10 +83,19 @@ def why(origin: FieldOrigin, settings: Settings) -> str:
     """The rule that chose a field's value, said in terms of what the user can change."""
     if origin.rule == "source_priority":
         ranked = settings.source_priority().get(origin.field, ())
-        order = ", ".join(ranked) or origin.source
-        return f"source priority for {origin.field}: {order} (CONTACT_SYNC_SOURCE_PRIORITY)"
+        mapped = _mapped_priority(settings, origin.field)
+        order = ", ".join(ranked or mapped) or origin.source
+        setting = "CONTACT_SYNC_MAPPINGS" if mapped and not ranked else "CONTACT_SYNC_SOURCE_PRIORITY"
+        return f"source priority for {origin.field}: {order} ({setting})"
     when = _when(origin.record_updated_at)
     return f"most recently modified record with a value (modified {when})"
+
+
+def _mapped_priority(settings: Settings, name: str) -> tuple[str, ...]:
+    """The mappings file's source priority for one of its fields (empty when it has none)."""
+    mappings = settings.mappings()
+    found = [f.priority for f in mappings.fields if f.name == name] if mappings else []
+    return found[0] if found else ()
 
 
 def _when(value: datetime | None) -> str:
@@ -121,6 +130,8 @@ def text_lines(shown: Shown, settings: Settings) -> list[str]:
         head += f" (found by {shown.lookup.kind} {shown.lookup.value})"
     lines = [head]
     lines += _table([(name, _text(contact[name])) for name in GOLDEN_COLUMNS[1:]])
+    custom = contact.get("custom") or {}
+    lines += _table([(f"{name} (mapped)", _text(value)) for name, value in custom.items()]) if custom else []
     lines.append(
         f"  created {_when(contact['created_at'])}, updated {_when(contact['updated_at'])}, "
         f"{contact['source_count']} source records"

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from connectors.errors import ConnectorError
 from connectors.factory import Clients
 from connectors.writes import WriteResult
+from models.mappings.values import nested
 from models.push import ledger as push_ledger
 from models.push.plan import RecordChange, RecordResult, batches
 from models.push.undo import plan_undo
@@ -147,7 +148,7 @@ def _restore_changes(rows: pd.DataFrame, dest: str, obj: str) -> list[RecordChan
     """One change per record: its fields put back, addressed the way a push addresses it."""
     changes = []
     for record_id, group in rows.groupby("record_id", sort=True):
-        payload = dict(zip(group["field"], group["after_value"], strict=True))
+        payload = nested(dict(zip(group["field"], group["after_value"], strict=True)))
         if (dest, obj) in ZOHO_MODULES:
             payload = {"id": str(record_id), **payload}
         since = group["if_unmodified_since"].dropna()

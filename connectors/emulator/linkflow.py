@@ -20,7 +20,7 @@ from typing import Any
 from connectors.emulator.dataset import LINKFLOW_CONTACTS, LINKFLOW_EVENTS
 from connectors.emulator.identifiers import record_identifiers
 from connectors.emulator.rand import SandboxRandom
-from connectors.emulator.records import LINKFLOW_CONTACT_FIELDS, linkflow_contact
+from connectors.emulator.records import LINKFLOW_CONTACT_FIELDS, LINKFLOW_PROPERTIES, linkflow_contact
 from connectors.emulator.routing import (
     ApiError,
     MalformedRequestError,
@@ -77,6 +77,7 @@ class LinkflowApi:
             route("GET", "/contacts", self.contacts),
             route("GET", "/contacts/{contact_id}/events", self.contact_events),
             route("GET", "/contacts/{contact_id}/identities", self.identities),
+            route("GET", "/v2/contacts/meta/properties", self.properties),
             route("GET", "/v2/contacts", self.find_contacts),
             route("PUT", "/v2/contacts/{contact_id}", self.update_contact),
             route("GET", "/v2/contacts_bulk", self.bulk_contacts),
@@ -128,6 +129,10 @@ class LinkflowApi:
         table = self.state.tables[LINKFLOW_CONTACTS]
         ids = offset_page(table.index("id"), page * size, False, size)
         return json_response(200, [self._shown(request, table.records[i]) for i in ids])
+
+    def properties(self, request: Request, params: dict[str, str]) -> Response:
+        """The tenant's custom contact properties: ``alias`` is the key under a contact's ``props``."""
+        return json_response(200, list(LINKFLOW_PROPERTIES))
 
     def find_contacts(self, request: Request, params: dict[str, str]) -> Response:
         email, mobile = request.arg("email"), request.arg("mobilePhone")

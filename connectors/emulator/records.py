@@ -23,20 +23,20 @@ ZOHO_LEAD_FIELDS = (
     "Phone", "Mobile", "Fax", "Designation", "Email_Opt_Out", "Lead_Status", "Lead_Source", "Street", "City",
     "State", "Zip_Code", "Country", "Tag", "Created_Time", "Modified_Time", "Last_Activity_Time",
     "Created_By", "Modified_By", "$converted", "$converted_detail", "$approval_state", "$state", "$editable",
-    "$in_merge",
+    "$in_merge", "Customer_Plan",
 )  # fmt: skip
 ZOHO_CONTACT_FIELDS = (
     "Owner", "Account_Name", "Salutation", "First_Name", "Last_Name", "Full_Name", "Email", "Secondary_Email",
     "Phone", "Mobile", "Home_Phone", "Other_Phone", "Fax", "Title", "Department", "Email_Opt_Out",
     "Lead_Source", "Mailing_Street", "Mailing_City", "Mailing_State", "Mailing_Zip", "Mailing_Country",
     "Date_of_Birth", "Tag", "Created_Time", "Modified_Time", "Last_Activity_Time", "Created_By",
-    "Modified_By", "$approval_state", "$state", "$editable", "$in_merge",
+    "Modified_By", "$approval_state", "$state", "$editable", "$in_merge", "Customer_Plan",
 )  # fmt: skip
 ZOHO_BIGIN_CONTACT_FIELDS = (
     "Owner", "Account_Name", "First_Name", "Last_Name", "Full_Name", "Email", "Phone", "Mobile", "Home_Phone",
     "Title", "Email_Opt_Out", "Mailing_Street", "Mailing_City", "Mailing_State", "Mailing_Zip",
     "Mailing_Country", "Tag", "Created_Time", "Modified_Time", "Last_Activity_Time", "Created_By",
-    "Modified_By", "$approval_state", "$state", "$editable",
+    "Modified_By", "$approval_state", "$state", "$editable", "Customer_Plan",
 )  # fmt: skip
 # Fields the server owns: a write may not set them (Zoho ignores them in input).
 ZOHO_READ_ONLY = frozenset(
@@ -59,6 +59,48 @@ CLICKFUNNELS_WRITABLE = (
     "email_address", "first_name", "last_name", "phone_number", "time_zone", "fb_url", "twitter_url",
     "instagram_url", "linkedin_url", "website_url",
 )  # fmt: skip
+
+
+#: The emulated accounts' own custom fields: Zoho's (every module) and Linkflow's contact properties
+#: (``/v2/contacts/meta/properties``: ``alias`` is the ``props`` key), for mappings files to map.
+ZOHO_CUSTOM_FIELDS = {"Customer_Plan": ("Customer Plan", "picklist", ("Free", "Pro", "Enterprise"))}
+#: attr1 and attr2 as in the vendor's own example (seed 002), which the generated contacts fill.
+LINKFLOW_PROPERTIES = (
+    {"label": "婚姻状态", "alias": "attr1", "dataType": "text", "id": 31},
+    {"label": "薪水", "alias": "attr2", "dataType": "number", "id": 32},
+    {"label": "套餐", "alias": "attr3", "dataType": "text", "id": 33},
+)
+_ZOHO_TYPES = {
+    "Email": "email", "Secondary_Email": "email", "Phone": "phone", "Mobile": "phone", "Home_Phone": "phone",
+    "Other_Phone": "phone", "Fax": "phone", "Email_Opt_Out": "boolean", "Created_Time": "datetime",
+    "Modified_Time": "datetime", "Last_Activity_Time": "datetime", "Date_of_Birth": "date",
+    "Owner": "ownerlookup", "Created_By": "ownerlookup", "Modified_By": "ownerlookup",
+    "Account_Name": "lookup", "Lead_Source": "picklist", "Lead_Status": "picklist", "Salutation": "picklist",
+    "Tag": "multiselectlookup",
+}  # fmt: skip
+
+
+def zoho_field_metadata(fields: tuple[str, ...], id_prefix: str) -> list[Record]:
+    """A module's ``/settings/fields`` entries (api_name, label, data_type, custom_field), as Zoho lists
+    them; the ``$`` properties are not fields."""
+    listed = []
+    for number, name in enumerate(fields, start=1):
+        if name.startswith("$"):
+            continue
+        custom = ZOHO_CUSTOM_FIELDS.get(name)
+        entry: Record = {
+            "api_name": name,
+            "field_label": custom[0] if custom else name.replace("_", " "),
+            "data_type": custom[1] if custom else _ZOHO_TYPES.get(name, "text"),
+            "custom_field": custom is not None,
+            "system_mandatory": name == "Last_Name",
+            "visible": True,
+            "id": f"{id_prefix}000000{number:06d}",
+        }
+        if custom:
+            entry["pick_list_values"] = [{"display_value": v, "actual_value": v} for v in custom[2]]
+        listed.append(entry)
+    return listed
 
 
 _USERS = {

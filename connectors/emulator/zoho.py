@@ -33,6 +33,7 @@ from connectors.emulator.records import (
     ZOHO_CRM_ID_PREFIX,
     ZOHO_LEAD_FIELDS,
     zoho_colleague,
+    zoho_field_metadata,
     zoho_user,
 )
 from connectors.emulator.routing import (
@@ -149,6 +150,7 @@ class ZohoApi:
         return [
             route("GET", "/org", self.org),
             route("GET", "/users", self.users),
+            route("GET", "/settings/fields", self.field_list),
             route("GET", "/{module}/deleted", self.deleted),
             route("POST", "/{module}/upsert", self.upsert),
             route("GET", "/{module}/{record_id}", self.get_record),
@@ -200,6 +202,11 @@ class ZohoApi:
         ]
         info = {"per_page": 200, "count": len(users), "page": 1, "more_records": False}
         return json_response(200, {"users": users, "info": info})
+
+    def field_list(self, request: Request, params: dict[str, str]) -> Response:
+        """``GET /settings/fields?module=``: the module's fields, the account's custom ones included."""
+        module = self._module({"module": request.arg("module") or ""})
+        return json_response(200, {"fields": zoho_field_metadata(module.fields, module.id_prefix)})
 
     def get_record(self, request: Request, params: dict[str, str]) -> Response:
         module = self._module(params)

@@ -121,7 +121,9 @@ def build_canonical(
                 connection.execute(sa.delete(table))
             connection.execute(sa.delete(SuppressedIdentifier))
         return report
-    records, points, report.field_issues = extract_contact_records(raw, config.regions)
+    records, points, report.field_issues = extract_contact_records(
+        raw, config.regions, config.mappings, report.unreadable_custom
+    )
     normalised = normalise_points(points)
     report.unusable_values = int(normalised["value"].isna().sum())
     checkpoint()

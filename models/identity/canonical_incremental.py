@@ -97,7 +97,7 @@ def build_canonical_incremental(
     if not full:
         with engine.begin() as connection:
             watermark, rules = _watermark(connection)
-            if watermark is not None and rules == config.identity.fingerprint():
+            if watermark is not None and rules == config.fingerprint():
                 return _resolve_changes(connection, config, watermark, run_id, checkpoint)
     return _rebuild(engine, config, run_id, checkpoint)
 
@@ -137,7 +137,9 @@ def _resolve_changes(
     touched = np.union1d(updated, deleted)
 
     fields, points, report.field_issues = (
-        extract_contact_records(live, config.regions) if len(live) else _no_fields()
+        extract_contact_records(live, config.regions, config.mappings, report.unreadable_custom)
+        if len(live)
+        else _no_fields()
     )
     normalised = normalise_points(points)
     report.unusable_values = int(normalised["value"].isna().sum())
@@ -160,7 +162,8 @@ def _resolve_changes(
     report.records += len(neighbour_raw)
     if len(neighbour_raw):
         fields = pd.concat(
-            [fields, extract_contact_records(neighbour_raw, config.regions)[0]], ignore_index=True
+            [fields, extract_contact_records(neighbour_raw, config.regions, config.mappings)[0]],
+            ignore_index=True,
         )
     chosen = pd.concat([primaries(normalised), _stored_primaries(connection, neighbours)], ignore_index=True)
     people = join_people(fields, chosen, resolution.assignment)
@@ -223,7 +226,7 @@ def _watermark(connection: Connection) -> tuple[datetime | None, str | None]:
 
 
 def _store_watermark(connection: Connection, changed_at: datetime, config: CanonicalConfig) -> None:
-    cursor = {"changed_at": changed_at.isoformat(), "rules": config.identity.fingerprint()}
+    cursor = {"changed_at": changed_at.isoformat(), "rules": config.fingerprint()}
     store_cursor(connection, WATERMARK, cursor, utcnow())
 
 

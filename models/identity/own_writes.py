@@ -65,10 +65,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from models.normalise.compare import field_kind, holds_value
-from models.push.field_map import FULL_NAME, destination_map
-from models.push.ledger import UNDO_REASONS
+from models.normalise.layouts import layout
 from models.warehouse.store import chunks
-from models.warehouse.tables import IN_FLIGHT, PushLedger
+from models.warehouse.tables import IN_FLIGHT, UNDO_REASONS, PushLedger
 
 DEFAULT_SLACK = timedelta(seconds=60)
 _MAX_CHAIN = 10
@@ -188,19 +187,26 @@ def echoed_fields(records: pd.DataFrame, writes: pd.DataFrame) -> pd.Series:
 
 @cache
 def _written_fields(source: str, obj: str) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Destination field -> how it compares (`field_kind`) and the surviving fields it is written
-    from (a single name: first and last)."""
+    """Payload path -> how it compares (`field_kind`) and the surviving fields resolution reads from it.
+
+    The reading layout is the map, not the push field map: a value we wrote competes only through the
+    fields read from it, and a path we write but never read cannot echo into a golden value.
+    """
     try:
-        specs = destination_map(source, obj).fields
-    except ValueError:  # not a destination we write
+        spec = layout(source, obj)
+    except ValueError:  # not a source object we read
         return {}
-    return {
-        spec.field: (
-            field_kind(source, obj, spec.field),
-            ("first_name", "last_name") if spec.canonical == FULL_NAME else (spec.canonical,),
-        )
-        for spec in specs
-    }
+    read: dict[str, set[str]] = {}
+    groups = [
+        *((paths, (name,)) for name, paths in spec.text_paths.items()),
+        (spec.full_name, ("first_name", "last_name")),
+        (spec.emails, ("email",)),
+        (spec.phones, ("phone",)),
+    ]
+    for paths, surviving in groups:
+        for path in paths:
+            read.setdefault(path, set()).update(surviving)
+    return {path: (field_kind(source, obj, path), tuple(sorted(names))) for path, names in read.items()}
 
 
 def _utc64(times: pd.Series) -> npt.NDArray[np.datetime64]:

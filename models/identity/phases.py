@@ -25,9 +25,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from models.identity.custom_fields import custom_columns, survive_custom
 from models.identity.linking import IdentityConfig
 from models.identity.own_writes import discount_own_writes, echoed_fields
 from models.identity.survivorship import SURVIVING_FIELDS, Golden, SurvivorshipConfig, survive
+from models.mappings import Mappings
 from models.normalise.contact_points import normalise_contact_points
 from models.normalise.fields import extract_frame, frame_from_payloads
 from models.normalise.layouts import layout
@@ -50,6 +52,14 @@ class CanonicalConfig:
     regions: Mapping[str, str]
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     survivorship: SurvivorshipConfig = field(default_factory=SurvivorshipConfig)
+    mappings: Mappings | None = None
+    """The mappings file's golden fields (`models.identity.custom_fields`); None: built-in fields only."""
+
+    def fingerprint(self) -> str:
+        """The rules a stored resolution was made under: linking, and the mappings file when there is
+        one (the watermark of a build without one keeps the fingerprint it always had)."""
+        rules = self.identity.fingerprint()
+        return rules if self.mappings is None else f"{rules}+{self.mappings.fingerprint()}"
 
 
 @dataclass
@@ -66,10 +76,15 @@ class CanonicalReport:
     links_refused: int = 0
     unusable_values: int = 0
     field_issues: int = 0
+    unreadable_custom: list[str] = field(default_factory=list)
+    """The first few mapped values that could not convert, each with its reason (for the log)."""
 
     def as_metadata(self) -> dict[str, int]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
 
+
+#: How many unconvertible mapped values a report names (the count has them all).
+_SAID = 5
 
 #: How much of a refused value (a list, a megabyte of text) ``contact_identifiers`` keeps for people
 #: to read; the raw payload keeps all of it.
@@ -109,9 +124,13 @@ def normalise_points(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def extract_contact_records(
-    raw: pd.DataFrame, regions: Mapping[str, str]
+    raw: pd.DataFrame,
+    regions: Mapping[str, str],
+    mappings: Mappings | None = None,
+    unreadable: list[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """Per source object: the records' text fields and times, and their contact points with regions."""
+    """Per source object: the records' text fields and times, and their contact points with regions;
+    the mapped fields' values too, the first few that cannot convert said in ``unreadable``."""
     records: list[pd.DataFrame] = []
     points: list[pd.DataFrame] = []
     issues = 0
@@ -124,6 +143,11 @@ def extract_contact_records(
         fields["source"] = str(source)
         fields["object"] = str(obj)
         fields["source_id"] = group["source_id"].to_numpy(dtype=object)
+        custom, failed = custom_columns(str(source), str(obj), group["payload"], mappings)
+        fields = pd.concat([fields, custom], axis=1)
+        issues += len(failed)
+        if unreadable is not None:
+            unreadable.extend(failed[: _SAID - len(unreadable)])
         records.append(fields)
         found = pd.concat(
             [extracted.contact_points, _refused_points(str(source), str(obj), columns, extracted.issues)],
@@ -154,7 +178,7 @@ def extract_contact_records(
 
 def golden_rows(golden: pd.DataFrame, old: pd.DataFrame, now: datetime) -> list[dict[str, Any]]:
     """Contacts to insert: created_at kept for known ids, updated_at moved only when a field changed."""
-    fields = list(SURVIVING_FIELDS)
+    fields = [*SURVIVING_FIELDS, "custom"]
     merged = golden.merge(old, on="contact_id", how="left", suffixes=("", "_old"))
     changed = np.zeros(len(merged), dtype=bool)
     for name in [*fields, "source_count"]:
@@ -243,14 +267,21 @@ def survive_people(
     version, Zoho's last modifier, the values we sent) tells an edit after our write from our write,
     and a value we wrote from a value of the record's own (`models.identity.own_writes.echoed_fields`)."""
     if people.empty:
-        contacts = pd.DataFrame(columns=["contact_id", *SURVIVING_FIELDS, "source_count"])
+        contacts = pd.DataFrame(columns=["contact_id", *SURVIVING_FIELDS, "source_count", "custom"])
         lineage = pd.DataFrame(columns=list(LINEAGE_COLUMNS))
         return Golden(contacts=contacts, lineage=lineage)
     judged = _with_payloads(people, writes, raw)
     mine = people.assign(
         modified_at=discount_own_writes(judged, writes), echoes=echoed_fields(judged, writes)
     )
-    return survive(mine, config.survivorship)
+    golden = survive(mine, config.survivorship)
+    custom = survive_custom(mine, config.mappings)
+    return Golden(
+        contacts=golden.contacts.assign(custom=custom.contacts["custom"].to_numpy(dtype=object)),
+        lineage=pd.concat([golden.lineage.astype({"field": object}), custom.lineage], ignore_index=True)
+        if len(custom.lineage)
+        else golden.lineage,
+    )
 
 
 def _with_payloads(people: pd.DataFrame, writes: pd.DataFrame, raw: pd.DataFrame | None) -> pd.DataFrame:

@@ -41,9 +41,11 @@ class SurvivorshipConfig:
     source beats any record from a source further down or unlisted; recency decides within a rank."""
 
     source_priority: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    fields: tuple[str, ...] = SURVIVING_FIELDS
+    """The fields chosen (the mappings file's own fields go through the same rules)."""
 
     def __post_init__(self) -> None:
-        unknown = set(self.source_priority) - set(SURVIVING_FIELDS)
+        unknown = set(self.source_priority) - set(self.fields)
         if unknown:
             raise ValueError(f"no such surviving field: {', '.join(sorted(unknown))}")
 
@@ -80,7 +82,7 @@ def survive(records: pd.DataFrame, config: SurvivorshipConfig | None = None) -> 
     contacts = pd.DataFrame({"contact_id": pd.Series(contact_ids, dtype=object)})
     orders: dict[tuple[str, ...], npt.NDArray[np.intp]] = {}
     picks: list[_Pick] = []
-    for name in SURVIVING_FIELDS:
+    for name in config.fields:
         values = records[name].to_numpy(dtype=object)
         priority = config.source_priority.get(name, ())
         rank = _ranks(np.asarray(sources, dtype=object), source_codes, priority)
@@ -98,13 +100,13 @@ def survive(records: pd.DataFrame, config: SurvivorshipConfig | None = None) -> 
     contacts["source_updated_at"] = pd.Series(latest.view("datetime64[us]")).dt.tz_localize("UTC")
 
     winners = np.concatenate([pick.winners for pick in picks])
-    field_codes = np.repeat(np.arange(len(SURVIVING_FIELDS)), [len(pick.winners) for pick in picks])
+    field_codes = np.repeat(np.arange(len(config.fields)), [len(pick.winners) for pick in picks])
     lineage = pd.DataFrame(
         {
             "contact_id": pd.Series(
                 np.asarray(contact_ids, dtype=object)[contact_codes[winners]], dtype=object
             ),
-            "field": _categorical(field_codes, list(SURVIVING_FIELDS)),
+            "field": _categorical(field_codes, list(config.fields)),
             "value": pd.Series(np.concatenate([pick.values for pick in picks]), dtype=object),
             "record_key": record_keys[winners],
             "source": _categorical(source_codes[winners], list(sources)),

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from models.mappings import Mappings
 from models.normalise.field_values import MAX_TEXT_LENGTH
 
 CANONICAL_FIELDS = ("email", "phone", "first_name", "last_name", "company", "title", "city", "country")
@@ -191,6 +192,8 @@ class PushConfig:
     alias_domains: frozenset[str] = frozenset()
     name_guard: bool = True
     nickname_pairs: tuple[tuple[str, str], ...] = ()
+    mappings: Mappings | None = None
+    """The mappings file's golden fields, written by their own rules (`models.push.custom_plan`)."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -212,7 +215,7 @@ class PushConfig:
         (`models.push.ledger.PlanWatermark`). ``max_attempts`` is left out: it decides how a rejection
         ends, not what is planned; so are other destinations' settings."""
         key = (destination, obj)
-        settings = (
+        settings: tuple[object, ...] = (
             sorted(self.overwrite.get(key, frozenset())),
             key in self.create_missing,
             self.create_parents.get(key),
@@ -222,4 +225,6 @@ class PushConfig:
             self.name_guard,
             sorted(self.nickname_pairs),
         )
+        if self.mappings is not None:
+            settings = (*settings, self.mappings.destination_fingerprint(destination, obj))
         return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]

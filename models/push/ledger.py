@@ -20,6 +20,7 @@ from models.push.field_map import CANONICAL_FIELDS
 from models.warehouse.store import StreamKey, chunks, store_cursor
 from models.warehouse.tables import (
     IN_FLIGHT,
+    UNDO_REASONS,
     Contact,
     ContactMerge,
     ContactSource,
@@ -33,8 +34,6 @@ from models.warehouse.tables import (
 #: States of rows that are not planned again for the same record, field and value: given up on after
 #: their attempts, refused before sending (already recorded with the reason), or undone on purpose.
 SETTLED = ("parked", "invalid", "undone")
-#: Reasons of the rows an undo writes: a field put back, a created record deleted.
-UNDO_REASONS = ("undo", "undo_create")
 
 
 # ------------------------------------------------------------------------------- planning watermark
@@ -222,8 +221,9 @@ def load_targets(
 
 
 def load_golden(engine: Engine, contact_ids: Collection[str] | None = None) -> pd.DataFrame:
-    """contact_id and the canonical fields of every golden contact (or of ``contact_ids``)."""
-    columns = [Contact.contact_id, *(getattr(Contact, name) for name in CANONICAL_FIELDS)]
+    """contact_id, the canonical fields and the mapped ones (``custom``) of every golden contact (or
+    of ``contact_ids``)."""
+    columns = [Contact.contact_id, *(getattr(Contact, name) for name in CANONICAL_FIELDS), Contact.custom]
     with engine.connect() as connection:
         if contact_ids is None:
             rows = list(connection.execute(sa.select(*columns)).all())
@@ -231,7 +231,7 @@ def load_golden(engine: Engine, contact_ids: Collection[str] | None = None) -> p
             rows = []
             for chunk in chunks(sorted(contact_ids)):
                 rows.extend(connection.execute(sa.select(*columns).where(Contact.contact_id.in_(chunk))))
-    return pd.DataFrame(rows, columns=["contact_id", *CANONICAL_FIELDS])
+    return pd.DataFrame(rows, columns=["contact_id", *CANONICAL_FIELDS, "custom"])
 
 
 def in_flight(engine: Engine, targets: pd.DataFrame, destination: str, obj: str) -> pd.DataFrame:

@@ -46,6 +46,7 @@ import numpy.typing as npt
 import pandas as pd
 import phonenumbers
 
+from models.mappings.values import nested
 from models.normalise.contact_points import normalise_contact_points
 from models.normalise.countries import country_code
 from models.normalise.field_values import clean_text, parse_time, split_name
@@ -53,6 +54,7 @@ from models.normalise.fields import extract_frame, frame_from_payloads
 from models.normalise.given_names import NameMatcher, name_tokens
 from models.normalise.identifiers import normalise_emails, normalise_phone, normalise_phones
 from models.normalise.layouts import layout
+from models.push.custom_plan import custom_rows
 from models.push.field_map import (
     CANONICAL_FIELDS,
     FIELD_MAPS,
@@ -219,6 +221,8 @@ def _plan_records(
     if config.name_guard:
         _guard_names(planned, extracted.records["first_name"], contact["first_name"], config)
 
+    custom = custom_rows(dest, obj, group["payload"], contact["custom"], config.mappings)
+    planned = pd.concat([planned, custom], ignore_index=True) if len(custom) else planned
     rows = planned["row"].to_numpy()
     guarded = pd.to_datetime(group["modified_at"], utc=True) if mapping.guards_concurrency else None
     return _assemble(
@@ -252,6 +256,8 @@ def _plan_creates(dest: str, obj: str, missing: pd.DataFrame, config: PushConfig
     planned = pd.concat([first, second]).sort_index()
     parent = config.create_parents.get((dest, obj))
     refusal = _create_refusal(mapping, planned, parent)
+    custom = custom_rows(dest, obj, [{}] * len(contact), contact["custom"], config.mappings, create=True)
+    planned = pd.concat([planned, custom], ignore_index=True) if len(custom) else planned
     planned["invalid_reason"] = planned["invalid_reason"].where(
         planned["invalid_reason"].notna(), refusal.reindex(planned["row"]).to_numpy()
     )
@@ -523,7 +529,7 @@ def record_changes(plan: pd.DataFrame) -> list[RecordChange]:
             column["record_key"][start],
         )
         record_id = str(record_key) or None
-        payload = dict(zip(column["field"][start:end], column["after_value"][start:end], strict=True))
+        payload = nested(dict(zip(column["field"][start:end], column["after_value"][start:end], strict=True)))
         if record_id is not None and (dest, obj) in guarded:
             payload = {"id": record_id, **payload}
         since = times[start]
@@ -735,6 +741,7 @@ def _golden(golden: pd.DataFrame, config: PushConfig) -> pd.DataFrame:
     """
     frame = golden.loc[:, ["contact_id", *CANONICAL_FIELDS]].astype(object)
     frame = frame.where(frame.notna(), None)
+    frame["custom"] = golden["custom"].to_numpy(dtype=object) if "custom" in golden else None
     frame["contact_id"] = frame["contact_id"].astype(str)
     if frame["contact_id"].duplicated().any():
         raise ValueError("golden holds the same contact_id more than once")

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from models.mappings.values import at_path
 from models.normalise.compare import holds_value
 from models.normalise.field_values import clean_text
 from models.normalise.fields import frame_from_payloads
@@ -135,10 +136,11 @@ def _holds_what_we_wrote(plan: pd.DataFrame) -> npt.NDArray[np.bool_]:
     for (dest, obj), group in plan[present].groupby(["destination", "object"], sort=False):
         values = frame_from_payloads(str(dest), str(obj), group["payload"].reset_index(drop=True))
         compare = {spec.field: spec.compare for spec in destination_map(str(dest), str(obj)).fields}
-        for position, (index, field, ours) in enumerate(
-            zip(group.index, group["field"], group["after_value"], strict=True)
+        for position, (index, field, ours, payload) in enumerate(
+            zip(group.index, group["field"], group["after_value"], group["payload"], strict=True)
         ):
-            now = values[field].iloc[position] if field in values.columns else None
+            # A mapped field (the mappings file) is read by its own path, nested or not.
+            now = values[field].iloc[position] if field in values.columns else at_path(payload, field)
             holds[index] = _same(compare.get(str(field), "text"), now, ours)
     return holds
 

@@ -134,8 +134,10 @@ class Contact(Base):
     sms_opt_out: Mapped[bool | None] = mapped_column(sa.Boolean)
     sms_opt_out_at: Mapped[datetime | None]
     sms_opt_out_source: Mapped[str | None] = mapped_column(sa.String(64))
-    #: The mappings file's golden fields, keyed by golden name.
-    custom: Mapped[dict[str, Any] | None]
+    #: The mappings file's golden fields, keyed by golden name; SQL NULL (not JSON null) without any.
+    custom: Mapped[dict[str, Any] | None] = mapped_column(
+        sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+    )
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime] = mapped_column(index=True)
     source_count: Mapped[int] = mapped_column(sa.Integer)
@@ -282,6 +284,8 @@ class Quarantine(Base):
 
 IN_FLIGHT = ("sending", "sent", "unconfirmed")
 """Ledger statuses of a write that went out or may have: not planned again until read back."""
+UNDO_REASONS = ("undo", "undo_create")
+"""Ledger reasons of an undo's writes: they put a person's values back, so they are not our values."""
 
 
 class PushLedger(Base):

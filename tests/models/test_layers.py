@@ -1,4 +1,4 @@
-"""The models packages import only downwards: warehouse < normalise < identity < push.
+"""The models packages import only downwards: warehouse < normalise < mappings < identity < push.
 
 A newcomer reads the layers from ``models/__init__.py``; this test keeps that description true by
 reading every module's imports (static, so it also sees imports inside functions).
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-ORDER = ("warehouse", "normalise", "identity", "push")
+ORDER = ("warehouse", "normalise", "mappings", "identity", "push")
 
 
 def _imported_packages(path: Path) -> set[str]:

@@ -156,6 +156,8 @@ def test_every_setting_reaches_the_run_through_the_dagster_resource(
 
     nicknames = tmp_path / "nicknames.csv"
     nicknames.write_text("name,nickname\nmargaret,peggy\n", encoding="utf-8")
+    mappings = tmp_path / "mappings.yaml"
+    mappings.write_text("fields: [{name: plan, type: text, sources: {clicksend/list_contact: custom_1}}]\n")
     values = {
         "contact_sync_database_url": "sqlite:///elsewhere.db",
         "maton_api_key": "k",
@@ -177,6 +179,7 @@ def test_every_setting_reaches_the_run_through_the_dagster_resource(
         "contact_sync_source_priority": "company:zoho_crm",
         "contact_sync_household_split": "off",
         "contact_sync_nicknames": str(nicknames),
+        "contact_sync_mappings": str(mappings),
         "contact_sync_freshness_minutes": 45,
         "contact_sync_alert_webhook": "https://hooks.example/T/B/token",
         "contact_sync_ui_url": "http://dagster.example:3000",

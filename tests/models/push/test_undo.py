@@ -150,3 +150,29 @@ def test_created_records_are_deleted_whole_or_kept_whole() -> None:
     assert actions[("5", "name")] == "keep"
     reasons = set(plan["keep_reason"].dropna())
     assert "linkflow has no delete in its API; remove it by hand" in reasons
+
+
+def test_mapped_fields_are_read_back_by_their_nested_path() -> None:
+    rows = written(
+        {
+            "destination": "clickfunnels",
+            "object": "contact",
+            "record_id": "1",
+            "field": "custom_attributes.plan",
+            "after_value": "pro",
+        },
+        {
+            "destination": "clickfunnels",
+            "object": "contact",
+            "record_id": "2",
+            "field": "custom_attributes.plan",
+            "after_value": "pro",
+        },
+    )
+    now = current(
+        ("clickfunnels", "contact", "1", {"custom_attributes": {"plan": "pro"}}, LATER, False),
+        ("clickfunnels", "contact", "2", {"custom_attributes": {"plan": "free"}}, LATER, False),
+    )
+    plan = plan_undo(rows, NO_LATER, now).set_index("record_id")
+    assert plan.loc["1", "action"] == "restore"
+    assert plan.loc["2", "keep_reason"] == "changed at the destination since it was written"
