@@ -9,9 +9,12 @@ greatest overlap). Ids therefore stay stable, merges and splits are recorded, an
 the previous state untouched.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -20,25 +23,24 @@ from models.identity.contact_ids import ContactIdFactory
 from models.identity.own_writes import own_writes
 from models.identity.phases import (
     CONTACT_OBJECTS,
+    LINEAGE_COLUMNS,
     SOURCE_COLUMNS,
     CanonicalConfig,
     CanonicalReport,
     aware_utc,
     decision_rows,
     extract_contact_records,
-    frame_records,
-    golden_rows,
+    golden_frame,
     insert_rows,
     join_people,
-    lineage_rows,
     merge_rows,
-    none_for_missing,
     normalise_points,
     suppressed_rows,
     survive_people,
 )
-from models.identity.resolution import resolve
+from models.identity.resolution import Resolution, resolve
 from models.normalise.contact_points import identifiers_of, primaries
+from models.warehouse.bulk import bulk_insert
 from models.warehouse.tables import (
     Contact,
     ContactFieldLineage,
@@ -51,16 +53,62 @@ from models.warehouse.tables import (
     utcnow,
 )
 
+#: Raw records read, parsed and dropped per slice: a slice's payloads are the only ones held at a time.
+LOAD_CHUNK = 50_000
 
-def _load_records(connection: Connection) -> pd.DataFrame:
-    """record_key, source, object, source_id, payload of every live contact record."""
+
+@dataclass
+class _Read:
+    """What the rebuild keeps of every live contact record once its payload is parsed and dropped."""
+
+    keys: npt.NDArray[np.int64]
+    records: pd.DataFrame
+    points: pd.DataFrame
+    issues: int
+    written: pd.DataFrame
+    """record_key, payload of the records our reverse sync wrote (survivorship reads what they show)."""
+
+
+def _read_records(connection: Connection, regions: Mapping[str, str], written_ids: set[str]) -> _Read:
+    """Every live contact record, read in slices of ``LOAD_CHUNK`` by id: each slice's payloads become
+    fields and contact points and are dropped, except those of records we wrote, so the payloads of the
+    whole warehouse are never in memory at once."""
     condition = sa.or_(*(sa.and_(RawRecord.source == s, RawRecord.object == o) for s, o in CONTACT_OBJECTS))
-    rows = connection.execute(
-        sa.select(RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.source_id, RawRecord.payload)
-        .where(condition, RawRecord.deleted_at.is_(None))
-        .order_by(RawRecord.id)
-    ).all()
-    return pd.DataFrame(rows, columns=["record_key", "source", "object", "source_id", "payload"])
+    keys: list[npt.NDArray[np.int64]] = []
+    records: list[pd.DataFrame] = []
+    points: list[pd.DataFrame] = []
+    written: list[pd.DataFrame] = []
+    issues, last = 0, None
+    while True:
+        query = (
+            sa.select(RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.source_id)
+            .add_columns(RawRecord.payload)
+            .where(condition, RawRecord.deleted_at.is_(None))
+            .order_by(RawRecord.id)
+            .limit(LOAD_CHUNK)
+        )
+        rows = connection.execute(query if last is None else query.where(RawRecord.id > last)).all()
+        if not rows:
+            break
+        last = rows[-1][0]
+        raw = pd.DataFrame(rows, columns=["record_key", "source", "object", "source_id", "payload"])
+        del rows
+        found, found_points, found_issues = extract_contact_records(raw, regions)
+        keys.append(raw["record_key"].to_numpy(dtype=np.int64))
+        records.append(found)
+        points.append(found_points)
+        issues += found_issues
+        if written_ids:
+            mine = raw["source_id"].astype(str).isin(written_ids).to_numpy()
+            written.append(raw.loc[mine, ["record_key", "payload"]])
+    empty_written = pd.DataFrame(columns=["record_key", "payload"])
+    return _Read(
+        keys=np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64),
+        records=pd.concat(records, ignore_index=True) if records else pd.DataFrame(),
+        points=pd.concat(points, ignore_index=True) if points else pd.DataFrame(),
+        issues=issues,
+        written=pd.concat(written, ignore_index=True) if written else empty_written,
+    )
 
 
 def _previous(connection: Connection) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
@@ -103,12 +151,14 @@ def build_canonical(
     """
     now = utcnow()
     with engine.connect() as connection:
-        raw = _load_records(connection)
         previous, old_contacts, latest = _previous(connection)
         writes = own_writes(connection)
+        read = _read_records(connection, config.regions, set(writes["source_id"].astype(str)))
     checkpoint()
-    report = CanonicalReport(records=len(raw))
-    if raw.empty:
+    keys, records, points, written = read.keys, read.records, read.points, read.written
+    report = CanonicalReport(records=len(keys), field_issues=read.issues)
+    del read
+    if not len(keys):
         with engine.begin() as connection:
             for table in (
                 ContactLinkDecision,
@@ -120,20 +170,22 @@ def build_canonical(
                 connection.execute(sa.delete(table))
             connection.execute(sa.delete(SuppressedIdentifier))
         return report
-    records, points, report.field_issues = extract_contact_records(raw, config.regions)
     normalised = normalise_points(points)
+    del points
     report.unusable_values = int(normalised["value"].isna().sum())
     checkpoint()
     resolution = resolve(
-        raw["record_key"].to_numpy(dtype=np.int64),
+        keys,
         identifiers_of(normalised),
         previous,
         config=config.identity,
         id_factory=ContactIdFactory.after(latest),
         names=records.loc[:, ["record_key", "first_name"]],
     )
+    del previous
     people = join_people(records, primaries(normalised), resolution.assignment)
-    golden = survive_people(people, writes, config, raw)
+    del records
+    golden = survive_people(people, writes, config, written)
     merges = resolution.merges
     report.contacts = len(golden.contacts)
     report.new_contacts = len(resolution.new_contact_ids)
@@ -143,36 +195,53 @@ def build_canonical(
     report.suppressed_identifiers = len(resolution.suppressed)
     report.links_refused = len(resolution.refused)
 
-    contact_rows = golden_rows(golden.contacts, old_contacts, now)
-    source_rows = none_for_missing(people.loc[:, list(SOURCE_COLUMNS)]).rename(
+    contact_frame = golden_frame(golden.contacts, old_contacts, now)
+    del old_contacts
+    source_rows = people.loc[:, list(SOURCE_COLUMNS)].rename(
         columns={"record_key": "raw_record_id", "modified_at": "updated_at"}
     )
-    # An object Series keeps None as None; a plain list would be turned back into NaT here.
-    source_rows["updated_at"] = pd.Series(
-        [None if v is None else aware_utc(v) for v in source_rows["updated_at"]],
-        index=source_rows.index,
-        dtype=object,
+    del people
+    source_rows["updated_at"] = _utc_or_none(source_rows["updated_at"])
+    identifier_rows = normalised.loc[:, ["record_key", "kind", "field", "raw", "value", "reason"]].rename(
+        columns={"record_key": "raw_record_id", "raw": "raw_value"}
     )
-    identifier_rows = none_for_missing(
-        normalised.loc[:, ["record_key", "kind", "field", "raw", "value", "reason"]].rename(
-            columns={"record_key": "raw_record_id", "raw": "raw_value"}
-        )
-    )
+    del normalised
     checkpoint()
+    _write(engine, contact_frame, source_rows, identifier_rows, golden.lineage, resolution, now, run_id)
+    return report
+
+
+def _write(  # noqa: PLR0917 - the rows of one rebuild, each going to its table
+    engine: Engine,
+    contacts: pd.DataFrame,
+    sources: pd.DataFrame,
+    identifiers: pd.DataFrame,
+    lineage: pd.DataFrame,
+    resolution: Resolution,
+    now: datetime,
+    run_id: str | None,
+) -> None:
+    """Replace every resolution table in one transaction, the large ones by bulk insert."""
     with engine.begin() as connection:
         # Links first move to their new ids; then old contacts go, then the new set goes in whole.
         connection.execute(sa.delete(ContactFieldLineage))
         connection.execute(sa.update(ContactSource).values(contact_id=None))
         connection.execute(sa.delete(Contact))
-        insert_rows(connection, Contact, contact_rows)
+        bulk_insert(connection, Contact, contacts)
         connection.execute(sa.delete(ContactSource))
-        insert_rows(connection, ContactSource, frame_records(source_rows))
+        bulk_insert(connection, ContactSource, sources)
         connection.execute(sa.delete(ContactIdentifier))
-        insert_rows(connection, ContactIdentifier, frame_records(identifier_rows))
-        insert_rows(connection, ContactFieldLineage, lineage_rows(golden.lineage))
-        insert_rows(connection, ContactMerge, merge_rows(merges, now, run_id))
+        bulk_insert(connection, ContactIdentifier, identifiers)
+        bulk_insert(connection, ContactFieldLineage, lineage.loc[:, list(LINEAGE_COLUMNS)])
+        insert_rows(connection, ContactMerge, merge_rows(resolution.merges, now, run_id))
         connection.execute(sa.delete(SuppressedIdentifier))
         insert_rows(connection, SuppressedIdentifier, suppressed_rows(resolution.suppressed, now))
         connection.execute(sa.delete(ContactLinkDecision))
         insert_rows(connection, ContactLinkDecision, decision_rows(resolution.refused, now))
-    return report
+
+
+def _utc_or_none(values: pd.Series) -> pd.Series:
+    """Aware UTC datetimes, None where missing (an object Series keeps None as None, not NaT)."""
+    return pd.Series(
+        [None if v is None or v is pd.NaT else aware_utc(v) for v in values], index=values.index, dtype=object
+    )
