@@ -85,20 +85,35 @@ def tree_rss(pid: int) -> int:
 
 
 def run_child(args: list[str], interval: float = 0.05) -> tuple[dict[str, Any], int]:
-    """Run this script as ``--child ...`` in a fresh process; its JSON answer and the tree's peak RSS."""
+    """Run this script as ``--child ...`` in a fresh process; its JSON answer and the tree's peak RSS.
+
+    The answer gains ``samples``: (wall time, resident bytes) every ``interval`` seconds, so a child
+    that reports when its steps ran can be given each step's peak (`step_peaks`)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
         answer = Path(out.name)
     process = subprocess.Popen([sys.executable, str(HERE), "--child", str(answer), *args])
-    peak = 0
+    samples: list[tuple[float, int]] = []
     while process.poll() is None:
-        peak = max(peak, tree_rss(process.pid))
+        samples.append((time.time(), tree_rss(process.pid)))
         time.sleep(interval)
     try:
         if process.returncode != 0:
             raise RuntimeError(f"child {args[0]} exited with {process.returncode}")
-        return json.loads(answer.read_text()), peak
+        result = json.loads(answer.read_text())
     finally:
         answer.unlink(missing_ok=True)
+    result["samples"] = samples
+    return result, max((rss for _, rss in samples), default=0)
+
+
+def step_peaks(result: dict[str, Any]) -> dict[str, int]:
+    """The highest resident bytes sampled while each step group ran (steps run one after another)."""
+    peaks = dict.fromkeys(STEP_GROUPS, 0)
+    for key, (start, end) in result.get("windows", {}).items():
+        group = _group(key)
+        inside = [rss for when, rss in result["samples"] if start <= when <= end]
+        peaks[group] = max([peaks[group], *inside])
+    return peaks
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -144,6 +159,7 @@ def child_sync(env: dict[str, str], database_url: str, push: str) -> dict[str, A
         wall = time.perf_counter() - started
         starts: dict[str, float] = {}
         steps: dict[str, float] = {}
+        windows: dict[str, tuple[float, float]] = {}
         for entry in instance.all_logs(report.run_id):
             event = entry.dagster_event
             if event is None or event.step_key is None:
@@ -152,6 +168,7 @@ def child_sync(env: dict[str, str], database_url: str, push: str) -> dict[str, A
                 starts[event.step_key] = entry.timestamp
             elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in starts:
                 steps[event.step_key] = entry.timestamp - starts[event.step_key]
+                windows[event.step_key] = (starts[event.step_key], entry.timestamp)
     groups = dict.fromkeys(STEP_GROUPS, 0.0)
     for key, seconds in steps.items():
         groups[_group(key)] += seconds
@@ -167,6 +184,7 @@ def child_sync(env: dict[str, str], database_url: str, push: str) -> dict[str, A
         "wall": wall,
         "groups": groups,
         "steps": steps,
+        "windows": windows,
         "planning": planning,
         "planned": sum(int(meta.get("planned", 0) or 0) for meta in pushes.values()),
         "read": records,
@@ -398,6 +416,11 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
                 f"{groups['reverse sync']:>9.1f}{data['planning']:>9.1f}{data['wall']:>8.1f}{_mib(peak):>9}"
             )
             print(line + ("" if data["success"] else "  FAILED: " + "; ".join(data["failures"])[:200]))
+            peaks = step_peaks(data)
+            print(
+                f"{'':<11}{'  peak MiB':<13}{'':>9}{_mib(peaks['extract']):>9}{_mib(peaks['canonical']):>10}"
+                f"{_mib(peaks['checks']):>8}{_mib(peaks['activity']):>9}{_mib(peaks['reverse sync']):>9}"
+            )
     print()
     print("canonical step, full rebuild alone against Splink (deterministic email-or-phone, DuckDB)")
     print(
@@ -447,6 +470,11 @@ def main(argv: list[str] | None = None) -> int:
     results = [bench_warehouse(kind.strip(), args) for kind in args.warehouses.split(",") if kind.strip()]
     print_table(results, args)
     if args.json:
+        for result in results:
+            for run in ("full", "incremental", "rebuild", "splink"):
+                if run in result:
+                    result[run]["step_peaks"] = step_peaks(result[run])
+                    result[run].pop("samples", None)
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0
 

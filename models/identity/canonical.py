@@ -1,8 +1,14 @@
 """The warehouse side of identity resolution: raw records in, golden contacts and their history out.
 
 The phases every build shares (read, join and survive, write rows) are in ``phases``; this module
-reads every live contact record from the warehouse in bulk, runs them, and writes the results back in
-one transaction, so a reader sees either the previous run's contacts or this run's, never a mixture.
+reads every live contact record from the warehouse, runs them, and writes the results back in one
+transaction, so a reader sees either the previous run's contacts or this run's, never a mixture.
+
+Memory: payloads are the bulk of a record, so they are read in slices of ``LOAD_CHUNK`` records and
+dropped as soon as each slice is parsed into fields and contact points (the few our own reverse sync
+wrote are kept: survivorship reads what they show). The large result tables go to the database with
+``models.warehouse.bulk`` (``COPY`` on PostgreSQL, large ``executemany`` batches on SQLite) straight
+from their frames, never as one dict per row.
 
 Each run re-resolves every live contact record (a full rebuild that reuses the previous ids by
 greatest overlap). Ids therefore stay stable, merges and splits are recorded, and a killed run leaves
@@ -40,7 +46,7 @@ from models.identity.phases import (
 )
 from models.identity.resolution import Resolution, resolve
 from models.normalise.contact_points import identifiers_of, primaries
-from models.warehouse.bulk import bulk_insert
+from models.warehouse.bulk import bulk_insert, read_frame
 from models.warehouse.tables import (
     Contact,
     ContactFieldLineage,
@@ -54,7 +60,7 @@ from models.warehouse.tables import (
 )
 
 #: Raw records read, parsed and dropped per slice: a slice's payloads are the only ones held at a time.
-LOAD_CHUNK = 50_000
+LOAD_CHUNK = 20_000
 
 
 @dataclass
@@ -87,12 +93,14 @@ def _read_records(connection: Connection, regions: Mapping[str, str], written_id
             .order_by(RawRecord.id)
             .limit(LOAD_CHUNK)
         )
-        rows = connection.execute(query if last is None else query.where(RawRecord.id > last)).all()
-        if not rows:
+        raw = read_frame(
+            connection,
+            query if last is None else query.where(RawRecord.id > last),
+            ["record_key", "source", "object", "source_id", "payload"],
+        )
+        if raw.empty:
             break
-        last = rows[-1][0]
-        raw = pd.DataFrame(rows, columns=["record_key", "source", "object", "source_id", "payload"])
-        del rows
+        last = int(raw["record_key"].iloc[-1])
         found, found_points, found_issues = extract_contact_records(raw, regions)
         keys.append(raw["record_key"].to_numpy(dtype=np.int64))
         records.append(found)
@@ -113,17 +121,15 @@ def _read_records(connection: Connection, regions: Mapping[str, str], written_id
 
 def _previous(connection: Connection) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
     """The last run's assignment, its contacts (for created_at and change detection) and largest id."""
-    assignment = pd.DataFrame(
-        connection.execute(
-            sa.select(ContactSource.raw_record_id, ContactSource.contact_id).where(
-                ContactSource.contact_id.is_not(None)
-            )
-        ).all(),
-        columns=["record_key", "contact_id"],
+    assignment = read_frame(
+        connection,
+        sa.select(ContactSource.raw_record_id, ContactSource.contact_id).where(
+            ContactSource.contact_id.is_not(None)
+        ),
+        ["record_key", "contact_id"],
     ).astype({"record_key": np.int64, "contact_id": object})
-    contacts = pd.DataFrame(
-        connection.execute(sa.select(Contact.__table__)).mappings().all(),
-        columns=[c.name for c in Contact.__table__.columns],
+    contacts = read_frame(
+        connection, sa.select(Contact.__table__), [c.name for c in Contact.__table__.columns]
     )
     latest = connection.execute(
         sa.select(sa.func.max(sa.literal_column("id"))).select_from(
