@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from e2e_sync import Sandbox
 
 #: Contact records per emulated person, measured on the emulator (seed 1): 2,743 records for 1,163 people.
 RECORDS_PER_PERSON = 2.36
@@ -84,14 +83,16 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def run_child(args: list[str], interval: float = 0.05) -> tuple[dict[str, Any], int]:
+def run_child(
+    args: list[str], interval: float = 0.05, python: str = sys.executable
+) -> tuple[dict[str, Any], int]:
     """Run this script as ``--child ...`` in a fresh process; its JSON answer and the tree's peak RSS.
 
     The answer gains ``samples``: (wall time, resident bytes) every ``interval`` seconds, so a child
     that reports when its steps ran can be given each step's peak (`step_peaks`)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
         answer = Path(out.name)
-    process = subprocess.Popen([sys.executable, str(HERE), "--child", str(answer), *args])
+    process = subprocess.Popen([python, str(HERE), "--child", str(answer), *args])
     samples: list[tuple[float, int]] = []
     while process.poll() is None:
         samples.append((time.time(), tree_rss(process.pid)))
@@ -328,7 +329,7 @@ def warehouse(kind: str, tmp: str) -> Iterator[str]:
         admin.dispose()
 
 
-def _change(sandbox: Sandbox, contacts: int, percent: float) -> dict[str, Any]:
+def _change(sandbox: Any, contacts: int, percent: float) -> dict[str, Any]:
     change = max(1, round(contacts * percent / 100))
     new = deleted = change // 10
     return sandbox.mutate(
@@ -361,6 +362,8 @@ def announced(label: str) -> Iterator[None]:
 
 
 def bench_warehouse(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    from e2e_sync import Sandbox
+
     people = max(10, round(args.records / RECORDS_PER_PERSON))
     out: dict[str, Any] = {"kind": kind}
     with (
@@ -382,9 +385,8 @@ def bench_warehouse(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             out["rebuild"], out["rebuild_peak"] = run_child(["rebuild", env, url])
         if not args.no_splink:
             with announced(f"{kind}: Splink on the same records"):
-                out["splink"], out["splink_peak"] = run_child(
-                    ["splink", url, str(args.max_records), str(args.splink_threads)]
-                )
+                splink = ["splink", url, str(args.max_records), str(args.splink_threads)]
+                out["splink"], out["splink_peak"] = run_child(splink, python=args.splink_python)
     return out
 
 
@@ -463,6 +465,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only-canonical", action="store_true", help="skip the incremental run")
     parser.add_argument("--no-splink", action="store_true")
     parser.add_argument("--splink-threads", type=int, default=2)
+    parser.add_argument(
+        "--splink-python",
+        default=os.environ.get("CONTACT_SYNC_BENCH_SPLINK_PYTHON", sys.executable),
+        help="the interpreter that runs Splink: one with the bench extra (Splink brings pyarrow, which "
+        "pandas then loads in every process, so keep it out of the pipeline's environment)",
+    )
     parser.add_argument("--max-records", type=int, default=25, help="the pipeline's record limit, for Splink")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args(argv)
