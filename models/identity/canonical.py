@@ -1,8 +1,14 @@
 """The warehouse side of identity resolution: raw records in, golden contacts and their history out.
 
 The phases every build shares (read, join and survive, write rows) are in ``phases``; this module
-reads every live contact record from the warehouse in bulk, runs them, and writes the results back in
-one transaction, so a reader sees either the previous run's contacts or this run's, never a mixture.
+reads every live contact record from the warehouse, runs them, and writes the results back in one
+transaction, so a reader sees either the previous run's contacts or this run's, never a mixture.
+
+Memory: payloads are the bulk of a record, so they are read in slices of ``LOAD_CHUNK`` records and
+dropped as soon as each slice is parsed into fields and contact points (the few our own reverse sync
+wrote are kept: survivorship reads what they show). The large result tables go to the database with
+``models.warehouse.bulk`` (``COPY`` on PostgreSQL, large ``executemany`` batches on SQLite) straight
+from their frames, never as one dict per row.
 
 Each run re-resolves every live contact record (a full rebuild that reuses the previous ids by
 greatest overlap). Ids therefore stay stable, merges and splits are recorded, and a killed run leaves
@@ -10,8 +16,11 @@ the previous state untouched.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -20,25 +29,24 @@ from models.identity.contact_ids import ContactIdFactory
 from models.identity.own_writes import own_writes
 from models.identity.phases import (
     CONTACT_OBJECTS,
+    LINEAGE_COLUMNS,
     SOURCE_COLUMNS,
     CanonicalConfig,
     CanonicalReport,
     aware_utc,
     decision_rows,
     extract_contact_records,
-    frame_records,
-    golden_rows,
+    golden_frame,
     insert_rows,
     join_people,
-    lineage_rows,
     merge_rows,
-    none_for_missing,
     normalise_points,
     suppressed_rows,
     survive_people,
 )
-from models.identity.resolution import resolve
+from models.identity.resolution import Resolution, resolve
 from models.normalise.contact_points import identifiers_of, primaries
+from models.warehouse.bulk import bulk_insert, read_frame
 from models.warehouse.tables import (
     Contact,
     ContactFieldLineage,
@@ -52,31 +60,81 @@ from models.warehouse.tables import (
 )
 from models.warehouse.waits import wait_for_write_lock
 
+#: Raw records read, parsed and dropped per slice: a slice's payloads are the only ones held at a time.
+LOAD_CHUNK = 20_000
 
-def _load_records(connection: Connection) -> pd.DataFrame:
-    """record_key, source, object, source_id, payload of every live contact record."""
+
+@dataclass
+class _Read:
+    """What the rebuild keeps of every live contact record once its payload is parsed and dropped."""
+
+    keys: npt.NDArray[np.int64]
+    records: pd.DataFrame
+    points: pd.DataFrame
+    issues: int
+    written: pd.DataFrame
+    """record_key, payload of the records our reverse sync wrote (survivorship reads what they show)."""
+
+
+def _read_records(
+    connection: Connection, config: CanonicalConfig, written_ids: set[str], unreadable: list[str]
+) -> _Read:
+    """Every live contact record, read in slices of ``LOAD_CHUNK`` by id: each slice's payloads become
+    fields and contact points and are dropped, except those of records we wrote, so the payloads of the
+    whole warehouse are never in memory at once."""
     condition = sa.or_(*(sa.and_(RawRecord.source == s, RawRecord.object == o) for s, o in CONTACT_OBJECTS))
-    rows = connection.execute(
-        sa.select(RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.source_id, RawRecord.payload)
-        .where(condition, RawRecord.deleted_at.is_(None))
-        .order_by(RawRecord.id)
-    ).all()
-    return pd.DataFrame(rows, columns=["record_key", "source", "object", "source_id", "payload"])
+    keys: list[npt.NDArray[np.int64]] = []
+    records: list[pd.DataFrame] = []
+    points: list[pd.DataFrame] = []
+    written: list[pd.DataFrame] = []
+    issues, last = 0, None
+    while True:
+        query = (
+            sa.select(RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.source_id)
+            .add_columns(RawRecord.payload)
+            .where(condition, RawRecord.deleted_at.is_(None))
+            .order_by(RawRecord.id)
+            .limit(LOAD_CHUNK)
+        )
+        raw = read_frame(
+            connection,
+            query if last is None else query.where(RawRecord.id > last),
+            ["record_key", "source", "object", "source_id", "payload"],
+        )
+        if raw.empty:
+            break
+        last = int(raw["record_key"].iloc[-1])
+        found, found_points, found_issues = extract_contact_records(
+            raw, config.regions, config.mappings, unreadable
+        )
+        keys.append(raw["record_key"].to_numpy(dtype=np.int64))
+        records.append(found)
+        points.append(found_points)
+        issues += found_issues
+        if written_ids:
+            mine = raw["source_id"].astype(str).isin(written_ids).to_numpy()
+            written.append(raw.loc[mine, ["record_key", "payload"]])
+    empty_written = pd.DataFrame(columns=["record_key", "payload"])
+    return _Read(
+        keys=np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64),
+        records=pd.concat(records, ignore_index=True) if records else pd.DataFrame(),
+        points=pd.concat(points, ignore_index=True) if points else pd.DataFrame(),
+        issues=issues,
+        written=pd.concat(written, ignore_index=True) if written else empty_written,
+    )
 
 
 def _previous(connection: Connection) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
     """The last run's assignment, its contacts (for created_at and change detection) and largest id."""
-    assignment = pd.DataFrame(
-        connection.execute(
-            sa.select(ContactSource.raw_record_id, ContactSource.contact_id).where(
-                ContactSource.contact_id.is_not(None)
-            )
-        ).all(),
-        columns=["record_key", "contact_id"],
+    assignment = read_frame(
+        connection,
+        sa.select(ContactSource.raw_record_id, ContactSource.contact_id).where(
+            ContactSource.contact_id.is_not(None)
+        ),
+        ["record_key", "contact_id"],
     ).astype({"record_key": np.int64, "contact_id": object})
-    contacts = pd.DataFrame(
-        connection.execute(sa.select(Contact.__table__)).mappings().all(),
-        columns=[c.name for c in Contact.__table__.columns],
+    contacts = read_frame(
+        connection, sa.select(Contact.__table__), [c.name for c in Contact.__table__.columns]
     )
     latest = connection.execute(
         sa.select(sa.func.max(sa.literal_column("id"))).select_from(
@@ -104,12 +162,15 @@ def build_canonical(
     """
     now = utcnow()
     with engine.connect() as connection:
-        raw = _load_records(connection)
         previous, old_contacts, latest = _previous(connection)
         writes = own_writes(connection)
+        unreadable: list[str] = []
+        read = _read_records(connection, config, set(writes["source_id"].astype(str)), unreadable)
     checkpoint()
-    report = CanonicalReport(records=len(raw))
-    if raw.empty:
+    keys, records, points, written = read.keys, read.records, read.points, read.written
+    report = CanonicalReport(records=len(keys), field_issues=read.issues, unreadable_custom=unreadable)
+    del read
+    if not len(keys):
         with engine.begin() as connection:
             for table in (
                 ContactLinkDecision,
@@ -121,22 +182,22 @@ def build_canonical(
                 connection.execute(sa.delete(table))
             connection.execute(sa.delete(SuppressedIdentifier))
         return report
-    records, points, report.field_issues = extract_contact_records(
-        raw, config.regions, config.mappings, report.unreadable_custom
-    )
     normalised = normalise_points(points)
+    del points
     report.unusable_values = int(normalised["value"].isna().sum())
     checkpoint()
     resolution = resolve(
-        raw["record_key"].to_numpy(dtype=np.int64),
+        keys,
         identifiers_of(normalised),
         previous,
         config=config.identity,
         id_factory=ContactIdFactory.after(latest),
         names=records.loc[:, ["record_key", "first_name"]],
     )
+    del previous
     people = join_people(records, primaries(normalised), resolution.assignment)
-    golden = survive_people(people, writes, config, raw)
+    del records
+    golden = survive_people(people, writes, config, written)
     merges = resolution.merges
     report.contacts = len(golden.contacts)
     report.new_contacts = len(resolution.new_contact_ids)
@@ -146,36 +207,66 @@ def build_canonical(
     report.suppressed_identifiers = len(resolution.suppressed)
     report.links_refused = len(resolution.refused)
 
-    contact_rows = golden_rows(golden.contacts, old_contacts, now)
-    source_rows = none_for_missing(people.loc[:, list(SOURCE_COLUMNS)]).rename(
+    contact_frame = golden_frame(golden.contacts, old_contacts, now)
+    del old_contacts
+    source_rows = people.loc[:, list(SOURCE_COLUMNS)].rename(
         columns={"record_key": "raw_record_id", "modified_at": "updated_at"}
     )
-    # An object Series keeps None as None; a plain list would be turned back into NaT here.
-    source_rows["updated_at"] = pd.Series(
-        [None if v is None else aware_utc(v) for v in source_rows["updated_at"]],
-        index=source_rows.index,
-        dtype=object,
+    del people
+    source_rows["updated_at"] = _utc_or_none(source_rows["updated_at"])
+    identifier_rows = normalised.loc[:, ["record_key", "kind", "field", "raw", "value", "reason"]].rename(
+        columns={"record_key": "raw_record_id", "raw": "raw_value"}
     )
-    identifier_rows = none_for_missing(
-        normalised.loc[:, ["record_key", "kind", "field", "raw", "value", "reason"]].rename(
-            columns={"record_key": "raw_record_id", "raw": "raw_value"}
-        )
+    del normalised
+    checkpoint()
+    _write(
+        engine,
+        contact_frame,
+        source_rows,
+        identifier_rows,
+        golden.lineage,
+        resolution,
+        now,
+        run_id,
+        checkpoint,
     )
+    return report
+
+
+def _write(  # noqa: PLR0917 - the rows of one rebuild, each going to its table
+    engine: Engine,
+    contacts: pd.DataFrame,
+    sources: pd.DataFrame,
+    identifiers: pd.DataFrame,
+    lineage: pd.DataFrame,
+    resolution: Resolution,
+    now: datetime,
+    run_id: str | None,
+    checkpoint: Callable[[], None],
+) -> None:
+    """Replace every resolution table in one transaction, the large ones by bulk insert; waiting for
+    the write lock gives way to ``checkpoint`` (a stop)."""
     with engine.begin() as connection:
         wait_for_write_lock(connection, checkpoint)
         # Links first move to their new ids; then old contacts go, then the new set goes in whole.
         connection.execute(sa.delete(ContactFieldLineage))
         connection.execute(sa.update(ContactSource).values(contact_id=None))
         connection.execute(sa.delete(Contact))
-        insert_rows(connection, Contact, contact_rows)
+        bulk_insert(connection, Contact, contacts)
         connection.execute(sa.delete(ContactSource))
-        insert_rows(connection, ContactSource, frame_records(source_rows))
+        bulk_insert(connection, ContactSource, sources)
         connection.execute(sa.delete(ContactIdentifier))
-        insert_rows(connection, ContactIdentifier, frame_records(identifier_rows))
-        insert_rows(connection, ContactFieldLineage, lineage_rows(golden.lineage))
-        insert_rows(connection, ContactMerge, merge_rows(merges, now, run_id))
+        bulk_insert(connection, ContactIdentifier, identifiers)
+        bulk_insert(connection, ContactFieldLineage, lineage.loc[:, list(LINEAGE_COLUMNS)])
+        insert_rows(connection, ContactMerge, merge_rows(resolution.merges, now, run_id))
         connection.execute(sa.delete(SuppressedIdentifier))
         insert_rows(connection, SuppressedIdentifier, suppressed_rows(resolution.suppressed, now))
         connection.execute(sa.delete(ContactLinkDecision))
         insert_rows(connection, ContactLinkDecision, decision_rows(resolution.refused, now))
-    return report
+
+
+def _utc_or_none(values: pd.Series) -> pd.Series:
+    """Aware UTC datetimes, None where missing (an object Series keeps None as None, not NaT)."""
+    return pd.Series(
+        [None if v is None or v is pd.NaT else aware_utc(v) for v in values], index=values.index, dtype=object
+    )

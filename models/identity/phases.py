@@ -178,6 +178,11 @@ def extract_contact_records(
 
 def golden_rows(golden: pd.DataFrame, old: pd.DataFrame, now: datetime) -> list[dict[str, Any]]:
     """Contacts to insert: created_at kept for known ids, updated_at moved only when a field changed."""
+    return frame_records(golden_frame(golden, old, now))
+
+
+def golden_frame(golden: pd.DataFrame, old: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """`golden_rows` as a frame, for a bulk insert."""
     fields = [*SURVIVING_FIELDS, "custom"]
     merged = golden.merge(old, on="contact_id", how="left", suffixes=("", "_old"))
     changed = np.zeros(len(merged), dtype=bool)
@@ -192,7 +197,7 @@ def golden_rows(golden: pd.DataFrame, old: pd.DataFrame, now: datetime) -> list[
     out["source_count"] = merged["source_count"].astype(int).to_numpy()
     out["created_at"] = [aware_utc(value) for value in created]
     out["updated_at"] = [aware_utc(value) for value in updated]
-    return frame_records(out)
+    return out
 
 
 def aware_utc(value: Any) -> datetime:

@@ -1,0 +1,82 @@
+"""Bulk writes of whole tables: ``COPY`` on PostgreSQL, large ``executemany`` batches on SQLite.
+
+A full rebuild of the golden contacts writes a row per source record, per identifier and per golden field.
+Through SQLAlchemy's ``insert`` each row would first become a dict, and a million records make a few
+million of them at once. Here rows go from the columns of a frame straight to the driver, a slice at a
+time, after the same bind processing SQLAlchemy would apply (UTC datetimes, JSON), so memory holds one
+slice of tuples and the statements are the cheapest each database offers.
+"""
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+#: Rows per executemany call or COPY slice: large enough that per-call overhead vanishes, small enough
+#: that one slice of tuples stays a few megabytes.
+BULK_ROWS = 50_000
+
+
+def _processors(
+    connection: Connection, columns: Sequence[sa.Column[Any]]
+) -> list[Callable[[Any], Any] | None]:
+    """The bind processor of each column for this connection's dialect (None where values pass as is)."""
+    dialect = connection.dialect
+    return [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
+
+
+def _rows(
+    frame: pd.DataFrame, processors: list[Callable[[Any], Any] | None], start: int, stop: int
+) -> Iterator[tuple[Any, ...]]:
+    """Rows ``start:stop`` of ``frame`` as tuples, missing values as None, bind processors applied."""
+    columns: list[list[Any]] = []
+    for name, processor in zip(frame.columns, processors, strict=True):
+        column = frame[name].iloc[start:stop].astype(object)
+        values: list[Any] = column.where(column.notna(), None).tolist()
+        if processor is not None:
+            values = [None if value is None else processor(value) for value in values]
+        columns.append(values)
+    return zip(*columns, strict=True)
+
+
+def bulk_insert(connection: Connection, model: Any, frame: pd.DataFrame) -> None:
+    """Insert every row of ``frame`` (columns named as the mapped class ``model``'s table's) inside
+    ``connection``'s transaction."""
+    if frame.empty:
+        return
+    table = cast(sa.Table, model.__table__)
+    columns = [table.c[name] for name in frame.columns]
+    processors = _processors(connection, columns)
+    preparer = connection.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(column.name) for column in columns)
+    target = preparer.format_table(table)
+    driver = connection.connection.driver_connection
+    postgres = connection.dialect.name == "postgresql"
+    # Names from the table's own metadata, quoted by the dialect; values go as parameters.
+    insert = f"INSERT INTO {target} ({names}) VALUES ({', '.join('?' for _ in columns)})"  # noqa: S608
+    for start in range(0, len(frame), BULK_ROWS):
+        rows = _rows(frame, processors, start, start + BULK_ROWS)
+        if postgres:
+            with driver.cursor() as cursor, cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:  # type: ignore[union-attr]
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cursor = driver.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(insert, list(rows))
+            finally:
+                cursor.close()
+
+
+def read_frame(connection: Connection, query: sa.Executable, columns: Sequence[str]) -> pd.DataFrame:
+    """The rows of ``query`` as a frame of object columns named ``columns``, built column by column:
+    pandas probes each SQLAlchemy row for namedtuple fields before reading it, which costs more than
+    the read itself at a hundred thousand rows."""
+    rows = connection.execute(query).all()
+    data = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    del rows
+    return pd.DataFrame(
+        {name: pd.Series(values, dtype=object) for name, values in zip(columns, data, strict=True)}
+    )

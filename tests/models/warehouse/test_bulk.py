@@ -1,0 +1,63 @@
+"""Bulk writes: what `bulk_insert` stores reads back as SQLAlchemy's own insert stores it."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from models.warehouse import bulk
+from models.warehouse.bulk import bulk_insert, read_frame
+from models.warehouse.db import open_warehouse
+from models.warehouse.tables import Contact
+
+WHEN = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+
+
+def contact(i: int) -> dict[str, object]:
+    """Every kind of value a contacts row holds: text with quotes and tabs, None, bools, aware times
+    (one in another zone), JSON and integers."""
+    return {
+        "contact_id": f"c{i:04d}",
+        "email": None if i % 3 == 0 else f"p{i}@example.com",
+        "phone": "+14155552671" if i % 2 else None,
+        "first_name": 'Zoë "Z"\tO\'Neil\\' if i == 1 else f"Name{i}",
+        "last_name": None,
+        "email_opt_out": [None, True, False][i % 3],
+        "email_opt_out_at": None if i % 2 else WHEN.astimezone(timezone(timedelta(hours=8))),
+        "custom": None if i % 2 else {"tier": "gold", "n": i, "tags": ["a", "b"]},
+        "created_at": WHEN,
+        "updated_at": WHEN + timedelta(seconds=i),
+        "source_count": i,
+    }
+
+
+def read_back(url: str) -> list[tuple[object, ...]]:
+    with open_warehouse(url).connect() as connection:
+        return [tuple(row) for row in connection.execute(sa.select(Contact).order_by(Contact.contact_id))]
+
+
+def test_bulk_insert_stores_what_sqlalchemy_insert_stores_in_several_slices(
+    warehouse_url: str, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "BULK_ROWS", 4)  # 11 rows: three slices
+    rows = [contact(i) for i in range(11)]
+    with open_warehouse(warehouse_url).begin() as connection:
+        bulk_insert(connection, Contact, pd.DataFrame(rows))
+    reference = sqlite_url.replace("warehouse.db", "reference.db")
+    with open_warehouse(reference).begin() as connection:
+        connection.execute(sa.insert(Contact), rows)
+    assert read_back(warehouse_url) == read_back(reference)
+    assert len(read_back(warehouse_url)) == 11
+
+
+def test_read_frame_builds_columns_and_an_empty_frame_with_its_columns(warehouse_url: str) -> None:
+    engine = open_warehouse(warehouse_url)
+    with engine.begin() as connection:
+        bulk_insert(connection, Contact, pd.DataFrame([contact(1), contact(2)]))
+        query = sa.select(Contact.contact_id, Contact.source_count).order_by(Contact.contact_id)
+        frame = read_frame(connection, query, ["id", "n"])
+        empty = read_frame(connection, query.where(Contact.source_count > 5), ["id", "n"])
+    assert frame.to_dict("list") == {"id": ["c0001", "c0002"], "n": [1, 2]}
+    assert list(empty.columns) == ["id", "n"]
+    assert empty.empty
