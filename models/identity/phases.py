@@ -25,6 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from models.identity.consent import CONSENT_COLUMNS, consent_changed, consent_values, golden_consent
 from models.identity.linking import IdentityConfig
 from models.identity.own_writes import discount_own_writes, echoed_fields
 from models.identity.survivorship import SURVIVING_FIELDS, Golden, SurvivorshipConfig, survive
@@ -161,11 +162,14 @@ def golden_rows(golden: pd.DataFrame, old: pd.DataFrame, now: datetime) -> list[
         new_values = merged[name].astype(object).where(merged[name].notna(), None)
         old_values = merged[f"{name}_old"].astype(object).where(merged[f"{name}_old"].notna(), None)
         changed |= new_values.to_numpy(dtype=object) != old_values.to_numpy(dtype=object)
+    old_consent = merged.reindex(columns=[f"{name}_old" for name in CONSENT_COLUMNS])
+    changed |= consent_changed(merged, old_consent.set_axis(list(CONSENT_COLUMNS), axis=1))
     known = merged["created_at"].notna().to_numpy()
     created = merged["created_at"].astype(object).where(known, now)
     updated = merged["updated_at"].astype(object).where(known & ~changed, now)
     out = none_for_missing(merged.loc[:, ["contact_id", *fields]])
     out["source_count"] = merged["source_count"].astype(int).to_numpy()
+    out = out.join(consent_values(merged))
     out["created_at"] = [aware_utc(value) for value in created]
     out["updated_at"] = [aware_utc(value) for value in updated]
     return frame_records(out)
@@ -243,14 +247,16 @@ def survive_people(
     version, Zoho's last modifier, the values we sent) tells an edit after our write from our write,
     and a value we wrote from a value of the record's own (`models.identity.own_writes.echoed_fields`)."""
     if people.empty:
-        contacts = pd.DataFrame(columns=["contact_id", *SURVIVING_FIELDS, "source_count"])
+        contacts = pd.DataFrame(columns=["contact_id", *SURVIVING_FIELDS, "source_count", *CONSENT_COLUMNS])
         lineage = pd.DataFrame(columns=list(LINEAGE_COLUMNS))
         return Golden(contacts=contacts, lineage=lineage)
     judged = _with_payloads(people, writes, raw)
     mine = people.assign(
         modified_at=discount_own_writes(judged, writes), echoes=echoed_fields(judged, writes)
     )
-    return survive(mine, config.survivorship)
+    golden = survive(mine, config.survivorship)
+    consent = golden_consent(people, raw)
+    return golden._replace(contacts=golden.contacts.merge(consent, on="contact_id", how="left"))
 
 
 def _with_payloads(people: pd.DataFrame, writes: pd.DataFrame, raw: pd.DataFrame | None) -> pd.DataFrame:
