@@ -185,7 +185,10 @@ class Settings(BaseSettings):
     contact_sync_household_split: Literal["on", "off"] = "on"
     contact_sync_nicknames: Path | None = None
 
-    @field_validator("contact_sync_household_split", mode="before")
+    # Consent: reverse sync carries an email opt-out to Zoho's Email_Opt_Out (false to true only).
+    contact_sync_consent_push: Literal["on", "off"] = "on"
+
+    @field_validator("contact_sync_household_split", "contact_sync_consent_push", mode="before")
     @classmethod
     def _household_split(cls, value: Any) -> Any:
         text = str(value).strip().lower()

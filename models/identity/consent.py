@@ -238,3 +238,21 @@ def consent_changed(new: pd.DataFrame, old: pd.DataFrame) -> np.ndarray[Any, np.
     for name in CONSENT_COLUMNS:
         changed |= left[name].to_numpy(dtype=object) != right[name].to_numpy(dtype=object)
     return changed
+
+
+def consent_lines(contact: Mapping[str, Any]) -> list[str]:
+    """A contact's consent for people to read (``contact-sync show``): one line per channel."""
+    lines = []
+    for channel in CHANNELS:
+        flag = contact.get(f"{channel}_opt_out")
+        at, source = contact.get(f"{channel}_opt_out_at"), contact.get(f"{channel}_opt_out_source")
+        when = f" since {at:%Y-%m-%d %H:%M:%SZ}" if at is not None else ""
+        said = f" (per {source})" if source else ""
+        if flag is None:
+            state = "unknown (no source says)"
+        elif flag:
+            state = f"opted out{when}{said}"
+        else:
+            state = f"not opted out{' (opted in' + when + ', per ' + source + ')' if source else ''}"
+        lines.append(f"  {channel}: {state}")
+    return lines

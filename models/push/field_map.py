@@ -191,6 +191,8 @@ class PushConfig:
     alias_domains: frozenset[str] = frozenset()
     name_guard: bool = True
     nickname_pairs: tuple[tuple[str, str], ...] = ()
+    consent_push: bool = True
+    """Carry email opt-outs to the destinations that hold them (`models.push.consent`)."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -221,5 +223,6 @@ class PushConfig:
             sorted(self.alias_domains),
             self.name_guard,
             sorted(self.nickname_pairs),
+            self.consent_push,
         )
         return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]
