@@ -54,7 +54,8 @@ def pick(url: str, emu: Emulator) -> tuple[str, str, list[tuple[str, str, str]]]
         funnels = [i for s, _, i in records if s == "clickfunnels"]
         crm = crm_records(emu, records)
         usable = contacts[contact_id]["email_opt_out"] is not True and contacts[contact_id]["email"]
-        if usable and funnels and crm and all(r["Email_Opt_Out"] is False for r in crm):
+        writable = all(r["Email_Opt_Out"] is False and r["$approval_state"] == "approved" for r in crm)
+        if usable and funnels and crm and writable:
             return contact_id, funnels[0], records
     raise AssertionError("the sandbox has no such person")
 
