@@ -16,6 +16,7 @@ push is on, and is refused like the others when it is off.
 """
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,43 +87,47 @@ def plan_consent(targets: pd.DataFrame, golden: pd.DataFrame, plan_columns: tupl
 
 
 def guard_creates(plan: pd.DataFrame, golden: pd.DataFrame, *, consent_push: bool) -> pd.DataFrame:
-    """The create rows of ``plan`` with every opted-out person's create refused (``invalid_reason``),
-    or, for a destination that holds the opt-out (Zoho) while consent push is on, carrying it."""
+    """``plan`` with the creates of opted-out people refused (``invalid_reason``) where the destination
+    reaches them on that channel, and, where it holds the opt-out itself (Zoho) while consent push is
+    on, an ``Email_Opt_Out: true`` row added to the create instead.
+
+    golden: contact_id, email_opt_out, sms_opt_out of the contacts planned.
+    """
     creates = plan["record_id"].isna().to_numpy()
     if not creates.any() or not {"email_opt_out", "sms_opt_out"} <= set(golden):
         return plan
-    flags = golden.assign(contact_id=golden["contact_id"].astype(str)).set_index("contact_id")
+    flags = golden.assign(contact_id=golden["contact_id"].astype(str)).drop_duplicates("contact_id")
+    flags = flags.set_index("contact_id")
     contact = plan["contact_id"].astype(str)
-    out_of = {
-        channel: contact.map(flags[f"{channel}_opt_out"].eq(True)).fillna(False).to_numpy(dtype=bool)
-        for channel in ("email", "sms")
-    }
-    keys = list(zip(plan["destination"], plan["object"], strict=True))
-    refusal = np.full(len(plan), None, dtype=object)
-    carry = np.zeros(len(plan), dtype=bool)
-    for row, key in enumerate(keys):
-        if not creates[row]:
-            continue
-        channels = [c for c in CREATE_CHANNELS.get(key, ()) if out_of[c][row]]
-        if key in CONSENT_FIELDS and out_of["email"][row]:
-            if consent_push:
-                carry[row] = True
-            else:
-                channels = ["email"]
-        if channels:
-            refusal[row] = f"opted out of {' and '.join(channels)}: never created in {key[0]}/{key[1]}" + (
-                " (CONTACT_SYNC_CONSENT_PUSH=off, so the opt-out cannot go with it)"
-                if key in CONSENT_FIELDS
-                else ""
-            )
+    key = plan["destination"].astype(str) + "/" + plan["object"].astype(str)
+
+    def opted(channel: str) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        held = contact.map(flags[f"{channel}_opt_out"].eq(True)).fillna(False).to_numpy(dtype=bool)
+        return held & creates
+
+    def reaching(channel: str) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        names = [f"{d}/{o}" for (d, o), channels in CREATE_CHANNELS.items() if channel in channels]
+        return key.isin(names).to_numpy()
+
+    holds = key.isin([f"{d}/{o}" for d, o in CONSENT_FIELDS]).to_numpy()
+    email, sms = opted("email"), opted("sms")
+    no_email = email & (reaching("email") | (holds & (not consent_push)))
+    no_sms = sms & reaching("sms")
+    channels = np.select([no_email & no_sms, no_email, no_sms], ["email and sms", "email", "sms"], "")
+    refused = no_email | no_sms
     plan = plan.copy()
-    refused = pd.notna(refusal)
-    plan.loc[refused, "invalid_reason"] = refusal[refused]
+    reason = "opted out of " + pd.Series(channels, index=plan.index) + ": never created in " + key
+    if not consent_push:
+        off = " (CONTACT_SYNC_CONSENT_PUSH=off: the opt-out cannot go with it)"
+        reason = reason.where(~holds, reason + off)
+    plan.loc[refused, "invalid_reason"] = reason[refused]
+    carry = email & holds & consent_push
     if carry.any():
         extra = plan[carry].drop_duplicates(["destination", "object", "contact_id"]).copy()
         extra["field"] = CONSENT_FIELD
         extra["canonical_field"] = "email_opt_out"
         extra["before_value"] = None
         extra["after_value"] = True
+        extra["reason"] = "create"
         plan = pd.concat([plan, extra], ignore_index=True)
     return plan
