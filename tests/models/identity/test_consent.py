@@ -43,16 +43,16 @@ def one(frame: pd.DataFrame, contact: str = "c") -> dict[str, Any]:
     return {name: (None if pd.isna(row[name]) else row[name]) for name in CONSENT_COLUMNS}
 
 
+def verdict(*rows: tuple[str, str, bool, datetime | None, str]) -> dict[str, Any]:
+    """The golden consent of contact "c" from these statements."""
+    return one(decide(said(*rows), pd.Series(["c"])))
+
+
 def test_an_opt_out_anywhere_wins_over_records_that_say_not_opted_out() -> None:
-    result = one(
-        decide(
-            said(
-                ("c", "email", False, None, "zoho_crm/lead"),
-                ("c", "email", True, FEB, "clickfunnels/contact"),
-                ("c", "email", False, None, "zoho_bigin/contact"),
-            ),
-            pd.Series(["c"]),
-        )
+    result = verdict(
+        ("c", "email", False, None, "zoho_crm/lead"),
+        ("c", "email", True, FEB, "clickfunnels/contact"),
+        ("c", "email", False, None, "zoho_bigin/contact"),
     )
     assert result["email_opt_out"] is True
     assert (result["email_opt_out_at"], result["email_opt_out_source"]) == (FEB, "clickfunnels/contact")
@@ -60,14 +60,9 @@ def test_an_opt_out_anywhere_wins_over_records_that_say_not_opted_out() -> None:
 
 
 def test_the_earliest_opt_out_names_when_and_where_so_a_later_copy_changes_nothing() -> None:
-    result = one(
-        decide(
-            said(
-                ("c", "email", True, MAR, "zoho_crm/contact"),
-                ("c", "email", True, JAN, "clickfunnels/contact"),
-            ),
-            pd.Series(["c"]),
-        )
+    result = verdict(
+        ("c", "email", True, MAR, "zoho_crm/contact"),
+        ("c", "email", True, JAN, "clickfunnels/contact"),
     )
     assert (result["email_opt_out_at"], result["email_opt_out_source"]) == (JAN, "clickfunnels/contact")
 
@@ -80,15 +75,10 @@ def test_the_earliest_opt_out_names_when_and_where_so_a_later_copy_changes_nothi
 def test_only_a_strictly_later_opt_in_on_the_same_channel_beats_an_opt_out(
     opt_in: datetime, expected: bool
 ) -> None:
-    result = one(
-        decide(
-            said(
-                ("c", "email", True, FEB, "clickfunnels/contact"),
-                ("c", "email", False, opt_in, "zoho_crm/lead"),
-                ("c", "sms", True, JAN, "clicksend/list_contact"),
-            ),
-            pd.Series(["c"]),
-        )
+    result = verdict(
+        ("c", "email", True, FEB, "clickfunnels/contact"),
+        ("c", "email", False, opt_in, "zoho_crm/lead"),
+        ("c", "sms", True, JAN, "clicksend/list_contact"),
     )
     assert result["email_opt_out"] is expected
     assert result["sms_opt_out"] is True  # an opt-in on email says nothing of SMS
@@ -97,15 +87,10 @@ def test_only_a_strictly_later_opt_in_on_the_same_channel_beats_an_opt_out(
 
 
 def test_an_opt_out_in_between_two_opt_ins_stands_only_when_it_is_the_latest() -> None:
-    result = one(
-        decide(
-            said(
-                ("c", "email", True, JAN, "clickfunnels/contact"),
-                ("c", "email", False, FEB, "zoho_crm/lead"),
-                ("c", "email", True, MAR, "zoho_bigin/contact"),
-            ),
-            pd.Series(["c"]),
-        )
+    result = verdict(
+        ("c", "email", True, JAN, "clickfunnels/contact"),
+        ("c", "email", False, FEB, "zoho_crm/lead"),
+        ("c", "email", True, MAR, "zoho_bigin/contact"),
     )
     # The January opt-out was overtaken; the March one stands and names itself.
     assert (result["email_opt_out"], result["email_opt_out_at"], result["email_opt_out_source"]) == (
@@ -116,13 +101,8 @@ def test_an_opt_out_in_between_two_opt_ins_stands_only_when_it_is_the_latest() -
 
 
 def test_an_opt_out_without_a_time_always_stands() -> None:
-    result = one(
-        decide(
-            said(
-                ("c", "sms", True, None, "clicksend/list_contact"), ("c", "sms", False, MAR, "zoho_crm/lead")
-            ),
-            pd.Series(["c"]),
-        )
+    result = verdict(
+        ("c", "sms", True, None, "clicksend/list_contact"), ("c", "sms", False, MAR, "zoho_crm/lead")
     )
     assert (result["sms_opt_out"], result["sms_opt_out_at"]) == (True, None)
 
