@@ -38,9 +38,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
-
-from models.normalise.field_values import parse_time
 
 CHANNELS = ("email", "sms")
 #: The contacts columns this module fills, per channel: the flag, when, and which source/object said so.
@@ -50,36 +49,56 @@ CONSENT_COLUMNS = tuple(
 STATEMENT_COLUMNS = ("record_key", "channel", "opted_out", "at")
 
 _OPT_OUT_LIST_NAME = "opt-out list"
-Statement = tuple[str, bool, Any] | None
-"""(channel, opted_out, at) said by one record, or None when it says nothing."""
+_TIME = pd.DatetimeTZDtype("us", "UTC")
+_NAT = np.iinfo(np.int64).min
 
 
-def _clickfunnels(payload: Mapping[str, Any]) -> Statement:
-    if "unsubscribed_at" not in payload:
-        return None
-    value = payload.get("unsubscribed_at")
-    if value is None or value == "":
-        return ("email", False, None)
-    return ("email", True, parse_time(value, "iso")[0])
+class _Said:
+    """What the records of one source object state: per record whether it speaks, whether it opted out,
+    and when (NaT when unsaid). Fields are pulled from the payloads once, the rest is column work."""
+
+    def __init__(self, channel: str, speaks: Any, opted_out: Any, at: pd.Series) -> None:
+        self.channel = channel
+        self.speaks = np.asarray(speaks, dtype=bool)
+        self.opted_out = np.asarray(opted_out, dtype=bool)
+        self.at = at
 
 
-def _clicksend(payload: Mapping[str, Any]) -> Statement:
-    if str(payload.get("list_name") or "").strip().casefold() != _OPT_OUT_LIST_NAME:
-        return None
-    return ("sms", True, parse_time(payload.get("date_added"), "unix")[0])
+def _field(payloads: list[Any], name: str) -> pd.Series:
+    return pd.Series([p.get(name) for p in payloads], dtype=object)
 
 
-def _zoho(payload: Mapping[str, Any]) -> Statement:
-    flag = payload.get("Email_Opt_Out")
-    if not isinstance(flag, bool):
-        return None
-    if not flag:
-        return ("email", False, None)
-    at = parse_time(payload.get("Unsubscribed_Time"), "iso")[0]
-    return ("email", True, at or parse_time(payload.get("Modified_Time"), "iso")[0])
+def _iso(values: pd.Series) -> pd.Series:
+    """ISO 8601 times with or without an offset (naive ones are UTC), unreadable ones NaT."""
+    return pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601").astype(_TIME)
 
 
-_READERS: Mapping[tuple[str, str], Callable[[Mapping[str, Any]], Statement]] = {
+def _clickfunnels(payloads: list[Any]) -> _Said:
+    value = _field(payloads, "unsubscribed_at")
+    present = [("unsubscribed_at" in p) for p in payloads]
+    opted = value.notna() & value.ne("")
+    at = _iso(value.where(opted.to_numpy(), None))
+    return _Said("email", present, opted.to_numpy(), at)
+
+
+def _clicksend(payloads: list[Any]) -> _Said:
+    names = _field(payloads, "list_name").fillna("").astype(str).str.strip().str.casefold()
+    listed = names.eq(_OPT_OUT_LIST_NAME).to_numpy()
+    added = pd.to_numeric(_field(payloads, "date_added").where(listed, None), errors="coerce")
+    at = pd.to_datetime(added, unit="s", utc=True, errors="coerce").astype(_TIME)
+    return _Said("sms", listed, listed, at)
+
+
+def _zoho(payloads: list[Any]) -> _Said:
+    flags = _field(payloads, "Email_Opt_Out")
+    opted = np.fromiter((v is True for v in flags), dtype=bool, count=len(flags))
+    spoken = opted | np.fromiter((v is False for v in flags), dtype=bool, count=len(flags))
+    unsubscribed = _iso(_field(payloads, "Unsubscribed_Time").where(opted, None))
+    modified = _iso(_field(payloads, "Modified_Time").where(opted, None))
+    return _Said("email", spoken, opted, unsubscribed.where(unsubscribed.notna(), modified))
+
+
+_READERS: Mapping[tuple[str, str], Callable[[list[Any]], _Said]] = {
     ("clickfunnels", "contact"): _clickfunnels,
     ("clicksend", "list_contact"): _clicksend,
     ("zoho_crm", "lead"): _zoho,
@@ -93,26 +112,25 @@ def statements(raw: pd.DataFrame) -> pd.DataFrame:
 
     raw: record_key, source, object, payload (the record as stored). ``at`` is UTC (NaT when unsaid).
     """
-    keys: list[int] = []
-    said: list[tuple[str, bool, Any]] = []
+    parts = [_no_statements().loc[:, list(STATEMENT_COLUMNS)]]
     for (source, obj), group in raw.groupby(["source", "object"], sort=True):
         reader = _READERS.get((str(source), str(obj)))
         if reader is None:
             continue
-        found = [reader(p) if isinstance(p, Mapping) else None for p in group["payload"]]
-        mine = [i for i, statement in enumerate(found) if statement is not None]
-        record_keys = group["record_key"].to_numpy(dtype=np.int64)
-        keys.extend(int(record_keys[i]) for i in mine)
-        said.extend(found[i] for i in mine)  # type: ignore[misc]
-    frame = pd.DataFrame(
-        {
-            "record_key": np.asarray(keys, dtype=np.int64),
-            "channel": pd.Series([s[0] for s in said], dtype=object),
-            "opted_out": np.asarray([s[1] for s in said], dtype=bool),
-            "at": pd.to_datetime(pd.Series([s[2] for s in said], dtype=object), utc=True),
-        }
-    )
-    return frame.astype({"at": pd.DatetimeTZDtype("us", "UTC")})
+        payloads = [p if isinstance(p, dict) else {} for p in group["payload"]]
+        said = reader(payloads)
+        keys = group["record_key"].to_numpy(dtype=np.int64)[said.speaks]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "record_key": keys,
+                    "channel": np.full(len(keys), said.channel, dtype=object),
+                    "opted_out": said.opted_out[said.speaks],
+                    "at": said.at[said.speaks].reset_index(drop=True).astype(_TIME).array,
+                }
+            )
+        )
+    return pd.concat([part for part in parts if len(part)] or parts[:1], ignore_index=True)
 
 
 def decide(said: pd.DataFrame, contact_ids: pd.Series) -> pd.DataFrame:
@@ -120,63 +138,72 @@ def decide(said: pd.DataFrame, contact_ids: pd.Series) -> pd.DataFrame:
 
     said: `STATEMENT_COLUMNS` plus contact_id, source, object, source_id (the stating record).
     """
-    out = pd.DataFrame({"contact_id": pd.Series(contact_ids, dtype=object).drop_duplicates()})
-    out = out.reset_index(drop=True)
-    said = said.assign(
-        contact_id=said["contact_id"].astype(object),
-        origin=said["source"].astype(str) + "/" + said["object"].astype(str),
-        source_id=said["source_id"].astype(str),
-    )
-    for channel in CHANNELS:
-        out = out.merge(
-            _decide_channel(said[said["channel"] == channel], channel), on="contact_id", how="left"
+    uniques = pd.Index(pd.Series(contact_ids, dtype=object).drop_duplicates().to_numpy(dtype=object))
+    out = pd.DataFrame({"contact_id": pd.Series(uniques, dtype=object)})
+    codes = uniques.get_indexer(said["contact_id"].astype(object))
+    known = codes >= 0
+    said = said[known]
+    codes = codes[known]
+    origin = (said["source"].astype(str) + "/" + said["object"].astype(str)).to_numpy(dtype=object)
+    origin_codes, origins = pd.factorize(origin, sort=True)
+    id_codes = pd.factorize(said["source_id"].astype(str).to_numpy(dtype=object), sort=True)[0]
+    ticks = pd.to_datetime(said["at"], utc=True).astype(_TIME).to_numpy(dtype="datetime64[us]").view(np.int64)
+    channel = said["channel"].to_numpy(dtype=object)
+    opted = said["opted_out"].to_numpy(dtype=bool)
+    for name in CHANNELS:
+        mine = channel == name
+        flag, at, source = _decide_channel(
+            len(uniques),
+            codes=codes[mine],
+            opted=opted[mine],
+            ticks=ticks[mine],
+            origins=origin_codes[mine],
+            ids=id_codes[mine],
         )
-    for channel in CHANNELS:
-        flag = f"{channel}_opt_out"
-        out[flag] = out[flag].astype(object).where(out[flag].notna(), None)
-        out[f"{channel}_opt_out_source"] = out[f"{channel}_opt_out_source"].astype(object)
-        out[f"{channel}_opt_out_source"] = out[f"{channel}_opt_out_source"].where(
-            out[f"{channel}_opt_out_source"].notna(), None
-        )
-        out[f"{channel}_opt_out_at"] = pd.to_datetime(out[f"{channel}_opt_out_at"], utc=True)
+        values = np.full(len(uniques), None, dtype=object)
+        values[flag == 1] = True
+        values[flag == 0] = False
+        out[f"{name}_opt_out"] = pd.Series(values, dtype=object)
+        out[f"{name}_opt_out_at"] = pd.Series(at.view("datetime64[us]")).dt.tz_localize("UTC")
+        names = np.asarray([*origins, None], dtype=object)
+        out[f"{name}_opt_out_source"] = pd.Series(names[source], dtype=object)
     return out.loc[:, ["contact_id", *CONSENT_COLUMNS]]
 
 
-def _decide_channel(said: pd.DataFrame, channel: str) -> pd.DataFrame:
-    """contact_id, <channel>_opt_out, _at, _source for the contacts with a statement on ``channel``."""
-    flag, at, source = f"{channel}_opt_out", f"{channel}_opt_out_at", f"{channel}_opt_out_source"
-    ins = said[~said["opted_out"] & said["at"].notna()]
-    latest_in = ins.groupby("contact_id", sort=False)["at"].max().rename("latest_in")
-    outs = said[said["opted_out"]].merge(latest_in, left_on="contact_id", right_index=True, how="left")
-    standing = outs[outs["at"].isna() | outs["latest_in"].isna() | (outs["at"] >= outs["latest_in"])]
-    # The earliest standing opt-out decides; undated ones come after every dated one.
-    first_out = standing.assign(undated=standing["at"].isna()).sort_values(
-        ["contact_id", "undated", "at", "origin", "source_id"], kind="stable"
-    )
-    first_out = first_out.drop_duplicates("contact_id")
-    decided_out = pd.DataFrame(
-        {"contact_id": first_out["contact_id"], flag: True, at: first_out["at"], source: first_out["origin"]}
-    )
-    # Contacts with no standing opt-out: false, named by their latest opt-in when there is one.
-    rest = said[~said["contact_id"].isin(decided_out["contact_id"])]
-    last_in = (
-        rest[~rest["opted_out"] & rest["at"].notna()]
-        .sort_values(["contact_id", "at", "origin", "source_id"], ascending=[True, False, True, True])
-        .drop_duplicates("contact_id")
-    )
-    spoken = pd.DataFrame({"contact_id": rest["contact_id"].drop_duplicates()})
-    decided_in = spoken.merge(
-        pd.DataFrame({"contact_id": last_in["contact_id"], at: last_in["at"], source: last_in["origin"]}),
-        on="contact_id",
-        how="left",
-    ).assign(**{flag: False})
-    parts = [part for part in (decided_out, decided_in) if len(part)]
-    if not parts:
-        empty = pd.DataFrame({"contact_id": pd.Series(dtype=object), flag: pd.Series(dtype=object)})
-        return empty.assign(**{at: pd.Series(dtype="datetime64[us, UTC]"), source: pd.Series(dtype=object)})
-    decided = pd.concat(parts, ignore_index=True)
-    decided[flag] = decided[flag].astype(object)
-    return decided.loc[:, ["contact_id", flag, at, source]]
+def _decide_channel(
+    count: int,
+    *,
+    codes: npt.NDArray[np.intp],
+    opted: npt.NDArray[np.bool_],
+    ticks: npt.NDArray[np.int64],
+    origins: npt.NDArray[np.intp],
+    ids: npt.NDArray[np.intp],
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int64], npt.NDArray[np.intp]]:
+    """Per contact code: flag (1 opted out, 0 not, -1 unsaid), the deciding time (NaT as int64 min)
+    and the deciding origin's code (``-1``, i.e. the None after the last origin, when none decides)."""
+    flag = np.full(count, -1, dtype=np.int8)
+    at = np.full(count, _NAT, dtype=np.int64)
+    source = np.full(count, -1, dtype=np.intp)
+    flag[codes] = 0
+    dated = ticks != _NAT
+    # The latest explicit opt-in of each contact (NaT where it has none).
+    latest_in = np.full(count, _NAT, dtype=np.int64)
+    np.maximum.at(latest_in, codes[~opted & dated], ticks[~opted & dated])
+    standing = opted & (~dated | (latest_in[codes] == _NAT) | (ticks >= latest_in[codes]))
+    # Of the standing opt-outs, the earliest decides (undated ones last), ties by origin and id.
+    order = np.lexsort((ids, origins, ticks, ~dated, codes))
+    rows = order[standing[order]]
+    first = rows[np.r_[True, codes[rows][1:] != codes[rows][:-1]]] if len(rows) else rows
+    flag[codes[first]] = 1
+    at[codes[first]] = ticks[first]
+    source[codes[first]] = origins[first]
+    # Contacts with none standing are named by their latest opt-in (ties by origin and id).
+    ins = np.flatnonzero(~opted & dated & (flag[codes] == 0))
+    order = ins[np.lexsort((ids[ins], origins[ins], -ticks[ins], codes[ins]))]
+    last = order[np.r_[True, codes[order][1:] != codes[order][:-1]]] if len(order) else order
+    at[codes[last]] = ticks[last]
+    source[codes[last]] = origins[last]
+    return flag, at, source
 
 
 def golden_consent(people: pd.DataFrame, raw: pd.DataFrame | None) -> pd.DataFrame:
