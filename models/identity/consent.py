@@ -19,8 +19,8 @@ contact and channel:
 1. the contact is opted out when it has an opt-out whose time is not before the latest opt-in (an
    opt-out with no time always stands): an opt-out anywhere wins unless the same channel shows a
    strictly later opt-in. ``*_at`` and ``*_source`` then name the earliest such opt-out (ties by
-   source, object and id), so a later copy of the same opt-out, such as the one our own reverse sync
-   writes to Zoho, changes nothing;
+   source/object, then record), so a later copy of the same opt-out, such as the one our own
+   reverse sync writes to Zoho, changes nothing;
 2. else it is not opted out (false) when any record says anything for the channel; ``*_at`` and
    ``*_source`` name the latest opt-in when there is one, else stay empty;
 3. else the value is null: no source says.
@@ -35,7 +35,7 @@ never matters (every choice is a sort with a total order).
 """
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -64,8 +64,15 @@ class _Said:
         self.at = at
 
 
-def _field(payloads: list[Any], name: str) -> pd.Series:
-    return pd.Series([p.get(name) for p in payloads], dtype=object)
+def _field(payloads: list[Any], name: str, rows: npt.NDArray[np.bool_] | None = None) -> pd.Series:
+    """One payload key of every record (None where absent), or only of ``rows`` (None elsewhere):
+    most records state no opt-out, so their times are never read."""
+    if rows is None:
+        return pd.Series([p.get(name) for p in payloads], dtype=object)
+    values = np.full(len(payloads), None, dtype=object)
+    chosen = np.flatnonzero(rows)
+    values[chosen] = [payloads[i].get(name) for i in chosen]
+    return pd.Series(values, dtype=object)
 
 
 def _iso(values: pd.Series) -> pd.Series:
@@ -84,7 +91,7 @@ def _clickfunnels(payloads: list[Any]) -> _Said:
 def _clicksend(payloads: list[Any]) -> _Said:
     names = _field(payloads, "list_name").fillna("").astype(str).str.strip().str.casefold()
     listed = names.eq(_OPT_OUT_LIST_NAME).to_numpy()
-    added = pd.to_numeric(_field(payloads, "date_added").where(listed, None), errors="coerce")
+    added = pd.to_numeric(_field(payloads, "date_added", listed), errors="coerce")
     at = pd.to_datetime(added, unit="s", utc=True, errors="coerce").astype(_TIME)
     return _Said("sms", listed, listed, at)
 
@@ -93,8 +100,8 @@ def _zoho(payloads: list[Any]) -> _Said:
     flags = _field(payloads, "Email_Opt_Out")
     opted = np.fromiter((v is True for v in flags), dtype=bool, count=len(flags))
     spoken = opted | np.fromiter((v is False for v in flags), dtype=bool, count=len(flags))
-    unsubscribed = _iso(_field(payloads, "Unsubscribed_Time").where(opted, None))
-    modified = _iso(_field(payloads, "Modified_Time").where(opted, None))
+    unsubscribed = _iso(_field(payloads, "Unsubscribed_Time", opted))
+    modified = _iso(_field(payloads, "Modified_Time", opted))
     return _Said("email", spoken, opted, unsubscribed.where(unsubscribed.notna(), modified))
 
 
@@ -136,7 +143,7 @@ def statements(raw: pd.DataFrame) -> pd.DataFrame:
 def decide(said: pd.DataFrame, contact_ids: pd.Series) -> pd.DataFrame:
     """The golden consent of each of ``contact_ids``: contact_id and `CONSENT_COLUMNS`.
 
-    said: `STATEMENT_COLUMNS` plus contact_id, source, object, source_id (the stating record).
+    said: `STATEMENT_COLUMNS` plus contact_id, source, object (the stating record's).
     """
     uniques = pd.Index(pd.Series(contact_ids, dtype=object).drop_duplicates().to_numpy(dtype=object))
     out = pd.DataFrame({"contact_id": pd.Series(uniques, dtype=object)})
@@ -144,9 +151,11 @@ def decide(said: pd.DataFrame, contact_ids: pd.Series) -> pd.DataFrame:
     known = codes >= 0
     said = said[known]
     codes = codes[known]
-    origin = (said["source"].astype(str) + "/" + said["object"].astype(str)).to_numpy(dtype=object)
-    origin_codes, origins = pd.factorize(origin, sort=True)
-    id_codes = pd.factorize(said["source_id"].astype(str).to_numpy(dtype=object), sort=True)[0]
+    # Ties go by source/object name, then by the warehouse's record key (stable across runs).
+    grouped = said.groupby(["source", "object"], sort=True)
+    origin_codes = grouped.ngroup().to_numpy(dtype=np.intp)
+    origins = ["/".join(cast(tuple[str, str], key)) for key in grouped.groups]
+    id_codes = said["record_key"].to_numpy(dtype=np.int64)
     ticks = pd.to_datetime(said["at"], utc=True).astype(_TIME).to_numpy(dtype="datetime64[us]").view(np.int64)
     channel = said["channel"].to_numpy(dtype=object)
     opted = said["opted_out"].to_numpy(dtype=bool)
@@ -177,7 +186,7 @@ def _decide_channel(
     opted: npt.NDArray[np.bool_],
     ticks: npt.NDArray[np.int64],
     origins: npt.NDArray[np.intp],
-    ids: npt.NDArray[np.intp],
+    ids: npt.NDArray[np.int64],
 ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int64], npt.NDArray[np.intp]]:
     """Per contact code: flag (1 opted out, 0 not, -1 unsaid), the deciding time (NaT as int64 min)
     and the deciding origin's code (``-1``, i.e. the None after the last origin, when none decides)."""
