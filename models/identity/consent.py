@@ -201,18 +201,24 @@ def _decide_channel(
     standing = opted & (~dated | (latest_in[codes] == _NAT) | (ticks >= latest_in[codes]))
     # Of the standing opt-outs, the earliest decides (undated ones last), ties by origin and id.
     order = np.lexsort((ids, origins, ticks, ~dated, codes))
-    rows = order[standing[order]]
-    first = rows[np.r_[True, codes[rows][1:] != codes[rows][:-1]]] if len(rows) else rows
+    first = _first_of_each(order[standing[order]], codes)
     flag[codes[first]] = 1
     at[codes[first]] = ticks[first]
     source[codes[first]] = origins[first]
     # Contacts with none standing are named by their latest opt-in (ties by origin and id).
     ins = np.flatnonzero(~opted & dated & (flag[codes] == 0))
-    order = ins[np.lexsort((ids[ins], origins[ins], -ticks[ins], codes[ins]))]
-    last = order[np.r_[True, codes[order][1:] != codes[order][:-1]]] if len(order) else order
+    last = _first_of_each(ins[np.lexsort((ids[ins], origins[ins], -ticks[ins], codes[ins]))], codes)
     at[codes[last]] = ticks[last]
     source[codes[last]] = origins[last]
     return flag, at, source
+
+
+def _first_of_each(rows: npt.NDArray[np.intp], codes: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """The first of ``rows`` (grouped by contact code, best first) for each contact."""
+    if not len(rows):
+        return rows
+    grouped = codes[rows]
+    return rows[np.r_[True, grouped[1:] != grouped[:-1]]]
 
 
 def golden_consent(people: pd.DataFrame, raw: pd.DataFrame | None) -> pd.DataFrame:
