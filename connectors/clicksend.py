@@ -292,6 +292,12 @@ class ClickSendClient:
             newest = mark
             read = 0
             for records, _, _, total in self._pages(template, params_for(mark), {"list_id": list_id}):
+                # ClickSend's Contact model names its list (docs/Contact.md, api-notes §3.4); where a
+                # listing leaves the name out it is filled from the list being read, so a stored
+                # contact says by itself whether it sits on the opt-out list (an SMS opt-out).
+                for record in records:
+                    if not record.get("list_name"):
+                        record["list_name"] = contact_list.get("list_name")
                 stamps = [s for s in (_int(r.get("date_updated")) for r in records) if s is not None]
                 newest = max([*stamps, *([newest] if newest is not None else [])], default=None)
                 read += len(records)

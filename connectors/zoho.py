@@ -102,8 +102,11 @@ _COMMON = (
     "Created_By",
     "Modified_By",
 )
+# When and how a CRM record was unsubscribed (api-notes §5.5): the time an email opt-out was made.
+_CONSENT = ("Unsubscribed_Time", "Unsubscribed_Mode")
 LEAD_FIELDS: tuple[str, ...] = (
     *_COMMON,
+    *_CONSENT,
     "Salutation",
     "Secondary_Email",
     "Fax",
@@ -122,6 +125,7 @@ LEAD_FIELDS: tuple[str, ...] = (
 )
 CRM_CONTACT_FIELDS: tuple[str, ...] = (
     *_COMMON,
+    *_CONSENT,
     "Salutation",
     "Secondary_Email",
     "Home_Phone",

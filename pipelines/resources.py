@@ -65,6 +65,7 @@ class SyncSettingsResource(dg.ConfigurableResource):
     max_records_per_identifier: int = 25
     source_priority: str | None = None
     household_split: str = "on"
+    consent_push: str = "on"
     nicknames: str | None = None
     mappings: str | None = None
     cron: str = "*/15 * * * *"
@@ -85,6 +86,7 @@ class SyncSettingsResource(dg.ConfigurableResource):
             "contact_sync_max_records_per_identifier": self.max_records_per_identifier,
             "contact_sync_source_priority": self.source_priority,
             "contact_sync_household_split": self.household_split,
+            "contact_sync_consent_push": self.consent_push,
             "contact_sync_nicknames": self.nicknames,
             "contact_sync_mappings": self.mappings,
             "contact_sync_cron": self.cron,
@@ -147,6 +149,7 @@ def settings_resource(settings: Settings) -> SyncSettingsResource:
         max_records_per_identifier=settings.contact_sync_max_records_per_identifier,
         source_priority=settings.contact_sync_source_priority,
         household_split=settings.contact_sync_household_split,
+        consent_push=settings.contact_sync_consent_push,
         nicknames=None if settings.contact_sync_nicknames is None else str(settings.contact_sync_nicknames),
         mappings=None if settings.contact_sync_mappings is None else str(settings.contact_sync_mappings),
         cron=settings.contact_sync_cron,

@@ -22,8 +22,10 @@ from connectors.factory import Clients
 from connectors.stop import STOP, StopRequested
 from connectors.writes import WriteResult
 from models.push import ledger as push_ledger
+from models.push.consent import guard_creates, plan_consent
 from models.push.field_map import PushConfig
 from models.push.plan import (
+    PLAN_COLUMNS,
     Batch,
     RecordChange,
     RecordResult,
@@ -317,6 +319,9 @@ def _plan(
     else:
         golden = push_ledger.load_golden(engine)
     plan = plan_updates(targets.drop(columns="last_seen_at"), golden, config)
+    if config.consent_push:
+        consent = plan_consent(targets.drop(columns="last_seen_at"), golden, PLAN_COLUMNS)
+        plan = pd.concat([df for df in (plan, consent) if len(df)] or [plan], ignore_index=True)
     pending = push_ledger.in_flight(engine, targets, stream.source, stream.object)
     if len(pending) and len(plan):
         flight = (
@@ -404,7 +409,9 @@ def _plan_creates(
     held = push_ledger.held_contacts(
         engine, stream.source, None if contact_ids is None else set(candidates["contact_id"].astype(str))
     )
-    return plan_creates(candidates, held, only_here)
+    return guard_creates(
+        plan_creates(candidates, held, only_here), candidates, consent_push=config.consent_push
+    )
 
 
 def _rows_of(plan: pd.DataFrame, changes: Sequence[RecordChange]) -> pd.DataFrame:
@@ -618,6 +625,7 @@ def push_config(settings: Settings, regions: dict[str, str], opt_out: frozenset[
         name_guard=settings.contact_sync_household_split == "on",
         nickname_pairs=settings.nickname_pairs(),
         mappings=settings.mappings(),
+        consent_push=settings.contact_sync_consent_push == "on",
     )
 
 

@@ -200,7 +200,10 @@ class Settings(BaseSettings):
         """The checked mappings file, None when unset; raises `models.mappings.MappingsError`."""
         return None if self.contact_sync_mappings is None else load_mappings(self.contact_sync_mappings)
 
-    @field_validator("contact_sync_household_split", mode="before")
+    # Consent: reverse sync carries an email opt-out to Zoho's Email_Opt_Out (false to true only).
+    contact_sync_consent_push: Literal["on", "off"] = "on"
+
+    @field_validator("contact_sync_household_split", "contact_sync_consent_push", mode="before")
     @classmethod
     def _household_split(cls, value: Any) -> Any:
         text = str(value).strip().lower()

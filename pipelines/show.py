@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from models.identity.consent import consent_lines
 from models.identity.lookup import (
     GOLDEN_COLUMNS,
     ContactStory,
@@ -136,6 +137,8 @@ def text_lines(shown: Shown, settings: Settings) -> list[str]:
         f"  created {_when(contact['created_at'])}, updated {_when(contact['updated_at'])}, "
         f"{contact['source_count']} source records"
     )
+
+    lines += ["", "consent", *consent_lines(contact)]
 
     lines += ["", f"source records ({len(story.records)})"]
     if story.records:

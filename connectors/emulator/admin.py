@@ -50,6 +50,10 @@ class Controls(Protocol):
         self, table: str, record_id: object, fields: dict[str, Any], *, when: datetime | None = None
     ) -> dict[str, Any]: ...
 
+    def sms_opt_out(self, phone: str, *, when: datetime | None = None) -> dict[str, Any]: ...
+
+    def sms_opt_in(self, phone: str) -> int: ...
+
     def mutate(  # noqa: PLR0917 - mirrors Emulator.mutate
         self, seed: int, new: int = 0, updated: int = 0, deleted: int = 0, events: int = 0, messages: int = 0
     ) -> MutationSummary: ...
@@ -77,6 +81,8 @@ class Admin:
             ("POST", "/_admin/behaviours"): self._set_behaviours,
             ("POST", "/_admin/mutate"): self._mutate,
             ("POST", "/_admin/edit"): self._edit,
+            ("POST", "/_admin/sms-opt-out"): self._sms_opt_out,
+            ("POST", "/_admin/sms-opt-in"): self._sms_opt_in,
             ("GET", "/_admin/truth"): self._truth,
         }
         handler = handlers.get((request.method, request.path.rstrip("/")))
@@ -148,6 +154,24 @@ class Admin:
             raise ValueError("at needs a UTC offset")
         record = self._controls.edit(str(body.get("table")), body["id"], body["fields"], when=when)
         return json_response(200, record)
+
+    def _sms_opt_out(self, request: Request) -> Response:
+        """``{"phone": E.164, "at": ISO 8601 (optional)}``: the person texts STOP; answers the new
+        opt-out list contact."""
+        body = self._object(request)
+        if set(body) - {"phone", "at"} or not isinstance(body.get("phone"), str):
+            raise ValueError('sms-opt-out takes {"phone": "+1...", "at": ...}')
+        when = datetime.fromisoformat(str(body["at"])) if body.get("at") else None
+        if when is not None and when.tzinfo is None:
+            raise ValueError("at needs a UTC offset")
+        return json_response(200, self._controls.sms_opt_out(body["phone"], when=when))
+
+    def _sms_opt_in(self, request: Request) -> Response:
+        """``{"phone": E.164}``: the person texts START; answers how many opt-out entries went."""
+        body = self._object(request)
+        if set(body) != {"phone"} or not isinstance(body.get("phone"), str):
+            raise ValueError('sms-opt-in takes {"phone": "+1..."}')
+        return json_response(200, {"removed": self._controls.sms_opt_in(body["phone"])})
 
     def _truth(self, request: Request) -> Response:
         truth = self._controls.truth()

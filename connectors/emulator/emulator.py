@@ -21,7 +21,7 @@ from connectors.emulator.dispatch import Dispatcher, RequestCounter
 from connectors.emulator.faults import APP_NAMES, FaultConfig, FaultInjector, GatewayBudget
 from connectors.emulator.generate import generate_dataset
 from connectors.emulator.linkflow import LinkflowApi
-from connectors.emulator.mutate import MutationSummary, Mutator, edit_by_hand
+from connectors.emulator.mutate import MutationSummary, Mutator, edit_by_hand, sms_opt_in, sms_opt_out
 from connectors.emulator.routing import Api
 from connectors.emulator.server import EmulatorHTTPServer
 from connectors.emulator.state import EmulatorState, Rejection, WriteRecord
@@ -239,6 +239,14 @@ class Emulator:
         if not table.startswith("zoho_"):
             key = int(str(record_id))
         return edit_by_hand(self._state, table, key, fields, when=None if when is None else when.timestamp())
+
+    def sms_opt_out(self, phone: str, *, when: datetime | None = None) -> dict[str, Any]:
+        """The person with this number texts STOP: it joins ClickSend's opt-out list (at ``when``)."""
+        return sms_opt_out(self._state, phone, when=None if when is None else when.timestamp())
+
+    def sms_opt_in(self, phone: str) -> int:
+        """The person texts START: the number leaves the opt-out list; returns the entries removed."""
+        return sms_opt_in(self._state, phone)
 
     def expire_linkflow_tokens(self) -> None:
         self._linkflow.expire_tokens()

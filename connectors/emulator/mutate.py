@@ -26,7 +26,13 @@ from connectors.emulator.identifiers import record_identifiers
 from connectors.emulator.people import make_person
 from connectors.emulator.placement import Placer
 from connectors.emulator.rand import SandboxRandom
-from connectors.emulator.records import minified_user, zoho_colleague, zoho_full_name
+from connectors.emulator.records import (
+    CLICKSEND_OPT_OUT_LIST_ID,
+    clicksend_contact,
+    minified_user,
+    zoho_colleague,
+    zoho_full_name,
+)
 from connectors.emulator.state import EmulatorState
 from connectors.emulator.store import Record
 from connectors.emulator.timefmt import iso_ms_utc, shanghai_local, zoho_time
@@ -299,3 +305,32 @@ def _stamp_by_hand(table: str, record: Record, now: float, modules: dict[str, Mo
         module = modules[table]
         record["Modified_Time"] = record["Last_Activity_Time"] = zoho_time(now, module.offset)
         record["Modified_By"] = minified_user(zoho_colleague(module.id_prefix))
+
+
+def sms_opt_out(state: EmulatorState, phone: str, *, when: float | None = None) -> Record:
+    """A person texts STOP: ClickSend adds their number to the account's opt-out list (api-notes §3.4),
+    a list contact like any other, read through ``/lists/{opt_out_list_id}/contacts``."""
+    with state.lock:
+        moment = state.now() if when is None else when
+        contact_id = state.dataset.allocate("clicksend")
+        list_name = state.dataset.clicksend_lists[CLICKSEND_OPT_OUT_LIST_ID]["list_name"]
+        record = clicksend_contact(contact_id, CLICKSEND_OPT_OUT_LIST_ID, list_name, moment)
+        record["phone_number"] = phone
+        state.put(CLICKSEND_CONTACTS, contact_id, record)
+        state.attribute(CLICKSEND_CONTACTS, contact_id, record_identifiers(CLICKSEND_CONTACTS, record))
+        return record
+
+
+def sms_opt_in(state: EmulatorState, phone: str) -> int:
+    """A person texts START: their number leaves the opt-out list. Returns how many entries went."""
+    with state.lock:
+        table = state.tables[CLICKSEND_CONTACTS]
+        gone = [
+            contact_id
+            for contact_id, record in list(table.records.items())
+            if record.get("list_id") == CLICKSEND_OPT_OUT_LIST_ID and record.get("phone_number") == phone
+        ]
+        for contact_id in gone:
+            table.remove(contact_id)
+            state.forget(CLICKSEND_CONTACTS, contact_id)
+        return len(gone)

@@ -7,6 +7,7 @@ order of creation, the way the real id sequences grow.
 """
 
 import dataclasses
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -319,6 +320,10 @@ class Placer:
             record["tags"] = [tag]
         if person.company and rng.random() < 0.25:
             record["custom_attributes"] = {"company": person.company}
+        if unsubscribes(person.pid, "clickfunnels"):
+            # ClickFunnels stamps the unsubscribe and counts the contact inactive (api-notes §2.4).
+            record["unsubscribed_at"] = iso_ms_utc(_midway(slot))
+            record["is_active"] = False
         record["updated_at"] = iso_ms_utc(slot.modified)
         return record
 
@@ -420,6 +425,7 @@ class Placer:
             self._lead_fields(record, person)
         else:
             self._contact_fields(record, person, "zoho_bigin" if bigin else "zoho_crm")
+        _unsubscribe_zoho(record, slot, person, offset)
         stamp = zoho_time(slot.modified, offset)
         record["Modified_Time"] = stamp
         record["Last_Activity_Time"] = stamp
@@ -445,3 +451,28 @@ class Placer:
             record["Mailing_Country"] = person.country
         if app == "zoho_crm":
             record["Lead_Source"] = rng.pick(_LEAD_SOURCES)
+
+
+#: Share of people who unsubscribed from email in each system's records.
+UNSUBSCRIBE_RATES = {"clickfunnels": 0.04, "lead": 0.03, "crm_contact": 0.03, "zoho_bigin": 0.03}
+
+
+def unsubscribes(pid: object, kind: str) -> bool:
+    """Whether a person's records of this kind carry an email opt-out. A hash of the person, not the
+    dataset's random stream: adding consent left every other generated value as it was."""
+    digest = hashlib.blake2b(f"{pid}:{kind}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < UNSUBSCRIBE_RATES.get(kind, 0.0)
+
+
+def _unsubscribe_zoho(record: Record, slot: "_Slot", person: Person, offset: Any) -> None:
+    """Zoho's opt-out: the flag, and in CRM when and how (Bigin keeps the flag alone)."""
+    if unsubscribes(person.pid, slot.kind):
+        record["Email_Opt_Out"] = True
+        if "Unsubscribed_Time" in record:
+            record["Unsubscribed_Mode"] = "Unsubscribe link"
+            record["Unsubscribed_Time"] = zoho_time(_midway(slot), offset)
+
+
+def _midway(slot: "_Slot") -> float:
+    """When the person unsubscribed: between the record's creation and its last modification."""
+    return slot.created + (slot.modified - slot.created) / 2

@@ -20,7 +20,8 @@ ZOHO_BIGIN_ID_PREFIX = "7255024"
 
 ZOHO_LEAD_FIELDS = (
     "Owner", "Company", "Salutation", "First_Name", "Last_Name", "Full_Name", "Email", "Secondary_Email",
-    "Phone", "Mobile", "Fax", "Designation", "Email_Opt_Out", "Lead_Status", "Lead_Source", "Street", "City",
+    "Phone", "Mobile", "Fax", "Designation", "Email_Opt_Out", "Unsubscribed_Mode", "Unsubscribed_Time",
+    "Lead_Status", "Lead_Source", "Street", "City",
     "State", "Zip_Code", "Country", "Tag", "Created_Time", "Modified_Time", "Last_Activity_Time",
     "Created_By", "Modified_By", "$converted", "$converted_detail", "$approval_state", "$state", "$editable",
     "$in_merge", "Customer_Plan",
@@ -28,7 +29,8 @@ ZOHO_LEAD_FIELDS = (
 ZOHO_CONTACT_FIELDS = (
     "Owner", "Account_Name", "Salutation", "First_Name", "Last_Name", "Full_Name", "Email", "Secondary_Email",
     "Phone", "Mobile", "Home_Phone", "Other_Phone", "Fax", "Title", "Department", "Email_Opt_Out",
-    "Lead_Source", "Mailing_Street", "Mailing_City", "Mailing_State", "Mailing_Zip", "Mailing_Country",
+    "Unsubscribed_Mode", "Unsubscribed_Time", "Lead_Source", "Mailing_Street", "Mailing_City",
+    "Mailing_State", "Mailing_Zip", "Mailing_Country",
     "Date_of_Birth", "Tag", "Created_Time", "Modified_Time", "Last_Activity_Time", "Created_By",
     "Modified_By", "$approval_state", "$state", "$editable", "$in_merge", "Customer_Plan",
 )  # fmt: skip
@@ -40,8 +42,13 @@ ZOHO_BIGIN_CONTACT_FIELDS = (
 )  # fmt: skip
 # Fields the server owns: a write may not set them (Zoho ignores them in input).
 ZOHO_READ_ONLY = frozenset(
-    {"id", "Full_Name", "Created_Time", "Modified_Time", "Last_Activity_Time", "Created_By", "Modified_By"}
-)
+    {
+        "id", "Full_Name", "Created_Time", "Modified_Time", "Last_Activity_Time", "Created_By", "Modified_By",
+        "Unsubscribed_Mode", "Unsubscribed_Time",
+    }
+)  # fmt: skip
+# Zoho CRM keeps when and how a person unsubscribed beside Email_Opt_Out (api-notes §5.5); Bigin's
+# contact shows Email_Opt_Out alone (§6.3), so only CRM records carry these.
 
 LINKFLOW_CONTACT_FIELDS = (
     "name", "nickname", "userName", "gender", "dateOfBirthday", "avatar", "profilePhoto", "mobilePhone",

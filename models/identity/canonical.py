@@ -25,6 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from models.identity.consent import statements
 from models.identity.contact_ids import ContactIdFactory
 from models.identity.own_writes import own_writes
 from models.identity.phases import (
@@ -74,6 +75,8 @@ class _Read:
     issues: int
     written: pd.DataFrame
     """record_key, payload of the records our reverse sync wrote (survivorship reads what they show)."""
+    consent: pd.DataFrame
+    """Every record's consent statements (`models.identity.consent.statements`), read with its slice."""
 
 
 def _read_records(
@@ -87,6 +90,7 @@ def _read_records(
     records: list[pd.DataFrame] = []
     points: list[pd.DataFrame] = []
     written: list[pd.DataFrame] = []
+    consent: list[pd.DataFrame] = []
     issues, last = 0, None
     while True:
         query = (
@@ -111,6 +115,7 @@ def _read_records(
         records.append(found)
         points.append(found_points)
         issues += found_issues
+        consent.append(statements(raw))
         if written_ids:
             mine = raw["source_id"].astype(str).isin(written_ids).to_numpy()
             written.append(raw.loc[mine, ["record_key", "payload"]])
@@ -121,6 +126,7 @@ def _read_records(
         points=pd.concat(points, ignore_index=True) if points else pd.DataFrame(),
         issues=issues,
         written=pd.concat(written, ignore_index=True) if written else empty_written,
+        consent=pd.concat(consent, ignore_index=True) if consent else statements(raw),
     )
 
 
@@ -167,7 +173,7 @@ def build_canonical(
         unreadable: list[str] = []
         read = _read_records(connection, config, set(writes["source_id"].astype(str)), unreadable)
     checkpoint()
-    keys, records, points, written = read.keys, read.records, read.points, read.written
+    keys, records, points, written, said = read.keys, read.records, read.points, read.written, read.consent
     report = CanonicalReport(records=len(keys), field_issues=read.issues, unreadable_custom=unreadable)
     del read
     if not len(keys):
@@ -197,7 +203,7 @@ def build_canonical(
     del previous
     people = join_people(records, primaries(normalised), resolution.assignment)
     del records
-    golden = survive_people(people, writes, config, written)
+    golden = survive_people(people, writes, config, written, consent_statements=said)
     merges = resolution.merges
     report.contacts = len(golden.contacts)
     report.new_contacts = len(resolution.new_contact_ids)

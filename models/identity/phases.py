@@ -25,6 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from models.identity.consent import CONSENT_COLUMNS, consent_changed, consent_values, golden_consent
 from models.identity.custom_fields import custom_columns, survive_custom
 from models.identity.linking import IdentityConfig
 from models.identity.own_writes import discount_own_writes, echoed_fields
@@ -190,11 +191,14 @@ def golden_frame(golden: pd.DataFrame, old: pd.DataFrame, now: datetime) -> pd.D
         new_values = merged[name].astype(object).where(merged[name].notna(), None)
         old_values = merged[f"{name}_old"].astype(object).where(merged[f"{name}_old"].notna(), None)
         changed |= new_values.to_numpy(dtype=object) != old_values.to_numpy(dtype=object)
+    old_consent = merged.reindex(columns=[f"{name}_old" for name in CONSENT_COLUMNS])
+    changed |= consent_changed(merged, old_consent.set_axis(list(CONSENT_COLUMNS), axis=1))
     known = merged["created_at"].notna().to_numpy()
     created = merged["created_at"].astype(object).where(known, now)
     updated = merged["updated_at"].astype(object).where(known & ~changed, now)
     out = none_for_missing(merged.loc[:, ["contact_id", *fields]])
     out["source_count"] = merged["source_count"].astype(int).to_numpy()
+    out = out.join(consent_values(merged))
     out["created_at"] = [aware_utc(value) for value in created]
     out["updated_at"] = [aware_utc(value) for value in updated]
     return out
@@ -262,7 +266,11 @@ def join_people(records: pd.DataFrame, chosen: pd.DataFrame, assignment: pd.Data
 
 
 def survive_people(
-    people: pd.DataFrame, writes: pd.DataFrame, config: "CanonicalConfig", raw: pd.DataFrame | None = None
+    people: pd.DataFrame,
+    writes: pd.DataFrame,
+    config: "CanonicalConfig",
+    raw: pd.DataFrame | None = None,
+    consent_statements: pd.DataFrame | None = None,
 ) -> Golden:
     """Survivorship over ``people``, a modification our own reverse sync made counting as the time
     before it (`models.identity.own_writes`); no people give empty frames with the columns the
@@ -270,9 +278,13 @@ def survive_people(
 
     ``raw`` (record_key, payload) holds the records' current payloads: what they show (Linkflow's
     version, Zoho's last modifier, the values we sent) tells an edit after our write from our write,
-    and a value we wrote from a value of the record's own (`models.identity.own_writes.echoed_fields`)."""
+    and a value we wrote from a value of the record's own (`models.identity.own_writes.echoed_fields`).
+    Consent is read from those payloads too, or from ``consent_statements`` when ``raw`` holds only the
+    payloads of records we wrote (the full rebuild drops the others once read)."""
     if people.empty:
-        contacts = pd.DataFrame(columns=["contact_id", *SURVIVING_FIELDS, "source_count", "custom"])
+        contacts = pd.DataFrame(
+            columns=["contact_id", *SURVIVING_FIELDS, "source_count", "custom", *CONSENT_COLUMNS]
+        )
         lineage = pd.DataFrame(columns=list(LINEAGE_COLUMNS))
         return Golden(contacts=contacts, lineage=lineage)
     judged = _with_payloads(people, writes, raw)
@@ -281,8 +293,10 @@ def survive_people(
     )
     golden = survive(mine, config.survivorship)
     custom = survive_custom(mine, config.mappings)
+    consent = golden_consent(people, raw, consent_statements)
+    contacts = golden.contacts.assign(custom=custom.contacts["custom"].to_numpy(dtype=object))
     return Golden(
-        contacts=golden.contacts.assign(custom=custom.contacts["custom"].to_numpy(dtype=object)),
+        contacts=contacts.merge(consent, on="contact_id", how="left"),
         lineage=pd.concat([golden.lineage.astype({"field": object}), custom.lineage], ignore_index=True)
         if len(custom.lineage)
         else golden.lineage,

@@ -194,6 +194,8 @@ class PushConfig:
     nickname_pairs: tuple[tuple[str, str], ...] = ()
     mappings: Mappings | None = None
     """The mappings file's golden fields, written by their own rules (`models.push.custom_plan`)."""
+    consent_push: bool = True
+    """Carry email opt-outs to the destinations that hold them (`models.push.consent`)."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -224,6 +226,7 @@ class PushConfig:
             sorted(self.alias_domains),
             self.name_guard,
             sorted(self.nickname_pairs),
+            self.consent_push,
         )
         if self.mappings is not None:
             settings = (*settings, self.mappings.destination_fingerprint(destination, obj))

@@ -221,9 +221,10 @@ def load_targets(
 
 
 def load_golden(engine: Engine, contact_ids: Collection[str] | None = None) -> pd.DataFrame:
-    """contact_id, the canonical fields and the mapped ones (``custom``) of every golden contact (or
-    of ``contact_ids``)."""
-    columns = [Contact.contact_id, *(getattr(Contact, name) for name in CANONICAL_FIELDS), Contact.custom]
+    """contact_id, the canonical fields, the consent flags and the mapped fields (``custom``) of every
+    golden contact (or of ``contact_ids``)."""
+    names = [*CANONICAL_FIELDS, "email_opt_out", "sms_opt_out", "custom"]
+    columns = [Contact.contact_id, *(getattr(Contact, name) for name in names)]
     with engine.connect() as connection:
         if contact_ids is None:
             rows = list(connection.execute(sa.select(*columns)).all())
@@ -231,7 +232,7 @@ def load_golden(engine: Engine, contact_ids: Collection[str] | None = None) -> p
             rows = []
             for chunk in chunks(sorted(contact_ids)):
                 rows.extend(connection.execute(sa.select(*columns).where(Contact.contact_id.in_(chunk))))
-    return pd.DataFrame(rows, columns=["contact_id", *CANONICAL_FIELDS, "custom"])
+    return pd.DataFrame(rows, columns=["contact_id", *names])
 
 
 def in_flight(engine: Engine, targets: pd.DataFrame, destination: str, obj: str) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from models.mappings.values import at_path
 from models.normalise.compare import holds_value
 from models.normalise.field_values import clean_text
 from models.normalise.fields import frame_from_payloads
+from models.push.consent import CONSENT_REASON
 from models.push.field_map import Compare, destination_map
 
 #: Destinations whose API can delete a record (api-notes: Zoho `DELETE /{module}?ids=`, ClickFunnels
@@ -110,6 +111,11 @@ def plan_undo(written: pd.DataFrame, later: pd.DataFrame, current: pd.DataFrame)
     keep[creates & plan["record_id"].isin(["", "None"]).to_numpy(dtype=bool)] = (
         "the API never said the new record's id"
     )
+
+    # Consent moves one way only: an opt-out we carried, or one a create carried, stays
+    # (`models.push.consent`); a create carrying one is still deleted as a whole.
+    consent = plan["reason"].eq(CONSENT_REASON).to_numpy(dtype=bool)
+    keep[consent] = "an opt-out is never taken back: consent moves in the restrictive direction only"
 
     action = np.where(creates, "delete", "restore").astype(object)
     action[pd.notna(keep)] = "keep"

@@ -56,8 +56,12 @@ def test_fill_empty_lands_and_the_second_cycle_writes_nothing(emulator: Emulator
     assert first.success, first.failures
     sent = ledger(warehouse_url, status="sent")
     assert sent, "the emulator's people have fields one system lacks and another has"
-    assert {row["reason"] for row in sent} == {"fill_empty"}
-    assert all(row["before_value"] in (None, "") for row in sent)
+    # Empty fields filled, and the sandbox's email opt-outs carried to Zoho (false -> true only).
+    assert {row["reason"] for row in sent} == {"fill_empty", "consent_opt_out"}
+    assert all(row["before_value"] in (None, "") for row in sent if row["reason"] == "fill_empty")
+    assert {(r["before_value"], r["after_value"]) for r in sent if r["reason"] == "consent_opt_out"} == {
+        ("False", "True")
+    }
     # One write per record the ledger sent fields to, and no other.
     writes = sorted((w.app, str(w.record_id)) for w in emulator.writes())
     assert writes == sorted({(str(row["destination"]), str(row["record_id"])) for row in sent})

@@ -49,6 +49,7 @@ def test_the_older_maton_host_keeps_working_when_configured(monkeypatch: pytest.
         ("CONTACT_SYNC_PHONE_REGION_LINKFLOW", "China", "CONTACT_SYNC_PHONE_REGION_LINKFLOW must be an ISO"),
         ("MATON_GATEWAY_URL", "gateway.maton.ai", "MATON_GATEWAY_URL must be an http:// or https:// URL"),
         ("CONTACT_SYNC_PUSH_OVERWRITE", "zoho_crm/lead:email", "CONTACT_SYNC_PUSH_OVERWRITE must look like"),
+        ("CONTACT_SYNC_CONSENT_PUSH", "maybe", "CONTACT_SYNC_CONSENT_PUSH must be one of on, off"),
     ],
 )
 def test_each_bad_value_names_its_variable(
@@ -178,6 +179,7 @@ def test_every_setting_reaches_the_run_through_the_dagster_resource(
         "contact_sync_max_records_per_identifier": 9,
         "contact_sync_source_priority": "company:zoho_crm",
         "contact_sync_household_split": "off",
+        "contact_sync_consent_push": "off",
         "contact_sync_nicknames": str(nicknames),
         "contact_sync_mappings": str(mappings),
         "contact_sync_freshness_minutes": 45,

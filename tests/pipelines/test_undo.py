@@ -2,6 +2,7 @@
 edits left alone, and the next sync does not redo what was undone."""
 
 import time
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -45,6 +46,9 @@ def test_undo_puts_fields_back_keeps_outside_edits_and_is_not_redone(
     assert first.success, first.failures
     sent = ledger(sqlite_url, run_id=first.run_id, status="sent")
     assert len(sent) > 10
+    # The sandbox's opt-outs carried to Zoho are never taken back.
+    consents = [r for r in sent if r["reason"] == "consent_opt_out"]
+    assert consents
     # Someone edits one field we filled in ClickSend; a later sync reads the edit.
     edited = next(r for r in sent if r["destination"] == "clicksend" and r["field"] != "phone_number")
     with clients_for(settings, ("clicksend",)) as clients:
@@ -57,16 +61,21 @@ def test_undo_puts_fields_back_keeps_outside_edits_and_is_not_redone(
     undo = run_undo(settings, first.run_id)
     assert undo.success, undo.failures
     counts = undo.assets["undo"]
-    assert counts["kept"] == 1
+    assert counts["kept"] == 1 + len(consents)
     assert counts["failed"] == 0
-    assert counts["restored"] == len(sent) - 1
+    assert counts["restored"] == len(sent) - 1 - len(consents)
     assert held(emulator, edited) == "Outsider"
     for row in sent:
-        if row["id"] != edited["id"]:
+        if row["reason"] == "consent_opt_out":
+            assert held(emulator, row) is True, row
+        elif row["id"] != edited["id"]:
             assert empty(held(emulator, row)), row
     assert {r["status"] for r in ledger(sqlite_url, run_id=first.run_id)} >= {"undone"}
-    (kept,) = ledger(sqlite_url, run_id=undo.run_id, status="unchanged")
-    assert kept["error"] == "changed at the destination since it was written"
+    kept = Counter(r["error"] for r in ledger(sqlite_url, run_id=undo.run_id, status="unchanged"))
+    assert kept == {
+        "changed at the destination since it was written": 1,
+        "an opt-out is never taken back: consent moves in the restrictive direction only": len(consents),
+    }
 
     # The next sync reads the emptied fields and does not fill them again with the same values.
     writes = len(emulator.writes())
@@ -98,10 +107,13 @@ def test_undo_leaves_a_zoho_record_edited_since_our_write_alone(
     settings = settings_for(emulator, sqlite_url)
     first = run_sync(settings)
     assert first.success, first.failures
+    sent = ledger(sqlite_url, run_id=first.run_id, status="sent")
+    # Opt-outs carried are kept whatever happens; this is about the fields we filled.
+    consents = sum(r["reason"] == "consent_opt_out" for r in sent)
     leads = [
         r
-        for r in ledger(sqlite_url, run_id=first.run_id, status="sent")
-        if (r["destination"], r["object"]) == ("zoho_crm", "lead")
+        for r in sent
+        if (r["destination"], r["object"]) == ("zoho_crm", "lead") and r["reason"] != "consent_opt_out"
     ]
     assert len({r["record_id"] for r in leads}) >= 3
     victim = str(leads[0]["record_id"])
@@ -115,15 +127,18 @@ def test_undo_leaves_a_zoho_record_edited_since_our_write_alone(
     assert undo.success, undo.failures
     counts = undo.assets["undo"]
     edited = [r for r in leads if r["record_id"] == victim]
-    assert counts["kept"] == len(edited)
+    assert counts["kept"] == len(edited) + consents
     assert counts["failed"] == 0
     for row in leads:
         assert empty(held(emulator, row)) == (row["record_id"] != victim), row
-    refused = ledger(sqlite_url, run_id=undo.run_id, record_id=victim)
+    refused = [
+        r for r in ledger(sqlite_url, run_id=undo.run_id, record_id=victim) if r["field"] != "Email_Opt_Out"
+    ]
     assert {(r["status"], r["error"]) for r in refused} == {
         ("conflict", "changed at the destination since it was written; kept")
     }
-    assert {r["status"] for r in ledger(sqlite_url, run_id=first.run_id, record_id=victim)} == {"sent"}
+    victims = ledger(sqlite_url, run_id=first.run_id, record_id=victim)
+    assert {r["status"] for r in victims if r["field"] != "Email_Opt_Out"} == {"sent"}
 
 
 def test_undo_deletes_the_records_a_run_created(emulator: Emulator, sqlite_url: str) -> None:

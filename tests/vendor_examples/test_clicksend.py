@@ -52,7 +52,8 @@ def test_account_lists_and_list_contacts_examples_land_as_a_golden_contact(harne
     says page 1 of 2 (``last_page: 2`` and a ``next_page_url``), so the reader asks page 2 as well;
     the server answers every page with the same example. Both lists, 428 and 429, are then read; the
     list contacts example holds contact 552786 twice, stored once, and each list's watermark is the
-    largest ``date_updated`` (Unix seconds)."""
+    largest ``date_updated`` (Unix seconds). The example contacts do not name their list: the reader
+    adds ``list_name`` from the list it read them from."""
     harness.server.route("GET", f"{API}/account", Reply(200, load("cs_account")))
     harness.server.route("GET", f"{API}/lists", Reply(200, load("cs_lists")))
     harness.server.route("GET", f"{API}/lists/{{list_id}}/contacts", Reply(200, load("cs_list_contacts")))
@@ -66,7 +67,12 @@ def test_account_lists_and_list_contacts_examples_land_as_a_golden_contact(harne
     assert asked == {f"{API}/lists/428/contacts", f"{API}/lists/429/contacts"}
     raw = harness.raw("clicksend/list_contact")
     assert list(raw) == ["552786"]
-    assert raw["552786"].payload == load("cs_list_contacts")["data"]["data"][0]
+    # Stored as it came, plus the name of the list it was read from, which ClickSend's Contact model
+    # carries and this listing leaves out (consent reads the opt-out list by it).
+    assert raw["552786"].payload == {
+        **load("cs_list_contacts")["data"]["data"][0],
+        "list_name": "ListCT3QrVL4od",
+    }
     assert raw["552786"].modified_at == datetime(2026, 7, 14, 2, 52, 22, tzinfo=UTC)
     assert report.counts.inserted == 1
     assert harness.cursor("clicksend/list_contact") == {

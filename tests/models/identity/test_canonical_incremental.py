@@ -325,3 +325,42 @@ def test_sql_store_answers_as_the_frame_store_does(warehouse_url: str) -> None:
         same(sql.contacts_of(keys), frame.contacts_of(keys))
         same(sql.records_of_contacts(contacts), frame.records_of_contacts(contacts))
         assert sql.identifiers_of(np.array([], dtype=np.int64)).empty
+
+
+def consent_of(engine: Engine) -> dict[str, tuple[Any, ...]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(
+                Contact.contact_id, Contact.email_opt_out, Contact.sms_opt_out, Contact.sms_opt_out_source
+            )
+        ).all()
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def test_opt_outs_made_and_cleared_resolve_incrementally_as_a_full_rebuild_does(
+    emulator: Emulator, warehouse_url: str
+) -> None:
+    extract_all(emulator, warehouse_url)
+    engine = open_warehouse(warehouse_url)
+    build_canonical_incremental(engine, DEFAULT)
+    before = consent_of(engine)
+    assert any(flags[0] for flags in before.values()), "the sandbox has email opt-outs"
+    funnels = emulator.dataset.tables["clickfunnels/contact"]
+    unsubscribed = [key for key, record in funnels.items() if record["unsubscribed_at"]]
+    fresh = next(
+        key for key, record in funnels.items() if not record["unsubscribed_at"] and record["email_address"]
+    )
+    emulator.edit("clickfunnels/contact", fresh, {"unsubscribed_at": "2026-03-02T09:30:00.000Z"})
+    emulator.edit("clickfunnels/contact", unsubscribed[0], {"unsubscribed_at": None})
+    with engine.connect() as connection:
+        phone = connection.execute(
+            sa.select(Contact.phone).where(Contact.phone.is_not(None), Contact.sms_opt_out.is_(None)).limit(1)
+        ).scalar_one()
+    emulator.sms_opt_out(phone)
+    extract_all(emulator, warehouse_url)
+    assert_incremental_equals_full(engine, DEFAULT)
+    after = consent_of(engine)
+    assert after != before
+    assert [flags[1:] for flags in after.values() if flags[1]].count((True, "clicksend/list_contact")) == (
+        [flags[1:] for flags in before.values() if flags[1]].count((True, "clicksend/list_contact")) + 1
+    )
