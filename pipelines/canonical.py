@@ -176,15 +176,30 @@ def merges_have_no_cycles(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     description="Linkflow events and ClickSend messages, linked to golden contacts where one matches.",
 )
 def canonical_activity(
-    context: dg.AssetExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    sync_settings: SyncSettingsResource,
+    run_options: RunOptionsResource,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
+    # Incremental by default (new and changed activity, and the keys of the contacts canonical touched);
+    # a full refresh rebuilds it, as does a full canonical rebuild.
     with stops_cleanly(context):
-        counts = build_activity(warehouse.engine(), phone_regions(sync_settings.settings(), warehouse))
+        report = build_activity(
+            warehouse.engine(),
+            phone_regions(sync_settings.settings(), warehouse),
+            full=bool(run_options.full_refresh_sources),
+        )
     context.log.info(
-        f"activity: {counts['activity']} rows, {counts['activity_linked']} linked to a contact, "
-        f"{counts['activity_unmatched']} unmatched"
+        f"activity: {report.activity} rows, {report.activity_linked} linked to a contact, "
+        f"{report.activity_unmatched} unmatched; "
+        + (
+            "rebuilt in full"
+            if report.full_rebuild
+            else f"{report.rows_written} written, "
+            f"{report.rows_removed} removed, {report.keys_relinked} keys re-linked"
+        )
     )
-    return dg.MaterializeResult(metadata=counts)
+    return dg.MaterializeResult(metadata=report.as_metadata())
 
 
 canonical_assets: list[dg.AssetsDefinition] = [canonical_contacts, canonical_activity]

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import InstrumentedAttribute
 
 from models.identity.canonical import build_canonical
+from models.identity.changes import record_full_rebuild, record_incremental
 from models.identity.contact_ids import ContactIdFactory
 from models.identity.identity_store import SqlIdentityStore, values_by_kind
 from models.identity.linking import link
@@ -109,6 +110,8 @@ def _rebuild(
         latest = connection.execute(
             sa.select(sa.func.max(RawRecord.changed_at)).where(_is_contact_record())
         ).scalar_one_or_none()
+    with engine.begin() as connection:
+        record_full_rebuild(connection, run_id)
     report = build_canonical(engine, config, run_id=run_id, checkpoint=checkpoint)
     if latest is not None:
         with engine.begin() as connection:
@@ -127,6 +130,7 @@ def _resolve_changes(
     changed = _load_changed(connection, watermark)
     report = CanonicalReport(records=len(changed))
     if changed.empty:
+        record_incremental(connection, run_id, np.array([], dtype=np.int64), _no_identifiers())
         return _with_totals(connection, report)
     checkpoint()
     is_deleted = changed["deleted_at"].notna().to_numpy()
@@ -188,6 +192,12 @@ def _resolve_changes(
     insert_rows(connection, ContactMerge, merge_rows(merges, now, run_id))
     _refresh_suppressed(connection, store, pd.concat([held_before, now_held]), config, now)
     _replace_decisions(connection, resolution, deleted, now)
+    record_incremental(
+        connection,
+        run_id,
+        np.union1d(resolution.assignment["record_key"].to_numpy(dtype=np.int64), deleted),
+        held_before,
+    )
     _store_watermark(connection, aware_utc(changed["changed_at"].max()), config)
     return _with_totals(connection, report)
 
@@ -281,6 +291,10 @@ def _no_fields() -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """What `extract_contact_records` gives for no records, with the columns the steps after it join on."""
     points = pd.DataFrame(columns=["record_key", "kind", "field", "position", "raw", "region"])
     return pd.DataFrame(columns=["record_key"]), points.astype({"record_key": np.int64}), 0
+
+
+def _no_identifiers() -> pd.DataFrame:
+    return pd.DataFrame(columns=["record_key", "kind", "value"])
 
 
 def _latest_contact_id(connection: Connection) -> str | None:

@@ -261,6 +261,31 @@ class ContactActivity(Base):
     occurred_at: Mapped[datetime | None]
     summary: Mapped[str | None] = mapped_column(sa.Text)
     details: Mapped[dict[str, Any] | None]
+    # What the row's contact follows, so a change of contacts re-points only the rows it can move:
+    # ``linkflow:<contact id>`` (events), ``phone:<E.164>`` (messages), ``message:<id>`` (receipts).
+    link_key: Mapped[str | None] = mapped_column(sa.String(340), index=True)
+    # A message's ClickSend message_id, so its delivery receipts find the contact it matched.
+    message_key: Mapped[str | None] = mapped_column(sa.String(128), index=True)
+
+
+class CanonicalChange(Base):
+    """What each canonical run changed, for the steps after it: activity re-links only the contacts the
+    run touched, and the blocking checks look only at them.
+
+    ``kind`` is ``run`` (one row per run, ``value`` ``full`` or ``incremental``), ``record`` (a record the
+    run re-resolved: its link, identifiers or contact may have moved) or ``email`` / ``phone`` (an
+    identifier a changed or deleted record held before the run, which no record may hold any more).
+    The activity step deletes the rows it has consumed.
+    """
+
+    __tablename__ = "canonical_changes"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
+    run_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(8))
+    raw_record_id: Mapped[int | None] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"))
+    value: Mapped[str | None] = mapped_column(sa.String(320))
+    changed_at: Mapped[datetime]
 
 
 class Quarantine(Base):
