@@ -5,6 +5,8 @@ call them, and report. The checks are blocking, so reverse sync never pushes fro
 invariant.
 """
 
+from datetime import timedelta
+
 import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -143,10 +145,22 @@ def source_count_metadata(engine: Engine) -> dict[str, dg.IntMetadataValue]:
     }
 
 
-def _check(result: canonical_checks.CheckResult) -> dg.AssetCheckResult:
+def _check(
+    name: str,
+    context: dg.AssetCheckExecutionContext,
+    sync_settings: SyncSettingsResource,
+    warehouse: WarehouseResource,
+) -> dg.AssetCheckResult:
+    """Run one check over this run's changes, or over everything when that is due (see ``run_check``)."""
+    every = timedelta(hours=sync_settings.settings().contact_sync_full_check_hours)
+    result = canonical_checks.run_check(name, warehouse.engine(), context.run.run_id, every)
     return dg.AssetCheckResult(
         passed=result.passed,
-        metadata={"failures": result.failures, "examples": dg.MetadataValue.json(result.examples)},
+        metadata={
+            "failures": result.failures,
+            "examples": dg.MetadataValue.json(result.examples),
+            "scope": "whole warehouse" if result.full else "this run's changes",
+        },
         description=result.description,
     )
 
@@ -154,18 +168,24 @@ def _check(result: canonical_checks.CheckResult) -> dg.AssetCheckResult:
 @dg.asset_check(
     asset=CONTACTS_KEY, blocking=True, description="No usable identifier belongs to two contacts."
 )
-def identifiers_belong_to_one_contact(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _check(canonical_checks.identifiers_belong_to_one_contact(warehouse.engine()))
+def identifiers_belong_to_one_contact(
+    context: dg.AssetCheckExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    return _check("identifiers_belong_to_one_contact", context, sync_settings, warehouse)
 
 
 @dg.asset_check(asset=CONTACTS_KEY, blocking=True, description="Every live record links to one contact.")
-def records_link_to_one_contact(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _check(canonical_checks.records_link_to_one_contact(warehouse.engine()))
+def records_link_to_one_contact(
+    context: dg.AssetCheckExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    return _check("records_link_to_one_contact", context, sync_settings, warehouse)
 
 
 @dg.asset_check(asset=CONTACTS_KEY, blocking=True, description="Merged ids never lead into a cycle.")
-def merges_have_no_cycles(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _check(canonical_checks.merges_have_no_cycles(warehouse.engine()))
+def merges_have_no_cycles(
+    context: dg.AssetCheckExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    return _check("merges_have_no_cycles", context, sync_settings, warehouse)
 
 
 @dg.asset(
