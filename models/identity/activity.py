@@ -285,7 +285,7 @@ def _rebuild(connection: Connection, region: str, todo: changes.Pending) -> Acti
     insert_rows(connection, ContactActivity, rows)
     # With no activity at all yet, the watermark still marks that a rebuild happened.
     _store_watermark(connection, latest or datetime.fromtimestamp(0, UTC), region)
-    changes.consume(connection, todo.last_id)
+    changes.consume(connection, todo)
     linked = sum(row["contact_id"] is not None for row in rows)
     return ActivityReport(len(rows), linked, len(rows) - linked, True, len(rows), deleted, 0)
 
@@ -321,7 +321,7 @@ def _apply_changes(
 
     relinked = 0
     if todo.last_id is not None:
-        keys = _touched_keys(connection, todo.last_id)
+        keys = _touched_keys(connection, todo)
         relinked = len(keys)
         messages.update(_column_of(connection, ContactActivity.message_key, keys, ContactActivity.link_key))
         _relink(connection, keys)
@@ -329,7 +329,7 @@ def _apply_changes(
 
     latest = max((row[4] for row in changed), default=watermark)
     _store_watermark(connection, latest, region)
-    changes.consume(connection, todo.last_id)
+    changes.consume(connection, todo)
     total, linked = _totals(connection)
     removed = sum(gone is not None for *_, gone, _ in changed)
     return ActivityReport(total, linked, total - linked, False, len(rows), removed, relinked)
@@ -352,10 +352,10 @@ def _column_of(
     return sorted(found)
 
 
-def _touched_keys(connection: Connection, last_id: int) -> list[str]:
+def _touched_keys(connection: Connection, todo: changes.Pending) -> list[str]:
     """Link keys whose contact the pending canonical changes can have moved: the phones and Linkflow
     ids of every record they re-resolved, and the phones changed records held before."""
-    records = changes.changed_records(last_id)
+    records = changes.changed_records(todo)
     phones = set(
         connection.execute(
             sa.select(ContactIdentifier.value)
@@ -367,7 +367,7 @@ def _touched_keys(connection: Connection, last_id: int) -> list[str]:
             .distinct()
         ).scalars()
     )
-    phones.update(changes.lost_identifiers(connection, last_id, "phone"))
+    phones.update(changes.lost_identifiers(connection, todo, "phone"))
     linkflow = connection.execute(
         sa.select(RawRecord.source_id).where(
             RawRecord.id.in_(records), RawRecord.source == "linkflow", RawRecord.object == "contact"

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import InstrumentedAttribute
 
 from models.identity.canonical import build_canonical
+from models.identity.changes import prune as prune_changes
 from models.identity.changes import record_full_rebuild, record_incremental
 from models.identity.contact_ids import ContactIdFactory
 from models.identity.identity_store import SqlIdentityStore, values_by_kind
@@ -94,6 +95,8 @@ def build_canonical_incremental(
     abandon the run (a sync asked to stop): the results and the watermark are written in one
     transaction, so an abandoned run leaves the previous ones.
     """
+    with engine.begin() as connection:
+        prune_changes(connection)
     if not full:
         with engine.begin() as connection:
             watermark, rules = _watermark(connection)

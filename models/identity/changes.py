@@ -7,9 +7,9 @@ changed records held before; it writes them here in the same transaction as its 
 run leaves neither. A full rebuild writes only its ``run`` row, before it starts: a rebuild that dies
 half-way still makes the steps after it rebuild in full, which is always safe.
 
-The activity step consumes rows up to the largest id it read and deletes them with its own results,
-so changes of runs whose activity step never ran wait for the next one. The checks read the rows of
-their own Dagster run.
+The activity step marks the rows it applied (up to the largest id it read) with its own results, so
+changes of runs whose activity step never ran wait for the next one; the next canonical run deletes
+the marked rows. The checks read the rows of their own Dagster run, which are kept until then.
 """
 
 from dataclasses import dataclass
@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from models.identity.phases import insert_rows
-from models.warehouse.tables import CanonicalChange, utcnow
+from models.warehouse.store import StreamKey, store_cursor
+from models.warehouse.tables import CanonicalChange, StreamState, utcnow
 
 FULL = "full"
 INCREMENTAL = "incremental"
@@ -77,50 +78,74 @@ def _insert_run(connection: Connection, run_id: str | None, value: str, now: dat
     )
 
 
+#: How far the activity step has applied the changes: ``{"through": <largest id applied>}``.
+CONSUMED = StreamKey("canonical", "changes", "consumed")
+
+
 @dataclass(frozen=True)
 class Pending:
-    """Changes not yet consumed: up to ``last_id``; ``full`` when one of them was a full rebuild."""
+    """Changes the activity step has not applied: ids after ``after_id`` up to ``last_id`` (None: no
+    change waits); ``full`` when one of them was a full rebuild."""
 
+    after_id: int
     last_id: int | None
     full: bool
 
 
+def _consumed(connection: Connection) -> int:
+    cursor = connection.execute(
+        sa.select(StreamState.cursor).where(
+            StreamState.source == CONSUMED.source,
+            StreamState.object == CONSUMED.object,
+            StreamState.stream == CONSUMED.stream,
+        )
+    ).scalar_one_or_none()
+    return int((cursor or {}).get("through") or 0)
+
+
 def pending(connection: Connection) -> Pending:
     """The changes waiting for the activity step."""
+    after = _consumed(connection)
     last_id, full = connection.execute(
         sa.select(
             sa.func.max(CanonicalChange.id),
             sa.func.max(
                 sa.case((sa.and_(CanonicalChange.kind == "run", CanonicalChange.value == FULL), 1), else_=0)
             ),
-        )
+        ).where(CanonicalChange.id > after)
     ).one()
-    return Pending(last_id, bool(full))
+    return Pending(after, last_id, bool(full))
 
 
-def changed_records(last_id: int) -> sa.Select[Any]:
-    """The records re-resolved by the changes up to ``last_id``, as a subquery for IN."""
-    return sa.select(CanonicalChange.raw_record_id).where(
-        CanonicalChange.id <= last_id, CanonicalChange.kind == "record"
-    )
+def _between(todo: Pending) -> sa.ColumnElement[bool]:
+    return sa.and_(CanonicalChange.id > todo.after_id, CanonicalChange.id <= (todo.last_id or todo.after_id))
 
 
-def lost_identifiers(connection: Connection, last_id: int, kind: str) -> list[str]:
-    """Identifiers of ``kind`` that changed records held before the changes up to ``last_id``."""
+def changed_records(todo: Pending) -> sa.Select[Any]:
+    """The records re-resolved by the pending changes, as a subquery for IN."""
+    return sa.select(CanonicalChange.raw_record_id).where(_between(todo), CanonicalChange.kind == "record")
+
+
+def lost_identifiers(connection: Connection, todo: Pending, kind: str) -> list[str]:
+    """Identifiers of ``kind`` that changed records held before the pending changes."""
     values = connection.execute(
         sa.select(CanonicalChange.value)
-        .where(
-            CanonicalChange.id <= last_id, CanonicalChange.kind == kind, CanonicalChange.value.is_not(None)
-        )
+        .where(_between(todo), CanonicalChange.kind == kind, CanonicalChange.value.is_not(None))
         .distinct()
     ).scalars()
     return [str(value) for value in values]
 
 
-def consume(connection: Connection, last_id: int | None) -> None:
-    """Forget the changes up to ``last_id``: the activity step has applied them."""
-    if last_id is not None:
-        connection.execute(sa.delete(CanonicalChange).where(CanonicalChange.id <= last_id))
+def consume(connection: Connection, todo: Pending) -> None:
+    """Mark the pending changes applied, in the activity step's transaction. They are deleted by the
+    next canonical run (`prune`), not here: the checks of this run may still be reading them."""
+    if todo.last_id is not None:
+        store_cursor(connection, CONSUMED, {"through": todo.last_id}, utcnow())
+
+
+def prune(connection: Connection) -> None:
+    """Delete the changes the activity step has applied; the canonical step calls it before it runs."""
+    connection.execute(sa.delete(CanonicalChange).where(CanonicalChange.id <= _consumed(connection)))
 
 
 def run_kind(connection: Connection, run_id: str) -> str | None:

@@ -279,6 +279,9 @@ class CanonicalChange(Base):
     """
 
     __tablename__ = "canonical_changes"
+    # Ids only grow, on SQLite too (which would reuse the largest id once deleted): the activity step
+    # remembers how far it applied them.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
     run_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)

@@ -74,8 +74,11 @@ def test_new_changed_and_deleted_activity_and_contacts_equal_a_full_rebuild(
         extract_all(emulator, warehouse_url)
         report = assert_incremental_equals_full(engine, DEFAULT)
         assert 0 < report.rows_written < first.activity / 4
+    # What the activity step applied is deleted by the next canonical run; a run with no change adds
+    # only its own row.
+    build_canonical_incremental(engine, DEFAULT)
     with engine.connect() as connection:
-        assert connection.execute(sa.select(sa.func.count()).select_from(CanonicalChange)).scalar_one() == 0
+        assert connection.execute(sa.select(sa.func.count()).select_from(CanonicalChange)).scalar_one() == 1
 
 
 def test_a_merge_and_a_split_re_point_only_the_merged_contacts_activity(warehouse_url: str) -> None:

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("value", sa.String(length=320), nullable=True),
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_canonical_changes")),
+        sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_canonical_changes_run_id"), "canonical_changes", ["run_id"])
 
