@@ -76,6 +76,8 @@ class RawRecord(Base):
     __table_args__ = (
         sa.UniqueConstraint("source", "object", "source_id"),
         sa.Index("ix_raw_records_changed_at", "changed_at"),
+        # The latest change of one source (reverse sync's plan watermark) without scanning the others.
+        sa.Index("ix_raw_records_source_changed_at", "source", "changed_at"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
@@ -193,7 +195,7 @@ class ContactMerge(Base):
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
     old_contact_id: Mapped[str] = mapped_column(sa.String(40), index=True)
     new_contact_id: Mapped[str] = mapped_column(sa.String(40), index=True)
-    merged_at: Mapped[datetime]
+    merged_at: Mapped[datetime] = mapped_column(index=True)
     kind: Mapped[str] = mapped_column(sa.String(16), default="merge")
     run_id: Mapped[str | None] = mapped_column(sa.String(64))
 
@@ -281,7 +283,7 @@ class CanonicalChange(Base):
     __tablename__ = "canonical_changes"
     # Ids only grow, on SQLite too (which would reuse the largest id once deleted): the activity step
     # remembers how far it applied them.
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
     run_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
@@ -324,6 +326,14 @@ class PushLedger(Base):
     __table_args__ = (
         sa.Index("ix_push_ledger_destination_record", "destination", "object", "record_id"),
         sa.Index("ix_push_ledger_run_id", "run_id"),
+        # Rows in flight or settled for one destination, recent ones first: planning reads only those.
+        sa.Index(
+            "ix_push_ledger_destination_object_status_updated_at",
+            "destination",
+            "object",
+            "status",
+            "updated_at",
+        ),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)

@@ -1,5 +1,6 @@
 """Incremental activity and scoped checks: each activity row keeps what its contact follows, and
-canonical_changes says what each canonical run re-resolved.
+canonical_changes says what each canonical run re-resolved. Plus indexes so reverse-sync planning
+reads its watermark and its in-flight and settled ledger rows without scanning whole tables.
 
 Revision ID: 0007
 Revises: 0006
@@ -38,9 +39,19 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_canonical_changes_run_id"), "canonical_changes", ["run_id"])
+    op.create_index("ix_raw_records_source_changed_at", "raw_records", ["source", "changed_at"])
+    op.create_index(op.f("ix_contact_merges_merged_at"), "contact_merges", ["merged_at"])
+    op.create_index(
+        "ix_push_ledger_destination_object_status_updated_at",
+        "push_ledger",
+        ["destination", "object", "status", "updated_at"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_push_ledger_destination_object_status_updated_at", table_name="push_ledger")
+    op.drop_index(op.f("ix_contact_merges_merged_at"), table_name="contact_merges")
+    op.drop_index("ix_raw_records_source_changed_at", table_name="raw_records")
     op.drop_table("canonical_changes")
     op.drop_index(op.f("ix_contact_activity_message_key"), table_name="contact_activity")
     op.drop_index(op.f("ix_contact_activity_link_key"), table_name="contact_activity")
