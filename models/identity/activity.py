@@ -29,13 +29,12 @@ from models.identity import changes
 from models.identity.phases import insert_rows
 from models.normalise.identifiers import normalise_phones
 from models.normalise.raw_keys import parse_shanghai, parse_unix_ms, record_time
-from models.warehouse.store import StreamKey, chunks, store_cursor
+from models.warehouse.store import StreamKey, chunks, read_cursor, store_cursor
 from models.warehouse.tables import (
     ContactActivity,
     ContactIdentifier,
     ContactSource,
     RawRecord,
-    StreamState,
     SuppressedIdentifier,
     utcnow,
 )
@@ -229,13 +228,7 @@ def _link_receipts(rows: list[dict[str, Any]]) -> None:
 
 
 def _watermark(connection: Connection) -> tuple[datetime | None, str | None]:
-    cursor = connection.execute(
-        sa.select(StreamState.cursor).where(
-            StreamState.source == WATERMARK.source,
-            StreamState.object == WATERMARK.object,
-            StreamState.stream == WATERMARK.stream,
-        )
-    ).scalar_one_or_none()
+    cursor = read_cursor(connection, WATERMARK)
     if not cursor or not cursor.get("changed_at"):
         return None, None
     return datetime.fromisoformat(str(cursor["changed_at"])), cursor.get("region")

@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from models.identity.phases import insert_rows
-from models.warehouse.store import StreamKey, store_cursor
-from models.warehouse.tables import CanonicalChange, StreamState, utcnow
+from models.warehouse.store import StreamKey, read_cursor, store_cursor
+from models.warehouse.tables import CanonicalChange, utcnow
 
 FULL = "full"
 INCREMENTAL = "incremental"
@@ -93,14 +93,7 @@ class Pending:
 
 
 def _consumed(connection: Connection) -> int:
-    cursor = connection.execute(
-        sa.select(StreamState.cursor).where(
-            StreamState.source == CONSUMED.source,
-            StreamState.object == CONSUMED.object,
-            StreamState.stream == CONSUMED.stream,
-        )
-    ).scalar_one_or_none()
-    return int((cursor or {}).get("through") or 0)
+    return int((read_cursor(connection, CONSUMED) or {}).get("through") or 0)
 
 
 def pending(connection: Connection) -> Pending:

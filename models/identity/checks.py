@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from models.identity import changes
 from models.identity.phases import CONTACT_OBJECTS
-from models.warehouse.store import StreamKey, store_cursor
+from models.warehouse.store import StreamKey, read_cursor, store_cursor
 from models.warehouse.tables import (
     CanonicalChange,
     ContactIdentifier,
@@ -25,7 +25,6 @@ from models.warehouse.tables import (
     ContactMerge,
     ContactSource,
     RawRecord,
-    StreamState,
     SuppressedIdentifier,
     utcnow,
 )
@@ -198,13 +197,7 @@ def run_check(name: str, engine: Engine, run_id: str | None, full_every: timedel
 
 
 def _last_full(connection: Connection, key: StreamKey) -> datetime | None:
-    cursor = connection.execute(
-        sa.select(StreamState.cursor).where(
-            StreamState.source == key.source,
-            StreamState.object == key.object,
-            StreamState.stream == key.stream,
-        )
-    ).scalar_one_or_none()
+    cursor = read_cursor(connection, key)
     if not cursor or not cursor.get("full_passed_at"):
         return None
     return datetime.fromisoformat(str(cursor["full_passed_at"]))
