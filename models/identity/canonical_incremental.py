@@ -11,6 +11,10 @@ Where the last run stopped is a watermark in `stream_state` (canonical / contact
 the previous results and watermark together. The watermark is a time read, never "now": a record written
 while a run works carries a later changed_at and is picked up by the next run.
 
+What each run re-resolved (its records, and the identifiers its changed records held before) goes to
+`canonical_changes` in the same transaction (`models.identity.changes`), so activity and the blocking
+checks follow only the contacts it touched; a full rebuild marks itself there before it starts.
+
 Limits, honestly:
 - Only record changes are followed. A change of the linking rules (blocklists, record limit, household
   splitting, nicknames) is noticed by a fingerprint stored with the watermark and rebuilds in full; a
