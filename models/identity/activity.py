@@ -180,7 +180,6 @@ def _phone_owners(connection: Connection, phones: list[str] | None) -> dict[str,
             ContactIdentifier.value.not_in(suppressed),
             ContactSource.contact_id.is_not(None),
         )
-        .distinct()
     )
     pairs: list[Any] = []
     if phones is None:
@@ -286,17 +285,7 @@ def _rebuild(connection: Connection, region: str, todo: changes.Pending) -> Acti
 def _apply_changes(
     connection: Connection, region: str, watermark: datetime, todo: changes.Pending
 ) -> ActivityReport:
-    changed = connection.execute(
-        sa.select(
-            RawRecord.object,
-            RawRecord.source_id,
-            RawRecord.payload,
-            RawRecord.deleted_at,
-            RawRecord.changed_at,
-        )
-        .where(_is_activity_record(), RawRecord.changed_at > watermark)
-        .order_by(RawRecord.id)
-    ).all()
+    changed = _changed_since(connection, watermark)
     prefix = {"event": "linkflow:event:", "sms": "clicksend:sms:"}
     changed_ids = [f"{prefix[obj]}{source_id}" for obj, source_id, *_ in changed]
     # Receipts whose message changed or went away must be looked at again.
@@ -328,19 +317,44 @@ def _apply_changes(
     return ActivityReport(total, linked, total - linked, False, len(rows), removed, relinked)
 
 
+def _changed_since(connection: Connection, watermark: datetime) -> list[Any]:
+    """object, source_id, payload, deleted_at, changed_at of the activity records changed after the
+    watermark. The changed rows are found through the changed_at index alone, then read by id: asked
+    for both at once, SQLite walks every event and message through the (source, object) index."""
+    moved = connection.execute(
+        sa.select(RawRecord.id, RawRecord.source, RawRecord.object).where(RawRecord.changed_at > watermark)
+    ).all()
+    ids = sorted(key for key, source, obj in moved if (source, obj) in _ACTIVITY_OBJECTS)
+    rows: list[Any] = []
+    for chunk in chunks(ids):
+        rows.extend(
+            connection.execute(
+                sa.select(
+                    RawRecord.object,
+                    RawRecord.source_id,
+                    RawRecord.payload,
+                    RawRecord.deleted_at,
+                    RawRecord.changed_at,
+                )
+                .where(RawRecord.id.in_(chunk))
+                .order_by(RawRecord.id)
+            ).all()
+        )
+    return rows
+
+
 def _column_of(
     connection: Connection,
     column: InstrumentedAttribute[Any],
     values: list[str],
     match: InstrumentedAttribute[Any] = ContactActivity.activity_id,
 ) -> list[str]:
-    """Distinct non-null ``column`` of the activity rows whose ``match`` is in ``values``."""
+    """Distinct non-null ``column`` of the activity rows whose ``match`` is in ``values`` (deduplicated
+    here: a DISTINCT would lead SQLite to walk ``column``'s index whole)."""
     found: set[str] = set()
     for chunk in chunks(values):
         found.update(
-            connection.execute(
-                sa.select(column).where(match.in_(chunk), column.is_not(None)).distinct()
-            ).scalars()
+            connection.execute(sa.select(column).where(match.in_(chunk), column.is_not(None))).scalars()
         )
     return sorted(found)
 
@@ -348,24 +362,22 @@ def _column_of(
 def _touched_keys(connection: Connection, todo: changes.Pending) -> list[str]:
     """Link keys whose contact the pending canonical changes can have moved: the phones and Linkflow
     ids of every record they re-resolved, and the phones changed records held before."""
-    records = changes.changed_records(todo)
-    phones = set(
-        connection.execute(
-            sa.select(ContactIdentifier.value)
-            .where(
-                ContactIdentifier.raw_record_id.in_(records),
-                ContactIdentifier.kind == "phone",
-                ContactIdentifier.value.is_not(None),
+    phones: set[str] = set()
+    linkflow: set[str] = set()
+    for chunk in chunks(changes.changed_records(connection, todo)):
+        # Filtered here rather than in SQL: asked for phones (or Linkflow records) only, SQLite walks
+        # every one through the (kind, value) (or (source, object)) index instead of the ids.
+        held = connection.execute(
+            sa.select(ContactIdentifier.kind, ContactIdentifier.value).where(
+                ContactIdentifier.raw_record_id.in_(chunk)
             )
-            .distinct()
-        ).scalars()
-    )
+        ).all()
+        phones.update(str(value) for kind, value in held if kind == "phone" and value is not None)
+        records = connection.execute(
+            sa.select(RawRecord.source, RawRecord.object, RawRecord.source_id).where(RawRecord.id.in_(chunk))
+        ).all()
+        linkflow.update(i for source, obj, i in records if (source, obj) == ("linkflow", "contact"))
     phones.update(changes.lost_identifiers(connection, todo, "phone"))
-    linkflow = connection.execute(
-        sa.select(RawRecord.source_id).where(
-            RawRecord.id.in_(records), RawRecord.source == "linkflow", RawRecord.object == "contact"
-        )
-    ).scalars()
     return sorted({*(f"{_PHONE}{p}" for p in phones), *(f"{_LINKFLOW}{i}" for i in linkflow)})
 
 
@@ -386,9 +398,9 @@ def _relink_receipts(connection: Connection, message_ids: list[str]) -> None:
     for chunk in chunks(message_ids):
         pairs.extend(
             connection.execute(
-                sa.select(ContactActivity.message_key, ContactActivity.contact_id)
-                .where(ContactActivity.message_key.in_(chunk), ContactActivity.contact_id.is_not(None))
-                .distinct()
+                sa.select(ContactActivity.message_key, ContactActivity.contact_id).where(
+                    ContactActivity.message_key.in_(chunk), ContactActivity.contact_id.is_not(None)
+                )
             ).all()
         )
     owners = _unique(pairs)

@@ -14,7 +14,6 @@ the marked rows. The checks read the rows of their own Dagster run, which are ke
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -114,9 +113,13 @@ def _between(todo: Pending) -> sa.ColumnElement[bool]:
     return sa.and_(CanonicalChange.id > todo.after_id, CanonicalChange.id <= (todo.last_id or todo.after_id))
 
 
-def changed_records(todo: Pending) -> sa.Select[Any]:
-    """The records re-resolved by the pending changes, as a subquery for IN."""
-    return sa.select(CanonicalChange.raw_record_id).where(_between(todo), CanonicalChange.kind == "record")
+def changed_records(connection: Connection, todo: Pending) -> list[int]:
+    """The records re-resolved by the pending changes. Read into a list, for literal IN lists: with a
+    subquery, SQLite walks the whole table it filters."""
+    keys = connection.execute(
+        sa.select(CanonicalChange.raw_record_id).where(_between(todo), CanonicalChange.kind == "record")
+    ).scalars()
+    return sorted({int(key) for key in keys if key is not None})
 
 
 def lost_identifiers(connection: Connection, todo: Pending, kind: str) -> list[str]:

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 import sqlalchemy.orm
 from sqlalchemy.engine import Connection, Engine
 
 from models.identity import changes
+from models.identity.identity_store import values_by_kind
 from models.identity.phases import CONTACT_OBJECTS
-from models.warehouse.store import StreamKey, read_cursor, store_cursor
+from models.warehouse.store import StreamKey, chunks, read_cursor, store_cursor
 from models.warehouse.tables import (
     CanonicalChange,
     ContactIdentifier,
@@ -43,59 +45,60 @@ class CheckResult:
 Check = Callable[[Engine, str | None], CheckResult]
 
 
-def _scope_records(scope: str) -> sa.Select[Any]:
-    return sa.select(CanonicalChange.raw_record_id).where(
-        CanonicalChange.run_id == scope, CanonicalChange.kind == "record"
-    )
+def _scope_records(connection: Connection, scope: str) -> list[int]:
+    """The records the run re-resolved. Read first and passed as literal lists: with a subquery
+    instead, SQLite walks every contact record (or identifier) and tests each against it."""
+    keys = connection.execute(
+        sa.select(CanonicalChange.raw_record_id).where(
+            CanonicalChange.run_id == scope, CanonicalChange.kind == "record"
+        )
+    ).scalars()
+    return [int(key) for key in keys if key is not None]
 
 
-def _scope_identifiers(scope: str) -> sa.CompoundSelect[Any]:
-    """(kind, value) the run's records hold now, and those its changed records held before it."""
-    return sa.union(
-        sa.select(ContactIdentifier.kind, ContactIdentifier.value).where(
-            ContactIdentifier.raw_record_id.in_(_scope_records(scope)), ContactIdentifier.value.is_not(None)
-        ),
-        sa.select(CanonicalChange.kind, CanonicalChange.value).where(
-            CanonicalChange.run_id == scope, CanonicalChange.kind.in_(["email", "phone"])
-        ),
+def _scope_identifiers(connection: Connection, scope: str) -> pd.DataFrame:
+    """kind, value: what the run's records hold now, and what its changed records held before it."""
+    rows: list[Any] = list(
+        connection.execute(
+            sa.select(CanonicalChange.kind, CanonicalChange.value).where(
+                CanonicalChange.run_id == scope, CanonicalChange.kind.in_(["email", "phone"])
+            )
+        ).all()
     )
+    for chunk in chunks(_scope_records(connection, scope)):
+        rows.extend(
+            connection.execute(
+                sa.select(ContactIdentifier.kind, ContactIdentifier.value).where(
+                    ContactIdentifier.raw_record_id.in_(chunk), ContactIdentifier.value.is_not(None)
+                )
+            ).all()
+        )
+    return pd.DataFrame(rows, columns=["kind", "value"]).drop_duplicates()
 
 
 def identifiers_belong_to_one_contact(engine: Engine, scope: str | None = None) -> CheckResult:
     """A usable (not suppressed) email or phone is held by one golden contact, unless household splitting
     refused the link between its holders: every pair of holders in different contacts must have its row
     in contact_link_decisions, so no split goes unexplained."""
-    suppressed = sa.select(SuppressedIdentifier.kind, SuppressedIdentifier.value)
-    one, other = sa.orm.aliased(ContactIdentifier), sa.orm.aliased(ContactIdentifier)
-    one_source, other_source = sa.orm.aliased(ContactSource), sa.orm.aliased(ContactSource)
-    decision = ContactLinkDecision
-    query = (
-        sa.select(one.kind, one.value)
-        .join(other, sa.and_(other.kind == one.kind, other.value == one.value))
-        .join(one_source, one_source.raw_record_id == one.raw_record_id)
-        .join(other_source, other_source.raw_record_id == other.raw_record_id)
-        .outerjoin(
-            decision,
-            sa.and_(
-                decision.raw_record_id_a == one.raw_record_id,
-                decision.raw_record_id_b == other.raw_record_id,
-                decision.kind == one.kind,
-                decision.value == one.value,
-            ),
-        )
-        .where(
-            one.value.is_not(None),
-            one.raw_record_id < other.raw_record_id,
-            one_source.contact_id != other_source.contact_id,
-            sa.tuple_(one.kind, one.value).not_in(suppressed),
-            decision.id.is_(None),
-        )
-        .group_by(one.kind, one.value)
-    )
-    if scope is not None:
-        query = query.where(sa.tuple_(one.kind, one.value).in_(_scope_identifiers(scope)))
     with engine.connect() as connection:
-        shared = connection.execute(query).all()
+        if scope is None:
+            shared = [
+                (kind, value) for kind, value in connection.execute(_shared(ContactIdentifier.__table__))
+            ]
+        else:
+            found: set[tuple[str, str]] = set()
+            for kind, chunk in values_by_kind(_in_several_contacts(connection, scope)):
+                # Their holders first, joined to themselves: joining the whole table instead, SQLite
+                # walks every value of the kind on one side.
+                holders = (
+                    sa.select(
+                        ContactIdentifier.raw_record_id, ContactIdentifier.kind, ContactIdentifier.value
+                    )
+                    .where(ContactIdentifier.kind == kind, ContactIdentifier.value.in_(chunk))
+                    .cte()
+                )
+                found.update((kind, value) for kind, value in connection.execute(_shared(holders)))
+            shared = sorted(found)
     return CheckResult(
         not shared,
         len(shared),
@@ -103,6 +106,55 @@ def identifiers_belong_to_one_contact(engine: Engine, scope: str | None = None) 
         "to say why",
         [f"{kind} {value}" for kind, value in shared[:10]],
         scope is None,
+    )
+
+
+def _in_several_contacts(connection: Connection, scope: str) -> pd.DataFrame:
+    """kind, value of the run's identifiers whose holders are in more than one contact: the only ones
+    that can break the rule (few: household splits), found with one index probe per identifier."""
+    rows: list[Any] = []
+    for kind, chunk in values_by_kind(_scope_identifiers(connection, scope)):
+        rows.extend(
+            connection.execute(
+                sa.select(ContactIdentifier.kind, ContactIdentifier.value, ContactSource.contact_id)
+                .join(ContactSource, ContactSource.raw_record_id == ContactIdentifier.raw_record_id)
+                .where(ContactIdentifier.kind == kind, ContactIdentifier.value.in_(chunk))
+            ).all()
+        )
+    holders = pd.DataFrame(rows, columns=["kind", "value", "contact_id"])
+    contacts = holders.groupby(["kind", "value"], as_index=False).agg(contacts=("contact_id", "nunique"))
+    return contacts.loc[contacts["contacts"] > 1, ["kind", "value"]]
+
+
+def _shared(identifiers: sa.FromClause) -> sa.Select[str, str]:
+    """kind, value of the usable identifiers among ``identifiers`` (raw_record_id, kind, value rows) held
+    in two contacts with no refused link between the holders."""
+    suppressed = sa.select(SuppressedIdentifier.kind, SuppressedIdentifier.value)
+    one, other = identifiers.alias("one"), identifiers.alias("other")
+    one_source, other_source = sa.orm.aliased(ContactSource), sa.orm.aliased(ContactSource)
+    decision = ContactLinkDecision
+    return (
+        sa.select(one.c.kind, one.c.value)
+        .join(other, sa.and_(other.c.kind == one.c.kind, other.c.value == one.c.value))
+        .join(one_source, one_source.raw_record_id == one.c.raw_record_id)
+        .join(other_source, other_source.raw_record_id == other.c.raw_record_id)
+        .outerjoin(
+            decision,
+            sa.and_(
+                decision.raw_record_id_a == one.c.raw_record_id,
+                decision.raw_record_id_b == other.c.raw_record_id,
+                decision.kind == one.c.kind,
+                decision.value == one.c.value,
+            ),
+        )
+        .where(
+            one.c.value.is_not(None),
+            one.c.raw_record_id < other.c.raw_record_id,
+            one_source.contact_id != other_source.contact_id,
+            sa.tuple_(one.c.kind, one.c.value).not_in(suppressed),
+            decision.id.is_(None),
+        )
+        .group_by(one.c.kind, one.c.value)
     )
 
 
@@ -114,12 +166,17 @@ def records_link_to_one_contact(engine: Engine, scope: str | None = None) -> Che
     query = (
         sa.select(RawRecord.source, RawRecord.object, RawRecord.source_id)
         .outerjoin(ContactSource, ContactSource.raw_record_id == RawRecord.id)
-        .where(contact_records, RawRecord.deleted_at.is_(None), ContactSource.contact_id.is_(None))
+        .where(RawRecord.deleted_at.is_(None), ContactSource.contact_id.is_(None))
     )
-    if scope is not None:
-        query = query.where(RawRecord.id.in_(_scope_records(scope)))
     with engine.connect() as connection:
-        unlinked = connection.execute(query).all()
+        if scope is None:
+            unlinked = list(connection.execute(query.where(contact_records)).all())
+        else:
+            # The run's records are contact records: no need for the filter that would lead SQLite to
+            # walk all of them.
+            unlinked = []
+            for chunk in chunks(_scope_records(connection, scope)):
+                unlinked.extend(connection.execute(query.where(RawRecord.id.in_(chunk))).all())
     return CheckResult(
         not unlinked,
         len(unlinked),
