@@ -5,6 +5,8 @@ call them, and report. The checks are blocking, so reverse sync never pushes fro
 invariant.
 """
 
+from datetime import timedelta
+
 import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -150,10 +152,22 @@ def source_count_metadata(engine: Engine) -> dict[str, dg.IntMetadataValue]:
     }
 
 
-def _check(result: canonical_checks.CheckResult) -> dg.AssetCheckResult:
+def _check(
+    name: str,
+    context: dg.AssetCheckExecutionContext,
+    sync_settings: SyncSettingsResource,
+    warehouse: WarehouseResource,
+) -> dg.AssetCheckResult:
+    """Run one check over this run's changes, or over everything when that is due (see ``run_check``)."""
+    every = timedelta(hours=sync_settings.settings().contact_sync_full_check_hours)
+    result = canonical_checks.run_check(name, warehouse.engine(), context.run.run_id, every)
     return dg.AssetCheckResult(
         passed=result.passed,
-        metadata={"failures": result.failures, "examples": dg.MetadataValue.json(result.examples)},
+        metadata={
+            "failures": result.failures,
+            "examples": dg.MetadataValue.json(result.examples),
+            "scope": "whole warehouse" if result.full else "this run's changes",
+        },
         description=result.description,
     )
 
@@ -161,18 +175,24 @@ def _check(result: canonical_checks.CheckResult) -> dg.AssetCheckResult:
 @dg.asset_check(
     asset=CONTACTS_KEY, blocking=True, description="No usable identifier belongs to two contacts."
 )
-def identifiers_belong_to_one_contact(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _check(canonical_checks.identifiers_belong_to_one_contact(warehouse.engine()))
+def identifiers_belong_to_one_contact(
+    context: dg.AssetCheckExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    return _check("identifiers_belong_to_one_contact", context, sync_settings, warehouse)
 
 
 @dg.asset_check(asset=CONTACTS_KEY, blocking=True, description="Every live record links to one contact.")
-def records_link_to_one_contact(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _check(canonical_checks.records_link_to_one_contact(warehouse.engine()))
+def records_link_to_one_contact(
+    context: dg.AssetCheckExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    return _check("records_link_to_one_contact", context, sync_settings, warehouse)
 
 
 @dg.asset_check(asset=CONTACTS_KEY, blocking=True, description="Merged ids never lead into a cycle.")
-def merges_have_no_cycles(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _check(canonical_checks.merges_have_no_cycles(warehouse.engine()))
+def merges_have_no_cycles(
+    context: dg.AssetCheckExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    return _check("merges_have_no_cycles", context, sync_settings, warehouse)
 
 
 @dg.asset(
@@ -183,15 +203,30 @@ def merges_have_no_cycles(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     description="Linkflow events and ClickSend messages, linked to golden contacts where one matches.",
 )
 def canonical_activity(
-    context: dg.AssetExecutionContext, sync_settings: SyncSettingsResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    sync_settings: SyncSettingsResource,
+    run_options: RunOptionsResource,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
+    # Incremental by default (new and changed activity, and the keys of the contacts canonical touched);
+    # a full refresh rebuilds it, as does a full canonical rebuild.
     with stops_cleanly(context):
-        counts = build_activity(warehouse.engine(), phone_regions(sync_settings.settings(), warehouse))
+        report = build_activity(
+            warehouse.engine(),
+            phone_regions(sync_settings.settings(), warehouse),
+            full=bool(run_options.full_refresh_sources),
+        )
     context.log.info(
-        f"activity: {counts['activity']} rows, {counts['activity_linked']} linked to a contact, "
-        f"{counts['activity_unmatched']} unmatched"
+        f"activity: {report.activity} rows, {report.activity_linked} linked to a contact, "
+        f"{report.activity_unmatched} unmatched; "
+        + (
+            "rebuilt in full"
+            if report.full_rebuild
+            else f"{report.rows_written} written, "
+            f"{report.rows_removed} removed, {report.keys_relinked} keys re-linked"
+        )
     )
-    return dg.MaterializeResult(metadata=counts)
+    return dg.MaterializeResult(metadata=report.as_metadata())
 
 
 canonical_assets: list[dg.AssetsDefinition] = [canonical_contacts, canonical_activity]

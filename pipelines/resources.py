@@ -61,6 +61,7 @@ class SyncSettingsResource(dg.ConfigurableResource):
     push_overwrite: str | None = None
     push_create: str | None = None
     full_scan_hours: float = 24.0
+    full_check_hours: float = 24.0
     blocked_identifiers: str | None = None
     max_records_per_identifier: int = 25
     source_priority: str | None = None
@@ -82,6 +83,7 @@ class SyncSettingsResource(dg.ConfigurableResource):
             "contact_sync_push_overwrite": self.push_overwrite,
             "contact_sync_push_create": self.push_create,
             "contact_sync_full_scan_hours": self.full_scan_hours,
+            "contact_sync_full_check_hours": self.full_check_hours,
             "contact_sync_blocked_identifiers": self.blocked_identifiers,
             "contact_sync_max_records_per_identifier": self.max_records_per_identifier,
             "contact_sync_source_priority": self.source_priority,
@@ -145,6 +147,7 @@ def settings_resource(settings: Settings) -> SyncSettingsResource:
         push_overwrite=settings.contact_sync_push_overwrite,
         push_create=settings.contact_sync_push_create,
         full_scan_hours=settings.contact_sync_full_scan_hours,
+        full_check_hours=settings.contact_sync_full_check_hours,
         blocked_identifiers=settings.contact_sync_blocked_identifiers,
         max_records_per_identifier=settings.contact_sync_max_records_per_identifier,
         source_priority=settings.contact_sync_source_priority,

@@ -39,6 +39,8 @@ class SyncReport:
     skipped: list[str] = field(default_factory=list)
     stopped: bool = False
     """The run was asked to stop and ended canceled; ``assets`` holds what it finished or left in part."""
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each asset check's metadata, by check name."""
     expected: list[str] = field(default_factory=list)
     """The assets the run set out to materialize (enabled streams, then pushes): those a stopped run
     did not reach were not started."""
@@ -206,6 +208,7 @@ def _report(
     # A failed blocking check fails its step with Dagster's own error, which names no check and
     # says nothing of why; the check's evaluation says both.
     for evaluation in result.get_asset_check_evaluations():
+        report.checks[evaluation.check_name] = _metadata_values(evaluation.metadata)
         if evaluation.blocking and not evaluation.passed:
             report.failures.append(
                 f"blocking check {evaluation.check_name} of {evaluation.asset_key.to_user_string()} "

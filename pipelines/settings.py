@@ -175,6 +175,9 @@ class Settings(BaseSettings):
     # list contacts, Zoho Bigin contacts) are scanned whole at most this often, to mark the records
     # they no longer list as deleted.
     contact_sync_full_scan_hours: float = Field(default=24.0, gt=0)
+    # The blocking checks of the canonical step look only at the records a run re-resolved; the whole
+    # warehouse is checked on a full refresh, after a failure, and at least this often (0: every run).
+    contact_sync_full_check_hours: float = Field(default=24.0, ge=0)
     # Identity resolution: extra identifiers never used to link (emails, `*` globs, E.164 phones), the
     # record count past which a shared identifier stops linking, and per-field source priorities:
     # "first_name,last_name:zoho_crm,clickfunnels;company:zoho_crm".

@@ -3,38 +3,64 @@
 Events carry the Linkflow contact id, so they follow that record's link. Messages carry only phone
 numbers, so they are matched on the E.164 form of the other party's number, and only through a number
 that identifies exactly one golden contact (a number shared by several, or suppressed as junk, links
-nothing). Delivery receipts carry no number and inherit the match of the message they report on.
-Unmatched activity is kept with a null ``contact_id``.
+nothing). Delivery receipts carry no number and inherit the match of the message they report on (when
+several messages carry its id, only if they agree on one contact). Unmatched activity is kept with a
+null ``contact_id``.
+
+Each row keeps what its contact follows (``link_key``: the Linkflow contact id, the phone, or the
+message id of a receipt), so a run costs what changed: new and changed events and messages (raw
+records whose ``changed_at`` passed the watermark) are linked as they land, and the contacts a
+canonical run touched (``models.identity.changes``) re-point only the rows whose keys their records
+hold or held. A full rebuild happens with no watermark yet, when asked, after a full canonical rebuild,
+and when the ClickSend phone region (which decides every message's key) changed.
 """
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import InstrumentedAttribute
 
+from models.identity import changes
+from models.identity.phases import insert_rows
 from models.normalise.identifiers import normalise_phones
 from models.normalise.raw_keys import parse_shanghai, parse_unix_ms, record_time
+from models.warehouse.store import StreamKey, chunks, read_cursor, store_cursor
 from models.warehouse.tables import (
     ContactActivity,
     ContactIdentifier,
     ContactSource,
     RawRecord,
     SuppressedIdentifier,
+    utcnow,
 )
 
+#: Where the watermark of the last activity run lives in stream_state.
+WATERMARK = StreamKey("canonical", "activity", "link")
+
 _SUMMARY_CHARS = 120
+_LINKFLOW, _PHONE, _MESSAGE = "linkflow:", "phone:", "message:"
+_ACTIVITY_OBJECTS = (("linkflow", "event"), ("clicksend", "sms"))
 
 
-def _raw(connection: Connection, source: str, obj: str) -> list[tuple[str, dict[str, Any]]]:
-    rows = connection.execute(
-        sa.select(RawRecord.source_id, RawRecord.payload).where(
-            RawRecord.source == source, RawRecord.object == obj, RawRecord.deleted_at.is_(None)
-        )
-    ).all()
-    return [(source_id, payload) for source_id, payload in rows]
+@dataclass
+class ActivityReport:
+    """What a run did, for the asset's metadata."""
+
+    activity: int
+    activity_linked: int
+    activity_unmatched: int
+    full_rebuild: bool
+    rows_written: int
+    rows_removed: int
+    keys_relinked: int
+
+    def as_metadata(self) -> dict[str, int | bool]:
+        return dict(vars(self))
 
 
 def _text(value: Any, limit: int = _SUMMARY_CHARS) -> str:
@@ -42,86 +68,54 @@ def _text(value: Any, limit: int = _SUMMARY_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _event_rows(connection: Connection) -> list[dict[str, Any]]:
-    linkflow_contacts = dict(
-        connection.execute(
-            sa.select(ContactSource.source_id, ContactSource.contact_id).where(
-                ContactSource.source == "linkflow", ContactSource.object == "contact"
-            )
-        ).all()
-    )
-    rows = []
-    for source_id, event in _raw(connection, "linkflow", "event"):
-        occurred = parse_unix_ms(event.get("eventDate")) or parse_shanghai(event.get("dateCreated"))
-        contact = event.get("contactId")
-        rows.append(
-            {
-                "activity_id": f"linkflow:event:{source_id}",
-                "contact_id": linkflow_contacts.get(str(contact)) if contact is not None else None,
-                "source": "linkflow",
-                "kind": "event",
-                "occurred_at": occurred,
-                "summary": _text(event.get("event")),
-                "details": event,
-            }
-        )
-    return rows
+def _is_activity_record() -> sa.ColumnElement[bool]:
+    return sa.or_(*(sa.and_(RawRecord.source == s, RawRecord.object == o) for s, o in _ACTIVITY_OBJECTS))
 
 
-def _phone_owners(connection: Connection) -> dict[str, str]:
-    """E.164 number → the one golden contact it identifies (numbers of several contacts left out)."""
-    suppressed = sa.select(SuppressedIdentifier.value).where(SuppressedIdentifier.kind == "phone")
-    pairs = connection.execute(
-        sa.select(ContactIdentifier.value, ContactSource.contact_id)
-        .join(ContactSource, ContactSource.raw_record_id == ContactIdentifier.raw_record_id)
-        .where(
-            ContactIdentifier.kind == "phone",
-            ContactIdentifier.value.is_not(None),
-            ContactIdentifier.value.not_in(suppressed),
-            ContactSource.contact_id.is_not(None),
-        )
-        .distinct()
-    ).all()
-    owners = pd.DataFrame(pairs, columns=["phone", "contact_id"])
-    unique = owners.groupby("phone")["contact_id"].nunique()
-    single = owners[owners["phone"].isin(unique[unique == 1].index)]
-    return dict(zip(single["phone"], single["contact_id"], strict=True))
+def _event_row(source_id: str, event: dict[str, Any]) -> dict[str, Any]:
+    contact = event.get("contactId")
+    return {
+        "activity_id": f"linkflow:event:{source_id}",
+        "contact_id": None,
+        "source": "linkflow",
+        "kind": "event",
+        "occurred_at": parse_unix_ms(event.get("eventDate")) or parse_shanghai(event.get("dateCreated")),
+        "summary": _text(event.get("event")),
+        "details": event,
+        "link_key": None if contact is None else f"{_LINKFLOW}{contact}",
+        "message_key": None,
+    }
 
 
-def _message_rows(connection: Connection, region: str) -> list[dict[str, Any]]:
-    messages = _raw(connection, "clicksend", "sms")
+def _party(source_id: str, payload: dict[str, Any]) -> str:
+    """The other party's number as written: whom a message went to, or whom it came from."""
+    part = source_id.split(":", 1)[0]
+    if part == "history":
+        number = payload.get("to") if payload.get("direction", "out") == "out" else payload.get("from")
+    elif part == "inbound":
+        number = payload.get("from")
+    else:
+        number = None
+    return "" if number is None else str(number)
+
+
+def _message_rows(messages: list[tuple[str, dict[str, Any]]], region: str) -> list[dict[str, Any]]:
     if not messages:
         return []
-    parties = []
-    for source_id, payload in messages:
-        part = source_id.split(":", 1)[0]
-        if part == "history":
-            number = payload.get("to") if payload.get("direction", "out") == "out" else payload.get("from")
-        elif part == "inbound":
-            number = payload.get("from")
-        else:
-            number = None
-        parties.append("" if number is None else str(number))
-    phones = normalise_phones(pd.DataFrame({"raw": parties, "region": region}))["phone"].to_numpy(
-        dtype=object
-    )
-    owners = _phone_owners(connection)
-    by_message: dict[str, str | None] = {}
-    matched: list[str | None] = []
-    for (_, payload), phone in zip(messages, phones, strict=True):
-        contact = owners.get(phone) if isinstance(phone, str) else None
-        matched.append(contact)
-        if contact is not None and payload.get("message_id") is not None:
-            by_message[str(payload["message_id"])] = contact
+    parties = [_party(source_id, payload) for source_id, payload in messages]
+    phones = normalise_phones(pd.DataFrame({"raw": parties, "region": region}))["phone"].tolist()
     rows = []
-    for (source_id, payload), matched_contact in zip(messages, matched, strict=True):
+    for (source_id, payload), phone in zip(messages, phones, strict=True):
         part = source_id.split(":", 1)[0]
-        contact = matched_contact
+        message_id = payload.get("message_id")
+        link_key = f"{_PHONE}{phone}" if isinstance(phone, str) else None
+        message_key = None if message_id is None else str(message_id)
         # The time each part's key spec reads: receipt and inbound ``timestamp`` (inbound items may
         # carry only ``timestamp_send``, as the v3 spec's example does), history ``date``.
         occurred = record_time("clicksend", "sms", part, payload)
         if part == "receipt":
-            contact = by_message.get(str(payload.get("message_id")))
+            link_key = None if message_id is None else f"{_MESSAGE}{message_id}"
+            message_key = None
             summary = f"delivery receipt: {_text(payload.get('status_text'))}"
         elif part == "inbound":
             summary = f"SMS received: {_text(payload.get('body'))}"
@@ -131,24 +125,299 @@ def _message_rows(connection: Connection, region: str) -> list[dict[str, Any]]:
         rows.append(
             {
                 "activity_id": f"clicksend:sms:{source_id}",
-                "contact_id": contact,
+                "contact_id": None,
                 "source": "clicksend",
                 "kind": "sms",
                 "occurred_at": occurred,
                 "summary": summary,
                 "details": payload,
+                "link_key": link_key,
+                "message_key": message_key,
             }
         )
     return rows
 
 
-def build_activity(engine: Engine, regions: Mapping[str, str]) -> dict[str, int]:
-    """Rebuild ``contact_activity`` from the raw events and messages; returns counts for metadata."""
-    with engine.connect() as connection:
-        rows = _event_rows(connection) + _message_rows(connection, regions.get("clicksend", "US"))
+def _rows(records: Iterable[tuple[str, str, dict[str, Any]]], region: str) -> list[dict[str, Any]]:
+    """Activity rows of (object, source_id, payload) raw records, contacts not yet linked."""
+    events, messages = [], []
+    for obj, source_id, payload in records:
+        if obj == "event":
+            events.append(_event_row(source_id, payload))
+        else:
+            messages.append((source_id, payload))
+    return events + _message_rows(messages, region)
+
+
+def _linkflow_owners(connection: Connection, ids: list[str] | None) -> dict[str, str]:
+    """Linkflow contact id → its record's golden contact (all of them when ``ids`` is None)."""
+    query = sa.select(ContactSource.source_id, ContactSource.contact_id).where(
+        ContactSource.source == "linkflow",
+        ContactSource.object == "contact",
+        ContactSource.contact_id.is_not(None),
+    )
+    if ids is None:
+        return {str(source_id): str(contact) for source_id, contact in connection.execute(query)}
+    found: dict[str, str] = {}
+    for chunk in chunks(ids):
+        found.update(
+            (str(source_id), str(contact))
+            for source_id, contact in connection.execute(query.where(ContactSource.source_id.in_(chunk)))
+        )
+    return found
+
+
+def _phone_owners(connection: Connection, phones: list[str] | None) -> dict[str, str]:
+    """E.164 number → the one golden contact it identifies (numbers of several contacts left out);
+    every number when ``phones`` is None."""
+    suppressed = sa.select(SuppressedIdentifier.value).where(SuppressedIdentifier.kind == "phone")
+    query = (
+        sa.select(ContactIdentifier.value, ContactSource.contact_id)
+        .join(ContactSource, ContactSource.raw_record_id == ContactIdentifier.raw_record_id)
+        .where(
+            ContactIdentifier.kind == "phone",
+            ContactIdentifier.value.is_not(None),
+            ContactIdentifier.value.not_in(suppressed),
+            ContactSource.contact_id.is_not(None),
+        )
+    )
+    pairs: list[Any] = []
+    if phones is None:
+        pairs = list(connection.execute(query).all())
+    else:
+        for chunk in chunks(phones):
+            pairs.extend(connection.execute(query.where(ContactIdentifier.value.in_(chunk))).all())
+    return _unique(pairs)
+
+
+def _unique(pairs: Iterable[tuple[Any, Any]]) -> dict[str, str]:
+    """key → value for the keys paired with exactly one distinct value."""
+    owners = pd.DataFrame(list(pairs), columns=["key", "value"]).drop_duplicates()
+    single = owners.drop_duplicates("key", keep=False)
+    return dict(zip(single["key"], single["value"], strict=True))
+
+
+def _link(connection: Connection, rows: list[dict[str, Any]], *, everything: bool) -> None:
+    """Set ``contact_id`` of events and messages from their keys (receipts are linked after)."""
+    keys = {row["link_key"] for row in rows if row["link_key"] is not None}
+    linkflow = sorted(key[len(_LINKFLOW) :] for key in keys if key.startswith(_LINKFLOW))
+    phones = sorted(key[len(_PHONE) :] for key in keys if key.startswith(_PHONE))
+    owners = {
+        **{
+            f"{_LINKFLOW}{k}": v
+            for k, v in _linkflow_owners(connection, None if everything else linkflow).items()
+        },
+        **{f"{_PHONE}{k}": v for k, v in _phone_owners(connection, None if everything else phones).items()},
+    }
+    for row in rows:
+        row["contact_id"] = owners.get(row["link_key"]) if row["link_key"] is not None else None
+
+
+def _link_receipts(rows: list[dict[str, Any]]) -> None:
+    """A receipt takes the contact the messages with its id agree on (a full rebuild, in memory)."""
+    matched = _unique(
+        (row["message_key"], row["contact_id"])
+        for row in rows
+        if row["message_key"] is not None and row["contact_id"] is not None
+    )
+    for row in rows:
+        key = row["link_key"]
+        if key is not None and key.startswith(_MESSAGE):
+            row["contact_id"] = matched.get(key[len(_MESSAGE) :])
+
+
+def _watermark(connection: Connection) -> tuple[datetime | None, str | None]:
+    cursor = read_cursor(connection, WATERMARK)
+    if not cursor or not cursor.get("changed_at"):
+        return None, None
+    return datetime.fromisoformat(str(cursor["changed_at"])), cursor.get("region")
+
+
+def _store_watermark(connection: Connection, changed_at: datetime | None, region: str) -> None:
+    cursor = {"changed_at": None if changed_at is None else changed_at.isoformat(), "region": region}
+    store_cursor(connection, WATERMARK, cursor, utcnow())
+
+
+def _totals(connection: Connection) -> tuple[int, int]:
+    total, linked = connection.execute(
+        sa.select(sa.func.count(), sa.func.count(ContactActivity.contact_id)).select_from(ContactActivity)
+    ).one()
+    return int(total), int(linked)
+
+
+def build_activity(engine: Engine, regions: Mapping[str, str], *, full: bool = False) -> ActivityReport:
+    """Bring ``contact_activity`` up to date with the raw events and messages and the golden contacts.
+
+    Incremental unless ``full``, or a full rebuild is due (see the module's docstring). Results, the
+    watermark and the consumed canonical changes are written in one transaction, so a killed run
+    leaves the previous ones and the next run picks up from the same place.
+    """
+    region = regions.get("clicksend", "US")
     with engine.begin() as connection:
-        connection.execute(sa.delete(ContactActivity))
-        for start in range(0, len(rows), 10_000):
-            connection.execute(sa.insert(ContactActivity), rows[start : start + 10_000])
-    linked = int(np.count_nonzero([row["contact_id"] is not None for row in rows]))
-    return {"activity": len(rows), "activity_linked": linked, "activity_unmatched": len(rows) - linked}
+        watermark, stored_region = _watermark(connection)
+        todo = changes.pending(connection)
+        if full or todo.full or watermark is None or stored_region != region:
+            return _rebuild(connection, region, todo)
+        return _apply_changes(connection, region, watermark, todo)
+
+
+def _rebuild(connection: Connection, region: str, todo: changes.Pending) -> ActivityReport:
+    latest = connection.execute(
+        sa.select(sa.func.max(RawRecord.changed_at)).where(_is_activity_record())
+    ).scalar_one_or_none()
+    raw = connection.execute(
+        sa.select(RawRecord.object, RawRecord.source_id, RawRecord.payload).where(
+            _is_activity_record(), RawRecord.deleted_at.is_(None)
+        )
+    ).all()
+    rows = _rows(((obj, source_id, payload) for obj, source_id, payload in raw), region)
+    _link(connection, rows, everything=True)
+    _link_receipts(rows)
+    deleted = connection.execute(sa.delete(ContactActivity)).rowcount
+    insert_rows(connection, ContactActivity, rows)
+    # With no activity at all yet, the watermark still marks that a rebuild happened.
+    _store_watermark(connection, latest or datetime.fromtimestamp(0, UTC), region)
+    changes.consume(connection, todo)
+    linked = sum(row["contact_id"] is not None for row in rows)
+    return ActivityReport(len(rows), linked, len(rows) - linked, True, len(rows), deleted, 0)
+
+
+def _apply_changes(
+    connection: Connection, region: str, watermark: datetime, todo: changes.Pending
+) -> ActivityReport:
+    changed = _changed_since(connection, watermark)
+    prefix = {"event": "linkflow:event:", "sms": "clicksend:sms:"}
+    changed_ids = [f"{prefix[obj]}{source_id}" for obj, source_id, *_ in changed]
+    # Receipts whose message changed or went away must be looked at again.
+    messages = set(_column_of(connection, ContactActivity.message_key, changed_ids))
+
+    for chunk in chunks(changed_ids):
+        connection.execute(sa.delete(ContactActivity).where(ContactActivity.activity_id.in_(chunk)))
+    rows = _rows(((obj, sid, payload) for obj, sid, payload, gone, _ in changed if gone is None), region)
+    _link(connection, rows, everything=False)
+    insert_rows(connection, ContactActivity, rows)
+    messages.update(row["message_key"] for row in rows if row["message_key"] is not None)
+    messages.update(
+        row["link_key"][len(_MESSAGE) :] for row in rows if (row["link_key"] or "").startswith(_MESSAGE)
+    )
+
+    relinked = 0
+    if todo.last_id is not None:
+        keys = _touched_keys(connection, todo)
+        relinked = len(keys)
+        messages.update(_column_of(connection, ContactActivity.message_key, keys, ContactActivity.link_key))
+        _relink(connection, keys)
+    _relink_receipts(connection, sorted(messages))
+
+    latest = max((row[4] for row in changed), default=watermark)
+    _store_watermark(connection, latest, region)
+    changes.consume(connection, todo)
+    total, linked = _totals(connection)
+    removed = sum(gone is not None for *_, gone, _ in changed)
+    return ActivityReport(total, linked, total - linked, False, len(rows), removed, relinked)
+
+
+def _changed_since(connection: Connection, watermark: datetime) -> list[Any]:
+    """object, source_id, payload, deleted_at, changed_at of the activity records changed after the
+    watermark. The changed rows are found through the changed_at index alone, then read by id: asked
+    for both at once, SQLite walks every event and message through the (source, object) index."""
+    moved = connection.execute(
+        sa.select(RawRecord.id, RawRecord.source, RawRecord.object).where(RawRecord.changed_at > watermark)
+    ).all()
+    ids = sorted(key for key, source, obj in moved if (source, obj) in _ACTIVITY_OBJECTS)
+    rows: list[Any] = []
+    for chunk in chunks(ids):
+        rows.extend(
+            connection.execute(
+                sa.select(
+                    RawRecord.object,
+                    RawRecord.source_id,
+                    RawRecord.payload,
+                    RawRecord.deleted_at,
+                    RawRecord.changed_at,
+                )
+                .where(RawRecord.id.in_(chunk))
+                .order_by(RawRecord.id)
+            ).all()
+        )
+    return rows
+
+
+def _column_of(
+    connection: Connection,
+    column: InstrumentedAttribute[Any],
+    values: list[str],
+    match: InstrumentedAttribute[Any] = ContactActivity.activity_id,
+) -> list[str]:
+    """Distinct non-null ``column`` of the activity rows whose ``match`` is in ``values`` (deduplicated
+    here: a DISTINCT would lead SQLite to walk ``column``'s index whole)."""
+    found: set[str] = set()
+    for chunk in chunks(values):
+        found.update(
+            connection.execute(sa.select(column).where(match.in_(chunk), column.is_not(None))).scalars()
+        )
+    return sorted(found)
+
+
+def _touched_keys(connection: Connection, todo: changes.Pending) -> list[str]:
+    """Link keys whose contact the pending canonical changes can have moved: the phones and Linkflow
+    ids of every record they re-resolved, and the phones changed records held before."""
+    phones: set[str] = set()
+    linkflow: set[str] = set()
+    for chunk in chunks(changes.changed_records(connection, todo)):
+        # Filtered here rather than in SQL: asked for phones (or Linkflow records) only, SQLite walks
+        # every one through the (kind, value) (or (source, object)) index instead of the ids.
+        held = connection.execute(
+            sa.select(ContactIdentifier.kind, ContactIdentifier.value).where(
+                ContactIdentifier.raw_record_id.in_(chunk)
+            )
+        ).all()
+        phones.update(str(value) for kind, value in held if kind == "phone" and value is not None)
+        records = connection.execute(
+            sa.select(RawRecord.source, RawRecord.object, RawRecord.source_id).where(RawRecord.id.in_(chunk))
+        ).all()
+        linkflow.update(i for source, obj, i in records if (source, obj) == ("linkflow", "contact"))
+    phones.update(changes.lost_identifiers(connection, todo, "phone"))
+    return sorted({*(f"{_PHONE}{p}" for p in phones), *(f"{_LINKFLOW}{i}" for i in linkflow)})
+
+
+def _relink(connection: Connection, keys: list[str]) -> None:
+    """Point every event and message of ``keys`` at the key's owner now (or at none)."""
+    linkflow = [key[len(_LINKFLOW) :] for key in keys if key.startswith(_LINKFLOW)]
+    phones = [key[len(_PHONE) :] for key in keys if key.startswith(_PHONE)]
+    owners = {
+        **{f"{_LINKFLOW}{k}": v for k, v in _linkflow_owners(connection, linkflow).items()},
+        **{f"{_PHONE}{k}": v for k, v in _phone_owners(connection, phones).items()},
+    }
+    _set_contacts(connection, {key: owners.get(key) for key in keys})
+
+
+def _relink_receipts(connection: Connection, message_ids: list[str]) -> None:
+    """Point the receipts of ``message_ids`` at the contact their messages agree on now."""
+    pairs: list[Any] = []
+    for chunk in chunks(message_ids):
+        pairs.extend(
+            connection.execute(
+                sa.select(ContactActivity.message_key, ContactActivity.contact_id).where(
+                    ContactActivity.message_key.in_(chunk), ContactActivity.contact_id.is_not(None)
+                )
+            ).all()
+        )
+    owners = _unique(pairs)
+    _set_contacts(connection, {f"{_MESSAGE}{m}": owners.get(m) for m in message_ids})
+
+
+def _set_contacts(connection: Connection, contact_of: dict[str, str | None]) -> None:
+    """One executemany UPDATE: each link key's rows get its contact, where it differs."""
+    if not contact_of:
+        return
+    table = cast(sa.Table, ContactActivity.__table__)
+    statement = (
+        sa.update(table)
+        .where(
+            table.c.link_key == sa.bindparam("key"),
+            table.c.contact_id.is_distinct_from(sa.bindparam("contact")),
+        )
+        .values(contact_id=sa.bindparam("contact"))
+    )
+    connection.execute(statement, [{"key": key, "contact": contact} for key, contact in contact_of.items()])

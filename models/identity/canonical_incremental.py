@@ -11,6 +11,10 @@ Where the last run stopped is a watermark in `stream_state` (canonical / contact
 the previous results and watermark together. The watermark is a time read, never "now": a record written
 while a run works carries a later changed_at and is picked up by the next run.
 
+What each run re-resolved (its records, and the identifiers its changed records held before) goes to
+`canonical_changes` in the same transaction (`models.identity.changes`), so activity and the blocking
+checks follow only the contacts it touched; a full rebuild marks itself there before it starts.
+
 Limits, honestly:
 - Only record changes are followed. A change of the linking rules (blocklists, record limit, household
   splitting, nicknames) is noticed by a fingerprint stored with the watermark and rebuilds in full; a
@@ -31,6 +35,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import InstrumentedAttribute
 
 from models.identity.canonical import build_canonical
+from models.identity.changes import prune as prune_changes
+from models.identity.changes import record_full_rebuild, record_incremental
 from models.identity.contact_ids import ContactIdFactory
 from models.identity.identity_store import SqlIdentityStore, values_by_kind
 from models.identity.linking import link
@@ -94,6 +100,8 @@ def build_canonical_incremental(
     abandon the run (a sync asked to stop): the results and the watermark are written in one
     transaction, so an abandoned run leaves the previous ones.
     """
+    with engine.begin() as connection:
+        prune_changes(connection)
     if not full:
         with engine.begin() as connection:
             watermark, rules = _watermark(connection)
@@ -110,6 +118,8 @@ def _rebuild(
         latest = connection.execute(
             sa.select(sa.func.max(RawRecord.changed_at)).where(_is_contact_record())
         ).scalar_one_or_none()
+    with engine.begin() as connection:
+        record_full_rebuild(connection, run_id)
     report = build_canonical(engine, config, run_id=run_id, checkpoint=checkpoint)
     if latest is not None:
         with engine.begin() as connection:
@@ -128,6 +138,7 @@ def _resolve_changes(
     changed = _load_changed(connection, watermark)
     report = CanonicalReport(records=len(changed))
     if changed.empty:
+        record_incremental(connection, run_id, np.array([], dtype=np.int64), _no_identifiers())
         return _with_totals(connection, report)
     checkpoint()
     is_deleted = changed["deleted_at"].notna().to_numpy()
@@ -192,6 +203,12 @@ def _resolve_changes(
     insert_rows(connection, ContactMerge, merge_rows(merges, now, run_id))
     _refresh_suppressed(connection, store, pd.concat([held_before, now_held]), config, now)
     _replace_decisions(connection, resolution, deleted, now)
+    record_incremental(
+        connection,
+        run_id,
+        np.union1d(resolution.assignment["record_key"].to_numpy(dtype=np.int64), deleted),
+        held_before,
+    )
     _store_watermark(connection, aware_utc(changed["changed_at"].max()), config)
     return _with_totals(connection, report)
 
@@ -285,6 +302,10 @@ def _no_fields() -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """What `extract_contact_records` gives for no records, with the columns the steps after it join on."""
     points = pd.DataFrame(columns=["record_key", "kind", "field", "position", "raw", "region"])
     return pd.DataFrame(columns=["record_key"]), points.astype({"record_key": np.int64}), 0
+
+
+def _no_identifiers() -> pd.DataFrame:
+    return pd.DataFrame(columns=["record_key", "kind", "value"])
 
 
 def _latest_contact_id(connection: Connection) -> str | None:

@@ -245,17 +245,20 @@ def in_flight(engine: Engine, targets: pd.DataFrame, destination: str, obj: str)
     """
     with engine.connect() as connection:
         read_since = _read_since(connection, destination, obj)
-        rows = connection.execute(
-            sa.select(PushLedger.record_id, PushLedger.field, sa.func.max(PushLedger.updated_at))
-            .where(
-                PushLedger.destination == destination,
-                PushLedger.object == obj,
-                PushLedger.status.in_(IN_FLIGHT),
-                PushLedger.dry_run.is_(False),
-            )
-            .group_by(PushLedger.record_id, PushLedger.field)
-        ).all()
-    sent = pd.DataFrame(rows, columns=["record_id", "field", "sent_at"])
+        query = sa.select(PushLedger.record_id, PushLedger.field, PushLedger.updated_at).where(
+            PushLedger.destination == destination,
+            PushLedger.object == obj,
+            PushLedger.status.in_(IN_FLIGHT),
+            PushLedger.dry_run.is_(False),
+        )
+        if read_since is not None:
+            # Only rows since that extract can still be in flight: the (destination, object, status,
+            # updated_at) index reads just those, not every write ever sent. Grouped here rather than
+            # in SQL, where SQLite would walk the record index for the GROUP BY's order instead.
+            query = query.where(PushLedger.updated_at >= read_since)
+        rows = connection.execute(query).all()
+    latest = pd.DataFrame(rows, columns=["record_id", "field", "sent_at"])
+    sent = latest.groupby(["record_id", "field"], as_index=False, sort=False).agg(sent_at=("sent_at", "max"))
     sent["sent_at"] = pd.to_datetime(sent["sent_at"], utc=True)
     seen = targets.loc[:, ["record_id", "last_seen_at"]]
     merged = sent.merge(seen, on="record_id", how="left")

@@ -404,6 +404,14 @@ def _ensure_state(connection: Connection, key: StreamKey) -> None:
         )
 
 
+def read_cursor(connection: Connection, key: StreamKey) -> dict[str, Any] | None:
+    """``key``'s cursor as the caller's transaction sees it (None: none stored)."""
+    cursor: dict[str, Any] | None = connection.execute(
+        sa.select(StreamState.cursor).where(*_state_where(key))
+    ).scalar_one_or_none()
+    return cursor
+
+
 def store_cursor(connection: Connection, key: StreamKey, cursor: dict[str, Any], now: datetime) -> None:
     """Write ``key``'s cursor inside the caller's transaction (so it commits with the rows it covers)."""
     _ensure_state(connection, key)

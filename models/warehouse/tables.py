@@ -76,6 +76,8 @@ class RawRecord(Base):
     __table_args__ = (
         sa.UniqueConstraint("source", "object", "source_id"),
         sa.Index("ix_raw_records_changed_at", "changed_at"),
+        # The latest change of one source (reverse sync's plan watermark) without scanning the others.
+        sa.Index("ix_raw_records_source_changed_at", "source", "changed_at"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
@@ -195,7 +197,7 @@ class ContactMerge(Base):
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
     old_contact_id: Mapped[str] = mapped_column(sa.String(40), index=True)
     new_contact_id: Mapped[str] = mapped_column(sa.String(40), index=True)
-    merged_at: Mapped[datetime]
+    merged_at: Mapped[datetime] = mapped_column(index=True)
     kind: Mapped[str] = mapped_column(sa.String(16), default="merge")
     run_id: Mapped[str | None] = mapped_column(sa.String(64))
 
@@ -263,6 +265,34 @@ class ContactActivity(Base):
     occurred_at: Mapped[datetime | None]
     summary: Mapped[str | None] = mapped_column(sa.Text)
     details: Mapped[dict[str, Any] | None]
+    # What the row's contact follows, so a change of contacts re-points only the rows it can move:
+    # ``linkflow:<contact id>`` (events), ``phone:<E.164>`` (messages), ``message:<id>`` (receipts).
+    link_key: Mapped[str | None] = mapped_column(sa.String(340), index=True)
+    # A message's ClickSend message_id, so its delivery receipts find the contact it matched.
+    message_key: Mapped[str | None] = mapped_column(sa.String(128), index=True)
+
+
+class CanonicalChange(Base):
+    """What each canonical run changed, for the steps after it: activity re-links only the contacts the
+    run touched, and the blocking checks look only at them.
+
+    ``kind`` is ``run`` (one row per run, ``value`` ``full`` or ``incremental``), ``record`` (a record the
+    run re-resolved: its link, identifiers or contact may have moved) or ``email`` / ``phone`` (an
+    identifier a changed or deleted record held before the run, which no record may hold any more).
+    The activity step deletes the rows it has consumed.
+    """
+
+    __tablename__ = "canonical_changes"
+    # Ids only grow, on SQLite too (which would reuse the largest id once deleted): the activity step
+    # remembers how far it applied them.
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
+    run_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(8))
+    raw_record_id: Mapped[int | None] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"))
+    value: Mapped[str | None] = mapped_column(sa.String(320))
+    changed_at: Mapped[datetime]
 
 
 class Quarantine(Base):
@@ -300,6 +330,14 @@ class PushLedger(Base):
     __table_args__ = (
         sa.Index("ix_push_ledger_destination_record", "destination", "object", "record_id"),
         sa.Index("ix_push_ledger_run_id", "run_id"),
+        # Rows in flight or settled for one destination, recent ones first: planning reads only those.
+        sa.Index(
+            "ix_push_ledger_destination_object_status_updated_at",
+            "destination",
+            "object",
+            "status",
+            "updated_at",
+        ),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)

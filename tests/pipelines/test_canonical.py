@@ -27,6 +27,11 @@ from pipelines.runner import run_sync
 from tests.pipelines.conftest import settings_for
 from tests.pipelines.test_extract import extract_all
 
+CANONICAL_CHECKS = (
+    "identifiers_belong_to_one_contact",
+    "records_link_to_one_contact",
+    "merges_have_no_cycles",
+)
 REGIONS = {"linkflow": "CN", "clicksend": "US", "clickfunnels": "US", "zoho_crm": "US", "zoho_bigin": "US"}
 
 
@@ -134,10 +139,10 @@ def test_golden_contacts_equal_the_truth_and_checks_pass(emulator: Emulator, war
         canonical_checks.merges_have_no_cycles,
     ):
         assert check(engine).passed, check(engine).description
-    counts = build_activity(engine, REGIONS)
+    counts = build_activity(engine, REGIONS).as_metadata()
     expected = assert_activity_lands_on_the_right_contacts(emulator, warehouse_url)
     linked = sum(contact is not None for contact in expected.values())
-    assert counts == {
+    assert {name: counts[name] for name in ("activity", "activity_linked", "activity_unmatched")} == {
         "activity": len(expected),
         "activity_linked": linked,
         "activity_unmatched": len(expected) - linked,
@@ -231,6 +236,10 @@ def test_full_sync_through_dagster_puts_each_event_and_message_on_its_persons_co
     grown = assert_activity_lands_on_the_right_contacts(emulator, sqlite_url)
     added = Counter(aid.rsplit(":", 1)[0] for aid in grown.keys() - expected.keys())
     assert (added["linkflow:event"], added["clicksend:sms:history"]) == (12, 8)
+    # The second run is incremental all through: activity from what changed, checks on its changes.
+    assert report.checks["records_link_to_one_contact"]["scope"] == "whole warehouse"
+    assert {again.checks[name]["scope"] for name in CANONICAL_CHECKS} == {"this run's changes"}
+    assert again.assets["canonical/activity"]["full_rebuild"] is False
 
 
 def test_settings_add_to_the_blocklist_limit_and_priorities(emulator: Emulator, sqlite_url: str) -> None:
@@ -253,6 +262,8 @@ def test_settings_add_to_the_blocklist_limit_and_priorities(emulator: Emulator, 
     assert report.success, report.failures
     assert report.assets["canonical/contacts"]["full_rebuild"] is True
     assert report.assets["zoho_crm/lead"]["full_refresh"] is True  # credentials kept on a full refresh
+    assert report.assets["canonical/activity"]["full_rebuild"] is True
+    assert {report.checks[name]["scope"] for name in CANONICAL_CHECKS} == {"whole warehouse"}
     with open_warehouse(sqlite_url).connect() as connection:
         rule = connection.execute(
             sa.text("SELECT rule FROM suppressed_identifiers WHERE kind = 'email' AND value = :v"),

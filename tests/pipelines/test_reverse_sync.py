@@ -572,8 +572,10 @@ def test_a_failing_blocking_check_stops_reverse_sync_before_any_write(
 ) -> None:
     """A live record that links to no golden contact fails the blocking check
     `records_link_to_one_contact`; reverse sync then plans nothing and sends nothing, and the run
-    fails. Once the link is back, the same sync pushes: the check alone held it."""
-    settings = settings_for(emulator, sqlite_url)
+    fails. Once the link is back, the same sync pushes: the check alone held it. The broken link is
+    outside what the run changed, so the check sees it when it checks the whole warehouse: every run,
+    with CONTACT_SYNC_FULL_CHECK_HOURS=0."""
+    settings = settings_for(emulator, sqlite_url, contact_sync_full_check_hours=0)
     assert run_sync(settings.model_copy(update={"contact_sync_push": "off"})).success
     engine = open_warehouse(sqlite_url)
     with engine.begin() as connection:

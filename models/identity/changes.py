@@ -1,0 +1,158 @@
+"""What each canonical run changed, told to the steps after it (``canonical_changes``).
+
+Activity and the blocking checks must follow the contacts a run touched without re-reading every
+contact. The canonical step knows exactly which records it re-resolved (the changed ones and their
+whole linked neighbourhood: every record whose contact can have moved) and which identifiers the
+changed records held before; it writes them here in the same transaction as its results, so a killed
+run leaves neither. A full rebuild writes only its ``run`` row, before it starts: a rebuild that dies
+half-way still makes the steps after it rebuild in full, which is always safe.
+
+The activity step marks the rows it applied (up to the largest id it read) with its own results, so
+changes of runs whose activity step never ran wait for the next one; the next canonical run deletes
+the marked rows. The checks read the rows of their own Dagster run, which are kept until then.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from models.identity.phases import insert_rows
+from models.warehouse.store import StreamKey, read_cursor, store_cursor
+from models.warehouse.tables import CanonicalChange, utcnow
+
+FULL = "full"
+INCREMENTAL = "incremental"
+
+
+def record_full_rebuild(connection: Connection, run_id: str | None) -> None:
+    """Mark a full rebuild: everything after it must be redone in full."""
+    _insert_run(connection, run_id, FULL, utcnow())
+
+
+def record_incremental(
+    connection: Connection,
+    run_id: str | None,
+    records: npt.NDArray[np.int64],
+    held_before: pd.DataFrame,
+) -> None:
+    """Record an incremental run: the records it re-resolved, and the identifiers (kind, value) the
+    changed records held before it."""
+    now = utcnow()
+    _insert_run(connection, run_id, INCREMENTAL, now)
+    insert_rows(
+        connection,
+        CanonicalChange,
+        [
+            {"run_id": run_id, "kind": "record", "raw_record_id": int(key), "value": None, "changed_at": now}
+            for key in np.unique(records)
+        ],
+    )
+    lost = held_before.loc[:, ["kind", "value"]].drop_duplicates() if len(held_before) else held_before
+    insert_rows(
+        connection,
+        CanonicalChange,
+        [
+            {
+                "run_id": run_id,
+                "kind": str(kind),
+                "raw_record_id": None,
+                "value": str(value),
+                "changed_at": now,
+            }
+            for kind, value in lost.itertuples(index=False, name=None)
+        ],
+    )
+
+
+def _insert_run(connection: Connection, run_id: str | None, value: str, now: datetime) -> None:
+    connection.execute(
+        sa.insert(CanonicalChange).values(
+            run_id=run_id, kind="run", raw_record_id=None, value=value, changed_at=now
+        )
+    )
+
+
+#: How far the activity step has applied the changes: ``{"through": <largest id applied>}``.
+CONSUMED = StreamKey("canonical", "changes", "consumed")
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Changes the activity step has not applied: ids after ``after_id`` up to ``last_id`` (None: no
+    change waits); ``full`` when one of them was a full rebuild."""
+
+    after_id: int
+    last_id: int | None
+    full: bool
+
+
+def _consumed(connection: Connection) -> int:
+    return int((read_cursor(connection, CONSUMED) or {}).get("through") or 0)
+
+
+def pending(connection: Connection) -> Pending:
+    """The changes waiting for the activity step."""
+    after = _consumed(connection)
+    last_id, full = connection.execute(
+        sa.select(
+            sa.func.max(CanonicalChange.id),
+            sa.func.max(
+                sa.case((sa.and_(CanonicalChange.kind == "run", CanonicalChange.value == FULL), 1), else_=0)
+            ),
+        ).where(CanonicalChange.id > after)
+    ).one()
+    return Pending(after, last_id, bool(full))
+
+
+def _between(todo: Pending) -> sa.ColumnElement[bool]:
+    return sa.and_(CanonicalChange.id > todo.after_id, CanonicalChange.id <= (todo.last_id or todo.after_id))
+
+
+def changed_records(connection: Connection, todo: Pending) -> list[int]:
+    """The records re-resolved by the pending changes. Read into a list, for literal IN lists: with a
+    subquery, SQLite walks the whole table it filters."""
+    keys = connection.execute(
+        sa.select(CanonicalChange.raw_record_id).where(_between(todo), CanonicalChange.kind == "record")
+    ).scalars()
+    return sorted({int(key) for key in keys if key is not None})
+
+
+def lost_identifiers(connection: Connection, todo: Pending, kind: str) -> list[str]:
+    """Identifiers of ``kind`` that changed records held before the pending changes."""
+    values = connection.execute(
+        sa.select(CanonicalChange.value)
+        .where(_between(todo), CanonicalChange.kind == kind, CanonicalChange.value.is_not(None))
+        .distinct()
+    ).scalars()
+    return [str(value) for value in values]
+
+
+def consume(connection: Connection, todo: Pending) -> None:
+    """Mark the pending changes applied, in the activity step's transaction. They are deleted by the
+    next canonical run (`prune`), not here: the checks of this run may still be reading them."""
+    if todo.last_id is not None:
+        store_cursor(connection, CONSUMED, {"through": todo.last_id}, utcnow())
+
+
+def prune(connection: Connection) -> None:
+    """Delete the changes the activity step has applied; the canonical step calls it before it runs."""
+    connection.execute(sa.delete(CanonicalChange).where(CanonicalChange.id <= _consumed(connection)))
+
+
+def run_kind(connection: Connection, run_id: str) -> str | None:
+    """``full`` or ``incremental`` for the canonical run of ``run_id``; None when none is recorded."""
+    kinds = set(
+        connection.execute(
+            sa.select(CanonicalChange.value).where(
+                CanonicalChange.run_id == run_id, CanonicalChange.kind == "run"
+            )
+        ).scalars()
+    )
+    if not kinds:
+        return None
+    return FULL if FULL in kinds else INCREMENTAL
