@@ -59,7 +59,7 @@ from models.warehouse.tables import (
     SuppressedIdentifier,
     utcnow,
 )
-from models.warehouse.waits import wait_for_write_lock
+from models.warehouse.waits import writing
 
 #: Raw records read, parsed and dropped per slice: a slice's payloads are the only ones held at a time.
 LOAD_CHUNK = 20_000
@@ -177,7 +177,7 @@ def build_canonical(
     report = CanonicalReport(records=len(keys), field_issues=read.issues, unreadable_custom=unreadable)
     del read
     if not len(keys):
-        with engine.begin() as connection:
+        with writing(engine, checkpoint) as connection:
             for table in (
                 ContactLinkDecision,
                 ContactFieldLineage,
@@ -252,8 +252,7 @@ def _write(  # noqa: PLR0917 - the rows of one rebuild, each going to its table
 ) -> None:
     """Replace every resolution table in one transaction, the large ones by bulk insert; waiting for
     the write lock gives way to ``checkpoint`` (a stop)."""
-    with engine.begin() as connection:
-        wait_for_write_lock(connection, checkpoint)
+    with writing(engine, checkpoint) as connection:
         # Links first move to their new ids; then old contacts go, then the new set goes in whole.
         connection.execute(sa.delete(ContactFieldLineage))
         connection.execute(sa.update(ContactSource).values(contact_id=None))

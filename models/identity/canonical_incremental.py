@@ -75,7 +75,7 @@ from models.warehouse.tables import (
     SuppressedIdentifier,
     utcnow,
 )
-from models.warehouse.waits import wait_for_write_lock
+from models.warehouse.waits import wait_for_write_lock, writing
 
 #: Where the watermark of the last resolution lives in stream_state.
 WATERMARK = StreamKey("canonical", "contacts", "resolve")
@@ -100,7 +100,7 @@ def build_canonical_incremental(
     abandon the run (a sync asked to stop): the results and the watermark are written in one
     transaction, so an abandoned run leaves the previous ones.
     """
-    with engine.begin() as connection:
+    with writing(engine, checkpoint) as connection:
         prune_changes(connection)
     if not full:
         with engine.begin() as connection:
@@ -118,11 +118,11 @@ def _rebuild(
         latest = connection.execute(
             sa.select(sa.func.max(RawRecord.changed_at)).where(_is_contact_record())
         ).scalar_one_or_none()
-    with engine.begin() as connection:
+    with writing(engine, checkpoint) as connection:
         record_full_rebuild(connection, run_id)
     report = build_canonical(engine, config, run_id=run_id, checkpoint=checkpoint)
     if latest is not None:
-        with engine.begin() as connection:
+        with writing(engine, checkpoint) as connection:
             _store_watermark(connection, latest, config)
     return report
 

@@ -122,3 +122,13 @@ def wait_for_write_lock(connection: Connection, checkpoint: Callable[[], None]) 
             checkpoint()
     finally:
         connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+
+
+@contextmanager
+def writing(engine: Engine, checkpoint: Callable[[], None]) -> Iterator[Connection]:
+    """A transaction that writes, its write lock taken first by `wait_for_write_lock`: every write of
+    a step a stop must be able to interrupt goes through one of these, or the first plain write waits
+    out the busy timeout while another process holds the database."""
+    with engine.begin() as connection:
+        wait_for_write_lock(connection, checkpoint)
+        yield connection
