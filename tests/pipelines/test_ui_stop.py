@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from connectors.emulator import FaultConfig, running_emulator
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import StreamState
+from pipelines.streams import STREAMS
 from tests.pipelines.conftest import CLI, free_port, hearing_ctrl_c
 
 pytestmark = pytest.mark.slow
@@ -152,11 +153,13 @@ def test_terminate_cancels_the_run_and_one_ctrl_c_stops_the_ui(tmp_path: Path) -
             run = run_of(url, run_id)
             assert run["status"] == "CANCELED", run
             assert took < 10, took
-            # Extract stopped part-way: nothing after it ran, and no stream was left "running".
+            # Extract stopped part-way: nothing after it ran, no stream was left "running", and not every
+            # stream got read. (Whether one ends "stopped" depends on where the stop lands: between two
+            # streams, or during a source's check, none does; the CLI stop tests pin the "stopped" row.)
             assert {s["stepKey"]: s["status"] for s in run["stepStats"]} == {"extract": "FAILURE"}, run
             statuses = stream_statuses(warehouse)
             assert "running" not in statuses, statuses
-            assert "stopped" in statuses, statuses
+            assert statuses.count("succeeded") < len(STREAMS), statuses
 
             ui.send_signal(signal.SIGINT)
             stopped_at = time.monotonic()
