@@ -40,7 +40,7 @@ from models.identity.changes import record_full_rebuild, record_incremental
 from models.identity.contact_ids import ContactIdFactory
 from models.identity.identity_store import SqlIdentityStore, values_by_kind
 from models.identity.linking import link
-from models.identity.own_writes import own_writes
+from models.identity.own_writes import own_writes_of
 from models.identity.phases import (
     CONTACT_OBJECTS,
     SOURCE_COLUMNS,
@@ -61,6 +61,7 @@ from models.identity.phases import (
     survive_people,
 )
 from models.identity.resolution import Resolution, resolve_incremental
+from models.identity.source_counts import linked_per_source, store_counted, store_moved
 from models.normalise.contact_points import identifiers_of, primaries
 from models.warehouse.store import StreamKey, chunks, store_cursor
 from models.warehouse.tables import (
@@ -121,8 +122,9 @@ def _rebuild(
     with writing(engine, checkpoint) as connection:
         record_full_rebuild(connection, run_id)
     report = build_canonical(engine, config, run_id=run_id, checkpoint=checkpoint)
-    if latest is not None:
-        with writing(engine, checkpoint) as connection:
+    with writing(engine, checkpoint) as connection:
+        store_counted(connection)
+        if latest is not None:
             _store_watermark(connection, latest, config)
     return report
 
@@ -178,19 +180,18 @@ def _resolve_changes(
         )
     chosen = pd.concat([primaries(normalised), _stored_primaries(connection, neighbours)], ignore_index=True)
     people = join_people(fields, chosen, resolution.assignment)
-    writes = own_writes(connection, people["source_id"].astype(str).tolist() if len(people) else [])
+    writes = own_writes_of(connection, people)
     golden = survive_people(people, writes, config, pd.concat([live, neighbour_raw], ignore_index=True))
     merges = resolution.merges
     merged_away = merges.loc[merges["kind"] == "merge", "old_contact_id"].tolist()
     gone = sorted({*merged_away, *resolution.retired_contact_ids})
     in_scope = sorted({*resolution.assignment["contact_id"].tolist(), *gone})
     old_contacts = _load_contacts(connection, in_scope)
-    report.new_contacts = len(resolution.new_contact_ids)
-    report.merges = len(merged_away)
-    report.splits = int((merges["kind"] == "split").sum())
-    report.retired = len(resolution.retired_contact_ids)
+    _count_moves(report, resolution, merged_away)
 
+    scope = np.union1d(resolution.assignment["record_key"].to_numpy(dtype=np.int64), deleted)
     wait_for_write_lock(connection, checkpoint)
+    linked_before = linked_per_source(connection, scope.tolist())
     _replace_identifiers(connection, touched, normalised)
     _delete_where_in(connection, ContactSource.raw_record_id, deleted)
     _write_contacts(
@@ -203,14 +204,17 @@ def _resolve_changes(
     insert_rows(connection, ContactMerge, merge_rows(merges, now, run_id))
     _refresh_suppressed(connection, store, pd.concat([held_before, now_held]), config, now)
     _replace_decisions(connection, resolution, deleted, now)
-    record_incremental(
-        connection,
-        run_id,
-        np.union1d(resolution.assignment["record_key"].to_numpy(dtype=np.int64), deleted),
-        held_before,
-    )
+    record_incremental(connection, run_id, scope, held_before)
+    store_moved(connection, linked_before, linked_per_source(connection, scope.tolist()))
     _store_watermark(connection, aware_utc(changed["changed_at"].max()), config)
     return _with_totals(connection, report)
+
+
+def _count_moves(report: CanonicalReport, resolution: Resolution, merged_away: list[str]) -> None:
+    report.new_contacts = len(resolution.new_contact_ids)
+    report.merges = len(merged_away)
+    report.splits = int((resolution.merges["kind"] == "split").sum())
+    report.retired = len(resolution.retired_contact_ids)
 
 
 def _replace_decisions(

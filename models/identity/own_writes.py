@@ -297,9 +297,50 @@ def own_writes(connection: Connection, record_ids: Sequence[str] | None = None) 
     `discount_own_writes`: `WRITE_COLUMNS` and `STAMP_COLUMNS`).
 
     ``record_ids`` narrows it to those records (an incremental resolution touches few; the ledger
-    only grows), else every record we ever wrote.
+    only grows), else every record we ever wrote. With ids alone no index leads to them (the ledger's
+    is on destination, object, record_id), so SQLite reads the whole ledger per chunk:
+    `own_writes_of` is what follows the change.
     """
-    query = sa.select(
+    query = _ledger_query()
+    if record_ids is None:
+        rows = connection.execute(query).all()
+    else:
+        ids = sorted(set(record_ids))
+        rows = [
+            row
+            for chunk in chunks(ids)
+            for row in connection.execute(query.where(PushLedger.record_id.in_(list(chunk)))).all()
+        ]
+    return _per_write(rows)
+
+
+def own_writes_of(connection: Connection, records: pd.DataFrame) -> pd.DataFrame:
+    """`own_writes` of the records in ``records`` (source, object, source_id), each read through the
+    ledger's (destination, object, record_id) index, so the cost follows the records asked for and not
+    the ledger's size. The same rows as `own_writes` of their ids once joined on the whole key, as
+    `discount_own_writes` and `echoed_fields` join."""
+    if records.empty:
+        return _per_write([])
+    keys = records.loc[:, ["source", "object", "source_id"]].astype(str).drop_duplicates()
+    query = _ledger_query()
+    rows: list[Any] = []
+    for (source, obj), group in keys.groupby(["source", "object"], sort=True):
+        for chunk in chunks(sorted(group["source_id"])):
+            rows.extend(
+                connection.execute(
+                    query.where(
+                        PushLedger.destination == source,
+                        PushLedger.object == obj,
+                        PushLedger.record_id.in_(list(chunk)),
+                    )
+                ).all()
+            )
+    return _per_write(rows)
+
+
+def _ledger_query() -> sa.Select[*tuple[Any, ...]]:
+    """Ledger rows of writes that went out or may have (undo writes included), as `_per_write` reads them."""
+    return sa.select(
         PushLedger.destination,
         PushLedger.object,
         PushLedger.record_id,
@@ -317,16 +358,6 @@ def own_writes(connection: Connection, record_ids: Sequence[str] | None = None) 
         PushLedger.dry_run.is_(False),
         PushLedger.record_id != "",
     )
-    if record_ids is None:
-        rows = connection.execute(query).all()
-    else:
-        ids = sorted(set(record_ids))
-        rows = [
-            row
-            for chunk in chunks(ids)
-            for row in connection.execute(query.where(PushLedger.record_id.in_(list(chunk)))).all()
-        ]
-    return _per_write(rows)
 
 
 _LEDGER_COLUMNS = (

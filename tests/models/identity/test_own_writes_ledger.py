@@ -1,0 +1,93 @@
+"""Our own writes read back from the push ledger for a few records, on the real warehouses.
+
+The incremental canonical step asks for the records in its scope only. Asked by record id alone, no
+index leads to them (the ledger's is on destination, object, record_id) and SQLite read the whole
+ledger once per chunk of ids; `own_writes_of` asks per destination and object, so each chunk is an
+index probe. It must give exactly the rows `own_writes` gives for the same records.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from models.identity import own_writes as module
+from models.identity.own_writes import own_writes, own_writes_of
+from models.warehouse.db import open_warehouse
+from models.warehouse.store import chunks
+from models.warehouse.tables import PushLedger
+
+AT = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+
+def _ledger_row(destination: str, obj: str, record_id: str, field: str, **changes: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "run_id": "r1",
+        "destination": destination,
+        "object": obj,
+        "record_id": record_id,
+        "contact_id": "C1",
+        "field": field,
+        "before_value": None,
+        "after_value": f"{field} of {record_id}",
+        "reason": "fill",
+        "status": "sent",
+        "attempts": 1,
+        "dry_run": False,
+        "created_at": AT,
+        "updated_at": AT,
+        "record_modified_at": AT,
+    }
+    return {**row, **changes}
+
+
+def test_the_records_writes_whatever_the_chunk_and_only_theirs(
+    warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = open_warehouse(warehouse_url)
+    rows = [
+        # Records asked for, across two destinations and more ids than one (tiny) chunk.
+        *(_ledger_row("zoho_crm", "lead", str(n), "Email") for n in range(1, 6)),
+        _ledger_row("zoho_crm", "lead", "2", "Phone", run_id="r2"),
+        _ledger_row("linkflow", "contact", "9", "email"),
+        # The same id elsewhere: not the records asked for.
+        _ledger_row("linkflow", "contact", "1", "email"),
+        _ledger_row("zoho_crm", "contact", "3", "Email"),
+        # Not writes that went out: a dry run, and one the destination refused.
+        _ledger_row("zoho_crm", "lead", "4", "Phone", run_id="r3", dry_run=True),
+        _ledger_row("zoho_crm", "lead", "5", "Phone", run_id="r3", status="rejected"),
+    ]
+    with engine.begin() as connection:
+        connection.execute(sa.insert(PushLedger), rows)
+    asked = pd.DataFrame(
+        [("zoho_crm", "lead", str(n)) for n in range(1, 6)] + [("linkflow", "contact", "9")],
+        columns=["source", "object", "source_id"],
+    )
+    monkeypatch.setattr(module, "chunks", lambda items: chunks(items, 2))
+
+    with engine.connect() as connection:
+        found = own_writes_of(connection, asked)
+        by_ids = own_writes(connection, list(asked["source_id"]))
+        nothing = own_writes_of(connection, asked.iloc[:0])
+
+    expected = by_ids.merge(asked, on=["source", "object", "source_id"])
+    assert _writes(found) == _writes(expected)
+    assert _writes(found) == sorted(
+        [
+            ("linkflow", "contact", "9", (("email", "email of 9"),)),
+            *(("zoho_crm", "lead", str(n), (("Email", f"Email of {n}"),)) for n in range(1, 6)),
+            ("zoho_crm", "lead", "2", (("Phone", "Phone of 2"),)),
+        ]
+    )
+    assert nothing.empty
+    assert list(nothing.columns) == list(found.columns)
+
+
+def _writes(frame: pd.DataFrame) -> list[tuple[str, str, str, tuple[tuple[str, Any], ...]]]:
+    """Each write as its record and the fields it sent (in the order the ledger gives them)."""
+    return sorted(
+        (str(s), str(o), str(i), tuple(sorted(sent.items())))
+        for s, o, i, sent in frame.loc[:, ["source", "object", "source_id", "sent"]].itertuples(index=False)
+    )
