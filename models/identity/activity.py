@@ -262,9 +262,10 @@ def build_activity(engine: Engine, regions: Mapping[str, str], *, full: bool = F
 
 
 def _rebuild(connection: Connection, region: str, todo: changes.Pending) -> ActivityReport:
-    latest = connection.execute(
-        sa.select(sa.func.max(RawRecord.changed_at)).where(_is_activity_record())
-    ).scalar_one_or_none()
+    # Read before the rows, in the same transaction: every record changed up to it is read here, the
+    # activity ones whatever their kind. Over all records (not the activity ones alone), so the next
+    # run does not read again what other streams extracted after the last event or message.
+    latest = connection.execute(sa.select(sa.func.max(RawRecord.changed_at))).scalar_one_or_none()
     raw = connection.execute(
         sa.select(RawRecord.object, RawRecord.source_id, RawRecord.payload).where(
             _is_activity_record(), RawRecord.deleted_at.is_(None)
@@ -285,7 +286,7 @@ def _rebuild(connection: Connection, region: str, todo: changes.Pending) -> Acti
 def _apply_changes(
     connection: Connection, region: str, watermark: datetime, todo: changes.Pending
 ) -> ActivityReport:
-    changed = _changed_since(connection, watermark)
+    changed, latest = _changed_since(connection, watermark)
     prefix = {"event": "linkflow:event:", "sms": "clicksend:sms:"}
     changed_ids = [f"{prefix[obj]}{source_id}" for obj, source_id, *_ in changed]
     # Receipts whose message changed or went away must be looked at again.
@@ -309,7 +310,6 @@ def _apply_changes(
         _relink(connection, keys)
     _relink_receipts(connection, sorted(messages))
 
-    latest = max((row[4] for row in changed), default=watermark)
     _store_watermark(connection, latest, region)
     changes.consume(connection, todo)
     total, linked = _totals(connection)
@@ -317,14 +317,20 @@ def _apply_changes(
     return ActivityReport(total, linked, total - linked, False, len(rows), removed, relinked)
 
 
-def _changed_since(connection: Connection, watermark: datetime) -> list[Any]:
+def _changed_since(connection: Connection, watermark: datetime) -> tuple[list[Any], datetime]:
     """object, source_id, payload, deleted_at, changed_at of the activity records changed after the
-    watermark. The changed rows are found through the changed_at index alone, then read by id: asked
-    for both at once, SQLite walks every event and message through the (source, object) index."""
+    watermark, and the next watermark: the latest change among every record read, of any kind, so the
+    next run reads only what changed after this one (with the latest activity change instead, the
+    contact records extracted after the last event would be read again, every run after a full sync).
+    The changed rows are found through the changed_at index alone, then read by id: asked for both at
+    once, SQLite walks every event and message through the (source, object) index."""
     moved = connection.execute(
-        sa.select(RawRecord.id, RawRecord.source, RawRecord.object).where(RawRecord.changed_at > watermark)
+        sa.select(RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.changed_at).where(
+            RawRecord.changed_at > watermark
+        )
     ).all()
-    ids = sorted(key for key, source, obj in moved if (source, obj) in _ACTIVITY_OBJECTS)
+    latest = max((row[3] for row in moved), default=watermark)
+    ids = sorted(key for key, source, obj, _ in moved if (source, obj) in _ACTIVITY_OBJECTS)
     rows: list[Any] = []
     for chunk in chunks(ids):
         rows.extend(
@@ -340,7 +346,7 @@ def _changed_since(connection: Connection, watermark: datetime) -> list[Any]:
                 .order_by(RawRecord.id)
             ).all()
         )
-    return rows
+    return rows, latest
 
 
 def _column_of(

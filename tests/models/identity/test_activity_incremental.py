@@ -5,6 +5,7 @@ rebuilds in full from the same state and compares every row.
 """
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -14,13 +15,14 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from connectors.emulator import Emulator, running_emulator
+from models.identity.activity import WATERMARK as ACTIVITY_WATERMARK
 from models.identity.activity import ActivityReport, build_activity
 from models.identity.canonical_incremental import build_canonical_incremental
 from models.identity.linking import IdentityConfig
 from models.identity.phases import CanonicalConfig
 from models.warehouse.db import open_warehouse
-from models.warehouse.store import RawRow, RawStore, StreamKey
-from models.warehouse.tables import Base, CanonicalChange, Contact, ContactActivity, ContactSource
+from models.warehouse.store import RawRow, RawStore, StreamKey, read_cursor
+from models.warehouse.tables import Base, CanonicalChange, Contact, ContactActivity, ContactSource, RawRecord
 from tests.pipelines.test_extract import extract_all
 
 REGIONS = {"linkflow": "CN", "clicksend": "US", "clickfunnels": "US", "zoho_crm": "US", "zoho_bigin": "US"}
@@ -147,6 +149,38 @@ def test_a_changed_phone_moves_its_messages(sqlite_url: str) -> None:
     store.write_page(sms, [], deleted_ids=["history:m2"])
     assert_incremental_equals_full(engine, DEFAULT)
     assert contact_of(engine) == {"clicksend:sms:history:m1": bob, "clicksend:sms:receipt:r1": None}
+
+
+def test_the_watermark_passes_records_extracted_after_the_last_activity(sqlite_url: str) -> None:
+    """Contact records extracted after the last message are behind the watermark once a run has seen
+    them: with the latest activity change as the watermark, every run after a full sync read again
+    every contact record extracted after the last event or message (its cost grew with the warehouse)."""
+    engine = open_warehouse(sqlite_url)
+    store = RawStore(engine)
+    lead = StreamKey("zoho_crm", "lead")
+    store.write_page(StreamKey("clicksend", "sms"), [RawRow("history:m1", _history("m1", "+1 415 555 0101"))])
+    store.write_page(lead, [RawRow("1", {"id": "1", "Email": "ann@example.com", "Phone": "+14155550101"})])
+    build_canonical_incremental(engine, DEFAULT)
+    assert build_activity(engine, REGIONS).full_rebuild
+    assert _activity_watermark(engine) == _latest_change(engine)
+
+    store.write_page(lead, [RawRow("2", {"id": "2", "Email": "bob@example.com", "Phone": "+14155550102"})])
+    assert_incremental_equals_full(engine, DEFAULT)
+    build_canonical_incremental(engine, DEFAULT, run_id="again")
+    assert not build_activity(engine, REGIONS).full_rebuild
+    assert _activity_watermark(engine) == _latest_change(engine)
+
+
+def _activity_watermark(engine: Engine) -> datetime:
+    with engine.connect() as connection:
+        cursor = read_cursor(connection, ACTIVITY_WATERMARK)
+    assert cursor is not None
+    return datetime.fromisoformat(str(cursor["changed_at"]))
+
+
+def _latest_change(engine: Engine) -> datetime:
+    with engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.max(RawRecord.changed_at))).scalar_one()
 
 
 def test_full_rebuilds_come_with_a_full_canonical_rebuild_and_a_new_region(sqlite_url: str) -> None:
