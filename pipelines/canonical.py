@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from connectors.stop import STOP
 from models.identity import checks as canonical_checks
+from models.identity import source_counts
 from models.identity.activity import build_activity
 from models.identity.canonical_incremental import build_canonical_incremental
 from models.identity.linking import DEFAULT_BLOCKED_EMAIL_PATTERNS, DEFAULT_BLOCKED_EMAILS, IdentityConfig
@@ -146,10 +147,15 @@ def sample_table(engine: Engine) -> dg.TableMetadataValue:
 def source_count_metadata(engine: Engine) -> dict[str, dg.IntMetadataValue]:
     """Live records linked to a golden contact, one number per source: the UI plots each across runs,
     so a source whose share drops (a broken extract, a mass deletion) shows at a glance."""
-    return {
-        f"records_{source}": dg.MetadataValue.int(count)
-        for source, count in records_per_source(engine, SOURCES).items()
-    }
+    with engine.connect() as connection:
+        kept = source_counts.stored(connection)
+    # Kept current by each canonical run; counted here (every record, joined) only before one kept it.
+    counts = (
+        records_per_source(engine, SOURCES)
+        if kept is None
+        else dict(sorted({**dict.fromkeys(SOURCES, 0), **kept}.items()))
+    )
+    return {f"records_{source}": dg.MetadataValue.int(count) for source, count in counts.items()}
 
 
 def _check(

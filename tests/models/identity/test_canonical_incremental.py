@@ -16,10 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from connectors.emulator import Emulator, running_emulator
+from models.identity import source_counts
 from models.identity.canonical import build_canonical
 from models.identity.canonical_incremental import WATERMARK, build_canonical_incremental
 from models.identity.identity_store import SqlIdentityStore
 from models.identity.linking import IdentityConfig
+from models.identity.lookup import records_per_source
 from models.identity.phases import CanonicalConfig, CanonicalReport
 from models.identity.resolution import FrameIdentityStore
 from models.warehouse.db import open_warehouse
@@ -119,6 +121,9 @@ def assert_incremental_equals_full(engine: Engine, config: CanonicalConfig) -> C
     before = snapshot(engine)
     report = build_canonical_incremental(engine, config, run_id="inc")
     incremental = snapshot(engine)
+    with engine.connect() as connection:
+        # The per-source counts the run kept (it moved them by its own records) are the counts.
+        assert source_counts.stored(connection) == records_per_source(engine)
     restore(engine, before)
     build_canonical(engine, config, run_id="inc")
     full = snapshot(engine)
