@@ -12,6 +12,7 @@ from models.identity import checks as canonical_checks
 from models.identity.activity import build_activity
 from models.identity.canonical import build_canonical
 from models.identity.linking import IdentityConfig
+from models.identity.lookup import records_per_source
 from models.identity.phases import CanonicalConfig
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import (
@@ -24,6 +25,7 @@ from models.warehouse.tables import (
     RawRecord,
 )
 from pipelines.runner import run_sync
+from pipelines.settings import SOURCES
 from tests.pipelines.conftest import settings_for
 from tests.pipelines.test_extract import extract_all
 
@@ -240,6 +242,9 @@ def test_full_sync_through_dagster_puts_each_event_and_message_on_its_persons_co
     assert report.checks["records_link_to_one_contact"]["scope"] == "whole warehouse"
     assert {again.checks[name]["scope"] for name in CANONICAL_CHECKS} == {"this run's changes"}
     assert again.assets["canonical/activity"]["full_rebuild"] is False
+    # The records per source the UI plots: kept by the canonical runs, equal to counting them all.
+    counted = records_per_source(open_warehouse(sqlite_url), SOURCES)
+    assert {s: again.assets["canonical/contacts"][f"records_{s}"] for s in counted} == counted
 
 
 def test_settings_add_to_the_blocklist_limit_and_priorities(emulator: Emulator, sqlite_url: str) -> None:
