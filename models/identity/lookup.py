@@ -368,13 +368,20 @@ def _count(connection: Connection, table: Any, where: sa.ColumnElement[bool]) ->
 def golden_sample(engine: Engine, limit: int = 10) -> list[dict[str, Any]]:
     """The ``limit`` most recently updated golden contacts, their recognisable columns and record count."""
     columns = [getattr(Contact, name) for name in GOLDEN_COLUMNS]
+    query = sa.select(*columns, Contact.source_count, Contact.updated_at).order_by(Contact.contact_id)
+    found: list[dict[str, Any]] = []
     with engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(*columns, Contact.source_count, Contact.updated_at)
-            .order_by(Contact.updated_at.desc(), Contact.contact_id)
-            .limit(limit)
-        ).mappings()
-        return [dict(row) for row in rows]
+        # One time at a time, newest first, each read in id order through the (updated_at, contact_id)
+        # index: asked in one query, the database sorts every contact of the newest time (after a full
+        # rebuild, every contact) to keep ten.
+        at = connection.execute(sa.select(sa.func.max(Contact.updated_at))).scalar_one_or_none()
+        while at is not None and len(found) < limit:
+            rows = connection.execute(query.where(Contact.updated_at == at).limit(limit - len(found)))
+            found.extend(dict(row) for row in rows.mappings())
+            at = connection.execute(
+                sa.select(sa.func.max(Contact.updated_at)).where(Contact.updated_at < at)
+            ).scalar_one_or_none()
+    return found
 
 
 def records_per_source(engine: Engine, sources: Iterable[str] = ()) -> dict[str, int]:

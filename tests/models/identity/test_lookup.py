@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from models.identity.canonical import build_canonical
 from models.identity.linking import IdentityConfig
-from models.identity.lookup import contact_story, find_contacts, records_per_source
+from models.identity.lookup import contact_story, find_contacts, golden_sample, records_per_source
 from models.identity.phases import CanonicalConfig
 from models.warehouse.db import open_warehouse
 from models.warehouse.store import RawRow, RawStore, StreamKey
@@ -99,3 +99,22 @@ def test_a_merged_away_id_leads_along_its_merges_to_the_survivor(engine: Engine)
     lost = find_contacts(engine, "c_000000000070", [])  # a cycle ends, leading nowhere
     assert (lost.contact_ids, len(lost.merged)) == ((), 1)
     assert contact_story(engine, "c_000000000070") is None
+
+
+def test_the_sample_is_the_newest_contacts_then_by_id_across_shared_times(warehouse_url: str) -> None:
+    """Read one time at a time through the (updated_at, contact_id) index, the sample is what one
+    ORDER BY updated_at DESC, contact_id gives: across times, and within a time shared by many."""
+    engine = open_warehouse(warehouse_url)
+    times = [datetime(2026, 1, day, tzinfo=UTC) for day in (1, 2, 3)]
+    rows = [
+        {"contact_id": f"C{n:03d}", "created_at": times[0], "updated_at": times[n % 3], "source_count": 1}
+        for n in (17, 3, 8, 12, 1, 5, 9, 14, 2, 11, 4, 6, 20, 7)
+    ]
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Contact), rows)
+        ordered = connection.execute(
+            sa.select(Contact.contact_id).order_by(Contact.updated_at.desc(), Contact.contact_id)
+        ).scalars()
+        expected = list(ordered)
+    for limit in (1, 4, 5, 10, 30):
+        assert [row["contact_id"] for row in golden_sample(engine, limit)] == expected[:limit]
