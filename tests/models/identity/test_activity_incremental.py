@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from connectors.emulator import Emulator, running_emulator
+from models.identity import activity as activity_module
 from models.identity.activity import WATERMARK as ACTIVITY_WATERMARK
 from models.identity.activity import ActivityReport, build_activity
 from models.identity.canonical_incremental import build_canonical_incremental
 from models.identity.linking import IdentityConfig
 from models.identity.phases import CanonicalConfig
 from models.warehouse.db import open_warehouse
-from models.warehouse.store import RawRow, RawStore, StreamKey, read_cursor
+from models.warehouse.store import RawRow, RawStore, StreamKey, chunks, read_cursor
 from models.warehouse.tables import Base, CanonicalChange, Contact, ContactActivity, ContactSource, RawRecord
 from tests.pipelines.test_extract import extract_all
 
@@ -81,6 +82,23 @@ def test_new_changed_and_deleted_activity_and_contacts_equal_a_full_rebuild(
     build_canonical_incremental(engine, DEFAULT)
     with engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(CanonicalChange)).scalar_one() == 1
+
+
+def test_in_lists_of_a_few_values_give_the_same_rows(
+    emulator: Emulator, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changed activity, its owners (phones, Linkflow ids) and the keys to re-link are read by literal
+    IN lists in chunks: with chunks of three, each read takes many statements, and the rows are still
+    a full rebuild's."""
+    monkeypatch.setattr(activity_module, "chunks", lambda items: chunks(items, 3))
+    extract_all(emulator, warehouse_url)
+    engine = open_warehouse(warehouse_url)
+    build_canonical_incremental(engine, DEFAULT)
+    build_activity(engine, REGIONS)
+    emulator.mutate(seed=35, new=4, updated=8, deleted=3, events=10, messages=6)
+    extract_all(emulator, warehouse_url)
+    report = assert_incremental_equals_full(engine, DEFAULT)
+    assert report.rows_written > 3
 
 
 def test_a_merge_and_a_split_re_point_only_the_merged_contacts_activity(warehouse_url: str) -> None:
