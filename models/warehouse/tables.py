@@ -202,7 +202,8 @@ class ContactMerge(Base):
     new_contact_id: Mapped[str] = mapped_column(sa.String(40), index=True)
     merged_at: Mapped[datetime] = mapped_column(index=True)
     kind: Mapped[str] = mapped_column(sa.String(16), default="merge")
-    run_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # The merges of one run (the scoped cycle check starts there) without reading the whole history.
+    run_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
 
 
 class ContactIdentifier(Base):
