@@ -361,6 +361,7 @@ def main() -> None:
         for row in rows:
             if args.database_url:
                 _drop_postgres(row["url"])
+            Path(url_config(row["url"])).unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
 
 
