@@ -61,6 +61,7 @@ from models.identity.phases import (
     survive_people,
 )
 from models.identity.resolution import Resolution, resolve_incremental
+from models.identity.source_counts import forget as forget_source_counts
 from models.identity.source_counts import linked_per_source, store_counted, store_moved
 from models.normalise.contact_points import identifiers_of, primaries
 from models.warehouse.store import StreamKey, chunks, store_cursor
@@ -121,6 +122,7 @@ def _rebuild(
         ).scalar_one_or_none()
     with writing(engine, checkpoint) as connection:
         record_full_rebuild(connection, run_id)
+        forget_source_counts(connection)
     report = build_canonical(engine, config, run_id=run_id, checkpoint=checkpoint)
     with writing(engine, checkpoint) as connection:
         store_counted(connection)

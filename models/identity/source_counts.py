@@ -48,6 +48,12 @@ def stored(connection: Connection) -> dict[str, int] | None:
     return {str(source): int(n) for source, n in cursor["linked"].items()}
 
 
+def forget(connection: Connection) -> None:
+    """Before a full rebuild: what it replaces is no longer counted, so a rebuild that dies before it
+    stores its own counts leaves none, and the next run counts everything again."""
+    store_cursor(connection, KEY, {"linked": None}, utcnow())
+
+
 def store_counted(connection: Connection) -> None:
     """Count every linked record and store it (a full rebuild, or a warehouse without counts yet)."""
     _store(connection, linked_per_source(connection))

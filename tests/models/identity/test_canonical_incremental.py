@@ -254,6 +254,34 @@ def test_full_true_rebuilds_and_moves_the_watermark_to_the_latest_change(
     assert build_canonical_incremental(engine, DEFAULT).records == 0
 
 
+def test_a_rebuild_that_dies_before_storing_its_counts_leaves_none_to_move(
+    emulator: Emulator, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-source counts a rebuild replaces are forgotten when it starts: dying after its results
+    but before its counts, it leaves none, and the next run counts everything rather than moving
+    counts that no longer describe the warehouse."""
+    extract_all(emulator, sqlite_url)
+    engine = open_warehouse(sqlite_url)
+    build_canonical_incremental(engine, DEFAULT)
+    emulator.mutate(seed=41, new=3, deleted=4)
+    extract_all(emulator, sqlite_url)
+
+    def dies(connection: object) -> None:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(canonical_incremental, "store_counted", dies)
+    with pytest.raises(RuntimeError):
+        build_canonical_incremental(engine, DEFAULT, full=True)
+    monkeypatch.undo()
+    with engine.connect() as connection:
+        assert source_counts.stored(connection) is None
+    emulator.mutate(seed=42, updated=3, deleted=2)
+    extract_all(emulator, sqlite_url)
+    assert build_canonical_incremental(engine, DEFAULT).records > 0
+    with engine.connect() as connection:
+        assert source_counts.stored(connection) == records_per_source(engine)
+
+
 def test_sql_store_answers_as_the_frame_store_does(warehouse_url: str) -> None:
     """Over more keys and identifiers than one IN list holds, duplicates and unusable values included."""
     engine = open_warehouse(warehouse_url)
