@@ -11,7 +11,6 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar
 
 import dagster as dg
 import pandas as pd
@@ -234,8 +233,8 @@ def push_destination(
         else _Sender(engine, clients, stream, config=config, own_user=own_user, log=log)
     )
     parts = _plan_parts(stream, engine, config, since, slice_contacts or PLAN_SLICE_CONTACTS)
-    for part, last in _with_last(parts):
-        plan = part.plan
+    for part in parts:
+        plan, last = part.plan, part.last
         ledger_ids = push_ledger.record_plan(
             engine,
             plan,
@@ -345,21 +344,6 @@ class _Sender:
         return False
 
 
-T = TypeVar("T")
-
-
-def _with_last(items: Iterator[T]) -> Iterator[tuple[T, bool]]:
-    """Each item with whether it is the last one (read one ahead)."""
-    previous = next(items, _NOTHING)
-    while previous is not _NOTHING:
-        following = next(items, _NOTHING)
-        yield previous, following is _NOTHING
-        previous = following
-
-
-_NOTHING: Any = object()
-
-
 def _added(total: PushReport, part: PushReport, *, planned: int, invalid: int) -> PushReport:
     """The running report with one more part's planning figures."""
     return replace(
@@ -378,6 +362,8 @@ class PlanPart:
 
     plan: pd.DataFrame
     report: PushReport
+    last: bool
+    """No part comes after this one: the plan's watermark is stored with its rows."""
 
 
 def _plan_start(
@@ -481,7 +467,7 @@ def _plan_part(
         contacts_loaded=len(golden),
         plan_seconds=round(time.perf_counter() - started, 3),
     )
-    return PlanPart(plan, report)
+    return PlanPart(plan, report, last=scope.last)
 
 
 def _send_recorded(

@@ -50,6 +50,11 @@ class ContactScope:
     through: str | None = None
     ids: frozenset[str] | None = None
 
+    @property
+    def last(self) -> bool:
+        """Whether nothing comes after this scope (a range open at its end, or a list of ids)."""
+        return self.ids is not None or self.through is None
+
     def conditions(self, column: Any) -> list[sa.ColumnElement[bool]]:
         """One condition per query to run on ``column``, together covering the scope."""
         if self.ids is not None:
