@@ -386,15 +386,32 @@ def _plan_parts(
     since: push_ledger.PlanWatermark | None,
     slice_contacts: int,
 ) -> Iterator[PlanPart]:
-    """The plan in parts: a full plan slice by slice of contact ids, read one slice at a time (the
-    caller records and sends each before the next is read); an incremental one whole, as what can
-    have changed since ``since`` (`models.push.ledger.PlanChange`) is what it loads."""
+    """The plan in parts of at most ``slice_contacts`` golden contacts, each read when the one before
+    it is done (the caller records and sends each first). A full plan: slices of every contact id.
+    An incremental one: slices of the contacts of what can have changed since ``since``
+    (`models.push.ledger.PlanChange`: the records in scope found by id, without their payloads),
+    so a large change (a dry run's writes, all open again) is held a slice at a time too."""
     if since is None:
         for scope in push_ledger.contact_slices(engine, slice_contacts):
-            yield _plan_part(stream, engine, config, scope, None)
+            yield _plan_part(stream, engine, config, scope, last=scope.through is None)
         return
     change = push_ledger.changes_since(engine, stream.source, stream.object, since)
-    yield _plan_part(stream, engine, config, push_ledger.EVERY_CONTACT, change)
+    keys = push_ledger.changed_targets(engine, stream.source, stream.object, change)
+    creating = (stream.source, stream.object) in config.create_missing
+    candidates = push_ledger.changed_contacts(engine, stream.source, change) if creating else frozenset()
+    contacts = sorted({*keys["contact_id"].astype(str), *candidates})
+    owners = keys["contact_id"].astype(str)
+    for start in range(0, max(len(contacts), 1), slice_contacts):
+        chunk = frozenset(contacts[start : start + slice_contacts])
+        yield _plan_part(
+            stream,
+            engine,
+            config,
+            push_ledger.ContactScope(ids=chunk),
+            last=start + slice_contacts >= len(contacts),
+            records=frozenset(keys.loc[owners.isin(chunk).to_numpy(), "record_id"].astype(str)),
+            candidates=candidates & chunk,
+        )
 
 
 def _plan(
@@ -422,17 +439,16 @@ def _plan_part(
     engine: Engine,
     config: PushConfig,
     scope: push_ledger.ContactScope,
-    change: push_ledger.PlanChange | None,
+    *,
+    last: bool,
+    records: frozenset[str] | None = None,
+    candidates: frozenset[str] | None = None,
 ) -> PlanPart:
-    """The plan of one slice of contacts (``scope``), or of what moved since the last plan
-    (``change``): every read scoped to those records and contacts."""
+    """The plan of one slice of contacts (``scope``): of all their records, or, for an incremental
+    plan, of ``records`` and of creates for ``candidates`` only. Every read is scoped to them."""
     started = time.perf_counter()
     creating = (stream.source, stream.object) in config.create_missing
-    targets = push_ledger.load_targets(engine, stream.source, stream.object, scope, change)
-    candidates: frozenset[str] | None = None
-    if change is not None:
-        candidates = push_ledger.changed_contacts(engine, stream.source, change) if creating else frozenset()
-        scope = push_ledger.ContactScope(ids=frozenset({*targets["contact_id"].astype(str), *candidates}))
+    targets = push_ledger.load_targets(engine, stream.source, stream.object, scope, records)
     golden = push_ledger.load_golden(engine, scope)
     plan = plan_updates(targets.drop(columns="last_seen_at"), golden, config)
     if config.consent_push:
@@ -467,7 +483,7 @@ def _plan_part(
         contacts_loaded=len(golden),
         plan_seconds=round(time.perf_counter() - started, 3),
     )
-    return PlanPart(plan, report, last=scope.last)
+    return PlanPart(plan, report, last=last)
 
 
 def _send_recorded(

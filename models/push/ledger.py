@@ -50,11 +50,6 @@ class ContactScope:
     through: str | None = None
     ids: frozenset[str] | None = None
 
-    @property
-    def last(self) -> bool:
-        """Whether nothing comes after this scope (a range open at its end, or a list of ids)."""
-        return self.ids is not None or self.through is None
-
     def conditions(self, column: Any) -> list[sa.ColumnElement[bool]]:
         """One condition per query to run on ``column``, together covering the scope."""
         if self.ids is not None:
@@ -330,43 +325,47 @@ def _targets_query(destination: str, obj: str, *, by_key: bool) -> sa.Select[Any
     )
 
 
+def changed_targets(engine: Engine, destination: str, obj: str, change: PlanChange) -> pd.DataFrame:
+    """record_id, contact_id of the destination's live linked records whose plan can differ from the
+    last one's: read since, of a contact that moved, or with ledger rows open. Ids only: the plan
+    then loads their payloads a slice of contacts at a time (`load_targets` with ``records``)."""
+    columns = [ContactSource.source_id, ContactSource.contact_id]
+    by_contact = _targets_query(destination, obj, by_key=False).with_only_columns(*columns)
+    by_key = _targets_query(destination, obj, by_key=True).with_only_columns(*columns)
+    rows: list[Any] = []
+    with engine.connect() as connection:
+        for chunk in chunks(sorted(change.raw_record_ids)):
+            rows.extend(connection.execute(by_contact.where(ContactSource.raw_record_id.in_(chunk))))
+        rows.extend(
+            _scoped(connection, by_contact, ContactSource.contact_id, ContactScope(ids=change.contact_ids))
+        )
+        for chunk in chunks(sorted(change.ledger_record_ids)):
+            rows.extend(connection.execute(by_key.where(ContactSource.source_id.in_(chunk))))
+    frame = pd.DataFrame(rows, columns=["record_id", "contact_id"])
+    return frame.drop_duplicates("record_id", ignore_index=True)
+
+
 def load_targets(
     engine: Engine,
     destination: str,
     obj: str,
     scope: ContactScope = EVERY_CONTACT,
-    change: PlanChange | None = None,
+    records: Collection[str] | None = None,
 ) -> pd.DataFrame:
-    """Every live record of the destination linked to a golden contact of ``scope``, with its
-    latest payload; with ``change``, only those whose plan can differ from the last one's
-    (`PlanWatermark`): read since, of a contact that moved, or with ledger rows open."""
-    rows: list[Any] = []
+    """Every live record of the destination linked to a golden contact of ``scope`` (or, given
+    ``records``, those of them), with its latest payload."""
     with engine.connect() as connection:
-        if change is None:
-            if scope == EVERY_CONTACT:
-                rows = list(connection.execute(_targets_query(destination, obj, by_key=True)).all())
-            else:
-                rows = _scoped(
-                    connection,
-                    _targets_query(destination, obj, by_key=False),
-                    ContactSource.contact_id,
-                    scope,
-                )
+        if records is not None:
+            rows: list[Any] = []
+            by_key = _targets_query(destination, obj, by_key=True)
+            for chunk in chunks(sorted(records)):
+                rows.extend(connection.execute(by_key.where(ContactSource.source_id.in_(chunk))))
+        elif scope == EVERY_CONTACT:
+            rows = list(connection.execute(_targets_query(destination, obj, by_key=True)).all())
         else:
             by_contact = _targets_query(destination, obj, by_key=False)
-            by_key = _targets_query(destination, obj, by_key=True)
-            for chunk in chunks(sorted(change.raw_record_ids)):
-                rows.extend(connection.execute(by_contact.where(ContactSource.raw_record_id.in_(chunk))))
-            rows.extend(
-                _scoped(
-                    connection, by_contact, ContactSource.contact_id, ContactScope(ids=change.contact_ids)
-                )
-            )
-            for chunk in chunks(sorted(change.ledger_record_ids)):
-                rows.extend(connection.execute(by_key.where(ContactSource.source_id.in_(chunk))))
+            rows = _scoped(connection, by_contact, ContactSource.contact_id, scope)
     frame = pd.DataFrame(rows, columns=_TARGET_COLUMNS)
-    if change is not None:
-        frame = frame.drop_duplicates("record_id", ignore_index=True)
     for column in ("modified_at", "last_seen_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
