@@ -7,7 +7,7 @@ so a killed push, run again, sends no field twice, and a dry run records the sam
 would make.
 """
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,6 +34,60 @@ from models.warehouse.tables import (
 #: States of rows that are not planned again for the same record, field and value: given up on after
 #: their attempts, refused before sending (already recorded with the reason), or undone on purpose.
 SETTLED = ("parked", "invalid", "undone")
+
+
+# ------------------------------------------------------------------------------------ contact scope
+
+
+@dataclass(frozen=True, slots=True)
+class ContactScope:
+    """The golden contacts one part of a plan covers, so every read of it stays within them: a range
+    of contact ids (``after`` exclusive, ``through`` inclusive, None open: a full plan's slice), or
+    the ids themselves (an incremental plan's, read in chunks of literal ``IN`` lists, which SQLite
+    answers from the index where an ``IN (subquery)`` can make it scan)."""
+
+    after: str | None = None
+    through: str | None = None
+    ids: frozenset[str] | None = None
+
+    def conditions(self, column: Any) -> list[sa.ColumnElement[bool]]:
+        """One condition per query to run on ``column``, together covering the scope."""
+        if self.ids is not None:
+            return [column.in_(chunk) for chunk in chunks(sorted(self.ids))]
+        bounds: list[sa.ColumnElement[bool]] = [column.is_not(None)]
+        if self.after is not None:
+            bounds.append(column > self.after)
+        if self.through is not None:
+            bounds.append(column <= self.through)
+        return [sa.and_(*bounds)]
+
+
+EVERY_CONTACT = ContactScope()
+
+
+def contact_slices(engine: Engine, size: int) -> Iterator[ContactScope]:
+    """Successive ranges of at most ``size`` golden contact ids, in id order, together covering every
+    contact id (the last range is open-ended). Each bound is read from the primary key when the range
+    before it is done, so the caller holds one slice at a time."""
+    after: str | None = None
+    while True:
+        query = sa.select(Contact.contact_id).order_by(Contact.contact_id).offset(size - 1).limit(1)
+        if after is not None:
+            query = query.where(Contact.contact_id > after)
+        with engine.connect() as connection:
+            through = connection.execute(query).scalar_one_or_none()
+        yield ContactScope(after=after, through=through)
+        if through is None:
+            return
+        after = through
+
+
+def _scoped(connection: Connection, query: Any, column: Any, scope: ContactScope) -> list[Any]:
+    """The rows of ``query`` within ``scope`` (one statement per condition of the scope)."""
+    rows: list[Any] = []
+    for condition in scope.conditions(column):
+        rows.extend(connection.execute(query.where(condition)).all())
+    return rows
 
 
 # ------------------------------------------------------------------------------- planning watermark
@@ -141,48 +195,117 @@ def _after(column: Any, moment: datetime | None) -> sa.ColumnElement[bool]:
     return sa.true() if moment is None else column > moment
 
 
-def _open_rows(since: PlanWatermark, destination: str, obj: str) -> sa.ColumnElement[bool]:
-    """Ledger rows written since the last plan began, or possibly in flight when it ran."""
+def _unindexed(column: Any) -> sa.ColumnElement[Any]:
+    """``column`` as an expression no index serves (``column || ''``), so SQLite, which has no
+    statistics to go by, reads a scoped query through the index of its scope (contact ids, record
+    ids, the ledger key) rather than through a (destination, object, ...) index that would walk
+    every row of the destination. PostgreSQL plans by its statistics either way."""
+    unindexed: sa.ColumnElement[Any] = column.concat("")
+    return unindexed
+
+
+def _open_rows(since: PlanWatermark, destination: str, obj: str) -> list[sa.ColumnElement[bool]]:
+    """Ledger rows written since the last plan began, or possibly in flight when it ran: two
+    conditions, each read through its own index (the ledger key, the status index), where one OR
+    of both would make SQLite scan the ledger."""
     in_flight: sa.ColumnElement[bool] = PushLedger.status.in_(IN_FLIGHT)
     if since.read_since is not None:
         in_flight = sa.and_(in_flight, PushLedger.updated_at >= since.read_since)
-    return sa.and_(
-        PushLedger.destination == destination,
-        PushLedger.object == obj,
-        sa.or_(PushLedger.id > since.ledger_id, in_flight),
-    )
-
-
-def _changed_contact_ids(since: PlanWatermark) -> list[sa.Select[Any]]:
-    """Queries of the contacts whose fields or membership moved since the last plan."""
     return [
-        sa.select(Contact.contact_id).where(_after(Contact.updated_at, since.contacts_updated_at)),
-        sa.select(ContactMerge.new_contact_id).where(_after(ContactMerge.merged_at, since.merged_at)),
+        sa.and_(
+            _unindexed(PushLedger.destination) == destination,
+            _unindexed(PushLedger.object) == obj,
+            PushLedger.id > since.ledger_id,
+        ),
+        sa.and_(PushLedger.destination == destination, PushLedger.object == obj, in_flight),
     ]
 
 
-def changed_contacts(engine: Engine, destination: str, obj: str, since: PlanWatermark) -> frozenset[str]:
+@dataclass(frozen=True, slots=True)
+class PlanChange:
+    """What moved since the last plan (`PlanWatermark`), read once through indexes: the ids an
+    incremental plan then reads its records and contacts by, in literal chunks."""
+
+    raw_record_ids: frozenset[int]
+    """Records of the destination system (any object) read since: content, deletion."""
+    contact_ids: frozenset[str]
+    """Golden contacts whose fields or membership moved."""
+    ledger_record_ids: frozenset[str]
+    """Records of this destination with ledger rows open (`_open_rows`)."""
+    ledger_contact_ids: frozenset[str]
+    """Contacts of those open rows (a create's among them)."""
+
+
+def changes_since(engine: Engine, destination: str, obj: str, since: PlanWatermark) -> PlanChange:
+    """What moved since ``since`` for one destination (`PlanChange`)."""
+    with engine.connect() as connection:
+        raw = connection.execute(
+            sa.select(RawRecord.id).where(
+                RawRecord.source == destination, _after(RawRecord.changed_at, since.raw_changed_at)
+            )
+        ).scalars()
+        raw_ids = frozenset(int(i) for i in raw)
+        contacts = {
+            str(c)
+            for c in connection.execute(
+                sa.select(Contact.contact_id).where(_after(Contact.updated_at, since.contacts_updated_at))
+            ).scalars()
+        }
+        contacts.update(
+            str(c)
+            for c in connection.execute(
+                sa.select(ContactMerge.new_contact_id).where(_after(ContactMerge.merged_at, since.merged_at))
+            ).scalars()
+        )
+        records: set[str] = set()
+        owners: set[str] = set()
+        for condition in _open_rows(since, destination, obj):
+            for record_id, contact_id in connection.execute(
+                sa.select(PushLedger.record_id, PushLedger.contact_id).where(condition)
+            ):
+                records.add(str(record_id))
+                if contact_id is not None:
+                    owners.add(str(contact_id))
+    return PlanChange(raw_ids, frozenset(contacts), frozenset(records), frozenset(owners))
+
+
+def changed_contacts(engine: Engine, destination: str, change: PlanChange) -> frozenset[str]:
     """The contacts whose create plan can differ from the last plan's: fields or membership moved,
     a record of the destination system read since (it may hold them now, or no longer), or ledger
     rows open for them."""
-    queries = [
-        *_changed_contact_ids(since),
-        sa.select(ContactSource.contact_id)
-        .join(RawRecord, RawRecord.id == ContactSource.raw_record_id)
-        .where(ContactSource.source == destination, _after(RawRecord.changed_at, since.raw_changed_at)),
-        sa.select(PushLedger.contact_id).where(_open_rows(since, destination, obj)),
-    ]
+    found = set(change.contact_ids) | set(change.ledger_contact_ids)
+    query = sa.select(ContactSource.contact_id).where(
+        _unindexed(ContactSource.source) == destination, ContactSource.contact_id.is_not(None)
+    )
     with engine.connect() as connection:
-        found = connection.execute(sa.union(*queries)).scalars()
-        return frozenset(str(contact) for contact in found if contact is not None)
+        for chunk in chunks(sorted(change.raw_record_ids)):
+            found.update(
+                str(c)
+                for c in connection.execute(query.where(ContactSource.raw_record_id.in_(chunk))).scalars()
+            )
+    return frozenset(found)
 
 
-def load_targets(
-    engine: Engine, destination: str, obj: str, since: PlanWatermark | None = None
-) -> pd.DataFrame:
-    """Every live record of the destination linked to a golden contact, with its latest payload;
-    with ``since``, only those whose plan can differ from the last one's (`PlanWatermark`)."""
-    query = (
+_TARGET_COLUMNS = [
+    "destination",
+    "object",
+    "record_id",
+    "contact_id",
+    "payload",
+    "modified_at",
+    "last_seen_at",
+]
+
+
+def _targets_query(destination: str, obj: str, *, by_key: bool) -> sa.Select[Any]:
+    """Live records of the destination linked to a contact; ``by_key``: to be narrowed by record id
+    (through the (source, object, source_id) key), else by contacts or raw ids (`_unindexed`)."""
+    source, kind = (
+        (ContactSource.source, ContactSource.object)
+        if by_key
+        else (_unindexed(ContactSource.source), _unindexed(ContactSource.object))
+    )
+    return (
         sa.select(
             ContactSource.source.label("destination"),
             ContactSource.object,
@@ -194,69 +317,125 @@ def load_targets(
         )
         .join(RawRecord, RawRecord.id == ContactSource.raw_record_id)
         .where(
-            ContactSource.source == destination,
-            ContactSource.object == obj,
+            source == destination,
+            kind == obj,
             ContactSource.contact_id.is_not(None),
             RawRecord.deleted_at.is_(None),
         )
     )
-    if since is not None:
-        contacts = _changed_contact_ids(since)
-        query = query.where(
-            sa.or_(
-                _after(RawRecord.changed_at, since.raw_changed_at),
-                *(ContactSource.contact_id.in_(changed) for changed in contacts),
-                ContactSource.source_id.in_(
-                    sa.select(PushLedger.record_id).where(_open_rows(since, destination, obj))
-                ),
-            )
-        )
+
+
+def changed_targets(engine: Engine, destination: str, obj: str, change: PlanChange) -> pd.DataFrame:
+    """record_id, contact_id of the destination's live linked records whose plan can differ from the
+    last one's: read since, of a contact that moved, or with ledger rows open. Ids only: the plan
+    then loads their payloads a slice of contacts at a time (`load_targets` with ``records``)."""
+    columns = [ContactSource.source_id, ContactSource.contact_id]
+    by_contact = _targets_query(destination, obj, by_key=False).with_only_columns(*columns)
+    by_key = _targets_query(destination, obj, by_key=True).with_only_columns(*columns)
+    rows: list[Any] = []
     with engine.connect() as connection:
-        rows = connection.execute(query).mappings().all()
-    columns = ["destination", "object", "record_id", "contact_id", "payload", "modified_at", "last_seen_at"]
-    frame = pd.DataFrame(rows, columns=columns)
+        for chunk in chunks(sorted(change.raw_record_ids)):
+            rows.extend(connection.execute(by_contact.where(ContactSource.raw_record_id.in_(chunk))))
+        rows.extend(
+            _scoped(connection, by_contact, ContactSource.contact_id, ContactScope(ids=change.contact_ids))
+        )
+        for chunk in chunks(sorted(change.ledger_record_ids)):
+            rows.extend(connection.execute(by_key.where(ContactSource.source_id.in_(chunk))))
+    frame = pd.DataFrame(rows, columns=["record_id", "contact_id"])
+    return frame.drop_duplicates("record_id", ignore_index=True)
+
+
+def load_targets(
+    engine: Engine,
+    destination: str,
+    obj: str,
+    scope: ContactScope = EVERY_CONTACT,
+    records: Collection[str] | None = None,
+) -> pd.DataFrame:
+    """Every live record of the destination linked to a golden contact of ``scope`` (or, given
+    ``records``, those of them), with its latest payload."""
+    with engine.connect() as connection:
+        if records is not None:
+            rows: list[Any] = []
+            by_key = _targets_query(destination, obj, by_key=True)
+            for chunk in chunks(sorted(records)):
+                rows.extend(connection.execute(by_key.where(ContactSource.source_id.in_(chunk))))
+        elif scope == EVERY_CONTACT:
+            rows = list(connection.execute(_targets_query(destination, obj, by_key=True)).all())
+        else:
+            by_contact = _targets_query(destination, obj, by_key=False)
+            rows = _scoped(connection, by_contact, ContactSource.contact_id, scope)
+    frame = pd.DataFrame(rows, columns=_TARGET_COLUMNS)
     for column in ("modified_at", "last_seen_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
 
 
-def load_golden(engine: Engine, contact_ids: Collection[str] | None = None) -> pd.DataFrame:
+def load_golden(engine: Engine, scope: ContactScope = EVERY_CONTACT) -> pd.DataFrame:
     """contact_id, the canonical fields, the consent flags and the mapped fields (``custom``) of every
-    golden contact (or of ``contact_ids``)."""
+    golden contact of ``scope``."""
     names = [*CANONICAL_FIELDS, "email_opt_out", "sms_opt_out", "custom"]
     columns = [Contact.contact_id, *(getattr(Contact, name) for name in names)]
     with engine.connect() as connection:
-        if contact_ids is None:
-            rows = list(connection.execute(sa.select(*columns)).all())
-        else:
-            rows = []
-            for chunk in chunks(sorted(contact_ids)):
-                rows.extend(connection.execute(sa.select(*columns).where(Contact.contact_id.in_(chunk))))
+        rows = _scoped(connection, sa.select(*columns), Contact.contact_id, scope)
     return pd.DataFrame(rows, columns=["contact_id", *names])
 
 
-def in_flight(engine: Engine, targets: pd.DataFrame, destination: str, obj: str) -> pd.DataFrame:
+def _ledger_rows(
+    connection: Connection,
+    columns: Sequence[Any],
+    destination: str,
+    obj: str,
+    statuses: Sequence[str],
+    *conditions: Any,
+    contacts: ContactScope = EVERY_CONTACT,
+    records: Collection[str] | None = None,
+) -> list[Any]:
+    """Real runs' ledger rows of one destination in ``statuses``, of ``contacts`` or of ``records``
+    only. Narrowed, the status goes unindexed so the (destination, object, contact_id) or the
+    (destination, object, record_id) index serves the read: the rows of the slice's or the change's
+    contacts or records, not every row of the destination in that status."""
+    narrowed = records is not None or contacts != EVERY_CONTACT
+    status = (_unindexed(PushLedger.status) if narrowed else PushLedger.status).in_(statuses)
+    query = sa.select(*columns).where(
+        PushLedger.destination == destination,
+        PushLedger.object == obj,
+        status,
+        PushLedger.dry_run.is_(False),
+        *conditions,
+    )
+    if records is not None:
+        rows: list[Any] = []
+        for chunk in chunks(sorted(records)):
+            rows.extend(connection.execute(query.where(PushLedger.record_id.in_(chunk))))
+        return rows
+    if not narrowed:
+        return list(connection.execute(query).all())
+    return _scoped(connection, query, PushLedger.contact_id, contacts)
+
+
+def in_flight(
+    engine: Engine, targets: pd.DataFrame, destination: str, obj: str, *, narrow: bool = False
+) -> pd.DataFrame:
     """record_id, field of rows sent (or being sent) after the record was last read from the destination.
 
     Every source's incremental read returns the records modified since its cursor, so a write that
     landed is read back by the next complete extract. A row older than the start of that extract whose
     record was not read back never reached the API (a run killed before its call went out): it is no
-    longer in flight, and is planned again.
+    longer in flight, and is planned again. ``narrow``: read only the rows of the ``targets``' records
+    (a slice's or a change's), by record id: a record keeps its ledger rows when its contact merges.
     """
     with engine.connect() as connection:
         read_since = _read_since(connection, destination, obj)
-        query = sa.select(PushLedger.record_id, PushLedger.field, PushLedger.updated_at).where(
-            PushLedger.destination == destination,
-            PushLedger.object == obj,
-            PushLedger.status.in_(IN_FLIGHT),
-            PushLedger.dry_run.is_(False),
-        )
+        conditions: list[Any] = []
         if read_since is not None:
             # Only rows since that extract can still be in flight: the (destination, object, status,
             # updated_at) index reads just those, not every write ever sent. Grouped here rather than
             # in SQL, where SQLite would walk the record index for the GROUP BY's order instead.
-            query = query.where(PushLedger.updated_at >= read_since)
-        rows = connection.execute(query).all()
+            conditions.append(PushLedger.updated_at >= read_since)
+        columns = [PushLedger.record_id, PushLedger.field, PushLedger.updated_at]
+        records = set(targets["record_id"].astype(str)) if narrow else None
+        rows = _ledger_rows(connection, columns, destination, obj, IN_FLIGHT, *conditions, records=records)
     latest = pd.DataFrame(rows, columns=["record_id", "field", "sent_at"])
     sent = latest.groupby(["record_id", "field"], as_index=False, sort=False).agg(sent_at=("sent_at", "max"))
     sent["sent_at"] = pd.to_datetime(sent["sent_at"], utc=True)
@@ -282,79 +461,61 @@ def _read_since(connection: Connection, destination: str, obj: str) -> datetime 
     return min(started for _, started in streams if started is not None)
 
 
-def settled(engine: Engine, destination: str, obj: str) -> pd.DataFrame:
-    """Rows of real runs not to plan again for the same value (`SETTLED`): parked, invalid, undone.
+def settled(engine: Engine, destination: str, obj: str, scope: ContactScope = EVERY_CONTACT) -> pd.DataFrame:
+    """Rows of real runs not to plan again for the same value (`SETTLED`): parked, invalid, undone;
+    of ``scope``'s contacts only (those of the slice or the change being planned).
 
     A create row is keyed with an empty record id, as a new create plan is, whatever id it got.
     """
     record_key = sa.case((PushLedger.reason == "create", ""), else_=PushLedger.record_id)
+    columns = [
+        PushLedger.destination,
+        PushLedger.object,
+        record_key,
+        PushLedger.contact_id,
+        PushLedger.field,
+        PushLedger.after_value,
+    ]
     with engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(
-                PushLedger.destination,
-                PushLedger.object,
-                record_key,
-                PushLedger.contact_id,
-                PushLedger.field,
-                PushLedger.after_value,
-            )
-            .where(
-                PushLedger.destination == destination,
-                PushLedger.object == obj,
-                PushLedger.status.in_(SETTLED),
-                PushLedger.dry_run.is_(False),
-            )
-            .distinct()
-        ).all()
+        rows = _ledger_rows(connection, columns, destination, obj, SETTLED, contacts=scope)
     frame = pd.DataFrame(
         rows, columns=["destination", "object", "record_id", "contact_id", "field", "after_value"]
-    )
+    ).drop_duplicates(ignore_index=True)
     frame["record_id"] = frame["record_id"].where(frame["record_id"] != "", None)
     return frame
 
 
-def held_contacts(
-    engine: Engine, destination: str, contact_ids: Collection[str] | None = None
-) -> pd.DataFrame:
+def held_contacts(engine: Engine, destination: str, scope: ContactScope = EVERY_CONTACT) -> pd.DataFrame:
     """contact_id, destination, object of every live record of the destination system linked to a
-    contact (of ``contact_ids`` when given): the contacts a create would duplicate."""
+    contact of ``scope``: the contacts a create would duplicate."""
     query = (
         sa.select(ContactSource.contact_id, ContactSource.source, ContactSource.object)
         .join(RawRecord, RawRecord.id == ContactSource.raw_record_id)
-        .where(
-            ContactSource.source == destination,
-            ContactSource.contact_id.is_not(None),
-            RawRecord.deleted_at.is_(None),
-        )
+        .where(_unindexed(ContactSource.source) == destination, RawRecord.deleted_at.is_(None))
     )
     with engine.connect() as connection:
-        if contact_ids is None:
-            rows = list(connection.execute(query).all())
-        else:
-            rows = []
-            for chunk in chunks(sorted(contact_ids)):
-                rows.extend(connection.execute(query.where(ContactSource.contact_id.in_(chunk))))
+        rows = _scoped(connection, query, ContactSource.contact_id, scope)
     return pd.DataFrame(rows, columns=["contact_id", "destination", "object"])
 
 
-def creates_in_flight(engine: Engine, destination: str, obj: str) -> frozenset[str]:
-    """Contacts whose create was sent (or may have been) after the destination's last complete read.
+def creates_in_flight(
+    engine: Engine, destination: str, obj: str, scope: ContactScope = EVERY_CONTACT
+) -> frozenset[str]:
+    """Contacts (of ``scope``) whose create was sent (or may have been) after the destination's last
+    complete read.
 
     A created record only becomes "held" once an extract that started after the create has finished;
     until then the create is not planned again, so a killed or unconfirmed create is never doubled.
     """
     with engine.connect() as connection:
         read_since = _read_since(connection, destination, obj)
-        query = sa.select(PushLedger.contact_id).where(
-            PushLedger.destination == destination,
-            PushLedger.object == obj,
-            PushLedger.reason == "create",
-            PushLedger.status.in_(IN_FLIGHT),
-            PushLedger.dry_run.is_(False),
-        )
+        conditions: list[Any] = [PushLedger.reason == "create"]
         if read_since is not None:
-            query = query.where(PushLedger.updated_at >= read_since)
-        return frozenset(str(c) for c in connection.execute(query.distinct()).scalars())
+            conditions.append(PushLedger.updated_at >= read_since)
+        rows = _ledger_rows(
+            connection, [PushLedger.contact_id], destination, obj, IN_FLIGHT, *conditions, contacts=scope
+        )
+        return frozenset(str(c) for (c,) in rows)
 
 
 def set_record_ids(engine: Engine, new_ids: Mapping[int, str]) -> None:
@@ -396,20 +557,25 @@ def set_write_results(
         )
 
 
-def previous_attempts(engine: Engine, destination: str, obj: str) -> dict[tuple[str, str, str], int]:
-    """(record_id, field, after_value) → how many real runs were rejected writing that value."""
+def previous_attempts(
+    engine: Engine, destination: str, obj: str, records: Collection[str] | None = None
+) -> dict[tuple[str, str, str], int]:
+    """(record_id, field, after_value) → how many real runs were rejected writing that value (of
+    ``records`` only, when given: those of the plan about to be sent)."""
     with engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(PushLedger.record_id, PushLedger.field, PushLedger.after_value, sa.func.count())
-            .where(
-                PushLedger.destination == destination,
-                PushLedger.object == obj,
-                PushLedger.status == "rejected",
-                PushLedger.dry_run.is_(False),
-            )
-            .group_by(PushLedger.record_id, PushLedger.field, PushLedger.after_value)
-        ).all()
-    return {(str(r), str(f), str(v)): int(n) for r, f, v, n in rows}
+        rows = _ledger_rows(
+            connection,
+            [PushLedger.record_id, PushLedger.field, PushLedger.after_value],
+            destination,
+            obj,
+            ("rejected",),
+            records=records,
+        )
+    counts: dict[tuple[str, str, str], int] = {}
+    for r, f, v in rows:
+        key = (str(r), str(f), str(v))
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def _text(value: Any) -> str | None:
@@ -432,39 +598,65 @@ def record_plan(
     run_id: str,
     dry_run: bool,
     watermark: tuple[StreamKey, PlanWatermark] | None = None,
+    planned_as: str = "planned",
 ) -> list[int]:
     """Store the plan (``planned``, or ``invalid`` for refused rows); returns the ledger ids in order.
 
     ``watermark``, when given (`plan_key`, the plan's `PlanWatermark`), is stored in the same
-    transaction, so the rows and where the plan stopped commit together or not at all."""
+    transaction, so the rows and where the plan stopped commit together or not at all.
+    ``planned_as``: the state of the sendable rows; a dry run stores them ``unchanged`` at once, in
+    one bulk insert that returns no ids (a real run needs the ids to mark each row as it goes)."""
     now = utcnow()
+    names = ("destination", "object", "record_id", "contact_id", "parent_id", "record_modified_at")
+    values = ("field", "before_value", "after_value", "reason", "invalid_reason")
+    column: dict[str, Any] = {
+        name: plan[name].to_numpy(dtype=object) for name in (*names, *values) if name != "record_modified_at"
+    }
+    column["record_modified_at"] = [None] * len(plan)
+    if "record_modified_at" in plan:
+        modified = pd.to_datetime(plan["record_modified_at"], utc=True)
+        known = modified.notna().to_numpy()
+        moments = modified.dt.to_pydatetime()
+        column["record_modified_at"] = [m if k else None for m, k in zip(moments, known, strict=True)]
     rows = [
         {
             "run_id": run_id,
-            "destination": row["destination"],
-            "object": row["object"],
-            "record_id": _text(row["record_id"]) or "",
-            "contact_id": _text(row["contact_id"]),
-            "parent_id": _text(row["parent_id"]),
-            "record_modified_at": _time(row.get("record_modified_at")),
-            "field": row["field"],
-            "before_value": _text(row["before_value"]),
-            "after_value": _text(row["after_value"]),
-            "reason": row["reason"],
-            "status": "invalid" if _text(row["invalid_reason"]) else "planned",
-            "error": _text(row["invalid_reason"]),
+            "destination": destination,
+            "object": obj,
+            "record_id": _text(record_id) or "",
+            "contact_id": _text(contact_id),
+            "parent_id": _text(parent_id),
+            "record_modified_at": modified_at,
+            "field": field,
+            "before_value": _text(before),
+            "after_value": _text(after),
+            "reason": reason,
+            "status": "invalid" if _text(invalid) else planned_as,
+            "error": _text(invalid),
             "attempts": 0,
             "dry_run": dry_run,
             "created_at": now,
             "updated_at": now,
         }
-        for row in plan.to_dict("records")
+        for (destination, obj, record_id, contact_id, parent_id, modified_at), (
+            field,
+            before,
+            after,
+            reason,
+            invalid,
+        ) in zip(
+            zip(*(column[name] for name in names), strict=True),
+            zip(*(column[name] for name in values), strict=True),
+            strict=True,
+        )
     ]
     if not rows and watermark is None:
         return []
     with engine.begin() as connection:
         ids: list[int] = []
-        if rows:
+        if rows and planned_as != "planned":
+            connection.execute(sa.insert(PushLedger), rows)
+        elif rows:
             result = connection.execute(
                 sa.insert(PushLedger).returning(PushLedger.id, sort_by_parameter_order=True), rows
             )

@@ -342,6 +342,8 @@ class PushLedger(Base):
             "status",
             "updated_at",
         ),
+        # One slice's or one change's rows (in flight, settled, rejected before), by their contacts.
+        sa.Index("ix_push_ledger_destination_object_contact", "destination", "object", "contact_id"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)

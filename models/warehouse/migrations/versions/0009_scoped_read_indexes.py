@@ -3,8 +3,8 @@ replaces the index on updated_at alone, under which the contacts sharing the new
 after a full rebuild) were all read and sorted to show ten. And contact_merges.run_id indexed: the
 scoped cycle check reads one run's merges, not the whole history.
 
-Revision ID: 0010
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-04 23:05:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
