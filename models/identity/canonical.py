@@ -18,6 +18,7 @@ the previous state untouched.
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +49,14 @@ from models.identity.phases import (
 from models.identity.resolution import Resolution, resolve
 from models.normalise.contact_points import identifiers_of, primaries
 from models.warehouse.bulk import bulk_insert, read_frame
+from models.warehouse.diff import (
+    KeyedChanges,
+    delete_keys,
+    keyed_changes,
+    stored_rows,
+    unkeyed_changes,
+    update_rows,
+)
 from models.warehouse.tables import (
     Contact,
     ContactFieldLineage,
@@ -250,24 +259,81 @@ def _write(  # noqa: PLR0917 - the rows of one rebuild, each going to its table
     run_id: str | None,
     checkpoint: Callable[[], None],
 ) -> None:
-    """Replace every resolution table in one transaction, the large ones by bulk insert; waiting for
-    the write lock gives way to ``checkpoint`` (a stop)."""
+    """Bring every resolution table to the new rows in one transaction, writing only the rows that
+    differ from the stored ones (`models.warehouse.diff`); waiting for the write lock gives way to
+    ``checkpoint`` (a stop).
+
+    The order keeps every foreign key satisfied: lineage rows to replace go first, then contacts are
+    added and updated, records move to their new contacts, and only then do the contacts left without
+    records go (their lineage with them, their activity unlinked, as before)."""
+    lineage = lineage.loc[:, list(LINEAGE_COLUMNS)]
     with writing(engine, checkpoint) as connection:
-        # Links first move to their new ids; then old contacts go, then the new set goes in whole.
-        connection.execute(sa.delete(ContactFieldLineage))
-        connection.execute(sa.update(ContactSource).values(contact_id=None))
-        connection.execute(sa.delete(Contact))
-        bulk_insert(connection, Contact, contacts)
-        connection.execute(sa.delete(ContactSource))
-        bulk_insert(connection, ContactSource, sources)
-        connection.execute(sa.delete(ContactIdentifier))
-        bulk_insert(connection, ContactIdentifier, identifiers)
-        bulk_insert(connection, ContactFieldLineage, lineage.loc[:, list(LINEAGE_COLUMNS)])
+        lineage_changes = _changes(connection, ContactFieldLineage, _LINEAGE_KEY, lineage)
+        _remove(connection, ContactFieldLineage, _LINEAGE_KEY, lineage_changes)
+        contact_changes = keyed_changes(
+            stored_rows(connection, Contact, list(contacts.columns)), contacts, ["contact_id"]
+        )
+        bulk_insert(connection, Contact, contact_changes.added)
+        update_rows(connection, Contact, ["contact_id"], contact_changes.changed)
+        source_changes = _changes(connection, ContactSource, ["raw_record_id"], sources)
+        _remove(connection, ContactSource, ["raw_record_id"], source_changes)
+        _add(connection, ContactSource, source_changes)
+        delete_keys(connection, Contact, ["contact_id"], contact_changes.gone)
+        stored = stored_rows(connection, ContactIdentifier, ["id", *identifiers.columns])
+        gone, added = unkeyed_changes(stored, identifiers)
+        del stored
+        if len(gone) > len(identifiers) // 2:
+            connection.execute(sa.delete(ContactIdentifier))
+            added = identifiers
+        else:
+            delete_keys(connection, ContactIdentifier, ["id"], [(key,) for key in gone])
+        bulk_insert(connection, ContactIdentifier, added)
+        _add(connection, ContactFieldLineage, lineage_changes)
         insert_rows(connection, ContactMerge, merge_rows(resolution.merges, now, run_id))
         connection.execute(sa.delete(SuppressedIdentifier))
         insert_rows(connection, SuppressedIdentifier, suppressed_rows(resolution.suppressed, now))
         connection.execute(sa.delete(ContactLinkDecision))
         insert_rows(connection, ContactLinkDecision, decision_rows(resolution.refused, now))
+
+
+#: contact_field_lineage's key: one row per contact and field.
+_LINEAGE_KEY = ["contact_id", "field"]
+
+
+@dataclass
+class _TableChanges:
+    """A keyed table's changes, or its whole new content when most of it changed (``replace``)."""
+
+    changes: KeyedChanges
+    new: pd.DataFrame
+    replace: bool
+
+
+def _changes(connection: Connection, model: Any, key: list[str], new: pd.DataFrame) -> _TableChanges:
+    """The stored rows of ``model``'s table against ``new``: past half of them differing, deleting
+    them all and inserting in bulk is cheaper than deleting and inserting row by row."""
+    changes = keyed_changes(stored_rows(connection, model, list(new.columns)), new, key)
+    replace = len(changes.gone) + len(changes.changed) > len(new) // 2
+    return _TableChanges(changes=changes, new=new, replace=replace)
+
+
+def _remove(connection: Connection, model: Any, key: list[str], table: _TableChanges) -> None:
+    """Delete the rows of ``table`` that go or change (every row when it is replaced whole)."""
+    if table.replace:
+        connection.execute(sa.delete(model))
+        return
+    delete_keys(connection, model, key, table.changes.gone)
+    changed = table.changes.changed
+    delete_keys(connection, model, key, list(zip(*(changed[name].tolist() for name in key), strict=True)))
+
+
+def _add(connection: Connection, model: Any, table: _TableChanges) -> None:
+    """Insert the rows of ``table`` that are new or changed (every row when it is replaced whole)."""
+    if table.replace:
+        bulk_insert(connection, model, table.new)
+        return
+    bulk_insert(connection, model, table.changes.changed)
+    bulk_insert(connection, model, table.changes.added)
 
 
 def _utc_or_none(values: pd.Series) -> pd.Series:

@@ -1,0 +1,136 @@
+"""Rewrite a table with only the rows that differ from what it holds.
+
+A full rebuild of the golden contacts recomputes every row of its large tables, but most of them come
+out as they were: deleting a few hundred thousand rows and inserting them again, with every index
+updated twice, was most of its time. Here the stored rows are read, compared with the new ones in
+Python (one tuple per row, no frame merges over object columns), and only the rows that are gone,
+changed or new are written. Values are compared as SQLAlchemy reads them back (aware UTC datetimes,
+JSON as dicts), so a row counted as unchanged reads back exactly as a rewrite would leave it.
+
+Two kinds of table:
+
+- **keyed** (`keyed_changes`): a key identifies the row (a contact id, a raw record id, a contact and
+  field); a row is gone, changed (same key, other values) or added;
+- **unkeyed** (`unkeyed_changes`): rows are a multiset of values with a surrogate id; an old row
+  matching a new one (same values, counted with repeats) stays, the others are deleted by id and
+  the new ones left over are inserted.
+"""
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from models.warehouse.bulk import read_frame
+from models.warehouse.store import chunks
+
+
+@dataclass
+class KeyedChanges:
+    """What turns a keyed table's stored rows into the new ones."""
+
+    gone: list[tuple[Any, ...]]
+    """Keys stored and no longer among the new rows."""
+    changed: pd.DataFrame
+    """New rows whose key is stored with other values."""
+    added: pd.DataFrame
+    """New rows whose key is not stored."""
+
+    def __len__(self) -> int:
+        return len(self.gone) + len(self.changed) + len(self.added)
+
+
+def _tuples(frame: pd.DataFrame, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``frame``'s ``columns`` as tuples, every missing value (None, NaN, NaT) as None."""
+    values = []
+    for name in columns:
+        column = frame[name].astype(object)
+        values.append(column.where(column.notna(), None).tolist())
+    return zip(*values, strict=True) if values else iter(() for _ in range(len(frame)))
+
+
+def stored_rows(connection: Connection, model: Any, columns: Sequence[str]) -> pd.DataFrame:
+    """Every row of ``model``'s table, ``columns`` only, as SQLAlchemy reads them (typed)."""
+    table = cast(sa.Table, model.__table__)
+    return read_frame(connection, sa.select(*(table.c[name] for name in columns)), columns)
+
+
+def keyed_changes(old: pd.DataFrame, new: pd.DataFrame, key: Sequence[str]) -> KeyedChanges:
+    """Compare ``new`` with ``old`` (the same columns), rows identified by ``key`` (unique in both)."""
+    values = [name for name in new.columns if name not in key]
+    stored = dict(zip(_tuples(old, key), _tuples(old, values), strict=True))
+    changed: list[int] = []
+    added: list[int] = []
+    for row, (row_key, row_values) in enumerate(zip(_tuples(new, key), _tuples(new, values), strict=True)):
+        before = stored.pop(row_key, _MISSING)
+        if before is _MISSING:
+            added.append(row)
+        elif before != row_values:
+            changed.append(row)
+    return KeyedChanges(gone=list(stored), changed=new.iloc[changed], added=new.iloc[added])
+
+
+_MISSING = object()
+
+
+def unkeyed_changes(
+    old: pd.DataFrame, new: pd.DataFrame, id_column: str = "id"
+) -> tuple[list[int], pd.DataFrame]:
+    """The ids of ``old`` rows to delete and the ``new`` rows to insert so the table holds ``new``'s
+    rows (compared on ``new``'s columns, repeats counted)."""
+    columns = list(new.columns)
+    wanted = Counter(_tuples(new, columns))
+    gone: list[int] = []
+    for row_id, row in zip(old[id_column].tolist(), _tuples(old, columns), strict=True):
+        if wanted[row] > 0:
+            wanted[row] -= 1
+        else:
+            gone.append(int(row_id))
+    added: list[int] = []
+    for position, values in enumerate(_tuples(new, columns)):
+        if wanted[values] > 0:
+            wanted[values] -= 1
+            added.append(position)
+    return gone, new.iloc[added]
+
+
+def delete_keys(
+    connection: Connection, model: Any, key: Sequence[str], keys: Sequence[tuple[Any, ...]]
+) -> None:
+    """Delete the rows of ``model``'s table whose ``key`` columns hold one of ``keys``."""
+    if not keys:
+        return
+    table = cast(sa.Table, model.__table__)
+    if len(key) == 1:
+        column = table.c[key[0]]
+        for chunk in chunks([k[0] for k in keys]):
+            connection.execute(sa.delete(table).where(column.in_(list(chunk))))
+        return
+    statement = sa.delete(table).where(*(table.c[name] == sa.bindparam(f"k_{name}") for name in key))
+    for chunk in chunks(keys, 10_000):
+        connection.execute(
+            statement, [{f"k_{name}": v for name, v in zip(key, k, strict=True)} for k in chunk]
+        )
+
+
+def update_rows(connection: Connection, model: Any, key: Sequence[str], rows: pd.DataFrame) -> None:
+    """Update the rows of ``model``'s table found by ``key`` with the other columns of ``rows``."""
+    if rows.empty:
+        return
+    table = cast(sa.Table, model.__table__)
+    values = [name for name in rows.columns if name not in key]
+    statement = (
+        sa.update(table)
+        .where(*(table.c[name] == sa.bindparam(f"k_{name}") for name in key))
+        .values({name: sa.bindparam(f"v_{name}") for name in values})
+    )
+    names = [f"k_{name}" for name in key] + [f"v_{name}" for name in values]
+    tuples = list(_tuples(rows, [*key, *values]))
+    for start in range(0, len(tuples), 10_000):
+        connection.execute(
+            statement, [dict(zip(names, row, strict=True)) for row in tuples[start : start + 10_000]]
+        )
