@@ -35,7 +35,7 @@ from models.identity.phases import (
     SOURCE_COLUMNS,
     CanonicalConfig,
     CanonicalReport,
-    aware_utc,
+    aware_utc_values,
     decision_rows,
     extract_contact_records,
     golden_frame,
@@ -53,7 +53,6 @@ from models.warehouse.diff import (
     KeyedChanges,
     delete_keys,
     keyed_changes,
-    stored_rows,
     unkeyed_changes,
     update_rows,
 )
@@ -270,18 +269,14 @@ def _write(  # noqa: PLR0917 - the rows of one rebuild, each going to its table
     with writing(engine, checkpoint) as connection:
         lineage_changes = _changes(connection, ContactFieldLineage, _LINEAGE_KEY, lineage)
         _remove(connection, ContactFieldLineage, _LINEAGE_KEY, lineage_changes)
-        contact_changes = keyed_changes(
-            stored_rows(connection, Contact, list(contacts.columns)), contacts, ["contact_id"]
-        )
+        contact_changes = keyed_changes(connection, Contact, contacts, ["contact_id"])
         bulk_insert(connection, Contact, contact_changes.added)
         update_rows(connection, Contact, ["contact_id"], contact_changes.changed)
         source_changes = _changes(connection, ContactSource, ["raw_record_id"], sources)
         _remove(connection, ContactSource, ["raw_record_id"], source_changes)
         _add(connection, ContactSource, source_changes)
         delete_keys(connection, Contact, ["contact_id"], contact_changes.gone)
-        stored = stored_rows(connection, ContactIdentifier, ["id", *identifiers.columns])
-        gone, added = unkeyed_changes(stored, identifiers)
-        del stored
+        gone, added = unkeyed_changes(connection, ContactIdentifier, identifiers)
         if len(gone) > len(identifiers) // 2:
             connection.execute(sa.delete(ContactIdentifier))
             added = identifiers
@@ -312,7 +307,7 @@ class _TableChanges:
 def _changes(connection: Connection, model: Any, key: list[str], new: pd.DataFrame) -> _TableChanges:
     """The stored rows of ``model``'s table against ``new``: past half of them differing, deleting
     them all and inserting in bulk is cheaper than deleting and inserting row by row."""
-    changes = keyed_changes(stored_rows(connection, model, list(new.columns)), new, key)
+    changes = keyed_changes(connection, model, new, key)
     replace = len(changes.gone) + len(changes.changed) > len(new) // 2
     return _TableChanges(changes=changes, new=new, replace=replace)
 
@@ -338,6 +333,4 @@ def _add(connection: Connection, model: Any, table: _TableChanges) -> None:
 
 def _utc_or_none(values: pd.Series) -> pd.Series:
     """Aware UTC datetimes, None where missing (an object Series keeps None as None, not NaT)."""
-    return pd.Series(
-        [None if v is None or v is pd.NaT else aware_utc(v) for v in values], index=values.index, dtype=object
-    )
+    return pd.Series(aware_utc_values(values), index=values.index, dtype=object)

@@ -25,7 +25,6 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from models.warehouse.bulk import read_frame
 from models.warehouse.store import chunks
 
 
@@ -53,16 +52,19 @@ def _tuples(frame: pd.DataFrame, columns: Sequence[str]) -> Iterator[tuple[Any, 
     return zip(*values, strict=True) if values else iter(() for _ in range(len(frame)))
 
 
-def stored_rows(connection: Connection, model: Any, columns: Sequence[str]) -> pd.DataFrame:
-    """Every row of ``model``'s table, ``columns`` only, as SQLAlchemy reads them (typed)."""
+def _stored(connection: Connection, model: Any, columns: Sequence[str]) -> list[Any]:
+    """Every row of ``model``'s table, ``columns`` only, as SQLAlchemy reads them (typed): rows, not
+    a frame, as they are only hashed and compared (a row sliced is a plain tuple)."""
     table = cast(sa.Table, model.__table__)
-    return read_frame(connection, sa.select(*(table.c[name] for name in columns)), columns)
+    return list(connection.execute(sa.select(*(table.c[name] for name in columns))).all())
 
 
-def keyed_changes(old: pd.DataFrame, new: pd.DataFrame, key: Sequence[str]) -> KeyedChanges:
-    """Compare ``new`` with ``old`` (the same columns), rows identified by ``key`` (unique in both)."""
+def keyed_changes(connection: Connection, model: Any, new: pd.DataFrame, key: Sequence[str]) -> KeyedChanges:
+    """Compare ``new`` with the rows ``model``'s table holds (on ``new``'s columns), rows identified by
+    ``key`` (unique in both)."""
     values = [name for name in new.columns if name not in key]
-    stored = dict(zip(_tuples(old, key), _tuples(old, values), strict=True))
+    width = len(key)
+    stored = {row[:width]: row[width:] for row in _stored(connection, model, [*key, *values])}
     changed: list[int] = []
     added: list[int] = []
     for row, (row_key, row_values) in enumerate(zip(_tuples(new, key), _tuples(new, values), strict=True)):
@@ -78,18 +80,19 @@ _MISSING = object()
 
 
 def unkeyed_changes(
-    old: pd.DataFrame, new: pd.DataFrame, id_column: str = "id"
+    connection: Connection, model: Any, new: pd.DataFrame, id_column: str = "id"
 ) -> tuple[list[int], pd.DataFrame]:
-    """The ids of ``old`` rows to delete and the ``new`` rows to insert so the table holds ``new``'s
-    rows (compared on ``new``'s columns, repeats counted)."""
+    """The ids of the rows of ``model``'s table to delete and the ``new`` rows to insert so the table
+    holds ``new``'s rows (compared on ``new``'s columns, repeats counted)."""
     columns = list(new.columns)
     wanted = Counter(_tuples(new, columns))
     gone: list[int] = []
-    for row_id, row in zip(old[id_column].tolist(), _tuples(old, columns), strict=True):
+    for stored in _stored(connection, model, [id_column, *columns]):
+        row = stored[1:]
         if wanted[row] > 0:
             wanted[row] -= 1
         else:
-            gone.append(int(row_id))
+            gone.append(int(stored[0]))
     added: list[int] = []
     for position, values in enumerate(_tuples(new, columns)):
         if wanted[values] > 0:
