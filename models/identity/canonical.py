@@ -15,6 +15,7 @@ greatest overlap). Ids therefore stay stable, merges and splits are recorded, an
 the previous state untouched.
 """
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,10 +101,13 @@ def _read_records(
     written: list[pd.DataFrame] = []
     consent: list[pd.DataFrame] = []
     issues, last = 0, None
+    # SQLite hands JSON back as text: parsed below in one pass rather than through a processor per row.
+    as_text = connection.dialect.name == "sqlite"
+    payload = sa.type_coerce(RawRecord.payload, sa.Text) if as_text else RawRecord.payload
     while True:
         query = (
             sa.select(RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.source_id)
-            .add_columns(RawRecord.payload)
+            .add_columns(payload)
             .where(condition, RawRecord.deleted_at.is_(None))
             .order_by(RawRecord.id)
             .limit(LOAD_CHUNK)
@@ -115,6 +119,8 @@ def _read_records(
         )
         if raw.empty:
             break
+        if as_text:
+            raw["payload"] = pd.Series([json.loads(text) for text in raw["payload"]], dtype=object)
         last = int(raw["record_key"].iloc[-1])
         found, found_points, found_issues = extract_contact_records(
             raw, config.regions, config.mappings, unreadable
@@ -222,7 +228,9 @@ def build_canonical(
     report.links_refused = len(resolution.refused)
 
     contact_frame = golden_frame(golden.contacts, old_contacts, now)
-    del old_contacts
+    lineage = golden.lineage
+    # What the write does not need goes before it reads the stored rows to compare with.
+    del old_contacts, golden, written, said, writes, keys
     source_rows = people.loc[:, list(SOURCE_COLUMNS)].rename(
         columns={"record_key": "raw_record_id", "modified_at": "updated_at"}
     )
@@ -238,7 +246,7 @@ def build_canonical(
         contact_frame,
         source_rows,
         identifier_rows,
-        golden.lineage,
+        lineage,
         resolution,
         now,
         run_id,

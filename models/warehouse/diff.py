@@ -52,11 +52,12 @@ def _tuples(frame: pd.DataFrame, columns: Sequence[str]) -> Iterator[tuple[Any, 
     return zip(*values, strict=True) if values else iter(() for _ in range(len(frame)))
 
 
-def _stored(connection: Connection, model: Any, columns: Sequence[str]) -> list[Any]:
-    """Every row of ``model``'s table, ``columns`` only, as SQLAlchemy reads them (typed): rows, not
-    a frame, as they are only hashed and compared (a row sliced is a plain tuple)."""
+def _stored(connection: Connection, model: Any, columns: Sequence[str]) -> Iterator[Any]:
+    """Every row of ``model``'s table, ``columns`` only, as SQLAlchemy reads them (typed), one at a
+    time: rows, not a frame, as they are only hashed and compared (a row sliced is a plain tuple),
+    and never a list of them all beside what is kept of them."""
     table = cast(sa.Table, model.__table__)
-    return list(connection.execute(sa.select(*(table.c[name] for name in columns))).all())
+    return iter(connection.execute(sa.select(*(table.c[name] for name in columns))))
 
 
 def keyed_changes(connection: Connection, model: Any, new: pd.DataFrame, key: Sequence[str]) -> KeyedChanges:
