@@ -10,6 +10,11 @@ wrote are kept: survivorship reads what they show). The large result tables go t
 ``models.warehouse.bulk`` (``COPY`` on PostgreSQL, large ``executemany`` batches on SQLite) straight
 from their frames, never as one dict per row.
 
+Time: most rows of a rebuild come out as they were, so only the rows that differ from the stored ones
+are written (`models.warehouse.diff`): deleting every row and inserting it again, each index updated
+twice, used to be the larger part of the rebuild. The stored rows are read inside the write
+transaction, so what is compared is what is replaced.
+
 Each run re-resolves every live contact record (a full rebuild that reuses the previous ids by
 greatest overlap). Ids therefore stay stable, merges and splits are recorded, and a killed run leaves
 the previous state untouched.

@@ -4,8 +4,9 @@ A full rebuild of the golden contacts recomputes every row of its large tables, 
 out as they were: deleting a few hundred thousand rows and inserting them again, with every index
 updated twice, was most of its time. Here the stored rows are read, compared with the new ones in
 Python (one tuple per row, no frame merges over object columns), and only the rows that are gone,
-changed or new are written. Values are compared as SQLAlchemy reads them back (aware UTC datetimes,
-JSON as dicts), so a row counted as unchanged reads back exactly as a rewrite would leave it.
+changed or new are written. Values are compared as SQLAlchemy reads them back (aware UTC datetimes;
+JSON documents as canonical text, so ``1`` and ``1.0`` differ), so a row counted as unchanged reads
+back as a rewrite would leave it (a JSON object's key order on SQLite aside, which no reader sees).
 
 Two kinds of table:
 
@@ -16,6 +17,7 @@ Two kinds of table:
   the new ones left over are inserted.
 """
 
+import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -65,19 +67,36 @@ def keyed_changes(connection: Connection, model: Any, new: pd.DataFrame, key: Se
     ``key`` (unique in both)."""
     values = [name for name in new.columns if name not in key]
     width = len(key)
-    stored = {row[:width]: row[width:] for row in _stored(connection, model, [*key, *values])}
+    table = cast(sa.Table, model.__table__)
+    documents = [i for i, name in enumerate(values) if isinstance(table.c[name].type, sa.JSON)]
+    stored = {
+        row[:width]: _as_compared(row[width:], documents)
+        for row in _stored(connection, model, [*key, *values])
+    }
     changed: list[int] = []
     added: list[int] = []
     for row, (row_key, row_values) in enumerate(zip(_tuples(new, key), _tuples(new, values), strict=True)):
         before = stored.pop(row_key, _MISSING)
         if before is _MISSING:
             added.append(row)
-        elif before != row_values:
+        elif before != _as_compared(row_values, documents):
             changed.append(row)
     return KeyedChanges(gone=list(stored), changed=new.iloc[changed], added=new.iloc[added])
 
 
 _MISSING = object()
+
+
+def _as_compared(values: tuple[Any, ...], documents: list[int]) -> tuple[Any, ...]:
+    """``values`` with the JSON documents at ``documents`` as canonical JSON text: Python's equality
+    takes ``1``, ``1.0`` and ``true`` for one another, JSON does not (key order aside)."""
+    if not documents:
+        return values
+    out = list(values)
+    for index in documents:
+        if out[index] is not None:
+            out[index] = json.dumps(out[index], sort_keys=True)
+    return tuple(out)
 
 
 def unkeyed_changes(
