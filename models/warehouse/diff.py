@@ -21,6 +21,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, cast
 
 import pandas as pd
@@ -73,6 +74,8 @@ def keyed_changes(connection: Connection, model: Any, new: pd.DataFrame, key: Se
         row[:width]: _as_compared(row[width:], documents)
         for row in _stored(connection, model, [*key, *values])
     }
+    if not stored:  # the first build: every row is new, nothing to compare
+        return KeyedChanges(gone=[], changed=new.iloc[:0], added=new)
     changed: list[int] = []
     added: list[int] = []
     for row, (row_key, row_values) in enumerate(zip(_tuples(new, key), _tuples(new, values), strict=True)):
@@ -105,9 +108,13 @@ def unkeyed_changes(
     """The ids of the rows of ``model``'s table to delete and the ``new`` rows to insert so the table
     holds ``new``'s rows (compared on ``new``'s columns, repeats counted)."""
     columns = list(new.columns)
+    rows = _stored(connection, model, [id_column, *columns])
+    first = next(rows, None)
+    if first is None:  # the first build: every row is new, nothing to compare
+        return [], new
     wanted = Counter(_tuples(new, columns))
     gone: list[int] = []
-    for stored in _stored(connection, model, [id_column, *columns]):
+    for stored in chain([first], rows):
         row = stored[1:]
         if wanted[row] > 0:
             wanted[row] -= 1
