@@ -10,14 +10,21 @@ wrote are kept: survivorship reads what they show). The large result tables go t
 ``models.warehouse.bulk`` (``COPY`` on PostgreSQL, large ``executemany`` batches on SQLite) straight
 from their frames, never as one dict per row.
 
+Time: most rows of a rebuild come out as they were, so only the rows that differ from the stored ones
+are written (`models.warehouse.diff`): deleting every row and inserting it again, each index updated
+twice, used to be the larger part of the rebuild. The stored rows are read inside the write
+transaction, so what is compared is what is replaced.
+
 Each run re-resolves every live contact record (a full rebuild that reuses the previous ids by
 greatest overlap). Ids therefore stay stable, merges and splits are recorded, and a killed run leaves
 the previous state untouched.
 """
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +41,7 @@ from models.identity.phases import (
     SOURCE_COLUMNS,
     CanonicalConfig,
     CanonicalReport,
-    aware_utc,
+    aware_utc_values,
     decision_rows,
     extract_contact_records,
     golden_frame,
@@ -48,6 +55,13 @@ from models.identity.phases import (
 from models.identity.resolution import Resolution, resolve
 from models.normalise.contact_points import identifiers_of, primaries
 from models.warehouse.bulk import bulk_insert, read_frame
+from models.warehouse.diff import (
+    KeyedChanges,
+    delete_keys,
+    keyed_changes,
+    unkeyed_changes,
+    update_rows,
+)
 from models.warehouse.tables import (
     Contact,
     ContactFieldLineage,
@@ -92,10 +106,13 @@ def _read_records(
     written: list[pd.DataFrame] = []
     consent: list[pd.DataFrame] = []
     issues, last = 0, None
+    # SQLite hands JSON back as text: parsed below in one pass rather than through a processor per row.
+    as_text = connection.dialect.name == "sqlite"
+    payload = sa.type_coerce(RawRecord.payload, sa.Text) if as_text else RawRecord.payload
     while True:
         query = (
             sa.select(RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.source_id)
-            .add_columns(RawRecord.payload)
+            .add_columns(payload)
             .where(condition, RawRecord.deleted_at.is_(None))
             .order_by(RawRecord.id)
             .limit(LOAD_CHUNK)
@@ -107,6 +124,8 @@ def _read_records(
         )
         if raw.empty:
             break
+        if as_text:
+            raw["payload"] = pd.Series([json.loads(text) for text in raw["payload"]], dtype=object)
         last = int(raw["record_key"].iloc[-1])
         found, found_points, found_issues = extract_contact_records(
             raw, config.regions, config.mappings, unreadable
@@ -214,7 +233,9 @@ def build_canonical(
     report.links_refused = len(resolution.refused)
 
     contact_frame = golden_frame(golden.contacts, old_contacts, now)
-    del old_contacts
+    lineage = golden.lineage
+    # What the write does not need goes before it reads the stored rows to compare with.
+    del old_contacts, golden, written, said, writes, keys
     source_rows = people.loc[:, list(SOURCE_COLUMNS)].rename(
         columns={"record_key": "raw_record_id", "modified_at": "updated_at"}
     )
@@ -230,7 +251,7 @@ def build_canonical(
         contact_frame,
         source_rows,
         identifier_rows,
-        golden.lineage,
+        lineage,
         resolution,
         now,
         run_id,
@@ -250,19 +271,32 @@ def _write(  # noqa: PLR0917 - the rows of one rebuild, each going to its table
     run_id: str | None,
     checkpoint: Callable[[], None],
 ) -> None:
-    """Replace every resolution table in one transaction, the large ones by bulk insert; waiting for
-    the write lock gives way to ``checkpoint`` (a stop)."""
+    """Bring every resolution table to the new rows in one transaction, writing only the rows that
+    differ from the stored ones (`models.warehouse.diff`); waiting for the write lock gives way to
+    ``checkpoint`` (a stop).
+
+    The order keeps every foreign key satisfied: lineage rows to replace go first, then contacts are
+    added and updated, records move to their new contacts, and only then do the contacts left without
+    records go (their lineage with them, their activity unlinked, as before)."""
+    lineage = lineage.loc[:, list(LINEAGE_COLUMNS)]
     with writing(engine, checkpoint) as connection:
-        # Links first move to their new ids; then old contacts go, then the new set goes in whole.
-        connection.execute(sa.delete(ContactFieldLineage))
-        connection.execute(sa.update(ContactSource).values(contact_id=None))
-        connection.execute(sa.delete(Contact))
-        bulk_insert(connection, Contact, contacts)
-        connection.execute(sa.delete(ContactSource))
-        bulk_insert(connection, ContactSource, sources)
-        connection.execute(sa.delete(ContactIdentifier))
-        bulk_insert(connection, ContactIdentifier, identifiers)
-        bulk_insert(connection, ContactFieldLineage, lineage.loc[:, list(LINEAGE_COLUMNS)])
+        lineage_changes = _changes(connection, ContactFieldLineage, _LINEAGE_KEY, lineage)
+        _remove(connection, ContactFieldLineage, _LINEAGE_KEY, lineage_changes)
+        contact_changes = keyed_changes(connection, Contact, contacts, ["contact_id"])
+        bulk_insert(connection, Contact, contact_changes.added)
+        update_rows(connection, Contact, ["contact_id"], contact_changes.changed)
+        source_changes = _changes(connection, ContactSource, ["raw_record_id"], sources)
+        _remove(connection, ContactSource, ["raw_record_id"], source_changes)
+        _add(connection, ContactSource, source_changes)
+        delete_keys(connection, Contact, ["contact_id"], contact_changes.gone)
+        gone, added = unkeyed_changes(connection, ContactIdentifier, identifiers)
+        if len(gone) > len(identifiers) // 2:
+            connection.execute(sa.delete(ContactIdentifier))
+            added = identifiers
+        else:
+            delete_keys(connection, ContactIdentifier, ["id"], [(key,) for key in gone])
+        bulk_insert(connection, ContactIdentifier, added)
+        _add(connection, ContactFieldLineage, lineage_changes)
         insert_rows(connection, ContactMerge, merge_rows(resolution.merges, now, run_id))
         connection.execute(sa.delete(SuppressedIdentifier))
         insert_rows(connection, SuppressedIdentifier, suppressed_rows(resolution.suppressed, now))
@@ -270,8 +304,46 @@ def _write(  # noqa: PLR0917 - the rows of one rebuild, each going to its table
         insert_rows(connection, ContactLinkDecision, decision_rows(resolution.refused, now))
 
 
+#: contact_field_lineage's key: one row per contact and field.
+_LINEAGE_KEY = ["contact_id", "field"]
+
+
+@dataclass
+class _TableChanges:
+    """A keyed table's changes, or its whole new content when most of it changed (``replace``)."""
+
+    changes: KeyedChanges
+    new: pd.DataFrame
+    replace: bool
+
+
+def _changes(connection: Connection, model: Any, key: list[str], new: pd.DataFrame) -> _TableChanges:
+    """The stored rows of ``model``'s table against ``new``: past half of them differing, deleting
+    them all and inserting in bulk is cheaper than deleting and inserting row by row."""
+    changes = keyed_changes(connection, model, new, key)
+    replace = len(changes.gone) + len(changes.changed) > len(new) // 2
+    return _TableChanges(changes=changes, new=new, replace=replace)
+
+
+def _remove(connection: Connection, model: Any, key: list[str], table: _TableChanges) -> None:
+    """Delete the rows of ``table`` that go or change (every row when it is replaced whole)."""
+    if table.replace:
+        connection.execute(sa.delete(model))
+        return
+    delete_keys(connection, model, key, table.changes.gone)
+    changed = table.changes.changed
+    delete_keys(connection, model, key, list(zip(*(changed[name].tolist() for name in key), strict=True)))
+
+
+def _add(connection: Connection, model: Any, table: _TableChanges) -> None:
+    """Insert the rows of ``table`` that are new or changed (every row when it is replaced whole)."""
+    if table.replace:
+        bulk_insert(connection, model, table.new)
+        return
+    bulk_insert(connection, model, table.changes.changed)
+    bulk_insert(connection, model, table.changes.added)
+
+
 def _utc_or_none(values: pd.Series) -> pd.Series:
     """Aware UTC datetimes, None where missing (an object Series keeps None as None, not NaT)."""
-    return pd.Series(
-        [None if v is None or v is pd.NaT else aware_utc(v) for v in values], index=values.index, dtype=object
-    )
+    return pd.Series(aware_utc_values(values), index=values.index, dtype=object)

@@ -15,7 +15,7 @@ work, and it lives here so neither reaches into the other:
 What differs, how much is read and how the old rows are replaced, stays in the two builds.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -199,8 +199,8 @@ def golden_frame(golden: pd.DataFrame, old: pd.DataFrame, now: datetime) -> pd.D
     out = none_for_missing(merged.loc[:, ["contact_id", *fields]])
     out["source_count"] = merged["source_count"].astype(int).to_numpy()
     out = out.join(consent_values(merged))
-    out["created_at"] = [aware_utc(value) for value in created]
-    out["updated_at"] = [aware_utc(value) for value in updated]
+    out["created_at"] = aware_utc_values(created)
+    out["updated_at"] = aware_utc_values(updated)
     return out
 
 
@@ -208,6 +208,12 @@ def aware_utc(value: Any) -> datetime:
     """A pandas or Python timestamp as an aware UTC datetime, as the UTC columns require."""
     stamp = pd.Timestamp(value)
     return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
+
+
+def aware_utc_values(values: Iterable[Any]) -> list[datetime | None]:
+    """`aware_utc` of every value (None for a missing one) in one conversion, not a Timestamp each."""
+    times = pd.Series(pd.to_datetime(list(values), utc=True)).dt.to_pydatetime()
+    return [None if value is pd.NaT else value for value in times]
 
 
 def insert_rows(connection: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:

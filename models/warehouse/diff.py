@@ -1,0 +1,166 @@
+"""Rewrite a table with only the rows that differ from what it holds.
+
+A full rebuild of the golden contacts recomputes every row of its large tables, but most of them come
+out as they were: deleting a few hundred thousand rows and inserting them again, with every index
+updated twice, was most of its time. Here the stored rows are read, compared with the new ones in
+Python (one tuple per row, no frame merges over object columns), and only the rows that are gone,
+changed or new are written. Values are compared as SQLAlchemy reads them back (aware UTC datetimes;
+JSON documents as canonical text, so ``1`` and ``1.0`` differ), so a row counted as unchanged reads
+back as a rewrite would leave it (a JSON object's key order on SQLite aside, which no reader sees).
+
+Two kinds of table:
+
+- **keyed** (`keyed_changes`): a key identifies the row (a contact id, a raw record id, a contact and
+  field); a row is gone, changed (same key, other values) or added;
+- **unkeyed** (`unkeyed_changes`): rows are a multiset of values with a surrogate id; an old row
+  matching a new one (same values, counted with repeats) stays, the others are deleted by id and
+  the new ones left over are inserted.
+"""
+
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any, cast
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from models.warehouse.store import chunks
+
+
+@dataclass
+class KeyedChanges:
+    """What turns a keyed table's stored rows into the new ones."""
+
+    gone: list[tuple[Any, ...]]
+    """Keys stored and no longer among the new rows."""
+    changed: pd.DataFrame
+    """New rows whose key is stored with other values."""
+    added: pd.DataFrame
+    """New rows whose key is not stored."""
+
+    def __len__(self) -> int:
+        return len(self.gone) + len(self.changed) + len(self.added)
+
+
+def _tuples(frame: pd.DataFrame, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``frame``'s ``columns`` as tuples, every missing value (None, NaN, NaT) as None."""
+    values = []
+    for name in columns:
+        column = frame[name].astype(object)
+        values.append(column.where(column.notna(), None).tolist())
+    return zip(*values, strict=True) if values else iter(() for _ in range(len(frame)))
+
+
+def _stored(connection: Connection, model: Any, columns: Sequence[str]) -> Iterator[Any]:
+    """Every row of ``model``'s table, ``columns`` only, as SQLAlchemy reads them (typed), one at a
+    time: rows, not a frame, as they are only hashed and compared (a row sliced is a plain tuple),
+    and never a list of them all beside what is kept of them."""
+    table = cast(sa.Table, model.__table__)
+    return iter(connection.execute(sa.select(*(table.c[name] for name in columns))))
+
+
+def keyed_changes(connection: Connection, model: Any, new: pd.DataFrame, key: Sequence[str]) -> KeyedChanges:
+    """Compare ``new`` with the rows ``model``'s table holds (on ``new``'s columns), rows identified by
+    ``key`` (unique in both)."""
+    values = [name for name in new.columns if name not in key]
+    width = len(key)
+    table = cast(sa.Table, model.__table__)
+    documents = [i for i, name in enumerate(values) if isinstance(table.c[name].type, sa.JSON)]
+    stored = {
+        row[:width]: _as_compared(row[width:], documents)
+        for row in _stored(connection, model, [*key, *values])
+    }
+    if not stored:  # the first build: every row is new, nothing to compare
+        return KeyedChanges(gone=[], changed=new.iloc[:0], added=new)
+    changed: list[int] = []
+    added: list[int] = []
+    for row, (row_key, row_values) in enumerate(zip(_tuples(new, key), _tuples(new, values), strict=True)):
+        before = stored.pop(row_key, _MISSING)
+        if before is _MISSING:
+            added.append(row)
+        elif before != _as_compared(row_values, documents):
+            changed.append(row)
+    return KeyedChanges(gone=list(stored), changed=new.iloc[changed], added=new.iloc[added])
+
+
+_MISSING = object()
+
+
+def _as_compared(values: tuple[Any, ...], documents: list[int]) -> tuple[Any, ...]:
+    """``values`` with the JSON documents at ``documents`` as canonical JSON text: Python's equality
+    takes ``1``, ``1.0`` and ``true`` for one another, JSON does not (key order aside)."""
+    if not documents:
+        return values
+    out = list(values)
+    for index in documents:
+        if out[index] is not None:
+            out[index] = json.dumps(out[index], sort_keys=True)
+    return tuple(out)
+
+
+def unkeyed_changes(
+    connection: Connection, model: Any, new: pd.DataFrame, id_column: str = "id"
+) -> tuple[list[int], pd.DataFrame]:
+    """The ids of the rows of ``model``'s table to delete and the ``new`` rows to insert so the table
+    holds ``new``'s rows (compared on ``new``'s columns, repeats counted)."""
+    columns = list(new.columns)
+    rows = _stored(connection, model, [id_column, *columns])
+    first = next(rows, None)
+    if first is None:  # the first build: every row is new, nothing to compare
+        return [], new
+    wanted = Counter(_tuples(new, columns))
+    gone: list[int] = []
+    for stored in chain([first], rows):
+        row = stored[1:]
+        if wanted[row] > 0:
+            wanted[row] -= 1
+        else:
+            gone.append(int(stored[0]))
+    added: list[int] = []
+    for position, values in enumerate(_tuples(new, columns)):
+        if wanted[values] > 0:
+            wanted[values] -= 1
+            added.append(position)
+    return gone, new.iloc[added]
+
+
+def delete_keys(
+    connection: Connection, model: Any, key: Sequence[str], keys: Sequence[tuple[Any, ...]]
+) -> None:
+    """Delete the rows of ``model``'s table whose ``key`` columns hold one of ``keys``."""
+    if not keys:
+        return
+    table = cast(sa.Table, model.__table__)
+    if len(key) == 1:
+        column = table.c[key[0]]
+        for chunk in chunks([k[0] for k in keys]):
+            connection.execute(sa.delete(table).where(column.in_(list(chunk))))
+        return
+    statement = sa.delete(table).where(*(table.c[name] == sa.bindparam(f"k_{name}") for name in key))
+    for chunk in chunks(keys, 10_000):
+        connection.execute(
+            statement, [{f"k_{name}": v for name, v in zip(key, k, strict=True)} for k in chunk]
+        )
+
+
+def update_rows(connection: Connection, model: Any, key: Sequence[str], rows: pd.DataFrame) -> None:
+    """Update the rows of ``model``'s table found by ``key`` with the other columns of ``rows``."""
+    if rows.empty:
+        return
+    table = cast(sa.Table, model.__table__)
+    values = [name for name in rows.columns if name not in key]
+    statement = (
+        sa.update(table)
+        .where(*(table.c[name] == sa.bindparam(f"k_{name}") for name in key))
+        .values({name: sa.bindparam(f"v_{name}") for name in values})
+    )
+    names = [f"k_{name}" for name in key] + [f"v_{name}" for name in values]
+    tuples = list(_tuples(rows, [*key, *values]))
+    for start in range(0, len(tuples), 10_000):
+        connection.execute(
+            statement, [dict(zip(names, row, strict=True)) for row in tuples[start : start + 10_000]]
+        )
