@@ -251,6 +251,10 @@ class Emulator:
     def expire_linkflow_tokens(self) -> None:
         self._linkflow.expire_tokens()
 
+    def expire_linkflow_tokens_after(self, calls: int | None) -> None:
+        """Each Linkflow token dies after serving ``calls`` calls (None: back to its normal life)."""
+        self._linkflow.expire_tokens_after(calls)
+
     def expire_zoho_page_tokens(self) -> None:
         with self._state.lock:
             for api in self._zoho:

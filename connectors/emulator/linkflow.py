@@ -66,6 +66,8 @@ class LinkflowApi:
         self._key = key
         self._secret = secret
         self._tokens: dict[str, float] = {}
+        self._token_uses: dict[str, int] = {}
+        self._calls_per_token: int | None = None
         self._tokens_lock = threading.Lock()
         # Bulk omissions: the share is exact (every fourth answer at 0.25), the id left out is drawn.
         self._omission_due = 0.0
@@ -93,6 +95,11 @@ class LinkflowApi:
         token = request.header("x-openapi-token") or ""
         with self._tokens_lock:
             expiry = self._tokens.get(token)
+            if expiry is not None and self._calls_per_token is not None:
+                uses = self._token_uses.get(token, 0) + 1
+                self._token_uses[token] = uses
+                if uses > self._calls_per_token:
+                    expiry = self._tokens[token] = 0.0
         if expiry is None or expiry <= self.state.now():
             return json_response(401, {"code": "B00401", "message": "token invalid or expired"})
         return None
@@ -107,6 +114,16 @@ class LinkflowApi:
     def expire_tokens(self) -> None:
         with self._tokens_lock:
             self._tokens = dict.fromkeys(self._tokens, 0.0)
+
+    def expire_tokens_after(self, calls: int | None) -> None:
+        """Each token serves ``calls`` calls and dies on the next (None: tokens live out their time).
+
+        Counted at the auth check, so the expiry lands on a call in flight exactly as often as asked,
+        whatever the machine's load; a test that expired tokens from a timer raced the client's retry.
+        """
+        with self._tokens_lock:
+            self._calls_per_token = calls
+            self._token_uses.clear()
 
     def token(self, request: Request, params: dict[str, str]) -> Response:
         key = (request.header("x-openapi-key") or "").encode()

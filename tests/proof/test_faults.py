@@ -191,40 +191,23 @@ def linkflow_calls(emu: Emulator) -> tuple[int, int]:
     return tokens, sum(n for _, n in counts) - tokens
 
 
-def expire_each_token_after_use(emu: Emulator) -> Callable[[], None]:
-    """Expire the tokens whenever one issued since the last expiry has served a call and the next
-    call is in flight.
-
-    A request is counted when it arrives, before its auth check: the call that met the last expiry
-    is retried with the fresh token (one more call), and only the call after that is hit. Waiting
-    for it keeps the test about a token dying mid-stream, not about one dying between its refresh
-    and its first use, which the client rightly reports after one refresh.
-    """
-    last = linkflow_calls(emu)
-
-    def step() -> None:
-        nonlocal last
-        tokens, others = linkflow_calls(emu)
-        if tokens > last[0] and others >= last[1] + 2:
-            emu.expire_linkflow_tokens()
-            last = linkflow_calls(emu)
-
-    return step
-
-
 def test_linkflow_tokens_expiring_mid_stream_are_refreshed(tmp_path: Path) -> None:
     with running_emulator(seed=22, people=150) as emu:
         clean_url = url_in(tmp_path, "clean")
         sync(emu, clean_url)
-        clean_tokens = linkflow_calls(emu)[0]  # one per stream's client
+        clean_tokens, clean_calls = linkflow_calls(emu)
 
         emu.reset_counters()
-        # Latency keeps each Linkflow call in flight long enough for the expiry to land mid-stream.
-        emu.set_faults(FaultConfig(latency_ms=15, apps=frozenset({"linkflow"})))
+        # Every token dies on its third call: the streams meet expiries mid-stream, and each fresh
+        # token serves its retry and one more call before the next expiry.
+        emu.expire_linkflow_tokens_after(2)
         expiring_url = url_in(tmp_path, "expiring")
-        with repeatedly(expire_each_token_after_use(emu), every_s=0.002):
-            sync(emu, expiring_url)
-        assert linkflow_calls(emu)[0] > clean_tokens
+        sync(emu, expiring_url)
+        tokens, calls = linkflow_calls(emu)
+        refreshed = tokens - clean_tokens
+        assert refreshed >= 3, (tokens, clean_tokens)
+        # Each expiry cost exactly the one call that met it: no call failed twice, nothing was re-read.
+        assert calls == clean_calls + refreshed, (calls, clean_calls, refreshed)
     assert_same_warehouse(snapshot(expiring_url), snapshot(clean_url))
 
 
