@@ -430,8 +430,9 @@ def bench_warehouse(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         with announced(f"{kind}: full sync of {people:,} people"):
             out["full"], out["full_peak"] = run_child(["sync", env, url, args.push])
         if args.settle:
+            profile = str(args.profile.with_suffix(f".{kind}.settle.prof")) if args.profile_settle else ""
             with announced(f"{kind}: settling sync (reads our writes back)"):
-                out["settle"], out["settle_peak"] = run_child(["sync", env, url, args.push])
+                out["settle"], out["settle_peak"] = run_child(["sync", env, url, args.push, profile])
         if not args.only_canonical:
             contacts = out["full"]["canonical_records"]
             if args.settle:
@@ -563,7 +564,14 @@ def main(argv: list[str] | None = None) -> int:
         help="after the timed incremental sync, change as much again and cProfile another incremental "
         "sync (all threads) into PROFILE.<warehouse>.prof",
     )
+    parser.add_argument(
+        "--profile-settle",
+        action="store_true",
+        help="with --profile: cProfile the settling sync too (its figures then carry the overhead)",
+    )
     args = parser.parse_args(argv)
+    if args.profile_settle and not (args.profile and args.settle):
+        parser.error("--profile-settle needs --settle and --profile")
     if args.settle:
         args.push = "on"
     os.environ.pop("DAGSTER_HOME", None)
