@@ -17,9 +17,17 @@ where those numbers come from, on both warehouses:
 Reverse sync runs as a dry run by default (plans and records every write, sends none), as sending a
 full sync's writes one request at a time measures the emulator, not us; ``--push on`` sends them.
 
+A dry run leaves every write the full sync planned open, so the incremental run after it plans them all
+again and its reverse-sync figure measures that, not the change. ``--settle`` measures the steady state
+instead (and implies ``--push on``): full sync, a **settling sync** (it reads our writes back, as the
+run after a real full sync does), a wait until the sources' lookback has passed the full sync's
+writes (``--quiet-minutes``), then the 1% change and the timed incremental sync, each in a fresh
+process and in the table.
+
     python bench/scale.py --records 100000                       # SQLite and PostgreSQL
     python bench/scale.py --records 1000000 --warehouses sqlite
     python bench/scale.py --records 100000 --only-canonical      # the rebuild and Splink alone
+    python bench/scale.py --records 100000 --settle --no-rebuild # the settled incremental run
 
 PostgreSQL: ``CONTACT_SYNC_BENCH_POSTGRES_URL`` (default postgresql://postgres@127.0.0.1:5432/test) names
 a server; the benchmark makes a database of its own there and drops it afterwards.
@@ -46,6 +54,8 @@ RECORDS_PER_PERSON = 2.36
 POSTGRES_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 HERE = Path(__file__).resolve()
 STEP_GROUPS = ("extract", "canonical", "checks", "activity", "reverse sync")
+#: The sync runs in the order they run (``settle`` only with ``--settle``).
+RUNS = ("full", "settle", "incremental")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -145,9 +155,9 @@ def _group(step_key: str) -> str:
     return "extract"
 
 
-def child_sync(env: dict[str, str], database_url: str, push: str) -> dict[str, Any]:
+def child_sync(env: dict[str, str], database_url: str, push: str, profile: str = "") -> dict[str, Any]:
     """One ``full_sync`` run: seconds per step group (from the event log), the push assets' planning
-    seconds, records read and the run's wall time."""
+    seconds, records read and the run's wall time; cProfiled into ``profile`` when one is named."""
     import dagster as dg
 
     from pipelines.runner import run_sync
@@ -156,7 +166,8 @@ def child_sync(env: dict[str, str], database_url: str, push: str) -> dict[str, A
     loggers = {"console": {"config": {"log_level": "WARNING"}}}
     with dg.DagsterInstance.ephemeral() as instance:
         started = time.perf_counter()
-        report = run_sync(settings, instance=instance, loggers=loggers)
+        with profiled(profile):
+            report = run_sync(settings, instance=instance, loggers=loggers)
         wall = time.perf_counter() - started
         starts: dict[str, float] = {}
         steps: dict[str, float] = {}
@@ -182,6 +193,7 @@ def child_sync(env: dict[str, str], database_url: str, push: str) -> dict[str, A
     )
     canonical = report.assets.get("canonical/contacts", {})
     return {
+        "ended": time.time(),
         "wall": wall,
         "groups": groups,
         "steps": steps,
@@ -194,6 +206,38 @@ def child_sync(env: dict[str, str], database_url: str, push: str) -> dict[str, A
         "success": report.success,
         "failures": report.failures,
     }
+
+
+@contextmanager
+def profiled(path: str | None) -> Iterator[None]:
+    """cProfile the main thread and every thread started inside (reverse sync plans its destinations in
+    threads), all written to ``path`` as one pstats file; nothing when ``path`` is empty."""
+    if not path:
+        yield
+        return
+    import cProfile
+    import pstats
+
+    profilers: list[cProfile.Profile] = []
+
+    def start_thread(*_: object) -> None:
+        # Called once by a new thread's first event: enabling swaps in the C profiler for that thread.
+        profiler = cProfile.Profile()
+        profilers.append(profiler)
+        profiler.enable()
+
+    main = cProfile.Profile()
+    threading.setprofile(start_thread)
+    main.enable()
+    try:
+        yield
+    finally:
+        main.disable()
+        threading.setprofile(None)  # type: ignore[arg-type]
+        stats = pstats.Stats(main)
+        for profiler in profilers:
+            stats.add(profiler)
+        stats.dump_stats(path)
 
 
 def child_rebuild(env: dict[str, str], database_url: str) -> dict[str, Any]:
@@ -296,7 +340,7 @@ def child_splink(database_url: str, max_records: int, threads: int) -> dict[str,
 def child_main(answer: str, kind: str, rest: list[str]) -> None:
     if kind == "sync":
         env, url, push = json.loads(rest[0]), rest[1], rest[2]
-        result = child_sync(env, url, push)
+        result = child_sync(env, url, push, rest[3] if len(rest) > 3 else "")
     elif kind == "rebuild":
         result = child_rebuild(json.loads(rest[0]), rest[1])
     elif kind == "splink":
@@ -341,6 +385,16 @@ def _change(sandbox: Any, contacts: int, percent: float) -> dict[str, Any]:
     )
 
 
+def _quiet(until: float, kind: str) -> None:
+    """Wait until ``until`` (epoch seconds). The sources re-read up to ten minutes back from their
+    cursors (`connectors`: ``lookback``), so a run started within that of the full sync's last write
+    re-reads the writes it sent: runs scheduled further apart than that never see them again."""
+    pause = until - time.time()
+    if pause > 0:
+        with announced(f"{kind}: waiting {pause:.0f} s for the sources' lookback to pass our writes"):
+            time.sleep(pause)
+
+
 def _heartbeat(label: str, stop: threading.Event) -> None:
     started = time.perf_counter()
     while not stop.wait(60):
@@ -375,15 +429,28 @@ def bench_warehouse(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         env = json.dumps(sandbox.env)
         with announced(f"{kind}: full sync of {people:,} people"):
             out["full"], out["full_peak"] = run_child(["sync", env, url, args.push])
+        if args.settle:
+            profile = str(args.profile.with_suffix(f".{kind}.settle.prof")) if args.profile_settle else ""
+            with announced(f"{kind}: settling sync (reads our writes back)"):
+                out["settle"], out["settle_peak"] = run_child(["sync", env, url, args.push, profile])
         if not args.only_canonical:
             contacts = out["full"]["canonical_records"]
+            if args.settle:
+                _quiet(float(out["full"]["ended"]) + args.quiet_minutes * 60, kind)
             with announced(f"{kind}: change {args.change}% of {contacts:,} contact records"):
                 out["mutation"] = _change(sandbox, contacts, args.change)
             with announced(f"{kind}: incremental sync"):
                 out["incremental"], out["incremental_peak"] = run_child(["sync", env, url, args.push])
-        with announced(f"{kind}: canonical full rebuild alone"):
-            out["rebuild"], out["rebuild_peak"] = run_child(["rebuild", env, url])
-        if not args.no_splink:
+            if args.profile:
+                # Profiled apart, so the timed run above carries no profiler overhead.
+                _change(sandbox, contacts, args.change)
+                profile = str(args.profile.with_suffix(f".{kind}.prof"))
+                with announced(f"{kind}: another {args.change}% change, incremental sync under cProfile"):
+                    run_child(["sync", env, url, args.push, profile])
+        if not args.no_rebuild:
+            with announced(f"{kind}: canonical full rebuild alone"):
+                out["rebuild"], out["rebuild_peak"] = run_child(["rebuild", env, url])
+        if not args.no_rebuild and not args.no_splink:
             with announced(f"{kind}: Splink on the same records"):
                 splink = ["splink", url, str(args.max_records), str(args.splink_threads)]
                 out["splink"], out["splink_peak"] = run_child(splink, python=args.splink_python)
@@ -407,7 +474,7 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
     )
     print(header)
     for result in results:
-        for run in ("full", "incremental"):
+        for run in RUNS:
             if run not in result:
                 continue
             data, peak = result[run], result[f"{run}_peak"]
@@ -418,11 +485,14 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
                 f"{groups['reverse sync']:>9.1f}{data['planning']:>9.1f}{data['wall']:>8.1f}{_mib(peak):>9}"
             )
             print(line + ("" if data["success"] else "  FAILED: " + "; ".join(data["failures"])[:200]))
+            print(f"{'':<11}{'  planned':<13}{data['planned']:>9,}  fields planned by reverse sync")
             peaks = step_peaks(data)
             print(
                 f"{'':<11}{'  peak MiB':<13}{'':>9}{_mib(peaks['extract']):>9}{_mib(peaks['canonical']):>10}"
                 f"{_mib(peaks['checks']):>8}{_mib(peaks['activity']):>9}{_mib(peaks['reverse sync']):>9}"
             )
+    if not any("rebuild" in result for result in results):
+        return
     print()
     print("canonical step, full rebuild alone against Splink (deterministic email-or-phone, DuckDB)")
     print(
@@ -430,6 +500,8 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
         f"{'splink s':>10}{'(norm/link/clus)':>20}{'clusters':>10}{'peak MiB':>9}{'ratio':>7}"
     )
     for result in results:
+        if "rebuild" not in result:
+            continue
         rebuild, splink = result["rebuild"], result.get("splink")
         line = (
             f"{result['kind']:<11}{rebuild['records']:>9,}{rebuild['contacts']:>10,}"
@@ -463,6 +535,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warehouses", default="sqlite,postgresql", help="sqlite, postgresql or both")
     parser.add_argument("--push", choices=("dry-run", "on"), default="dry-run")
     parser.add_argument("--only-canonical", action="store_true", help="skip the incremental run")
+    parser.add_argument(
+        "--settle",
+        action="store_true",
+        help="steady state: push on, a settling sync between the full one and the change",
+    )
+    parser.add_argument(
+        "--quiet-minutes",
+        type=float,
+        default=11.0,
+        help="with --settle: the change waits until this long after the full sync ended, past the "
+        "sources' lookback (10 minutes at most), as scheduled runs would",
+    )
+    parser.add_argument("--no-rebuild", action="store_true", help="skip the canonical rebuild and Splink")
     parser.add_argument("--no-splink", action="store_true")
     parser.add_argument("--splink-threads", type=int, default=2)
     parser.add_argument(
@@ -473,13 +558,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-records", type=int, default=25, help="the pipeline's record limit, for Splink")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="after the timed incremental sync, change as much again and cProfile another incremental "
+        "sync (all threads) into PROFILE.<warehouse>.prof",
+    )
+    parser.add_argument(
+        "--profile-settle",
+        action="store_true",
+        help="with --profile: cProfile the settling sync too (its figures then carry the overhead)",
+    )
     args = parser.parse_args(argv)
+    if args.profile_settle and not (args.profile and args.settle):
+        parser.error("--profile-settle needs --settle and --profile")
+    if args.settle:
+        args.push = "on"
     os.environ.pop("DAGSTER_HOME", None)
     results = [bench_warehouse(kind.strip(), args) for kind in args.warehouses.split(",") if kind.strip()]
     print_table(results, args)
     if args.json:
         for result in results:
-            for run in ("full", "incremental", "rebuild", "splink"):
+            for run in (*RUNS, "rebuild", "splink"):
                 if run in result:
                     result[run]["step_peaks"] = step_peaks(result[run])
                     result[run].pop("samples", None)

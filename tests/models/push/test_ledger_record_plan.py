@@ -1,0 +1,98 @@
+"""`record_plan` stores a real run's plan in a few statements and hands back each row's own ledger id.
+
+A real run marks each row by its id as it sends it, so an id handed to the wrong row would mark the
+wrong write sent. SQLite used to store such a plan with one ``INSERT ... RETURNING`` per row.
+"""
+
+import threading
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from models.push.ledger import record_plan
+from models.warehouse.db import open_warehouse
+from models.warehouse.tables import PushLedger
+
+
+def plan(rows: int, prefix: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "destination": "zoho_crm",
+            "object": "lead",
+            "record_id": [f"{prefix}{n}" for n in range(rows)],
+            "contact_id": [f"c{n}" for n in range(rows)],
+            "parent_id": None,
+            "record_modified_at": pd.Timestamp("2026-01-01", tz="UTC"),
+            "field": "Email",
+            "before_value": None,
+            "after_value": [f"{prefix}{n}@example.com" for n in range(rows)],
+            "reason": "fill",
+            "invalid_reason": [("bad" if n % 7 == 3 else None) for n in range(rows)],
+        }
+    )
+
+
+def stored(url: str, ids: list[int]) -> list[tuple[str, str, str]]:
+    engine = open_warehouse(url)
+    with engine.connect() as connection:
+        found = {
+            row.id: (row.record_id, row.after_value, row.status)
+            for row in connection.execute(
+                sa.select(PushLedger.id, PushLedger.record_id, PushLedger.after_value, PushLedger.status)
+            )
+        }
+    return [found[ledger_id] for ledger_id in ids]
+
+
+def expected(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
+    return [
+        (record, after, "invalid" if isinstance(invalid, str) else "planned")
+        for record, after, invalid in zip(
+            frame["record_id"], frame["after_value"], frame["invalid_reason"], strict=True
+        )
+    ]
+
+
+def test_each_id_is_its_own_row_in_plan_order(warehouse_url: str) -> None:
+    engine = open_warehouse(warehouse_url)
+    record_plan(engine, plan(5, "old"), run_id="r0", dry_run=False)  # ids do not start at 1
+    frame = plan(1_200, "r")
+    ids = record_plan(engine, frame, run_id="r1", dry_run=False)
+    assert len(ids) == len(set(ids)) == len(frame)
+    assert stored(warehouse_url, ids) == expected(frame)
+
+
+def test_plans_stored_at_once_by_several_threads_keep_their_own_ids(warehouse_url: str) -> None:
+    # Reverse sync plans its destinations in threads, each recording its slices as it goes.
+    engine = open_warehouse(warehouse_url)
+    frames = {name: plan(400, name) for name in ("a", "b", "c", "d")}
+    ids: dict[str, list[int]] = {}
+
+    def store(name: str) -> None:
+        ids[name] = record_plan(engine, frames[name], run_id=name, dry_run=False)
+
+    threads = [threading.Thread(target=store, args=(name,)) for name in frames]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name, frame in frames.items():
+        assert stored(warehouse_url, ids[name]) == expected(frame)
+
+
+def test_a_plan_is_stored_in_a_few_statements_on_sqlite(sqlite_url: str) -> None:
+    engine = open_warehouse(sqlite_url)
+    inserts: list[Any] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            inserts.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        ids = record_plan(engine, plan(1_000, "r"), run_id="r1", dry_run=False)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert len(ids) == 1_000
+    assert len(inserts) <= 3
