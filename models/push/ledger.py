@@ -657,38 +657,14 @@ def record_plan(
         if rows and planned_as != "planned":
             connection.execute(sa.insert(PushLedger), rows)
         elif rows:
-            ids = _insert_returning_ids(connection, rows)
+            result = connection.execute(
+                sa.insert(PushLedger).returning(PushLedger.id, sort_by_parameter_order=True), rows
+            )
+            ids = [int(ledger_id) for ledger_id in result.scalars()]
         if watermark is not None:
             key, mark = watermark
             store_cursor(connection, key, mark.as_cursor(), now)
         return ids
-
-
-def _insert_returning_ids(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert the ledger rows; their ids in the rows' order.
-
-    SQLAlchemy cannot keep ``RETURNING`` in parameter order for SQLite's integer keys in a batch, so
-    there it sends one ``INSERT ... RETURNING`` per row (about 40% of a large plan's recording). On
-    SQLite the first row's insert takes the database's write lock, which this transaction keeps until
-    it commits, so every id from that row's on is ours, handed out in insertion order (a rowid key
-    grows by one per insert): one bulk insert for the rest, then one read of the ids."""
-    if connection.dialect.name != "sqlite":
-        result = connection.execute(
-            sa.insert(PushLedger).returning(PushLedger.id, sort_by_parameter_order=True), rows
-        )
-        return [int(ledger_id) for ledger_id in result.scalars()]
-    first = int(connection.execute(sa.insert(PushLedger).returning(PushLedger.id), rows[0]).scalar_one())
-    if len(rows) > 1:
-        connection.execute(sa.insert(PushLedger), rows[1:])
-    ids = [
-        int(ledger_id)
-        for ledger_id in connection.execute(
-            sa.select(PushLedger.id).where(PushLedger.id >= first).order_by(PushLedger.id)
-        ).scalars()
-    ]
-    if len(ids) != len(rows):  # another writer inside our write lock: cannot happen, never guess
-        raise RuntimeError(f"ledger insert read back {len(ids)} ids for {len(rows)} rows")
-    return ids
 
 
 def mark(
