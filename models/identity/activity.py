@@ -29,7 +29,7 @@ from models.identity import changes
 from models.identity.phases import insert_rows
 from models.normalise.identifiers import normalise_phones
 from models.normalise.raw_keys import parse_shanghai, parse_unix_ms, record_time
-from models.warehouse.store import StreamKey, chunks, read_cursor, store_cursor
+from models.warehouse.store import StreamKey, chunks, read_cursor, records_changed_since, store_cursor
 from models.warehouse.tables import (
     ContactActivity,
     ContactIdentifier,
@@ -323,31 +323,9 @@ def _changed_since(connection: Connection, watermark: datetime) -> tuple[list[An
     watermark, and the next watermark: the latest change among every record read, of any kind, so the
     next run reads only what changed after this one (with the latest activity change instead, the
     contact records extracted after the last event would be read again, every run after a full sync).
-    The changed rows are found through the changed_at index alone, then read by id: asked for both at
-    once, SQLite walks every event and message through the (source, object) index."""
-    moved = connection.execute(
-        sa.select(RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.changed_at).where(
-            RawRecord.changed_at > watermark
-        )
-    ).all()
-    latest = max((row[3] for row in moved), default=watermark)
-    ids = sorted(key for key, source, obj, _ in moved if (source, obj) in _ACTIVITY_OBJECTS)
-    rows: list[Any] = []
-    for chunk in chunks(ids):
-        rows.extend(
-            connection.execute(
-                sa.select(
-                    RawRecord.object,
-                    RawRecord.source_id,
-                    RawRecord.payload,
-                    RawRecord.deleted_at,
-                    RawRecord.changed_at,
-                )
-                .where(RawRecord.id.in_(chunk))
-                .order_by(RawRecord.id)
-            ).all()
-        )
-    return rows, latest
+    (`records_changed_since` says why it reads in two steps.)"""
+    columns = [RawRecord.object, RawRecord.source_id, RawRecord.payload, RawRecord.deleted_at]
+    return records_changed_since(connection, watermark, _ACTIVITY_OBJECTS, [*columns, RawRecord.changed_at])
 
 
 def _column_of(

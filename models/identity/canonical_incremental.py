@@ -64,7 +64,7 @@ from models.identity.resolution import Resolution, resolve_incremental
 from models.identity.source_counts import forget as forget_source_counts
 from models.identity.source_counts import linked_per_source, store_counted, store_moved
 from models.normalise.contact_points import identifiers_of, primaries
-from models.warehouse.store import StreamKey, chunks, store_cursor
+from models.warehouse.store import StreamKey, chunks, records_changed_since, store_cursor
 from models.warehouse.tables import (
     Contact,
     ContactFieldLineage,
@@ -254,33 +254,11 @@ def _store_watermark(connection: Connection, changed_at: datetime, config: Canon
 
 
 def _load_changed(connection: Connection, watermark: datetime) -> pd.DataFrame:
-    """Contact records whose content or deletion moved after the watermark, deleted ones included.
-
-    The changed rows are found through the changed_at index alone, then read by id: asked for both at
-    once, PostgreSQL without fresh statistics reads every contact record through the (source, object,
-    source_id) index and filters them by time, so the cost followed the warehouse, not the change."""
-    moved = connection.execute(
-        sa.select(RawRecord.id, RawRecord.source, RawRecord.object).where(RawRecord.changed_at > watermark)
-    ).all()
-    contact_objects = set(CONTACT_OBJECTS)
-    ids = sorted(int(key) for key, source, obj in moved if (source, obj) in contact_objects)
-    rows: list[Any] = []
-    for chunk in chunks(ids):
-        rows.extend(
-            connection.execute(
-                sa.select(
-                    RawRecord.id,
-                    RawRecord.source,
-                    RawRecord.object,
-                    RawRecord.source_id,
-                    RawRecord.payload,
-                    RawRecord.deleted_at,
-                    RawRecord.changed_at,
-                )
-                .where(RawRecord.id.in_(chunk), RawRecord.changed_at > watermark)
-                .order_by(RawRecord.id)
-            ).all()
-        )
+    """Contact records whose content or deletion moved after the watermark, deleted ones included."""
+    columns = [RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.source_id, RawRecord.payload]
+    rows, _ = records_changed_since(
+        connection, watermark, CONTACT_OBJECTS, [*columns, RawRecord.deleted_at, RawRecord.changed_at]
+    )
     return pd.DataFrame(rows, columns=[*_RAW_COLUMNS, "deleted_at", "changed_at"])
 
 

@@ -127,6 +127,37 @@ def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def records_changed_since(
+    connection: Connection,
+    watermark: datetime,
+    objects: Iterable[tuple[str, str]],
+    columns: Sequence[Any],
+) -> tuple[list[Any], datetime]:
+    """``columns`` of the raw records of ``objects`` (source, object) whose content or deletion moved
+    after ``watermark``, in id order, and the latest change among every record that moved, of any object.
+
+    The moved rows are found through the changed_at index alone, then read by id: asked for both at
+    once, SQLite walks every record of the objects through the (source, object) index, and PostgreSQL
+    without fresh statistics reads them through the unique index, so the cost followed the warehouse
+    rather than the change."""
+    moved = connection.execute(
+        sa.select(RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.changed_at).where(
+            RawRecord.changed_at > watermark
+        )
+    ).all()
+    latest = max((row[3] for row in moved), default=watermark)
+    wanted = set(objects)
+    ids = sorted(int(key) for key, source, obj, _ in moved if (source, obj) in wanted)
+    rows: list[Any] = []
+    for chunk in chunks(ids):
+        rows.extend(
+            connection.execute(
+                sa.select(*columns).where(RawRecord.id.in_(chunk)).order_by(RawRecord.id)
+            ).all()
+        )
+    return rows, latest
+
+
 class RawStore:
     """Writes pages of raw records and reads and moves stream cursors, always transactionally."""
 

@@ -21,6 +21,7 @@ from models.identity.activity import ActivityReport, build_activity
 from models.identity.canonical_incremental import build_canonical_incremental
 from models.identity.linking import IdentityConfig
 from models.identity.phases import CanonicalConfig
+from models.warehouse import store
 from models.warehouse.db import open_warehouse
 from models.warehouse.store import RawRow, RawStore, StreamKey, chunks, read_cursor
 from models.warehouse.tables import Base, CanonicalChange, Contact, ContactActivity, ContactSource, RawRecord
@@ -90,7 +91,8 @@ def test_in_lists_of_a_few_values_give_the_same_rows(
     """Changed activity, its owners (phones, Linkflow ids) and the keys to re-link are read by literal
     IN lists in chunks: with chunks of three, each read takes many statements, and the rows are still
     a full rebuild's."""
-    monkeypatch.setattr(activity_module, "chunks", lambda items: chunks(items, 3))
+    for module in (activity_module, store):
+        monkeypatch.setattr(module, "chunks", lambda items: chunks(items, 3))
     extract_all(emulator, warehouse_url)
     engine = open_warehouse(warehouse_url)
     build_canonical_incremental(engine, DEFAULT)

@@ -24,6 +24,7 @@ from models.identity.linking import IdentityConfig
 from models.identity.lookup import records_per_source
 from models.identity.phases import CanonicalConfig, CanonicalReport
 from models.identity.resolution import FrameIdentityStore
+from models.warehouse import store
 from models.warehouse.db import open_warehouse
 from models.warehouse.store import RawRow, RawStore, StreamKey, chunks
 from models.warehouse.tables import (
@@ -158,7 +159,7 @@ def test_in_lists_of_a_few_values_give_the_same_result(
 ) -> None:
     """Every read of the incremental run goes by literal IN lists of ids or values, chunked: with
     chunks of three, each read takes many statements, and the result is still a full rebuild's."""
-    for module in (canonical_incremental, identity_store, own_writes, source_counts):
+    for module in (canonical_incremental, identity_store, own_writes, source_counts, store):
         monkeypatch.setattr(module, "chunks", lambda items: chunks(items, 3))
     extract_all(emulator, warehouse_url)
     engine = open_warehouse(warehouse_url)
