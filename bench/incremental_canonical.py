@@ -18,8 +18,10 @@ files, to drop by hand) and ``--reuse DIR`` starts from them again, so two versi
 measured on the same state: run it from the other checkout with ``PYTHONPATH`` pointing there (older
 code reads the same warehouse as long as it knows its migrations). Every warehouse gets a push ledger
 of ``--ledger-fields`` rows per contact record, as reverse sync leaves one, since the canonical step
-reads our own writes back from it. ``--profile sql`` prints each statement's seconds per step; they
-leave out fetching, where SQLite does most of a SELECT's work, so use EXPLAIN QUERY PLAN for those.
+reads our own writes back from it. ``--profile STEP`` prints the step's cProfile (with
+``CONTACT_SYNC_BENCH_PROFILE_OUT=FILE`` it also keeps the stats in FILE, for pstats). ``--profile sql``
+prints each statement's seconds per step; they leave out fetching, where SQLite does most of a SELECT's
+work, so use EXPLAIN QUERY PLAN for those.
 """
 
 import argparse
@@ -204,6 +206,8 @@ def measure(url: str, profile: str | None) -> dict[str, Any]:
         import pstats
 
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
+        if os.environ.get("CONTACT_SYNC_BENCH_PROFILE_OUT"):
+            profiler.dump_stats(os.environ["CONTACT_SYNC_BENCH_PROFILE_OUT"])
     return out
 
 

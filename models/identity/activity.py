@@ -29,6 +29,7 @@ from models.identity import changes
 from models.identity.phases import insert_rows
 from models.normalise.identifiers import normalise_phones
 from models.normalise.raw_keys import parse_shanghai, parse_unix_ms, record_time
+from models.warehouse.bulk import rows_frame
 from models.warehouse.store import StreamKey, chunks, read_cursor, records_changed_since, store_cursor
 from models.warehouse.tables import (
     ContactActivity,
@@ -193,7 +194,7 @@ def _phone_owners(connection: Connection, phones: list[str] | None) -> dict[str,
 
 def _unique(pairs: Iterable[tuple[Any, Any]]) -> dict[str, str]:
     """key → value for the keys paired with exactly one distinct value."""
-    owners = pd.DataFrame(list(pairs), columns=["key", "value"]).drop_duplicates()
+    owners = rows_frame(pairs, ["key", "value"]).drop_duplicates()
     single = owners.drop_duplicates("key", keep=False)
     return dict(zip(single["key"], single["value"], strict=True))
 

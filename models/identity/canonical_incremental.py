@@ -64,6 +64,7 @@ from models.identity.resolution import Resolution, resolve_incremental
 from models.identity.source_counts import forget as forget_source_counts
 from models.identity.source_counts import linked_per_source, store_counted, store_moved
 from models.normalise.contact_points import identifiers_of, primaries
+from models.warehouse.bulk import rows_frame
 from models.warehouse.store import StreamKey, chunks, records_changed_since, store_cursor
 from models.warehouse.tables import (
     Contact,
@@ -259,7 +260,7 @@ def _load_changed(connection: Connection, watermark: datetime) -> pd.DataFrame:
     rows, _ = records_changed_since(
         connection, watermark, CONTACT_OBJECTS, [*columns, RawRecord.deleted_at, RawRecord.changed_at]
     )
-    return pd.DataFrame(rows, columns=[*_RAW_COLUMNS, "deleted_at", "changed_at"])
+    return rows_frame(rows, [*_RAW_COLUMNS, "deleted_at", "changed_at"])
 
 
 def _load_records(connection: Connection, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
@@ -276,7 +277,7 @@ def _load_records(connection: Connection, record_keys: npt.NDArray[np.int64]) ->
                 .order_by(RawRecord.id)
             ).all()
         )
-    return pd.DataFrame(rows, columns=_RAW_COLUMNS)
+    return rows_frame(rows, _RAW_COLUMNS)
 
 
 def _stored_primaries(connection: Connection, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
@@ -291,7 +292,7 @@ def _stored_primaries(connection: Connection, record_keys: npt.NDArray[np.int64]
                 )
             ).all()
         )
-    frame = pd.DataFrame(rows, columns=["record_key", "email", "phone"])
+    frame = rows_frame(rows, ["record_key", "email", "phone"])
     return frame.astype({"record_key": np.int64, "email": object, "phone": object})
 
 
@@ -322,7 +323,7 @@ def _load_contacts(connection: Connection, contact_ids: list[str]) -> pd.DataFra
         rows.extend(
             connection.execute(sa.select(Contact.__table__).where(Contact.contact_id.in_(chunk))).all()
         )
-    return pd.DataFrame(rows, columns=columns).astype({"contact_id": object})
+    return rows_frame(rows, columns).astype({"contact_id": object})
 
 
 def _delete_where_in(

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from models.identity import changes
 from models.identity.identity_store import values_by_kind
 from models.identity.phases import CONTACT_OBJECTS
+from models.warehouse.bulk import rows_frame
 from models.warehouse.store import StreamKey, chunks, read_cursor, store_cursor
 from models.warehouse.tables import (
     CanonicalChange,
@@ -73,7 +74,7 @@ def _scope_identifiers(connection: Connection, scope: str) -> pd.DataFrame:
                 )
             ).all()
         )
-    return pd.DataFrame(rows, columns=["kind", "value"]).drop_duplicates()
+    return rows_frame(rows, ["kind", "value"]).drop_duplicates()
 
 
 def identifiers_belong_to_one_contact(engine: Engine, scope: str | None = None) -> CheckResult:
@@ -121,7 +122,7 @@ def _in_several_contacts(connection: Connection, scope: str) -> pd.DataFrame:
                 .where(ContactIdentifier.kind == kind, ContactIdentifier.value.in_(chunk))
             ).all()
         )
-    holders = pd.DataFrame(rows, columns=["kind", "value", "contact_id"])
+    holders = rows_frame(rows, ["kind", "value", "contact_id"])
     contacts = holders.groupby(["kind", "value"], as_index=False).agg(contacts=("contact_id", "nunique"))
     return contacts.loc[contacts["contacts"] > 1, ["kind", "value"]]
 

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from models.identity.linking import IDENTIFIER_COLUMNS, NAME_COLUMNS
+from models.warehouse.bulk import rows_frame
 from models.warehouse.store import chunks
 from models.warehouse.tables import ContactIdentifier, ContactSource
 
@@ -76,7 +77,7 @@ class SqlIdentityStore:
                     .group_by(ContactIdentifier.kind, ContactIdentifier.value)
                 ).all()
             )
-        found = pd.DataFrame(rows, columns=["kind", "value", "record_count"]).astype(
+        found = rows_frame(rows, ["kind", "value", "record_count"]).astype(
             {"kind": object, "value": object, "record_count": np.int64}
         )
         wanted = pd.DataFrame(
@@ -123,7 +124,7 @@ class SqlIdentityStore:
                     )
                 ).all()
             )
-        frame = pd.DataFrame(rows, columns=list(NAME_COLUMNS))
+        frame = rows_frame(rows, NAME_COLUMNS)
         return frame.astype({"record_key": np.int64, "first_name": object})
 
 
@@ -142,12 +143,12 @@ def values_by_kind(identifiers: pd.DataFrame) -> Iterable[tuple[str, Sequence[st
 
 
 def _identifier_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(IDENTIFIER_COLUMNS))
+    frame = rows_frame(rows, IDENTIFIER_COLUMNS)
     return frame.astype({"record_key": np.int64, "kind": object, "value": object}).drop_duplicates(
         ignore_index=True
     )
 
 
 def _assignment_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(_ASSIGNMENT_COLUMNS))
+    frame = rows_frame(rows, _ASSIGNMENT_COLUMNS)
     return frame.astype({"record_key": np.int64, "contact_id": object})

@@ -66,6 +66,7 @@ from sqlalchemy.engine import Connection
 
 from models.normalise.compare import field_kind, holds_value
 from models.normalise.layouts import layout
+from models.warehouse.bulk import rows_frame
 from models.warehouse.store import chunks
 from models.warehouse.tables import IN_FLIGHT, UNDO_REASONS, PushLedger
 
@@ -381,7 +382,7 @@ def _per_write(rows: Sequence[Any]) -> pd.DataFrame:
     columns = [*WRITE_COLUMNS, *STAMP_COLUMNS]
     if not rows:
         return pd.DataFrame(columns=columns)
-    fields = pd.DataFrame(rows, columns=list(_LEDGER_COLUMNS))
+    fields = rows_frame(rows, _LEDGER_COLUMNS)
     for name in ("planned_modified_at", "written_at", "result_modified_at"):
         fields[name] = pd.to_datetime(fields[name], utc=True)
     fields["result_version"] = pd.to_numeric(fields["result_version"], errors="coerce")

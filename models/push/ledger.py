@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from models.push.field_map import CANONICAL_FIELDS
+from models.warehouse.bulk import rows_frame
 from models.warehouse.store import StreamKey, chunks, store_cursor
 from models.warehouse.tables import (
     IN_FLIGHT,
@@ -341,7 +342,7 @@ def changed_targets(engine: Engine, destination: str, obj: str, change: PlanChan
         )
         for chunk in chunks(sorted(change.ledger_record_ids)):
             rows.extend(connection.execute(by_key.where(ContactSource.source_id.in_(chunk))))
-    frame = pd.DataFrame(rows, columns=["record_id", "contact_id"])
+    frame = rows_frame(rows, ["record_id", "contact_id"])
     return frame.drop_duplicates("record_id", ignore_index=True)
 
 
@@ -365,7 +366,7 @@ def load_targets(
         else:
             by_contact = _targets_query(destination, obj, by_key=False)
             rows = _scoped(connection, by_contact, ContactSource.contact_id, scope)
-    frame = pd.DataFrame(rows, columns=_TARGET_COLUMNS)
+    frame = rows_frame(rows, _TARGET_COLUMNS)
     for column in ("modified_at", "last_seen_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
@@ -378,7 +379,7 @@ def load_golden(engine: Engine, scope: ContactScope = EVERY_CONTACT) -> pd.DataF
     columns = [Contact.contact_id, *(getattr(Contact, name) for name in names)]
     with engine.connect() as connection:
         rows = _scoped(connection, sa.select(*columns), Contact.contact_id, scope)
-    return pd.DataFrame(rows, columns=["contact_id", *names])
+    return rows_frame(rows, ["contact_id", *names])
 
 
 def _ledger_rows(
@@ -436,7 +437,7 @@ def in_flight(
         columns = [PushLedger.record_id, PushLedger.field, PushLedger.updated_at]
         records = set(targets["record_id"].astype(str)) if narrow else None
         rows = _ledger_rows(connection, columns, destination, obj, IN_FLIGHT, *conditions, records=records)
-    latest = pd.DataFrame(rows, columns=["record_id", "field", "sent_at"])
+    latest = rows_frame(rows, ["record_id", "field", "sent_at"])
     sent = latest.groupby(["record_id", "field"], as_index=False, sort=False).agg(sent_at=("sent_at", "max"))
     sent["sent_at"] = pd.to_datetime(sent["sent_at"], utc=True)
     seen = targets.loc[:, ["record_id", "last_seen_at"]]
@@ -478,9 +479,8 @@ def settled(engine: Engine, destination: str, obj: str, scope: ContactScope = EV
     ]
     with engine.connect() as connection:
         rows = _ledger_rows(connection, columns, destination, obj, SETTLED, contacts=scope)
-    frame = pd.DataFrame(
-        rows, columns=["destination", "object", "record_id", "contact_id", "field", "after_value"]
-    ).drop_duplicates(ignore_index=True)
+    names = ["destination", "object", "record_id", "contact_id", "field", "after_value"]
+    frame = rows_frame(rows, names).drop_duplicates(ignore_index=True)
     frame["record_id"] = frame["record_id"].where(frame["record_id"] != "", None)
     return frame
 
@@ -495,7 +495,7 @@ def held_contacts(engine: Engine, destination: str, scope: ContactScope = EVERY_
     )
     with engine.connect() as connection:
         rows = _scoped(connection, query, ContactSource.contact_id, scope)
-    return pd.DataFrame(rows, columns=["contact_id", "destination", "object"])
+    return rows_frame(rows, ["contact_id", "destination", "object"])
 
 
 def creates_in_flight(
@@ -759,7 +759,7 @@ def later_writes(engine: Engine, written: pd.DataFrame) -> pd.DataFrame:
         PushLedger.destination.in_(sorted(set(written["destination"]))),
     )
     with engine.connect() as connection:
-        frame = pd.DataFrame(connection.execute(query.order_by(PushLedger.id)).all(), columns=columns)
+        frame = rows_frame(connection.execute(query.order_by(PushLedger.id)), columns)
     return frame.merge(
         written.loc[:, ["destination", "object", "record_id", "field"]].drop_duplicates(),
         on=["destination", "object", "record_id", "field"],
@@ -790,4 +790,4 @@ def load_current(engine: Engine, written: pd.DataFrame) -> pd.DataFrame:
                         )
                     ).all()
                 )
-    return pd.DataFrame(rows, columns=columns)
+    return rows_frame(rows, columns)

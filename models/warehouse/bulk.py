@@ -7,7 +7,7 @@ time, after the same bind processing SQLAlchemy would apply (UTC datetimes, JSON
 slice of tuples and the statements are the cheapest each database offers.
 """
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, cast
 
 import pandas as pd
@@ -68,6 +68,14 @@ def bulk_insert(connection: Connection, model: Any, frame: pd.DataFrame) -> None
                 cursor.executemany(insert, list(rows))
             finally:
                 cursor.close()
+
+
+def rows_frame(rows: Iterable[Any], columns: Sequence[str], dtype: Any = None) -> pd.DataFrame:
+    """``pd.DataFrame(rows, columns=columns)`` for SQLAlchemy rows, made tuples first. pandas 3 takes a
+    row that is neither tuple nor list nor mapping through a last-resort path that probes each one for
+    a ``dtype`` attribute, and a SQLAlchemy ``Row`` answers that probe by raising and catching
+    inside: about 17 µs a row, 1.7 s per 100,000, against 0.1 s for the same rows as tuples."""
+    return pd.DataFrame([tuple(row) for row in rows], columns=list(columns), dtype=dtype)
 
 
 def read_frame(connection: Connection, query: sa.Executable, columns: Sequence[str]) -> pd.DataFrame:

@@ -61,3 +61,23 @@ def test_read_frame_builds_columns_and_an_empty_frame_with_its_columns(warehouse
     assert frame.to_dict("list") == {"id": ["c0001", "c0002"], "n": [1, 2]}
     assert list(empty.columns) == ["id", "n"]
     assert empty.empty
+
+
+def test_rows_frame_equals_a_frame_of_the_rows_values_and_keeps_an_empty_frames_columns(
+    warehouse_url: str,
+) -> None:
+    """The same frame pandas builds from the rows (types inferred the same way), only built from tuples."""
+    engine = open_warehouse(warehouse_url)
+    with engine.begin() as connection:
+        bulk_insert(connection, Contact, pd.DataFrame([contact(i) for i in range(1, 6)]))
+        query = sa.select(Contact.contact_id, Contact.email, Contact.source_count, Contact.updated_at)
+        rows = connection.execute(query.order_by(Contact.contact_id)).all()
+        none = connection.execute(query.where(Contact.source_count > 99)).all()
+    names = ["id", "email", "n", "at"]
+    frame = bulk.rows_frame(rows, names)
+    pd.testing.assert_frame_equal(frame, pd.DataFrame(rows, columns=names))
+    assert frame["n"].dtype == "int64"
+    assert frame["email"].isna().tolist() == [i % 3 == 0 for i in range(1, 6)]
+    empty = bulk.rows_frame(none, names)
+    assert list(empty.columns) == names
+    assert empty.empty
