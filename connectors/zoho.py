@@ -448,6 +448,7 @@ class ZohoClient:
         header = start
         restarts = 0
         first_page = True
+        sliced = False
         while True:
             fresh = 0
             returned: list[datetime] = []
@@ -460,8 +461,11 @@ class ZohoClient:
                         if first_page:
                             raise _HeaderIgnoredError
                         # A new chain of such a product starts from the beginning again; what lies
-                        # before the header was read by the earlier chains.
+                        # before the header was read by the earlier chains. After a chain limit it
+                        # would only list those again, up to the same limit.
                         ignored = True
+                        if sliced:
+                            break
                         listed = [r for r in page_records if (t := _modified(r)) is None or t >= header]
                     if first_page and start is not None:
                         cursor = replace(cursor, honours_if_modified_since=True)
@@ -480,7 +484,8 @@ class ZohoClient:
                     yield Page(records, cursor)
                     if done:
                         return
-                return
+                if not (ignored and sliced):
+                    return
             except _PageTokenExpiredError:
                 restarts = self._next_restart(module, restarts, progressed=bool(fresh))
                 header = read.restart_from(start)
@@ -490,10 +495,34 @@ class ZohoClient:
                     module,
                     to_iso(header) if header else "the beginning",
                 )
+                continue
             except _ChainLimitError:
-                if ignored:
-                    raise self._unsliceable(module) from None
-                header = self._next_slice(module, header, read, fresh, returned)
+                if not ignored:
+                    header = self._next_slice(module, header, read, fresh, returned)
+                    sliced = True
+                    continue
+            assert header is not None
+            yield from self._newest_first_after_limit(module, cursor, header, end)
+            return
+
+    def _newest_first_after_limit(
+        self, module: str, cursor: ZohoCursor, header: datetime, end: datetime | None
+    ) -> Iterator[Page[ZohoCursor]]:
+        """The rest of a read that went past a chain's records on a product ignoring If-Modified-Since
+        (Bigin, where the vendor does not document the header): the chains so far listed the oldest
+        records, every new chain would list them again, so what is newer than ``header`` is read
+        newest first down to it. A first sync of a Bigin module of up to twice a chain's records
+        completes in one run instead of failing at the first 100,000."""
+        self.http.log.info(
+            "%s %s ignores If-Modified-Since and went past the records one page-token chain may list; "
+            "reading the rest newest first down to %s",
+            self._source,
+            module,
+            to_iso(header),
+        )
+        yield from self._read_descending(
+            module, replace(cursor, honours_if_modified_since=False), header, end
+        )
 
     def _next_slice(
         self,
@@ -568,7 +597,9 @@ class ZohoClient:
 
         The pages carry the old cursor: until the scan reaches ``start`` nothing older is known to be
         read. A last, empty page carries the new watermark. An expired token starts the scan again
-        from the newest record, skipping what it yielded; the chain limit cannot be sliced here.
+        from the newest record, skipping what it yielded; the chain limit cannot be sliced here, so
+        more than a chain's records newer than ``start`` fail the read (what it read stays stored;
+        the next run's scan meets the same limit).
         """
         newest = parse_instant(cursor.modified_since) if cursor.modified_since else None
         read = _Progress(recent_only=False)

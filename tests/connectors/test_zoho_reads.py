@@ -20,15 +20,17 @@ LEADS = "GET /zoho-crm/crm/v8/{module}"
 FIXED_NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-def with_bulk_leads(count: int, per_second: int, *, people: int = 40) -> Dataset:
-    """A small dataset plus ``count`` leads copied from a generated one, ``per_second`` of them sharing
-    each ``Modified_Time`` second, so a chain limit falls inside a second."""
+def with_bulk_leads(
+    count: int, per_second: int, *, people: int = 40, table: str = "zoho_crm/lead"
+) -> Dataset:
+    """A small dataset plus ``count`` leads (or records of ``table``) copied from a generated one,
+    ``per_second`` of them sharing each ``Modified_Time`` second, so a chain limit falls inside a second."""
     dataset = generate_dataset(seed=31, people=people, now=FIXED_NOW)
-    leads = dataset.tables["zoho_crm/lead"]
+    leads = dataset.tables[table]
     template = next(iter(leads.values()))
     start = datetime.fromisoformat(template["Modified_Time"]) - timedelta(days=20)
     for number in range(count):
-        record_id = dataset.zoho_id("zoho_crm")
+        record_id = dataset.zoho_id(table.partition("/")[0])
         stamp = (start + timedelta(seconds=number // per_second)).isoformat()
         leads[record_id] = {
             **copy.deepcopy(template),
@@ -135,6 +137,44 @@ def test_more_records_in_one_second_than_a_chain_holds_are_reported_not_looped_o
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert errors, "the skipped records must be reported"
     assert all("share Modified_Time" in r.getMessage() for r in errors)
+
+
+BIGIN_CONTACTS = "GET /zoho-bigin/bigin/v2/{module}"
+
+
+def test_a_bigin_module_past_a_chain_is_read_whole_when_bigin_ignores_if_modified_since(
+    start_emulator, connect, caplog
+):
+    """Slices need If-Modified-Since; where Bigin ignores it, the records the chains could not reach
+    are read newest first down to where they stopped, in the same run."""
+    behaviours = Behaviours(zoho_token_chain_limit=450, bigin_honours_if_modified_since=False)
+    dataset = with_bulk_leads(700, per_second=3, table="zoho_bigin/contact")
+    emu = start_emulator(dataset=dataset, behaviours=behaviours)
+    caplog.set_level(logging.INFO, logger="connectors.zoho_bigin")
+    records, cursor, _, _ = drain(connect(emu).zoho_bigin.read_contacts())
+    stored = emu.dataset.tables["zoho_bigin/contact"]
+    assert len(stored) > 450 + 200
+    assert {r["id"] for r in records} == set(stored)
+    newest = max(parse_instant(r["Modified_Time"]) for r in stored.values())
+    assert parse_instant(cursor.modified_since) == newest
+    assert cursor.honours_if_modified_since is False  # the next run goes newest first at once
+    assert "reading the rest newest first" in caplog.text
+    # Two pages, the chain limit, one page showing the header ignored, two pages newest first, and
+    # the deletions probe: no chain listing the oldest records again.
+    assert emu.request_counts()[("zoho_bigin", BIGIN_CONTACTS)] <= 7
+
+
+def test_a_bigin_module_past_two_chains_fails_in_one_line_keeping_what_it_read(start_emulator, connect):
+    behaviours = Behaviours(zoho_token_chain_limit=450, bigin_honours_if_modified_since=False)
+    emu = start_emulator(
+        dataset=with_bulk_leads(1_000, per_second=3, table="zoho_bigin/contact"), behaviours=behaviours
+    )
+    pages: list = []
+    with pytest.raises(FatalError, match="If-Modified-Since is ignored"):
+        pages.extend(connect(emu).zoho_bigin.read_contacts())
+    read = {r["id"] for page in pages for r in page.records}
+    assert len(read) == 800  # the 400 oldest and the 400 newest: each chain's two pages under 450
+    assert all(page.cursor.modified_since is not None for page in pages)
 
 
 # ---------------------------------------------------------------- If-Modified-Since boundary
