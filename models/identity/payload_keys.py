@@ -67,7 +67,7 @@ def partial_columns(
     payload: Any, source: Any, obj: Any, keys: Mapping[SourceObject, tuple[str, ...]], dialect: str
 ) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
     """Two text columns: the JSON array of the record's keys (`partial_keys`) and, for objects with
-    `PRESENCE_KEYS`, a JSON array of which of them the payload holds."""
+    `PRESENCE_KEYS`, which of them the payload holds (`_present`)."""
     arrays = sa.case(
         *(
             (sa.and_(source == s, obj == o), _array(payload, names, dialect))
@@ -94,13 +94,18 @@ def _array(payload: Any, names: Sequence[str], dialect: str) -> ColumnElement[An
 
 
 def _present(payload: Any, names: Sequence[str], dialect: str) -> ColumnElement[Any]:
-    if dialect == "sqlite":
-        flags = [sa.func.json_type(payload, sa.literal(f'$."{name}"')).is_not(None) for name in names]
-    else:
-        flags = [payload.op("?")(sa.literal(name)) for name in names]
-    return sa.cast(
-        sa.func.json_array(*flags) if dialect == "sqlite" else sa.func.jsonb_build_array(*flags), sa.Text
-    )
+    """One character per key, ``1`` where the payload holds it (null or not), ``0`` where it lacks it."""
+    flags: list[ColumnElement[Any]] = []
+    for name in names:
+        if dialect == "sqlite":
+            held = sa.func.json_type(payload, sa.literal(f'$."{name}"')).is_not(None)
+        else:
+            held = payload.op("?")(sa.literal(name))
+        flags.append(sa.case((held, sa.literal("1")), else_=sa.literal("0")))
+    text = flags[0]
+    for flag in flags[1:]:
+        text = text.op("||")(flag)
+    return text
 
 
 def partial_payloads(
@@ -116,8 +121,8 @@ def partial_payloads(
         names = keys[(str(source), str(obj))]
         payload = dict(zip(names, json.loads(text), strict=False))
         if flags is not None:
-            for name, held in zip(PRESENCE_KEYS[(str(source), str(obj))], json.loads(flags), strict=True):
-                if not held:
+            for name, held in zip(PRESENCE_KEYS[(str(source), str(obj))], flags, strict=True):
+                if held == "0":
                     del payload[name]
         out.append(payload)
     return out
