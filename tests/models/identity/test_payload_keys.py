@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 
 import models.identity.canonical as canonical
 from connectors.emulator import running_emulator
-from models.identity.canonical import _read_records, _slice
+from models.identity.canonical import _read_records, _slice, cut_payloads
 from models.identity.consent import CONSENT_KEYS, statements
 from models.identity.payload_keys import partial_keys, reader_keys
 from models.identity.phases import CONTACT_OBJECTS, CanonicalConfig, extract_contact_records
@@ -168,9 +168,9 @@ def test_records_we_wrote_keep_their_whole_payloads(
     """Survivorship reads what our writes show in the whole payload, so those are fetched whole."""
     with emulated.connect() as connection:
         ids = [str(i) for i in connection.execute(sa.select(RawRecord.source_id).limit(400)).scalars()][::3]
-        cut = _read_records(connection, CONFIG, set(ids), [])
+        cut = _read_records(connection, CONFIG, set(ids), [], expected=4 * len(ids))
         monkeypatch.setattr(canonical, "partial_keys", lambda *_: None)
-        whole = _read_records(connection, CONFIG, set(ids), [])
+        whole = _read_records(connection, CONFIG, set(ids), [], expected=4 * len(ids))
     assert len(cut.written) == len(whole.written) > 0
     assert cut.written["record_key"].tolist() == whole.written["record_key"].tolist()
     assert cut.written["payload"].tolist() == whole.written["payload"].tolist()
@@ -203,3 +203,12 @@ def test_keys_are_each_paths_first_segment_with_consent_and_mapped_fields() -> N
     assert len(keys) == len(set(keys))
     assert "custom_attributes" in reader_keys("clickfunnels", "contact", MAPPINGS)
     assert "custom_attributes" not in reader_keys("clickfunnels", "contact", None)
+
+
+def test_payloads_are_read_whole_once_we_wrote_most_records() -> None:
+    """Each record we wrote is read twice when payloads are cut (cut, then whole for survivorship):
+    past half of them, one whole read is cheaper."""
+    assert cut_payloads(0, 0)
+    assert cut_payloads(50, 100)
+    assert not cut_payloads(51, 100)
+    assert not cut_payloads(1, 0)
