@@ -16,6 +16,10 @@ lacks is present with None in the partial payload (both read the same through ``
 keys whose presence a reader tests (`models.identity.consent.PRESENCE_KEYS`), which are left out
 when absent, as in the payload.
 
+This takes payloads to be JSON objects, as the store writes them (`models.warehouse.store.storable`):
+a payload of another kind would read as nulls here, where the Python walk takes it as a flattened
+value.
+
 The keys come from the layouts (`models.normalise.layouts`), consent (`CONSENT_KEYS`) and the
 mappings file: each path's first segment, so a dotted path still finds its nested value (or the plain
 value a flattened lookup holds) in the partial payload. A key no path can name (SQLite cannot quote a
