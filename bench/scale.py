@@ -355,21 +355,32 @@ def child_main(answer: str, kind: str, rest: list[str]) -> None:
 
 
 @contextmanager
-def warehouse(kind: str, tmp: str) -> Iterator[str]:
-    """The URL of an empty warehouse: a SQLite file, or a PostgreSQL database of our own, dropped after."""
+def warehouse(kind: str, tmp: str, keep: Path | None = None) -> Iterator[str]:
+    """The URL of an empty warehouse: a SQLite file, or a PostgreSQL database of our own, dropped after.
+
+    ``keep``: a SQLite warehouse is made in that folder and left there (``KEEP/warehouse.db``), a
+    PostgreSQL one is not dropped (its URL in ``KEEP/postgresql.url``, to drop by hand), to time a
+    rebuild on it again with other code (`bench/rebuild_phases.py`)."""
     if kind == "sqlite":
-        yield f"sqlite:///{tmp}/warehouse.db"
+        folder = keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        yield f"sqlite:///{folder}/warehouse.db"
         return
     server = sa.make_url(os.environ.get("CONTACT_SYNC_BENCH_POSTGRES_URL", POSTGRES_DEFAULT))
     name = f"bench_scale_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / "postgresql.url").write_text(url)
     try:
-        yield server.set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if not keep:
+            with admin.connect() as connection:
+                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
@@ -423,10 +434,13 @@ def bench_warehouse(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     with (
         Sandbox(people, args.seed) as sandbox,
         tempfile.TemporaryDirectory() as tmp,
-        warehouse(kind, tmp) as url,
+        warehouse(kind, tmp, args.keep) as url,
     ):
         sandbox.configure(latency_ms=0, maton_rps=None)
         env = json.dumps(sandbox.env)
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            (args.keep / "env.json").write_text(env)
         with announced(f"{kind}: full sync of {people:,} people"):
             out["full"], out["full_peak"] = run_child(["sync", env, url, args.push])
         if args.settle:
@@ -558,6 +572,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-records", type=int, default=25, help="the pipeline's record limit, for Splink")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="leave the warehouses: SQLite's in this folder, PostgreSQL's URL written there",
+    )
     parser.add_argument(
         "--profile",
         type=Path,

@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from models.identity.consent import statements
 from models.identity.contact_ids import ContactIdFactory
 from models.identity.own_writes import own_writes
+from models.identity.payload_keys import partial_columns, partial_keys, partial_payloads
 from models.identity.phases import (
     CONTACT_OBJECTS,
     LINEAGE_COLUMNS,
@@ -62,6 +63,7 @@ from models.warehouse.diff import (
     unkeyed_changes,
     update_rows,
 )
+from models.warehouse.store import chunks
 from models.warehouse.tables import (
     Contact,
     ContactFieldLineage,
@@ -94,38 +96,32 @@ class _Read:
 
 
 def _read_records(
-    connection: Connection, config: CanonicalConfig, written_ids: set[str], unreadable: list[str]
+    connection: Connection,
+    config: CanonicalConfig,
+    written_ids: set[str],
+    unreadable: list[str],
+    expected: int = 0,
 ) -> _Read:
     """Every live contact record, read in slices of ``LOAD_CHUNK`` by id: each slice's payloads become
     fields and contact points and are dropped, except those of records we wrote, so the payloads of the
-    whole warehouse are never in memory at once."""
-    condition = sa.or_(*(sa.and_(RawRecord.source == s, RawRecord.object == o) for s, o in CONTACT_OBJECTS))
+    whole warehouse are never in memory at once. Only the keys the readers look at are fetched
+    (`models.identity.payload_keys`) and the records we wrote a second time whole, for survivorship,
+    unless those are many of the ``expected`` records (`cut_payloads`)."""
     keys: list[npt.NDArray[np.int64]] = []
     records: list[pd.DataFrame] = []
     points: list[pd.DataFrame] = []
     written: list[pd.DataFrame] = []
     consent: list[pd.DataFrame] = []
     issues, last = 0, None
-    # SQLite hands JSON back as text: parsed below in one pass rather than through a processor per row.
-    as_text = connection.dialect.name == "sqlite"
-    payload = sa.type_coerce(RawRecord.payload, sa.Text) if as_text else RawRecord.payload
+    partial = (
+        partial_keys(CONTACT_OBJECTS, config.mappings, connection.dialect.name)
+        if cut_payloads(len(written_ids), expected)
+        else None
+    )
     while True:
-        query = (
-            sa.select(RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.source_id)
-            .add_columns(payload)
-            .where(condition, RawRecord.deleted_at.is_(None))
-            .order_by(RawRecord.id)
-            .limit(LOAD_CHUNK)
-        )
-        raw = read_frame(
-            connection,
-            query if last is None else query.where(RawRecord.id > last),
-            ["record_key", "source", "object", "source_id", "payload"],
-        )
+        raw = _slice(connection, last, partial)
         if raw.empty:
             break
-        if as_text:
-            raw["payload"] = pd.Series([json.loads(text) for text in raw["payload"]], dtype=object)
         last = int(raw["record_key"].iloc[-1])
         found, found_points, found_issues = extract_contact_records(
             raw, config.regions, config.mappings, unreadable
@@ -137,7 +133,10 @@ def _read_records(
         consent.append(statements(raw))
         if written_ids:
             mine = raw["source_id"].astype(str).isin(written_ids).to_numpy()
-            written.append(raw.loc[mine, ["record_key", "payload"]])
+            mine_keys = raw.loc[mine, "record_key"].to_numpy(dtype=np.int64)
+            written.append(
+                raw.loc[mine, ["record_key", "payload"]] if partial is None else _whole(connection, mine_keys)
+            )
     empty_written = pd.DataFrame(columns=["record_key", "payload"])
     return _Read(
         keys=np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64),
@@ -147,6 +146,88 @@ def _read_records(
         written=pd.concat(written, ignore_index=True) if written else empty_written,
         consent=pd.concat(consent, ignore_index=True) if consent else statements(raw),
     )
+
+
+def cut_payloads(written: int, expected: int) -> bool:
+    """Whether to read the keys the readers look at rather than whole payloads, given how many records
+    we wrote (each then read twice, cut and whole) among the ``expected`` ones the last run resolved.
+
+    Measured at 100k records, cutting saves about 14 µs of CPU a record on SQLite and 20 on PostgreSQL,
+    and reading one record again whole costs about 16 and 20: past half the records written, most
+    of the saving is gone and the single whole read is kept."""
+    return 2 * written <= expected or written == 0
+
+
+_RAW_COLUMNS = ["record_key", "source", "object", "source_id", "payload"]
+
+
+def _slice(
+    connection: Connection, last: int | None, partial: dict[tuple[str, str], tuple[str, ...]] | None
+) -> pd.DataFrame:
+    """The next ``LOAD_CHUNK`` live contact records after id ``last``: record_key, source, object,
+    source_id and payload, the partial payload (`models.identity.payload_keys`) when ``partial``
+    names the keys, else the whole one. A SQLite payload that is not strict JSON (``NaN``) fails
+    the cut, and its slice is read whole."""
+    condition = sa.or_(*(sa.and_(RawRecord.source == s, RawRecord.object == o) for s, o in CONTACT_OBJECTS))
+    query = (
+        sa.select(RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.source_id)
+        .where(condition, RawRecord.deleted_at.is_(None))
+        .order_by(RawRecord.id)
+        .limit(LOAD_CHUNK)
+    )
+    if last is not None:
+        query = query.where(RawRecord.id > last)
+    if partial is not None:
+        dialect = connection.dialect.name
+        arrays, present = partial_columns(
+            RawRecord.payload, RawRecord.source, RawRecord.object, partial, dialect
+        )
+        try:
+            raw = read_frame(connection, query.add_columns(arrays, present), [*_RAW_COLUMNS, "present"])
+        except sa.exc.OperationalError as error:
+            if dialect != "sqlite" or "malformed JSON" not in str(error):
+                raise
+        else:
+            raw["payload"] = pd.Series(
+                partial_payloads(raw["payload"], raw["present"], raw["source"], raw["object"], partial),
+                dtype=object,
+            )
+            return raw.drop(columns="present")
+    return _parsed(connection, read_frame(connection, query.add_columns(_payload(connection)), _RAW_COLUMNS))
+
+
+def _payload(connection: Connection) -> Any:
+    """The payload column: as text on SQLite, parsed by `_parsed` in one pass rather than through a
+    processor per row."""
+    if connection.dialect.name == "sqlite":
+        return sa.type_coerce(RawRecord.payload, sa.Text)
+    return RawRecord.payload
+
+
+def _parsed(connection: Connection, raw: pd.DataFrame) -> pd.DataFrame:
+    if connection.dialect.name == "sqlite":
+        raw["payload"] = pd.Series([json.loads(text) for text in raw["payload"]], dtype=object)
+    return raw
+
+
+def _whole(connection: Connection, keys: npt.NDArray[np.int64]) -> pd.DataFrame:
+    """record_key, payload (whole) of the records ``keys``."""
+    parts = [
+        _parsed(
+            connection,
+            read_frame(
+                connection,
+                sa.select(RawRecord.id, _payload(connection)).where(
+                    RawRecord.id.in_([int(k) for k in chunk])
+                ),
+                ["record_key", "payload"],
+            ),
+        )
+        for chunk in chunks(keys.tolist())
+    ]
+    if not parts:
+        return pd.DataFrame(columns=["record_key", "payload"])
+    return pd.concat(parts, ignore_index=True).sort_values("record_key", kind="stable").reset_index(drop=True)
 
 
 def _previous(connection: Connection) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
@@ -190,7 +271,8 @@ def build_canonical(
         previous, old_contacts, latest = _previous(connection)
         writes = own_writes(connection)
         unreadable: list[str] = []
-        read = _read_records(connection, config, set(writes["source_id"].astype(str)), unreadable)
+        written_ids = set(writes["source_id"].astype(str))
+        read = _read_records(connection, config, written_ids, unreadable, expected=len(previous))
     checkpoint()
     keys, records, points, written, said = read.keys, read.records, read.points, read.written, read.consent
     report = CanonicalReport(records=len(keys), field_issues=read.issues, unreadable_custom=unreadable)

@@ -114,6 +114,20 @@ _READERS: Mapping[tuple[str, str], Callable[[list[Any]], _Said]] = {
 }
 
 
+#: The payload keys each reader above looks at, for reads that fetch only those
+#: (`models.identity.payload_keys`); tests hold the readers to them.
+CONSENT_KEYS: Mapping[tuple[str, str], tuple[str, ...]] = {
+    ("clickfunnels", "contact"): ("unsubscribed_at",),
+    ("clicksend", "list_contact"): ("list_name", "date_added"),
+    ("zoho_crm", "lead"): ("Email_Opt_Out", "Unsubscribed_Time", "Modified_Time"),
+    ("zoho_crm", "contact"): ("Email_Opt_Out", "Unsubscribed_Time", "Modified_Time"),
+    ("zoho_bigin", "contact"): ("Email_Opt_Out", "Unsubscribed_Time", "Modified_Time"),
+}
+#: Of those, the keys whose presence says something (a null ``unsubscribed_at`` is "not opted out",
+#: an absent one says nothing).
+PRESENCE_KEYS: Mapping[tuple[str, str], tuple[str, ...]] = {("clickfunnels", "contact"): ("unsubscribed_at",)}
+
+
 def statements(raw: pd.DataFrame) -> pd.DataFrame:
     """`STATEMENT_COLUMNS`, one row per record and channel it speaks for.
 

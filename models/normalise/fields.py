@@ -136,8 +136,16 @@ def frame_from_payloads(source: str, obj: str, payloads: Iterable[Mapping[str, A
     """One object column per payload path of the layout, ready for `extract_frame`."""
     spec = layout(source, obj)
     rows = list(payloads)
-    data = {path: pd.Series([_lookup(p, path) for p in rows], dtype=object) for path in spec.paths}
+    data = {path: pd.Series(_values_at(rows, path), dtype=object) for path in spec.paths}
     return pd.DataFrame(data, index=pd.RangeIndex(len(rows)))
+
+
+def _values_at(rows: list[Mapping[str, Any]], path: str) -> list[Any]:
+    """`_lookup` of every row; a path of one key reads it straight (most paths are, and a rebuild
+    reads a dozen per record)."""
+    if "." in path:
+        return [_lookup(p, path) for p in rows]
+    return [p.get(path) if type(p) is dict else _lookup(p, path) for p in rows]
 
 
 def extract_frame(source: str, obj: str, columns: pd.DataFrame) -> ExtractedFrame:

@@ -344,3 +344,17 @@ def test_frame_of_no_rows() -> None:
     assert result.contact_points.empty
     assert result.issues.empty
     assert np.asarray(result.records.columns).tolist()[-1] == "modified_at"
+
+
+def test_frame_columns_read_each_path_as_one_record_does() -> None:
+    """Plain keys are read straight, dotted ones walked; a payload that is no object reads as itself
+    (as a flattened lookup does), a missing key as None."""
+    payloads: list[Any] = [
+        {"Account_Name": {"name": "Globex"}, "First_Name": "Ann"},
+        {"Account_Name": "Flat Co"},
+        {},
+        "not an object",
+    ]
+    columns = frame_from_payloads("zoho_crm", "contact", payloads)
+    assert columns["Account_Name.name"].tolist() == ["Globex", "Flat Co", None, "not an object"]
+    assert columns["First_Name"].tolist() == ["Ann", None, None, "not an object"]

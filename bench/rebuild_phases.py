@@ -1,0 +1,144 @@
+"""The canonical full rebuild's phases on a kept warehouse: wall and CPU seconds each, and the peak.
+
+`bench/scale.py --keep DIR` leaves a synced SQLite warehouse in DIR (with the emulator's settings in
+``env.json``). This copies it for every run, so each starts from the same stored state, and times one
+rebuild (`models.identity.canonical.build_canonical`) in a fresh process, wrapping its phases:
+
+- read and parse payloads (fields, contact points, consent): ``_read_records``
+- last run's assignment and contacts: ``_previous``
+- normalise (E.164, email): ``normalise_points``
+- link, guards, cluster, ids: ``resolve``
+- survivorship (own writes, consent, custom): ``join_people`` and ``survive_people``
+- contact rows (created/updated times): ``golden_frame``
+- write (read the stored rows, compare, write what differs): ``_write``
+
+The phases are looked up by name in whatever ``models.identity.canonical`` the interpreter imports, so
+``PYTHONPATH`` picks the code under test and two versions can be run alternately on one warehouse:
+
+    python bench/rebuild_phases.py /tmp/wh --runs 3                     # this tree
+    PYTHONPATH=/work/main python bench/rebuild_phases.py /tmp/wh        # another one
+    python bench/rebuild_phases.py /tmp/wh --database-url postgresql://...  # a PostgreSQL copy
+    python bench/rebuild_phases.py /tmp/wh --profile /tmp/rebuild.prof   # cProfile one rebuild
+
+``--database-url`` times a PostgreSQL warehouse in place instead (the rebuild over its own result
+writes what differs, so runs after the first start from the same state).
+"""
+
+import argparse
+import cProfile
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+
+#: Phase label, then the functions of ``models.identity.canonical`` it is made of.
+PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("read and parse payloads", ("_read_records",)),
+    ("last run's assignment and contacts", ("_previous",)),
+    ("normalise", ("normalise_points",)),
+    ("link, guards, cluster, ids", ("resolve",)),
+    ("survivorship", ("join_people", "survive_people")),
+    ("contact rows", ("golden_frame",)),
+    ("write", ("_write",)),
+)
+
+
+def _timed(fn: Callable[..., Any], totals: list[float]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            totals[0] += time.perf_counter() - wall
+            totals[1] += time.process_time() - cpu
+
+    return wrapper
+
+
+def child(database_url: str, env_file: str, profile: str) -> dict[str, Any]:
+    """One rebuild in this process, its phases wrapped; seconds per phase and the process's peak."""
+    import models.identity.canonical as canonical
+    from models.warehouse.db import open_warehouse
+    from pipelines.canonical import canonical_config, phone_regions
+    from pipelines.resources import WarehouseResource
+    from pipelines.settings import load_settings
+
+    env = json.loads(Path(env_file).read_text()) if env_file else {}
+    settings = load_settings(
+        **{name.lower(): value for name, value in env.items()}, contact_sync_database_url=database_url
+    )
+    engine = open_warehouse(database_url)
+    config = canonical_config(settings, phone_regions(settings, WarehouseResource(database_url=database_url)))
+    totals: dict[str, list[float]] = {}
+    for label, names in PHASES:
+        totals[label] = [0.0, 0.0]
+        for name in names:
+            setattr(canonical, name, _timed(getattr(canonical, name), totals[label]))
+    profiler = cProfile.Profile() if profile else None
+    wall, cpu = time.perf_counter(), time.process_time()
+    if profiler:
+        profiler.enable()
+    report = canonical.build_canonical(engine, config)
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    whole = (time.perf_counter() - wall, time.process_time() - cpu)
+    return {
+        "phases": totals,
+        "whole": whole,
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "records": report.records,
+        "contacts": report.contacts,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("folder", type=Path, help="kept by bench/scale.py --keep (warehouse.db, env.json)")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--database-url", help="time this warehouse in place instead of a SQLite copy")
+    parser.add_argument("--profile", default="", help="cProfile the (single) rebuild into this file")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(*args.child)))
+        return 0
+    env_file = str(args.folder / "env.json") if (args.folder / "env.json").exists() else ""
+    for run in range(args.runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.database_url:
+                url = args.database_url
+            else:
+                shutil.copy(args.folder / "warehouse.db", f"{tmp}/warehouse.db")
+                url = f"sqlite:///{tmp}/warehouse.db"
+            out = subprocess.run(
+                [sys.executable, str(HERE), str(args.folder), "--child", url, env_file, args.profile],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        load, code = os.getloadavg()[0], os.environ.get("PYTHONPATH", "")
+        print(
+            f"run {run + 1}: {result['records']:,} records, {result['contacts']:,} contacts, "
+            f"load {load:.1f}, peak {result['peak_mib']:.0f} MiB, PYTHONPATH={code}"
+        )
+        for label, (wall, cpu) in result["phases"].items():
+            print(f"  {label:<36}{wall:>7.2f} / {cpu:.2f}")
+        print(f"  {'whole rebuild':<36}{result['whole'][0]:>7.2f} / {result['whole'][1]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
