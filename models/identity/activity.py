@@ -15,7 +15,7 @@ hold or held. A full rebuild happens with no watermark yet, when asked, after a 
 and when the ClickSend phone region (which decides every message's key) changed.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -45,6 +45,10 @@ WATERMARK = StreamKey("canonical", "activity", "link")
 
 _SUMMARY_CHARS = 120
 _LINKFLOW, _PHONE, _MESSAGE = "linkflow:", "phone:", "message:"
+#: How the source ids of ClickSend delivery receipts begin (the part `_message_rows` reads).
+_RECEIPT = "receipt:"
+#: Raw activity records a full rebuild reads, links and writes at once.
+REBUILD_SLICE_RECORDS = 20_000
 _ACTIVITY_OBJECTS = (("linkflow", "event"), ("clicksend", "sms"))
 
 
@@ -215,13 +219,9 @@ def _link(connection: Connection, rows: list[dict[str, Any]], *, everything: boo
         row["contact_id"] = owners.get(row["link_key"]) if row["link_key"] is not None else None
 
 
-def _link_receipts(rows: list[dict[str, Any]]) -> None:
-    """A receipt takes the contact the messages with its id agree on (a full rebuild, in memory)."""
-    matched = _unique(
-        (row["message_key"], row["contact_id"])
-        for row in rows
-        if row["message_key"] is not None and row["contact_id"] is not None
-    )
+def _link_receipts(rows: list[dict[str, Any]], matched: Mapping[str, str]) -> None:
+    """A receipt takes the contact the messages with its id agree on (``matched``: message id → that
+    contact, for the ids whose messages name exactly one)."""
     for row in rows:
         key = row["link_key"]
         if key is not None and key.startswith(_MESSAGE):
@@ -264,25 +264,70 @@ def build_activity(engine: Engine, regions: Mapping[str, str], *, full: bool = F
 
 
 def _rebuild(connection: Connection, region: str, todo: changes.Pending) -> ActivityReport:
+    """Every activity row again, `REBUILD_SLICE_RECORDS` raw records at a time, so a first sync holds one
+    slice of payloads (it held them all: 3.3 GiB at a million contact records) and the owners of that
+    slice's keys. Receipts come last, once every message's contact is known."""
     # Read before the rows, in the same transaction: every record changed up to it is read here, the
     # activity ones whatever their kind. Over all records (not the activity ones alone), so the next
     # run does not read again what other streams extracted after the last event or message.
     latest = connection.execute(sa.select(sa.func.max(RawRecord.changed_at))).scalar_one_or_none()
-    raw = connection.execute(
-        sa.select(RawRecord.object, RawRecord.source_id, RawRecord.payload).where(
-            _is_activity_record(), RawRecord.deleted_at.is_(None)
-        )
-    ).all()
-    rows = _rows(((obj, source_id, payload) for obj, source_id, payload in raw), region)
-    _link(connection, rows, everything=True)
-    _link_receipts(rows)
     deleted = connection.execute(sa.delete(ContactActivity)).rowcount
-    insert_rows(connection, ContactActivity, rows)
+    said: set[tuple[str, str]] = set()
+    total = linked = 0
+    for raw in _activity_slices(connection, REBUILD_SLICE_RECORDS, receipts=False):
+        rows = _rows(raw, region)
+        _link(connection, rows, everything=False)
+        said.update(
+            (row["message_key"], row["contact_id"])
+            for row in rows
+            if row["message_key"] is not None and row["contact_id"] is not None
+        )
+        insert_rows(connection, ContactActivity, rows)
+        total, linked = total + len(rows), linked + sum(row["contact_id"] is not None for row in rows)
+    agreed = _unique(said)
+    for raw in _activity_slices(connection, REBUILD_SLICE_RECORDS, receipts=True):
+        rows = _rows(raw, region)
+        _link_receipts(rows, agreed)
+        insert_rows(connection, ContactActivity, rows)
+        total, linked = total + len(rows), linked + sum(row["contact_id"] is not None for row in rows)
     # With no activity at all yet, the watermark still marks that a rebuild happened.
     _store_watermark(connection, latest or datetime.fromtimestamp(0, UTC), region)
     changes.consume(connection, todo)
-    linked = sum(row["contact_id"] is not None for row in rows)
-    return ActivityReport(len(rows), linked, len(rows) - linked, True, len(rows), deleted, 0)
+    return ActivityReport(total, linked, total - linked, True, total, deleted, 0)
+
+
+def _activity_slices(
+    connection: Connection, size: int, *, receipts: bool
+) -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
+    """(object, source_id, payload) of the live activity records, ``size`` at a time: the receipts, or
+    everything else. Keyset by source_id within each object, through the (source, object, source_id)
+    unique index on both databases, so every slice starts where the last ended."""
+    receipt = RawRecord.source_id.like(f"{_RECEIPT}%")
+    for source, obj in _ACTIVITY_OBJECTS:
+        if receipts and obj != "sms":
+            continue
+        query = (
+            sa.select(RawRecord.source_id, RawRecord.payload)
+            .where(
+                RawRecord.source == source,
+                RawRecord.object == obj,
+                RawRecord.deleted_at.is_(None),
+                receipt if receipts else sa.not_(receipt),
+            )
+            .order_by(RawRecord.source_id)
+            .limit(size)
+        )
+        last: str | None = None
+        while True:
+            part = connection.execute(
+                query if last is None else query.where(RawRecord.source_id > last)
+            ).all()
+            if not part:
+                break
+            last = str(part[-1][0])
+            yield [(obj, str(source_id), payload) for source_id, payload in part]
+            if len(part) < size:
+                break
 
 
 def _apply_changes(

@@ -85,6 +85,31 @@ def test_new_changed_and_deleted_activity_and_contacts_equal_a_full_rebuild(
         assert connection.execute(sa.select(sa.func.count()).select_from(CanonicalChange)).scalar_one() == 1
 
 
+def test_a_rebuild_in_slices_of_a_few_records_gives_the_rows_of_one_slice(
+    emulator: Emulator, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full rebuild reads, links and writes a slice of raw records at a time, receipts after every
+    message: slices of seven give the rows of one slice holding everything."""
+    extract_all(emulator, warehouse_url)
+    engine = open_warehouse(warehouse_url)
+    build_canonical_incremental(engine, DEFAULT)
+    whole = build_activity(engine, REGIONS, full=True)
+    rows = activity(engine)
+    receipts = [v for k, v in rows.items() if k.startswith("clicksend:sms:receipt:")]
+    assert any(row[1] is not None for row in receipts), "some receipt must inherit its message's contact"
+    writes: list[int] = []
+    insert_rows = activity_module.insert_rows
+    monkeypatch.setattr(activity_module, "REBUILD_SLICE_RECORDS", 7)
+    monkeypatch.setattr(
+        activity_module, "insert_rows", lambda c, t, r: (writes.append(len(r)), insert_rows(c, t, r))
+    )
+    sliced = build_activity(engine, REGIONS, full=True)
+    assert max(writes) <= 7
+    assert len(writes) >= len(rows) // 7
+    assert activity(engine) == rows
+    assert (sliced.activity, sliced.activity_linked) == (whole.activity, whole.activity_linked)
+
+
 def test_in_lists_of_a_few_values_give_the_same_rows(
     emulator: Emulator, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
