@@ -177,28 +177,29 @@ def load_pages(
     cursor: dict[str, Any] | None = None
     number = 0
     seen = 0
-    for number, page in enumerate(pages, start=1):
-        rows, bad = _rows(stream, page)
-        cursor = page.cursor.to_json()
-        counts = store.write_page(
-            key,
-            rows,
-            cursor=cursor,
-            move_cursor=move_cursor,
-            deleted_ids=page.deleted_ids,
-            bad=bad,
-            run_id=run_id,
-        )
-        total.add(counts)
-        seen += len(page.records)
-        if on_page is not None:
-            on_page(seen, page.expected)
-        if page.records or page.deleted_ids:
-            log(
-                f"{stream.name}: page {number}: read {counts.read}, new {counts.inserted}, "
-                f"changed {counts.updated}, unchanged {counts.unchanged}, deleted {counts.deleted}, "
-                f"quarantined {counts.quarantined}"
+    with store.holding_connection():
+        for number, page in enumerate(pages, start=1):
+            rows, bad = _rows(stream, page)
+            cursor = page.cursor.to_json()
+            counts = store.write_page(
+                key,
+                rows,
+                cursor=cursor,
+                move_cursor=move_cursor,
+                deleted_ids=page.deleted_ids,
+                bad=bad,
+                run_id=run_id,
             )
+            total.add(counts)
+            seen += len(page.records)
+            if on_page is not None:
+                on_page(seen, page.expected)
+            if page.records or page.deleted_ids:
+                log(
+                    f"{stream.name}: page {number}: read {counts.read}, new {counts.inserted}, "
+                    f"changed {counts.updated}, unchanged {counts.unchanged}, deleted {counts.deleted}, "
+                    f"quarantined {counts.quarantined}"
+                )
     return total, number, cursor
 
 
