@@ -237,6 +237,11 @@ def child_sync(env: dict[str, str], database_url: str, push: str, profile: str =
         "planned": sum(int(meta.get("planned", 0) or 0) for meta in pushes.values()),
         "read": records,
         "extract_requests": requests,
+        "streams": {
+            name: [meta.get("duration_s"), meta.get("requests"), meta.get("rows_read")]
+            for name, meta in report.assets.items()
+            if not name.startswith(("reverse_sync/", "canonical/"))
+        },
         "statements": statements,
         "contacts": int(canonical.get("contacts", 0) or 0),
         "canonical_records": int(canonical.get("records", 0) or 0),
