@@ -99,6 +99,12 @@ class Sandbox:
             self._process.terminate()
             self._process.wait(timeout=30)
 
+    @property
+    def pid(self) -> int:
+        """The sandbox's process: the emulator serves from it (its CPU is charged to the runs)."""
+        assert self._process is not None
+        return self._process.pid
+
     def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         assert self._admin is not None
         response = self._admin.request(method, path, json=body)

@@ -93,19 +93,34 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds ``pid`` has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # After the command's closing parenthesis: state is field 3, utime and stime fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_child(
-    args: list[str], interval: float = 0.05, python: str = sys.executable
+    args: list[str], interval: float = 0.05, python: str = sys.executable, emulator_pid: int | None = None
 ) -> tuple[dict[str, Any], int]:
     """Run this script as ``--child ...`` in a fresh process; its JSON answer and the tree's peak RSS.
 
     The answer gains ``samples``: (wall time, resident bytes) every ``interval`` seconds, so a child
-    that reports when its steps ran can be given each step's peak (`step_peaks`)."""
+    that reports when its steps ran can be given each step's peak (`step_peaks`); with
+    ``emulator_pid``, also ``emulator_cpu``: (wall time, the emulator's CPU seconds so far), so each
+    step can be charged the emulator's work it caused (`emulator_cpu`)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
         answer = Path(out.name)
     process = subprocess.Popen([python, str(HERE), "--child", str(answer), *args])
     samples: list[tuple[float, int]] = []
+    emulator: list[tuple[float, float]] = []
     while process.poll() is None:
         samples.append((time.time(), tree_rss(process.pid)))
+        if emulator_pid is not None:
+            emulator.append((time.time(), cpu_seconds(emulator_pid)))
         time.sleep(interval)
     try:
         if process.returncode != 0:
@@ -114,7 +129,22 @@ def run_child(
     finally:
         answer.unlink(missing_ok=True)
     result["samples"] = samples
+    result["emulator_cpu"] = emulator
     return result, max((rss for _, rss in samples), default=0)
+
+
+def emulator_cpu(result: dict[str, Any], group: str = "extract") -> float:
+    """The emulator's CPU seconds while ``group``'s steps ran (0 when it was not sampled)."""
+    used = 0.0
+    samples = result.get("emulator_cpu", [])
+    for key, (start, end) in result.get("windows", {}).items():
+        if _group(key) != group:
+            continue
+        inside = [cpu for when, cpu in samples if start <= when <= end]
+        before = [cpu for when, cpu in samples if when < start]
+        if inside:
+            used += inside[-1] - (before[-1] if before else inside[0])
+    return used
 
 
 def step_peaks(result: dict[str, Any]) -> dict[str, int]:
@@ -166,7 +196,7 @@ def child_sync(env: dict[str, str], database_url: str, push: str, profile: str =
     loggers = {"console": {"config": {"log_level": "WARNING"}}}
     with dg.DagsterInstance.ephemeral() as instance:
         started = time.perf_counter()
-        with profiled(profile):
+        with profiled(profile), statements_timed(database_url) as statements:
             report = run_sync(settings, instance=instance, loggers=loggers)
         wall = time.perf_counter() - started
         starts: dict[str, float] = {}
@@ -192,6 +222,11 @@ def child_sync(env: dict[str, str], database_url: str, push: str, profile: str =
         if not name.startswith(("reverse_sync/", "canonical/"))
     )
     canonical = report.assets.get("canonical/contacts", {})
+    requests = sum(
+        int(meta.get("requests", 0) or 0)
+        for name, meta in report.assets.items()
+        if not name.startswith(("reverse_sync/", "canonical/"))
+    )
     return {
         "ended": time.time(),
         "wall": wall,
@@ -201,11 +236,63 @@ def child_sync(env: dict[str, str], database_url: str, push: str, profile: str =
         "planning": planning,
         "planned": sum(int(meta.get("planned", 0) or 0) for meta in pushes.values()),
         "read": records,
+        "extract_requests": requests,
+        "streams": {
+            name: [meta.get("duration_s"), meta.get("requests"), meta.get("rows_read")]
+            for name, meta in report.assets.items()
+            if not name.startswith(("reverse_sync/", "canonical/"))
+        },
+        "statements": statements,
         "contacts": int(canonical.get("contacts", 0) or 0),
         "canonical_records": int(canonical.get("records", 0) or 0),
         "success": report.success,
         "failures": report.failures,
     }
+
+
+@contextmanager
+def statements_timed(database_url: str) -> Iterator[list[tuple[float, float, str, int]]]:
+    """Every statement sent to the warehouse while inside: (wall start, seconds until the driver
+    returned, the statement's first words, parameter sets), so each step's round trips can be counted.
+    Dagster's own storage (another URL) is left out."""
+    import re
+
+    wanted = sa.make_url(database_url)
+    seen: list[tuple[float, float, str, int]] = []
+    local = threading.local()
+
+    def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        local.started = (time.time(), time.perf_counter())
+
+    def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if conn.engine.url.database != wanted.database:
+            return
+        wall, started = getattr(local, "started", (time.time(), time.perf_counter()))
+        words = re.sub(r"\s+", " ", statement).strip()
+        shape = re.sub(r"\(([^()]*(%\(|\?|\$)[^()]*)\)", "(...)", words)[:90]
+        sets = len(parameters) if many and isinstance(parameters, list | tuple) else 1
+        seen.append((wall, time.perf_counter() - started, shape, sets))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", before)
+    sa.event.listen(sa.engine.Engine, "after_cursor_execute", after)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", before)
+        sa.event.remove(sa.engine.Engine, "after_cursor_execute", after)
+
+
+def statements_in(result: dict[str, Any], group: str = "extract") -> dict[str, list[float]]:
+    """Statement shape -> [count, parameter sets, seconds] over the windows of ``group``'s steps."""
+    windows = [span for key, span in result.get("windows", {}).items() if _group(key) == group]
+    tally: dict[str, list[float]] = {}
+    for wall, seconds, shape, sets in result.get("statements", []):
+        if any(start <= wall <= end for start, end in windows):
+            row = tally.setdefault(shape, [0, 0, 0.0])
+            row[0] += 1
+            row[1] += sets
+            row[2] += seconds
+    return tally
 
 
 @contextmanager
@@ -442,11 +529,13 @@ def bench_warehouse(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             args.keep.mkdir(parents=True, exist_ok=True)
             (args.keep / "env.json").write_text(env)
         with announced(f"{kind}: full sync of {people:,} people"):
-            out["full"], out["full_peak"] = run_child(["sync", env, url, args.push])
+            out["full"], out["full_peak"] = run_child(["sync", env, url, args.push], emulator_pid=sandbox.pid)
         if args.settle:
             profile = str(args.profile.with_suffix(f".{kind}.settle.prof")) if args.profile_settle else ""
             with announced(f"{kind}: settling sync (reads our writes back)"):
-                out["settle"], out["settle_peak"] = run_child(["sync", env, url, args.push, profile])
+                out["settle"], out["settle_peak"] = run_child(
+                    ["sync", env, url, args.push, profile], emulator_pid=sandbox.pid
+                )
         if not args.only_canonical:
             contacts = out["full"]["canonical_records"]
             if args.settle:
@@ -454,13 +543,15 @@ def bench_warehouse(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             with announced(f"{kind}: change {args.change}% of {contacts:,} contact records"):
                 out["mutation"] = _change(sandbox, contacts, args.change)
             with announced(f"{kind}: incremental sync"):
-                out["incremental"], out["incremental_peak"] = run_child(["sync", env, url, args.push])
+                out["incremental"], out["incremental_peak"] = run_child(
+                    ["sync", env, url, args.push], emulator_pid=sandbox.pid
+                )
             if args.profile:
                 # Profiled apart, so the timed run above carries no profiler overhead.
                 _change(sandbox, contacts, args.change)
                 profile = str(args.profile.with_suffix(f".{kind}.prof"))
                 with announced(f"{kind}: another {args.change}% change, incremental sync under cProfile"):
-                    run_child(["sync", env, url, args.push, profile])
+                    run_child(["sync", env, url, args.push, profile], emulator_pid=sandbox.pid)
         if not args.no_rebuild:
             with announced(f"{kind}: canonical full rebuild alone"):
                 out["rebuild"], out["rebuild_peak"] = run_child(["rebuild", env, url])
@@ -500,6 +591,16 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
             )
             print(line + ("" if data["success"] else "  FAILED: " + "; ".join(data["failures"])[:200]))
             print(f"{'':<11}{'  planned':<13}{data['planned']:>9,}  fields planned by reverse sync")
+            print(
+                f"{'':<11}{'  requests':<13}{data.get('extract_requests', 0):>9,}  by extract; the "
+                f"emulator's CPU while extract ran {emulator_cpu(data):.2f} s"
+            )
+            tally = statements_in(data)
+            sent, waited = sum(int(row[0]) for row in tally.values()), sum(row[2] for row in tally.values())
+            print(
+                f"{'':<11}{'  statements':<13}{sent:>9,}  sent by extract to the warehouse, "
+                f"{waited:.2f} s until the driver returned"
+            )
             peaks = step_peaks(data)
             print(
                 f"{'':<11}{'  peak MiB':<13}{'':>9}{_mib(peaks['extract']):>9}{_mib(peaks['canonical']):>10}"
@@ -601,7 +702,11 @@ def main(argv: list[str] | None = None) -> int:
             for run in (*RUNS, "rebuild", "splink"):
                 if run in result:
                     result[run]["step_peaks"] = step_peaks(result[run])
+                    result[run]["emulator_extract_cpu"] = emulator_cpu(result[run])
                     result[run].pop("samples", None)
+                    result[run].pop("emulator_cpu", None)
+                    result[run]["extract_statements"] = statements_in(result[run])
+                    result[run].pop("statements", None)
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0
 

@@ -35,6 +35,7 @@ from models.warehouse.locks import SourceBusyError, source_lock
 from models.warehouse.source_checks import forget_check
 from models.warehouse.store import BadRecord, PageCounts, RawRow, RawStore, StreamKey
 from models.warehouse.tables import SourceAccount, utcnow
+from pipelines.batches import PageBatch
 from pipelines.check import SourceCheck, sync_start_check
 from pipelines.clients import clients_for
 from pipelines.progress import NO_PROGRESS, ProgressObserver, StreamProgress
@@ -165,40 +166,57 @@ def load_pages(
     progress: PageCounts | None = None,
     on_page: OnPage | None = None,
 ) -> tuple[PageCounts, int, dict[str, Any] | None]:
-    """Store every page with its cursor in one transaction each; returns counts, pages, last cursor.
+    """Store every page with its cursor, consecutive pages together (``PageBatch``); returns counts,
+    pages, last cursor.
 
     A read asked to stop ends at its next request, which the HTTP layer refuses with
     ``StopRequested``: every page before it is stored with its cursor (``progress``, when given, holds
     their counts), so the next run goes on from the last stored page. Pages already in hand (several
-    can come from one answer) are stored first, and a read whose last page is stored is complete.
+    can come from one answer) are stored first, and a read whose last page is stored is complete. A
+    read that fails stores the pages it read before failing, as well.
     """
     key = StreamKey(stream.source, stream.object)
     total = progress if progress is not None else PageCounts()
-    cursor: dict[str, Any] | None = None
     number = 0
     seen = 0
-    for number, page in enumerate(pages, start=1):
-        rows, bad = _rows(stream, page)
-        cursor = page.cursor.to_json()
-        counts = store.write_page(
-            key,
-            rows,
-            cursor=cursor,
-            move_cursor=move_cursor,
-            deleted_ids=page.deleted_ids,
-            bad=bad,
-            run_id=run_id,
+
+    def write(
+        rows: list[RawRow], bad: list[BadRecord], deleted: list[str], cursor: dict[str, Any] | None
+    ) -> PageCounts:
+        return store.write_page(
+            key, rows, cursor=cursor, move_cursor=move_cursor, deleted_ids=deleted, bad=bad, run_id=run_id
         )
-        total.add(counts)
-        seen += len(page.records)
-        if on_page is not None:
-            on_page(seen, page.expected)
-        if page.records or page.deleted_ids:
-            log(
-                f"{stream.name}: page {number}: read {counts.read}, new {counts.inserted}, "
-                f"changed {counts.updated}, unchanged {counts.unchanged}, deleted {counts.deleted}, "
-                f"quarantined {counts.quarantined}"
-            )
+
+    def stored(written: list[tuple[str, PageCounts]]) -> None:
+        for label, counts in written:
+            total.add(counts)
+            if counts.read or counts.deleted:
+                log(
+                    f"{stream.name}: {label}: read {counts.read}, new {counts.inserted}, "
+                    f"changed {counts.updated}, unchanged {counts.unchanged}, deleted {counts.deleted}, "
+                    f"quarantined {counts.quarantined}"
+                )
+
+    batch = PageBatch(write)
+    cursor: dict[str, Any] | None = None
+    with store.holding_connection():
+        reading = iter(pages)
+        while True:
+            try:
+                page = next(reading)
+            except StopIteration:
+                break
+            except BaseException:
+                stored(batch.flush())
+                raise
+            number += 1
+            rows, bad = _rows(stream, page)
+            cursor = page.cursor.to_json()
+            stored(batch.add(number, rows, bad, list(page.deleted_ids), cursor))
+            seen += len(page.records)
+            if on_page is not None:
+                on_page(seen, page.expected)
+        stored(batch.flush())
     return total, number, cursor
 
 

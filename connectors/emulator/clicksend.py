@@ -163,11 +163,16 @@ class ClickSendApi:
         table = self.state.tables[CLICKSEND_CONTACTS]
 
         def build() -> list[Entry]:
-            records = table.records
+            if updated_after is None:
+                return sorted((contact_id, contact_id) for contact_id in table.group("list", list_id))
+            # Through the date_updated index (times are whole seconds, so "> t" is ">= t + 1"): the
+            # listing costs the contacts changed since, not every contact of the list.
+            records, updated = table.records, table.index("date_updated")
+            start, stop = key_range(updated, updated_after + 1, None)
             return sorted(
                 (contact_id, contact_id)
-                for contact_id in table.group("list", list_id)
-                if updated_after is None or records[contact_id]["date_updated"] > updated_after
+                for _, contact_id in updated[start:stop]
+                if records[contact_id]["list_id"] == list_id
             )
 
         entries = table.cached(("list", list_id, updated_after), build)

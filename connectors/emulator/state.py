@@ -80,7 +80,7 @@ def build_tables(dataset: Dataset) -> dict[str, Table]:
         ),
         CLICKSEND_CONTACTS: Table(
             dataset.tables[CLICKSEND_CONTACTS],
-            {"id": lambda r: r["contact_id"]},
+            {"id": lambda r: r["contact_id"], "date_updated": lambda r: r["date_updated"]},
             groups={"list": lambda r: (r["list_id"],)},
         ),
         CLICKSEND_HISTORY: Table(dataset.tables[CLICKSEND_HISTORY], {"date": lambda r: r["date"]}),

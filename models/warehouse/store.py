@@ -9,12 +9,14 @@ last stored cursor.
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from models.warehouse.tables import Quarantine, RawRecord, StreamState, utcnow
@@ -121,6 +123,18 @@ def storable(payload: Mapping[str, Any]) -> dict[str, Any]:
     return _without_nul(dict(payload)) if "\\u0000" in text else dict(payload)
 
 
+def storable_with_hash(payload: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """``storable(payload)`` and its ``content_hash``, from one serialisation when it holds no NUL.
+
+    Every record of every page goes through this, so the payload is serialised once for both the
+    NUL check and the digest rather than once each."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    if "\\u0000" in text:
+        cleaned = storable(payload)
+        return cleaned, content_hash(cleaned)
+    return dict(payload), hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     """Slices small enough for one IN (...) list on every dialect."""
     for start in range(0, len(items), size):
@@ -163,10 +177,38 @@ class RawStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._held: Connection | None = None
 
     @property
     def engine(self) -> Engine:
         return self._engine
+
+    @contextmanager
+    def holding_connection(self) -> Iterator["RawStore"]:
+        """Write the pages inside on one pooled connection, still one transaction per page.
+
+        Taking a connection from the pool per page costs PostgreSQL two round trips of its own (the
+        pre-ping's ``SELECT 1`` and the rollback that resets it on return), as many as the page's
+        upsert when nothing changed. Between pages the connection holds no transaction, so SQLite's
+        write lock is free for the other sources' threads. One store serves one thread at a time."""
+        if self._held is not None:
+            yield self
+            return
+        with self._engine.connect() as connection:
+            self._held = connection
+            try:
+                yield self
+            finally:
+                self._held = None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        if self._held is None:
+            with self._engine.begin() as connection:
+                yield connection
+            return
+        with self._held.begin():
+            yield self._held
 
     def cursor(self, key: StreamKey) -> dict[str, Any] | None:
         with self._engine.connect() as connection:
@@ -191,7 +233,7 @@ class RawStore:
         incremental cursor where it is.
         """
         now = utcnow()
-        with self._engine.begin() as connection:
+        with self._transaction() as connection:
             counts = _upsert_rows(connection, key, _last_of_each(rows), now)
             counts.read = len(rows) + len(bad)
             if deleted_ids:
@@ -310,20 +352,54 @@ def _last_of_each(rows: Sequence[RawRow]) -> list[RawRow]:
     return list(by_id.values())
 
 
+def _stored_versions(
+    connection: Connection, key: StreamKey, source_ids: Sequence[str]
+) -> dict[str, tuple[int, str, datetime | None]]:
+    """source_id -> (row id, content hash, deleted_at) of the stored records among ``source_ids``.
+
+    On PostgreSQL each id is looked up on its own through the (source, object, source_id) index (a
+    lateral join the planner cannot flatten): asked as ``source_id IN (...)``, a planner without
+    statistics for the table (before its first ANALYZE, or with autovacuum off) takes the index for
+    (source, object) alone and filters every record of the object by id, so each page read every
+    stored record of its stream and the extract grew with the warehouse."""
+    found: dict[str, tuple[int, str, datetime | None]] = {}
+    columns = (RawRecord.id, RawRecord.source_id, RawRecord.content_hash, RawRecord.deleted_at)
+    for chunk in chunks(source_ids):
+        if connection.dialect.name == "postgresql":
+            wanted = (
+                sa.func.unnest(sa.cast(sa.bindparam("ids", list(chunk)), postgresql.ARRAY(sa.String)))
+                .table_valued("source_id")
+                .render_derived(name="wanted")
+            )
+            one = (
+                sa.select(*columns)
+                .where(
+                    RawRecord.source == key.source,
+                    RawRecord.object == key.object,
+                    RawRecord.source_id == wanted.c.source_id,
+                )
+                .limit(1)
+                .lateral("found")
+            )
+            query = sa.select(one).select_from(wanted).join(one, sa.true())
+        else:
+            query = sa.select(*columns).where(
+                RawRecord.source == key.source, RawRecord.object == key.object, RawRecord.source_id.in_(chunk)
+            )
+        for record_id, source_id, digest, deleted_at in connection.execute(query):
+            found[source_id] = (record_id, digest, deleted_at)
+    return found
+
+
 def _upsert_rows(connection: Connection, key: StreamKey, rows: Sequence[RawRow], now: datetime) -> PageCounts:
     counts = PageCounts()
     if not rows:
         return counts
-    payloads = {row.source_id: storable(row.payload) for row in rows}
-    hashes = {source_id: content_hash(payload) for source_id, payload in payloads.items()}
-    existing: dict[str, tuple[int, str, datetime | None]] = {}
-    for chunk in chunks([row.source_id for row in rows]):
-        for record_id, source_id, digest, deleted_at in connection.execute(
-            sa.select(RawRecord.id, RawRecord.source_id, RawRecord.content_hash, RawRecord.deleted_at).where(
-                RawRecord.source == key.source, RawRecord.object == key.object, RawRecord.source_id.in_(chunk)
-            )
-        ):
-            existing[source_id] = (record_id, digest, deleted_at)
+    payloads: dict[str, dict[str, Any]] = {}
+    hashes: dict[str, str] = {}
+    for row in rows:
+        payloads[row.source_id], hashes[row.source_id] = storable_with_hash(row.payload)
+    existing = _stored_versions(connection, key, [row.source_id for row in rows])
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     unchanged_ids: list[int] = []
@@ -444,8 +520,15 @@ def read_cursor(connection: Connection, key: StreamKey) -> dict[str, Any] | None
 
 
 def store_cursor(connection: Connection, key: StreamKey, cursor: dict[str, Any], now: datetime) -> None:
-    """Write ``key``'s cursor inside the caller's transaction (so it commits with the rows it covers)."""
-    _ensure_state(connection, key)
-    connection.execute(
+    """Write ``key``'s cursor inside the caller's transaction (so it commits with the rows it covers).
+
+    One statement per page once the stream has its row (the insert only the first time)."""
+    moved = connection.execute(
         sa.update(StreamState).where(*_state_where(key)).values(cursor=cursor, cursor_updated_at=now)
     )
+    if moved.rowcount == 0:
+        connection.execute(
+            sa.insert(StreamState).values(
+                source=key.source, object=key.object, stream=key.stream, cursor=cursor, cursor_updated_at=now
+            )
+        )

@@ -1,12 +1,21 @@
 """The raw store: upserts by id with a content hash, cursors moving with their rows, deletions kept."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from models.warehouse.db import open_warehouse
-from models.warehouse.store import BadRecord, RawRow, RawStore, StreamKey, content_hash
+from models.warehouse.store import (
+    BadRecord,
+    RawRow,
+    RawStore,
+    StreamKey,
+    content_hash,
+    storable,
+    storable_with_hash,
+)
 from models.warehouse.tables import Quarantine, RawRecord
 
 KEY = StreamKey("zoho_crm", "lead")
@@ -117,3 +126,65 @@ def test_nul_characters_are_stored_as_replacement_characters(store: RawStore) ->
         ).unchanged
         == 1
     )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"id": "1", "b": [1, {"z": None, "a": "é"}], "a": 2.5},
+        {"id": "1", "First_Name": "Ann\x00e", "tags": ["a\x00"], "k\x00": 1},
+        {"id": "1", "note": "a backslash then u0000: \\u0000", "when": T1},
+    ],
+)
+def test_storable_with_hash_is_storable_then_content_hash(payload: dict[str, object]) -> None:
+    cleaned = storable(payload)
+    assert storable_with_hash(payload) == (cleaned, content_hash(cleaned))
+
+
+def test_pages_written_on_a_held_connection_commit_one_by_one(store: RawStore) -> None:
+    broken = [RawRow(source_id="2", payload={"Email": "b@x.com", "bad": {1, 2}}, modified_at=T1)]
+    with store.holding_connection():
+        store.write_page(KEY, rows(("1", "a@x.com")), cursor={"at": 1})
+        assert RawStore(store.engine).cursor(KEY) == {"at": 1}  # committed: another connection sees it
+        with pytest.raises(Exception):  # noqa: B017, PT011 - the driver's own error type differs per dialect
+            store.write_page(KEY, broken, cursor={"at": 2})
+        assert RawStore(store.engine).cursor(KEY) == {"at": 1}
+        store.write_page(KEY, rows(("3", "c@x.com")), cursor={"at": 3})
+    assert store.cursor(KEY) == {"at": 3}
+    assert set(stored(store)) == {"1", "3"}
+
+
+def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(child for sub in node.get("Plans", []) for child in _plan_nodes(sub))]
+
+
+@pytest.mark.postgres
+def test_postgres_looks_up_a_pages_stored_rows_by_id_without_statistics(postgres_schema_url: str) -> None:
+    """Before the table's first ANALYZE (or with autovacuum off) the planner took ``source_id IN (...)``
+    as a filter over every record of the object; the lookup must probe the unique index by id."""
+    engine = open_warehouse(postgres_schema_url)
+    store = RawStore(engine)
+    store.write_page(KEY, rows(*((str(i), f"{i}@x.com") for i in range(3000))))
+    sent: list[tuple[str, Any]] = []
+
+    def remember(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
+    ) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "raw_records" in statement:
+            sent.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", remember)
+    try:
+        counts = store.write_page(KEY, rows(("5", "5@x.com"), ("77", "new@x.com"), ("9999", "n@x.com")))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", remember)
+    assert (counts.unchanged, counts.updated, counts.inserted) == (1, 1, 1)
+    ((statement, parameters),) = sent
+    with engine.connect() as connection:
+        (plan,) = connection.exec_driver_sql(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", parameters
+        ).scalar_one()
+    scans = [node for node in _plan_nodes(plan["Plan"]) if node.get("Relation Name") == "raw_records"]
+    assert scans
+    assert all("source_id" in node.get("Index Cond", "") for node in scans)
+    assert sum(node.get("Rows Removed by Filter", 0) for node in scans) == 0
