@@ -20,9 +20,14 @@ full sync's writes one request at a time measures the emulator, not us; ``--push
 A dry run leaves every write the full sync planned open, so the incremental run after it plans them all
 again and its reverse-sync figure measures that, not the change. ``--settle`` measures the steady state
 instead (and implies ``--push on``): full sync, a **settling sync** (it reads our writes back, as the
-run after a real full sync does), a wait until the sources' lookback has passed the full sync's
-writes (``--quiet-minutes``), then the 1% change and the timed incremental sync, each in a fresh
-process and in the table.
+run after a real full sync does), a wait until the full sync's writes are older than the sources'
+lookback (``--quiet-minutes``), a **warm-up** change and incremental sync, then the 1% change and the
+timed incremental sync, each in a fresh process and in the table. The lookback (5 to 10 minutes)
+counts back from each stream's watermark, the newest change it has read, not from the clock: until a
+newer change moves the watermark, every run re-reads the minutes before it, which after a full sync
+are our own writes, however long the wait. The warm-up run moves the watermarks past them; the timed
+run then re-reads what the warm-up's change left within its lookback, as every scheduled run
+re-reads the last minutes of the run before it.
 
     python bench/scale.py --records 100000                       # SQLite and PostgreSQL
     python bench/scale.py --records 1000000 --warehouses sqlite
@@ -54,8 +59,8 @@ RECORDS_PER_PERSON = 2.36
 POSTGRES_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 HERE = Path(__file__).resolve()
 STEP_GROUPS = ("extract", "canonical", "checks", "activity", "reverse sync")
-#: The sync runs in the order they run (``settle`` only with ``--settle``).
-RUNS = ("full", "settle", "incremental")
+#: The sync runs in the order they run (``settle`` and ``warmup`` only with ``--settle``).
+RUNS = ("full", "settle", "warmup", "incremental")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -484,9 +489,10 @@ def _change(sandbox: Any, contacts: int, percent: float) -> dict[str, Any]:
 
 
 def _quiet(until: float, kind: str) -> None:
-    """Wait until ``until`` (epoch seconds). The sources re-read up to ten minutes back from their
-    cursors (`connectors`: ``lookback``), so a run started within that of the full sync's last write
-    re-reads the writes it sent: runs scheduled further apart than that never see them again."""
+    """Wait until ``until`` (epoch seconds): the warm-up change after it is then newer than the full
+    sync's last write by more than the sources' lookback (up to ten minutes before a stream's
+    watermark, `connectors`: ``lookback``), so once the warm-up run has moved the watermarks to it,
+    the timed run no longer re-reads those writes."""
     pause = until - time.time()
     if pause > 0:
         with announced(f"{kind}: waiting {pause:.0f} s for the sources' lookback to pass our writes"):
@@ -540,6 +546,11 @@ def bench_warehouse(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             contacts = out["full"]["canonical_records"]
             if args.settle:
                 _quiet(float(out["full"]["ended"]) + args.quiet_minutes * 60, kind)
+                with announced(f"{kind}: warm-up change and incremental sync (moves the watermarks)"):
+                    _change(sandbox, contacts, args.change)
+                    out["warmup"], out["warmup_peak"] = run_child(
+                        ["sync", env, url, args.push], emulator_pid=sandbox.pid
+                    )
             with announced(f"{kind}: change {args.change}% of {contacts:,} contact records"):
                 out["mutation"] = _change(sandbox, contacts, args.change)
             with announced(f"{kind}: incremental sync"):
@@ -653,14 +664,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--settle",
         action="store_true",
-        help="steady state: push on, a settling sync between the full one and the change",
+        help="steady state: push on, a settling sync, a wait, a warm-up change and sync, then the change",
     )
     parser.add_argument(
         "--quiet-minutes",
         type=float,
         default=11.0,
-        help="with --settle: the change waits until this long after the full sync ended, past the "
-        "sources' lookback (10 minutes at most), as scheduled runs would",
+        help="with --settle: the warm-up change waits until this long after the full sync ended, so "
+        "the full sync's writes fall outside the lookback (10 minutes at most) of the timed run",
     )
     parser.add_argument("--no-rebuild", action="store_true", help="skip the canonical rebuild and Splink")
     parser.add_argument("--no-splink", action="store_true")
