@@ -34,7 +34,7 @@ Limits, honestly:
   splitting, nicknames) is noticed by a fingerprint stored with the watermark and rebuilds in full; a
   change of phone regions or survivorship priorities is not: run with ``full=True`` after one.
 - A slice reads its neighbours' payloads as they are now: a neighbour changed in a later slice of the
-  same run already shows its new fields until that slice re-resolves its contact.
+  same run already shows its new fields (a deleted one, its last ones) until that slice re-resolves it.
 - A writer whose transaction commits after a run read the watermark, yet stamped changed_at before it,
   would be skipped; the pipeline runs resolution after extraction, never beside it.
 """
@@ -343,18 +343,12 @@ def _load_changed(connection: Connection, record_keys: npt.NDArray[np.int64]) ->
 
 
 def _load_records(connection: Connection, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
-    """The live raw records among `record_keys`, as `models.identity.phases.extract_contact_records`
-    takes them."""
-    rows: list[Any] = []
-    for chunk in chunks([int(key) for key in record_keys]):
-        rows.extend(
-            connection.execute(
-                sa.select(*_RAW_SELECT)
-                .where(RawRecord.id.in_(chunk), RawRecord.deleted_at.is_(None))
-                .order_by(RawRecord.id)
-            ).all()
-        )
-    return pd.DataFrame(rows, columns=_RAW_COLUMNS)
+    """The neighbours `record_keys` as `models.identity.phases.extract_contact_records` takes them.
+
+    Deleted ones too: a neighbour is linked in the stored state, so one marked deleted is a change a
+    later slice of the run resolves; until then it stays with its contact as it last was, and is not
+    left behind, unlinked, when its contact merges."""
+    return pd.DataFrame(records_by_id(connection, record_keys, _RAW_SELECT), columns=_RAW_COLUMNS)
 
 
 def _stored_primaries(connection: Connection, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:

@@ -24,7 +24,8 @@ from models.identity.lookup import records_per_source
 from models.identity.phases import CONTACT_OBJECTS, CanonicalConfig, CanonicalReport, aware_utc
 from models.warehouse.db import open_warehouse
 from models.warehouse.store import ChangedKeys, RawRow, RawStore, StreamKey, keys_changed_since
-from models.warehouse.tables import CanonicalChange, Contact, ContactActivity, ContactSource, StreamState
+from models.warehouse.tables import CanonicalChange, Contact, ContactIdentifier, ContactSource, StreamState
+from tests.models.identity.test_activity_incremental import activity
 from tests.models.identity.test_canonical_incremental import (
     ANY_SHARED,
     DEFAULT,
@@ -77,9 +78,8 @@ def slices_of(engine: Engine, run_id: str) -> int:
         )
 
 
-def bridge(engine: Engine, source_id: str, config: CanonicalConfig, offset: int) -> None:
-    """A lead holding one contact's email and another's phone, written as a page of its own (its own
-    changed_at): it merges the two contacts."""
+def bridge(engine: Engine, source_id: str, offset: int) -> None:
+    """A lead holding one contact's email and another's phone: it merges the two contacts."""
     with engine.connect() as connection:
         (_, email, _), (_, _, phone) = connection.execute(
             sa.select(Contact.contact_id, Contact.email, Contact.phone)
@@ -88,6 +88,11 @@ def bridge(engine: Engine, source_id: str, config: CanonicalConfig, offset: int)
             .offset(offset)
             .limit(2)
         ).all()
+    write_bridge(engine, source_id, str(email), str(phone))
+
+
+def write_bridge(engine: Engine, source_id: str, email: str, phone: str) -> None:
+    """The bridging lead, written as a page of its own (its own changed_at)."""
     RawStore(engine).write_page(
         LEADS, [RawRow(source_id, {"id": source_id, "Email": email, "Phone": phone, "Last_Name": "Bridge"})]
     )
@@ -99,10 +104,10 @@ def many_changes(emulator: Emulator, engine: Engine, url: str, config: Canonical
     emulator's new, updated and deleted records, and the only record of a contact deleted."""
     extract_all(emulator, url)
     build_canonical_incremental(engine, config)
-    bridge(engine, "4970762000099999001", config, offset=0)
+    bridge(engine, "4970762000099999001", offset=0)
     build_canonical_incremental(engine, config)
     RawStore(engine).write_page(LEADS, [], deleted_ids=["4970762000099999001"])
-    bridge(engine, "4970762000099999002", config, offset=6)
+    bridge(engine, "4970762000099999002", offset=6)
     emulator.mutate(seed=31, new=6, updated=12, deleted=4)
     extract_all(emulator, url)
     with engine.connect() as connection:
@@ -203,6 +208,20 @@ class StopAskedError(Exception):
     """A sync asked to stop."""
 
 
+def stop_after_first_slice(engine: Engine, config: CanonicalConfig, run_id: str, size: int) -> None:
+    """A run asked to stop as soon as its first slice is committed (its watermark moved)."""
+    start = watermark(engine)
+
+    def stop_once_a_slice_is_in() -> None:
+        if watermark(engine) != start:
+            raise StopAskedError
+
+    with pytest.raises(StopAskedError):
+        build_canonical_incremental(
+            engine, config, run_id=run_id, checkpoint=stop_once_a_slice_is_in, slice_records=size
+        )
+
+
 def test_a_stop_after_the_first_slice_keeps_it_and_the_next_run_finishes(
     emulator: Emulator, warehouse_url: str
 ) -> None:
@@ -215,16 +234,7 @@ def test_a_stop_after_the_first_slice_keeps_it_and_the_next_run_finishes(
     build_canonical_incremental(engine, DEFAULT, run_id="whole", slice_records=WHOLE)
     whole_state = snapshot(engine)
     restore_all(engine, before)
-    start = watermark(engine)
-
-    def stop_once_a_slice_is_in() -> None:
-        if watermark(engine) != start:
-            raise StopAskedError
-
-    with pytest.raises(StopAskedError):
-        build_canonical_incremental(
-            engine, DEFAULT, run_id="stopped", checkpoint=stop_once_a_slice_is_in, slice_records=TINY
-        )
+    stop_after_first_slice(engine, DEFAULT, "stopped", TINY)
     assert slices_of(engine, "stopped") == 1
     assert watermark(engine) == {
         "changed_at": aware_utc(changed.changed_at[first_end - 1]).isoformat(),
@@ -268,14 +278,69 @@ def test_activity_and_the_scoped_checks_follow_every_slice(emulator: Emulator, w
 
     report = build_activity(engine, REGIONS)
     assert not report.full_rebuild
-    with engine.connect() as connection:
-        incremental = {
-            row.activity_id: tuple(row) for row in connection.execute(sa.select(ContactActivity.__table__))
-        }
+    incremental = activity(engine)
     build_activity(engine, REGIONS, full=True)
-    with engine.connect() as connection:
-        full = {
-            row.activity_id: tuple(row) for row in connection.execute(sa.select(ContactActivity.__table__))
-        }
+    full = activity(engine)
     assert incremental == full
     assert any(row[1] is not None for row in full.values())
+
+
+def test_a_record_deleted_in_a_later_slice_is_still_a_neighbour_of_an_earlier_one(warehouse_url: str) -> None:
+    """Slice 1 merges two contacts with a bridge; slice 2 deletes a record of the contact merged away.
+    Slice 1 sees that record as it was before its deletion, moves it to the surviving contact with the
+    rest, and slice 2 then finds it there: the run ends as one run over both changes."""
+    with running_emulator(seed=5, people=60) as emu:
+        extract_all(emu, warehouse_url)
+    engine = open_warehouse(warehouse_url)
+    build_canonical_incremental(engine, ANY_SHARED)
+    with engine.connect() as connection:
+        # A phone two records of one contact hold: a bridge by it still links once one of them goes.
+        phone, merged_away = connection.execute(
+            sa.select(ContactIdentifier.value, ContactSource.contact_id)
+            .join(ContactSource, ContactSource.raw_record_id == ContactIdentifier.raw_record_id)
+            .where(ContactIdentifier.kind == "phone", ContactIdentifier.value.is_not(None))
+            .group_by(ContactIdentifier.value, ContactSource.contact_id)
+            .having(sa.func.count(sa.distinct(ContactIdentifier.raw_record_id)) >= 2)
+            .order_by(ContactSource.contact_id)
+            .limit(1)
+        ).one()
+        email = connection.execute(
+            sa.select(Contact.email)
+            .where(Contact.email.is_not(None), Contact.contact_id != merged_away)
+            .order_by(Contact.contact_id)
+            .limit(1)
+        ).scalar_one()
+        source, obj, source_id = connection.execute(
+            sa.select(ContactSource.source, ContactSource.object, ContactSource.source_id)
+            .join(ContactIdentifier, ContactIdentifier.raw_record_id == ContactSource.raw_record_id)
+            .where(ContactSource.contact_id == merged_away, ContactIdentifier.value == phone)
+            .order_by(ContactSource.raw_record_id.desc())
+            .limit(1)
+        ).one()
+    write_bridge(engine, "4970762000099999003", email, phone)
+    RawStore(engine).write_page(StreamKey(source, obj), [], deleted_ids=[source_id])
+    before = snapshot(engine)
+    known = {row["contact_id"] for row in before["contacts"]}
+    stop_after_first_slice(engine, ANY_SHARED, "sliced", 1)
+    with engine.connect() as connection:
+        # Between the slices, the record to delete went with the rest of its contact, not unlinked.
+        moved_to = connection.execute(
+            sa.select(ContactSource.contact_id).where(
+                ContactSource.source == source,
+                ContactSource.object == obj,
+                ContactSource.source_id == source_id,
+            )
+        ).scalar_one()
+    assert moved_to not in {None, merged_away}
+    sliced = build_canonical_incremental(engine, ANY_SHARED, run_id="sliced", slice_records=1)
+    assert slices_of(engine, "sliced") == 2
+    sliced_state = snapshot(engine)
+    restore_all(engine, before)
+    whole = build_canonical_incremental(engine, ANY_SHARED, run_id="whole", slice_records=WHOLE)
+    same(sliced_state, snapshot(engine), known)
+    assert (sliced.contacts, sliced.new_contacts, sliced.splits) == (
+        whole.contacts,
+        whole.new_contacts,
+        whole.splits,
+    )
+    assert whole.merges == 1
