@@ -87,8 +87,8 @@ def _resolve(
     regions = phone_regions(settings, warehouse)
     engine = warehouse.engine()
     # Incremental by default (only what the changed records can reach); a full refresh re-resolves all.
-    # Asked to stop, it gives up between phases; its results are one transaction, so nothing half-done
-    # is left and the next sync resolves from the same watermark.
+    # Asked to stop, it gives up between phases or slices; each slice's results and watermark are one
+    # transaction, so nothing half-done is left and the next sync resolves from the last slice kept.
     # A wait on the database (another process's lock) ends on a stop too, not when the lock frees.
     full = bool(run_options.full_refresh_sources)
     with cancel_on_stop(engine, STOP, STOP.check):

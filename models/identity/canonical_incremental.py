@@ -11,19 +11,36 @@ Where the last run stopped is a watermark in `stream_state` (canonical / contact
 the previous results and watermark together. The watermark is a time read, never "now": a record written
 while a run works carries a later changed_at and is picked up by the next run.
 
+Many changes (the sync after a full sync that wrote reads back most of the warehouse) are resolved in
+slices, so the step's memory follows the slice, not the change: the changed records are first listed by
+key and changed_at alone, ordered by changed_at then id, and cut every ``RESOLVE_SLICE_RECORDS``, never
+between two records of the same changed_at. Each slice loads its payloads, resolves as above against
+the state the slices before it committed, and writes its results with its watermark (its latest
+changed_at) in one transaction; a stop between slices keeps those committed, and the next run starts
+after them. Each slice is exact against that state, so the run ends with what a full rebuild gives for
+which records form a contact and what it holds. The contact ids and the merges recorded are those of
+running the step after each slice: when changes in two slices move the same contact's links (merged
+by one, split by the next), its ids take that path, as they would with runs that often. A slice holds
+the whole neighbourhood of its records (components cannot be cut), so one record linked to a huge
+contact is still one large slice.
+
 What each run re-resolved (its records, and the identifiers its changed records held before) goes to
 `canonical_changes` in the same transaction (`models.identity.changes`), so activity and the blocking
-checks follow only the contacts it touched; a full rebuild marks itself there before it starts.
+checks follow only the contacts it touched; a full rebuild marks itself there before it starts. A run
+in several slices writes a set of rows per slice, all under its run id, so both see every slice.
 
 Limits, honestly:
 - Only record changes are followed. A change of the linking rules (blocklists, record limit, household
   splitting, nicknames) is noticed by a fingerprint stored with the watermark and rebuilds in full; a
   change of phone regions or survivorship priorities is not: run with ``full=True`` after one.
+- A slice reads its neighbours' payloads as they are now: a neighbour changed in a later slice of the
+  same run already shows its new fields (a deleted one, its last ones) until that slice re-resolves it.
 - A writer whose transaction commits after a run read the watermark, yet stamped changed_at before it,
   would be skipped; the pipeline runs resolution after extraction, never beside it.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -65,7 +82,7 @@ from models.identity.source_counts import forget as forget_source_counts
 from models.identity.source_counts import linked_per_source, store_counted, store_moved
 from models.normalise.contact_points import identifiers_of, primaries
 from models.warehouse.bulk import rows_frame
-from models.warehouse.store import StreamKey, chunks, records_changed_since, store_cursor
+from models.warehouse.store import StreamKey, chunks, keys_changed_since, records_by_id, store_cursor
 from models.warehouse.tables import (
     Contact,
     ContactFieldLineage,
@@ -84,6 +101,12 @@ from models.warehouse.waits import wait_for_write_lock, writing
 WATERMARK = StreamKey("canonical", "contacts", "resolve")
 
 _RAW_COLUMNS = ["record_key", "source", "object", "source_id", "payload"]
+_RAW_SELECT = [RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.source_id, RawRecord.payload]
+
+#: Changed records resolved per transaction. A slice holds their payloads, and the payloads and fields
+#: of their neighbourhood, so it bounds the step's memory when a run brings many changes (the sync
+#: after a full sync that wrote reads back most of the warehouse); a scheduled run is one slice.
+RESOLVE_SLICE_RECORDS = 20_000
 
 
 def build_canonical_incremental(
@@ -93,23 +116,25 @@ def build_canonical_incremental(
     run_id: str | None = None,
     full: bool = False,
     checkpoint: Callable[[], None] = lambda: None,
+    slice_records: int = RESOLVE_SLICE_RECORDS,
 ) -> CanonicalReport:
     """Bring the golden contacts up to date with the raw records changed since the last run.
 
     With no watermark yet, or with ``full=True``, this is `build_canonical` followed by storing the
-    watermark. Otherwise `records` in the report counts the raw rows this run loaded (the changes and
-    their neighbourhood); `contacts` and `suppressed_identifiers` are totals after the run, the other
-    counts describe what this run changed. ``checkpoint`` is called between phases and may raise to
-    abandon the run (a sync asked to stop): the results and the watermark are written in one
-    transaction, so an abandoned run leaves the previous ones.
+    watermark. Otherwise the changes are resolved in slices of about ``slice_records`` (see the
+    module's docstring), each committed with its watermark; `records` in the report counts the raw rows
+    the slices loaded (the changes and their neighbourhoods); `contacts` and `suppressed_identifiers`
+    are totals after the run, the other counts describe what this run changed. ``checkpoint`` is called
+    between phases and between slices and may raise to abandon the run (a sync asked to stop): the
+    slices committed stay, with their watermark, and the next run goes on from there.
     """
     with writing(engine, checkpoint) as connection:
         prune_changes(connection)
     if not full:
-        with engine.begin() as connection:
+        with engine.connect() as connection:
             watermark, rules = _watermark(connection)
-            if watermark is not None and rules == config.fingerprint():
-                return _resolve_changes(connection, config, watermark, run_id, checkpoint)
+        if watermark is not None and rules == config.fingerprint():
+            return _resolve_in_slices(engine, config, watermark, run_id, checkpoint, slice_records)
     return _rebuild(engine, config, run_id, checkpoint)
 
 
@@ -132,19 +157,76 @@ def _rebuild(
     return report
 
 
-def _resolve_changes(
-    connection: Connection,
+def slice_ends(changed_at: npt.NDArray[np.datetime64], size: int) -> list[int]:
+    """Where each slice of the changes (ordered by changed_at) ends: after about ``size`` records, moved
+    on past every record of the same changed_at, so a slice's watermark (its latest changed_at) leaves
+    none of them for the next run to skip. A slice is longer than ``size`` only by such ties."""
+    ends: list[int] = []
+    start, total = 0, len(changed_at)
+    while start < total:
+        end = min(start + max(size, 1), total)
+        end = int(np.searchsorted(changed_at, changed_at[end - 1], side="right"))
+        ends.append(end)
+        start = end
+    return ends
+
+
+def _resolve_in_slices(  # noqa: PLR0917 - the run's settings, passed on to each slice
+    engine: Engine,
     config: CanonicalConfig,
     watermark: datetime,
     run_id: str | None,
     checkpoint: Callable[[], None],
+    slice_records: int,
 ) -> CanonicalReport:
-    now = utcnow()
-    changed = _load_changed(connection, watermark)
-    report = CanonicalReport(records=len(changed))
-    if changed.empty:
-        record_incremental(connection, run_id, np.array([], dtype=np.int64), _no_identifiers())
+    """The changes after ``watermark``, listed by key alone, resolved slice after slice: each slice is
+    one transaction with its watermark, and a stop between slices keeps those committed."""
+    with engine.connect() as connection:
+        changed = keys_changed_since(connection, watermark, CONTACT_OBJECTS)
+    report = CanonicalReport()
+    if not len(changed.ids):
+        with writing(engine, checkpoint) as connection:
+            record_incremental(connection, run_id, np.array([], dtype=np.int64), _no_identifiers())
+            return _with_totals(connection, report)
+    start = 0
+    for end in slice_ends(changed.changed_at, slice_records):
+        checkpoint()
+        with engine.begin() as connection:
+            _resolve_slice(
+                connection,
+                config,
+                _Slice(changed.ids[start:end], aware_utc(changed.changed_at[end - 1])),
+                run_id,
+                checkpoint=checkpoint,
+                report=report,
+            )
+        start = end
+    with engine.connect() as connection:
         return _with_totals(connection, report)
+
+
+@dataclass(frozen=True)
+class _Slice:
+    """Changed records resolved in one transaction, and the watermark stored with their results."""
+
+    keys: npt.NDArray[np.int64]
+    watermark: datetime
+
+
+def _resolve_slice(
+    connection: Connection,
+    config: CanonicalConfig,
+    part: _Slice,
+    run_id: str | None,
+    *,
+    checkpoint: Callable[[], None],
+    report: CanonicalReport,
+) -> None:
+    """Resolve one slice's changes against the state the slices before it committed, write the results
+    and the slice's watermark, and add what it did to ``report``."""
+    now = utcnow()
+    changed = _load_changed(connection, part.keys)
+    report.records += len(changed)
     checkpoint()
     is_deleted = changed["deleted_at"].notna().to_numpy()
     live = changed.loc[~is_deleted, _RAW_COLUMNS]
@@ -152,13 +234,14 @@ def _resolve_changes(
     deleted = changed.loc[is_deleted, "record_key"].to_numpy(dtype=np.int64)
     touched = np.union1d(updated, deleted)
 
-    fields, points, report.field_issues = (
+    fields, points, issues = (
         extract_contact_records(live, config.regions, config.mappings, report.unreadable_custom)
         if len(live)
         else _no_fields()
     )
+    report.field_issues += issues
     normalised = normalise_points(points)
-    report.unusable_values = int(normalised["value"].isna().sum())
+    report.unusable_values += int(normalised["value"].isna().sum())
     now_held = identifiers_of(normalised)
     store = SqlIdentityStore(connection)
     held_before = store.identifiers_of(touched)
@@ -209,15 +292,15 @@ def _resolve_changes(
     _replace_decisions(connection, resolution, deleted, now)
     record_incremental(connection, run_id, scope, held_before)
     store_moved(connection, linked_before, linked_per_source(connection, scope.tolist()))
-    _store_watermark(connection, aware_utc(changed["changed_at"].max()), config)
-    return _with_totals(connection, report)
+    _store_watermark(connection, part.watermark, config)
 
 
 def _count_moves(report: CanonicalReport, resolution: Resolution, merged_away: list[str]) -> None:
-    report.new_contacts = len(resolution.new_contact_ids)
-    report.merges = len(merged_away)
-    report.splits = int((resolution.merges["kind"] == "split").sum())
-    report.retired = len(resolution.retired_contact_ids)
+    """Add one slice's new contacts, merges, splits and retired contacts to the run's counts."""
+    report.new_contacts += len(resolution.new_contact_ids)
+    report.merges += len(merged_away)
+    report.splits += int((resolution.merges["kind"] == "split").sum())
+    report.retired += len(resolution.retired_contact_ids)
 
 
 def _replace_decisions(
@@ -254,30 +337,19 @@ def _store_watermark(connection: Connection, changed_at: datetime, config: Canon
     store_cursor(connection, WATERMARK, cursor, utcnow())
 
 
-def _load_changed(connection: Connection, watermark: datetime) -> pd.DataFrame:
-    """Contact records whose content or deletion moved after the watermark, deleted ones included."""
-    columns = [RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.source_id, RawRecord.payload]
-    rows, _ = records_changed_since(
-        connection, watermark, CONTACT_OBJECTS, [*columns, RawRecord.deleted_at, RawRecord.changed_at]
-    )
-    return rows_frame(rows, [*_RAW_COLUMNS, "deleted_at", "changed_at"])
+def _load_changed(connection: Connection, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
+    """The changed contact records ``record_keys`` as they are now, deleted ones included."""
+    rows = records_by_id(connection, record_keys, [*_RAW_SELECT, RawRecord.deleted_at])
+    return rows_frame(rows, [*_RAW_COLUMNS, "deleted_at"])
 
 
 def _load_records(connection: Connection, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
-    """The live raw records among `record_keys`, as `models.identity.phases.extract_contact_records`
-    takes them."""
-    rows: list[Any] = []
-    for chunk in chunks([int(key) for key in record_keys]):
-        rows.extend(
-            connection.execute(
-                sa.select(
-                    RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.source_id, RawRecord.payload
-                )
-                .where(RawRecord.id.in_(chunk), RawRecord.deleted_at.is_(None))
-                .order_by(RawRecord.id)
-            ).all()
-        )
-    return rows_frame(rows, _RAW_COLUMNS)
+    """The neighbours `record_keys` as `models.identity.phases.extract_contact_records` takes them.
+
+    Deleted ones too: a neighbour is linked in the stored state, so one marked deleted is a change a
+    later slice of the run resolves; until then it stays with its contact as it last was, and is not
+    left behind, unlinked, when its contact merges."""
+    return rows_frame(records_by_id(connection, record_keys, _RAW_SELECT), _RAW_COLUMNS)
 
 
 def _stored_primaries(connection: Connection, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
@@ -141,6 +144,61 @@ def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+@dataclass(frozen=True)
+class ChangedKeys:
+    """The records of some objects that moved after a watermark, by key only (no payloads)."""
+
+    ids: npt.NDArray[np.int64]
+    """Their ids, ordered by changed_at, then id."""
+    changed_at: npt.NDArray[np.datetime64]
+    """Their changed_at, in UTC (naive, microseconds), in the same order."""
+    latest: datetime
+    """The latest change among every record that moved, of any object (the watermark when none did)."""
+
+
+def keys_changed_since(
+    connection: Connection, watermark: datetime, objects: Iterable[tuple[str, str]]
+) -> ChangedKeys:
+    """The ids and changed_at of the raw records of ``objects`` (source, object) whose content or
+    deletion moved strictly after ``watermark``, found through the changed_at index alone: asked for
+    the objects too, SQLite walks every record of the objects through the (source, object) index, and
+    PostgreSQL without fresh statistics reads them through the unique index, so the cost followed the
+    warehouse rather than the change. Sixteen bytes a record are kept, never a payload."""
+    wanted = set(objects)
+    ids: list[int] = []
+    times: list[datetime] = []
+    latest = watermark
+    moved = connection.execute(
+        sa.select(RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.changed_at).where(
+            RawRecord.changed_at > watermark
+        )
+    )
+    for key, source, obj, changed_at in moved:
+        latest = max(latest, changed_at)
+        if (source, obj) in wanted:
+            ids.append(int(key))
+            times.append(changed_at)
+    keys = np.asarray(ids, dtype=np.int64)
+    stamps = pd.to_datetime(pd.Series(times, dtype=object), utc=True).dt.tz_localize(None)
+    at = stamps.to_numpy(dtype="datetime64[us]")
+    order = np.lexsort((keys, at))
+    return ChangedKeys(ids=keys[order], changed_at=at[order], latest=latest)
+
+
+def records_by_id(
+    connection: Connection, ids: Sequence[int] | npt.NDArray[np.int64], columns: Sequence[Any]
+) -> list[Any]:
+    """``columns`` of the raw records ``ids``, in id order, by literal IN lists (each an index probe)."""
+    rows: list[Any] = []
+    for chunk in chunks(sorted(int(key) for key in ids)):
+        rows.extend(
+            connection.execute(
+                sa.select(*columns).where(RawRecord.id.in_(chunk)).order_by(RawRecord.id)
+            ).all()
+        )
+    return rows
+
+
 def records_changed_since(
     connection: Connection,
     watermark: datetime,
@@ -150,26 +208,9 @@ def records_changed_since(
     """``columns`` of the raw records of ``objects`` (source, object) whose content or deletion moved
     after ``watermark``, in id order, and the latest change among every record that moved, of any object.
 
-    The moved rows are found through the changed_at index alone, then read by id: asked for both at
-    once, SQLite walks every record of the objects through the (source, object) index, and PostgreSQL
-    without fresh statistics reads them through the unique index, so the cost followed the warehouse
-    rather than the change."""
-    moved = connection.execute(
-        sa.select(RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.changed_at).where(
-            RawRecord.changed_at > watermark
-        )
-    ).all()
-    latest = max((row[3] for row in moved), default=watermark)
-    wanted = set(objects)
-    ids = sorted(int(key) for key, source, obj, _ in moved if (source, obj) in wanted)
-    rows: list[Any] = []
-    for chunk in chunks(ids):
-        rows.extend(
-            connection.execute(
-                sa.select(*columns).where(RawRecord.id.in_(chunk)).order_by(RawRecord.id)
-            ).all()
-        )
-    return rows, latest
+    Two steps (`keys_changed_since` says why): the moved rows by the changed_at index, then read by id."""
+    moved = keys_changed_since(connection, watermark, objects)
+    return records_by_id(connection, moved.ids, columns), moved.latest
 
 
 class RawStore:
