@@ -73,10 +73,6 @@ def _text(value: Any, limit: int = _SUMMARY_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _is_activity_record() -> sa.ColumnElement[bool]:
-    return sa.or_(*(sa.and_(RawRecord.source == s, RawRecord.object == o) for s, o in _ACTIVITY_OBJECTS))
-
-
 def _event_row(source_id: str, event: dict[str, Any]) -> dict[str, Any]:
     contact = event.get("contactId")
     return {
@@ -154,15 +150,13 @@ def _rows(records: Iterable[tuple[str, str, dict[str, Any]]], region: str) -> li
     return events + _message_rows(messages, region)
 
 
-def _linkflow_owners(connection: Connection, ids: list[str] | None) -> dict[str, str]:
-    """Linkflow contact id → its record's golden contact (all of them when ``ids`` is None)."""
+def _linkflow_owners(connection: Connection, ids: list[str]) -> dict[str, str]:
+    """Linkflow contact id → its record's golden contact."""
     query = sa.select(ContactSource.source_id, ContactSource.contact_id).where(
         ContactSource.source == "linkflow",
         ContactSource.object == "contact",
         ContactSource.contact_id.is_not(None),
     )
-    if ids is None:
-        return {str(source_id): str(contact) for source_id, contact in connection.execute(query)}
     found: dict[str, str] = {}
     for chunk in chunks(ids):
         found.update(
@@ -172,9 +166,8 @@ def _linkflow_owners(connection: Connection, ids: list[str] | None) -> dict[str,
     return found
 
 
-def _phone_owners(connection: Connection, phones: list[str] | None) -> dict[str, str]:
-    """E.164 number → the one golden contact it identifies (numbers of several contacts left out);
-    every number when ``phones`` is None."""
+def _phone_owners(connection: Connection, phones: list[str]) -> dict[str, str]:
+    """E.164 number → the one golden contact it identifies (numbers of several contacts left out)."""
     suppressed = sa.select(SuppressedIdentifier.value).where(SuppressedIdentifier.kind == "phone")
     query = (
         sa.select(ContactIdentifier.value, ContactSource.contact_id)
@@ -186,13 +179,10 @@ def _phone_owners(connection: Connection, phones: list[str] | None) -> dict[str,
         )
     )
     pairs: list[Any] = []
-    if phones is None:
-        pairs = list(connection.execute(query.where(ContactIdentifier.value.is_not(None))).all())
-    else:
-        # No "value IS NOT NULL" beside the list (no NULL is in it): with both, SQLite took the
-        # range value > NULL on the (kind, value) index and walked every phone of the warehouse.
-        for chunk in chunks(phones):
-            pairs.extend(connection.execute(query.where(ContactIdentifier.value.in_(chunk))).all())
+    # No "value IS NOT NULL" beside the list (no NULL is in it): with both, SQLite took the range
+    # value > NULL on the (kind, value) index and walked every phone of the warehouse.
+    for chunk in chunks(phones):
+        pairs.extend(connection.execute(query.where(ContactIdentifier.value.in_(chunk))).all())
     return _unique(pairs)
 
 
@@ -203,17 +193,14 @@ def _unique(pairs: Iterable[tuple[Any, Any]]) -> dict[str, str]:
     return dict(zip(single["key"], single["value"], strict=True))
 
 
-def _link(connection: Connection, rows: list[dict[str, Any]], *, everything: bool) -> None:
+def _link(connection: Connection, rows: list[dict[str, Any]]) -> None:
     """Set ``contact_id`` of events and messages from their keys (receipts are linked after)."""
     keys = {row["link_key"] for row in rows if row["link_key"] is not None}
     linkflow = sorted(key[len(_LINKFLOW) :] for key in keys if key.startswith(_LINKFLOW))
     phones = sorted(key[len(_PHONE) :] for key in keys if key.startswith(_PHONE))
     owners = {
-        **{
-            f"{_LINKFLOW}{k}": v
-            for k, v in _linkflow_owners(connection, None if everything else linkflow).items()
-        },
-        **{f"{_PHONE}{k}": v for k, v in _phone_owners(connection, None if everything else phones).items()},
+        **{f"{_LINKFLOW}{k}": v for k, v in _linkflow_owners(connection, linkflow).items()},
+        **{f"{_PHONE}{k}": v for k, v in _phone_owners(connection, phones).items()},
     }
     for row in rows:
         row["contact_id"] = owners.get(row["link_key"]) if row["link_key"] is not None else None
@@ -276,7 +263,7 @@ def _rebuild(connection: Connection, region: str, todo: changes.Pending) -> Acti
     total = linked = 0
     for raw in _activity_slices(connection, REBUILD_SLICE_RECORDS, receipts=False):
         rows = _rows(raw, region)
-        _link(connection, rows, everything=False)
+        _link(connection, rows)
         said.update(
             (row["message_key"], row["contact_id"])
             for row in rows
@@ -342,7 +329,7 @@ def _apply_changes(
     for chunk in chunks(changed_ids):
         connection.execute(sa.delete(ContactActivity).where(ContactActivity.activity_id.in_(chunk)))
     rows = _rows(((obj, sid, payload) for obj, sid, payload, gone, _ in changed if gone is None), region)
-    _link(connection, rows, everything=False)
+    _link(connection, rows)
     insert_rows(connection, ContactActivity, rows)
     messages.update(row["message_key"] for row in rows if row["message_key"] is not None)
     messages.update(
