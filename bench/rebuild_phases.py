@@ -1,16 +1,16 @@
-"""The canonical full rebuild's phases on a kept warehouse: wall and CPU seconds each, and the peak.
+"""The canonical full rebuild's phases on a kept warehouse: wall and CPU seconds and peak RSS each.
 
 `bench/scale.py --keep DIR` leaves a synced SQLite warehouse in DIR (with the emulator's settings in
 ``env.json``). This copies it for every run, so each starts from the same stored state, and times one
 rebuild (`models.identity.canonical.build_canonical`) in a fresh process, wrapping its phases:
 
 - read and parse payloads (fields, contact points, consent): ``_read_records``
-- last run's assignment and contacts: ``_previous``
+- last run's assignment: ``_previous``
 - normalise (E.164, email): ``normalise_points``
 - link, guards, cluster, ids: ``resolve``
 - survivorship (own writes, consent, custom): ``join_people`` and ``survive_people``
-- contact rows (created/updated times): ``golden_frame``
-- write (read the stored rows, compare, write what differs): ``_write``
+- write (read the stored rows, give the contacts their times, compare, write what differs): ``write_rebuild``
+  (`models.identity.rebuild_write`; ``_write`` before it)
 
 The phases are looked up by name in whatever ``models.identity.canonical`` the interpreter imports, so
 ``PYTHONPATH`` picks the code under test and two versions can be run alternately on one warehouse:
@@ -25,6 +25,7 @@ writes what differs, so runs after the first start from the same state).
 """
 
 import argparse
+import contextlib
 import cProfile
 import json
 import os
@@ -43,23 +44,44 @@ HERE = Path(__file__).resolve()
 #: Phase label, then the functions of ``models.identity.canonical`` it is made of.
 PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("read and parse payloads", ("_read_records",)),
-    ("last run's assignment and contacts", ("_previous",)),
+    ("last run's assignment", ("_previous",)),
     ("normalise", ("normalise_points",)),
     ("link, guards, cluster, ids", ("resolve",)),
     ("survivorship", ("join_people", "survive_people")),
-    ("contact rows", ("golden_frame",)),
-    ("write", ("_write",)),
+    ("write", ("write_rebuild", "_write")),
 )
 
 
+def _memory(field: str) -> float:
+    """This process's ``VmRSS`` (now) or ``VmHWM`` (peak since the last reset) in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _reset_peak() -> None:
+    """Start ``VmHWM`` again from the current RSS (Linux: 5 to ``clear_refs``), so each phase's own
+    peak can be read."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 def _timed(fn: Callable[..., Any], totals: list[float]) -> Callable[..., Any]:
+    """``fn``, adding its wall and CPU seconds to ``totals`` and keeping the RSS it started at and
+    the highest peak it reached (MiB)."""
+
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _reset_peak()
+        start = _memory("VmRSS")
         wall, cpu = time.perf_counter(), time.process_time()
         try:
             return fn(*args, **kwargs)
         finally:
             totals[0] += time.perf_counter() - wall
             totals[1] += time.process_time() - cpu
+            totals[2] = max(totals[2], start)
+            totals[3] = max(totals[3], _memory("VmHWM"))
 
     return wrapper
 
@@ -80,9 +102,10 @@ def child(database_url: str, env_file: str, profile: str) -> dict[str, Any]:
     config = canonical_config(settings, phone_regions(settings, WarehouseResource(database_url=database_url)))
     totals: dict[str, list[float]] = {}
     for label, names in PHASES:
-        totals[label] = [0.0, 0.0]
-        for name in names:
-            setattr(canonical, name, _timed(getattr(canonical, name), totals[label]))
+        totals[label] = [0.0, 0.0, 0.0, 0.0]
+        for name in names:  # a name the code under test lacks is an older version's
+            if hasattr(canonical, name):
+                setattr(canonical, name, _timed(getattr(canonical, name), totals[label]))
     profiler = cProfile.Profile() if profile else None
     wall, cpu = time.perf_counter(), time.process_time()
     if profiler:
@@ -134,8 +157,9 @@ def main() -> int:
             f"run {run + 1}: {result['records']:,} records, {result['contacts']:,} contacts, "
             f"load {load:.1f}, peak {result['peak_mib']:.0f} MiB, PYTHONPATH={code}"
         )
-        for label, (wall, cpu) in result["phases"].items():
-            print(f"  {label:<36}{wall:>7.2f} / {cpu:.2f}")
+        print(f"  {'phase':<36}{'wall s':>7} / CPU s, RSS at start -> peak MiB")
+        for label, (wall, cpu, start, peak) in result["phases"].items():
+            print(f"  {label:<36}{wall:>7.2f} / {cpu:.2f}, {start:,.0f} -> {peak:,.0f}")
         print(f"  {'whole rebuild':<36}{result['whole'][0]:>7.2f} / {result['whole'][1]:.2f}")
     return 0
 

@@ -11,9 +11,9 @@ wrote are kept: survivorship reads what they show). The large result tables go t
 from their frames, never as one dict per row.
 
 Time: most rows of a rebuild come out as they were, so only the rows that differ from the stored ones
-are written (`models.warehouse.diff`): deleting every row and inserting it again, each index updated
-twice, used to be the larger part of the rebuild. The stored rows are read inside the write
-transaction, so what is compared is what is replaced.
+are written (`models.identity.rebuild_write`): deleting every row and inserting it again, each index
+updated twice, used to be the larger part of the rebuild. The stored rows are read inside the write
+transaction, a slice at a time, so what is compared is what is replaced.
 
 Each run re-resolves every live contact record (a full rebuild that reuses the previous ids by
 greatest overlap). Ids therefore stay stable, merges and splits are recorded, and a killed run leaves
@@ -23,7 +23,6 @@ the previous state untouched.
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -38,31 +37,19 @@ from models.identity.own_writes import own_writes
 from models.identity.payload_keys import partial_columns, partial_keys, partial_payloads
 from models.identity.phases import (
     CONTACT_OBJECTS,
-    LINEAGE_COLUMNS,
     SOURCE_COLUMNS,
     CanonicalConfig,
     CanonicalReport,
     aware_utc_values,
-    decision_rows,
     extract_contact_records,
-    golden_frame,
-    insert_rows,
     join_people,
-    merge_rows,
     normalise_points,
-    suppressed_rows,
     survive_people,
 )
-from models.identity.resolution import Resolution, resolve
+from models.identity.rebuild_write import write_rebuild
+from models.identity.resolution import resolve
 from models.normalise.contact_points import identifiers_of, primaries
-from models.warehouse.bulk import bulk_insert, read_frame
-from models.warehouse.diff import (
-    KeyedChanges,
-    delete_keys,
-    keyed_changes,
-    unkeyed_changes,
-    update_rows,
-)
+from models.warehouse.bulk import read_frame
 from models.warehouse.store import chunks
 from models.warehouse.tables import (
     Contact,
@@ -230,8 +217,9 @@ def _whole(connection: Connection, keys: npt.NDArray[np.int64]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True).sort_values("record_key", kind="stable").reset_index(drop=True)
 
 
-def _previous(connection: Connection) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
-    """The last run's assignment, its contacts (for created_at and change detection) and largest id."""
+def _previous(connection: Connection) -> tuple[pd.DataFrame, str | None]:
+    """The last run's assignment and the largest contact id it gave. Its contacts are read at the
+    write, a slice at a time, for their created_at and to tell which changed (`write_rebuild`)."""
     assignment = read_frame(
         connection,
         sa.select(ContactSource.raw_record_id, ContactSource.contact_id).where(
@@ -239,9 +227,6 @@ def _previous(connection: Connection) -> tuple[pd.DataFrame, pd.DataFrame, str |
         ),
         ["record_key", "contact_id"],
     ).astype({"record_key": np.int64, "contact_id": object})
-    contacts = read_frame(
-        connection, sa.select(Contact.__table__), [c.name for c in Contact.__table__.columns]
-    )
     latest = connection.execute(
         sa.select(sa.func.max(sa.literal_column("id"))).select_from(
             sa.union_all(
@@ -251,7 +236,7 @@ def _previous(connection: Connection) -> tuple[pd.DataFrame, pd.DataFrame, str |
             ).subquery()
         )
     ).scalar_one_or_none()
-    return assignment, contacts, latest
+    return assignment, latest
 
 
 def build_canonical(
@@ -268,7 +253,7 @@ def build_canonical(
     """
     now = utcnow()
     with engine.connect() as connection:
-        previous, old_contacts, latest = _previous(connection)
+        previous, latest = _previous(connection)
         writes = own_writes(connection)
         unreadable: list[str] = []
         written_ids = set(writes["source_id"].astype(str))
@@ -314,10 +299,9 @@ def build_canonical(
     report.suppressed_identifiers = len(resolution.suppressed)
     report.links_refused = len(resolution.refused)
 
-    contact_frame = golden_frame(golden.contacts, old_contacts, now)
-    lineage = golden.lineage
+    contacts, lineage = golden.contacts, golden.lineage
     # What the write does not need goes before it reads the stored rows to compare with.
-    del old_contacts, golden, written, said, writes, keys
+    del golden, written, said, writes, keys
     source_rows = people.loc[:, list(SOURCE_COLUMNS)].rename(
         columns={"record_key": "raw_record_id", "modified_at": "updated_at"}
     )
@@ -328,9 +312,9 @@ def build_canonical(
     )
     del normalised
     checkpoint()
-    _write(
+    write_rebuild(
         engine,
-        contact_frame,
+        contacts,
         source_rows,
         identifier_rows,
         lineage,
@@ -340,90 +324,6 @@ def build_canonical(
         checkpoint,
     )
     return report
-
-
-def _write(  # noqa: PLR0917 - the rows of one rebuild, each going to its table
-    engine: Engine,
-    contacts: pd.DataFrame,
-    sources: pd.DataFrame,
-    identifiers: pd.DataFrame,
-    lineage: pd.DataFrame,
-    resolution: Resolution,
-    now: datetime,
-    run_id: str | None,
-    checkpoint: Callable[[], None],
-) -> None:
-    """Bring every resolution table to the new rows in one transaction, writing only the rows that
-    differ from the stored ones (`models.warehouse.diff`); waiting for the write lock gives way to
-    ``checkpoint`` (a stop).
-
-    The order keeps every foreign key satisfied: lineage rows to replace go first, then contacts are
-    added and updated, records move to their new contacts, and only then do the contacts left without
-    records go (their lineage with them, their activity unlinked, as before)."""
-    lineage = lineage.loc[:, list(LINEAGE_COLUMNS)]
-    with writing(engine, checkpoint) as connection:
-        lineage_changes = _changes(connection, ContactFieldLineage, _LINEAGE_KEY, lineage)
-        _remove(connection, ContactFieldLineage, _LINEAGE_KEY, lineage_changes)
-        contact_changes = keyed_changes(connection, Contact, contacts, ["contact_id"])
-        bulk_insert(connection, Contact, contact_changes.added)
-        update_rows(connection, Contact, ["contact_id"], contact_changes.changed)
-        source_changes = _changes(connection, ContactSource, ["raw_record_id"], sources)
-        _remove(connection, ContactSource, ["raw_record_id"], source_changes)
-        _add(connection, ContactSource, source_changes)
-        delete_keys(connection, Contact, ["contact_id"], contact_changes.gone)
-        gone, added = unkeyed_changes(connection, ContactIdentifier, identifiers)
-        if len(gone) > len(identifiers) // 2:
-            connection.execute(sa.delete(ContactIdentifier))
-            added = identifiers
-        else:
-            delete_keys(connection, ContactIdentifier, ["id"], [(key,) for key in gone])
-        bulk_insert(connection, ContactIdentifier, added)
-        _add(connection, ContactFieldLineage, lineage_changes)
-        insert_rows(connection, ContactMerge, merge_rows(resolution.merges, now, run_id))
-        connection.execute(sa.delete(SuppressedIdentifier))
-        insert_rows(connection, SuppressedIdentifier, suppressed_rows(resolution.suppressed, now))
-        connection.execute(sa.delete(ContactLinkDecision))
-        insert_rows(connection, ContactLinkDecision, decision_rows(resolution.refused, now))
-
-
-#: contact_field_lineage's key: one row per contact and field.
-_LINEAGE_KEY = ["contact_id", "field"]
-
-
-@dataclass
-class _TableChanges:
-    """A keyed table's changes, or its whole new content when most of it changed (``replace``)."""
-
-    changes: KeyedChanges
-    new: pd.DataFrame
-    replace: bool
-
-
-def _changes(connection: Connection, model: Any, key: list[str], new: pd.DataFrame) -> _TableChanges:
-    """The stored rows of ``model``'s table against ``new``: past half of them differing, deleting
-    them all and inserting in bulk is cheaper than deleting and inserting row by row."""
-    changes = keyed_changes(connection, model, new, key)
-    replace = len(changes.gone) + len(changes.changed) > len(new) // 2
-    return _TableChanges(changes=changes, new=new, replace=replace)
-
-
-def _remove(connection: Connection, model: Any, key: list[str], table: _TableChanges) -> None:
-    """Delete the rows of ``table`` that go or change (every row when it is replaced whole)."""
-    if table.replace:
-        connection.execute(sa.delete(model))
-        return
-    delete_keys(connection, model, key, table.changes.gone)
-    changed = table.changes.changed
-    delete_keys(connection, model, key, list(zip(*(changed[name].tolist() for name in key), strict=True)))
-
-
-def _add(connection: Connection, model: Any, table: _TableChanges) -> None:
-    """Insert the rows of ``table`` that are new or changed (every row when it is replaced whole)."""
-    if table.replace:
-        bulk_insert(connection, model, table.new)
-        return
-    bulk_insert(connection, model, table.changes.changed)
-    bulk_insert(connection, model, table.changes.added)
 
 
 def _utc_or_none(values: pd.Series) -> pd.Series:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any, cast
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -55,24 +57,37 @@ def _tuples(frame: pd.DataFrame, columns: Sequence[str]) -> Iterator[tuple[Any, 
     return zip(*values, strict=True) if values else iter(() for _ in range(len(frame)))
 
 
-def _stored(connection: Connection, model: Any, columns: Sequence[str]) -> Iterator[Any]:
-    """Every row of ``model``'s table, ``columns`` only, as SQLAlchemy reads them (typed), one at a
-    time: rows, not a frame, as they are only hashed and compared (a row sliced is a plain tuple),
-    and never a list of them all beside what is kept of them."""
+#: Which stored rows a comparison covers: None for the whole table, else the rows matching any of
+#: these conditions (disjoint, such as one ``IN`` list per chunk of a slice's keys).
+Within = Sequence[sa.ColumnElement[bool]] | None
+
+
+def _stored(
+    connection: Connection, model: Any, columns: Sequence[str], within: Within = None
+) -> Iterator[Any]:
+    """The rows of ``model``'s table (``within`` those conditions), ``columns`` only, as SQLAlchemy
+    reads them (typed), one at a time: rows, not a frame, as they are only hashed and compared (a row
+    sliced is a plain tuple), and never a list of them all beside what is kept of them."""
     table = cast(sa.Table, model.__table__)
-    return iter(connection.execute(sa.select(*(table.c[name] for name in columns))))
+    query = sa.select(*(table.c[name] for name in columns))
+    if within is None:
+        return iter(connection.execute(query))
+    return chain.from_iterable(connection.execute(query.where(condition)) for condition in within)
 
 
-def keyed_changes(connection: Connection, model: Any, new: pd.DataFrame, key: Sequence[str]) -> KeyedChanges:
+def keyed_changes(
+    connection: Connection, model: Any, new: pd.DataFrame, key: Sequence[str], within: Within = None
+) -> KeyedChanges:
     """Compare ``new`` with the rows ``model``'s table holds (on ``new``'s columns), rows identified by
-    ``key`` (unique in both)."""
+    ``key`` (unique in both); ``within``: only with the stored rows matching those conditions, which
+    must cover every row of ``new`` that is stored (a slice of the table, `slice_positions`)."""
     values = [name for name in new.columns if name not in key]
     width = len(key)
     table = cast(sa.Table, model.__table__)
     documents = [i for i, name in enumerate(values) if isinstance(table.c[name].type, sa.JSON)]
     stored = {
         row[:width]: _as_compared(row[width:], documents)
-        for row in _stored(connection, model, [*key, *values])
+        for row in _stored(connection, model, [*key, *values], within)
     }
     if not stored:  # the first build: every row is new, nothing to compare
         return KeyedChanges(gone=[], changed=new.iloc[:0], added=new)
@@ -103,12 +118,13 @@ def _as_compared(values: tuple[Any, ...], documents: list[int]) -> tuple[Any, ..
 
 
 def unkeyed_changes(
-    connection: Connection, model: Any, new: pd.DataFrame, id_column: str = "id"
+    connection: Connection, model: Any, new: pd.DataFrame, id_column: str = "id", within: Within = None
 ) -> tuple[list[int], pd.DataFrame]:
-    """The ids of the rows of ``model``'s table to delete and the ``new`` rows to insert so the table
-    holds ``new``'s rows (compared on ``new``'s columns, repeats counted)."""
+    """The ids of the rows of ``model``'s table (``within`` those conditions) to delete and the
+    ``new`` rows to insert so the table (or that part of it) holds ``new``'s rows (compared on
+    ``new``'s columns, repeats counted)."""
     columns = list(new.columns)
-    rows = _stored(connection, model, [id_column, *columns])
+    rows = _stored(connection, model, [id_column, *columns], within)
     first = next(rows, None)
     if first is None:  # the first build: every row is new, nothing to compare
         return [], new
@@ -126,6 +142,15 @@ def unkeyed_changes(
             wanted[values] -= 1
             added.append(position)
     return gone, new.iloc[added]
+
+
+def slice_positions(slices: npt.NDArray[np.int64], count: int) -> list[npt.NDArray[np.int64]]:
+    """The positions of the rows in each of the slices ``0 .. count - 1`` (empty for a slice without
+    rows), given each row's slice number: one sort of small integers, then views, rather than a scan
+    of the rows per slice."""
+    order = np.argsort(slices, kind="stable")
+    edges = np.searchsorted(slices[order], np.arange(count + 1))
+    return [order[edges[i] : edges[i + 1]] for i in range(count)]
 
 
 def delete_keys(

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from connectors.emulator import running_emulator
+from models.identity import rebuild_write
 from models.identity.canonical import build_canonical
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import (
@@ -109,7 +110,17 @@ def _scramble(engine: Engine, most: bool) -> None:
         connection.execute(sa.insert(ContactFieldLineage), [stray_lineage])
 
 
+@pytest.fixture(params=["whole tables", "slices of 7"])
+def sliced(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The write compares a table whole (slices larger than it) or in slices of 7 contacts and of 7
+    raw records (many ranges, some of them with no new identifier rows)."""
+    if request.param == "slices of 7":
+        monkeypatch.setattr(rebuild_write, "WRITE_SLICE_CONTACTS", 7)
+        monkeypatch.setattr(rebuild_write, "WRITE_SLICE_RECORDS", 7)
+
+
 @pytest.mark.parametrize("most", [False, True], ids=["some rows", "most rows"])
+@pytest.mark.usefixtures("sliced")
 def test_a_rebuild_over_changed_tables_equals_a_rebuild_from_empty(built: Engine, most: bool) -> None:
     want = snapshot(built)
     known = {row["contact_id"] for row in want["contacts"]}
@@ -124,6 +135,7 @@ def test_a_rebuild_over_changed_tables_equals_a_rebuild_from_empty(built: Engine
     assert comparable(snapshot(built), set()) == comparable(want, set())
 
 
+@pytest.mark.usefixtures("sliced")
 def test_a_rebuild_over_its_own_result_rewrites_no_row(built: Engine) -> None:
     """Row ids (moved out of the range a table would hand out next) and update times stay: not a row
     was deleted and inserted again."""
