@@ -148,6 +148,24 @@ def cut_payloads(written: int, expected: int) -> bool:
 _RAW_COLUMNS = ["record_key", "source", "object", "source_id", "payload"]
 
 
+def slice_query(last: int | None) -> sa.Select[int, str, str, str]:
+    """The ids, sources, objects and source ids of the next ``LOAD_CHUNK`` live contact records after
+    id ``last``, in id order.
+
+    ``source || ''`` keeps the planner off the (source, object, source_id) index: through it every
+    slice read all contact records again and sorted them by id (0.8 s a slice at 1M records, most of
+    the rebuild's reading); the primary key's range reads each record once over all slices."""
+    unindexed = RawRecord.source.concat("")
+    condition = sa.or_(*(sa.and_(unindexed == s, RawRecord.object == o) for s, o in CONTACT_OBJECTS))
+    query = (
+        sa.select(RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.source_id)
+        .where(condition, RawRecord.deleted_at.is_(None))
+        .order_by(RawRecord.id)
+        .limit(LOAD_CHUNK)
+    )
+    return query if last is None else query.where(RawRecord.id > last)
+
+
 def _slice(
     connection: Connection, last: int | None, partial: dict[tuple[str, str], tuple[str, ...]] | None
 ) -> pd.DataFrame:
@@ -155,15 +173,7 @@ def _slice(
     source_id and payload, the partial payload (`models.identity.payload_keys`) when ``partial``
     names the keys, else the whole one. A SQLite payload that is not strict JSON (``NaN``) fails
     the cut, and its slice is read whole."""
-    condition = sa.or_(*(sa.and_(RawRecord.source == s, RawRecord.object == o) for s, o in CONTACT_OBJECTS))
-    query = (
-        sa.select(RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.source_id)
-        .where(condition, RawRecord.deleted_at.is_(None))
-        .order_by(RawRecord.id)
-        .limit(LOAD_CHUNK)
-    )
-    if last is not None:
-        query = query.where(RawRecord.id > last)
+    query = slice_query(last)
     if partial is not None:
         dialect = connection.dialect.name
         arrays, present = partial_columns(

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from connectors.emulator import running_emulator
 from models.identity import rebuild_write
-from models.identity.canonical import build_canonical
+from models.identity.canonical import build_canonical, slice_query
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import (
     Contact,
@@ -151,3 +151,16 @@ def test_a_rebuild_over_its_own_result_rewrites_no_row(built: Engine) -> None:
     assert not [statement for statement in statements if _written_table(statement) in written]
     for table in ("contacts", "contact_sources", "contact_identifiers", "contact_field_lineage"):
         assert after[table] == before[table], table
+
+
+@pytest.mark.parametrize("last", [None, 1_000], ids=["first slice", "later slice"])
+def test_rebuild_slices_read_records_by_the_primary_key(sqlite_url: str, last: int | None) -> None:
+    """Each slice of the rebuild's read follows the id range: through the (source, object, source_id)
+    index every slice would read all contact records again and sort them (quadratic in the store)."""
+    engine = open_warehouse(sqlite_url)
+    query = slice_query(last)
+    sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+    with engine.connect() as connection:
+        plan = " / ".join(str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+    assert "INTEGER PRIMARY KEY" in plan or plan == "SCAN raw_records", plan
+    assert "TEMP B-TREE" not in plan, plan
