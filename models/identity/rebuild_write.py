@@ -38,6 +38,7 @@ from models.warehouse.diff import (
     Within,
     delete_keys,
     keyed_changes,
+    keyed_changes_from,
     slice_positions,
     unkeyed_changes,
     update_rows,
@@ -119,7 +120,7 @@ def _write_contacts(connection: Connection, golden: pd.DataFrame, now: datetime)
             ]
         )
         rows = golden_frame(part, stored, now)
-        changes = keyed_changes(connection, Contact, rows, ["contact_id"], within)
+        changes = keyed_changes_from(Contact, stored, rows, ["contact_id"])
         bulk_insert(connection, Contact, changes.added)
         update_rows(connection, Contact, ["contact_id"], changes.changed)
 

@@ -19,7 +19,7 @@ Two kinds of table:
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, cast
@@ -82,13 +82,28 @@ def keyed_changes(
     ``key`` (unique in both); ``within``: only with the stored rows matching those conditions, which
     must cover every row of ``new`` that is stored (a slice of the table, `slice_positions`)."""
     values = [name for name in new.columns if name not in key]
+    return _compare_keyed(model, _stored(connection, model, [*key, *values], within), new, key)
+
+
+def keyed_changes_from(
+    model: Any, stored: pd.DataFrame, new: pd.DataFrame, key: Sequence[str]
+) -> KeyedChanges:
+    """`keyed_changes` against stored rows already read into a frame (`read_frame`, typed as
+    SQLAlchemy reads them), for a caller that needed them anyway: reading them twice cost more than
+    comparing them."""
+    values = [name for name in new.columns if name not in key]
+    return _compare_keyed(model, _tuples(stored, [*key, *values]), new, key)
+
+
+def _compare_keyed(
+    model: Any, stored_rows: Iterable[Sequence[Any]], new: pd.DataFrame, key: Sequence[str]
+) -> KeyedChanges:
+    """What turns ``stored_rows`` (key columns, then ``new``'s other columns) into ``new``."""
+    values = [name for name in new.columns if name not in key]
     width = len(key)
     table = cast(sa.Table, model.__table__)
     documents = [i for i, name in enumerate(values) if isinstance(table.c[name].type, sa.JSON)]
-    stored = {
-        row[:width]: _as_compared(row[width:], documents)
-        for row in _stored(connection, model, [*key, *values], within)
-    }
+    stored = {tuple(row[:width]): _as_compared(tuple(row[width:]), documents) for row in stored_rows}
     if not stored:  # the first build: every row is new, nothing to compare
         return KeyedChanges(gone=[], changed=new.iloc[:0], added=new)
     changed: list[int] = []
