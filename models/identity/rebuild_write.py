@@ -33,6 +33,7 @@ from models.identity.phases import (
 )
 from models.identity.resolution import Resolution
 from models.warehouse.bulk import bulk_insert, read_frame
+from models.warehouse.db import by_key_only
 from models.warehouse.diff import (
     KeyedChanges,
     Within,
@@ -85,7 +86,7 @@ def write_rebuild(  # noqa: PLR0917 - the rows of one rebuild, each going to its
     records go (their lineage first, their activity unlinked by the key's ``SET NULL``)."""
     lineage = lineage.loc[:, list(LINEAGE_COLUMNS)]
     with writing(engine, checkpoint) as connection:
-        _by_key_only(connection)
+        by_key_only(connection)
         stored_ids = set(connection.execute(sa.select(Contact.contact_id)).scalars())
         new_ids = contacts["contact_id"].astype(object).tolist()
         gone = sorted(stored_ids.difference(new_ids))
@@ -99,19 +100,6 @@ def write_rebuild(  # noqa: PLR0917 - the rows of one rebuild, each going to its
         insert_rows(connection, SuppressedIdentifier, suppressed_rows(resolution.suppressed, now))
         connection.execute(sa.delete(ContactLinkDecision))
         insert_rows(connection, ContactLinkDecision, decision_rows(resolution.refused, now))
-
-
-def _by_key_only(connection: Connection) -> None:
-    """On PostgreSQL, keep this transaction's reads and deletes on the tables' keys.
-
-    Each slice reads and deletes by key (``IN`` lists of contact ids, ranges of raw record ids). A
-    planner without statistics for the table (before its first ``ANALYZE``, with autovacuum off, or
-    right after a first sync filled it) guesses that 900 ids match a third of it and scans the whole
-    table for every slice: 0.1 s a slice for lineage at 200k records, quadratic in the warehouse.
-    Every statement here has a key to go by, so sequential scans are priced out for this transaction
-    only (``SET LOCAL``); a statement with no other way (``DELETE`` of a whole table) still scans."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(sa.text("SET LOCAL enable_seqscan = off"))
 
 
 def _in(column: Any, values: Sequence[Any]) -> list[sa.ColumnElement[bool]]:

@@ -396,40 +396,52 @@ def _last_of_each(rows: Sequence[RawRow]) -> list[RawRow]:
 def _stored_versions(
     connection: Connection, key: StreamKey, source_ids: Sequence[str]
 ) -> dict[str, tuple[int, str, datetime | None]]:
-    """source_id -> (row id, content hash, deleted_at) of the stored records among ``source_ids``.
+    """source_id -> (row id, content hash, deleted_at) of the stored records among ``source_ids``, each
+    looked up by its key (`by_source_ids`)."""
+    found: dict[str, tuple[int, str, datetime | None]] = {}
+    columns = (RawRecord.id, RawRecord.source_id, RawRecord.content_hash, RawRecord.deleted_at)
+    for chunk in chunks(source_ids):
+        query = by_source_ids(RawRecord, columns, key.source, key.object, chunk, connection.dialect.name)
+        for record_id, source_id, digest, deleted_at in connection.execute(query):
+            found[source_id] = (record_id, digest, deleted_at)
+    return found
+
+
+def by_source_ids(  # noqa: PLR0917 - a table, what to read, and the key it is read by
+    model: Any,
+    columns: Sequence[Any],
+    source: str,
+    obj: str,
+    source_ids: Sequence[str],
+    dialect: str,
+    *conditions: sa.ColumnElement[bool],
+) -> sa.Select[Any]:
+    """``columns`` of ``model``'s rows (``raw_records``, ``contact_sources``: keyed by source, object
+    and source_id) with one of ``source_ids`` and ``conditions``.
 
     On PostgreSQL each id is looked up on its own through the (source, object, source_id) index (a
     lateral join the planner cannot flatten): asked as ``source_id IN (...)``, a planner without
     statistics for the table (before its first ANALYZE, or with autovacuum off) takes the index for
-    (source, object) alone and filters every record of the object by id, so each page read every
-    stored record of its stream and the extract grew with the warehouse."""
-    found: dict[str, tuple[int, str, datetime | None]] = {}
-    columns = (RawRecord.id, RawRecord.source_id, RawRecord.content_hash, RawRecord.deleted_at)
-    for chunk in chunks(source_ids):
-        if connection.dialect.name == "postgresql":
-            wanted = (
-                sa.func.unnest(sa.cast(sa.bindparam("ids", list(chunk)), postgresql.ARRAY(sa.String)))
-                .table_valued("source_id")
-                .render_derived(name="wanted")
-            )
-            one = (
-                sa.select(*columns)
-                .where(
-                    RawRecord.source == key.source,
-                    RawRecord.object == key.object,
-                    RawRecord.source_id == wanted.c.source_id,
-                )
-                .limit(1)
-                .lateral("found")
-            )
-            query = sa.select(one).select_from(wanted).join(one, sa.true())
-        else:
-            query = sa.select(*columns).where(
-                RawRecord.source == key.source, RawRecord.object == key.object, RawRecord.source_id.in_(chunk)
-            )
-        for record_id, source_id, digest, deleted_at in connection.execute(query):
-            found[source_id] = (record_id, digest, deleted_at)
-    return found
+    (source, object) alone and filters every row of the object by id, so each list read the whole
+    object: the extract's pages and the activity step's owners grew with the warehouse."""
+    if dialect != "postgresql":
+        return sa.select(*columns).where(
+            model.source == source, model.object == obj, model.source_id.in_(list(source_ids)), *conditions
+        )
+    wanted = (
+        sa.func.unnest(sa.cast(sa.bindparam("ids", list(source_ids)), postgresql.ARRAY(sa.String)))
+        .table_valued("source_id")
+        .render_derived(name="wanted")
+    )
+    one = (
+        sa.select(*columns)
+        .where(
+            model.source == source, model.object == obj, model.source_id == wanted.c.source_id, *conditions
+        )
+        .limit(1)
+        .lateral("found")
+    )
+    return sa.select(one).select_from(wanted).join(one, sa.true())
 
 
 def _upsert_rows(connection: Connection, key: StreamKey, rows: Sequence[RawRow], now: datetime) -> PageCounts:
