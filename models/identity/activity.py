@@ -34,6 +34,7 @@ from models.warehouse.store import (
     StreamKey,
     by_source_ids,
     chunks,
+    each_of,
     read_cursor,
     records_changed_since,
     store_cursor,
@@ -178,20 +179,28 @@ def _linkflow_owners(connection: Connection, ids: list[str]) -> dict[str, str]:
 def _phone_owners(connection: Connection, phones: list[str]) -> dict[str, str]:
     """E.164 number → the one golden contact it identifies (numbers of several contacts left out)."""
     suppressed = sa.select(SuppressedIdentifier.value).where(SuppressedIdentifier.kind == "phone")
-    query = (
-        sa.select(ContactIdentifier.value, ContactSource.contact_id)
-        .join(ContactSource, ContactSource.raw_record_id == ContactIdentifier.raw_record_id)
-        .where(
-            ContactIdentifier.kind == "phone",
-            ContactIdentifier.value.not_in(suppressed),
-            ContactSource.contact_id.is_not(None),
+
+    def owners(value: sa.ColumnElement[bool]) -> Any:
+        # No "value IS NOT NULL" beside the list (no NULL is in it): with both, SQLite took the range
+        # value > NULL on the (kind, value) index and walked every phone of the warehouse.
+        return (
+            sa.select(ContactIdentifier.value, ContactSource.contact_id)
+            .join(ContactSource, ContactSource.raw_record_id == ContactIdentifier.raw_record_id)
+            .where(
+                ContactIdentifier.kind == "phone",
+                value,
+                ContactIdentifier.value.not_in(suppressed),
+                ContactSource.contact_id.is_not(None),
+            )
         )
-    )
+
     pairs: list[Any] = []
-    # No "value IS NOT NULL" beside the list (no NULL is in it): with both, SQLite took the range
-    # value > NULL on the (kind, value) index and walked every phone of the warehouse.
     for chunk in chunks(phones):
-        pairs.extend(connection.execute(query.where(ContactIdentifier.value.in_(chunk))).all())
+        if connection.dialect.name == "postgresql":  # each number through the (kind, value) index
+            query = each_of(chunk, lambda wanted: owners(ContactIdentifier.value == wanted))
+        else:
+            query = owners(ContactIdentifier.value.in_(list(chunk)))
+        pairs.extend(connection.execute(query).all())
     return _unique(pairs)
 
 

@@ -9,7 +9,7 @@ last stored cursor.
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -428,20 +428,30 @@ def by_source_ids(  # noqa: PLR0917 - a table, what to read, and the key it is r
         return sa.select(*columns).where(
             model.source == source, model.object == obj, model.source_id.in_(list(source_ids)), *conditions
         )
+    return each_of(
+        source_ids,
+        lambda wanted: (
+            sa.select(*columns)
+            .where(model.source == source, model.object == obj, model.source_id == wanted, *conditions)
+            .limit(1)
+        ),
+    )
+
+
+def each_of(values: Sequence[str], rows_of: Callable[[Any], sa.Select[Any]]) -> sa.Select[Any]:
+    """PostgreSQL: the rows ``rows_of(value)`` gives for each of ``values``, as one statement in which
+    the planner must look every value up on its own (``unnest`` joined to a ``LATERAL`` subquery),
+    where a ``value IN (...)`` list lets a planner without statistics take an index for the other
+    columns alone and filter every row they match."""
     wanted = (
-        sa.func.unnest(sa.cast(sa.bindparam("ids", list(source_ids)), postgresql.ARRAY(sa.String)))
-        .table_valued("source_id")
+        sa.func.unnest(sa.cast(sa.bindparam("values", list(values)), postgresql.ARRAY(sa.String)))
+        .table_valued("value")
         .render_derived(name="wanted")
     )
-    one = (
-        sa.select(*columns)
-        .where(
-            model.source == source, model.object == obj, model.source_id == wanted.c.source_id, *conditions
-        )
-        .limit(1)
-        .lateral("found")
-    )
-    return sa.select(one).select_from(wanted).join(one, sa.true())
+    # OFFSET 0 keeps the subquery whole: without a LIMIT or OFFSET the planner pulls it up into a
+    # join, and it reads every row the other columns match again.
+    found = rows_of(wanted.c.value).offset(0).lateral("found")
+    return sa.select(found).select_from(wanted).join(found, sa.true())
 
 
 def _upsert_rows(connection: Connection, key: StreamKey, rows: Sequence[RawRow], now: datetime) -> PageCounts:

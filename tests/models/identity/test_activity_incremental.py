@@ -4,6 +4,7 @@ Each comparison runs the incremental `build_activity` after the canonical step, 
 rebuilds in full from the same state and compares every row.
 """
 
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -361,3 +362,9 @@ def test_activity_reads_owners_by_key_on_postgresql(
     plans = keyed_plans(engine, lambda: build_activity(engine, REGIONS, full=full), tables)
     assert plans
     assert not [plan for plan in plans if "Seq Scan" in plan], plans
+    # Owners are looked up by the whole key, not by (kind) or (source, object) and a filter.
+    phones = [plan for plan in plans if "kind)::text = 'phone'" in plan]
+    linkflow = [plan for plan in plans if "contact_sources_source_object_source_id" in plan]
+    assert phones or not full
+    assert all(re.search(r"Index Cond: [^/]*\(value\)", plan) for plan in phones), phones
+    assert all(re.search(r"Index Cond: [^/]*\(source_id\)", plan) for plan in linkflow), linkflow
