@@ -55,7 +55,7 @@ from models.identity.canonical import build_canonical
 from models.identity.changes import prune as prune_changes
 from models.identity.changes import record_full_rebuild, record_incremental
 from models.identity.contact_ids import ContactIdFactory
-from models.identity.identity_store import SqlIdentityStore, values_by_kind
+from models.identity.identity_store import SqlIdentityStore, values_of_kind
 from models.identity.linking import link
 from models.identity.own_writes import own_writes_of
 from models.identity.phases import (
@@ -82,7 +82,8 @@ from models.identity.source_counts import forget as forget_source_counts
 from models.identity.source_counts import linked_per_source, store_counted, store_moved
 from models.normalise.contact_points import identifiers_of, primaries
 from models.warehouse.bulk import rows_frame
-from models.warehouse.store import StreamKey, chunks, keys_changed_since, records_by_id, store_cursor
+from models.warehouse.key_lists import key_in
+from models.warehouse.store import StreamKey, keys_changed_since, records_by_id, store_cursor
 from models.warehouse.tables import (
     Contact,
     ContactFieldLineage,
@@ -355,15 +356,11 @@ def _load_records(connection: Connection, record_keys: npt.NDArray[np.int64]) ->
 def _stored_primaries(connection: Connection, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
     """record_key, email, phone of unchanged records as the last run chose them: their contact points did
     not change, so normalising them again would give the same values."""
-    rows: list[Any] = []
-    for chunk in chunks([int(key) for key in record_keys]):
-        rows.extend(
-            connection.execute(
-                sa.select(ContactSource.raw_record_id, ContactSource.email, ContactSource.phone).where(
-                    ContactSource.raw_record_id.in_(chunk)
-                )
-            ).all()
+    rows = connection.execute(
+        sa.select(ContactSource.raw_record_id, ContactSource.email, ContactSource.phone).where(
+            key_in(connection, ContactSource.raw_record_id, record_keys)
         )
+    ).all()
     frame = rows_frame(rows, ["record_key", "email", "phone"])
     return frame.astype({"record_key": np.int64, "email": object, "phone": object})
 
@@ -390,20 +387,17 @@ def _latest_contact_id(connection: Connection) -> str | None:
 
 def _load_contacts(connection: Connection, contact_ids: list[str]) -> pd.DataFrame:
     columns = [column.name for column in Contact.__table__.columns]
-    rows: list[Any] = []
-    for chunk in chunks(contact_ids):
-        rows.extend(
-            connection.execute(sa.select(Contact.__table__).where(Contact.contact_id.in_(chunk))).all()
-        )
+    rows = connection.execute(
+        sa.select(Contact.__table__).where(key_in(connection, Contact.contact_id, contact_ids))
+    ).all()
     return rows_frame(rows, columns).astype({"contact_id": object})
 
 
 def _delete_where_in(
     connection: Connection, column: InstrumentedAttribute[Any], keys: npt.NDArray[np.int64] | list[str]
 ) -> None:
-    values = [int(key) if isinstance(key, np.integer) else key for key in keys]
-    for chunk in chunks(values):
-        connection.execute(sa.delete(column.class_).where(column.in_(chunk)))
+    if len(keys):
+        connection.execute(sa.delete(column.class_).where(key_in(connection, column, keys)))
 
 
 def _replace_identifiers(
@@ -436,13 +430,13 @@ def _upsert_sources(connection: Connection, people: pd.DataFrame) -> None:
         index=rows.index,
         dtype=object,
     )
-    existing: set[int] = set()
-    for chunk in chunks(list(rows["raw_record_id"])):
-        existing.update(
-            connection.execute(
-                sa.select(ContactSource.raw_record_id).where(ContactSource.raw_record_id.in_(chunk))
-            ).scalars()
-        )
+    existing = set(
+        connection.execute(
+            sa.select(ContactSource.raw_record_id).where(
+                key_in(connection, ContactSource.raw_record_id, rows["raw_record_id"])
+            )
+        ).scalars()
+    )
     records = frame_records(rows)
     insert_rows(connection, ContactSource, [row for row in records if row["raw_record_id"] not in existing])
     _update(
@@ -474,10 +468,10 @@ def _refresh_suppressed(
     hold now: only their record counts and holders moved. Run after contact_identifiers is written, so
     counts and holders are read whole, as a full rebuild sees them."""
     identifiers = touched_identifiers.loc[:, ["kind", "value"]].drop_duplicates()
-    for kind, chunk in values_by_kind(identifiers):
+    for kind, values in values_of_kind(identifiers):
         connection.execute(
             sa.delete(SuppressedIdentifier).where(
-                SuppressedIdentifier.kind == kind, SuppressedIdentifier.value.in_(chunk)
+                SuppressedIdentifier.kind == kind, key_in(connection, SuppressedIdentifier.value, values)
             )
         )
     holders = store.holders_of(identifiers)

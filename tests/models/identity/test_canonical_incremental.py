@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from connectors.emulator import Emulator, running_emulator
-from models.identity import canonical_incremental, identity_store, own_writes, source_counts
+from models.identity import canonical_incremental, source_counts
 from models.identity.canonical import build_canonical
 from models.identity.canonical_incremental import WATERMARK, build_canonical_incremental
 from models.identity.identity_store import SqlIdentityStore
@@ -24,9 +24,8 @@ from models.identity.linking import IdentityConfig
 from models.identity.lookup import records_per_source
 from models.identity.phases import CanonicalConfig, CanonicalReport
 from models.identity.resolution import FrameIdentityStore
-from models.warehouse import store
 from models.warehouse.db import open_warehouse
-from models.warehouse.store import RawRow, RawStore, StreamKey, chunks
+from models.warehouse.store import RawRow, RawStore, StreamKey
 from models.warehouse.tables import (
     Contact,
     ContactFieldLineage,
@@ -152,22 +151,6 @@ def test_incremental_runs_equal_full_rebuilds(
         extract_all(emulator, warehouse_url)
         loaded = assert_incremental_equals_full(engine, config).records
         assert 0 < loaded < first.records / 2
-
-
-def test_in_lists_of_a_few_values_give_the_same_result(
-    emulator: Emulator, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every read of the incremental run goes by literal IN lists of ids or values, chunked: with
-    chunks of three, each read takes many statements, and the result is still a full rebuild's."""
-    for module in (canonical_incremental, identity_store, own_writes, source_counts, store):
-        monkeypatch.setattr(module, "chunks", lambda items: chunks(items, 3))
-    extract_all(emulator, warehouse_url)
-    engine = open_warehouse(warehouse_url)
-    build_canonical_incremental(engine, TIGHT)
-    emulator.mutate(seed=33, new=4, updated=8, deleted=3)
-    extract_all(emulator, warehouse_url)
-    report = assert_incremental_equals_full(engine, TIGHT)
-    assert report.records > 3
 
 
 def test_a_run_with_no_changes_reads_and_writes_nothing(emulator: Emulator, warehouse_url: str) -> None:
