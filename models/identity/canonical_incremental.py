@@ -66,11 +66,10 @@ from models.identity.phases import (
     aware_utc,
     decision_rows,
     extract_contact_records,
-    frame_records,
-    golden_rows,
+    golden_frame,
     insert_rows,
     join_people,
-    lineage_rows,
+    lineage_frame,
     merge_rows,
     none_for_missing,
     normalise_points,
@@ -81,7 +80,8 @@ from models.identity.resolution import Resolution, resolve_incremental
 from models.identity.source_counts import forget as forget_source_counts
 from models.identity.source_counts import linked_per_source, store_counted, store_moved
 from models.normalise.contact_points import identifiers_of, primaries
-from models.warehouse.bulk import rows_frame
+from models.warehouse.bulk import bulk_insert, rows_frame
+from models.warehouse.diff import keyed_changes, replace_differing, replace_multiset, update_rows
 from models.warehouse.key_lists import key_in
 from models.warehouse.store import StreamKey, keys_changed_since, records_by_id, store_cursor
 from models.warehouse.tables import (
@@ -108,6 +108,9 @@ _RAW_SELECT = [RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.sourc
 #: of their neighbourhood, so it bounds the step's memory when a run brings many changes (the sync
 #: after a full sync that wrote reads back most of the warehouse); a scheduled run is one slice.
 RESOLVE_SLICE_RECORDS = 20_000
+
+#: contact_field_lineage's key: one row per contact and field.
+_LINEAGE_KEY = ["contact_id", "field"]
 
 
 def build_canonical_incremental(
@@ -281,12 +284,15 @@ def _resolve_slice(
     linked_before = linked_per_source(connection, scope.tolist())
     _replace_identifiers(connection, touched, normalised)
     _delete_where_in(connection, ContactSource.raw_record_id, deleted)
-    _write_contacts(
-        connection, golden_rows(golden.contacts, old_contacts, now), set(old_contacts["contact_id"])
-    )
+    _write_contacts(connection, golden_frame(golden.contacts, old_contacts, now))
     _upsert_sources(connection, people)
-    _delete_where_in(connection, ContactFieldLineage.contact_id, in_scope)
-    insert_rows(connection, ContactFieldLineage, lineage_rows(golden.lineage))
+    replace_differing(
+        connection,
+        ContactFieldLineage,
+        _LINEAGE_KEY,
+        lineage_frame(golden.lineage),
+        [key_in(connection, ContactFieldLineage.contact_id, in_scope)],
+    )
     _delete_where_in(connection, Contact.contact_id, gone)
     insert_rows(connection, ContactMerge, merge_rows(merges, now, run_id))
     _refresh_suppressed(connection, store, pd.concat([held_before, now_held]), config, now)
@@ -403,21 +409,27 @@ def _delete_where_in(
 def _replace_identifiers(
     connection: Connection, touched: npt.NDArray[np.int64], normalised: pd.DataFrame
 ) -> None:
-    _delete_where_in(connection, ContactIdentifier.raw_record_id, touched)
+    """The contact points of the changed records: only the rows that differ from the stored ones are
+    deleted and inserted, as an edit of one field leaves a record's other points as they were."""
     rows = normalised.loc[:, ["record_key", "kind", "field", "raw", "value", "reason"]].rename(
         columns={"record_key": "raw_record_id", "raw": "raw_value"}
     )
-    insert_rows(connection, ContactIdentifier, frame_records(none_for_missing(rows)))
+    within = [key_in(connection, ContactIdentifier.raw_record_id, touched)]
+    replace_multiset(connection, ContactIdentifier, none_for_missing(rows), within)
 
 
-def _write_contacts(connection: Connection, rows: list[dict[str, Any]], known: set[str]) -> None:
-    """New contacts inserted, known ones updated in place, so activity linked to them stays linked."""
-    insert_rows(connection, Contact, [row for row in rows if row["contact_id"] not in known])
-    _update(connection, Contact.contact_id, [row for row in rows if row["contact_id"] in known])
+def _write_contacts(connection: Connection, rows: pd.DataFrame) -> None:
+    """New contacts inserted, known ones updated in place (so activity linked to them stays linked),
+    and only where a value differs: most contacts in scope are neighbours of a change, unchanged."""
+    within = [key_in(connection, Contact.contact_id, rows["contact_id"])]
+    changes = keyed_changes(connection, Contact, rows, ["contact_id"], within)
+    bulk_insert(connection, Contact, changes.added)
+    update_rows(connection, Contact, ["contact_id"], changes.changed)
 
 
 def _upsert_sources(connection: Connection, people: pd.DataFrame) -> None:
-    """contact_sources rows of the records in scope: updated where they exist (their ids stay), else added."""
+    """contact_sources rows of the records in scope: updated where they exist and differ (their ids
+    stay), else added; the neighbours' rows mostly come out as they were and are left alone."""
     if people.empty:
         return
     rows = none_for_missing(people.loc[:, list(SOURCE_COLUMNS)]).rename(
@@ -430,31 +442,10 @@ def _upsert_sources(connection: Connection, people: pd.DataFrame) -> None:
         index=rows.index,
         dtype=object,
     )
-    existing = set(
-        connection.execute(
-            sa.select(ContactSource.raw_record_id).where(
-                key_in(connection, ContactSource.raw_record_id, rows["raw_record_id"])
-            )
-        ).scalars()
-    )
-    records = frame_records(rows)
-    insert_rows(connection, ContactSource, [row for row in records if row["raw_record_id"] not in existing])
-    _update(
-        connection, ContactSource.raw_record_id, [row for row in records if row["raw_record_id"] in existing]
-    )
-
-
-def _update(connection: Connection, key: InstrumentedAttribute[Any], rows: list[dict[str, Any]]) -> None:
-    """One executemany UPDATE of every other column of `rows`, matched on the unique column `key`."""
-    if not rows:
-        return
-    table = cast(sa.Table, key.class_.__table__)
-    names = [name for name in rows[0] if name != key.key]
-    values: dict[str, Any] = {name: sa.bindparam(name) for name in names}
-    statement = sa.update(table).where(table.c[key.key] == sa.bindparam("match")).values(values)
-    connection.execute(
-        statement, [{**{name: row[name] for name in names}, "match": row[key.key]} for row in rows]
-    )
+    within = [key_in(connection, ContactSource.raw_record_id, rows["raw_record_id"])]
+    changes = keyed_changes(connection, ContactSource, rows, ["raw_record_id"], within)
+    bulk_insert(connection, ContactSource, changes.added)
+    update_rows(connection, ContactSource, ["raw_record_id"], changes.changed)
 
 
 def _refresh_suppressed(
