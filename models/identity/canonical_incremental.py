@@ -76,7 +76,7 @@ from models.identity.phases import (
     suppressed_rows,
     survive_people,
 )
-from models.identity.resolution import Resolution, resolve_incremental
+from models.identity.resolution import ReadOnceStore, Resolution, resolve_incremental
 from models.identity.source_counts import forget as forget_source_counts
 from models.identity.source_counts import linked_per_source, store_counted, store_moved
 from models.normalise.contact_points import identifiers_of, primaries
@@ -248,13 +248,16 @@ def _resolve_slice(
     report.unusable_values += int(normalised["value"].isna().sum())
     now_held = identifiers_of(normalised)
     store = SqlIdentityStore(connection)
-    held_before = store.identifiers_of(touched)
+    # The state before this slice's writes, each record and identifier read once (the writes below
+    # read through ``store`` itself).
+    reads = ReadOnceStore(store)
+    held_before = reads.identifiers_of(touched)
     checkpoint()
     resolution = resolve_incremental(
         now_held,
         updated,
         deleted,
-        store=store,
+        store=reads,
         config=config.identity,
         id_factory=ContactIdFactory.after(_latest_contact_id(connection)),
         changed_names=fields.reindex(columns=["record_key", "first_name"]),
