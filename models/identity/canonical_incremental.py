@@ -39,7 +39,9 @@ Limits, honestly:
   would be skipped; the pipeline runs resolution after extraction, never beside it.
 """
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -195,7 +197,7 @@ def _resolve_in_slices(  # noqa: PLR0917 - the run's settings, passed on to each
     start = 0
     for end in slice_ends(changed.changed_at, slice_records):
         checkpoint()
-        with engine.begin() as connection:
+        with engine.begin() as connection, cyclic_gc_paused():
             _resolve_slice(
                 connection,
                 config,
@@ -207,6 +209,26 @@ def _resolve_in_slices(  # noqa: PLR0917 - the run's settings, passed on to each
         start = end
     with engine.connect() as connection:
         return _with_totals(connection, report)
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Python's cycle collector off for the length of a slice (as it was after it).
+
+    A slice makes hundreds of thousands of short-lived objects (payloads, rows, frames), so the
+    collector runs often, and each full collection walks every object the process holds: the name
+    reader's phrase dictionary (`models.normalise.given_names`), the phone metadata and the modules,
+    about a million long-lived objects. At 9,000 records in scope that was a fifth of the step's CPU
+    (0.45 s), for no garbage: a slice's objects are freed by reference counting as it drops them,
+    and its peak memory is the same without the collector. What cycles a slice leaves are collected
+    once it has ended."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)

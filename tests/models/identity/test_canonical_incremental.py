@@ -4,6 +4,7 @@ Each comparison starts from one warehouse state, runs the incremental build, put
 the full `build_canonical`, and compares every derived table (surrogate row ids and run times aside).
 """
 
+import gc
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -397,3 +398,37 @@ def test_opt_outs_made_and_cleared_resolve_incrementally_as_a_full_rebuild_does(
     assert [flags[1:] for flags in after.values() if flags[1]].count((True, "clicksend/list_contact")) == (
         [flags[1:] for flags in before.values() if flags[1]].count((True, "clicksend/list_contact")) + 1
     )
+
+
+def test_slices_run_without_the_cycle_collector_and_give_it_back(
+    emulator: Emulator, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collector is off while a slice resolves (its full collections walked every long-lived
+    object), on again after it, and left off when it was off; the run still equals a full rebuild."""
+    seen: list[bool] = []
+    resolve_slice = canonical_incremental._resolve_slice
+
+    def watched(*args: Any, **kwargs: Any) -> None:
+        seen.append(gc.isenabled())
+        resolve_slice(*args, **kwargs)
+
+    monkeypatch.setattr(canonical_incremental, "_resolve_slice", watched)
+    extract_all(emulator, warehouse_url)
+    engine = open_warehouse(warehouse_url)
+    build_canonical_incremental(engine, DEFAULT)
+    emulator.mutate(seed=34, new=4, updated=8, deleted=3)
+    extract_all(emulator, warehouse_url)
+    assert gc.isenabled()
+    assert_incremental_equals_full(engine, DEFAULT)
+    assert seen == [False]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(RuntimeError), canonical_incremental.cyclic_gc_paused():
+            raise RuntimeError
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError), canonical_incremental.cyclic_gc_paused():
+        raise RuntimeError
+    assert gc.isenabled()
