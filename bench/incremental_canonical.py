@@ -177,9 +177,10 @@ def measure(url: str, profile: str | None) -> dict[str, Any]:
             current[0] = name
         if profiler is not None and name == profile:
             profiler.enable()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = fn()
         out[f"{name}_s"] = time.perf_counter() - start
+        out[f"{name}_cpu_s"] = time.process_time() - cpu
         if profiler is not None and name == profile:
             profiler.disable()
         out[f"{name}_peak_mib"] = _peak_mib()
@@ -373,7 +374,8 @@ def _line(row: dict[str, Any]) -> str:
     return (
         f"{row['people']:>7,} people {row['raw_records']:>9,} raw records "
         f"| in scope {row['records_in_scope']:>6,} "
-        f"| canonical {row['canonical_s']:6.2f} s peak {row['canonical_peak_mib']:5.0f} MiB "
+        f"| canonical {row['canonical_s']:6.2f} s (CPU {row.get('canonical_cpu_s', float('nan')):5.2f} s) "
+        f"peak {row['canonical_peak_mib']:5.0f} MiB "
         f"| checks {row['checks_s']:5.2f} s "
         f"| activity {row['activity_s']:5.2f} s peak {row['activity_peak_mib']:5.0f} MiB "
         f"| child at start {row['rss_start_mib']:4.0f} MiB | load {row['load']:.1f}"

@@ -12,6 +12,7 @@ changes of runs whose activity step never ran wait for the next one; the next ca
 the marked rows. The checks read the rows of their own Dagster run, which are kept until then.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,7 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from models.identity.phases import insert_rows
+from models.warehouse.bulk import bulk_insert
 from models.warehouse.store import StreamKey, read_cursor, store_cursor
 from models.warehouse.tables import CanonicalChange, utcnow
 
@@ -44,28 +45,32 @@ def record_incremental(
     changed records held before it."""
     now = utcnow()
     _insert_run(connection, run_id, INCREMENTAL, now)
-    insert_rows(
-        connection,
-        CanonicalChange,
-        [
-            {"run_id": run_id, "kind": "record", "raw_record_id": int(key), "value": None, "changed_at": now}
-            for key in np.unique(records)
-        ],
-    )
+    keys = [int(key) for key in np.unique(np.asarray(records, dtype=np.int64))]
+    bulk_insert(connection, CanonicalChange, _rows(run_id, "record", keys, [None] * len(keys), now))
     lost = held_before.loc[:, ["kind", "value"]].drop_duplicates() if len(held_before) else held_before
-    insert_rows(
-        connection,
-        CanonicalChange,
-        [
-            {
-                "run_id": run_id,
-                "kind": str(kind),
-                "raw_record_id": None,
-                "value": str(value),
-                "changed_at": now,
-            }
-            for kind, value in lost.itertuples(index=False, name=None)
-        ],
+    for kind, group in lost.groupby("kind", sort=True) if len(lost) else ():
+        values = [str(value) for value in group["value"]]
+        bulk_insert(connection, CanonicalChange, _rows(run_id, str(kind), [None] * len(values), values, now))
+
+
+def _rows(
+    run_id: str | None,
+    kind: str,
+    keys: Sequence[int | None],
+    values: Sequence[str | None],
+    now: datetime,
+) -> pd.DataFrame:
+    """canonical_changes rows of one kind, as a frame for `models.warehouse.bulk.bulk_insert` (object
+    columns, so ids stay ints beside None and times stay as given)."""
+    count = len(keys)
+    return pd.DataFrame(
+        {
+            "run_id": pd.Series([run_id] * count, dtype=object),
+            "kind": pd.Series([kind] * count, dtype=object),
+            "raw_record_id": pd.Series(np.array(keys, dtype=object)),
+            "value": pd.Series(np.array(values, dtype=object)),
+            "changed_at": pd.Series([now] * count, dtype=object),
+        }
     )
 
 

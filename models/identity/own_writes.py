@@ -67,6 +67,7 @@ from sqlalchemy.engine import Connection
 from models.normalise.compare import field_kind, holds_value
 from models.normalise.layouts import layout
 from models.warehouse.bulk import rows_frame
+from models.warehouse.key_lists import key_in
 from models.warehouse.store import chunks
 from models.warehouse.tables import IN_FLIGHT, UNDO_REASONS, PushLedger
 
@@ -326,16 +327,15 @@ def own_writes_of(connection: Connection, records: pd.DataFrame) -> pd.DataFrame
     query = _ledger_query()
     rows: list[Any] = []
     for (source, obj), group in keys.groupby(["source", "object"], sort=True):
-        for chunk in chunks(sorted(group["source_id"])):
-            rows.extend(
-                connection.execute(
-                    query.where(
-                        PushLedger.destination == source,
-                        PushLedger.object == obj,
-                        PushLedger.record_id.in_(list(chunk)),
-                    )
-                ).all()
-            )
+        rows.extend(
+            connection.execute(
+                query.where(
+                    PushLedger.destination == source,
+                    PushLedger.object == obj,
+                    key_in(connection, PushLedger.record_id, sorted(group["source_id"])),
+                )
+            ).all()
+        )
     return _per_write(rows)
 
 

@@ -9,7 +9,7 @@ work, and it lives here so neither reaches into the other:
 2. **join and survive**: records with their primary email and phone and their contact
    (`join_people`), then survivorship with our own reverse-sync writes discounted (`survive_people`);
 3. **write**: the rows of `contacts`, `contact_field_lineage`, `contact_merges`,
-   `suppressed_identifiers` and `contact_link_decisions` (`golden_rows`, `lineage_rows`, `merge_rows`,
+   `suppressed_identifiers` and `contact_link_decisions` (`golden_frame`, `lineage_frame`, `merge_rows`,
    `suppressed_rows`, `decision_rows`), inserted in slices (`insert_rows`).
 
 What differs, how much is read and how the old rows are replaced, stays in the two builds.
@@ -177,13 +177,9 @@ def extract_contact_records(
     return all_records, (pd.concat(points, ignore_index=True) if points else empty_points), issues
 
 
-def golden_rows(golden: pd.DataFrame, old: pd.DataFrame, now: datetime) -> list[dict[str, Any]]:
-    """Contacts to insert: created_at kept for known ids, updated_at moved only when a field changed."""
-    return frame_records(golden_frame(golden, old, now))
-
-
 def golden_frame(golden: pd.DataFrame, old: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    """`golden_rows` as a frame, for a bulk insert."""
+    """The rows of ``contacts``: created_at kept for known ids, updated_at moved only when a field
+    changed."""
     fields = [*SURVIVING_FIELDS, "custom"]
     merged = golden.merge(old, on="contact_id", how="left", suffixes=("", "_old"))
     changed = np.zeros(len(merged), dtype=bool)
@@ -343,6 +339,6 @@ SOURCE_COLUMNS = (
 LINEAGE_COLUMNS = ("contact_id", "field", "value", "source", "object", "source_id", "rule")
 
 
-def lineage_rows(lineage: pd.DataFrame) -> list[dict[str, Any]]:
+def lineage_frame(lineage: pd.DataFrame) -> pd.DataFrame:
     """``contact_field_lineage`` rows: where each golden field came from."""
-    return frame_records(none_for_missing(lineage.loc[:, list(LINEAGE_COLUMNS)]))
+    return none_for_missing(lineage.loc[:, list(LINEAGE_COLUMNS)])

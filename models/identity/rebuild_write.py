@@ -35,13 +35,11 @@ from models.identity.resolution import Resolution
 from models.warehouse.bulk import bulk_insert, read_frame
 from models.warehouse.db import by_key_only
 from models.warehouse.diff import (
-    KeyedChanges,
-    Within,
     delete_keys,
-    keyed_changes,
     keyed_changes_from,
+    replace_differing,
+    replace_multiset,
     slice_positions,
-    unkeyed_changes,
     update_rows,
 )
 from models.warehouse.store import chunks
@@ -140,7 +138,7 @@ def _write_lineage(
     for number, positions in enumerate(slice_positions(slices, count)):
         ids = new_ids[number * WRITE_SLICE_CONTACTS : (number + 1) * WRITE_SLICE_CONTACTS]
         within = _in(ContactFieldLineage.contact_id, ids)
-        _replace_differing(connection, ContactFieldLineage, _LINEAGE_KEY, lineage.iloc[positions], within)
+        replace_differing(connection, ContactFieldLineage, _LINEAGE_KEY, lineage.iloc[positions], within)
     delete_keys(connection, ContactFieldLineage, ["contact_id"], [(contact_id,) for contact_id in gone])
 
 
@@ -153,15 +151,16 @@ def _write_by_records(connection: Connection, sources: pd.DataFrame, identifiers
     identifier_keys = identifiers["raw_record_id"].to_numpy(dtype=np.int64)
     identifier_slices = slice_positions(np.searchsorted(bounds, identifier_keys, side="right"), len(ranges))
     for (low, high), in_sources, in_identifiers in zip(ranges, source_slices, identifier_slices, strict=True):
-        _replace_differing(
+        replace_differing(
             connection,
             ContactSource,
             ["raw_record_id"],
             sources.iloc[in_sources],
             [_between(ContactSource.raw_record_id, low, high)],
         )
-        _replace_identifiers(
+        replace_multiset(
             connection,
+            ContactIdentifier,
             identifiers.iloc[in_identifiers],
             [_between(ContactIdentifier.raw_record_id, low, high)],
         )
@@ -178,43 +177,3 @@ def _between(column: Any, low: int | None, high: int | None) -> sa.ColumnElement
     if high is not None:
         conditions.append(column < high)
     return sa.and_(sa.true(), *conditions)
-
-
-def _replace_differing(
-    connection: Connection, model: Any, key: list[str], new: pd.DataFrame, within: Within
-) -> None:
-    """Delete the stored rows (``within``) that go or changed and insert the changed and new ones;
-    past half of the slice differing, delete it whole and insert it in bulk, which is cheaper than
-    row by row."""
-    changes = keyed_changes(connection, model, new, key, within)
-    if len(changes.gone) + len(changes.changed) > len(new) // 2:
-        _delete_within(connection, model, within)
-        bulk_insert(connection, model, new)
-        return
-    _delete_changes(connection, model, key, changes)
-    bulk_insert(connection, model, changes.changed)
-    bulk_insert(connection, model, changes.added)
-
-
-def _delete_changes(connection: Connection, model: Any, key: list[str], changes: KeyedChanges) -> None:
-    delete_keys(connection, model, key, changes.gone)
-    changed = changes.changed
-    delete_keys(connection, model, key, list(zip(*(changed[name].tolist() for name in key), strict=True)))
-
-
-def _replace_identifiers(connection: Connection, new: pd.DataFrame, within: Within) -> None:
-    """``contact_identifiers`` is a multiset of rows: the stored ones without a new twin go, the new
-    ones without a stored twin come (the whole slice again when most of it differs)."""
-    gone, added = unkeyed_changes(connection, ContactIdentifier, new, within=within)
-    if len(gone) > len(new) // 2:
-        _delete_within(connection, ContactIdentifier, within)
-        added = new
-    else:
-        delete_keys(connection, ContactIdentifier, ["id"], [(key,) for key in gone])
-    bulk_insert(connection, ContactIdentifier, added)
-
-
-def _delete_within(connection: Connection, model: Any, within: Within) -> None:
-    table = model.__table__
-    for condition in within or [sa.true()]:
-        connection.execute(sa.delete(table).where(condition))

@@ -145,6 +145,7 @@ def resolve_incremental(
     updated = record_key_array(changed_record_keys)
     deleted = record_key_array(deleted_record_keys)
     touched = np.union1d(updated, deleted)
+    store = store if isinstance(store, ReadOnceStore) else ReadOnceStore(store)
     now = changed.loc[:, list(IDENTIFIER_COLUMNS)].drop_duplicates()
     if not now["record_key"].isin(updated).all():
         raise ValueError("changed identifiers name records missing from changed_record_keys")
@@ -235,6 +236,87 @@ def _linked_groups(
         previous = pd.concat([previous, more], ignore_index=True).drop_duplicates("record_key")
         grown = np.union1d(reached, more["record_key"].to_numpy(dtype=np.int64))
         scope = np.union1d(scope, np.setdiff1d(grown, deleted))
+
+
+class ReadOnceStore:
+    """An `IdentityStore` that asks the one it wraps for each record's identifiers, each identifier's
+    count and each identifier's holders once, however often they are asked for.
+
+    `resolve_incremental` asks for the same records and identifiers many times over: the identifiers
+    the changed records held, then those of the scope at every step of `_linked_groups` and once more
+    for linking, the counts of the identifiers held at every step and once more. The state it reads
+    does not change while it runs, so the answers can be kept; wrap a store only for as long as
+    nothing writes to it. Identifiers come back ordered by record (each record's as the wrapped store
+    gave them), as one query over the records in key order gives them.
+    """
+
+    def __init__(self, store: IdentityStore) -> None:
+        self._store = store
+        self._records_asked: npt.NDArray[np.int64] = np.array([], dtype=np.int64)
+        self._identifiers = _no_identifiers()
+        self._counted = pd.DataFrame(
+            {
+                "kind": pd.Series(dtype=object),
+                "value": pd.Series(dtype=object),
+                "record_count": pd.Series(dtype=np.int64),
+            }
+        )
+        self._holders_asked: set[str] = set()
+        self._holders = _no_identifiers()
+
+    def identifiers_of(self, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
+        keys = record_key_array(record_keys)
+        new = np.setdiff1d(keys, self._records_asked)
+        if len(new):
+            found = self._store.identifiers_of(new).loc[:, list(IDENTIFIER_COLUMNS)]
+            self._identifiers = pd.concat([self._identifiers, found], ignore_index=True)
+            self._records_asked = np.union1d(self._records_asked, new)
+        mine = self._identifiers[self._identifiers["record_key"].isin(keys).to_numpy()]
+        return mine.sort_values("record_key", kind="stable", ignore_index=True)
+
+    def holders_of(self, identifiers: pd.DataFrame) -> pd.DataFrame:
+        wanted = _identifier_keys(identifiers)
+        new = ~wanted.isin(self._holders_asked).to_numpy()
+        if new.any():
+            asked = identifiers.loc[new, ["kind", "value"]].drop_duplicates()
+            found = self._store.holders_of(asked).loc[:, list(IDENTIFIER_COLUMNS)]
+            self._holders = pd.concat([self._holders, found], ignore_index=True)
+            self._holders_asked.update(wanted[new])
+        mine = _identifier_keys(self._holders).isin(set(wanted)).to_numpy()
+        return self._holders[mine].reset_index(drop=True)
+
+    def record_counts(self, identifiers: pd.DataFrame) -> pd.DataFrame:
+        wanted = pd.DataFrame(
+            {
+                "kind": identifiers["kind"].to_numpy(dtype=object),
+                "value": identifiers["value"].to_numpy(dtype=object),
+            }
+        )
+        new = ~_identifier_keys(wanted).isin(set(_identifier_keys(self._counted))).to_numpy()
+        if new.any():
+            found = self._store.record_counts(wanted.loc[new].drop_duplicates())
+            counted = found.loc[:, ["kind", "value", "record_count"]].astype({"record_count": np.int64})
+            self._counted = pd.concat([self._counted, counted], ignore_index=True)
+        return wanted.merge(self._counted, on=["kind", "value"], how="left")
+
+    def contacts_of(self, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
+        return self._store.contacts_of(record_keys)
+
+    def records_of_contacts(self, contact_ids: npt.NDArray[np.object_]) -> pd.DataFrame:
+        return self._store.records_of_contacts(contact_ids)
+
+    def names_of(self, record_keys: npt.NDArray[np.int64]) -> pd.DataFrame:
+        return self._store.names_of(record_keys)
+
+
+def _no_identifiers() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "record_key": pd.Series(dtype=np.int64),
+            "kind": pd.Series(dtype=object),
+            "value": pd.Series(dtype=object),
+        }
+    )
 
 
 def _count_delta(before: pd.DataFrame, now: pd.DataFrame) -> pd.DataFrame:

@@ -17,15 +17,16 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from models.warehouse.store import StreamKey, chunks, read_cursor, store_cursor
+from models.warehouse.key_lists import key_in
+from models.warehouse.store import StreamKey, read_cursor, store_cursor
 from models.warehouse.tables import ContactSource, utcnow
 
 KEY = StreamKey("canonical", "contacts", "sources")
 
 
 def linked_per_source(connection: Connection, record_keys: Iterable[int] | None = None) -> dict[str, int]:
-    """contact_sources rows with a contact, per source: of ``record_keys`` (literal IN lists, each an
-    index probe), or of the whole table when None."""
+    """contact_sources rows with a contact, per source: of ``record_keys`` (one statement, an index probe
+    per key: `models.warehouse.key_lists`), or of the whole table when None."""
     query = (
         sa.select(ContactSource.source, sa.func.count())
         .where(ContactSource.contact_id.is_not(None))
@@ -33,11 +34,11 @@ def linked_per_source(connection: Connection, record_keys: Iterable[int] | None 
     )
     if record_keys is None:
         return {str(source): int(n) for source, n in connection.execute(query).all()}
-    counts: dict[str, int] = {}
-    for chunk in chunks(sorted({int(key) for key in record_keys})):
-        for source, n in connection.execute(query.where(ContactSource.raw_record_id.in_(chunk))).all():
-            counts[str(source)] = counts.get(str(source), 0) + int(n)
-    return counts
+    keys = sorted({int(key) for key in record_keys})
+    if not keys:
+        return {}
+    rows = connection.execute(query.where(key_in(connection, ContactSource.raw_record_id, keys))).all()
+    return {str(source): int(n) for source, n in rows}
 
 
 def stored(connection: Connection) -> dict[str, int] | None:

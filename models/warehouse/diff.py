@@ -30,6 +30,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from models.warehouse.bulk import bulk_insert
+from models.warehouse.key_lists import key_in
 from models.warehouse.store import chunks
 
 
@@ -177,8 +179,7 @@ def delete_keys(
     table = cast(sa.Table, model.__table__)
     if len(key) == 1:
         column = table.c[key[0]]
-        for chunk in chunks([k[0] for k in keys]):
-            connection.execute(sa.delete(table).where(column.in_(list(chunk))))
+        connection.execute(sa.delete(table).where(key_in(connection, column, [k[0] for k in keys])))
         return
     statement = sa.delete(table).where(*(table.c[name] == sa.bindparam(f"k_{name}") for name in key))
     for chunk in chunks(keys, 10_000):
@@ -204,3 +205,39 @@ def update_rows(connection: Connection, model: Any, key: Sequence[str], rows: pd
         connection.execute(
             statement, [dict(zip(names, row, strict=True)) for row in tuples[start : start + 10_000]]
         )
+
+
+def replace_differing(
+    connection: Connection, model: Any, key: Sequence[str], new: pd.DataFrame, within: Within
+) -> None:
+    """Bring the stored rows of a keyed table (``within``) to ``new``: delete those that go or changed
+    and insert the changed and new ones; past half of the slice differing, delete it whole and insert
+    it in bulk, which is cheaper than row by row."""
+    changes = keyed_changes(connection, model, new, key, within)
+    if len(changes.gone) + len(changes.changed) > len(new) // 2:
+        _delete_within(connection, model, within)
+        bulk_insert(connection, model, new)
+        return
+    delete_keys(connection, model, key, changes.gone)
+    changed = changes.changed
+    delete_keys(connection, model, key, list(zip(*(changed[name].tolist() for name in key), strict=True)))
+    bulk_insert(connection, model, changed)
+    bulk_insert(connection, model, changes.added)
+
+
+def replace_multiset(connection: Connection, model: Any, new: pd.DataFrame, within: Within) -> None:
+    """Bring the stored rows of an unkeyed table (``within``) to ``new``: the stored ones without a new
+    twin go, the new ones without a stored twin come (the whole slice again when most of it differs)."""
+    gone, added = unkeyed_changes(connection, model, new, within=within)
+    if len(gone) > len(new) // 2:
+        _delete_within(connection, model, within)
+        added = new
+    else:
+        delete_keys(connection, model, ["id"], [(key,) for key in gone])
+    bulk_insert(connection, model, added)
+
+
+def _delete_within(connection: Connection, model: Any, within: Within) -> None:
+    table = model.__table__
+    for condition in within or [sa.true()]:
+        connection.execute(sa.delete(table).where(condition))

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
+from models.warehouse.key_lists import key_in
 from models.warehouse.tables import Quarantine, RawRecord, StreamState, utcnow
 
 #: Rows per IN (...) list: far below SQLite's 32,766 bound parameters and PostgreSQL's 65,535.
@@ -188,15 +189,13 @@ def keys_changed_since(
 def records_by_id(
     connection: Connection, ids: Sequence[int] | npt.NDArray[np.int64], columns: Sequence[Any]
 ) -> list[Any]:
-    """``columns`` of the raw records ``ids``, in id order, by literal IN lists (each an index probe)."""
-    rows: list[Any] = []
-    for chunk in chunks(sorted(int(key) for key in ids)):
-        rows.extend(
-            connection.execute(
-                sa.select(*columns).where(RawRecord.id.in_(chunk)).order_by(RawRecord.id)
-            ).all()
-        )
-    return rows
+    """``columns`` of the raw records ``ids``, in id order: one statement, an index probe per id
+    (`models.warehouse.key_lists`)."""
+    keys = sorted({int(key) for key in ids})
+    if not keys:
+        return []
+    query = sa.select(*columns).where(key_in(connection, RawRecord.id, keys)).order_by(RawRecord.id)
+    return list(connection.execute(query).all())
 
 
 def records_changed_since(

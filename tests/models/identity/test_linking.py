@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from models.identity.contact_ids import ContactIdFactory
 from models.identity.linking import IdentityConfig, link
-from models.identity.resolution import FrameIdentityStore, Resolution, resolve, resolve_incremental
+from models.identity.resolution import (
+    FrameIdentityStore,
+    ReadOnceStore,
+    Resolution,
+    resolve,
+    resolve_incremental,
+)
 from models.normalise.contact_points import identifiers_of, normalise_contact_points
 
 NO_PREVIOUS = pd.DataFrame({"record_key": pd.Series(dtype=np.int64), "contact_id": pd.Series(dtype=object)})
@@ -338,3 +344,60 @@ def test_incremental_refuses_identifiers_of_unlisted_records() -> None:
             config=_CONFIG,
             id_factory=ContactIdFactory(),
         )
+
+
+class _Counting(FrameIdentityStore):
+    """A frame store that remembers every record and identifier it was asked about."""
+
+    def __init__(self, identifiers: pd.DataFrame, assignment: pd.DataFrame) -> None:
+        super().__init__(identifiers, assignment)
+        self.records: list[int] = []
+        self.counted: list[tuple[str, str]] = []
+        self.held: list[tuple[str, str]] = []
+
+    def identifiers_of(self, record_keys: np.ndarray) -> pd.DataFrame:
+        self.records.extend(int(key) for key in record_keys)
+        return super().identifiers_of(record_keys)
+
+    def record_counts(self, identifiers: pd.DataFrame) -> pd.DataFrame:
+        self.counted.extend(zip(identifiers["kind"], identifiers["value"], strict=True))
+        return super().record_counts(identifiers)
+
+    def holders_of(self, identifiers: pd.DataFrame) -> pd.DataFrame:
+        self.held.extend(zip(identifiers["kind"], identifiers["value"], strict=True))
+        return super().holders_of(identifiers)
+
+
+def test_read_once_store_answers_as_its_store_and_asks_each_thing_once() -> None:
+    rows = identifiers(
+        (3, "email", "b@example.com"),
+        (1, "email", "a@example.com"),
+        (1, "phone", "+15550000001"),
+        (2, "email", "a@example.com"),
+        (4, "phone", "+15550000001"),
+    )
+    assignment = pd.DataFrame({"record_key": [1, 2, 3, 4], "contact_id": ["c1", "c1", "c3", "c1"]})
+    plain = FrameIdentityStore(rows, assignment)
+    counting = _Counting(rows, assignment)
+    once = ReadOnceStore(counting)
+    asked = identifiers((0, "email", "a@example.com"), (0, "phone", "+15550000001"), (0, "email", "z@x.io"))
+    wanted = asked.loc[:, ["kind", "value"]]
+    for keys in ([1, 3], [2, 1, 3], [4, 9]):
+        found = once.identifiers_of(np.array(keys, dtype=np.int64))
+        expected = plain.identifiers_of(np.array(keys, dtype=np.int64)).sort_values(
+            "record_key", kind="stable"
+        )
+        assert _listed(found) == _listed(expected)
+    for subset in (wanted.iloc[:1], wanted, wanted.iloc[::-1]):
+        counts = once.record_counts(subset)
+        assert _listed(counts) == _listed(plain.record_counts(subset))
+        holders = once.holders_of(subset).sort_values(["kind", "value", "record_key"], ignore_index=True)
+        expected = plain.holders_of(subset).sort_values(["kind", "value", "record_key"], ignore_index=True)
+        assert _listed(holders) == _listed(expected)
+    assert sorted(counting.records) == [1, 2, 3, 4, 9]
+    assert len(counting.counted) == len(set(counting.counted)) == 3
+    assert len(counting.held) == len(set(counting.held)) == 3
+
+
+def _listed(frame: pd.DataFrame) -> list[list[object]]:
+    return frame.astype(object).to_numpy().tolist()
