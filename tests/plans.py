@@ -11,20 +11,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 #: What a statement that reads by key holds.
-_BY_KEY = (" IN (", "unnest(", "raw_record_id >=", "raw_record_id <")
+_BY_KEY = (" IN (", "ANY (", "unnest(", "raw_record_id >=", "raw_record_id <")
 
 
 def keyed_plans(engine: Engine, call: Callable[[], Any], tables: Sequence[str]) -> list[str]:
     """The plan (one line) of every SELECT ``call`` sends to one of ``tables`` by key: with an ``IN``
-    list, a list of values unnested, or a range of raw record ids."""
+    list or array, a list of values unnested, or a range of raw record ids."""
     plans: list[str] = []
 
     def explain(_conn: Any, cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
         select = statement.lstrip().upper().startswith("SELECT")
         mine = select and any(f"FROM {table} " in f"{statement} " for table in tables)
-        by_key = any(
-            mark in statement for mark in (" IN (", "unnest(", "raw_record_id >=", "raw_record_id <")
-        )
+        by_key = any(mark in statement for mark in _BY_KEY)
         if mine and by_key:
             with cursor.connection.cursor() as probe:
                 probe.execute(f"EXPLAIN {statement}", parameters)

@@ -42,7 +42,7 @@ from models.warehouse.diff import (
     slice_positions,
     update_rows,
 )
-from models.warehouse.store import chunks
+from models.warehouse.key_lists import key_in
 from models.warehouse.tables import (
     Contact,
     ContactFieldLineage,
@@ -100,9 +100,9 @@ def write_rebuild(  # noqa: PLR0917 - the rows of one rebuild, each going to its
         insert_rows(connection, ContactLinkDecision, decision_rows(resolution.refused, now))
 
 
-def _in(column: Any, values: Sequence[Any]) -> list[sa.ColumnElement[bool]]:
-    """``column IN values``, one condition per list small enough for every dialect."""
-    return [column.in_(list(chunk)) for chunk in chunks(values)]
+def _in(connection: Connection, column: Any, values: Sequence[Any]) -> list[sa.ColumnElement[bool]]:
+    """``column IN values``, the values bound as one array (`key_in`): one statement per slice."""
+    return [key_in(connection, column, values)]
 
 
 def _write_contacts(connection: Connection, golden: pd.DataFrame, now: datetime) -> None:
@@ -112,7 +112,7 @@ def _write_contacts(connection: Connection, golden: pd.DataFrame, now: datetime)
     table = Contact.__table__
     for start in range(0, len(golden), WRITE_SLICE_CONTACTS):
         part = golden.iloc[start : start + WRITE_SLICE_CONTACTS]
-        within = _in(Contact.contact_id, part["contact_id"].tolist())
+        within = _in(connection, Contact.contact_id, part["contact_id"].tolist())
         stored = pd.concat(
             [
                 read_frame(connection, sa.select(table).where(condition), table.columns.keys())
@@ -137,7 +137,7 @@ def _write_lineage(
     slices = where.astype(np.int64) // WRITE_SLICE_CONTACTS
     for number, positions in enumerate(slice_positions(slices, count)):
         ids = new_ids[number * WRITE_SLICE_CONTACTS : (number + 1) * WRITE_SLICE_CONTACTS]
-        within = _in(ContactFieldLineage.contact_id, ids)
+        within = _in(connection, ContactFieldLineage.contact_id, ids)
         replace_differing(connection, ContactFieldLineage, _LINEAGE_KEY, lineage.iloc[positions], within)
     delete_keys(connection, ContactFieldLineage, ["contact_id"], [(contact_id,) for contact_id in gone])
 
