@@ -13,6 +13,8 @@ from datetime import datetime
 from functools import partial
 
 import dagster as dg
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sqlalchemy.engine import Engine
 
@@ -29,10 +31,11 @@ from models.push.plan import (
     Batch,
     RecordChange,
     RecordResult,
+    SendableRows,
+    WriteStamp,
     batches,
     drop_settled,
     next_attempt_state,
-    outcome_states,
     plan_creates,
     plan_updates,
     record_changes,
@@ -41,6 +44,7 @@ from models.push.plan import (
 )
 from models.warehouse.locks import SourceBusyError, source_lock
 from models.warehouse.store import RawStore, StreamKey
+from models.warehouse.tables import utcnow
 from pipelines.canonical import phone_regions
 from pipelines.clients import clients_for
 from pipelines.progress import NO_PROGRESS, ProgressObserver, StreamProgress
@@ -315,6 +319,7 @@ class _Sender:
         stream = self.stream
         records = {str(r) for r in plan["record_id"].dropna()}
         attempts = push_ledger.previous_attempts(self.engine, stream.source, stream.object, records)
+        rows = SendableRows.of(plan)
         for batch in batches(record_changes(plan), stream.source, stream.object):
             made = (
                 None
@@ -323,7 +328,7 @@ class _Sender:
                     self.engine,
                     self.clients,
                     stream,
-                    plan,
+                    rows,
                     batch,
                     attempts=attempts,
                     config=self.config,
@@ -491,7 +496,7 @@ def _send_recorded(
     engine: Engine,
     clients: Clients,
     stream: Stream,
-    plan: pd.DataFrame,
+    rows: SendableRows,
     batch: Batch,
     *,
     attempts: dict[tuple[str, str, str], int],
@@ -502,8 +507,8 @@ def _send_recorded(
     """Send one batch, its rows marked ``sending`` before and their outcomes recorded after; returns
     the records it created, or None when the stop flag refused its call (rows that never went out are
     ``planned`` again; rows of a call that went out stay ``sending``, an unknown outcome)."""
-    rows = _rows_of(plan, batch.changes)
-    sending = rows["ledger_id"].tolist()
+    positions = rows.positions(batch.changes)
+    sending = rows.ledger_id[positions].tolist()
     push_ledger.mark(engine, sending, "sending")
     calls_before = clients.stats.snapshot().total_requests(stream.source)
     try:
@@ -513,8 +518,11 @@ def _send_recorded(
             push_ledger.mark(engine, sending, "planned")
         return None
     gone = {str(r.record_id) for r in results if r.code == RECORD_GONE}
-    _record_outcomes(
-        engine, rows, results, attempts, max_attempts=config.max_attempts, counts=counts, gone=gone
+    push_ledger.record_call(
+        engine,
+        _call_outcome(
+            rows, positions, results, attempts, max_attempts=config.max_attempts, counts=counts, gone=gone
+        ),
     )
     # Deleted at the source since we read it (ClickFunnels and ClickSend have no delete feed):
     # marked now, so it is neither planned again nor kept in a golden contact.
@@ -553,70 +561,45 @@ def _plan_creates(
     )
 
 
-def _rows_of(plan: pd.DataFrame, changes: Sequence[RecordChange]) -> pd.DataFrame:
-    """The sendable plan rows of these changes: updates by record id, creates by contact."""
-    sendable = plan["invalid_reason"].isna()
-    if changes and changes[0].is_create:
-        contacts = {change.contact_id for change in changes}
-        return plan[sendable & plan["record_id"].isna() & plan["contact_id"].astype(str).isin(contacts)]
-    ids = {str(change.record_id) for change in changes}
-    return plan[sendable & plan["record_id"].notna() & plan["record_id"].astype(str).isin(ids)]
-
-
-def _record_outcomes(
-    engine: Engine,
-    rows: pd.DataFrame,
+def _call_outcome(
+    rows: SendableRows,
+    positions: npt.NDArray[np.intp],
     results: list[RecordResult],
     attempts: dict[tuple[str, str, str], int],
     *,
     max_attempts: int,
     counts: dict[str, int],
     gone: set[str],
-) -> None:
-    outcomes = outcome_states(rows.drop(columns="ledger_id"), results).assign(
-        ledger_id=rows["ledger_id"].to_numpy()
-    )
-    # Rows that end alike (state, error, attempt count) are marked in one statement, not one each.
-    groups: dict[tuple[str, str | None, int], list[int]] = {}
+) -> push_ledger.CallOutcome:
+    """How one call's rows end: each row takes its record's result (`SendableRows.outcomes`), then an
+    unknown outcome is ``unconfirmed``, a refusal of a record deleted since is ``unchanged``, and a
+    rejection is ``parked`` after its attempts. Rows that end alike are marked in one statement."""
+    at = utcnow()
+    marks: dict[tuple[str, str | None, int], list[int]] = {}
     new_ids: dict[int, str] = {}
-    for outcome in outcomes.to_dict("records"):
-        key = (str(outcome["record_id"]), str(outcome["field"]), str(outcome["after_value"]))
-        previous = attempts.get(key, 0)
-        if outcome["code"] == UNCONFIRMED:
+    stamps: dict[int, tuple[datetime | None, int | None, str | None]] = {}
+    for outcome in rows.outcomes(positions, results):
+        at_row, result = outcome.position, outcome.result
+        ledger_id = int(rows.ledger_id[at_row])
+        record_id = str(rows.record_id[at_row])
+        previous = attempts.get((record_id, str(rows.field[at_row]), str(rows.after_value[at_row])), 0)
+        message = None if result is None else result.message or None
+        if result is not None and result.code == UNCONFIRMED:
             state = "unconfirmed"
-        elif outcome["state"] == "rejected" and str(outcome["record_id"]) in gone:
-            state, outcome["message"] = "unchanged", "the record no longer exists at the destination"
+        elif outcome.state == "rejected" and record_id in gone:
+            state, message = "unchanged", "the record no longer exists at the destination"
         else:
-            state = next_attempt_state(previous, outcome["state"], max_attempts)
-        groups.setdefault((state, outcome["message"] or None, previous + 1), []).append(
-            int(outcome["ledger_id"])
-        )
-        if outcome["new_id"] is not None:
-            new_ids[int(outcome["ledger_id"])] = str(outcome["new_id"])
+            state = next_attempt_state(previous, outcome.state, max_attempts)
+        marks.setdefault((state, message, previous + 1), []).append(ledger_id)
         counts[state] = counts.get(state, 0) + 1
-    push_ledger.set_record_ids(engine, new_ids)
-    push_ledger.set_write_results(engine, _write_results(outcomes))
-    for (state, error, tries), ledger_ids in groups.items():
-        push_ledger.mark(engine, ledger_ids, state, error=error, attempts=tries)
-
-
-def _write_results(outcomes: pd.DataFrame) -> dict[int, tuple[datetime | None, int | None, str | None]]:
-    """ledger id -> what the answer said of the record after the write, for the rows sent."""
-    sent = outcomes[outcomes["state"].eq("sent").to_numpy()]
-    return {
-        int(ledger_id): (
-            None if at is None or pd.isna(at) else at,
-            None if version is None or pd.isna(version) else int(version),
-            None if by is None or pd.isna(by) else str(by),
-        )
-        for ledger_id, at, version, by in zip(
-            sent["ledger_id"],
-            sent["result_modified_at"],
-            sent["result_version"],
-            sent["written_by"],
-            strict=True,
-        )
-    }
+        if outcome.state != "sent" or result is None:
+            continue
+        if result.new_id is not None:
+            new_ids[ledger_id] = str(result.new_id)
+        stamp = result.stamp or WriteStamp()
+        modified = None if stamp.modified_at is None or pd.isna(stamp.modified_at) else stamp.modified_at
+        stamps[ledger_id] = (modified, stamp.version, stamp.written_by)
+    return push_ledger.CallOutcome(marks=marks, new_ids=new_ids, results=stamps, at=at)
 
 
 def own_zoho_users(clients: Clients, sources: Sequence[str], log: Callable[[str], None]) -> dict[str, str]:
