@@ -315,38 +315,31 @@ class _Sender:
 
     def send(self, plan: pd.DataFrame, *, expected: int, shown: StreamProgress | None) -> bool:
         """Send one recorded part, batch by batch; True when the stop flag cut it short. ``expected``:
-        the sendable fields planned so far, for ``shown``."""
+        the sendable fields planned so far, for ``shown``. Each call's outcome is committed with the
+        next call's ``sending`` rows, the last one's before this returns, whatever ends the part."""
         stream = self.stream
         records = {str(r) for r in plan["record_id"].dropna()}
         attempts = push_ledger.previous_attempts(self.engine, stream.source, stream.object, records)
         rows = SendableRows.of(plan)
-        for batch in batches(record_changes(plan), stream.source, stream.object):
-            made = (
-                None
-                if STOP.is_set()
-                else _send_recorded(
-                    self.engine,
-                    self.clients,
-                    stream,
-                    rows,
-                    batch,
-                    attempts=attempts,
-                    config=self.config,
-                    counts=self.counts,
-                    own_user=self.own_user,
-                )
-            )
-            if made is None:
-                return True
-            self.created += made
-            self.calls += 1
-            if self.calls % 50 == 0:
-                self.log(
-                    f"reverse sync {stream.name}: {self.calls} calls made, "
-                    f"{self.counts['sent']} fields sent so far"
-                )
-            if shown is not None:
-                shown.page(records=sum(self.counts.values()), expected=expected, requests=self.requests())
+        call = _Call(
+            self.engine, self.clients, stream, rows, attempts, config=self.config, counts=self.counts
+        )
+        try:
+            for batch in batches(record_changes(plan), stream.source, stream.object):
+                made = None if STOP.is_set() else call.send(batch, own_user=self.own_user)
+                if made is None:
+                    return True
+                self.created += made
+                self.calls += 1
+                if self.calls % 50 == 0:
+                    self.log(
+                        f"reverse sync {stream.name}: {self.calls} calls made, "
+                        f"{self.counts['sent']} fields sent so far"
+                    )
+                if shown is not None:
+                    shown.page(records=sum(self.counts.values()), expected=expected, requests=self.requests())
+        finally:
+            call.flush()
         return False
 
 
@@ -492,42 +485,64 @@ def _plan_part(
     return PlanPart(plan, report, last=last)
 
 
-def _send_recorded(
-    engine: Engine,
-    clients: Clients,
-    stream: Stream,
-    rows: SendableRows,
-    batch: Batch,
-    *,
-    attempts: dict[tuple[str, str, str], int],
-    config: PushConfig,
-    counts: dict[str, int],
-    own_user: str | None,
-) -> int | None:
-    """Send one batch, its rows marked ``sending`` before and their outcomes recorded after; returns
-    the records it created, or None when the stop flag refused its call (rows that never went out are
-    ``planned`` again; rows of a call that went out stay ``sending``, an unknown outcome)."""
-    positions = rows.positions(batch.changes)
-    sending = rows.ledger_id[positions].tolist()
-    push_ledger.mark(engine, sending, "sending")
-    calls_before = clients.stats.snapshot().total_requests(stream.source)
-    try:
-        results = send_batch(clients, batch, own_user)
-    except StopRequested:
-        if clients.stats.snapshot().total_requests(stream.source) == calls_before:
-            push_ledger.mark(engine, sending, "planned")
-        return None
-    gone = {str(r.record_id) for r in results if r.code == RECORD_GONE}
-    push_ledger.record_call(
-        engine,
-        _call_outcome(
-            rows, positions, results, attempts, max_attempts=config.max_attempts, counts=counts, gone=gone
-        ),
-    )
-    # Deleted at the source since we read it (ClickFunnels and ClickSend have no delete feed):
-    # marked now, so it is neither planned again nor kept in a golden contact.
-    RawStore(engine).mark_deleted(StreamKey(stream.source, stream.object), sorted(gone))
-    return sum(1 for result in results if result.ok and result.record_id is None)
+class _Call:
+    """Sends a part's batches one call at a time: a call's rows are marked ``sending`` (committed)
+    before it goes out and its outcome is recorded after it, the outcome held until the next call's
+    ``sending`` rows commit with it (one transaction a call), or `flush`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        clients: Clients,
+        stream: Stream,
+        rows: SendableRows,
+        attempts: dict[tuple[str, str, str], int],
+        *,
+        config: PushConfig,
+        counts: dict[str, int],
+    ) -> None:
+        self.engine, self.clients, self.stream, self.rows = engine, clients, stream, rows
+        self.attempts, self.config, self.counts = attempts, config, counts
+        self.pending: push_ledger.CallOutcome | None = None
+
+    def send(self, batch: Batch, *, own_user: str | None) -> int | None:
+        """Send one batch; returns the records it created, or None when the stop flag refused its call
+        (rows that never went out are ``planned`` again; rows of a call that went out stay ``sending``,
+        an unknown outcome)."""
+        engine, clients, stream = self.engine, self.clients, self.stream
+        positions = self.rows.positions(batch.changes)
+        sending = self.rows.ledger_id[positions].tolist()
+        push_ledger.record_call(engine, self.pending, sending=sending)
+        self.pending = None
+        calls_before = clients.stats.snapshot().total_requests(stream.source)
+        try:
+            results = send_batch(clients, batch, own_user)
+        except StopRequested:
+            if clients.stats.snapshot().total_requests(stream.source) == calls_before:
+                push_ledger.mark(engine, sending, "planned")
+            return None
+        gone = {str(r.record_id) for r in results if r.code == RECORD_GONE}
+        self.pending = _call_outcome(
+            self.rows,
+            positions,
+            results,
+            self.attempts,
+            max_attempts=self.config.max_attempts,
+            counts=self.counts,
+            gone=gone,
+        )
+        if gone:
+            # Deleted at the source since we read it (ClickFunnels and ClickSend have no delete feed):
+            # marked now, so it is neither planned again nor kept in a golden contact.
+            self.flush()
+            RawStore(engine).mark_deleted(StreamKey(stream.source, stream.object), sorted(gone))
+        return sum(1 for result in results if result.ok and result.record_id is None)
+
+    def flush(self) -> None:
+        """Record the last call's outcome, if not yet recorded."""
+        if self.pending is not None:
+            push_ledger.record_call(self.engine, self.pending)
+            self.pending = None
 
 
 def _plan_creates(

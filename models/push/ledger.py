@@ -583,14 +583,17 @@ class CallOutcome:
     at: datetime
 
 
-def record_call(engine: Engine, outcome: CallOutcome) -> None:
-    """A call's outcome in one transaction (rather than one per kind of change): committed before the
-    next call goes out, as `mark` would."""
+def record_call(engine: Engine, outcome: CallOutcome | None, *, sending: Sequence[int] = ()) -> None:
+    """A call's outcome and the next call's rows marked ``sending``, in one transaction (rather than
+    one per kind of change and one per call): the outcome is committed before the next call goes out,
+    as before, and the next call's rows are ``sending`` before it does."""
     with engine.begin() as connection:
-        _set_record_ids(connection, outcome.new_ids)
-        _set_write_results(connection, outcome.results)
-        for (status, error, attempts), ledger_ids in outcome.marks.items():
-            _mark(connection, ledger_ids, status, error=error, attempts=attempts, at=outcome.at)
+        if outcome is not None:
+            _set_record_ids(connection, outcome.new_ids)
+            _set_write_results(connection, outcome.results)
+            for (status, error, attempts), ledger_ids in outcome.marks.items():
+                _mark(connection, ledger_ids, status, error=error, attempts=attempts, at=outcome.at)
+        _mark(connection, sending, "sending")
 
 
 def previous_attempts(
