@@ -590,10 +590,53 @@ def record_call(engine: Engine, outcome: CallOutcome | None, *, sending: Sequenc
     with engine.begin() as connection:
         if outcome is not None:
             _set_record_ids(connection, outcome.new_ids)
-            _set_write_results(connection, outcome.results)
+            stamped = {i: stamp for i, stamp in outcome.results.items() if stamp != (None, None, None)}
+            _finish_stamped(connection, outcome, stamped)
             for (status, error, attempts), ledger_ids in outcome.marks.items():
-                _mark(connection, ledger_ids, status, error=error, attempts=attempts, at=outcome.at)
+                rest = [i for i in ledger_ids if i not in stamped]
+                _mark(connection, rest, status, error=error, attempts=attempts, at=outcome.at)
         _mark(connection, sending, "sending")
+
+
+def _finish_stamped(
+    connection: Connection,
+    outcome: CallOutcome,
+    stamped: Mapping[int, tuple[datetime | None, int | None, str | None]],
+) -> None:
+    """The rows whose answer told something of the record (`set_write_results`): their final state
+    and that stamp in one statement, where the state and the stamp took one each. ``error`` is kept
+    when the outcome has none, as `mark` keeps it."""
+    rows = [
+        {
+            "ledger_id": ledger_id,
+            "state": status,
+            "message": error,
+            "tries": attempts,
+            "moment": outcome.at,
+            "at": _time(stamped[ledger_id][0]),
+            "version": stamped[ledger_id][1],
+            "by": stamped[ledger_id][2],
+        }
+        for (status, error, attempts), ledger_ids in outcome.marks.items()
+        for ledger_id in ledger_ids
+        if ledger_id in stamped
+    ]
+    if not rows:
+        return
+    connection.execute(
+        sa.update(PushLedger)
+        .where(PushLedger.id == sa.bindparam("ledger_id"))
+        .values(
+            status=sa.bindparam("state"),
+            error=sa.func.coalesce(sa.bindparam("message", type_=sa.Text()), PushLedger.error),
+            attempts=sa.bindparam("tries"),
+            updated_at=sa.bindparam("moment"),
+            result_modified_at=sa.bindparam("at"),
+            result_version=sa.bindparam("version"),
+            written_by=sa.bindparam("by"),
+        ),
+        rows,
+    )
 
 
 def previous_attempts(
