@@ -612,6 +612,12 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
                 f"{'':<11}{'  statements':<13}{sent:>9,}  sent by extract to the warehouse, "
                 f"{waited:.2f} s until the driver returned"
             )
+            pushed = statements_in(data, "reverse sync").values()
+            count, sets = sum(int(row[0]) for row in pushed), sum(int(row[1]) for row in pushed)
+            print(
+                f"{'':<11}{'  statements':<13}{count:>9,}  sent by reverse sync ({sets:,} parameter sets), "
+                f"{sum(row[2] for row in pushed):.2f} s until the driver returned"
+            )
             peaks = step_peaks(data)
             print(
                 f"{'':<11}{'  peak MiB':<13}{'':>9}{_mib(peaks['extract']):>9}{_mib(peaks['canonical']):>10}"
@@ -717,6 +723,7 @@ def main(argv: list[str] | None = None) -> int:
                     result[run].pop("samples", None)
                     result[run].pop("emulator_cpu", None)
                     result[run]["extract_statements"] = statements_in(result[run])
+                    result[run]["reverse_sync_statements"] = statements_in(result[run], "reverse sync")
                     result[run].pop("statements", None)
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0

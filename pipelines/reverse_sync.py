@@ -13,6 +13,8 @@ from datetime import datetime
 from functools import partial
 
 import dagster as dg
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sqlalchemy.engine import Engine
 
@@ -29,10 +31,11 @@ from models.push.plan import (
     Batch,
     RecordChange,
     RecordResult,
+    SendableRows,
+    WriteStamp,
     batches,
     drop_settled,
     next_attempt_state,
-    outcome_states,
     plan_creates,
     plan_updates,
     record_changes,
@@ -41,6 +44,7 @@ from models.push.plan import (
 )
 from models.warehouse.locks import SourceBusyError, source_lock
 from models.warehouse.store import RawStore, StreamKey
+from models.warehouse.tables import utcnow
 from pipelines.canonical import phone_regions
 from pipelines.clients import clients_for
 from pipelines.progress import NO_PROGRESS, ProgressObserver, StreamProgress
@@ -311,37 +315,31 @@ class _Sender:
 
     def send(self, plan: pd.DataFrame, *, expected: int, shown: StreamProgress | None) -> bool:
         """Send one recorded part, batch by batch; True when the stop flag cut it short. ``expected``:
-        the sendable fields planned so far, for ``shown``."""
+        the sendable fields planned so far, for ``shown``. Each call's outcome is committed with the
+        next call's ``sending`` rows, the last one's before this returns, whatever ends the part."""
         stream = self.stream
         records = {str(r) for r in plan["record_id"].dropna()}
         attempts = push_ledger.previous_attempts(self.engine, stream.source, stream.object, records)
-        for batch in batches(record_changes(plan), stream.source, stream.object):
-            made = (
-                None
-                if STOP.is_set()
-                else _send_recorded(
-                    self.engine,
-                    self.clients,
-                    stream,
-                    plan,
-                    batch,
-                    attempts=attempts,
-                    config=self.config,
-                    counts=self.counts,
-                    own_user=self.own_user,
-                )
-            )
-            if made is None:
-                return True
-            self.created += made
-            self.calls += 1
-            if self.calls % 50 == 0:
-                self.log(
-                    f"reverse sync {stream.name}: {self.calls} calls made, "
-                    f"{self.counts['sent']} fields sent so far"
-                )
-            if shown is not None:
-                shown.page(records=sum(self.counts.values()), expected=expected, requests=self.requests())
+        rows = SendableRows.of(plan)
+        call = _Call(
+            self.engine, self.clients, stream, rows, attempts, config=self.config, counts=self.counts
+        )
+        try:
+            for batch in batches(record_changes(plan), stream.source, stream.object):
+                made = None if STOP.is_set() else call.send(batch, own_user=self.own_user)
+                if made is None:
+                    return True
+                self.created += made
+                self.calls += 1
+                if self.calls % 50 == 0:
+                    self.log(
+                        f"reverse sync {stream.name}: {self.calls} calls made, "
+                        f"{self.counts['sent']} fields sent so far"
+                    )
+                if shown is not None:
+                    shown.page(records=sum(self.counts.values()), expected=expected, requests=self.requests())
+        finally:
+            call.flush()
         return False
 
 
@@ -487,39 +485,64 @@ def _plan_part(
     return PlanPart(plan, report, last=last)
 
 
-def _send_recorded(
-    engine: Engine,
-    clients: Clients,
-    stream: Stream,
-    plan: pd.DataFrame,
-    batch: Batch,
-    *,
-    attempts: dict[tuple[str, str, str], int],
-    config: PushConfig,
-    counts: dict[str, int],
-    own_user: str | None,
-) -> int | None:
-    """Send one batch, its rows marked ``sending`` before and their outcomes recorded after; returns
-    the records it created, or None when the stop flag refused its call (rows that never went out are
-    ``planned`` again; rows of a call that went out stay ``sending``, an unknown outcome)."""
-    rows = _rows_of(plan, batch.changes)
-    sending = rows["ledger_id"].tolist()
-    push_ledger.mark(engine, sending, "sending")
-    calls_before = clients.stats.snapshot().total_requests(stream.source)
-    try:
-        results = send_batch(clients, batch, own_user)
-    except StopRequested:
-        if clients.stats.snapshot().total_requests(stream.source) == calls_before:
-            push_ledger.mark(engine, sending, "planned")
-        return None
-    gone = {str(r.record_id) for r in results if r.code == RECORD_GONE}
-    _record_outcomes(
-        engine, rows, results, attempts, max_attempts=config.max_attempts, counts=counts, gone=gone
-    )
-    # Deleted at the source since we read it (ClickFunnels and ClickSend have no delete feed):
-    # marked now, so it is neither planned again nor kept in a golden contact.
-    RawStore(engine).mark_deleted(StreamKey(stream.source, stream.object), sorted(gone))
-    return sum(1 for result in results if result.ok and result.record_id is None)
+class _Call:
+    """Sends a part's batches one call at a time: a call's rows are marked ``sending`` (committed)
+    before it goes out and its outcome is recorded after it, the outcome held until the next call's
+    ``sending`` rows commit with it (one transaction a call), or `flush`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        clients: Clients,
+        stream: Stream,
+        rows: SendableRows,
+        attempts: dict[tuple[str, str, str], int],
+        *,
+        config: PushConfig,
+        counts: dict[str, int],
+    ) -> None:
+        self.engine, self.clients, self.stream, self.rows = engine, clients, stream, rows
+        self.attempts, self.config, self.counts = attempts, config, counts
+        self.pending: push_ledger.CallOutcome | None = None
+
+    def send(self, batch: Batch, *, own_user: str | None) -> int | None:
+        """Send one batch; returns the records it created, or None when the stop flag refused its call
+        (rows that never went out are ``planned`` again; rows of a call that went out stay ``sending``,
+        an unknown outcome)."""
+        engine, clients, stream = self.engine, self.clients, self.stream
+        positions = self.rows.positions(batch.changes)
+        sending = self.rows.ledger_id[positions].tolist()
+        push_ledger.record_call(engine, self.pending, sending=sending)
+        self.pending = None
+        calls_before = clients.stats.snapshot().total_requests(stream.source)
+        try:
+            results = send_batch(clients, batch, own_user)
+        except StopRequested:
+            if clients.stats.snapshot().total_requests(stream.source) == calls_before:
+                push_ledger.mark(engine, sending, "planned")
+            return None
+        gone = {str(r.record_id) for r in results if r.code == RECORD_GONE}
+        self.pending = _call_outcome(
+            self.rows,
+            positions,
+            results,
+            self.attempts,
+            max_attempts=self.config.max_attempts,
+            counts=self.counts,
+            gone=gone,
+        )
+        if gone:
+            # Deleted at the source since we read it (ClickFunnels and ClickSend have no delete feed):
+            # marked now, so it is neither planned again nor kept in a golden contact.
+            self.flush()
+            RawStore(engine).mark_deleted(StreamKey(stream.source, stream.object), sorted(gone))
+        return sum(1 for result in results if result.ok and result.record_id is None)
+
+    def flush(self) -> None:
+        """Record the last call's outcome, if not yet recorded."""
+        if self.pending is not None:
+            push_ledger.record_call(self.engine, self.pending)
+            self.pending = None
 
 
 def _plan_creates(
@@ -553,70 +576,45 @@ def _plan_creates(
     )
 
 
-def _rows_of(plan: pd.DataFrame, changes: Sequence[RecordChange]) -> pd.DataFrame:
-    """The sendable plan rows of these changes: updates by record id, creates by contact."""
-    sendable = plan["invalid_reason"].isna()
-    if changes and changes[0].is_create:
-        contacts = {change.contact_id for change in changes}
-        return plan[sendable & plan["record_id"].isna() & plan["contact_id"].astype(str).isin(contacts)]
-    ids = {str(change.record_id) for change in changes}
-    return plan[sendable & plan["record_id"].notna() & plan["record_id"].astype(str).isin(ids)]
-
-
-def _record_outcomes(
-    engine: Engine,
-    rows: pd.DataFrame,
+def _call_outcome(
+    rows: SendableRows,
+    positions: npt.NDArray[np.intp],
     results: list[RecordResult],
     attempts: dict[tuple[str, str, str], int],
     *,
     max_attempts: int,
     counts: dict[str, int],
     gone: set[str],
-) -> None:
-    outcomes = outcome_states(rows.drop(columns="ledger_id"), results).assign(
-        ledger_id=rows["ledger_id"].to_numpy()
-    )
-    # Rows that end alike (state, error, attempt count) are marked in one statement, not one each.
-    groups: dict[tuple[str, str | None, int], list[int]] = {}
+) -> push_ledger.CallOutcome:
+    """How one call's rows end: each row takes its record's result (`SendableRows.outcomes`), then an
+    unknown outcome is ``unconfirmed``, a refusal of a record deleted since is ``unchanged``, and a
+    rejection is ``parked`` after its attempts. Rows that end alike are marked in one statement."""
+    at = utcnow()
+    marks: dict[tuple[str, str | None, int], list[int]] = {}
     new_ids: dict[int, str] = {}
-    for outcome in outcomes.to_dict("records"):
-        key = (str(outcome["record_id"]), str(outcome["field"]), str(outcome["after_value"]))
-        previous = attempts.get(key, 0)
-        if outcome["code"] == UNCONFIRMED:
+    stamps: dict[int, tuple[datetime | None, int | None, str | None]] = {}
+    for outcome in rows.outcomes(positions, results):
+        at_row, result = outcome.position, outcome.result
+        ledger_id = int(rows.ledger_id[at_row])
+        record_id = str(rows.record_id[at_row])
+        previous = attempts.get((record_id, str(rows.field[at_row]), str(rows.after_value[at_row])), 0)
+        message = None if result is None else result.message or None
+        if result is not None and result.code == UNCONFIRMED:
             state = "unconfirmed"
-        elif outcome["state"] == "rejected" and str(outcome["record_id"]) in gone:
-            state, outcome["message"] = "unchanged", "the record no longer exists at the destination"
+        elif outcome.state == "rejected" and record_id in gone:
+            state, message = "unchanged", "the record no longer exists at the destination"
         else:
-            state = next_attempt_state(previous, outcome["state"], max_attempts)
-        groups.setdefault((state, outcome["message"] or None, previous + 1), []).append(
-            int(outcome["ledger_id"])
-        )
-        if outcome["new_id"] is not None:
-            new_ids[int(outcome["ledger_id"])] = str(outcome["new_id"])
+            state = next_attempt_state(previous, outcome.state, max_attempts)
+        marks.setdefault((state, message, previous + 1), []).append(ledger_id)
         counts[state] = counts.get(state, 0) + 1
-    push_ledger.set_record_ids(engine, new_ids)
-    push_ledger.set_write_results(engine, _write_results(outcomes))
-    for (state, error, tries), ledger_ids in groups.items():
-        push_ledger.mark(engine, ledger_ids, state, error=error, attempts=tries)
-
-
-def _write_results(outcomes: pd.DataFrame) -> dict[int, tuple[datetime | None, int | None, str | None]]:
-    """ledger id -> what the answer said of the record after the write, for the rows sent."""
-    sent = outcomes[outcomes["state"].eq("sent").to_numpy()]
-    return {
-        int(ledger_id): (
-            None if at is None or pd.isna(at) else at,
-            None if version is None or pd.isna(version) else int(version),
-            None if by is None or pd.isna(by) else str(by),
-        )
-        for ledger_id, at, version, by in zip(
-            sent["ledger_id"],
-            sent["result_modified_at"],
-            sent["result_version"],
-            sent["written_by"],
-            strict=True,
-        )
-    }
+        if outcome.state != "sent" or result is None:
+            continue
+        if result.new_id is not None:
+            new_ids[ledger_id] = str(result.new_id)
+        stamp = result.stamp or WriteStamp()
+        modified = None if stamp.modified_at is None or pd.isna(stamp.modified_at) else stamp.modified_at
+        stamps[ledger_id] = (modified, stamp.version, stamp.written_by)
+    return push_ledger.CallOutcome(marks=marks, new_ids=new_ids, results=stamps, at=at)
 
 
 def own_zoho_users(clients: Clients, sources: Sequence[str], log: Callable[[str], None]) -> dict[str, str]:

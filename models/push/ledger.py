@@ -523,12 +523,18 @@ def set_record_ids(engine: Engine, new_ids: Mapping[int, str]) -> None:
     if not new_ids:
         return
     with engine.begin() as connection:
-        connection.execute(
-            sa.update(PushLedger)
-            .where(PushLedger.id == sa.bindparam("ledger_id"))
-            .values(record_id=sa.bindparam("new_id")),
-            [{"ledger_id": ledger_id, "new_id": record_id} for ledger_id, record_id in new_ids.items()],
-        )
+        _set_record_ids(connection, new_ids)
+
+
+def _set_record_ids(connection: Connection, new_ids: Mapping[int, str]) -> None:
+    if not new_ids:
+        return
+    connection.execute(
+        sa.update(PushLedger)
+        .where(PushLedger.id == sa.bindparam("ledger_id"))
+        .values(record_id=sa.bindparam("new_id")),
+        [{"ledger_id": ledger_id, "new_id": record_id} for ledger_id, record_id in new_ids.items()],
+    )
 
 
 def set_write_results(
@@ -537,6 +543,15 @@ def set_write_results(
     """Keep, per sent row, what the destination answered about the record after our write: its
     modification time, Linkflow's version and the Zoho user it was made as (`models.push.plan.WriteStamp`),
     so survivorship tells our writes from people's edits by them (`models.identity.own_writes`)."""
+    if all(stamp == (None, None, None) for stamp in results.values()):
+        return
+    with engine.begin() as connection:
+        _set_write_results(connection, results)
+
+
+def _set_write_results(
+    connection: Connection, results: Mapping[int, tuple[datetime | None, int | None, str | None]]
+) -> None:
     rows = [
         {"ledger_id": ledger_id, "at": _time(at), "version": version, "by": by}
         for ledger_id, (at, version, by) in results.items()
@@ -544,17 +559,84 @@ def set_write_results(
     ]
     if not rows:
         return
+    connection.execute(
+        sa.update(PushLedger)
+        .where(PushLedger.id == sa.bindparam("ledger_id"))
+        .values(
+            result_modified_at=sa.bindparam("at"),
+            result_version=sa.bindparam("version"),
+            written_by=sa.bindparam("by"),
+        ),
+        rows,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """How the rows of one write call end: ``marks`` (status, error, attempts) -> ledger ids, the ids
+    creates were given (`set_record_ids`), what the answers said of the records (`set_write_results`),
+    all at ``at`` (right after the call answered)."""
+
+    marks: Mapping[tuple[str, str | None, int], Sequence[int]]
+    new_ids: Mapping[int, str]
+    results: Mapping[int, tuple[datetime | None, int | None, str | None]]
+    at: datetime
+
+
+def record_call(engine: Engine, outcome: CallOutcome | None, *, sending: Sequence[int] = ()) -> None:
+    """A call's outcome and the next call's rows marked ``sending``, in one transaction (rather than
+    one per kind of change and one per call): the outcome is committed before the next call goes out,
+    as before, and the next call's rows are ``sending`` before it does."""
     with engine.begin() as connection:
-        connection.execute(
-            sa.update(PushLedger)
-            .where(PushLedger.id == sa.bindparam("ledger_id"))
-            .values(
-                result_modified_at=sa.bindparam("at"),
-                result_version=sa.bindparam("version"),
-                written_by=sa.bindparam("by"),
-            ),
-            rows,
-        )
+        if outcome is not None:
+            _set_record_ids(connection, outcome.new_ids)
+            stamped = {i: stamp for i, stamp in outcome.results.items() if stamp != (None, None, None)}
+            _finish_stamped(connection, outcome, stamped)
+            for (status, error, attempts), ledger_ids in outcome.marks.items():
+                rest = [i for i in ledger_ids if i not in stamped]
+                _mark(connection, rest, status, error=error, attempts=attempts, at=outcome.at)
+        _mark(connection, sending, "sending")
+
+
+def _finish_stamped(
+    connection: Connection,
+    outcome: CallOutcome,
+    stamped: Mapping[int, tuple[datetime | None, int | None, str | None]],
+) -> None:
+    """The rows whose answer told something of the record (`set_write_results`): their final state
+    and that stamp in one statement, where the state and the stamp took one each. ``error`` is kept
+    when the outcome has none, as `mark` keeps it."""
+    rows = [
+        {
+            "ledger_id": ledger_id,
+            "state": status,
+            "message": error,
+            "tries": attempts,
+            "moment": outcome.at,
+            "at": _time(stamped[ledger_id][0]),
+            "version": stamped[ledger_id][1],
+            "by": stamped[ledger_id][2],
+        }
+        for (status, error, attempts), ledger_ids in outcome.marks.items()
+        for ledger_id in ledger_ids
+        if ledger_id in stamped
+    ]
+    if not rows:
+        return
+    connection.execute(
+        sa.update(PushLedger)
+        .where(PushLedger.id == sa.bindparam("ledger_id"))
+        .values(
+            status=sa.bindparam("state"),
+            error=sa.func.coalesce(sa.bindparam("message", type_=sa.Text()), PushLedger.error),
+            attempts=sa.bindparam("tries"),
+            updated_at=sa.bindparam("moment"),
+            result_modified_at=sa.bindparam("at"),
+            result_version=sa.bindparam("version"),
+            written_by=sa.bindparam("by"),
+        ),
+        rows,
+    )
 
 
 def previous_attempts(
@@ -679,14 +761,28 @@ def mark(
     """Move rows to ``status`` in their own transaction (committed before the next call goes out)."""
     if not ledger_ids:
         return
+    with engine.begin() as connection:
+        _mark(connection, ledger_ids, status, error=error, attempts=attempts, at=at)
+
+
+def _mark(
+    connection: Connection,
+    ledger_ids: Sequence[int],
+    status: str,
+    *,
+    error: str | None = None,
+    attempts: int | None = None,
+    at: datetime | None = None,
+) -> None:
+    if not len(ledger_ids):
+        return
     values: dict[str, Any] = {"status": status, "updated_at": at or utcnow()}
     if error is not None:
         values["error"] = error
     if attempts is not None:
         values["attempts"] = attempts
-    with engine.begin() as connection:
-        for chunk in chunks(list(ledger_ids)):
-            connection.execute(sa.update(PushLedger).where(PushLedger.id.in_(chunk)).values(**values))
+    for chunk in chunks(list(ledger_ids)):
+        connection.execute(sa.update(PushLedger).where(PushLedger.id.in_(chunk)).values(**values))
 
 
 def abandon_planned(engine: Engine, run_id: str, destination: str, obj: str, why: str) -> int:

@@ -722,6 +722,97 @@ def outcome_states(plan_rows: pd.DataFrame, write_results: Iterable[RecordResult
     return merged[list(OUTCOME_COLUMNS)]
 
 
+@dataclass(frozen=True, slots=True)
+class RowOutcome:
+    """One plan row's state after its record's answer, as `outcome_states` gives it, for a row
+    known by its position in `SendableRows`."""
+
+    position: int
+    state: str
+    result: RecordResult | None
+    """Its record's result (None: the record had none, the row is ``unchanged``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendableRows:
+    """A recorded plan part's sendable rows as plain arrays, with each record's row positions (a
+    create's by its contact), so each call finds its rows by lookup and answers them from one result
+    per record: a part of N records sent one record per call costs N lookups, where filtering and
+    merging the whole part per call cost N times the part."""
+
+    ledger_id: npt.NDArray[np.int64]
+    record_id: npt.NDArray[np.object_]
+    """As planned: None for a create."""
+    record_key: npt.NDArray[np.object_]
+    """record_id as text, "" for a create (the key results are matched by, with contact_id)."""
+    contact_id: npt.NDArray[np.object_]
+    field: npt.NDArray[np.object_]
+    after_value: npt.NDArray[np.object_]
+    by_record: dict[str, npt.NDArray[np.intp]]
+    by_contact: dict[str, npt.NDArray[np.intp]]
+
+    @classmethod
+    def of(cls, plan: pd.DataFrame) -> "SendableRows":
+        """The rows of ``plan`` (`PLAN_COLUMNS` and ``ledger_id``) that can be sent (no invalid_reason)."""
+        sendable = _with_record_key(plan[plan["invalid_reason"].isna().to_numpy()])
+        record_key = sendable["record_key"].to_numpy(dtype=object)
+        contact_id = sendable["contact_id"].astype(str).to_numpy(dtype=object)
+        positions = np.arange(len(sendable), dtype=np.intp)
+        creates = record_key == ""
+        return cls(
+            ledger_id=sendable["ledger_id"].to_numpy(dtype=np.int64),
+            record_id=sendable["record_id"].to_numpy(dtype=object),
+            record_key=record_key,
+            contact_id=contact_id,
+            field=sendable["field"].to_numpy(dtype=object),
+            after_value=sendable["after_value"].to_numpy(dtype=object),
+            by_record=_positions_by(record_key[~creates], positions[~creates]),
+            by_contact=_positions_by(contact_id[creates], positions[creates]),
+        )
+
+    def positions(self, changes: Sequence[RecordChange]) -> npt.NDArray[np.intp]:
+        """The positions of the changes' rows: an update's by its record id, a create's by its contact."""
+        found = [
+            self.by_contact.get(change.contact_id)
+            if change.is_create
+            else self.by_record.get(str(change.record_id))
+            for change in changes
+        ]
+        parts = [part for part in found if part is not None]
+        return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.intp)
+
+    def outcomes(self, positions: npt.NDArray[np.intp], results: Iterable[RecordResult]) -> list[RowOutcome]:
+        """Each row's state, as `outcome_states` decides it for sendable rows: ``unchanged`` when its
+        record has no result, else ``sent``, ``conflict`` or ``rejected`` by the record's result."""
+        answers: dict[tuple[str, str], RecordResult] = {}
+        for result in results:
+            key = (result.record_id or "", result.contact_id)
+            if key in answers:
+                raise ValueError("more than one result for the same record")
+            answers[key] = result
+        outcomes = []
+        for position in positions.tolist():
+            answer = answers.get((self.record_key[position], self.contact_id[position]))
+            if answer is None:
+                state = "unchanged"
+            else:
+                state = "sent" if answer.ok else "conflict" if answer.conflict else "rejected"
+            outcomes.append(RowOutcome(position, state, answer))
+        return outcomes
+
+
+def _positions_by(
+    keys: npt.NDArray[np.object_], positions: npt.NDArray[np.intp]
+) -> dict[str, npt.NDArray[np.intp]]:
+    """key -> the positions holding it, in order (one sort, no per-key scan)."""
+    if not len(keys):
+        return {}
+    codes, uniques = pd.factorize(keys)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    return dict(zip(uniques.tolist(), np.split(positions[order], bounds), strict=True))
+
+
 def next_attempt_state(previous_attempts: int, state: str, max_attempts: int) -> str:
     """The state to record for a row after this run: a rejection is retried on later runs until it has
     been tried `max_attempts` times, then `parked` with its reason. Other states pass through."""

@@ -22,6 +22,7 @@ from models.push.plan import (
     STATES,
     RecordChange,
     RecordResult,
+    SendableRows,
     batches,
     drop_settled,
     full_name,
@@ -632,6 +633,50 @@ def test_states_cover_every_row_whatever_the_results(kinds: list[str]) -> None:
     assert len(outcome) == len(plan)
     assert set(outcome["state"]) <= set(STATES) - {"parked"}
     assert (outcome["state"] == "invalid").sum() == plan["invalid_reason"].notna().sum()
+
+
+@given(
+    st.lists(st.sampled_from(["ok", "rejected", "conflict", "missing"]), min_size=4, max_size=4),
+    st.sets(st.integers(min_value=0, max_value=3), min_size=1),
+)
+@settings(max_examples=40, deadline=None)
+def test_sendable_rows_give_each_batch_the_states_outcome_states_gives(
+    kinds: list[str], sent: set[int]
+) -> None:
+    plan, changes = _two_records_plan()
+    plan = plan.assign(ledger_id=range(100, 100 + len(plan)))
+    batch = [changes[i] for i in sorted(sent)]
+    results = [
+        RecordResult.of(
+            change, ok=kind == "ok", conflict=kind == "conflict", code=None if kind == "ok" else "E"
+        )
+        for change, kind in zip(changes, kinds, strict=True)
+        if kind != "missing" and change in batch
+    ]
+    rows = SendableRows.of(plan)
+    positions = rows.positions(batch)
+    ids = {change.record_id for change in batch}
+    expected = plan[plan["invalid_reason"].isna() & plan["record_id"].isin(ids)]
+    assert sorted(rows.ledger_id[positions].tolist()) == sorted(expected["ledger_id"])
+    reference = outcome_states(expected.drop(columns="ledger_id"), results)
+    want = dict(zip(expected["ledger_id"], reference["state"], strict=True))
+    got = {int(rows.ledger_id[o.position]): o.state for o in rows.outcomes(positions, results)}
+    assert got == want
+
+
+def test_sendable_rows_find_a_create_by_its_contact() -> None:
+    present = pd.DataFrame(columns=["contact_id", "destination", "object"])
+    config = PushConfig(create_missing=frozenset({("zoho_crm", "contact")}))
+    plan = plan_creates(golden(JANE), present, config)
+    plan = plan.assign(ledger_id=range(len(plan)))
+    [change] = record_changes(plan)
+    rows = SendableRows.of(plan)
+    positions = rows.positions([change])
+    assert sorted(rows.ledger_id[positions].tolist()) == sorted(
+        plan.loc[plan["invalid_reason"].isna(), "ledger_id"]
+    )
+    [state] = {o.state for o in rows.outcomes(positions, [RecordResult.of(change, ok=True, new_id="z9")])}
+    assert state == "sent"
 
 
 def test_two_results_for_one_record_are_refused() -> None:
