@@ -20,8 +20,10 @@ greatest overlap). Ids therefore stay stable, merges and splits are recorded, an
 the previous state untouched.
 """
 
+import gc
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,6 +251,27 @@ def _previous(connection: Connection) -> tuple[pd.DataFrame, str | None]:
     return assignment, latest
 
 
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Python's cycle collector off for the length of a resolution (as it was after it): the full
+    rebuild, or each slice of an incremental run.
+
+    A slice makes hundreds of thousands of short-lived objects (payloads, rows, frames), so the
+    collector runs often, and each full collection walks every object the process holds: the name
+    reader's phrase dictionary (`models.normalise.given_names`), the phone metadata and the modules,
+    about a million long-lived objects. At 9,000 records in scope that was a fifth of the step's CPU
+    (0.45 s), for no garbage: a slice's objects are freed by reference counting as it drops them,
+    and its peak memory is the same without the collector. What cycles a slice leaves are collected
+    once it has ended. The full rebuild at a million records: 92.1 -> 82.7 s, peak 1,596 -> 1,592 MiB."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def build_canonical(
     engine: Engine,
     config: CanonicalConfig,
@@ -261,6 +284,13 @@ def build_canonical(
     ``checkpoint`` is called between phases and may raise to abandon the build (a sync asked to stop):
     nothing is written before the last phase, and that one is a single transaction.
     """
+    with cyclic_gc_paused():
+        return _build(engine, config, run_id, checkpoint)
+
+
+def _build(
+    engine: Engine, config: CanonicalConfig, run_id: str | None, checkpoint: Callable[[], None]
+) -> CanonicalReport:
     now = utcnow()
     with engine.connect() as connection:
         previous, latest = _previous(connection)

@@ -39,9 +39,7 @@ Limits, honestly:
   would be skipped; the pipeline runs resolution after extraction, never beside it.
 """
 
-import gc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -53,7 +51,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import InstrumentedAttribute
 
-from models.identity.canonical import build_canonical
+from models.identity.canonical import build_canonical, cyclic_gc_paused
 from models.identity.changes import prune as prune_changes
 from models.identity.changes import record_full_rebuild, record_incremental
 from models.identity.contact_ids import ContactIdFactory
@@ -209,26 +207,6 @@ def _resolve_in_slices(  # noqa: PLR0917 - the run's settings, passed on to each
         start = end
     with engine.connect() as connection:
         return _with_totals(connection, report)
-
-
-@contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
-    """Python's cycle collector off for the length of a slice (as it was after it).
-
-    A slice makes hundreds of thousands of short-lived objects (payloads, rows, frames), so the
-    collector runs often, and each full collection walks every object the process holds: the name
-    reader's phrase dictionary (`models.normalise.given_names`), the phone metadata and the modules,
-    about a million long-lived objects. At 9,000 records in scope that was a fifth of the step's CPU
-    (0.45 s), for no garbage: a slice's objects are freed by reference counting as it drops them,
-    and its peak memory is the same without the collector. What cycles a slice leaves are collected
-    once it has ended."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @dataclass(frozen=True)
