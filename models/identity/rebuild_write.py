@@ -7,12 +7,13 @@ ids, ``contact_sources`` and ``contact_identifiers`` by ranges of raw record ids
 ``WRITE_SLICE_RECORDS`` records. Comparing whole tables at once held every stored row as a tuple
 beside the new frames: at a million records that was about 1.2 GiB of the rebuild's 3 GiB peak.
 
-Slices by contact read the stored rows with ``IN`` lists of ids, not key ranges: a range of text
-compared in SQL follows the database's collation, which need not be the byte order Python sorts by.
+Slices by contact read the stored rows by their ids, bound as one array (`key_in`), not by key
+ranges: a range of text compared in SQL follows the database's collation, which need not be the byte
+order Python sorts by.
 Raw record ids are integers, so their slices are ranges, and every stored row falls in one.
 """
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from itertools import pairwise
 from typing import Any
@@ -100,11 +101,6 @@ def write_rebuild(  # noqa: PLR0917 - the rows of one rebuild, each going to its
         insert_rows(connection, ContactLinkDecision, decision_rows(resolution.refused, now))
 
 
-def _in(connection: Connection, column: Any, values: Sequence[Any]) -> list[sa.ColumnElement[bool]]:
-    """``column IN values``, the values bound as one array (`key_in`): one statement per slice."""
-    return [key_in(connection, column, values)]
-
-
 def _write_contacts(connection: Connection, golden: pd.DataFrame, now: datetime) -> None:
     """Add the new contacts and update the changed ones, a slice of ids at a time (the gone ones are
     deleted last, once nothing points at them). Each slice's stored contacts give its rows their
@@ -112,13 +108,8 @@ def _write_contacts(connection: Connection, golden: pd.DataFrame, now: datetime)
     table = Contact.__table__
     for start in range(0, len(golden), WRITE_SLICE_CONTACTS):
         part = golden.iloc[start : start + WRITE_SLICE_CONTACTS]
-        within = _in(connection, Contact.contact_id, part["contact_id"].tolist())
-        stored = pd.concat(
-            [
-                read_frame(connection, sa.select(table).where(condition), table.columns.keys())
-                for condition in within
-            ]
-        )
+        ids = key_in(connection, Contact.contact_id, part["contact_id"].tolist())
+        stored = read_frame(connection, sa.select(table).where(ids), table.columns.keys())
         rows = golden_frame(part, stored, now)
         changes = keyed_changes_from(Contact, stored, rows, ["contact_id"])
         bulk_insert(connection, Contact, changes.added)
@@ -137,7 +128,7 @@ def _write_lineage(
     slices = where.astype(np.int64) // WRITE_SLICE_CONTACTS
     for number, positions in enumerate(slice_positions(slices, count)):
         ids = new_ids[number * WRITE_SLICE_CONTACTS : (number + 1) * WRITE_SLICE_CONTACTS]
-        within = _in(connection, ContactFieldLineage.contact_id, ids)
+        within = [key_in(connection, ContactFieldLineage.contact_id, ids)]
         replace_differing(connection, ContactFieldLineage, _LINEAGE_KEY, lineage.iloc[positions], within)
     delete_keys(connection, ContactFieldLineage, ["contact_id"], [(contact_id,) for contact_id in gone])
 

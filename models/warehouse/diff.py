@@ -60,7 +60,7 @@ def _tuples(frame: pd.DataFrame, columns: Sequence[str]) -> Iterator[tuple[Any, 
 
 
 #: Which stored rows a comparison covers: None for the whole table, else the rows matching any of
-#: these conditions (disjoint, such as one ``IN`` list per chunk of a slice's keys).
+#: these conditions (disjoint: a slice's keys, a range of ids).
 Within = Sequence[sa.ColumnElement[bool]] | None
 
 
