@@ -15,7 +15,7 @@ hold or held. A full rebuild happens with no watermark yet, when asked, after a 
 and when the ClickSend phone region (which decides every message's key) changed.
 """
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -30,6 +30,7 @@ from models.normalise.identifiers import normalise_phones
 from models.normalise.raw_keys import parse_shanghai, parse_unix_ms, record_time
 from models.warehouse.bulk import bulk_insert, rows_frame
 from models.warehouse.db import by_key_only
+from models.warehouse.key_lists import key_in
 from models.warehouse.store import (
     StreamKey,
     by_source_ids,
@@ -194,14 +195,15 @@ def _phone_owners(connection: Connection, phones: list[str]) -> dict[str, str]:
             )
         )
 
-    pairs: list[Any] = []
-    for chunk in chunks(phones):
-        if connection.dialect.name == "postgresql":  # each number through the (kind, value) index
+    if not phones:
+        return {}
+    if connection.dialect.name == "postgresql":  # each number through the (kind, value) index
+        pairs: list[Any] = []
+        for chunk in chunks(phones):
             query = each_of(chunk, lambda wanted: owners(ContactIdentifier.value == wanted))
-        else:
-            query = owners(ContactIdentifier.value.in_(list(chunk)))
-        pairs.extend(connection.execute(query).all())
-    return _unique(pairs)
+            pairs.extend(connection.execute(query).all())
+        return _unique(pairs)
+    return _unique(connection.execute(owners(key_in(connection, ContactIdentifier.value, phones))).all())
 
 
 def _insert(connection: Connection, rows: list[dict[str, Any]]) -> None:
@@ -352,8 +354,10 @@ def _apply_changes(
     # Receipts whose message changed or went away must be looked at again.
     messages = set(_column_of(connection, ContactActivity.message_key, changed_ids))
 
-    for chunk in chunks(changed_ids):
-        connection.execute(sa.delete(ContactActivity).where(ContactActivity.activity_id.in_(chunk)))
+    if changed_ids:
+        connection.execute(
+            sa.delete(ContactActivity).where(key_in(connection, ContactActivity.activity_id, changed_ids))
+        )
     rows = _rows(((obj, sid, payload) for obj, sid, payload, gone, _ in changed if gone is None), region)
     _link(connection, rows)
     _insert(connection, rows)
@@ -395,12 +399,10 @@ def _column_of(
 ) -> list[str]:
     """Distinct non-null ``column`` of the activity rows whose ``match`` is in ``values`` (deduplicated
     here: a DISTINCT would lead SQLite to walk ``column``'s index whole)."""
-    found: set[str] = set()
-    for chunk in chunks(values):
-        found.update(
-            connection.execute(sa.select(column).where(match.in_(chunk), column.is_not(None))).scalars()
-        )
-    return sorted(found)
+    if not values:
+        return []
+    query = sa.select(column).where(key_in(connection, match, values), column.is_not(None))
+    return sorted(set(connection.execute(query).scalars()))
 
 
 def _touched_keys(connection: Connection, todo: changes.Pending) -> list[str]:
@@ -408,17 +410,20 @@ def _touched_keys(connection: Connection, todo: changes.Pending) -> list[str]:
     ids of every record they re-resolved, and the phones changed records held before."""
     phones: set[str] = set()
     linkflow: set[str] = set()
-    for chunk in chunks(changes.changed_records(connection, todo)):
+    changed = changes.changed_records(connection, todo)
+    if changed:
         # Filtered here rather than in SQL: asked for phones (or Linkflow records) only, SQLite walks
         # every one through the (kind, value) (or (source, object)) index instead of the ids.
         held = connection.execute(
             sa.select(ContactIdentifier.kind, ContactIdentifier.value).where(
-                ContactIdentifier.raw_record_id.in_(chunk)
+                key_in(connection, ContactIdentifier.raw_record_id, changed)
             )
         ).all()
         phones.update(str(value) for kind, value in held if kind == "phone" and value is not None)
         records = connection.execute(
-            sa.select(RawRecord.source, RawRecord.object, RawRecord.source_id).where(RawRecord.id.in_(chunk))
+            sa.select(RawRecord.source, RawRecord.object, RawRecord.source_id).where(
+                key_in(connection, RawRecord.id, changed)
+            )
         ).all()
         linkflow.update(i for source, obj, i in records if (source, obj) == ("linkflow", "contact"))
     phones.update(changes.lost_identifiers(connection, todo, "phone"))
@@ -438,15 +443,14 @@ def _relink(connection: Connection, keys: list[str]) -> None:
 
 def _relink_receipts(connection: Connection, message_ids: list[str]) -> None:
     """Point the receipts of ``message_ids`` at the contact their messages agree on now."""
-    pairs: list[Any] = []
-    for chunk in chunks(message_ids):
-        pairs.extend(
-            connection.execute(
-                sa.select(ContactActivity.message_key, ContactActivity.contact_id).where(
-                    ContactActivity.message_key.in_(chunk), ContactActivity.contact_id.is_not(None)
-                )
-            ).all()
-        )
+    pairs: Sequence[Any] = []
+    if message_ids:
+        pairs = connection.execute(
+            sa.select(ContactActivity.message_key, ContactActivity.contact_id).where(
+                key_in(connection, ContactActivity.message_key, message_ids),
+                ContactActivity.contact_id.is_not(None),
+            )
+        ).all()
     owners = _unique(pairs)
     _set_contacts(connection, {f"{_MESSAGE}{m}": owners.get(m) for m in message_ids})
 

@@ -119,8 +119,8 @@ def _between(todo: Pending) -> sa.ColumnElement[bool]:
 
 
 def changed_records(connection: Connection, todo: Pending) -> list[int]:
-    """The records re-resolved by the pending changes. Read into a list, for literal IN lists: with a
-    subquery, SQLite walks the whole table it filters."""
+    """The records re-resolved by the pending changes. Read into a list, then bound as one array
+    (`key_in`): with this subquery instead, SQLite walks the whole table it filters."""
     keys = connection.execute(
         sa.select(CanonicalChange.raw_record_id).where(_between(todo), CanonicalChange.kind == "record")
     ).scalars()

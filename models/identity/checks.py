@@ -17,9 +17,10 @@ import sqlalchemy.orm
 from sqlalchemy.engine import Connection, Engine
 
 from models.identity import changes
-from models.identity.identity_store import values_by_kind
+from models.identity.identity_store import values_of_kind
 from models.identity.phases import CONTACT_OBJECTS
 from models.warehouse.bulk import rows_frame
+from models.warehouse.key_lists import key_in
 from models.warehouse.store import StreamKey, chunks, read_cursor, store_cursor
 from models.warehouse.tables import (
     CanonicalChange,
@@ -47,8 +48,8 @@ Check = Callable[[Engine, str | None], CheckResult]
 
 
 def _scope_records(connection: Connection, scope: str) -> list[int]:
-    """The records the run re-resolved. Read first and passed as literal lists: with a subquery
-    instead, SQLite walks every contact record (or identifier) and tests each against it."""
+    """The records the run re-resolved. Read first and bound as one array (`key_in`): with this
+    subquery instead, SQLite walks every contact record (or identifier) and tests each against it."""
     keys = connection.execute(
         sa.select(CanonicalChange.raw_record_id).where(
             CanonicalChange.run_id == scope, CanonicalChange.kind == "record"
@@ -66,11 +67,13 @@ def _scope_identifiers(connection: Connection, scope: str) -> pd.DataFrame:
             )
         ).all()
     )
-    for chunk in chunks(_scope_records(connection, scope)):
+    records = _scope_records(connection, scope)
+    if records:
         rows.extend(
             connection.execute(
                 sa.select(ContactIdentifier.kind, ContactIdentifier.value).where(
-                    ContactIdentifier.raw_record_id.in_(chunk), ContactIdentifier.value.is_not(None)
+                    key_in(connection, ContactIdentifier.raw_record_id, records),
+                    ContactIdentifier.value.is_not(None),
                 )
             ).all()
         )
@@ -88,17 +91,21 @@ def identifiers_belong_to_one_contact(engine: Engine, scope: str | None = None) 
             ]
         else:
             found: set[tuple[str, str]] = set()
-            for kind, chunk in values_by_kind(_in_several_contacts(connection, scope)):
+            for kind, values in values_of_kind(_in_several_contacts(connection, scope)):
                 # Their holders first, joined to themselves: joining the whole table instead, SQLite
-                # walks every value of the kind on one side.
-                holders = (
-                    sa.select(
-                        ContactIdentifier.raw_record_id, ContactIdentifier.kind, ContactIdentifier.value
+                # walks every value of the kind on one side. In chunks: SQLite joins the holders to
+                # themselves by scanning them, so a chunk bounds that square.
+                for chunk in chunks(values):
+                    holders = (
+                        sa.select(
+                            ContactIdentifier.raw_record_id, ContactIdentifier.kind, ContactIdentifier.value
+                        )
+                        .where(
+                            ContactIdentifier.kind == kind, key_in(connection, ContactIdentifier.value, chunk)
+                        )
+                        .cte()
                     )
-                    .where(ContactIdentifier.kind == kind, ContactIdentifier.value.in_(chunk))
-                    .cte()
-                )
-                found.update((kind, value) for kind, value in connection.execute(_shared(holders)))
+                    found.update((kind, value) for kind, value in connection.execute(_shared(holders)))
             shared = sorted(found)
     return CheckResult(
         not shared,
@@ -114,12 +121,12 @@ def _in_several_contacts(connection: Connection, scope: str) -> pd.DataFrame:
     """kind, value of the run's identifiers whose holders are in more than one contact: the only ones
     that can break the rule (few: household splits), found with one index probe per identifier."""
     rows: list[Any] = []
-    for kind, chunk in values_by_kind(_scope_identifiers(connection, scope)):
+    for kind, values in values_of_kind(_scope_identifiers(connection, scope)):
         rows.extend(
             connection.execute(
                 sa.select(ContactIdentifier.kind, ContactIdentifier.value, ContactSource.contact_id)
                 .join(ContactSource, ContactSource.raw_record_id == ContactIdentifier.raw_record_id)
-                .where(ContactIdentifier.kind == kind, ContactIdentifier.value.in_(chunk))
+                .where(ContactIdentifier.kind == kind, key_in(connection, ContactIdentifier.value, values))
             ).all()
         )
     holders = rows_frame(rows, ["kind", "value", "contact_id"])
@@ -175,9 +182,9 @@ def records_link_to_one_contact(engine: Engine, scope: str | None = None) -> Che
         else:
             # The run's records are contact records: no need for the filter that would lead SQLite to
             # walk all of them.
-            unlinked = []
-            for chunk in chunks(_scope_records(connection, scope)):
-                unlinked.extend(connection.execute(query.where(RawRecord.id.in_(chunk))).all())
+            records = _scope_records(connection, scope)
+            within = key_in(connection, RawRecord.id, records)
+            unlinked = list(connection.execute(query.where(within)).all()) if records else []
     return CheckResult(
         not unlinked,
         len(unlinked),

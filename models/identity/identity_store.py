@@ -22,7 +22,6 @@ from sqlalchemy.engine import Connection
 from models.identity.linking import IDENTIFIER_COLUMNS, NAME_COLUMNS
 from models.warehouse.bulk import rows_frame
 from models.warehouse.key_lists import key_in
-from models.warehouse.store import chunks
 from models.warehouse.tables import ContactIdentifier, ContactSource
 
 _ASSIGNMENT_COLUMNS = ("record_key", "contact_id")
@@ -138,15 +137,6 @@ def values_of_kind(identifiers: pd.DataFrame) -> Iterable[tuple[str, list[str]]]
     pairs = identifiers.loc[:, ["kind", "value"]].drop_duplicates()
     for kind, group in pairs.groupby("kind", sort=True):
         yield str(kind), sorted(str(value) for value in group["value"])
-
-
-def values_by_kind(identifiers: pd.DataFrame) -> Iterable[tuple[str, Sequence[str]]]:
-    """(kind, chunk of distinct values of that kind) from a kind, value frame: queries that name one kind
-    and list its values probe a (kind, value) index whole, and stay within the bound-parameter limits."""
-    pairs = identifiers.loc[:, ["kind", "value"]].drop_duplicates()
-    for kind, group in pairs.groupby("kind", sort=True):
-        for chunk in chunks(sorted(str(value) for value in group["value"])):
-            yield str(kind), chunk
 
 
 def _identifier_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:

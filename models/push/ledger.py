@@ -18,7 +18,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from models.push.field_map import CANONICAL_FIELDS
 from models.warehouse.bulk import rows_frame
-from models.warehouse.store import StreamKey, chunks, store_cursor
+from models.warehouse.key_lists import key_in
+from models.warehouse.store import StreamKey, store_cursor
 from models.warehouse.tables import (
     IN_FLIGHT,
     UNDO_REASONS,
@@ -44,23 +45,23 @@ SETTLED = ("parked", "invalid", "undone")
 class ContactScope:
     """The golden contacts one part of a plan covers, so every read of it stays within them: a range
     of contact ids (``after`` exclusive, ``through`` inclusive, None open: a full plan's slice), or
-    the ids themselves (an incremental plan's, read in chunks of literal ``IN`` lists, which SQLite
-    answers from the index where an ``IN (subquery)`` can make it scan)."""
+    the ids themselves (an incremental plan's, bound as one array: `key_in`, which both databases
+    answer with an index probe per id)."""
 
     after: str | None = None
     through: str | None = None
     ids: frozenset[str] | None = None
 
-    def conditions(self, column: Any) -> list[sa.ColumnElement[bool]]:
-        """One condition per query to run on ``column``, together covering the scope."""
+    def condition(self, connection: Connection, column: Any) -> sa.ColumnElement[bool]:
+        """The scope as a condition on ``column``."""
         if self.ids is not None:
-            return [column.in_(chunk) for chunk in chunks(sorted(self.ids))]
+            return key_in(connection, column, sorted(self.ids))
         bounds: list[sa.ColumnElement[bool]] = [column.is_not(None)]
         if self.after is not None:
             bounds.append(column > self.after)
         if self.through is not None:
             bounds.append(column <= self.through)
-        return [sa.and_(*bounds)]
+        return sa.and_(*bounds)
 
 
 EVERY_CONTACT = ContactScope()
@@ -84,11 +85,8 @@ def contact_slices(engine: Engine, size: int) -> Iterator[ContactScope]:
 
 
 def _scoped(connection: Connection, query: Any, column: Any, scope: ContactScope) -> list[Any]:
-    """The rows of ``query`` within ``scope`` (one statement per condition of the scope)."""
-    rows: list[Any] = []
-    for condition in scope.conditions(column):
-        rows.extend(connection.execute(query.where(condition)).all())
-    return rows
+    """The rows of ``query`` within ``scope``."""
+    return list(connection.execute(query.where(scope.condition(connection, column))).all())
 
 
 # ------------------------------------------------------------------------------- planning watermark
@@ -225,7 +223,7 @@ def _open_rows(since: PlanWatermark, destination: str, obj: str) -> list[sa.Colu
 @dataclass(frozen=True, slots=True)
 class PlanChange:
     """What moved since the last plan (`PlanWatermark`), read once through indexes: the ids an
-    incremental plan then reads its records and contacts by, in literal chunks."""
+    incremental plan then reads its records and contacts by (bound as arrays, `key_in`)."""
 
     raw_record_ids: frozenset[int]
     """Records of the destination system (any object) read since: content, deletion."""
@@ -278,12 +276,10 @@ def changed_contacts(engine: Engine, destination: str, change: PlanChange) -> fr
     query = sa.select(ContactSource.contact_id).where(
         _unindexed(ContactSource.source) == destination, ContactSource.contact_id.is_not(None)
     )
-    with engine.connect() as connection:
-        for chunk in chunks(sorted(change.raw_record_ids)):
-            found.update(
-                str(c)
-                for c in connection.execute(query.where(ContactSource.raw_record_id.in_(chunk))).scalars()
-            )
+    if change.raw_record_ids:
+        with engine.connect() as connection:
+            within = key_in(connection, ContactSource.raw_record_id, sorted(change.raw_record_ids))
+            found.update(str(c) for c in connection.execute(query.where(within)).scalars())
     return frozenset(found)
 
 
@@ -335,13 +331,18 @@ def changed_targets(engine: Engine, destination: str, obj: str, change: PlanChan
     by_key = _targets_query(destination, obj, by_key=True).with_only_columns(*columns)
     rows: list[Any] = []
     with engine.connect() as connection:
-        for chunk in chunks(sorted(change.raw_record_ids)):
-            rows.extend(connection.execute(by_contact.where(ContactSource.raw_record_id.in_(chunk))))
-        rows.extend(
-            _scoped(connection, by_contact, ContactSource.contact_id, ContactScope(ids=change.contact_ids))
-        )
-        for chunk in chunks(sorted(change.ledger_record_ids)):
-            rows.extend(connection.execute(by_key.where(ContactSource.source_id.in_(chunk))))
+        if change.raw_record_ids:
+            raw_ids = key_in(connection, ContactSource.raw_record_id, sorted(change.raw_record_ids))
+            rows.extend(connection.execute(by_contact.where(raw_ids)))
+        if change.contact_ids:
+            rows.extend(
+                _scoped(
+                    connection, by_contact, ContactSource.contact_id, ContactScope(ids=change.contact_ids)
+                )
+            )
+        if change.ledger_record_ids:
+            open_ids = key_in(connection, ContactSource.source_id, sorted(change.ledger_record_ids))
+            rows.extend(connection.execute(by_key.where(open_ids)))
     frame = rows_frame(rows, ["record_id", "contact_id"])
     return frame.drop_duplicates("record_id", ignore_index=True)
 
@@ -357,10 +358,9 @@ def load_targets(
     ``records``, those of them), with its latest payload."""
     with engine.connect() as connection:
         if records is not None:
-            rows: list[Any] = []
             by_key = _targets_query(destination, obj, by_key=True)
-            for chunk in chunks(sorted(records)):
-                rows.extend(connection.execute(by_key.where(ContactSource.source_id.in_(chunk))))
+            within = key_in(connection, ContactSource.source_id, sorted(records))
+            rows: list[Any] = list(connection.execute(by_key.where(within)).all()) if records else []
         elif scope == EVERY_CONTACT:
             rows = list(connection.execute(_targets_query(destination, obj, by_key=True)).all())
         else:
@@ -406,10 +406,11 @@ def _ledger_rows(
         *conditions,
     )
     if records is not None:
-        rows: list[Any] = []
-        for chunk in chunks(sorted(records)):
-            rows.extend(connection.execute(query.where(PushLedger.record_id.in_(chunk))))
-        return rows
+        if not records:
+            return []
+        return list(
+            connection.execute(query.where(key_in(connection, PushLedger.record_id, sorted(records))))
+        )
     if not narrowed:
         return list(connection.execute(query).all())
     return _scoped(connection, query, PushLedger.contact_id, contacts)
@@ -781,8 +782,9 @@ def _mark(
         values["error"] = error
     if attempts is not None:
         values["attempts"] = attempts
-    for chunk in chunks(list(ledger_ids)):
-        connection.execute(sa.update(PushLedger).where(PushLedger.id.in_(chunk)).values(**values))
+    connection.execute(
+        sa.update(PushLedger).where(key_in(connection, PushLedger.id, ledger_ids)).values(**values)
+    )
 
 
 def abandon_planned(engine: Engine, run_id: str, destination: str, obj: str, why: str) -> int:
@@ -868,7 +870,8 @@ def load_current(engine: Engine, written: pd.DataFrame) -> pd.DataFrame:
     rows: list[Any] = []
     with engine.connect() as connection:
         for (dest, obj), group in written.groupby(["destination", "object"], sort=False):
-            for chunk in chunks(sorted({str(r) for r in group["record_id"] if r})):
+            records = sorted({str(r) for r in group["record_id"] if r})
+            if records:
                 rows.extend(
                     connection.execute(
                         sa.select(
@@ -882,7 +885,7 @@ def load_current(engine: Engine, written: pd.DataFrame) -> pd.DataFrame:
                         ).where(
                             RawRecord.source == dest,
                             RawRecord.object == obj,
-                            RawRecord.source_id.in_(chunk),
+                            key_in(connection, RawRecord.source_id, records),
                         )
                     ).all()
                 )
