@@ -149,6 +149,18 @@ def prune(connection: Connection) -> None:
     connection.execute(sa.delete(CanonicalChange).where(CanonicalChange.id <= _consumed(connection)))
 
 
+def records_in_run(connection: Connection, run_id: str, up_to: int) -> int:
+    """How many records the canonical run of ``run_id`` re-resolved, counted up to ``up_to`` (the
+    caller only asks whether a run is large: past that, counting costs without telling more)."""
+    rows = (
+        sa.select(CanonicalChange.id)
+        .where(CanonicalChange.run_id == run_id, CanonicalChange.kind == "record")
+        .limit(up_to)
+        .subquery()
+    )
+    return int(connection.execute(sa.select(sa.func.count()).select_from(rows)).scalar_one())
+
+
 def run_kind(connection: Connection, run_id: str) -> str | None:
     """``full`` or ``incremental`` for the canonical run of ``run_id``; None when none is recorded."""
     kinds = set(

@@ -136,3 +136,14 @@ def test_a_merge_cycle_is_caught_in_scope_when_the_run_closed_it(sqlite_url: str
     scoped = merges_have_no_cycles(engine, "r2")
     assert (scoped.passed, scoped.examples) == (False, ["x3"])
     assert merges_have_no_cycles(engine, None).failures == 3
+
+
+def test_a_run_that_re_resolved_more_records_than_the_limit_is_checked_whole(warehouse_url: str) -> None:
+    """Run r2 re-resolved leads 3 and 4: scoped under a limit of two records, whole over one."""
+    engine = warehouse(warehouse_url)
+    name = "identifiers_belong_to_one_contact"
+    assert run_check(name, engine, "r2", DAY).full  # the first check: none whole has passed yet
+    assert not run_check(name, engine, "r2", DAY, scope_limit=2).full
+    unlink(engine, "2")  # outside r2's changes: only a whole check sees it
+    large = run_check(name, engine, "r2", DAY, scope_limit=1)
+    assert (large.full, large.passed) == (True, False)
