@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from models.identity.consent import statements
 from models.identity.contact_ids import ContactIdFactory
-from models.identity.own_writes import own_writes
+from models.identity.own_writes import judged_keys, judged_part, own_writes
 from models.identity.payload_keys import partial_columns, partial_keys, partial_payloads
 from models.identity.phases import (
     CONTACT_OBJECTS,
@@ -84,18 +84,20 @@ class _Read:
     """Every record's consent statements (`models.identity.consent.statements`), read with its slice."""
 
 
-def _read_records(
+def _read_records(  # noqa: PLR0917 - the read's inputs, each its own
     connection: Connection,
     config: CanonicalConfig,
     written_ids: set[str],
     unreadable: list[str],
     expected: int = 0,
+    judged: frozenset[str] = frozenset(),
 ) -> _Read:
     """Every live contact record, read in slices of ``LOAD_CHUNK`` by id: each slice's payloads become
     fields and contact points and are dropped, except those of records we wrote, so the payloads of the
     whole warehouse are never in memory at once. Only the keys the readers look at are fetched
     (`models.identity.payload_keys`) and the records we wrote a second time whole, for survivorship,
-    unless those are many of the ``expected`` records (`cut_payloads`)."""
+    unless those are many of the ``expected`` records (`cut_payloads`); of those, only the keys
+    ``judged`` (`models.identity.own_writes.judged_keys`) are kept."""
     keys: list[npt.NDArray[np.int64]] = []
     records: list[pd.DataFrame] = []
     points: list[pd.DataFrame] = []
@@ -123,9 +125,13 @@ def _read_records(
         if written_ids:
             mine = raw["source_id"].astype(str).isin(written_ids).to_numpy()
             mine_keys = raw.loc[mine, "record_key"].to_numpy(dtype=np.int64)
-            written.append(
+            kept = (
                 raw.loc[mine, ["record_key", "payload"]] if partial is None else _whole(connection, mine_keys)
             )
+            kept["payload"] = pd.Series(
+                [judged_part(payload, judged) for payload in kept["payload"]], index=kept.index, dtype=object
+            )
+            written.append(kept)
     empty_written = pd.DataFrame(columns=["record_key", "payload"])
     return _Read(
         keys=np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64),
@@ -297,7 +303,9 @@ def _build(
         writes = own_writes(connection)
         unreadable: list[str] = []
         written_ids = set(writes["source_id"].astype(str))
-        read = _read_records(connection, config, written_ids, unreadable, expected=len(previous))
+        read = _read_records(
+            connection, config, written_ids, unreadable, expected=len(previous), judged=judged_keys(writes)
+        )
     checkpoint()
     keys, records, points, written, said = read.keys, read.records, read.points, read.written, read.consent
     report = CanonicalReport(records=len(keys), field_issues=read.issues, unreadable_custom=unreadable)

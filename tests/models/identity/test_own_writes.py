@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from models.identity.own_writes import discount_own_writes, echoed_fields
+from models.identity.own_writes import discount_own_writes, echoed_fields, judged_keys, judged_part
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -251,3 +251,54 @@ def test_the_values_we_wrote_and_nobody_changed_are_echoes() -> None:
         frozenset(),
         frozenset(),
     ]
+
+
+def test_payloads_cut_to_the_judged_keys_judge_as_whole_ones() -> None:
+    """A rebuild keeps only `judged_keys` of the records we wrote (`judged_part`): the versions,
+    modifiers and values that decide, the rest of the record (here a note, an address, a field we
+    sent elsewhere) left out, with the same answers both ways."""
+    us, colleague = {"id": "u1", "name": "API"}, {"id": "u2", "name": "Sales"}
+    frame = pd.concat(
+        [
+            current(
+                "linkflow",
+                "contact",
+                ("ours", at(10), {"ver": 4, "city": "Hangzhou", "note": "x", "tags": ["a"]}),
+                ("theirs", at(10), {"ver": 5, "city": "Hangzhou", "address": {"street": "1 Rd"}}),
+                ("edited", at(10), {"city": "Ningbo", "email": "ann@example.com", "title": "CEO"}),
+            ),
+            current(
+                "zoho_crm",
+                "lead",
+                ("zoho", at(10), {"Modified_By": colleague, "City": "Austin", "Description": "long"}),
+                ("mine", at(10), {"Modified_By": us, "City": "Austin", "Email": "bo@example.com"}),
+            ),
+        ],
+        ignore_index=True,
+    )
+    ours = pd.concat(
+        [
+            stamped(
+                "linkflow",
+                "contact",
+                ("ours", at(1), at(10), {"city": "Hangzhou"}),
+                ("theirs", at(1), at(10), {"city": "Hangzhou"}),
+                ("edited", at(1), at(10), {"city": "Hangzhou", "email": "ann@example.com"}),
+                result_version=4,
+            ),
+            stamped(
+                "zoho_crm",
+                "lead",
+                ("zoho", at(1), at(10), {"City": "Austin"}),
+                ("mine", at(1), at(10), {"City": "Austin", "Email": "bo@example.com"}),
+                written_by="u1",
+            ),
+        ],
+        ignore_index=True,
+    )
+    keys = judged_keys(ours)
+    cut = frame.assign(payload=pd.Series([judged_part(p, keys) for p in frame["payload"]], dtype=object))
+    assert keys == {"ver", "Modified_By", "city", "email", "City", "Email"}
+    assert cut["payload"][0] == {"ver": 4, "city": "Hangzhou"}
+    assert list(discount_own_writes(cut, ours)) == list(discount_own_writes(frame, ours))
+    assert list(echoed_fields(cut, ours)) == list(echoed_fields(frame, ours))
