@@ -166,7 +166,12 @@ def _echo_masks(records: pd.DataFrame) -> dict[str, npt.NDArray[np.bool_]]:
     for row in rows:
         for name in echoes[row]:
             if name in SURVIVING_FIELDS:
-                masks.setdefault(name, np.zeros(len(echoes), dtype=bool))[row] = True
+                # Not ``setdefault(name, np.zeros(...))``: that makes a whole mask per echo, used or
+                # not (19 s of a rebuild at a million records we had written to, quadratic in them).
+                mask = masks.get(name)
+                if mask is None:
+                    mask = masks[name] = np.zeros(len(echoes), dtype=bool)
+                mask[row] = True
     return masks
 
 
