@@ -413,7 +413,7 @@ def _columns_of(result: Any, times_as_text: bool) -> pd.DataFrame:
     time: a rebuild reads every write, a row per field sent (929,196 after a first sync at a million
     records), and holding them all as rows, then as tuples, then as the frame took 1.4 GiB at once.
     ``times_as_text``: the times come as SQLite's text, parsed here in one pass per column (a
-    converter per value took 8 of the 13 s at a million)."""
+    converter per value took a third of the read's time, profiled at a million)."""
     columns: list[list[Any]] = [[] for _ in _LEDGER_COLUMNS]
     # Columns of few distinct values hold one object per value, not one per row (the driver makes a
     # new string for every row).
