@@ -561,15 +561,18 @@ def _set_write_results(
     if not rows:
         return
     connection.execute(
-        sa.update(PushLedger)
-        .where(PushLedger.id == sa.bindparam("ledger_id"))
-        .values(
-            result_modified_at=sa.bindparam("at"),
-            result_version=sa.bindparam("version"),
-            written_by=sa.bindparam("by"),
-        ),
+        sa.update(PushLedger).where(PushLedger.id == sa.bindparam("ledger_id")).values(**_stamp_values()),
         rows,
     )
+
+
+def _stamp_values() -> dict[str, Any]:
+    """The ``values`` that store an answer's stamp from the row's ``at``, ``version`` and ``by``."""
+    return {
+        "result_modified_at": sa.bindparam("at"),
+        "result_version": sa.bindparam("version"),
+        "written_by": sa.bindparam("by"),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -632,9 +635,7 @@ def _finish_stamped(
             error=sa.func.coalesce(sa.bindparam("message", type_=sa.Text()), PushLedger.error),
             attempts=sa.bindparam("tries"),
             updated_at=sa.bindparam("moment"),
-            result_modified_at=sa.bindparam("at"),
-            result_version=sa.bindparam("version"),
-            written_by=sa.bindparam("by"),
+            **_stamp_values(),
         ),
         rows,
     )
