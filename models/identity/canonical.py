@@ -5,10 +5,11 @@ reads every live contact record from the warehouse, runs them, and writes the re
 transaction, so a reader sees either the previous run's contacts or this run's, never a mixture.
 
 Memory: payloads are the bulk of a record, so they are read in slices of ``LOAD_CHUNK`` records and
-dropped as soon as each slice is parsed into fields and contact points (the few our own reverse sync
-wrote are kept: survivorship reads what they show). The large result tables go to the database with
-``models.warehouse.bulk`` (``COPY`` on PostgreSQL, large ``executemany`` batches on SQLite) straight
-from their frames, never as one dict per row.
+dropped as soon as each slice is parsed into fields and contact points; what the payloads of records
+our own reverse sync wrote show of those writes (survivorship's evidence) is judged in the same slice,
+so neither those payloads nor the ledger's writes are held past it. The large result tables go to the
+database with ``models.warehouse.bulk`` (``COPY`` on PostgreSQL, large ``executemany`` batches on
+SQLite) straight from their frames, never as one dict per row.
 
 Time: most rows of a rebuild come out as they were, so only the rows that differ from the stored ones
 are written (`models.identity.rebuild_write`): deleting every row and inserting it again, each index
@@ -35,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from models.identity.consent import statements
 from models.identity.contact_ids import ContactIdFactory
-from models.identity.own_writes import judged_keys, judged_part, own_writes
+from models.identity.own_writes import judge_own_writes, own_writes_of, written_record_count
 from models.identity.payload_keys import partial_columns, partial_keys, partial_payloads
 from models.identity.phases import (
     CONTACT_OBJECTS,
@@ -76,37 +77,30 @@ class _Read:
 
     keys: npt.NDArray[np.int64]
     records: pd.DataFrame
+    """The fields of each record, with what its payload says of our writes (`JUDGED_COLUMNS`)."""
     points: pd.DataFrame
     issues: int
-    written: pd.DataFrame
-    """record_key, payload of the records our reverse sync wrote (survivorship reads what they show)."""
     consent: pd.DataFrame
     """Every record's consent statements (`models.identity.consent.statements`), read with its slice."""
 
 
-def _read_records(  # noqa: PLR0917 - the read's inputs, each its own
-    connection: Connection,
-    config: CanonicalConfig,
-    written_ids: set[str],
-    unreadable: list[str],
-    expected: int = 0,
-    judged: frozenset[str] = frozenset(),
+def _read_records(
+    connection: Connection, config: CanonicalConfig, unreadable: list[str], *, expected: int = 0
 ) -> _Read:
     """Every live contact record, read in slices of ``LOAD_CHUNK`` by id: each slice's payloads become
-    fields and contact points and are dropped, except those of records we wrote, so the payloads of the
-    whole warehouse are never in memory at once. Only the keys the readers look at are fetched
-    (`models.identity.payload_keys`) and the records we wrote a second time whole, for survivorship,
-    unless those are many of the ``expected`` records (`cut_payloads`); of those, only the keys
-    ``judged`` (`models.identity.own_writes.judged_keys`) are kept."""
+    fields, contact points, consent statements and the judgement of our writes to its records
+    (`_judged`), and are dropped, so the payloads of the whole warehouse are never in memory at
+    once, and neither are our writes. Only the keys the readers look at are fetched
+    (`models.identity.payload_keys`), and the records we wrote a second time whole, unless those are
+    many of the ``expected`` records (`cut_payloads`)."""
     keys: list[npt.NDArray[np.int64]] = []
     records: list[pd.DataFrame] = []
     points: list[pd.DataFrame] = []
-    written: list[pd.DataFrame] = []
     consent: list[pd.DataFrame] = []
     issues, last = 0, None
     partial = (
         partial_keys(CONTACT_OBJECTS, config.mappings, connection.dialect.name)
-        if cut_payloads(len(written_ids), expected)
+        if cut_payloads(written_record_count(connection), expected)
         else None
     )
     while True:
@@ -118,29 +112,36 @@ def _read_records(  # noqa: PLR0917 - the read's inputs, each its own
             raw, config.regions, config.mappings, unreadable
         )
         keys.append(raw["record_key"].to_numpy(dtype=np.int64))
-        records.append(found)
+        records.append(_judged(connection, found, raw, whole=partial is None))
         points.append(found_points)
         issues += found_issues
         consent.append(statements(raw))
-        if written_ids:
-            mine = raw["source_id"].astype(str).isin(written_ids).to_numpy()
-            mine_keys = raw.loc[mine, "record_key"].to_numpy(dtype=np.int64)
-            kept = (
-                raw.loc[mine, ["record_key", "payload"]] if partial is None else _whole(connection, mine_keys)
-            )
-            kept["payload"] = pd.Series(
-                [judged_part(payload, judged) for payload in kept["payload"]], index=kept.index, dtype=object
-            )
-            written.append(kept)
-    empty_written = pd.DataFrame(columns=["record_key", "payload"])
     return _Read(
         keys=np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64),
         records=pd.concat(records, ignore_index=True) if records else pd.DataFrame(),
         points=pd.concat(points, ignore_index=True) if points else pd.DataFrame(),
         issues=issues,
-        written=pd.concat(written, ignore_index=True) if written else empty_written,
         consent=pd.concat(consent, ignore_index=True) if consent else statements(raw),
     )
+
+
+def _judged(connection: Connection, found: pd.DataFrame, raw: pd.DataFrame, *, whole: bool) -> pd.DataFrame:
+    """A slice's records (``found``) with `JUDGED_COLUMNS`, from the ledger's writes to them and the
+    payloads of those we wrote: the ``raw`` ones when ``whole``, else read again whole (the cut ones
+    lack the fields we sent)."""
+    writes = own_writes_of(connection, found)
+    judged = found.loc[:, ["source", "object", "source_id", "modified_at"]]
+    if len(writes):
+        key = ["source", "object", "source_id"]
+        ours = pd.MultiIndex.from_frame(writes.loc[:, key].astype(str))
+        mine = pd.MultiIndex.from_frame(judged.loc[:, key].astype(str)).isin(ours)
+        mine_keys = found.loc[mine, "record_key"].to_numpy(dtype=np.int64)
+        source = raw.loc[:, ["record_key", "payload"]] if whole else _whole(connection, mine_keys)
+        by_key = pd.Series(source["payload"].to_numpy(dtype=object), index=source["record_key"].to_numpy())
+        payloads = np.full(len(found), None, dtype=object)
+        payloads[mine] = by_key.reindex(mine_keys).to_numpy(dtype=object)
+        judged = judged.assign(payload=payloads)
+    return pd.concat([found, judge_own_writes(judged, writes)], axis=1)
 
 
 def cut_payloads(written: int, expected: int) -> bool:
@@ -300,14 +301,10 @@ def _build(
     now = utcnow()
     with engine.connect() as connection:
         previous, latest = _previous(connection)
-        writes = own_writes(connection)
         unreadable: list[str] = []
-        written_ids = set(writes["source_id"].astype(str))
-        read = _read_records(
-            connection, config, written_ids, unreadable, expected=len(previous), judged=judged_keys(writes)
-        )
+        read = _read_records(connection, config, unreadable, expected=len(previous))
     checkpoint()
-    keys, records, points, written, said = read.keys, read.records, read.points, read.written, read.consent
+    keys, records, points, said = read.keys, read.records, read.points, read.consent
     report = CanonicalReport(records=len(keys), field_issues=read.issues, unreadable_custom=unreadable)
     del read
     if not len(keys):
@@ -337,7 +334,7 @@ def _build(
     del previous
     people = join_people(records, primaries(normalised), resolution.assignment)
     del records
-    golden = survive_people(people, writes, config, written, consent_statements=said)
+    golden = survive_people(people, None, config, consent_statements=said)
     merges = resolution.merges
     report.contacts = len(golden.contacts)
     report.new_contacts = len(resolution.new_contact_ids)
@@ -349,7 +346,7 @@ def _build(
 
     contacts, lineage = golden.contacts, golden.lineage
     # What the write does not need goes before it reads the stored rows to compare with.
-    del golden, written, said, writes, keys
+    del golden, said, keys
     source_rows = people.loc[:, list(SOURCE_COLUMNS)].rename(
         columns={"record_key": "raw_record_id", "modified_at": "updated_at"}
     )

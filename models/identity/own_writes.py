@@ -68,7 +68,6 @@ from models.normalise.compare import field_kind, holds_value
 from models.normalise.layouts import layout
 from models.warehouse.bulk import rows_frame
 from models.warehouse.key_lists import key_in
-from models.warehouse.store import chunks
 from models.warehouse.tables import IN_FLIGHT, UNDO_REASONS, PushLedger
 
 DEFAULT_SLACK = timedelta(seconds=60)
@@ -265,29 +264,34 @@ def _judged(
     return judged
 
 
-#: The payload keys `_judged` reads besides the fields a write sent: Linkflow's version, Zoho's last
-#: modifier.
-_EVIDENCE_KEYS = ("ver", "Modified_By")
+#: The columns `judge_own_writes` gives each record.
+JUDGED_COLUMNS = ("person_modified_at", "echoes")
 
 
-def judged_keys(writes: pd.DataFrame) -> frozenset[str]:
-    """The top-level payload keys `discount_own_writes` and `echoed_fields` read of the records
-    ``writes`` name: the evidence keys and every field a write sent."""
-    keys: set[str] = set(_EVIDENCE_KEYS)
-    for sent in writes.get("sent", ()):
-        if isinstance(sent, Mapping):
-            keys.update(sent)
-    return frozenset(keys)
+def judge_own_writes(records: pd.DataFrame, writes: pd.DataFrame) -> pd.DataFrame:
+    """`JUDGED_COLUMNS` of ``records`` (as `discount_own_writes` and `echoed_fields` read them),
+    aligned with its index: the modification time with our writes taken out, and the fields whose
+    value is one we wrote. Each record is judged on its own, so a rebuild judges each slice of
+    records while it holds their payloads, and keeps these two columns rather than the payloads."""
+    return pd.DataFrame(
+        {
+            "person_modified_at": discount_own_writes(records, writes),
+            "echoes": echoed_fields(records, writes),
+        },
+        index=records.index,
+    )
 
 
-def judged_part(payload: object, keys: frozenset[str]) -> object:
-    """``payload`` cut to ``keys`` (those it holds), which `discount_own_writes` and `echoed_fields`
-    read as they read the whole: a rebuild keeps the payload of every record we wrote until
-    survivorship, which after a first sync that sent its writes is every payload of the warehouse
-    (4.4 GiB at a million records)."""
-    if not isinstance(payload, Mapping):
-        return payload
-    return {key: payload[key] for key in keys if key in payload}
+def written_record_count(connection: Connection) -> int:
+    """How many records the ledger says we wrote or may have written (whose payloads a rebuild
+    reads whole, for `judge_own_writes`)."""
+    written = (
+        _ledger_query(times_as_text=False)
+        .with_only_columns(PushLedger.destination, PushLedger.object, PushLedger.record_id)
+        .distinct()
+        .subquery()
+    )
+    return int(connection.execute(sa.select(sa.func.count()).select_from(written)).scalar_one())
 
 
 def _other_user(payload: Mapping[str, Any], written_by: object) -> bool:
@@ -319,37 +323,16 @@ def _int(value: object) -> int | None:
     return None
 
 
-def own_writes(connection: Connection, record_ids: Sequence[str] | None = None) -> pd.DataFrame:
-    """Every write we made or may have made, one row per record and run (the input of
-    `discount_own_writes`: `WRITE_COLUMNS` and `STAMP_COLUMNS`).
-
-    ``record_ids`` narrows it to those records (an incremental resolution touches few; the ledger
-    only grows), else every record we ever wrote. With ids alone no index leads to them (the ledger's
-    is on destination, object, record_id), so SQLite reads the whole ledger per chunk:
-    `own_writes_of` is what follows the change.
-    """
-    if record_ids is None:
-        as_text = connection.dialect.name == "sqlite"
-        return _per_write(_columns_of(connection.execute(_ledger_query(times_as_text=as_text)), as_text))
-    query = _ledger_query()
-    ids = sorted(set(record_ids))
-    rows = [
-        row
-        for chunk in chunks(ids)
-        for row in connection.execute(query.where(PushLedger.record_id.in_(list(chunk)))).all()
-    ]
-    return _per_write(rows)
-
-
 def own_writes_of(connection: Connection, records: pd.DataFrame) -> pd.DataFrame:
-    """`own_writes` of the records in ``records`` (source, object, source_id), each read through the
-    ledger's (destination, object, record_id) index, so the cost follows the records asked for and not
-    the ledger's size. The same rows as `own_writes` of their ids once joined on the whole key, as
-    `discount_own_writes` and `echoed_fields` join."""
+    """Every write we made or may have made to the records in ``records`` (source, object,
+    source_id), one row per record and run (the input of `discount_own_writes`: `WRITE_COLUMNS` and
+    `STAMP_COLUMNS`). Each is read through the ledger's (destination, object, record_id) index, so the
+    cost follows the records asked for and not the ledger's size: an incremental resolution asks for
+    its scope, a rebuild for each slice of records it reads."""
     if records.empty:
         return _per_write([])
     keys = records.loc[:, ["source", "object", "source_id"]].astype(str).drop_duplicates()
-    query = _ledger_query()
+    query = _ledger_query(times_as_text=connection.dialect.name == "sqlite")
     rows: list[Any] = []
     for (source, obj), group in keys.groupby(["source", "object"], sort=True):
         rows.extend(
@@ -364,9 +347,10 @@ def own_writes_of(connection: Connection, records: pd.DataFrame) -> pd.DataFrame
     return _per_write(rows)
 
 
-def _ledger_query(*, times_as_text: bool = False) -> sa.Select[*tuple[Any, ...]]:
+def _ledger_query(*, times_as_text: bool) -> sa.Select[*tuple[Any, ...]]:
     """Ledger rows of writes that went out or may have (undo writes included), as `_per_write` reads
-    them; ``times_as_text``: the times as SQLite stores them, for `_columns_of` to parse at once."""
+    them; ``times_as_text``: the times as SQLite stores them, for `_per_write` to parse a column at
+    once (the driver's converter, called per value, was most of a rebuild's reading of the ledger)."""
     times = [PushLedger.record_modified_at, PushLedger.updated_at, PushLedger.result_modified_at]
     return sa.select(
         PushLedger.destination,
@@ -402,42 +386,15 @@ _LEDGER_COLUMNS = (
 )
 
 
-#: Ledger rows turned into columns at a time when every write is read (`_columns_of`).
-_PARTITION_ROWS = 50_000
-_FEW_VALUES = frozenset({"source", "object", "run_id", "written_by", "field", "reason"})
-_TIME_COLUMNS = ("planned_modified_at", "written_at", "result_modified_at")
-
-
-def _columns_of(result: Any, times_as_text: bool) -> pd.DataFrame:
-    """The ledger rows of ``result`` as a frame of `_LEDGER_COLUMNS`, built a partition of rows at a
-    time: a rebuild reads every write, a row per field sent (929,196 after a first sync at a million
-    records), and holding them all as rows, then as tuples, then as the frame took 1.4 GiB at once.
-    ``times_as_text``: the times come as SQLite's text, parsed here in one pass per column (a
-    converter per value took a third of the read's time, profiled at a million)."""
-    columns: list[list[Any]] = [[] for _ in _LEDGER_COLUMNS]
-    # Columns of few distinct values hold one object per value, not one per row (the driver makes a
-    # new string for every row).
-    shared: list[dict[Any, Any] | None] = [{} if name in _FEW_VALUES else None for name in _LEDGER_COLUMNS]
-    for part in result.partitions(_PARTITION_ROWS):
-        for column, values, known in zip(columns, zip(*part, strict=True), shared, strict=True):
-            column.extend(values if known is None else map(known.setdefault, values, values))
-    # Each column's type inferred, as `rows_frame` infers it: the grouping after this is slower by a
-    # third over object columns.
-    frame = pd.DataFrame(dict(zip(_LEDGER_COLUMNS, columns, strict=True)))
-    if times_as_text:
-        for name in _TIME_COLUMNS:
-            frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
-    return frame
-
-
-def _per_write(rows: Sequence[Any] | pd.DataFrame) -> pd.DataFrame:
-    """Ledger rows (one per field; or `_columns_of` them) folded into one row per record and run."""
+def _per_write(rows: Sequence[Any]) -> pd.DataFrame:
+    """Ledger rows (one per field) folded into one row per record and run."""
     columns = [*WRITE_COLUMNS, *STAMP_COLUMNS]
     if not len(rows):
         return pd.DataFrame(columns=columns)
-    fields = rows if isinstance(rows, pd.DataFrame) else rows_frame(rows, _LEDGER_COLUMNS)
+    fields = rows_frame(rows, _LEDGER_COLUMNS)
     for name in ("planned_modified_at", "written_at", "result_modified_at"):
-        fields[name] = pd.to_datetime(fields[name], utc=True)
+        # SQLite's times come as text (`_ledger_query`), the others' as datetimes; ISO 8601 reads both.
+        fields[name] = pd.to_datetime(fields[name], utc=True, format="ISO8601")
     fields["result_version"] = pd.to_numeric(fields["result_version"], errors="coerce")
     fields["restores"] = fields["reason"].isin(UNDO_REASONS)
     group = fields.groupby(["source", "object", "source_id", "run_id"], sort=True, dropna=False)

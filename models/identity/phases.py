@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from models.identity.consent import CONSENT_COLUMNS, consent_changed, consent_values, golden_consent
 from models.identity.custom_fields import custom_columns, survive_custom
 from models.identity.linking import IdentityConfig
-from models.identity.own_writes import discount_own_writes, echoed_fields
+from models.identity.own_writes import JUDGED_COLUMNS, WRITE_COLUMNS, judge_own_writes
 from models.identity.survivorship import SURVIVING_FIELDS, Golden, SurvivorshipConfig, survive
 from models.mappings import Mappings
 from models.normalise.contact_points import normalise_contact_points
@@ -269,7 +269,7 @@ def join_people(records: pd.DataFrame, chosen: pd.DataFrame, assignment: pd.Data
 
 def survive_people(
     people: pd.DataFrame,
-    writes: pd.DataFrame,
+    writes: pd.DataFrame | None,
     config: "CanonicalConfig",
     raw: pd.DataFrame | None = None,
     consent_statements: pd.DataFrame | None = None,
@@ -281,18 +281,20 @@ def survive_people(
     ``raw`` (record_key, payload) holds the records' current payloads: what they show (Linkflow's
     version, Zoho's last modifier, the values we sent) tells an edit after our write from our write,
     and a value we wrote from a value of the record's own (`models.identity.own_writes.echoed_fields`).
-    Consent is read from those payloads too, or from ``consent_statements`` when ``raw`` holds only the
-    payloads of records we wrote (the full rebuild drops the others once read)."""
+    People already judged (`models.identity.own_writes.JUDGED_COLUMNS`, as the full rebuild judges each
+    slice of records while it holds their payloads) are not judged again, and need no ``writes``.
+    Consent is read from the payloads too, or from ``consent_statements`` (the full rebuild's, taken
+    from each slice before its payloads were dropped)."""
     if people.empty:
         contacts = pd.DataFrame(
             columns=["contact_id", *SURVIVING_FIELDS, "source_count", "custom", *CONSENT_COLUMNS]
         )
         lineage = pd.DataFrame(columns=list(LINEAGE_COLUMNS))
         return Golden(contacts=contacts, lineage=lineage)
-    judged = _with_payloads(people, writes, raw)
-    mine = people.assign(
-        modified_at=discount_own_writes(judged, writes), echoes=echoed_fields(judged, writes)
-    )
+    if not set(JUDGED_COLUMNS) <= set(people.columns):
+        writes = _NO_WRITES if writes is None else writes
+        people = pd.concat([people, judge_own_writes(_with_payloads(people, writes, raw), writes)], axis=1)
+    mine = people.assign(modified_at=people["person_modified_at"])
     golden = survive(mine, config.survivorship)
     custom = survive_custom(mine, config.mappings)
     consent = golden_consent(people, raw, consent_statements)
@@ -303,6 +305,9 @@ def survive_people(
         if len(custom.lineage)
         else golden.lineage,
     )
+
+
+_NO_WRITES = pd.DataFrame(columns=list(WRITE_COLUMNS))
 
 
 def _with_payloads(people: pd.DataFrame, writes: pd.DataFrame, raw: pd.DataFrame | None) -> pd.DataFrame:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from models.identity.own_writes import discount_own_writes, echoed_fields, judged_keys, judged_part
+from models.identity.own_writes import discount_own_writes, echoed_fields, judge_own_writes
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -253,10 +253,10 @@ def test_the_values_we_wrote_and_nobody_changed_are_echoes() -> None:
     ]
 
 
-def test_payloads_cut_to_the_judged_keys_judge_as_whole_ones() -> None:
-    """A rebuild keeps only `judged_keys` of the records we wrote (`judged_part`): the versions,
-    modifiers and values that decide, the rest of the record (here a note, an address, a field we
-    sent elsewhere) left out, with the same answers both ways."""
+def test_records_judged_in_slices_are_judged_as_all_at_once() -> None:
+    """A rebuild judges each slice of records while it holds their payloads, with the writes to that
+    slice alone (`judge_own_writes`): every record (by version, modifier or value) gets the answer it
+    gets among all of them, aligned with its own row."""
     us, colleague = {"id": "u1", "name": "API"}, {"id": "u2", "name": "Sales"}
     frame = pd.concat(
         [
@@ -296,9 +296,13 @@ def test_payloads_cut_to_the_judged_keys_judge_as_whole_ones() -> None:
         ],
         ignore_index=True,
     )
-    keys = judged_keys(ours)
-    cut = frame.assign(payload=pd.Series([judged_part(p, keys) for p in frame["payload"]], dtype=object))
-    assert keys == {"ver", "Modified_By", "city", "email", "City", "Email"}
-    assert cut["payload"][0] == {"ver": 4, "city": "Hangzhou"}
-    assert list(discount_own_writes(cut, ours)) == list(discount_own_writes(frame, ours))
-    assert list(echoed_fields(cut, ours)) == list(echoed_fields(frame, ours))
+    whole = judge_own_writes(frame, ours)
+    key = ["source", "object", "source_id"]
+    parts = []
+    for rows in ([0, 3], [1], [2, 4]):
+        part = frame.iloc[rows]
+        parts.append(judge_own_writes(part, ours.merge(part.loc[:, key], on=key)))
+    pd.testing.assert_frame_equal(pd.concat(parts).sort_index(), whole)
+    assert whole["person_modified_at"].tolist() == discount_own_writes(frame, ours).tolist()
+    assert whole["echoes"].tolist() == echoed_fields(frame, ours).tolist()
+    assert whole["person_modified_at"].lt(frame["modified_at"]).tolist() == [True, False, False, False, True]

@@ -3,7 +3,7 @@ builds from those partial payloads (fields, contact points, issues, mapped field
 it builds from the whole payloads, on the emulator's records and on odd ones, on SQLite and PostgreSQL."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -19,7 +19,7 @@ from models.identity.payload_keys import partial_keys, reader_keys
 from models.identity.phases import CONTACT_OBJECTS, CanonicalConfig, extract_contact_records
 from models.mappings import parse_mappings
 from models.warehouse.db import open_warehouse
-from models.warehouse.tables import RawRecord
+from models.warehouse.tables import PushLedger, RawRecord
 from tests.models.identity.test_canonical_incremental import REGIONS
 from tests.pipelines.test_extract import extract_all
 
@@ -162,21 +162,67 @@ def test_the_emulators_records_read_the_same_cut_or_whole(emulated: Engine) -> N
         _assert_same_reading(connection)
 
 
-def test_records_we_wrote_keep_their_whole_payloads(
+def _wrote_last_names(connection: Connection, ours: str) -> pd.DataFrame:
+    """Ledger rows as if we had written the last name of every third Zoho lead, each answer stamped
+    with the record's time, half as the user who last modified it (``ours``), half as another; the
+    records' source, object, source_id and whether the write was made as ``ours``."""
+    leads = connection.execute(
+        sa.select(RawRecord.source_id, RawRecord.source_modified_at, RawRecord.payload)
+        .where(RawRecord.source == "zoho_crm", RawRecord.object == "lead")
+        .order_by(RawRecord.id)
+    ).all()
+    rows, written = [], []
+    for n, (source_id, modified_at, payload) in enumerate(leads[::3]):
+        as_ours = n % 2 == 0
+        rows.append(
+            {
+                "run_id": "r1",
+                "destination": "zoho_crm",
+                "object": "lead",
+                "record_id": source_id,
+                "contact_id": "C1",
+                "field": "Last_Name",
+                "after_value": payload["Last_Name"],
+                "reason": "fill",
+                "status": "sent",
+                "attempts": 1,
+                "dry_run": False,
+                "created_at": _NOW,
+                "updated_at": modified_at,
+                "record_modified_at": modified_at - timedelta(days=1),
+                "result_modified_at": modified_at,
+                "written_by": ours if as_ours else "someone else",
+            }
+        )
+        written.append(("zoho_crm", "lead", source_id, as_ours))
+    connection.execute(sa.insert(PushLedger), rows)
+    return pd.DataFrame(written, columns=["source", "object", "source_id", "as_ours"])
+
+
+def test_records_we_wrote_are_judged_on_their_whole_payloads(
     emulated: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Survivorship reads what our writes show in the whole payload, so those are fetched whole."""
+    """Each slice judges our writes to its records while it holds their payloads, on the whole ones:
+    the cut ones lack ``Modified_By``, which tells a write made as us from someone's later edit."""
+    with emulated.begin() as connection:
+        ours = connection.execute(
+            sa.select(RawRecord.payload).where(RawRecord.source == "zoho_crm").limit(1)
+        ).scalar_one()["Modified_By"]["id"]
+        written = _wrote_last_names(connection, ours)
+    monkeypatch.setattr(canonical, "LOAD_CHUNK", 50)
     with emulated.connect() as connection:
-        ids = [str(i) for i in connection.execute(sa.select(RawRecord.source_id).limit(400)).scalars()][::3]
-        cut = _read_records(connection, CONFIG, set(ids), [], expected=4 * len(ids))
+        cut = _read_records(connection, CONFIG, [], expected=4 * len(written))
         monkeypatch.setattr(canonical, "partial_keys", lambda *_: None)
-        whole = _read_records(connection, CONFIG, set(ids), [], expected=4 * len(ids))
-    assert len(cut.written) == len(whole.written) > 0
-    assert cut.written["record_key"].tolist() == whole.written["record_key"].tolist()
-    assert cut.written["payload"].tolist() == whole.written["payload"].tolist()
+        whole = _read_records(connection, CONFIG, [], expected=4 * len(written))
     for name in ("records", "points", "consent"):
         pd.testing.assert_frame_equal(getattr(cut, name), getattr(whole, name))
     assert cut.issues == whole.issues
+    judged = cut.records.merge(written, on=["source", "object", "source_id"], how="left")
+    discounted = judged["person_modified_at"] < pd.to_datetime(judged["modified_at"], utc=True)
+    assert len(written) > 4
+    assert discounted.tolist() == judged["as_ours"].eq(True).tolist()
+    echoed = judged["echoes"].map(lambda names: "last_name" in names)
+    assert echoed.tolist() == judged["as_ours"].notna().tolist()
 
 
 def test_a_sqlite_payload_that_is_not_strict_json_reads_its_slice_whole(sqlite_url: str) -> None:
