@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from models.identity.own_writes import own_writes_of
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import PushLedger
+from tests.models.push.test_ledger_indexes import query_plans, table_scans
 
 AT = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -81,3 +82,23 @@ def _writes(frame: pd.DataFrame) -> list[tuple[str, str, str, tuple[tuple[str, A
         (str(s), str(o), str(i), tuple(sorted(sent.items())))
         for s, o, i, sent in frame.loc[:, ["source", "object", "source_id", "sent"]].itertuples(index=False)
     )
+
+
+def test_the_records_writes_are_read_through_the_record_index(sqlite_url: str) -> None:
+    """Without statistics, SQLite (and PostgreSQL before its first ANALYZE) read the writes of a few
+    records through the (destination, object, status, updated_at) index, every row of the destination
+    in the written statuses: a rebuild reads its writes a slice of records at a time, so that walk
+    went quadratic. The status is left to no index, and the record key leads."""
+    engine = open_warehouse(sqlite_url)
+    with engine.begin() as connection:
+        connection.execute(sa.insert(PushLedger), [_ledger_row("zoho_crm", "lead", "1", "Email")])
+    asked = pd.DataFrame([("zoho_crm", "lead", "1")], columns=["source", "object", "source_id"])
+
+    def read() -> None:
+        with engine.connect() as connection:
+            own_writes_of(connection, asked)
+
+    plans = query_plans(engine, read)
+    assert plans
+    assert all("USING INDEX ix_push_ledger_destination_record " in plan for plan in plans), plans
+    assert table_scans(plans) == []
