@@ -4,11 +4,15 @@
 ``env.json``). This copies it for every run, so each starts from the same stored state, and times one
 rebuild (`models.identity.canonical.build_canonical`) in a fresh process, wrapping its phases:
 
-- read and parse payloads (fields, contact points, consent): ``_read_records``
+- read and parse payloads (fields, contact points, consent, and, since the rebuild judges our writes
+  slice by slice, the ledger's writes to each slice and their judging): ``_read_records``
 - last run's assignment: ``_previous``
+- the whole ledger's writes, read before the records by code older than the slice-by-slice judging:
+  ``own_writes``
 - normalise (E.164, email): ``normalise_points``
 - link, guards, cluster, ids: ``resolve``
-- survivorship (own writes, consent, custom): ``join_people`` and ``survive_people``
+- survivorship (consent, custom; our writes too, in code older than the slice-by-slice judging):
+  ``join_people`` and ``survive_people``
 - write (read the stored rows, give the contacts their times, compare, write what differs): ``write_rebuild``
   (`models.identity.rebuild_write`; ``_write`` before it)
 
@@ -43,6 +47,7 @@ HERE = Path(__file__).resolve()
 
 #: Phase label, then the functions of ``models.identity.canonical`` it is made of.
 PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("whole ledger's writes (older code)", ("own_writes",)),
     ("read and parse payloads", ("_read_records",)),
     ("last run's assignment", ("_previous",)),
     ("normalise", ("normalise_points",)),
@@ -103,7 +108,7 @@ def child(database_url: str, env_file: str, profile: str) -> dict[str, Any]:
     totals: dict[str, list[float]] = {}
     for label, names in PHASES:
         totals[label] = [0.0, 0.0, 0.0, 0.0]
-        for name in names:  # a name the code under test lacks is an older version's
+        for name in names:  # a name the code under test lacks belongs to another version
             if hasattr(canonical, name):
                 setattr(canonical, name, _timed(getattr(canonical, name), totals[label]))
     profiler = cProfile.Profile() if profile else None
