@@ -21,6 +21,7 @@ greatest overlap). Ids therefore stay stable, merges and splits are recorded, an
 the previous state untouched.
 """
 
+import ctypes
 import gc
 import json
 from collections.abc import Callable, Iterator
@@ -258,6 +259,20 @@ def _previous(connection: Connection) -> tuple[pd.DataFrame, str | None]:
     return assignment, latest
 
 
+def _return_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``), where there is one.
+
+    Reading a slice parses its payloads into many small objects and frees them; glibc keeps the
+    freed heap for reuse, so the process keeps the size of the read's highest tide through the phases
+    after it, and the linking phase's working frames come on top of that: 2,058 MiB at the peak of a
+    rebuild at a million records (PostgreSQL, after real pushes)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to trim, or no way to ask
+        return
+    libc.malloc_trim(0)
+
+
 @contextmanager
 def cyclic_gc_paused() -> Iterator[None]:
     """Python's cycle collector off for the length of a resolution (as it was after it): the full
@@ -307,6 +322,7 @@ def _build(
     keys, records, points, said = read.keys, read.records, read.points, read.consent
     report = CanonicalReport(records=len(keys), field_issues=read.issues, unreadable_custom=unreadable)
     del read
+    _return_freed_memory()
     if not len(keys):
         with writing(engine, checkpoint) as connection:
             for table in (
@@ -321,6 +337,7 @@ def _build(
         return report
     normalised = normalise_points(points)
     del points
+    _return_freed_memory()
     report.unusable_values = int(normalised["value"].isna().sum())
     checkpoint()
     resolution = resolve(
