@@ -367,8 +367,8 @@ def _ledger_query(*, times_as_text: bool) -> sa.Select[*tuple[Any, ...]]:
         # ``status || ''``: no index serves it, so a planner without statistics for the ledger (before
         # its first ANALYZE, as after a first sync) reads the records asked for through the
         # (destination, object, record_id) index, not every row of the destination in those statuses
-        # through the (destination, object, status, updated_at) one: 2 to 7 s a query on PostgreSQL
-        # at a million records, in every slice of the sync after a first sync.
+        # through the (destination, object, status, updated_at) one: 2 to 34 s a query on
+        # PostgreSQL at a million records, in every slice of the sync after a first sync.
         PushLedger.status.concat("").in_((*IN_FLIGHT, "undone")),
         PushLedger.dry_run.is_(False),
         PushLedger.record_id != "",
