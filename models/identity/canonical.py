@@ -90,8 +90,8 @@ def _read_records(
 ) -> _Read:
     """Every live contact record, read in slices of ``LOAD_CHUNK`` by id: each slice's payloads become
     fields, contact points, consent statements and the judgement of our writes to its records
-    (`_judged`), and are dropped, so the payloads of the whole warehouse are never in memory at
-    once, and neither are our writes. Only the keys the readers look at are fetched
+    (`_with_judged_writes`), and are dropped, so the payloads of the whole warehouse are never in
+    memory at once, and neither are our writes. Only the keys the readers look at are fetched
     (`models.identity.payload_keys`), and the records we wrote a second time whole, unless those are
     many of the ``expected`` records (`cut_payloads`)."""
     keys: list[npt.NDArray[np.int64]] = []
@@ -113,7 +113,7 @@ def _read_records(
             raw, config.regions, config.mappings, unreadable
         )
         keys.append(raw["record_key"].to_numpy(dtype=np.int64))
-        records.append(_judged(connection, found, raw, whole=partial is None))
+        records.append(_with_judged_writes(connection, found, raw, whole=partial is None))
         points.append(found_points)
         issues += found_issues
         consent.append(statements(raw))
@@ -126,7 +126,9 @@ def _read_records(
     )
 
 
-def _judged(connection: Connection, found: pd.DataFrame, raw: pd.DataFrame, *, whole: bool) -> pd.DataFrame:
+def _with_judged_writes(
+    connection: Connection, found: pd.DataFrame, raw: pd.DataFrame, *, whole: bool
+) -> pd.DataFrame:
     """A slice's records (``found``) with `JUDGED_COLUMNS`, from the ledger's writes to them and the
     payloads of those we wrote: the ``raw`` ones when ``whole``, else read again whole (the cut ones
     lack the fields we sent)."""
