@@ -85,7 +85,7 @@ def _resolve(
     settings = sync_settings.settings()
     shown = progress.stream("canonical/contacts", unit="contacts", step=None)
     regions = phone_regions(settings, warehouse)
-    engine = warehouse.engine()
+    engine = warehouse.refreshed_engine(context.log.info)
     # Incremental by default (only what the changed records can reach); a full refresh re-resolves all.
     # Asked to stop, it gives up between phases or slices; each slice's results and watermark are one
     # transaction, so nothing half-done is left and the next sync resolves from the last slice kept.
@@ -101,6 +101,7 @@ def _resolve(
         )
     for line in report.unreadable_custom:
         context.log.warning(f"canonical: mapped value skipped: {line}")
+    warehouse.refreshed_engine(context.log.info)  # the checks and the steps after read what it wrote
     shown.page(records=report.contacts, expected=None, requests=0)
     shown.finished()
     with engine.connect() as connection:
@@ -218,7 +219,7 @@ def canonical_activity(
     # a full refresh rebuilds it, as does a full canonical rebuild.
     with stops_cleanly(context):
         report = build_activity(
-            warehouse.engine(),
+            warehouse.refreshed_engine(context.log.info),
             phone_regions(sync_settings.settings(), warehouse),
             full=bool(run_options.full_refresh_sources),
         )

@@ -6,6 +6,7 @@ resource config, so a run launched from the UI can set them the same way the CLI
 """
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
@@ -13,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from connectors.config import DEFAULT_MATON_GATEWAY
 from models.warehouse.db import open_warehouse
+from models.warehouse.statistics import refresh_stale
 from pipelines.settings import Settings, load_settings
 
 #: Settings fields that hold credentials: passed to Dagster as EnvVar, never as values.
@@ -34,6 +36,16 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def engine(self) -> Engine:
         return open_warehouse(self.database_url)
+
+    def refreshed_engine(self, log: Callable[[str], None]) -> Engine:
+        """The engine, once the tables the steps before this one changed much have fresh planner
+        statistics (`models.warehouse.statistics.refresh_stale`; PostgreSQL only), said in one line:
+        a step that reads what a first sync just wrote would otherwise plan as if it were empty."""
+        engine = self.engine()
+        line = refresh_stale(engine).summary()
+        if line:
+            log(line)
+        return engine
 
 
 class SyncSettingsResource(dg.ConfigurableResource):

@@ -1,0 +1,110 @@
+"""Planner statistics refreshed between steps: stale PostgreSQL tables analysed; fresh ones, SQLite left."""
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from models.warehouse import statistics
+from models.warehouse.db import open_warehouse
+from models.warehouse.statistics import refresh_stale
+from models.warehouse.tables import RawRecord, utcnow
+
+
+def add_records(engine: Engine, start: int, count: int) -> None:
+    now = utcnow()
+    rows = [
+        {
+            "source": "zoho_crm",
+            "object": "contacts",
+            "source_id": str(n),
+            "payload": {"id": str(n), "Email": f"person{n}@example.com"},
+            "content_hash": f"{n:064d}",
+            "first_seen_at": now,
+            "last_seen_at": now,
+            "changed_at": now,
+        }
+        for n in range(start, start + count)
+    ]
+    with engine.begin() as connection:
+        connection.execute(sa.insert(RawRecord), rows)
+        if connection.dialect.name == "postgresql":
+            # A session reports its counts up to a second after it commits: at once here, so a
+            # test of the changed-rows measure does not race it.
+            connection.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+
+
+def analysed_rows(engine: Engine, table: str) -> float:
+    """The row count the planner believes ``table`` holds (-1: never analysed)."""
+    with engine.connect() as connection:
+        return float(
+            connection.execute(
+                sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table}
+            ).scalar_one()
+        )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("measure", ["rows changed", "size on disk"])
+def test_a_table_filled_from_empty_is_analysed_then_left_until_it_grows_by_a_tenth(
+    postgres_schema_url: str, measure: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each measure alone finds the stale table: the other is priced out."""
+    monkeypatch.setattr(
+        statistics, "STALE_MINIMUM_PAGES" if measure == "rows changed" else "STALE_MINIMUM", 10**9
+    )
+    engine = open_warehouse(postgres_schema_url)
+    add_records(engine, 0, 3_000)
+
+    first = refresh_stale(engine)
+    assert "raw_records" in first.analysed
+    assert analysed_rows(engine, "raw_records") == 3_000
+    assert "raw_records (" in (first.summary() or "")
+
+    add_records(engine, 3_000, 100)  # a thirtieth more: the plans made for 3,000 rows still hold
+    assert "raw_records" not in refresh_stale(engine).analysed
+    assert analysed_rows(engine, "raw_records") == 3_000
+
+    add_records(engine, 3_100, 1_000)
+    assert "raw_records" in refresh_stale(engine).analysed
+    assert analysed_rows(engine, "raw_records") == 4_100
+
+
+@pytest.mark.postgres
+def test_a_table_another_session_holds_is_left_for_later_without_waiting(postgres_schema_url: str) -> None:
+    engine = open_warehouse(postgres_schema_url)
+    add_records(engine, 0, 3_000)
+    with engine.connect() as holder, holder.begin():
+        # What a running VACUUM or autovacuum holds: ANALYZE waits for it.
+        holder.execute(sa.text("LOCK TABLE raw_records IN SHARE UPDATE EXCLUSIVE MODE"))
+        refresh = refresh_stale(engine, lock_timeout_ms=100)
+    assert refresh.left == ["raw_records"]
+    assert "raw_records" not in refresh.analysed
+    assert "left for later (locked by another session): raw_records" in (refresh.summary() or "")
+    assert analysed_rows(engine, "raw_records") == -1
+    # Once the lock is gone, the next step's refresh analyses it.
+    assert "raw_records" in refresh_stale(engine).analysed
+
+
+@pytest.mark.postgres
+def test_nothing_stale_costs_one_query_and_says_nothing(
+    postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = open_warehouse(postgres_schema_url)
+    refresh_stale(engine)
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    monkeypatch.setattr(statistics, "STALE_MINIMUM_PAGES", 10**9)
+    refresh = refresh_stale(engine)
+    assert refresh.analysed == {}
+    assert refresh.left == []
+    assert refresh.summary() is None
+    assert len(statements) == 1, statements  # the catalogue query, no ANALYZE
+
+
+def test_sqlite_is_left_to_the_plans_its_statements_steer(sqlite_url: str) -> None:
+    engine = open_warehouse(sqlite_url)
+    add_records(engine, 0, 3_000)
+    assert refresh_stale(engine).analysed == {}
+    with engine.connect() as connection:
+        names = connection.execute(sa.text("SELECT name FROM sqlite_master")).scalars().all()
+    assert "sqlite_stat1" not in names
