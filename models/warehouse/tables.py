@@ -210,7 +210,8 @@ class ContactIdentifier(Base):
     """Every email and phone a source record carries: the raw value, its normal form or why it has none."""
 
     __tablename__ = "contact_identifiers"
-    __table_args__ = (sa.Index("ix_contact_identifiers_kind_value", "kind", "value"),)
+    # Holders and counts of an identifier read from the index alone (migration 0010).
+    __table_args__ = (sa.Index("ix_contact_identifiers_kind_value_record", "kind", "value", "raw_record_id"),)
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
     raw_record_id: Mapped[int] = mapped_column(

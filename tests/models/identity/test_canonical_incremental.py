@@ -37,6 +37,7 @@ from models.warehouse.tables import (
     StreamState,
     SuppressedIdentifier,
 )
+from tests.models.push.test_ledger_indexes import query_plans
 from tests.pipelines.test_extract import extract_all
 
 REGIONS = {"linkflow": "CN", "clicksend": "US", "clickfunnels": "US", "zoho_crm": "US", "zoho_bigin": "US"}
@@ -359,6 +360,16 @@ def test_sql_store_answers_as_the_frame_store_does(warehouse_url: str) -> None:
         same(sql.contacts_of(keys), frame.contacts_of(keys))
         same(sql.records_of_contacts(contacts), frame.records_of_contacts(contacts))
         assert sql.identifiers_of(np.array([], dtype=np.int64)).empty
+    if engine.dialect.name == "sqlite":
+        # Holders and counts come from the (kind, value, raw_record_id) index alone, no row visited.
+        def ask() -> None:
+            with engine.connect() as connection:
+                SqlIdentityStore(connection).holders_of(wanted)
+                SqlIdentityStore(connection).record_counts(wanted)
+
+        plans = query_plans(engine, ask)
+        assert len(plans) == 4, plans  # one query per kind, each
+        assert all("COVERING INDEX ix_contact_identifiers_kind_value_record" in plan for plan in plans), plans
 
 
 def consent_of(engine: Engine) -> dict[str, tuple[Any, ...]]:
