@@ -363,8 +363,9 @@ def test_activity_reads_owners_by_key_on_postgresql(
     assert plans
     assert not [plan for plan in plans if "Seq Scan" in plan], plans
     # Owners are looked up by the whole key, not by (kind) or (source, object) and a filter.
-    phones = [plan for plan in plans if "kind)::text = 'phone'" in plan]
+    # (PostgreSQL writes the kind as "(kind)::text" or, through the covering index, "kind".)
+    phones = [plan for plan in plans if re.search(r"kind\)?(::text)? = 'phone'", plan)]
     linkflow = [plan for plan in plans if "contact_sources_source_object_source_id" in plan]
-    assert phones or not full
-    assert all(re.search(r"Index Cond: [^/]*\(value\)", plan) for plan in phones), phones
+    assert phones or not full, plans
+    assert all(re.search(r"Index Cond: [^/]*\(value(\)::text)? = ", plan) for plan in phones), phones
     assert all(re.search(r"Index Cond: [^/]*\(source_id\)", plan) for plan in linkflow), linkflow
