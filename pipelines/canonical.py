@@ -85,13 +85,16 @@ def _resolve(
     settings = sync_settings.settings()
     shown = progress.stream("canonical/contacts", unit="contacts", step=None)
     regions = phone_regions(settings, warehouse)
-    engine = warehouse.refreshed_engine(context.log.info)
+    engine = warehouse.engine()
     # Incremental by default (only what the changed records can reach); a full refresh re-resolves all.
     # Asked to stop, it gives up between phases or slices; each slice's results and watermark are one
     # transaction, so nothing half-done is left and the next sync resolves from the last slice kept.
     # A wait on the database (another process's lock) ends on a stop too, not when the lock frees.
     full = bool(run_options.full_refresh_sources)
+    # Statistics are refreshed before (what extract wrote) and after (what the checks and the steps
+    # after read), inside the stop's reach: a refresh may wait on a lock too.
     with cancel_on_stop(engine, STOP, STOP.check):
+        warehouse.refresh_statistics(context.log.info)
         report = build_canonical_incremental(
             engine,
             canonical_config(settings, regions),
@@ -99,9 +102,9 @@ def _resolve(
             full=full,
             checkpoint=STOP.check,
         )
+        warehouse.refresh_statistics(context.log.info)
     for line in report.unreadable_custom:
         context.log.warning(f"canonical: mapped value skipped: {line}")
-    warehouse.refreshed_engine(context.log.info)  # the checks and the steps after read what it wrote
     shown.page(records=report.contacts, expected=None, requests=0)
     shown.finished()
     with engine.connect() as connection:
@@ -218,8 +221,9 @@ def canonical_activity(
     # Incremental by default (new and changed activity, and the keys of the contacts canonical touched);
     # a full refresh rebuilds it, as does a full canonical rebuild.
     with stops_cleanly(context):
+        warehouse.refresh_statistics(context.log.info)
         report = build_activity(
-            warehouse.refreshed_engine(context.log.info),
+            warehouse.engine(),
             phone_regions(sync_settings.settings(), warehouse),
             full=bool(run_options.full_refresh_sources),
         )

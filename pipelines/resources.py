@@ -37,15 +37,13 @@ class WarehouseResource(dg.ConfigurableResource):
     def engine(self) -> Engine:
         return open_warehouse(self.database_url)
 
-    def refreshed_engine(self, log: Callable[[str], None]) -> Engine:
-        """The engine, once the tables the steps before this one changed much have fresh planner
-        statistics (`models.warehouse.statistics.refresh_stale`; PostgreSQL only), said in one line:
-        a step that reads what a first sync just wrote would otherwise plan as if it were empty."""
-        engine = self.engine()
-        line = refresh_stale(engine).summary()
+    def refresh_statistics(self, log: Callable[[str], None]) -> None:
+        """Fresh planner statistics for the tables the steps before this one changed much
+        (`models.warehouse.statistics.refresh_stale`; PostgreSQL only), said in one line: a step that
+        reads what a first sync just wrote would otherwise plan as if the tables were empty."""
+        line = refresh_stale(self.engine()).summary()
         if line:
             log(line)
-        return engine
 
 
 class SyncSettingsResource(dg.ConfigurableResource):

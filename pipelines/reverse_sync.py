@@ -784,7 +784,8 @@ def _reverse_sync_step(
     progress: ProgressObserver,
 ) -> Iterator[dg.MaterializeResult]:
     settings = sync_settings.settings()
-    engine = warehouse.refreshed_engine(context.log.info)
+    warehouse.refresh_statistics(context.log.info)
+    engine = warehouse.engine()
     extract_failures = RawStore(engine).failures_of_run(context.run.run_id)
     stale_sources = {source for source, _ in extract_failures}
     selected = [

@@ -9,14 +9,17 @@ autovacuum's own measure since their last ``ANALYZE`` (`STALE_FRACTION` of their
 plans from what the steps before it wrote. It costs one catalogue query when nothing is stale;
 ``ANALYZE`` itself reads a sample of 30,000 rows whatever the table's size.
 
-Best effort: a table whose lock another session holds (a running autovacuum, a ``VACUUM``) is left for
-the next step after ``lock_timeout``, never waited on. SQLite is left alone: its planner is steered by
-the statements themselves (see `models.warehouse.db.by_key_only` and the ``|| ''`` guards), and
-``sqlite_stat1`` would change plans the tests pin.
+Best effort: a table whose lock another session holds (a running autovacuum, a ``VACUUM``, another
+process's ``LOCK TABLE``) is left for the next step after a short ``lock_timeout``, not waited on.
+SQLite is left alone: its planner is steered by the statements themselves (see
+`models.warehouse.db.by_key_only` and the ``|| ''`` guards), and ``sqlite_stat1`` would change plans
+the tests pin.
 """
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -31,8 +34,9 @@ STALE_MINIMUM = 1_000
 #: A table grown past its size at the last ``ANALYZE`` by `STALE_FRACTION` is stale too, from this
 #: many pages (8 KiB each) on.
 STALE_MINIMUM_PAGES = 16
-#: How long an ``ANALYZE`` waits for a lock another session holds before the table is left for later.
+#: How long a refresh waits for a lock another session holds before it leaves the rest for later.
 LOCK_TIMEOUT_MS = 2_000
+_LOCK_NOT_AVAILABLE = "55P03"
 
 _STALE = sa.text(
     """
@@ -65,36 +69,48 @@ class Refresh:
         parts = [f"{name} ({changed:,} rows changed)" for name, changed in self.analysed.items()]
         line = f"planner statistics refreshed in {self.seconds:.1f} s: {', '.join(parts) or 'none'}"
         if self.left:
-            line += f"; left for later (locked by another session): {', '.join(self.left)}"
+            line += f"; left for the next step (another session holds a lock): {', '.join(self.left)}"
         return line
 
 
 def refresh_stale(engine: Engine, *, lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> Refresh:
     """``ANALYZE`` the warehouse tables changed by more than `STALE_FRACTION` since their last one
-    (PostgreSQL; a no-op elsewhere). Each table is its own transaction, so one that cannot be locked
-    in ``lock_timeout_ms`` is skipped without undoing the others."""
+    (PostgreSQL; a no-op elsewhere). Each table is its own transaction. Reading a table's size takes
+    a lock too, so the catalogue read and each ``ANALYZE`` wait at most ``lock_timeout_ms`` for one
+    another session holds, and after one such wait the rest is left for the next refresh: a step
+    never waits longer than that on its statistics."""
     refresh = Refresh()
     if engine.dialect.name != "postgresql":
         return refresh
     started = time.perf_counter()
     ours = set(Base.metadata.tables)
-    with engine.connect() as connection:
-        stale = connection.execute(
-            _STALE,
-            {"minimum": STALE_MINIMUM, "minimum_pages": STALE_MINIMUM_PAGES, "fraction": STALE_FRACTION},
-        ).all()
-    for name, changed in stale:
+    limits = {"minimum": STALE_MINIMUM, "minimum_pages": STALE_MINIMUM_PAGES, "fraction": STALE_FRACTION}
+    stale = _without_waiting(engine, lock_timeout_ms, _STALE, limits)
+    if stale is None:
+        refresh.left.append("every table (reading their sizes waited on a lock)")
+    for row in stale or ():
+        name, changed = str(row[0]), int(row[1])
         if name not in ours:
             continue
-        try:
-            with engine.begin() as connection:
-                connection.execute(sa.text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
-                connection.execute(sa.text(f'ANALYZE "{name}"'))
-        except sa.exc.OperationalError as exc:
-            if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
-                raise
+        if refresh.left or _without_waiting(engine, lock_timeout_ms, sa.text(f'ANALYZE "{name}"')) is None:
             refresh.left.append(name)
         else:
-            refresh.analysed[name] = int(changed)
+            refresh.analysed[name] = changed
     refresh.seconds = time.perf_counter() - started
     return refresh
+
+
+def _without_waiting(
+    engine: Engine, lock_timeout_ms: int, statement: sa.TextClause, parameters: dict[str, Any] | None = None
+) -> Sequence[Sequence[Any]] | None:
+    """``statement``'s rows (none for one that returns none), in a transaction of its own that waits
+    at most ``lock_timeout_ms`` for a lock; None when it timed out waiting."""
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
+            result = connection.execute(statement, parameters or {})
+            return result.all() if result.returns_rows else []
+    except sa.exc.OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+            raise
+        return None

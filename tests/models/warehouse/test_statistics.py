@@ -1,5 +1,7 @@
 """Planner statistics refreshed between steps: stale PostgreSQL tables analysed; fresh ones, SQLite left."""
 
+import time
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -7,7 +9,7 @@ from sqlalchemy.engine import Engine
 from models.warehouse import statistics
 from models.warehouse.db import open_warehouse
 from models.warehouse.statistics import refresh_stale
-from models.warehouse.tables import RawRecord, utcnow
+from models.warehouse.tables import Contact, RawRecord, utcnow
 
 
 def add_records(engine: Engine, start: int, count: int) -> None:
@@ -69,19 +71,52 @@ def test_a_table_filled_from_empty_is_analysed_then_left_until_it_grows_by_a_ten
     assert analysed_rows(engine, "raw_records") == 4_100
 
 
+def add_contacts(engine: Engine, count: int) -> None:
+    now = utcnow()
+    rows = [
+        {"contact_id": f"c_{n:012d}", "created_at": now, "updated_at": now, "source_count": 1}
+        for n in range(count)
+    ]
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Contact), rows)
+
+
 @pytest.mark.postgres
-def test_a_table_another_session_holds_is_left_for_later_without_waiting(postgres_schema_url: str) -> None:
+def test_tables_another_session_holds_are_left_for_later_after_one_wait(postgres_schema_url: str) -> None:
+    engine = open_warehouse(postgres_schema_url)
+    add_contacts(engine, 3_000)
+    add_records(engine, 0, 3_000)
+    with engine.connect() as holder, holder.begin():
+        # What a running VACUUM or autovacuum holds: ANALYZE waits for it (sizes can still be read).
+        holder.execute(sa.text("LOCK TABLE contacts IN SHARE UPDATE EXCLUSIVE MODE"))
+        started = time.monotonic()
+        refresh = refresh_stale(engine, lock_timeout_ms=300)
+        took = time.monotonic() - started
+    # contacts waited its 0.3 s; raw_records, next in line, was left without a wait of its own.
+    assert refresh.left == ["contacts", "raw_records"]
+    assert refresh.analysed == {}
+    assert 0.3 <= took < 0.6, took
+    assert "left for the next step (another session holds a lock): contacts, raw_records" in (
+        refresh.summary() or ""
+    )
+    assert analysed_rows(engine, "raw_records") == -1
+    # Once the lock is gone, the next step's refresh analyses both.
+    assert {"contacts", "raw_records"} <= set(refresh_stale(engine).analysed)
+
+
+@pytest.mark.postgres
+def test_a_table_locked_whole_stops_the_refresh_after_one_short_wait(postgres_schema_url: str) -> None:
+    """Reading a table's size waits on ACCESS EXCLUSIVE (another process's LOCK TABLE, a migration)."""
     engine = open_warehouse(postgres_schema_url)
     add_records(engine, 0, 3_000)
     with engine.connect() as holder, holder.begin():
-        # What a running VACUUM or autovacuum holds: ANALYZE waits for it.
-        holder.execute(sa.text("LOCK TABLE raw_records IN SHARE UPDATE EXCLUSIVE MODE"))
-        refresh = refresh_stale(engine, lock_timeout_ms=100)
-    assert refresh.left == ["raw_records"]
-    assert "raw_records" not in refresh.analysed
-    assert "left for later (locked by another session): raw_records" in (refresh.summary() or "")
-    assert analysed_rows(engine, "raw_records") == -1
-    # Once the lock is gone, the next step's refresh analyses it.
+        holder.execute(sa.text("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE"))
+        started = time.monotonic()
+        refresh = refresh_stale(engine, lock_timeout_ms=300)
+        took = time.monotonic() - started
+    assert refresh.analysed == {}
+    assert refresh.left == ["every table (reading their sizes waited on a lock)"]
+    assert took < 0.6, took
     assert "raw_records" in refresh_stale(engine).analysed
 
 
@@ -98,7 +133,8 @@ def test_nothing_stale_costs_one_query_and_says_nothing(
     assert refresh.analysed == {}
     assert refresh.left == []
     assert refresh.summary() is None
-    assert len(statements) == 1, statements  # the catalogue query, no ANALYZE
+    # The catalogue query and the lock timeout it runs under; no ANALYZE.
+    assert [statement.split()[0] for statement in statements] == ["SET", "SELECT"], statements
 
 
 def test_sqlite_is_left_to_the_plans_its_statements_steer(sqlite_url: str) -> None:
