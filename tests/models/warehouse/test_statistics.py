@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 
 from models.warehouse import statistics
 from models.warehouse.db import open_warehouse
-from models.warehouse.statistics import refresh_stale
+from models.warehouse.statistics import Refresh, refresh_stale
 from models.warehouse.tables import Contact, RawRecord, utcnow
 
 
@@ -81,21 +81,30 @@ def add_contacts(engine: Engine, count: int) -> None:
         connection.execute(sa.insert(Contact), rows)
 
 
+WAIT_S = 1.0
+"""The lock timeout the tests give a refresh: one wait takes this long, two would take twice it."""
+
+
+def refresh_while_held(engine: Engine, lock: str) -> tuple[Refresh, float]:
+    """What a refresh does while another session holds ``lock`` on contacts, and its seconds."""
+    with engine.connect() as holder, holder.begin():
+        holder.execute(sa.text(f"LOCK TABLE contacts IN {lock} MODE"))
+        started = time.monotonic()
+        refresh = refresh_stale(engine, lock_timeout_ms=int(WAIT_S * 1000))
+        return refresh, time.monotonic() - started
+
+
 @pytest.mark.postgres
 def test_tables_another_session_holds_are_left_for_later_after_one_wait(postgres_schema_url: str) -> None:
     engine = open_warehouse(postgres_schema_url)
     add_contacts(engine, 3_000)
     add_records(engine, 0, 3_000)
-    with engine.connect() as holder, holder.begin():
-        # What a running VACUUM or autovacuum holds: ANALYZE waits for it (sizes can still be read).
-        holder.execute(sa.text("LOCK TABLE contacts IN SHARE UPDATE EXCLUSIVE MODE"))
-        started = time.monotonic()
-        refresh = refresh_stale(engine, lock_timeout_ms=300)
-        took = time.monotonic() - started
-    # contacts waited its 0.3 s; raw_records, next in line, was left without a wait of its own.
+    # What a running VACUUM or autovacuum holds: ANALYZE waits for it (sizes can still be read).
+    refresh, took = refresh_while_held(engine, "SHARE UPDATE EXCLUSIVE")
+    # contacts waited its second; raw_records, next in line, was left without a wait of its own.
     assert refresh.left == ["contacts", "raw_records"]
     assert refresh.analysed == {}
-    assert 0.3 <= took < 0.6, took
+    assert WAIT_S <= took < 2 * WAIT_S, took
     assert "left for the next step (another session holds a lock): contacts, raw_records" in (
         refresh.summary() or ""
     )
@@ -109,14 +118,10 @@ def test_a_table_locked_whole_stops_the_refresh_after_one_short_wait(postgres_sc
     """Reading a table's size waits on ACCESS EXCLUSIVE (another process's LOCK TABLE, a migration)."""
     engine = open_warehouse(postgres_schema_url)
     add_records(engine, 0, 3_000)
-    with engine.connect() as holder, holder.begin():
-        holder.execute(sa.text("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE"))
-        started = time.monotonic()
-        refresh = refresh_stale(engine, lock_timeout_ms=300)
-        took = time.monotonic() - started
+    refresh, took = refresh_while_held(engine, "ACCESS EXCLUSIVE")
     assert refresh.analysed == {}
     assert refresh.left == ["every table (reading their sizes waited on a lock)"]
-    assert took < 0.6, took
+    assert WAIT_S <= took < 2 * WAIT_S, took
     assert "raw_records" in refresh_stale(engine).analysed
 
 
