@@ -18,7 +18,6 @@ def test_a_first_sync_analyses_what_each_step_wrote_before_the_next_reads_it(
     emulator: Emulator, postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The emulator's warehouse is small: every table it fills counts as stale.
-    monkeypatch.setattr(statistics, "STALE_MINIMUM", 1)
     monkeypatch.setattr(statistics, "STALE_MINIMUM_PAGES", 1)
     report = run_sync(settings_for(emulator, postgres_schema_url))
     assert report.success, report.failures

@@ -29,10 +29,6 @@ def add_records(engine: Engine, start: int, count: int) -> None:
     ]
     with engine.begin() as connection:
         connection.execute(sa.insert(RawRecord), rows)
-        if connection.dialect.name == "postgresql":
-            # A session reports its counts up to a second after it commits: at once here, so a
-            # test of the changed-rows measure does not race it.
-            connection.execute(sa.text("SELECT pg_stat_force_next_flush()"))
 
 
 def analysed_rows(engine: Engine, table: str) -> float:
@@ -46,29 +42,31 @@ def analysed_rows(engine: Engine, table: str) -> float:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("measure", ["rows changed", "size on disk"])
 def test_a_table_filled_from_empty_is_analysed_then_left_until_it_grows_by_a_tenth(
-    postgres_schema_url: str, measure: str, monkeypatch: pytest.MonkeyPatch
+    postgres_schema_url: str,
 ) -> None:
-    """Each measure alone finds the stale table: the other is priced out."""
-    monkeypatch.setattr(
-        statistics, "STALE_MINIMUM_PAGES" if measure == "rows changed" else "STALE_MINIMUM", 10**9
-    )
     engine = open_warehouse(postgres_schema_url)
-    add_records(engine, 0, 3_000)
+    add_records(engine, 0, 10_000)  # about 2 MiB: past the 1 MiB below which nothing is analysed
 
     first = refresh_stale(engine)
-    assert "raw_records" in first.analysed
-    assert analysed_rows(engine, "raw_records") == 3_000
-    assert "raw_records (" in (first.summary() or "")
+    assert first.analysed["raw_records"] == (0, 10_000)
+    assert analysed_rows(engine, "raw_records") == 10_000
+    assert "raw_records (0 -> 10,000 rows)" in (first.summary() or "")
 
-    add_records(engine, 3_000, 100)  # a thirtieth more: the plans made for 3,000 rows still hold
+    add_records(engine, 10_000, 500)  # a twentieth more: the plans made for 10,000 rows still hold
     assert "raw_records" not in refresh_stale(engine).analysed
-    assert analysed_rows(engine, "raw_records") == 3_000
+    assert analysed_rows(engine, "raw_records") == 10_000
 
-    add_records(engine, 3_100, 1_000)
-    assert "raw_records" in refresh_stale(engine).analysed
-    assert analysed_rows(engine, "raw_records") == 4_100
+    add_records(engine, 10_500, 2_000)
+    assert refresh_stale(engine).analysed["raw_records"] == (10_000, 12_500)
+
+
+@pytest.mark.postgres
+def test_a_small_table_is_left_to_any_plan(postgres_schema_url: str) -> None:
+    engine = open_warehouse(postgres_schema_url)
+    add_records(engine, 0, 1_000)  # about 200 KiB
+    assert refresh_stale(engine).analysed == {}
+    assert analysed_rows(engine, "raw_records") == -1
 
 
 def add_contacts(engine: Engine, count: int) -> None:
@@ -95,7 +93,10 @@ def refresh_while_held(engine: Engine, lock: str) -> tuple[Refresh, float]:
 
 
 @pytest.mark.postgres
-def test_tables_another_session_holds_are_left_for_later_after_one_wait(postgres_schema_url: str) -> None:
+def test_tables_another_session_holds_are_left_for_later_after_one_wait(
+    postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statistics, "STALE_MINIMUM_PAGES", 1)
     engine = open_warehouse(postgres_schema_url)
     add_contacts(engine, 3_000)
     add_records(engine, 0, 3_000)
@@ -114,8 +115,11 @@ def test_tables_another_session_holds_are_left_for_later_after_one_wait(postgres
 
 
 @pytest.mark.postgres
-def test_a_table_locked_whole_stops_the_refresh_after_one_short_wait(postgres_schema_url: str) -> None:
+def test_a_table_locked_whole_stops_the_refresh_after_one_short_wait(
+    postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Reading a table's size waits on ACCESS EXCLUSIVE (another process's LOCK TABLE, a migration)."""
+    monkeypatch.setattr(statistics, "STALE_MINIMUM_PAGES", 1)
     engine = open_warehouse(postgres_schema_url)
     add_records(engine, 0, 3_000)
     refresh, took = refresh_while_held(engine, "ACCESS EXCLUSIVE")
@@ -126,14 +130,12 @@ def test_a_table_locked_whole_stops_the_refresh_after_one_short_wait(postgres_sc
 
 
 @pytest.mark.postgres
-def test_nothing_stale_costs_one_query_and_says_nothing(
-    postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_nothing_stale_costs_one_query_and_says_nothing(postgres_schema_url: str) -> None:
     engine = open_warehouse(postgres_schema_url)
-    refresh_stale(engine)
+    add_records(engine, 0, 10_000)
+    assert "raw_records" in refresh_stale(engine).analysed
     statements: list[str] = []
     sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    monkeypatch.setattr(statistics, "STALE_MINIMUM_PAGES", 10**9)
     refresh = refresh_stale(engine)
     assert refresh.analysed == {}
     assert refresh.left == []
