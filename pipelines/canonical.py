@@ -220,12 +220,13 @@ def canonical_activity(
 ) -> dg.MaterializeResult:
     # Incremental by default (new and changed activity, and the keys of the contacts canonical touched);
     # a full refresh rebuilds it, as does a full canonical rebuild.
-    with stops_cleanly(context):
+    # A wait on the database ends on a stop too (see _resolve), its one transaction rolled back.
+    regions = phone_regions(sync_settings.settings(), warehouse)
+    engine = warehouse.engine()
+    with stops_cleanly(context), cancel_on_stop(engine, STOP, STOP.check):
         warehouse.refresh_statistics(context.log.info)
         report = build_activity(
-            warehouse.engine(),
-            phone_regions(sync_settings.settings(), warehouse),
-            full=bool(run_options.full_refresh_sources),
+            engine, regions, full=bool(run_options.full_refresh_sources), checkpoint=STOP.check
         )
     context.log.info(
         f"activity: {report.activity} rows, {report.activity_linked} linked to a contact, "

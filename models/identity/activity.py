@@ -15,7 +15,7 @@ hold or held. A full rebuild happens with no watermark yet, when asked, after a 
 and when the ClickSend phone region (which decides every message's key) changed.
 """
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -48,6 +48,7 @@ from models.warehouse.tables import (
     SuppressedIdentifier,
     utcnow,
 )
+from models.warehouse.waits import writing
 
 #: Where the watermark of the last activity run lives in stream_state.
 WATERMARK = StreamKey("canonical", "activity", "link")
@@ -261,15 +262,23 @@ def _totals(connection: Connection) -> tuple[int, int]:
     return int(total), int(linked)
 
 
-def build_activity(engine: Engine, regions: Mapping[str, str], *, full: bool = False) -> ActivityReport:
+def build_activity(
+    engine: Engine,
+    regions: Mapping[str, str],
+    *,
+    full: bool = False,
+    checkpoint: Callable[[], None] = lambda: None,
+) -> ActivityReport:
     """Bring ``contact_activity`` up to date with the raw events and messages and the golden contacts.
 
     Incremental unless ``full``, or a full rebuild is due (see the module's docstring). Results, the
     watermark and the consumed canonical changes are written in one transaction, so a killed run
-    leaves the previous ones and the next run picks up from the same place.
+    leaves the previous ones and the next run picks up from the same place. The transaction takes
+    SQLite's write lock first, in short tries with ``checkpoint()`` between them (which may raise to
+    abandon the run), so a stop ends a wait on another process's lock (`writing`).
     """
     region = regions.get("clicksend", "US")
-    with engine.begin() as connection:
+    with writing(engine, checkpoint) as connection:
         by_key_only(connection)  # every read is by key: owners of a slice's keys, rows to re-point
         watermark, stored_region = _watermark(connection)
         todo = changes.pending(connection)

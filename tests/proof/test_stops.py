@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from connectors.emulator import Emulator, FaultConfig
 from models.warehouse.db import dispose_all, open_warehouse
-from models.warehouse.tables import PushLedger, StreamState
+from models.warehouse.tables import ContactActivity, PushLedger, StreamState
 from pipelines.runner import run_sync
 from tests.pipelines.conftest import CLI, hearing_ctrl_c, settings_for
 from tests.proof.snapshot import snapshot
@@ -61,28 +61,44 @@ def start_cli(emu: Emulator, database: Path | str, home: Path) -> subprocess.Pop
     )
 
 
+def read_stderr(process: subprocess.Popen[str]) -> tuple[list[str], Callable[[], str]]:
+    """Read ``process``'s stderr in a thread, so it never blocks on a full pipe: the lines so far, and
+    a call that waits for the rest once the process has ended and gives it all."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr or ()), daemon=True)
+    reader.start()
+
+    def ended() -> str:
+        reader.join(timeout=5)
+        if process.stderr is not None:
+            process.stderr.close()
+        return "".join(lines)
+
+    return lines, ended
+
+
+def signal_and_wait(process: subprocess.Popen[str], signum: int) -> tuple[int, float]:
+    """Send ``signum``; the exit status and the seconds from the signal to the exit."""
+    sent_at = time.monotonic()
+    process.send_signal(signum)
+    code = process.wait(timeout=60)
+    return code, time.monotonic() - sent_at
+
+
 def stop_when(
     process: subprocess.Popen[str], database: Path, trigger: Callable[[Progress], bool], signum: int
 ) -> tuple[int, float, str]:
     """Send ``signum`` once ``trigger`` holds of the warehouse; the exit status, the seconds from the
     signal to the exit, and stderr."""
-    errors: list[str] = []
-    reader = threading.Thread(target=lambda: errors.extend(process.stderr or ()), daemon=True)
-    reader.start()
+    lines, ended = read_stderr(process)
     started = datetime.now(UTC)
     deadline = time.monotonic() + 120
     while process.poll() is None and not trigger(progress(database, started)):
         assert time.monotonic() < deadline, "the phase to interrupt never came"
         time.sleep(0.02)
-    assert process.poll() is None, "the sync ended before the signal:\n" + "".join(errors)
-    sent_at = time.monotonic()
-    process.send_signal(signum)
-    code = process.wait(timeout=60)
-    took = time.monotonic() - sent_at
-    reader.join(timeout=5)
-    if process.stderr is not None:
-        process.stderr.close()
-    return code, took, "".join(errors)
+    assert process.poll() is None, "the sync ended before the signal:\n" + "".join(lines)
+    code, took = signal_and_wait(process, signum)
+    return code, took, ended()
 
 
 def the_line(stderr: str, signame: str) -> str:
@@ -202,16 +218,16 @@ def until(what: str, condition: Callable[[], bool], seconds: float = 120) -> Non
 
 
 @contextmanager
-def warehouse_held(url: str) -> Iterator[sa.Connection]:
-    """Another process's hold on what identity resolution writes: SQLite's write lock for the whole
-    file (``BEGIN EXCLUSIVE``, readers still read under WAL), PostgreSQL's lock on ``contacts``
-    (which nothing before canonical touches)."""
+def warehouse_held(url: str, table: str = "contacts") -> Iterator[sa.Connection]:
+    """Another process's hold on what a step writes: SQLite's write lock for the whole file
+    (``BEGIN EXCLUSIVE``, readers still read under WAL), PostgreSQL's lock on ``table`` (by default
+    ``contacts``, which nothing before canonical touches)."""
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
             connection.exec_driver_sql("BEGIN EXCLUSIVE" if engine.dialect.name == "sqlite" else "BEGIN")
             if engine.dialect.name == "postgresql":
-                connection.exec_driver_sql("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
+                connection.exec_driver_sql(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
             try:
                 yield connection
             finally:
@@ -269,32 +285,22 @@ def test_a_signal_while_identity_resolution_waits_on_the_warehouse_stops_it_at_o
     dispose_all()
     with Emulator(seed=SEED, people=PEOPLE, now=now) as emu:
         process = start_cli(emu, url, home)
-        errors: list[str] = []
-        reader = threading.Thread(target=lambda: errors.extend(process.stderr or ()), daemon=True)
-        reader.start()
+        _, ended = read_stderr(process)
         instance = dg.DagsterInstance.from_config(str(home))
         if backend == "postgresql":
             with warehouse_held(url) as held:
                 until("canonical started", lambda: step_started(instance, "canonical__contacts"))
                 until("canonical waiting on the lock", lambda: lock_waiters(held) > 0)
-                sent_at = time.monotonic()
-                process.send_signal(signum)
-                code = process.wait(timeout=60)
+                code, took = signal_and_wait(process, signum)
         else:
             until("canonical started", lambda: step_started(instance, "canonical__contacts"))
             with warehouse_held(url) as held:
                 # Held before canonical wrote anything: it is inside the step, before its one transaction.
                 assert held.exec_driver_sql("SELECT count(*) FROM contacts").scalar_one() == 0
                 until("canonical waiting on the lock", lambda: idle(process.pid))
-                sent_at = time.monotonic()
-                process.send_signal(signum)
-                code = process.wait(timeout=60)
-        took = time.monotonic() - sent_at
+                code, took = signal_and_wait(process, signum)
         instance.dispose()
-        reader.join(timeout=5)
-        if process.stderr is not None:
-            process.stderr.close()
-        stderr = "".join(errors)
+        stderr = ended()
         assert (code, "Traceback" in stderr) == (128 + signum, False), stderr[-3000:]
         assert took < EXIT_WITHIN_S, took
         line = the_line(stderr, signal.Signals(signum).name)
@@ -312,6 +318,42 @@ def test_a_signal_while_identity_resolution_waits_on_the_warehouse_stops_it_at_o
     assert actual.golden == expected.golden
 
 
+@pytest.mark.postgres
+def test_a_signal_while_activity_waits_on_the_warehouse_stops_it_at_once(
+    postgres_schema_url: str, tmp_path: Path
+) -> None:
+    """Another session holds contact_activity from the start (nothing before the activity step needs
+    it; the statistics refreshes before it give up after their short lock timeout): the activity step
+    waits on it, and a stop ends that wait, where it used to wait until the lock was freed."""
+    url = postgres_schema_url
+    now = datetime.now(UTC).replace(microsecond=0)
+    home = dagster_home(tmp_path)
+    open_warehouse(url)
+    dispose_all()
+    with Emulator(seed=SEED, people=PEOPLE, now=now) as emu:
+        with warehouse_held(url, "contact_activity") as held:
+            process = start_cli(emu, url, home)
+            _, ended = read_stderr(process)
+            instance = dg.DagsterInstance.from_config(str(home))
+            until("activity started", lambda: step_started(instance, "canonical__activity"))
+            until("activity waiting on the lock", lambda: lock_waiters(held) > 0)
+            code, took = signal_and_wait(process, signal.SIGTERM)
+        instance.dispose()
+        stderr = ended()
+        assert (code, "Traceback" in stderr) == (128 + signal.SIGTERM, False), stderr[-3000:]
+        assert took < EXIT_WITHIN_S, took
+        line = the_line(stderr, "SIGTERM")
+        assert counts(line, "pushes") == {"complete": 0, "not started": 6}, line
+        assert run_statuses(home) == [dg.DagsterRunStatus.CANCELED]
+        assert write_log(emu) == {}, "nothing may be pushed from a stopped run"
+        # Nothing of the activity step was kept; the next sync links every event and message.
+        with open_warehouse(url).connect() as connection:
+            assert connection.execute(sa.select(sa.func.count()).select_from(ContactActivity)).scalar() == 0
+        report = run_sync(settings_for(emu, url))
+        assert report.success, report.failures
+        assert report.assets["canonical/activity"]["activity"] > 0
+
+
 def test_terminate_from_dagster_stops_a_run_the_command_line_started(tmp_path: Path) -> None:
     """Terminate as the UI does it (the instance's run coordinator, which for a run it did not launch
     can only mark it canceling): the command notices, stops within seconds, and the run ends canceled."""
@@ -320,14 +362,12 @@ def test_terminate_from_dagster_stops_a_run_the_command_line_started(tmp_path: P
     now = datetime.now(UTC).replace(microsecond=0)
     with Emulator(seed=SEED, people=PEOPLE, now=now, faults=SLOW) as emu:
         process = start_cli(emu, database, home)
-        errors: list[str] = []
-        reader = threading.Thread(target=lambda: errors.extend(process.stderr or ()), daemon=True)
-        reader.start()
+        so_far, ended = read_stderr(process)
         started = datetime.now(UTC)
         until(
             "extract storing rows", lambda: process.poll() is not None or progress(database, started).raw > 0
         )
-        assert process.poll() is None, "".join(errors)[-3000:]
+        assert process.poll() is None, "".join(so_far)[-3000:]
         with dg.DagsterInstance.from_config(str(home)) as instance:
             (run,) = instance.get_runs()
             assert run.status == dg.DagsterRunStatus.STARTED
@@ -335,18 +375,15 @@ def test_terminate_from_dagster_stops_a_run_the_command_line_started(tmp_path: P
             instance.run_coordinator.cancel_run(run.run_id)
             code = process.wait(timeout=60)
             took = time.monotonic() - sent_at
-            reader.join(timeout=5)
-            if process.stderr is not None:
-                process.stderr.close()
-            stderr = "".join(errors)
+            stderr = ended()
             assert (code, "Traceback" in stderr) == (1, False), stderr[-3000:]
             assert took < EXIT_WITHIN_S, took
             lines = [line for line in stderr.splitlines() if line.startswith("contact-sync: stopped by ")]
             assert len(lines) == 1, stderr[-3000:]
             assert lines[0].startswith(f"contact-sync: stopped by Terminate in Dagster (run {run.run_id})")
-            ended = instance.get_run_by_id(run.run_id)
-            assert ended is not None
-            assert ended.status == dg.DagsterRunStatus.CANCELED
+            canceled = instance.get_run_by_id(run.run_id)
+            assert canceled is not None
+            assert canceled.status == dg.DagsterRunStatus.CANCELED
         assert counts(lines[0], "pushes") == {"complete": 0, "not started": 6}, lines[0]
 
 
