@@ -38,7 +38,7 @@ class WarehouseResource(dg.ConfigurableResource):
         return open_warehouse(self.database_url)
 
     def refresh_statistics(self, log: Callable[[str], None]) -> None:
-        """Fresh planner statistics for the tables the steps before this one changed much
+        """Fresh planner statistics for the tables the steps before this one grew by a tenth or more
         (`models.warehouse.statistics.refresh_stale`; PostgreSQL only), said in one line: a step that
         reads what a first sync just wrote would otherwise plan as if the tables were empty."""
         line = refresh_stale(self.engine()).summary()
