@@ -1,8 +1,9 @@
 """The reverse-sync ledger in the warehouse: what a push reads, what it plans, and how each row ends.
 
 Every planned field is written to ``push_ledger`` before any request, marked ``sending`` (committed)
-just before its call and given its final state right after. A field that was sent, or may have been
-sent by a run that died mid-call, is not planned again until the destination has been re-read since:
+before its call (a window of calls at a time) and given its final state after it, when the next window
+opens. A field that was sent, or may have been sent by a run that died mid-window, is not planned
+again until the destination has been re-read since:
 so a killed push, run again, sends no field twice, and a dry run records the same plan a real run
 would make.
 """
@@ -587,12 +588,18 @@ class CallOutcome:
     at: datetime
 
 
-def record_call(engine: Engine, outcome: CallOutcome | None, *, sending: Sequence[int] = ()) -> None:
-    """A call's outcome and the next call's rows marked ``sending``, in one transaction (rather than
-    one per kind of change and one per call): the outcome is committed before the next call goes out,
-    as before, and the next call's rows are ``sending`` before it does."""
+def record_call(
+    engine: Engine,
+    outcomes: Sequence[CallOutcome] = (),
+    *,
+    sending: Sequence[int] = (),
+    planned: Sequence[int] = (),
+) -> None:
+    """Calls' outcomes, the next calls' rows marked ``sending`` and rows that never went out put back to
+    ``planned``, in one transaction: every outcome is committed before the next rows go out, and rows
+    are ``sending`` before their call does."""
     with engine.begin() as connection:
-        if outcome is not None:
+        for outcome in outcomes:
             _set_record_ids(connection, outcome.new_ids)
             stamped = {i: stamp for i, stamp in outcome.results.items() if stamp != (None, None, None)}
             _finish_stamped(connection, outcome, stamped)
@@ -600,6 +607,7 @@ def record_call(engine: Engine, outcome: CallOutcome | None, *, sending: Sequenc
                 rest = [i for i in ledger_ids if i not in stamped]
                 _mark(connection, rest, status, error=error, attempts=attempts, at=outcome.at)
         _mark(connection, sending, "sending")
+        _mark(connection, planned, "planned")
 
 
 def _finish_stamped(
