@@ -597,42 +597,45 @@ def record_call(
 ) -> None:
     """Calls' outcomes, the next calls' rows marked ``sending`` and rows that never went out put back to
     ``planned``, in one transaction: every outcome is committed before the next rows go out, and rows
-    are ``sending`` before their call does."""
+    are ``sending`` before their call does. The outcomes of all the calls go in one statement each for
+    the created ids, the rows with a stamp and the rows without: in a sync's threads every statement
+    also waits its turn for the interpreter, so a window of calls pays for three, not three a call."""
+    new_ids = {key: record_id for outcome in outcomes for key, record_id in outcome.new_ids.items()}
+    stamped, plain = _outcome_rows(outcomes)
     with engine.begin() as connection:
-        for outcome in outcomes:
-            _set_record_ids(connection, outcome.new_ids)
-            stamped = {i: stamp for i, stamp in outcome.results.items() if stamp != (None, None, None)}
-            _finish_stamped(connection, outcome, stamped)
-            for (status, error, attempts), ledger_ids in outcome.marks.items():
-                rest = [i for i in ledger_ids if i not in stamped]
-                _mark(connection, rest, status, error=error, attempts=attempts, at=outcome.at)
+        _set_record_ids(connection, new_ids)
+        _finish(connection, stamped, _stamp_values())
+        _finish(connection, plain, {})
         _mark(connection, sending, "sending")
         _mark(connection, planned, "planned")
 
 
-def _finish_stamped(
-    connection: Connection,
-    outcome: CallOutcome,
-    stamped: Mapping[int, tuple[datetime | None, int | None, str | None]],
-) -> None:
-    """The rows whose answer told something of the record (`set_write_results`): their final state
-    and that stamp in one statement, where the state and the stamp took one each. ``error`` is kept
-    when the outcome has none, as `mark` keeps it."""
-    rows = [
-        {
-            "ledger_id": ledger_id,
-            "state": status,
-            "message": error,
-            "tries": attempts,
-            "moment": outcome.at,
-            "at": _time(stamped[ledger_id][0]),
-            "version": stamped[ledger_id][1],
-            "by": stamped[ledger_id][2],
-        }
-        for (status, error, attempts), ledger_ids in outcome.marks.items()
-        for ledger_id in ledger_ids
-        if ledger_id in stamped
-    ]
+def _outcome_rows(outcomes: Sequence[CallOutcome]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each row's final state (status, error, attempts, when), split into the rows whose answer told
+    something of the record (with that stamp: `set_write_results`) and the others."""
+    stamped: list[dict[str, Any]] = []
+    plain: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        for (status, error, attempts), ledger_ids in outcome.marks.items():
+            for ledger_id in ledger_ids:
+                row = {
+                    "ledger_id": ledger_id,
+                    "state": status,
+                    "message": error,
+                    "tries": attempts,
+                    "moment": outcome.at,
+                }
+                stamp = outcome.results.get(ledger_id, (None, None, None))
+                if stamp == (None, None, None):
+                    plain.append(row)
+                else:
+                    stamped.append({**row, "at": _time(stamp[0]), "version": stamp[1], "by": stamp[2]})
+    return stamped, plain
+
+
+def _finish(connection: Connection, rows: list[dict[str, Any]], stamp: Mapping[str, Any]) -> None:
+    """Rows to their final state in one statement, with ``stamp``'s columns (`_stamp_values`) or none.
+    ``error`` is kept when the outcome has none, as `mark` keeps it."""
     if not rows:
         return
     connection.execute(
@@ -643,7 +646,7 @@ def _finish_stamped(
             error=sa.func.coalesce(sa.bindparam("message", type_=sa.Text()), PushLedger.error),
             attempts=sa.bindparam("tries"),
             updated_at=sa.bindparam("moment"),
-            **_stamp_values(),
+            **stamp,
         ),
         rows,
     )
