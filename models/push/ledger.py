@@ -32,6 +32,7 @@ from models.warehouse.tables import (
     StreamState,
     utcnow,
 )
+from models.warehouse.waits import wait_for_write_lock
 
 #: Ledger states after which a field may already be at the destination.
 #: States of rows that are not planned again for the same record, field and value: given up on after
@@ -752,14 +753,40 @@ def record_plan(
         if rows and planned_as != "planned":
             connection.execute(sa.insert(PushLedger), rows)
         elif rows:
-            result = connection.execute(
-                sa.insert(PushLedger).returning(PushLedger.id, sort_by_parameter_order=True), rows
-            )
-            ids = [int(ledger_id) for ledger_id in result.scalars()]
+            ids = _insert_with_ids(connection, rows)
         if watermark is not None:
             key, mark = watermark
             store_cursor(connection, key, mark.as_cursor(), now)
         return ids
+
+
+def _insert_with_ids(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ledger rows; their ids in the order of ``rows``.
+
+    PostgreSQL: one ``INSERT ... RETURNING`` a batch of rows, which SQLAlchemy sorts back into the
+    order given. SQLite has no form of INSERT that ties each new rowid to its parameters, so asked
+    for ids in order SQLAlchemy sends one statement a row: 917,000 of them for a first sync at a
+    million records. Here the write lock is taken first, so no other connection inserts until the
+    transaction ends; each row then gets the largest rowid plus one (SQLite's rule for an integer
+    primary key given no value), so the new ids are those above the largest before, in the order
+    inserted."""
+    if connection.dialect.name != "sqlite":
+        result = connection.execute(
+            sa.insert(PushLedger).returning(PushLedger.id, sort_by_parameter_order=True), rows
+        )
+        return [int(ledger_id) for ledger_id in result.scalars()]
+    wait_for_write_lock(connection, lambda: None)
+    before = connection.execute(sa.select(sa.func.max(PushLedger.id))).scalar_one_or_none() or 0
+    connection.execute(sa.insert(PushLedger), rows)
+    ids = [
+        int(ledger_id)
+        for ledger_id in connection.execute(
+            sa.select(PushLedger.id).where(PushLedger.id > before).order_by(PushLedger.id)
+        ).scalars()
+    ]
+    if len(ids) != len(rows) or (ids and ids[-1] - ids[0] != len(rows) - 1):
+        raise RuntimeError(f"push_ledger: {len(rows)} rows inserted after id {before}, {len(ids)} ids found")
+    return ids
 
 
 def mark(
