@@ -525,7 +525,8 @@ class _Call:
 
     def open(self, window: Sequence[Batch]) -> None:
         """Record the outcomes held so far and mark the rows of the ``window``'s calls ``sending``."""
-        sending = [int(i) for batch in window for i in self._ledger_ids(batch)]
+        changes = [change for batch in window for change in batch.changes]
+        sending = self.rows.ledger_id[self.rows.positions(changes)].tolist()
         push_ledger.record_call(self.engine, self.pending, sending=sending)
         self.pending = []
         self.unsent.update(sending)
@@ -536,16 +537,17 @@ class _Call:
         call that went out stay ``sending``, an unknown outcome)."""
         engine, clients, stream = self.engine, self.clients, self.stream
         positions = self.rows.positions(batch.changes)
+        ledger_ids = self.rows.ledger_id[positions].tolist()
         calls_before = clients.stats.snapshot().total_requests(stream.source)
         try:
             results = send_batch(clients, batch, own_user)
         except BaseException as error:
             if clients.stats.snapshot().total_requests(stream.source) != calls_before:
-                self.unsent.difference_update(self._ledger_ids(batch))
+                self.unsent.difference_update(ledger_ids)
             if isinstance(error, StopRequested):
                 return None
             raise
-        self.unsent.difference_update(self._ledger_ids(batch))
+        self.unsent.difference_update(ledger_ids)
         gone = {str(r.record_id) for r in results if r.code == RECORD_GONE}
         self.pending.append(
             _call_outcome(
@@ -576,9 +578,6 @@ class _Call:
         if self.pending or self.unsent:
             push_ledger.record_call(self.engine, self.pending, planned=sorted(self.unsent))
         self.pending, self.unsent = [], set()
-
-    def _ledger_ids(self, batch: Batch) -> list[int]:
-        return [int(i) for i in self.rows.ledger_id[self.rows.positions(batch.changes)]]
 
 
 def _plan_creates(
