@@ -35,7 +35,7 @@ from pipelines.streams import Stream
 from tests.pipelines.conftest import settings_for
 from tests.pipelines.test_canonical import REGIONS
 from tests.pipelines.test_incremental_push import CANONICAL, extract_recorded
-from tests.pipelines.test_push_slices import writes
+from tests.pipelines.test_push_slices import KilledError, writes
 
 ONE_A_CALL = Stream("clickfunnels", "contact", writable=True)
 """A destination written one record a call, so a push of it makes many calls."""
@@ -43,10 +43,6 @@ WINDOW = 5
 """Calls a window holds here (`LEDGER_WINDOW_CALLS` in a real run), so a small push makes several."""
 CALL_AT = WINDOW + 2
 """The call a run is stopped or killed after: inside the second window."""
-
-
-class KilledError(Exception):
-    """Stands for the process dying where it is raised."""
 
 
 @pytest.fixture
