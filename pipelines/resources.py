@@ -10,9 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
+from pydantic import PrivateAttr
 from sqlalchemy.engine import Engine
 
 from connectors.config import DEFAULT_MATON_GATEWAY
+from models.warehouse.checkpoints import RunCheckpoints
 from models.warehouse.db import open_warehouse
 from models.warehouse.statistics import refresh_stale
 from pipelines.settings import Settings, load_settings
@@ -30,12 +32,25 @@ SECRET_FIELDS: tuple[str, ...] = (
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The warehouse database; opening it applies any pending migration."""
+    """The warehouse database; opening it applies any pending migration. During a run, a SQLite
+    warehouse's log is checkpointed by a thread rather than inside the steps' commits
+    (`models.warehouse.checkpoints`)."""
 
     database_url: str
+    _checkpoints: RunCheckpoints | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._checkpoints = RunCheckpoints()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.close()
 
     def engine(self) -> Engine:
-        return open_warehouse(self.database_url)
+        engine = open_warehouse(self.database_url)
+        if self._checkpoints is not None:
+            self._checkpoints.cover(engine)
+        return engine
 
     def refresh_statistics(self, log: Callable[[str], None]) -> None:
         """Fresh planner statistics for the tables the steps before this one grew by a tenth or more

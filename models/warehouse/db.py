@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from models.warehouse.checkpoints import attach as attach_checkpoints
 from models.warehouse.locks import migration_lock
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -82,6 +83,7 @@ def create_warehouse_engine(url: str) -> Engine:
         raise WarehouseError(f"cannot use database URL {redacted_url(url)!r}: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
         sa.event.listen(engine, "connect", _configure_sqlite)
+        attach_checkpoints(engine, SQLITE_BUSY_TIMEOUT_MS / 1000)
     return engine
 
 
