@@ -109,17 +109,23 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_child(
-    args: list[str], interval: float = 0.05, python: str = sys.executable, emulator_pid: int | None = None
+    args: list[str],
+    interval: float = 0.05,
+    python: str = sys.executable,
+    emulator_pid: int | None = None,
+    code: str | None = None,
 ) -> tuple[dict[str, Any], int]:
     """Run this script as ``--child ...`` in a fresh process; its JSON answer and the tree's peak RSS.
 
     The answer gains ``samples``: (wall time, resident bytes) every ``interval`` seconds, so a child
     that reports when its steps ran can be given each step's peak (`step_peaks`); with
     ``emulator_pid``, also ``emulator_cpu``: (wall time, the emulator's CPU seconds so far), so each
-    step can be charged the emulator's work it caused (`emulator_cpu`)."""
+    step can be charged the emulator's work it caused (`emulator_cpu`). ``code``: the child imports
+    the project from this tree (its ``PYTHONPATH``) rather than the one this process was given."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
         answer = Path(out.name)
-    process = subprocess.Popen([python, str(HERE), "--child", str(answer), *args])
+    env = None if code is None else {**os.environ, "PYTHONPATH": code}
+    process = subprocess.Popen([python, str(HERE), "--child", str(answer), *args], env=env)
     samples: list[tuple[float, int]] = []
     emulator: list[tuple[float, float]] = []
     while process.poll() is None:
@@ -557,6 +563,8 @@ def bench_warehouse(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                 out["incremental"], out["incremental_peak"] = run_child(
                     ["sync", env, url, args.push], emulator_pid=sandbox.pid
                 )
+            if args.compare:
+                out["rounds"] = _compare_rounds(sandbox, env, url, contacts, args)
             if args.profile:
                 # Profiled apart, so the timed run above carries no profiler overhead.
                 _change(sandbox, contacts, args.change)
@@ -571,6 +579,44 @@ def bench_warehouse(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                 splink = ["splink", url, str(args.max_records), str(args.splink_threads)]
                 out["splink"], out["splink_peak"] = run_child(splink, python=args.splink_python)
     return out
+
+
+def _compare_rounds(
+    sandbox: Any, env: str, url: str, contacts: int, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """``args.rounds`` rounds of: a change and an incremental sync with the code in ``args.compare``,
+    then a change and one with this process's code. Same warehouse, same kind of change, cache state
+    alike: the difference within a round is the code's, as far as one run can tell."""
+    own = os.environ.get("PYTHONPATH", "")
+    rounds: list[dict[str, Any]] = []
+    for number in range(1, args.rounds + 1):
+        for label, code in (("compared", str(args.compare)), ("own", own)):
+            with announced(f"round {number}: {args.change}% change, incremental sync, {label} code"):
+                _change(sandbox, contacts, args.change)
+                result, peak = run_child(["sync", env, url, args.push], emulator_pid=sandbox.pid, code=code)
+            rounds.append({"round": number, "code": label, "path": code, "result": result, "peak": peak})
+    return rounds
+
+
+def print_rounds(results: list[dict[str, Any]]) -> None:
+    """The ``--compare`` rounds: each incremental run's steps, alternating the two trees."""
+    if not any(result.get("rounds") for result in results):
+        return
+    print()
+    print("incremental runs after a change each, alternating the code (--compare)")
+    print(
+        f"{'warehouse':<11}{'round':>6}  {'code':<10}{'records':>9}{'extract':>9}{'canonical':>10}"
+        f"{'checks':>8}{'activity':>9}{'rev sync':>9}{'run s':>8}{'peak MiB':>9}"
+    )
+    for result in results:
+        for entry in result.get("rounds", []):
+            data, groups = entry["result"], entry["result"]["groups"]
+            print(
+                f"{result['kind']:<11}{entry['round']:>6}  {entry['code']:<10}{data['canonical_records']:>9,}"
+                f"{groups['extract']:>9.1f}{groups['canonical']:>10.1f}{groups['checks']:>8.1f}"
+                f"{groups['activity']:>9.1f}{groups['reverse sync']:>9.1f}{data['wall']:>8.1f}"
+                f"{_mib(entry['peak']):>9}"
+            )
 
 
 def _mib(value: int) -> str:
@@ -702,6 +748,13 @@ def main(argv: list[str] | None = None) -> int:
         "sync (all threads) into PROFILE.<warehouse>.prof",
     )
     parser.add_argument(
+        "--compare",
+        type=Path,
+        help="after the timed incremental sync, --rounds rounds of a change and an incremental sync with "
+        "the project imported from this tree, then a change and one with this process's own",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="with --compare: how many rounds")
+    parser.add_argument(
         "--profile-settle",
         action="store_true",
         help="with --profile: cProfile the settling sync too (its figures then carry the overhead)",
@@ -714,6 +767,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("DAGSTER_HOME", None)
     results = [bench_warehouse(kind.strip(), args) for kind in args.warehouses.split(",") if kind.strip()]
     print_table(results, args)
+    print_rounds(results)
     if args.json:
         for result in results:
             for run in (*RUNS, "rebuild", "splink"):
@@ -725,6 +779,10 @@ def main(argv: list[str] | None = None) -> int:
                     result[run]["extract_statements"] = statements_in(result[run])
                     result[run]["reverse_sync_statements"] = statements_in(result[run], "reverse sync")
                     result[run].pop("statements", None)
+            for entry in result.get("rounds", []):
+                entry["result"].pop("samples", None)
+                entry["result"].pop("emulator_cpu", None)
+                entry["result"].pop("statements", None)
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0
 
