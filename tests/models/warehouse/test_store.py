@@ -188,3 +188,30 @@ def test_postgres_looks_up_a_pages_stored_rows_by_id_without_statistics(postgres
     assert scans
     assert all("source_id" in node.get("Index Cond", "") for node in scans)
     assert sum(node.get("Rows Removed by Filter", 0) for node in scans) == 0
+
+
+@pytest.mark.postgres
+def test_postgres_rereading_unchanged_records_leaves_them_on_their_page(postgres_schema_url: str) -> None:
+    """A re-read stamps last_seen_at on each unchanged record. With room left on its page (the table's
+    fillfactor) PostgreSQL keeps the new version there, with no new index entries; on a full page it
+    moved the row elsewhere and indexed it again, growing the table with every incremental read."""
+    engine = open_warehouse(postgres_schema_url)
+    store = RawStore(engine)
+    store.write_page(KEY, rows(*((str(i), f"{i}@x.com") for i in range(3000))))
+
+    def pages(ids: list[str]) -> dict[str, str]:
+        with engine.connect() as connection:
+            found = connection.execute(
+                sa.text(
+                    "SELECT source_id, split_part(ctid::text, ',', 1) FROM raw_records"
+                    " WHERE source_id = ANY(:ids)"
+                ),
+                {"ids": ids},
+            ).all()
+        return dict(found)
+
+    every_tenth = [str(i) for i in range(0, 3000, 10)]  # a few rows of each page, one page at a time
+    before = pages(every_tenth)
+    for source_id in every_tenth:
+        assert store.write_page(KEY, rows((source_id, f"{source_id}@x.com"))).unchanged == 1
+    assert pages(every_tenth) == before
