@@ -36,6 +36,7 @@ from models.warehouse.store import (
     by_source_ids,
     chunks,
     each_of,
+    latest_change,
     read_cursor,
     records_changed_since,
     store_cursor,
@@ -292,9 +293,10 @@ def _rebuild(connection: Connection, region: str, todo: changes.Pending) -> Acti
     slice of payloads (it held them all: 3.3 GiB at a million contact records) and the owners of that
     slice's keys. Receipts come last, once every message's contact is known."""
     # Read before the rows, in the same transaction: every record changed up to it is read here, the
-    # activity ones whatever their kind. Over all records (not the activity ones alone), so the next
-    # run does not read again what other streams extracted after the last event or message.
-    latest = connection.execute(sa.select(sa.func.max(RawRecord.changed_at))).scalar_one_or_none()
+    # activity ones whatever their kind. Over every record of the activity sources (their contacts
+    # too), as `keys_changed_since` reads them, so the next run does not read again what those
+    # sources' other streams extracted after the last event or message.
+    latest = latest_change(connection, (source for source, _ in _ACTIVITY_OBJECTS))
     deleted = connection.execute(sa.delete(ContactActivity)).rowcount
     said: set[tuple[str, str]] = set()
     total = linked = 0
@@ -392,9 +394,10 @@ def _apply_changes(
 
 def _changed_since(connection: Connection, watermark: datetime) -> tuple[list[Any], datetime]:
     """object, source_id, payload, deleted_at, changed_at of the activity records changed after the
-    watermark, and the next watermark: the latest change among every record read, of any kind, so the
-    next run reads only what changed after this one (with the latest activity change instead, the
-    contact records extracted after the last event would be read again, every run after a full sync).
+    watermark, and the next watermark: the latest change among the records of the activity sources
+    read, of any kind, so the next run reads only what changed after this one (with the latest
+    activity change instead, those sources' contact records extracted after the last event would be
+    read again, every run after a full sync).
     (`records_changed_since` says why it reads in two steps.)"""
     columns = [RawRecord.object, RawRecord.source_id, RawRecord.payload, RawRecord.deleted_at]
     return records_changed_since(connection, watermark, _ACTIVITY_OBJECTS, [*columns, RawRecord.changed_at])

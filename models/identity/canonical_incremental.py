@@ -83,7 +83,7 @@ from models.normalise.contact_points import identifiers_of, primaries
 from models.warehouse.bulk import bulk_insert, rows_frame
 from models.warehouse.diff import keyed_changes, replace_differing, replace_multiset, update_rows
 from models.warehouse.key_lists import key_in
-from models.warehouse.store import StreamKey, keys_changed_since, records_by_id, store_cursor
+from models.warehouse.store import StreamKey, keys_changed_since, latest_change, records_by_id, store_cursor
 from models.warehouse.tables import (
     Contact,
     ContactFieldLineage,
@@ -147,9 +147,8 @@ def _rebuild(
 ) -> CanonicalReport:
     """A full rebuild, then its watermark: read before the rebuild reads, so nothing it missed is skipped."""
     with engine.connect() as connection:
-        latest = connection.execute(
-            sa.select(sa.func.max(RawRecord.changed_at)).where(_is_contact_record())
-        ).scalar_one_or_none()
+        # Over every record of the contact sources, as `keys_changed_since` reads them.
+        latest = latest_change(connection, (source for source, _ in CONTACT_OBJECTS))
     with writing(engine, checkpoint) as connection:
         record_full_rebuild(connection, run_id)
         forget_source_counts(connection)
@@ -322,10 +321,6 @@ def _replace_decisions(
     _delete_where_in(connection, ContactLinkDecision.raw_record_id_a, scope)
     _delete_where_in(connection, ContactLinkDecision.raw_record_id_b, scope)
     insert_rows(connection, ContactLinkDecision, decision_rows(resolution.refused, now))
-
-
-def _is_contact_record() -> sa.ColumnElement[bool]:
-    return sa.or_(*(sa.and_(RawRecord.source == s, RawRecord.object == o) for s, o in CONTACT_OBJECTS))
 
 
 def _watermark(connection: Connection) -> tuple[datetime | None, str | None]:

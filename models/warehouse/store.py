@@ -161,29 +161,44 @@ def keys_changed_since(
     connection: Connection, watermark: datetime, objects: Iterable[tuple[str, str]]
 ) -> ChangedKeys:
     """The ids and changed_at of the raw records of ``objects`` (source, object) whose content or
-    deletion moved strictly after ``watermark``, found through the changed_at index alone: asked for
-    the objects too, SQLite walks every record of the objects through the (source, object) index, and
-    PostgreSQL without fresh statistics reads them through the unique index, so the cost followed the
-    warehouse rather than the change. Sixteen bytes a record are kept, never a payload."""
+    deletion moved strictly after ``watermark``, found source by source through the (source,
+    changed_at) index: asked for the objects too, SQLite walks every record of the objects through the
+    (source, object) index, and PostgreSQL without fresh statistics reads them through the unique
+    index, so the cost followed the warehouse rather than the change. Sixteen bytes a record are kept,
+    never a payload. ``latest`` covers every record of those sources that moved, whatever its object,
+    so the next read starts after all of them (the other sources' records are never read here)."""
     wanted = set(objects)
     ids: list[int] = []
     times: list[datetime] = []
     latest = watermark
-    moved = connection.execute(
-        sa.select(RawRecord.id, RawRecord.source, RawRecord.object, RawRecord.changed_at).where(
-            RawRecord.changed_at > watermark
+    for source in sorted({source for source, _ in wanted}):
+        moved = connection.execute(
+            sa.select(RawRecord.id, RawRecord.object, RawRecord.changed_at).where(
+                RawRecord.source == source, RawRecord.changed_at > watermark
+            )
         )
-    )
-    for key, source, obj, changed_at in moved:
-        latest = max(latest, changed_at)
-        if (source, obj) in wanted:
-            ids.append(int(key))
-            times.append(changed_at)
+        for key, obj, changed_at in moved:
+            latest = max(latest, changed_at)
+            if (source, obj) in wanted:
+                ids.append(int(key))
+                times.append(changed_at)
     keys = np.asarray(ids, dtype=np.int64)
     stamps = pd.to_datetime(pd.Series(times, dtype=object), utc=True).dt.tz_localize(None)
     at = stamps.to_numpy(dtype="datetime64[us]")
     order = np.lexsort((keys, at))
     return ChangedKeys(ids=keys[order], changed_at=at[order], latest=latest)
+
+
+def latest_change(connection: Connection, sources: Iterable[str]) -> datetime | None:
+    """The latest changed_at among the raw records of ``sources`` (None when they hold none): one
+    probe of the (source, changed_at) index's end per source."""
+    found = [
+        connection.execute(
+            sa.select(sa.func.max(RawRecord.changed_at)).where(RawRecord.source == source)
+        ).scalar_one_or_none()
+        for source in sorted(set(sources))
+    ]
+    return max((time for time in found if time is not None), default=None)
 
 
 def records_by_id(
@@ -205,9 +220,11 @@ def records_changed_since(
     columns: Sequence[Any],
 ) -> tuple[list[Any], datetime]:
     """``columns`` of the raw records of ``objects`` (source, object) whose content or deletion moved
-    after ``watermark``, in id order, and the latest change among every record that moved, of any object.
+    after ``watermark``, in id order, and the latest change among every record of their sources that
+    moved, of any object.
 
-    Two steps (`keys_changed_since` says why): the moved rows by the changed_at index, then read by id."""
+    Two steps (`keys_changed_since` says why): the moved rows by the (source, changed_at) index, then
+    read by id."""
     moved = keys_changed_since(connection, watermark, objects)
     return records_by_id(connection, moved.ids, columns), moved.latest
 

@@ -76,8 +76,8 @@ class RawRecord(Base):
     __tablename__ = "raw_records"
     __table_args__ = (
         sa.UniqueConstraint("source", "object", "source_id"),
-        sa.Index("ix_raw_records_changed_at", "changed_at"),
-        # The latest change of one source (reverse sync's plan watermark) without scanning the others.
+        # What moved after a watermark, source by source (canonical, activity, reverse sync's plan
+        # watermark). One index over changed_at only: each one costs a changed record a random page.
         sa.Index("ix_raw_records_source_changed_at", "source", "changed_at"),
     )
 

@@ -197,23 +197,28 @@ def test_a_changed_phone_moves_its_messages(sqlite_url: str) -> None:
 
 
 def test_the_watermark_passes_records_extracted_after_the_last_activity(sqlite_url: str) -> None:
-    """Contact records extracted after the last message are behind the watermark once a run has seen
-    them: with the latest activity change as the watermark, every run after a full sync read again
-    every contact record extracted after the last event or message (its cost grew with the warehouse)."""
+    """Contact records of the activity sources extracted after the last message are behind the
+    watermark once a run has seen them: with the latest activity change as the watermark, every run
+    after a full sync read again every such record extracted after the last event or message (its
+    cost grew with the warehouse). The other sources' records are never read by this step, so they
+    need not move it."""
     engine = open_warehouse(sqlite_url)
     store = RawStore(engine)
-    lead = StreamKey("zoho_crm", "lead")
+    lead, linkflow = StreamKey("zoho_crm", "lead"), StreamKey("linkflow", "contact")
     store.write_page(StreamKey("clicksend", "sms"), [RawRow("history:m1", _history("m1", "+1 415 555 0101"))])
+    store.write_page(linkflow, [RawRow("9", {"id": 9, "email": "cy@example.com"})])
     store.write_page(lead, [RawRow("1", {"id": "1", "Email": "ann@example.com", "Phone": "+14155550101"})])
     build_canonical_incremental(engine, DEFAULT)
     assert build_activity(engine, REGIONS).full_rebuild
-    assert _activity_watermark(engine) == _latest_change(engine)
+    assert _activity_watermark(engine) == _latest_change(engine, "linkflow", "clicksend")
 
+    store.write_page(linkflow, [RawRow("10", {"id": 10, "email": "di@example.com"})])
     store.write_page(lead, [RawRow("2", {"id": "2", "Email": "bob@example.com", "Phone": "+14155550102"})])
     assert_incremental_equals_full(engine, DEFAULT)
     build_canonical_incremental(engine, DEFAULT, run_id="again")
     assert not build_activity(engine, REGIONS).full_rebuild
-    assert _activity_watermark(engine) == _latest_change(engine)
+    assert _activity_watermark(engine) == _latest_change(engine, "linkflow", "clicksend")
+    assert _activity_watermark(engine) < _latest_change(engine, "zoho_crm")
 
 
 def _activity_watermark(engine: Engine) -> datetime:
@@ -223,9 +228,11 @@ def _activity_watermark(engine: Engine) -> datetime:
     return datetime.fromisoformat(str(cursor["changed_at"]))
 
 
-def _latest_change(engine: Engine) -> datetime:
+def _latest_change(engine: Engine, *sources: str) -> datetime:
     with engine.connect() as connection:
-        return connection.execute(sa.select(sa.func.max(RawRecord.changed_at))).scalar_one()
+        return connection.execute(
+            sa.select(sa.func.max(RawRecord.changed_at)).where(RawRecord.source.in_(sources))
+        ).scalar_one()
 
 
 def test_full_rebuilds_come_with_a_full_canonical_rebuild_and_a_new_region(sqlite_url: str) -> None:

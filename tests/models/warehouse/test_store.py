@@ -13,6 +13,8 @@ from models.warehouse.store import (
     RawStore,
     StreamKey,
     content_hash,
+    keys_changed_since,
+    latest_change,
     storable,
     storable_with_hash,
 )
@@ -215,3 +217,45 @@ def test_postgres_rereading_unchanged_records_leaves_them_on_their_page(postgres
     for source_id in every_tenth:
         assert store.write_page(KEY, rows((source_id, f"{source_id}@x.com"))).unchanged == 1
     assert pages(every_tenth) == before
+
+
+def test_changes_since_a_watermark_are_read_source_by_source_through_one_index(sqlite_url: str) -> None:
+    """Records of the asked objects that moved after the watermark, and the latest change of their
+    sources (any object), each source read by a (source, changed_at) range: raw_records keeps no
+    other index over changed_at, as each costs every changed record a random page."""
+    engine = open_warehouse(sqlite_url)
+    store = RawStore(engine)
+    store.write_page(KEY, rows(("old", "old@x.com")))
+    with engine.connect() as connection:
+        watermark = latest_change(connection, ["zoho_crm"])
+    assert watermark is not None
+    store.write_page(KEY, rows(("1", "a@x.com")))
+    store.write_page(StreamKey("zoho_crm", "contact"), rows(("2", "b@x.com")))
+    store.write_page(StreamKey("linkflow", "contact"), rows(("3", "c@x.com")))
+    statements: list[tuple[str, Any]] = []
+
+    def remember(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
+    ) -> None:
+        if "changed_at >" in statement:
+            statements.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", remember)
+    try:
+        with engine.connect() as connection:
+            moved = keys_changed_since(connection, watermark, [("zoho_crm", "lead")])
+            latest_zoho = latest_change(connection, ["zoho_crm"])
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", remember)
+    with engine.connect() as connection:
+        plans = [
+            " / ".join(str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {s}", p))
+            for s, p in statements
+        ]
+    with engine.connect() as connection:
+        lead_1 = connection.execute(sa.select(RawRecord.id).where(RawRecord.source_id == "1")).scalar_one()
+    assert moved.ids.tolist() == [lead_1]
+    assert moved.latest == latest_zoho  # the zoho contact, written after the lead; not linkflow's
+    assert plans == [
+        "SEARCH raw_records USING INDEX ix_raw_records_source_changed_at (source=? AND changed_at>?)"
+    ]
