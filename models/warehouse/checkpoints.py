@@ -3,7 +3,8 @@
 SQLite checkpoints inside commits by default: the commit that takes the log past 1,000 pages copies
 the logged pages into the database file and syncs the file before it returns, so every step that
 writes waits for that copy at some of its commits. With the incremental canonical step at 100,000
-people (10,000 changed), its two commits took 0.67 s with those checkpoints and 0.10 s without.
+people (10,000 changed), its two commits took 0.67 s with those checkpoints and 0.10 s without; at a
+million records its one commit took 0.9 s of the step's 8.6 in a profiled run.
 
 Within `background_checkpoints`, the engine's connections leave checkpoints to a thread that runs a
 ``PASSIVE`` one every ``every_seconds``: it copies what no reader still needs, never waits on a
@@ -87,7 +88,6 @@ class _Checkpointer(threading.Thread):
         self._timeout = timeout_seconds
         self._every = every
         self._stopping = threading.Event()
-        self.checkpoints = 0
 
     def run(self) -> None:
         try:
@@ -104,7 +104,6 @@ class _Checkpointer(threading.Thread):
     def _checkpoint(self, connection: sqlite3.Connection) -> None:
         try:
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            self.checkpoints += 1
         except sqlite3.OperationalError:  # busy or locked for a moment: the next round copies it
             return
 
@@ -162,14 +161,14 @@ class RunCheckpoints:
 
     def __init__(self) -> None:
         self._blocks = ExitStack()
-        self._covered: set[int] = set()
+        self._covered: set[Engine] = set()
         self._lock = threading.Lock()
 
     def cover(self, engine: Engine) -> None:
         with self._lock:
-            if id(engine) not in self._covered:
+            if engine not in self._covered:
                 self._blocks.enter_context(background_checkpoints(engine))
-                self._covered.add(id(engine))
+                self._covered.add(engine)
 
     def close(self) -> None:
         with self._lock:
