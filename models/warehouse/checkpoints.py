@@ -97,15 +97,9 @@ class _Checkpointer(threading.Thread):
             return
         try:
             while not self._stopping.wait(self._every):
-                self._checkpoint(connection)
+                _passive_checkpoint(connection)
         finally:
             connection.close()
-
-    def _checkpoint(self, connection: sqlite3.Connection) -> None:
-        try:
-            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.OperationalError:  # busy or locked for a moment: the next round copies it
-            return
 
     def stop(self) -> None:
         self._stopping.set()
@@ -140,18 +134,25 @@ def background_checkpoints(engine: Engine, every_seconds: float = CHECKPOINT_EVE
 
 
 def _checkpoint_now(mode: _LogMode) -> None:
-    """One PASSIVE checkpoint on a connection of its own; a busy database skips it (the next commit's
-    automatic checkpoint takes over)."""
+    """One PASSIVE checkpoint on a connection of its own (the next commit's automatic checkpoint
+    takes over what it could not copy)."""
     try:
         connection = sqlite3.connect(mode.path, timeout=mode.timeout_seconds)
     except sqlite3.Error:
         return
     try:
+        _passive_checkpoint(connection)
+    finally:
+        connection.close()
+
+
+def _passive_checkpoint(connection: sqlite3.Connection) -> None:
+    """Copy what the log holds and no reader still needs; a database busy or locked for a moment is
+    left for the next one."""
+    try:
         connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     except sqlite3.OperationalError:
         return
-    finally:
-        connection.close()
 
 
 class RunCheckpoints:
