@@ -144,6 +144,25 @@ def run_child(
     return result, max((rss for _, rss in samples), default=0)
 
 
+def sync_child(
+    env: str, url: str, push: str, emulator_pid: int, profile: str = "", code: str | None = None
+) -> tuple[dict[str, Any], int]:
+    """`run_child` of one sync; the answer gains ``log_left``: the bytes of SQLite's log file once
+    the process has exited (None on PostgreSQL), what a run leaves beside the database."""
+    args = ["sync", env, url, push, *([profile] if profile else [])]
+    result, peak = run_child(args, emulator_pid=emulator_pid, code=code)
+    database = sa_url_database(url)
+    log = Path(f"{database}-wal") if database else None
+    result["log_left"] = None if log is None else (log.stat().st_size if log.exists() else 0)
+    return result, peak
+
+
+def sa_url_database(url: str) -> str | None:
+    """The file of a SQLite URL (None for any other)."""
+    prefix = "sqlite:///"
+    return url[len(prefix) :] if url.startswith(prefix) else None
+
+
 def emulator_cpu(result: dict[str, Any], group: str = "extract") -> float:
     """The emulator's CPU seconds while ``group``'s steps ran (0 when it was not sampled)."""
     used = 0.0
@@ -541,28 +560,22 @@ def bench_warehouse(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             args.keep.mkdir(parents=True, exist_ok=True)
             (args.keep / "env.json").write_text(env)
         with announced(f"{kind}: full sync of {people:,} people"):
-            out["full"], out["full_peak"] = run_child(["sync", env, url, args.push], emulator_pid=sandbox.pid)
+            out["full"], out["full_peak"] = sync_child(env, url, args.push, sandbox.pid)
         if args.settle:
             profile = str(args.profile.with_suffix(f".{kind}.settle.prof")) if args.profile_settle else ""
             with announced(f"{kind}: settling sync (reads our writes back)"):
-                out["settle"], out["settle_peak"] = run_child(
-                    ["sync", env, url, args.push, profile], emulator_pid=sandbox.pid
-                )
+                out["settle"], out["settle_peak"] = sync_child(env, url, args.push, sandbox.pid, profile)
         if not args.only_canonical:
             contacts = out["full"]["canonical_records"]
             if args.settle:
                 _quiet(float(out["full"]["ended"]) + args.quiet_minutes * 60, kind)
                 with announced(f"{kind}: warm-up change and incremental sync (moves the watermarks)"):
                     _change(sandbox, contacts, args.change)
-                    out["warmup"], out["warmup_peak"] = run_child(
-                        ["sync", env, url, args.push], emulator_pid=sandbox.pid
-                    )
+                    out["warmup"], out["warmup_peak"] = sync_child(env, url, args.push, sandbox.pid)
             with announced(f"{kind}: change {args.change}% of {contacts:,} contact records"):
                 out["mutation"] = _change(sandbox, contacts, args.change)
             with announced(f"{kind}: incremental sync"):
-                out["incremental"], out["incremental_peak"] = run_child(
-                    ["sync", env, url, args.push], emulator_pid=sandbox.pid
-                )
+                out["incremental"], out["incremental_peak"] = sync_child(env, url, args.push, sandbox.pid)
             if args.compare:
                 out["rounds"] = _compare_rounds(sandbox, env, url, contacts, args)
             if args.profile:
@@ -597,7 +610,7 @@ def _compare_rounds(
         for label, code in pair if number % 2 else pair[::-1]:
             with announced(f"round {number}: {args.change}% change, incremental sync, {label} code"):
                 _change(sandbox, contacts, args.change)
-                result, peak = run_child(["sync", env, url, args.push], emulator_pid=sandbox.pid, code=code)
+                result, peak = sync_child(env, url, args.push, sandbox.pid, code=code)
             rounds.append({"round": number, "code": label, "path": code, "result": result, "peak": peak})
     return rounds
 
@@ -668,6 +681,11 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
                 f"{'':<11}{'  statements':<13}{count:>9,}  sent by reverse sync ({sets:,} parameter sets), "
                 f"{sum(row[2] for row in pushed):.2f} s until the driver returned"
             )
+            if data.get("log_left") is not None:
+                print(
+                    f"{'':<11}{'  log left':<13}{data['log_left'] / 2**20:>9,.1f}  MiB of SQLite's log file "
+                    "beside the database after the process exited"
+                )
             peaks = step_peaks(data)
             print(
                 f"{'':<11}{'  peak MiB':<13}{'':>9}{_mib(peaks['extract']):>9}{_mib(peaks['canonical']):>10}"

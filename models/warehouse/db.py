@@ -23,6 +23,11 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: SQLite waits this long for a writer's lock before failing, so two processes queue rather than crash.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+#: The size SQLite cuts its log file back to whenever it starts the log over. It reuses the file
+#: rather than shrinking it, so without a limit one large transaction (a first sync's canonical step
+#: writes every golden row in one) leaves a log file of that size for as long as the file is open.
+SQLITE_LOG_LIMIT_BYTES = 64 * 1024 * 1024
+
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
@@ -47,6 +52,7 @@ def _configure_sqlite(dbapi_connection: DBAPIConnection, _record: ConnectionPool
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA journal_size_limit={SQLITE_LOG_LIMIT_BYTES}")
     cursor.close()
 
 

@@ -6,10 +6,17 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
-from models.warehouse.checkpoints import DEFAULT_AUTOCHECKPOINT_PAGES, RunCheckpoints, background_checkpoints
-from models.warehouse.db import open_warehouse
+from models.warehouse import db
+from models.warehouse.checkpoints import (
+    DEFAULT_AUTOCHECKPOINT_PAGES,
+    TRUNCATE_WAIT_SECONDS,
+    RunCheckpoints,
+    background_checkpoints,
+)
+from models.warehouse.db import SQLITE_BUSY_TIMEOUT_MS, open_warehouse
 from pipelines.resources import WarehouseResource
 
 #: About 2.5 times the 1,000 pages past which a commit checkpoints by default.
@@ -97,6 +104,58 @@ def test_the_blocks_end_copies_what_is_left(sqlite_url: str) -> None:
     assert not [t for t in threading.enumerate() if t.name == "warehouse-wal-checkpoints"]
 
 
+def _log_bytes(path: Path) -> int:
+    log = path.with_name(path.name + "-wal")
+    return log.stat().st_size if log.exists() else 0
+
+
+def test_the_blocks_end_empties_the_log_file(sqlite_url: str) -> None:
+    path = _path(sqlite_url)
+    engine = open_warehouse(sqlite_url)
+    with background_checkpoints(engine, every_seconds=3600):
+        _write_many(engine)
+        assert _log_bytes(path) > _ROWS * _ROW_BYTES
+    assert _log_bytes(path) == 0
+    assert _rows_in_file(path) == _ROWS
+
+
+def test_a_reader_on_the_log_holds_the_blocks_end_briefly_and_loses_nothing(sqlite_url: str) -> None:
+    path = _path(sqlite_url)
+    engine = open_warehouse(sqlite_url)
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        with background_checkpoints(engine, every_seconds=3600):
+            _write_many(engine)
+            reader.execute("BEGIN")
+            assert reader.execute("SELECT count(*) FROM filler").fetchone()[0] == _ROWS
+            started = time.monotonic()
+        waited = time.monotonic() - started
+        assert _rows_in_file(path) == _ROWS  # copied as far as the reader's snapshot, which is all
+        assert _log_bytes(path) > 0  # the file stays while the reader may still read it
+        assert waited < SQLITE_BUSY_TIMEOUT_MS / 1000 / 3
+        assert waited >= TRUNCATE_WAIT_SECONDS / 2
+    finally:
+        reader.close()
+
+
+def test_the_log_file_is_cut_back_when_sqlite_starts_it_over(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit = 256 * 1024
+    monkeypatch.setattr(db, "SQLITE_LOG_LIMIT_BYTES", limit)
+    path = _path(sqlite_url)
+    engine = open_warehouse(sqlite_url)
+    with engine.begin() as connection:  # one transaction of ten megabytes: the log holds all of it
+        connection.exec_driver_sql("CREATE TABLE filler (body TEXT)")
+        connection.exec_driver_sql("INSERT INTO filler (body) VALUES (?)", [("x" * _ROW_BYTES,)] * _ROWS)
+    assert _log_bytes(path) > _ROWS * _ROW_BYTES
+    _frames_in_log(path)  # a checkpoint copies it all
+    with engine.begin() as connection:  # the next writer starts the log over, and cuts the file
+        connection.exec_driver_sql("INSERT INTO filler (body) VALUES ('y')")
+    assert 0 < _log_bytes(path) <= limit
+    assert _rows_in_file(path) == _ROWS
+
+
 def test_overlapping_blocks_share_one_thread_until_the_last_ends(sqlite_url: str) -> None:
     engine = open_warehouse(sqlite_url)
     outer = RunCheckpoints()
@@ -129,4 +188,5 @@ def test_a_run_checkpoints_in_the_background_from_its_first_use_of_the_warehouse
     assert result.success
     assert seen == {"autocheckpoint": 0, "threads": ["warehouse-wal-checkpoints"]}
     assert not [t for t in threading.enumerate() if t.name == "warehouse-wal-checkpoints"]
+    assert _log_bytes(_path(sqlite_url)) == 0  # the migrations' writes copied and the file emptied
     assert _autocheckpoint(open_warehouse(sqlite_url)) == DEFAULT_AUTOCHECKPOINT_PAGES
