@@ -18,8 +18,8 @@ again, as by default, and the block's end runs one more checkpoint of its own.
 
 That last checkpoint is a ``TRUNCATE`` one, which also empties the log file. SQLite reuses its log
 file rather than shrinking it, and a process that exits without closing its connections (a run's
-do not close) leaves it behind at the largest size it reached: after a first sync at a million
-records, 4.2 GB of log beside the 4.4 GB database, until some later process happened to close the
+do not close) leaves it behind at the largest size it reached: after a million-record benchmark's
+syncs, 4.2 GB of log beside the 4.4 GB database, until some later process happened to close the
 last connection. ``TRUNCATE`` waits for readers, so it waits `TRUNCATE_WAIT_SECONDS` at most
 (another process reading the file: `contact-sync status`, a BI tool, a concurrent step) and then
 does what a ``PASSIVE`` one would; the log file is then capped as SQLite restarts it
