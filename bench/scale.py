@@ -151,13 +151,13 @@ def sync_child(
     the process has exited (None on PostgreSQL), what a run leaves beside the database."""
     args = ["sync", env, url, push, *([profile] if profile else [])]
     result, peak = run_child(args, emulator_pid=emulator_pid, code=code)
-    database = sa_url_database(url)
+    database = sqlite_file(url)
     log = Path(f"{database}-wal") if database else None
     result["log_left"] = None if log is None else (log.stat().st_size if log.exists() else 0)
     return result, peak
 
 
-def sa_url_database(url: str) -> str | None:
+def sqlite_file(url: str) -> str | None:
     """The file of a SQLite URL (None for any other)."""
     prefix = "sqlite:///"
     return url[len(prefix) :] if url.startswith(prefix) else None
