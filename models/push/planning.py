@@ -1,0 +1,95 @@
+"""One slice of one destination's plan, read from the warehouse and made: the unit reverse sync plans in.
+
+A slice is self-contained (its inputs are plain data, `SliceTask`; it only reads), so it can be made
+in this process or in a helper process (``pipelines.planners``) that opens the warehouse itself.
+"""
+
+import time
+from dataclasses import dataclass, replace
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from models.push import ledger as push_ledger
+from models.push.consent import guard_creates, plan_consent
+from models.push.field_map import PushConfig
+from models.push.plan import PLAN_COLUMNS, drop_settled, plan_creates, plan_updates
+
+
+@dataclass(frozen=True)
+class SliceTask:
+    """What one slice of a plan covers: a destination, the settings it is planned under and its
+    golden contacts (``scope``); for an incremental plan, the destination records whose plan can have
+    changed (``records``) and the contacts it may have to create (``candidates``)."""
+
+    source: str
+    object: str
+    config: PushConfig
+    scope: push_ledger.ContactScope
+    records: frozenset[str] | None = None
+    candidates: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class SlicePlan:
+    """A slice's plan rows (``record_modified_at`` included) and what making it loaded and took."""
+
+    plan: pd.DataFrame
+    targets_loaded: int
+    contacts_loaded: int
+    seconds: float
+
+
+def plan_slice(engine: Engine, task: SliceTask) -> SlicePlan:
+    """The plan of one slice of contacts: of all their records, or, for an incremental plan, of
+    ``task.records`` and of creates for ``task.candidates`` only. Every read is scoped to them."""
+    started = time.perf_counter()
+    source, obj, config, scope = task.source, task.object, task.config, task.scope
+    targets = push_ledger.load_targets(engine, source, obj, scope, task.records)
+    golden = push_ledger.load_golden(engine, scope)
+    plan = plan_updates(targets.drop(columns="last_seen_at"), golden, config)
+    if config.consent_push:
+        consent = plan_consent(targets.drop(columns="last_seen_at"), golden, PLAN_COLUMNS)
+        plan = pd.concat([df for df in (plan, consent) if len(df)] or [plan], ignore_index=True)
+    pending = push_ledger.in_flight(engine, targets, source, obj, narrow=True)
+    if len(pending) and len(plan):
+        flight = (
+            plan[["record_id", "field"]].astype(str).merge(pending.astype(str), how="left", indicator=True)
+        )
+        plan = plan[~flight["_merge"].eq("both").to_numpy()].reset_index(drop=True)
+    if (source, obj) in config.create_missing:
+        creates = _plan_creates(engine, task, golden)
+        plan = pd.concat([plan, creates], ignore_index=True)
+    plan = drop_settled(plan, push_ledger.settled(engine, source, obj, scope))
+    # Each write remembers when its record was last modified before it, so survivorship can tell the
+    # modification our write makes from a person's edit.
+    modified = targets.assign(record_id=targets["record_id"].astype(str)).drop_duplicates("record_id")
+    by_id = modified.set_index("record_id")["modified_at"]
+    # pandas cannot map through an empty series of times (it casts it to float first): a destination
+    # that holds no records yet (an empty Zoho module) has no time to look up.
+    plan["record_modified_at"] = plan["record_id"].astype(str).map(by_id) if len(by_id) else pd.NaT
+    return SlicePlan(plan, len(targets), len(golden), round(time.perf_counter() - started, 3))
+
+
+def _plan_creates(engine: Engine, task: SliceTask, golden: pd.DataFrame) -> pd.DataFrame:
+    """Creates for the slice's contacts the destination system does not hold, leaving out those whose
+    create may already be there but has not been read back yet; only among ``task.candidates`` when
+    given (an incremental plan's)."""
+    source, obj, scope = task.source, task.object, task.scope
+    waiting = push_ledger.creates_in_flight(engine, source, obj, scope)
+    ids = golden["contact_id"].astype(str)
+    keep = ~ids.isin(waiting)
+    if task.candidates is not None:
+        keep &= ids.isin(task.candidates)
+    candidates = golden[keep.to_numpy()]
+    only_here = replace(task.config, create_missing=frozenset({(source, obj)}))
+    held = push_ledger.held_contacts(
+        engine,
+        source,
+        scope
+        if task.candidates is None
+        else push_ledger.ContactScope(ids=frozenset(candidates["contact_id"].astype(str))),
+    )
+    return guard_creates(
+        plan_creates(candidates, held, only_here), candidates, consent_push=task.config.consent_push
+    )
