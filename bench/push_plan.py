@@ -13,15 +13,9 @@ digest is replaced by this run's, so the plan stays incremental.
 
 Run it twice with different ``--contacts`` and the difference gives the CPU a record in scope costs,
 apart from each destination's fixed cost (the first plan in a process also pays one-time tables).
-
-``--threads N`` then plans every destination N more times from threads as the step does (one thread
-per source, each planning its destinations in turn), alternating two ways round by round: taking
-turns (`pipelines.reverse_sync.PLAN_TURN`, the step's way) and interleaved (no turn); wall seconds
-of each round.
 """
 
 import argparse
-import contextlib
 import cProfile
 import json
 import shutil
@@ -29,7 +23,6 @@ import sqlite3
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -71,29 +64,6 @@ def rewind(engine: Any, config: Any, contacts: int) -> None:
             store_cursor(connection, ledger.plan_key(stream.source, stream.object), moved.as_cursor(), since)
 
 
-def plan_in_threads(engine: Any, config: Any, *, turns: bool) -> tuple[float, int]:
-    """Every destination's incremental plan from one thread per source, as the reverse-sync step
-    makes them; with ``turns`` one slice at a time (the step's `PLAN_TURN`), else interleaved."""
-    from pipelines import reverse_sync
-
-    by_source: dict[str, list[Any]] = {}
-    for stream in reverse_sync.WRITABLE_STREAMS:
-        by_source.setdefault(stream.source, []).append(stream)
-
-    def plan_source(streams: list[Any]) -> int:
-        return sum(len(reverse_sync._plan(s, engine, config, full_plan=False)[0]) for s in streams)
-
-    held = reverse_sync.PLAN_TURN
-    reverse_sync.PLAN_TURN = held if turns else contextlib.nullcontext()  # type: ignore[assignment]
-    try:
-        started = time.perf_counter()
-        with ThreadPoolExecutor(len(by_source)) as pool:
-            planned = sum(pool.map(plan_source, by_source.values()))
-        return time.perf_counter() - started, planned
-    finally:
-        reverse_sync.PLAN_TURN = held
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -101,7 +71,6 @@ def main() -> int:
     parser.add_argument("kept", type=Path, help="a folder bench/scale.py --keep left (SQLite)")
     parser.add_argument("--contacts", type=int, default=1000, help="newest golden contacts taken as changed")
     parser.add_argument("--profile", type=Path, help="cProfile the plans into this file")
-    parser.add_argument("--threads", type=int, default=0, help="rounds of planning from threads")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     from scale import _settings
@@ -138,11 +107,6 @@ def main() -> int:
             profiler.dump_stats(args.profile)
         spent = time.process_time() - started
         print(f"{'all':<37}{targets:>8,} records{'':>17}{rows:>7,} rows{spent:>8.3f} s CPU")
-        for round_ in range(args.threads):
-            for turns in (True, False) if round_ % 2 == 0 else (False, True):
-                wall, planned = plan_in_threads(engine, config, turns=turns)
-                way = "taking turns" if turns else "interleaved"
-                print(f"threads, {way:<14} round {round_ + 1}: {wall:6.3f} s wall, {planned:,} rows")
         engine.dispose()
     return 0
 

@@ -3,15 +3,12 @@
 import copy
 import json
 import math
-import threading
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from connectors.emulator import Emulator, FaultConfig
 from connectors.emulator.behaviours import Behaviours
@@ -20,7 +17,6 @@ from connectors.emulator.generate import generate_dataset
 from models.identity.canonical import build_canonical
 from models.identity.phases import CanonicalConfig
 from models.push.field_map import CANONICAL_FIELDS, PushConfig
-from models.push.planning import SlicePlan, SliceTask
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import Contact, ContactFieldLineage, ContactSource, PushLedger
 from pipelines.clients import clients_for
@@ -80,40 +76,6 @@ def test_fill_empty_lands_and_the_second_cycle_writes_nothing(emulator: Emulator
     assert len(emulator.writes()) == writes_before  # no echo: our own writes plan nothing
     # Nor do the copies we wrote, read back, take a golden value (or its lineage) from where it came.
     assert golden_and_lineage(warehouse_url) == golden
-
-
-def test_the_destinations_plan_one_at_a_time_and_send_alongside(
-    emulator: Emulator, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The step's threads (one per source) take turns to plan: planning is CPU work in Python, and
-    interleaved under the interpreter's lock the same plans took longer (`PLAN_TURN`)."""
-    from pipelines import reverse_sync
-
-    planning: list[str] = []
-    overlaps: list[tuple[str, ...]] = []
-    guard = threading.Lock()
-    made = reverse_sync.plan_slice
-
-    def slow_plan(engine: Engine, task: SliceTask) -> SlicePlan:
-        with guard:
-            planning.append(task.source)
-            if len(planning) > 1:
-                overlaps.append(tuple(planning))
-        time.sleep(0.05)  # long enough for every other source's thread to reach its plan
-        try:
-            return made(engine, task)
-        finally:
-            with guard:
-                planning.remove(task.source)
-
-    monkeypatch.setattr(reverse_sync, "plan_slice", slow_plan)
-    result = run_sync(settings_for(emulator, sqlite_url))
-    assert result.success, result.failures
-    assert planned(result.assets) > 0
-    assert overlaps == []
-    assert {row["destination"] for row in ledger(sqlite_url, status="sent")} == {
-        key.split("/")[1] for key in PUSH_KEYS
-    }
 
 
 def golden_and_lineage(url: str) -> tuple[set[tuple[object, ...]], set[tuple[object, ...]]]:
