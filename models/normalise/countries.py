@@ -58,14 +58,17 @@ def _locale_data() -> dict[str, dict[str, Any]]:
     layout is not there (another version, a zipped install), the usual import."""
     path = Path(phonenumbers.__file__).parent / "geodata" / "locale.py"
     spec = importlib.util.spec_from_file_location("phonenumbers.geodata.locale", path)
-    if spec is None or spec.loader is None or not path.is_file():
-        from phonenumbers.geodata.locale import LOCALE_DATA
+    if spec is not None and spec.loader is not None and path.is_file():
+        module = importlib.util.module_from_spec(spec)
+        module.__package__ = "phonenumbers.geodata"  # its one relative import, ``..util``, needs it
+        try:
+            spec.loader.exec_module(module)
+            return module.LOCALE_DATA  # type: ignore[no-any-return]
+        except (ImportError, AttributeError):
+            pass
+    from phonenumbers.geodata.locale import LOCALE_DATA
 
-        return LOCALE_DATA
-    module = importlib.util.module_from_spec(spec)
-    module.__package__ = "phonenumbers.geodata"  # its one relative import, ``..util``, needs it
-    spec.loader.exec_module(module)
-    return module.LOCALE_DATA  # type: ignore[no-any-return]
+    return LOCALE_DATA
 
 
 @functools.cache
