@@ -5,6 +5,7 @@ the command line is the run the schedule would have made.
 """
 
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
@@ -18,9 +19,20 @@ from pipelines.reverse_sync import reverse_sync_assets
 from pipelines.settings import Settings, load_settings
 from pipelines.undo import undo_push_job
 
+
+def _forked(config: dict[str, Any]) -> dict[str, Any]:
+    return {**config, "start_method": {"forkserver": {"preload_modules": ["pipelines.definitions"]}}}
+
+
+def _settings_but_start() -> dict[str, Any]:
+    """Every run-config setting of Dagster's multiprocess executor (``max_concurrent``, ``retries``,
+    ...) but how its processes start, which ``_forked`` sets."""
+    shape: Any = dg.multiprocess_executor.config_schema.as_field().config_type
+    return {name: field for name, field in shape.fields.items() if name != "start_method"}
+
+
 STEP_PROCESSES = dg.multiprocess_executor.configured(
-    {"start_method": {"forkserver": {"preload_modules": ["pipelines.definitions"]}}},
-    name="step_processes",
+    _forked, name="step_processes", config_schema=_settings_but_start()
 )
 """Each step of a run launched through an instance (schedule, UI, `dagster job launch`) in a process of
 its own, forked from a server process that imported this code location once for the run.

@@ -5,6 +5,7 @@ that loaded the code location once for the run (`pipelines.definitions.STEP_PROC
 PostgreSQL; here it runs as ``dagster job execute`` does it, on SQLite, twice.
 """
 
+import itertools
 import os
 import re
 import shutil
@@ -40,12 +41,20 @@ def test_a_run_through_the_instance_loads_the_code_once_and_runs_each_step_in_it
     assert len(re.findall(r"\|\s+pipelines\.reverse_sync$", first.stderr, re.MULTILINE)) == 2
     written = len(emulator.writes())
     assert written > 0
-    second = subprocess.run(command, check=False, env=env, cwd=ROOT, capture_output=True, text=True)
+    # The executor's own settings still come from run config; only how processes start is fixed.
+    config = tmp_path / "one_at_a_time.yaml"
+    config.write_text("execution:\n  config:\n    max_concurrent: 1\n")
+    second = subprocess.run(
+        [*command, "-c", str(config)], check=False, env=env, cwd=ROOT, capture_output=True, text=True
+    )
     assert second.returncode == 0, second.stderr[-3000:]
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_run_records(dg.RunsFilter(job_name="full_sync"))
         assert len(runs) == 2
+        assert runs[0].dagster_run.run_config["execution"] == {"config": {"max_concurrent": 1}}
+        spans = sorted(step_spans(instance, runs[0].dagster_run.run_id).values())
+        assert all(start >= end for (_, end), (start, _) in itertools.pairwise(spans)), spans
         assert {record.dagster_run.status for record in runs} == {dg.DagsterRunStatus.SUCCESS}
         for record in runs:
             starts = instance.all_logs(record.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_START)
@@ -54,3 +63,11 @@ def test_a_run_through_the_instance_loads_the_code_once_and_runs_each_step_in_it
             assert len(set(pids.values())) == len(pids), pids
             assert os.getpid() not in pids.values()
     assert len(emulator.writes()) == written  # the second run found nothing to push: no echo
+
+
+def step_spans(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
+    """Each step's start and end in the run's event log."""
+    kinds = dg.DagsterEventType
+    starts = {e.step_key: e.timestamp for e in instance.all_logs(run_id, of_type=kinds.STEP_START)}
+    ends = {e.step_key: e.timestamp for e in instance.all_logs(run_id, of_type=kinds.STEP_SUCCESS)}
+    return {str(key): (starts[key], ends[key]) for key in starts}
