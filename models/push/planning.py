@@ -1,7 +1,8 @@
 """One slice of one destination's plan, read from the warehouse and made: the unit reverse sync plans in.
 
-A slice is self-contained (its inputs are plain data, `SliceTask`; it only reads), so it can be made
-in this process or in a helper process (``pipelines.planners``) that opens the warehouse itself.
+A slice is self-contained: its inputs are plain data (`SliceTask`) and it only reads, so it knows
+nothing of Dagster, of the sends that follow it or of the thread it runs in, and a test or a
+benchmark can plan a slice on its own.
 """
 
 import time
