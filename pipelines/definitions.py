@@ -21,7 +21,8 @@ from pipelines.undo import undo_push_job
 
 
 def _forked(config: dict[str, Any]) -> dict[str, Any]:
-    return {**config, "start_method": {"forkserver": {"preload_modules": ["pipelines.definitions"]}}}
+    """The run's executor settings, with step processes forked from a server preloading this module."""
+    return {**config, "start_method": {"forkserver": {"preload_modules": [__name__]}}}
 
 
 def _settings_but_start() -> dict[str, Any]:
