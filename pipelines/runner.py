@@ -22,6 +22,7 @@ from pipelines.definitions import build_definitions
 from pipelines.logs import LOGGERS, run_loggers
 from pipelines.progress import NO_PROGRESS, ProgressObserver
 from pipelines.settings import Settings
+from pipelines.step_threads import execute_in_threads
 from pipelines.stopping import TERMINATED, is_interrupt
 from pipelines.streams import STREAMS
 
@@ -266,12 +267,8 @@ def run_sync(
         cli_instance(instance) as chosen,
         heeding_terminate(chosen, run_id),
     ):
-        result = job.execute_in_process(
-            run_config=run_config,
-            instance=chosen,
-            raise_on_error=False,
-            run_id=run_id,
-            tags={"contact_sync/trigger": "cli"},
+        result = execute_in_threads(
+            job, run_config=run_config, instance=chosen, run_id=run_id, tags={"contact_sync/trigger": "cli"}
         )
         return _report(result, settings.skipped_sources().values(), _expected(settings))
 

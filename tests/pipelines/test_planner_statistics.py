@@ -9,7 +9,7 @@ from models.warehouse.db import open_warehouse
 from pipelines.runner import run_sync
 from tests.pipelines.conftest import settings_for
 
-#: Written by extract, canonical and activity, each read by a later step of the same run.
+#: Written by extract, canonical and activity, each read by a later step or the next run.
 READ_LATER = ("raw_records", "contacts", "contact_sources", "contact_identifiers", "contact_activity")
 
 
