@@ -9,8 +9,8 @@ driver, where no stop flag is looked at: asked to stop, it would go on waiting u
   that follows becomes the stop itself (``checkpoint`` raises it). The transaction rolls back, so
   nothing half-written is left.
 - `wait_for_write_lock`: SQLite's busy handler ignores ``interrupt``, so a transaction about to write
-  takes the database's write lock in short tries instead, looking at the stop between them, and
-  waits no longer than the busy timeout would have.
+  takes the database's write lock in short tries instead, looking at the stop between them, for up
+  to `WRITE_LOCK_WAIT_S`.
 
 Only the calling thread's connections are cancelled: the engine is shared by the process, and another
 thread's work (another run, the progress display) is none of this step's business.
@@ -30,6 +30,14 @@ from models.warehouse.db import SQLITE_BUSY_TIMEOUT_MS
 _TRY_MS = 100
 """SQLite: how long one try for the write lock waits before the stop is looked at again."""
 _SQLITE_BUSY = 5
+
+WRITE_LOCK_WAIT_S = 600.0
+"""SQLite: how long a transaction about to write waits for the write lock before it fails.
+
+Longer than the busy timeout (30 s) because the holder is usually another step of the same run:
+activity beside reverse sync (step threads, step processes), where the first sync's activity at a
+million records holds the lock for about a minute while reverse sync records its plan. The wait
+looks at the stop every try, so a long one never outlives a stop."""
 
 
 class StopSignal(Protocol):
@@ -102,11 +110,12 @@ def _cancel(dbapi_connection: Any) -> None:
 def wait_for_write_lock(connection: Connection, checkpoint: Callable[[], None]) -> None:
     """Before the first write of a transaction: ``checkpoint()``, and on SQLite take the database's
     write lock now, in short tries with ``checkpoint()`` between them, failing as the busy timeout
-    would once it has passed. PostgreSQL takes row and table locks as it goes (`cancel_on_stop`)."""
+    would once `WRITE_LOCK_WAIT_S` has passed. PostgreSQL takes row and table locks as it goes
+    (`cancel_on_stop`)."""
     checkpoint()
     if connection.dialect.name != "sqlite":
         return
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    deadline = time.monotonic() + WRITE_LOCK_WAIT_S
     connection.exec_driver_sql(f"PRAGMA busy_timeout={_TRY_MS}")
     try:
         while True:

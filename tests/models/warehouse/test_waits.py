@@ -1,0 +1,77 @@
+"""A transaction about to write on SQLite waits for another writer as long as `WRITE_LOCK_WAIT_S` says,
+and no longer than a stop."""
+
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from models.warehouse import waits
+from models.warehouse.db import open_warehouse
+
+
+class StoppedError(Exception):
+    pass
+
+
+def _hold_write_lock(url: str, seconds: float, held: threading.Event) -> threading.Thread:
+    """Another connection's write transaction, open for ``seconds``."""
+
+    def hold() -> None:
+        with open_warehouse(url).begin() as connection:
+            connection.exec_driver_sql("DELETE FROM alembic_version WHERE 0")
+            held.set()
+            time.sleep(seconds)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    return thread
+
+
+def test_a_writer_waits_until_the_other_writer_commits(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(waits, "WRITE_LOCK_WAIT_S", 10.0)
+    held = threading.Event()
+    holder = _hold_write_lock(sqlite_url, 1.0, held)
+    held.wait(5)
+    started = time.monotonic()
+    with waits.writing(open_warehouse(sqlite_url), lambda: None) as connection:
+        connection.execute(sa.text("SELECT 1"))
+    holder.join()
+    assert time.monotonic() - started >= 0.8
+
+
+def test_a_writer_gives_up_once_the_wait_has_passed(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(waits, "WRITE_LOCK_WAIT_S", 0.3)
+    held = threading.Event()
+    holder = _hold_write_lock(sqlite_url, 2.0, held)
+    held.wait(5)
+    started = time.monotonic()
+    with (
+        pytest.raises(sa.exc.OperationalError, match="locked"),
+        waits.writing(open_warehouse(sqlite_url), lambda: None),
+    ):
+        pass
+    assert time.monotonic() - started < 1.5
+    holder.join()
+
+
+def test_a_stop_ends_the_wait(sqlite_url: str) -> None:
+    """With the default wait (minutes), a stop still ends it within a try or two."""
+    held = threading.Event()
+    holder = _hold_write_lock(sqlite_url, 2.0, held)
+    held.wait(5)
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+
+    def checkpoint() -> None:
+        if stop.is_set():
+            raise StoppedError
+
+    started = time.monotonic()
+    with pytest.raises(StoppedError), waits.writing(open_warehouse(sqlite_url), checkpoint):
+        pass
+    assert time.monotonic() - started < 1.0
+    holder.join()
