@@ -22,6 +22,7 @@ from models.identity.phases import CanonicalConfig
 from models.identity.survivorship import SurvivorshipConfig
 from models.warehouse.tables import Quarantine, SourceAccount
 from models.warehouse.waits import cancel_on_stop
+from pipelines.overlap import WAREHOUSE_WRITER_TAG
 from pipelines.progress import ProgressObserver
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import SOURCES, Settings
@@ -209,6 +210,7 @@ def merges_have_no_cycles(
     key=ACTIVITY_KEY,
     group_name="canonical",
     deps=[CONTACTS_KEY],
+    op_tags={WAREHOUSE_WRITER_TAG: "activity"},
     kinds={"python", "sql"},
     description="Linkflow events and ClickSend messages, linked to golden contacts where one matches.",
 )

@@ -13,6 +13,7 @@ from pipelines.alerts import build_alert_sensor
 from pipelines.canonical import canonical_assets, canonical_checks_defs
 from pipelines.extract import backfill_assets, extract_assets
 from pipelines.logs import LOGGERS
+from pipelines.overlap import one_writer_on_sqlite
 from pipelines.progress import NO_PROGRESS, ProgressObserver
 from pipelines.resources import RunOptionsResource, WarehouseResource, settings_resource
 from pipelines.reverse_sync import reverse_sync_assets
@@ -21,8 +22,19 @@ from pipelines.undo import undo_push_job
 
 
 def _forked(config: dict[str, Any]) -> dict[str, Any]:
-    """The run's executor settings, with step processes forked from a server preloading this module."""
-    return {**config, "start_method": {"forkserver": {"preload_modules": [__name__]}}}
+    """The run's executor settings, with step processes forked from a server preloading this module,
+    and on SQLite activity and reverse sync one at a time (`pipelines.overlap`) unless the run's own
+    tag limits name that tag."""
+    limits = list(config.get("tag_concurrency_limits") or [])
+    named = {limit.get("key") for limit in limits}
+    limits += [
+        ours for ours in one_writer_on_sqlite(load_settings().database_url) if ours["key"] not in named
+    ]
+    return {
+        **config,
+        "tag_concurrency_limits": limits,
+        "start_method": {"forkserver": {"preload_modules": [__name__]}},
+    }
 
 
 def _settings_but_start() -> dict[str, Any]:

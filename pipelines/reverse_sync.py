@@ -42,6 +42,7 @@ from models.warehouse.store import RawStore, StreamKey
 from models.warehouse.tables import utcnow
 from pipelines.canonical import phone_regions
 from pipelines.clients import clients_for
+from pipelines.overlap import WAREHOUSE_WRITER_TAG
 from pipelines.progress import NO_PROGRESS, ProgressObserver, StreamProgress
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import Settings
@@ -689,6 +690,7 @@ WRITABLE_STREAMS: tuple[Stream, ...] = tuple(s for s in STREAMS if s.writable)
 
 @dg.multi_asset(
     name="reverse_sync",
+    op_tags={WAREHOUSE_WRITER_TAG: "reverse_sync"},
     specs=[
         dg.AssetSpec(
             dg.AssetKey(["reverse_sync", stream.source, stream.object]),

@@ -20,6 +20,7 @@ from models.warehouse.locks import source_lock
 from pipelines.dagster_home import ensure_dagster_home
 from pipelines.definitions import build_definitions
 from pipelines.logs import LOGGERS, run_loggers
+from pipelines.overlap import one_writer_on_sqlite
 from pipelines.progress import NO_PROGRESS, ProgressObserver
 from pipelines.settings import Settings
 from pipelines.step_threads import execute_in_threads
@@ -268,7 +269,12 @@ def run_sync(
         heeding_terminate(chosen, run_id),
     ):
         result = execute_in_threads(
-            job, run_config=run_config, instance=chosen, run_id=run_id, tags={"contact_sync/trigger": "cli"}
+            job,
+            run_config=run_config,
+            instance=chosen,
+            run_id=run_id,
+            tags={"contact_sync/trigger": "cli"},
+            tag_concurrency_limits=one_writer_on_sqlite(settings.database_url),
         )
         return _report(result, settings.skipped_sources().values(), _expected(settings))
 

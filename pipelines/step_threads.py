@@ -60,15 +60,18 @@ def execute_in_threads(
     run_id: str,
     tags: Mapping[str, str],
     max_concurrent: int | None = None,
+    tag_concurrency_limits: list[dict[str, Any]] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """``job.execute_in_process(..., raise_on_error=False)``, with its steps in threads.
 
     The result is the in-process one (events, outputs, success), built the same way: Dagster's
     ephemeral copy of the job (its default IO manager in memory), with this executor in place of the
-    in-process one.
+    in-process one. ``tag_concurrency_limits`` are Dagster's (as for its multiprocess executor).
     """
     limit = max_concurrent or MAX_CONCURRENT
-    ephemeral = job.as_ephemeral_job(resource_defs={}, input_values={}).with_executor_def(_executor(limit))
+    ephemeral = job.as_ephemeral_job(resource_defs={}, input_values={}).with_executor_def(
+        _executor(limit, tag_concurrency_limits or [])
+    )
     return core_execute_in_process(
         job=InMemoryJob(job_def=ephemeral),
         run_config=run_config,
@@ -88,10 +91,10 @@ def execute_in_threads(
     )
 
 
-def _executor(max_concurrent: int) -> dg.ExecutorDefinition:
+def _executor(max_concurrent: int, tag_concurrency_limits: list[dict[str, Any]]) -> dg.ExecutorDefinition:
     @dg.executor(name="step_threads")
     def step_threads(_: dg.InitExecutorContext) -> Executor:
-        return StepThreadExecutor(max_concurrent)
+        return StepThreadExecutor(max_concurrent, tag_concurrency_limits)
 
     return step_threads
 
@@ -100,8 +103,9 @@ class StepThreadExecutor(Executor):
     """The in-process executor's set-up (one plan context, the run's resources built once), with up
     to ``max_concurrent`` ready steps running at a time, each in a thread."""
 
-    def __init__(self, max_concurrent: int) -> None:
+    def __init__(self, max_concurrent: int, tag_concurrency_limits: list[dict[str, Any]]) -> None:
         self.max_concurrent = max_concurrent
+        self.tag_concurrency_limits = tag_concurrency_limits
 
     @property
     def retries(self) -> RetryMode:
@@ -126,7 +130,9 @@ class StepThreadExecutor(Executor):
                 logs.capture_logs(log_key) as log_context,
             ):
                 yield DagsterEvent.capture_logs(job_context, keys, log_key, log_context)
-                yield from _steps_in_threads(job_context, execution_plan, concurrency, self.max_concurrent)
+                yield from _steps_in_threads(
+                    job_context, execution_plan, concurrency, self.max_concurrent, self.tag_concurrency_limits
+                )
 
         yield from ExecuteRunWithPlanIterable(
             execution_plan=plan_context.execution_plan,
@@ -154,6 +160,7 @@ def _steps_in_threads(
     plan: ExecutionPlan,
     concurrency: InstanceConcurrencyContext,
     max_concurrent: int,
+    tag_concurrency_limits: list[dict[str, Any]],
 ) -> Iterator[DagsterEvent]:
     """Start each step as it becomes ready; hand their events on, in the order they come, from this
     thread, which alone keeps the plan's state.
@@ -167,6 +174,7 @@ def _steps_in_threads(
     with plan.start(
         retry_mode=job_context.retry_mode,
         max_concurrent=max_concurrent,
+        tag_concurrency_limits=tag_concurrency_limits,
         instance_concurrency_context=concurrency,
         step_dependency_config=job_context.step_dependency_config,
     ) as active:

@@ -10,41 +10,31 @@ import dagster as dg
 import pytest
 
 from connectors.emulator import Emulator
+from pipelines.overlap import WAREHOUSE_WRITER_TAG, one_writer_on_sqlite
 from pipelines.runner import run_sync
 from pipelines.step_threads import execute_in_threads
 from tests.pipelines.conftest import settings_for
-
-
-def _step_spans(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
-    """Each step's (start, end) from the run's event log."""
-    starts: dict[str, float] = {}
-    spans: dict[str, tuple[float, float]] = {}
-    for record in instance.all_logs(run_id):
-        event = record.dagster_event
-        if event is None or record.step_key is None:
-            continue
-        if event.event_type == dg.DagsterEventType.STEP_START:
-            starts[record.step_key] = record.timestamp
-        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-            spans[record.step_key] = (starts[record.step_key], record.timestamp)
-    return spans
+from tests.pipelines.test_step_processes import step_spans
 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
-def test_a_cli_sync_runs_the_checks_together_then_activity_beside_reverse_sync(
-    emulator: Emulator, sqlite_url: str
+@pytest.mark.parametrize("warehouse", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_cli_sync_runs_the_checks_together_then_activity_beside_reverse_sync_but_on_sqlite(
+    emulator: Emulator, warehouse: str, request: pytest.FixtureRequest
 ) -> None:
     """The whole job, as `contact-sync sync` runs it: extract, then canonical, each alone; the three
-    blocking checks at once; activity and reverse sync at once, once the checks passed. A second run
-    writes nothing, as one step after another did."""
-    settings = settings_for(emulator, sqlite_url)
+    blocking checks at once; then activity and reverse sync, at once on PostgreSQL and one after the
+    other on SQLite, whose one writer at a time they would otherwise queue on (`pipelines.overlap`).
+    A second run writes nothing, as one step after another did."""
+    url = request.getfixturevalue("sqlite_url" if warehouse == "sqlite" else "postgres_schema_url")
+    settings = settings_for(emulator, url)
     with dg.DagsterInstance.ephemeral() as instance:
         report = run_sync(settings, instance=instance)
         assert report.success, report.failures
-        spans = _step_spans(instance, report.run_id)
+        spans = step_spans(instance, report.run_id)
     checks = [key for key in spans if key.startswith("canonical__contacts_")]
     assert len(checks) == 3
     assert set(spans) == {"extract", "canonical__contacts", "canonical__activity", "reverse_sync", *checks}
@@ -54,7 +44,7 @@ def test_a_cli_sync_runs_the_checks_together_then_activity_beside_reverse_sync(
     last_check = max(spans[check][1] for check in checks)
     assert last_check <= spans["canonical__activity"][0]
     assert last_check <= spans["reverse_sync"][0]
-    assert _overlap(spans["canonical__activity"], spans["reverse_sync"])
+    assert _overlap(spans["canonical__activity"], spans["reverse_sync"]) == (warehouse == "postgresql")
 
     emulator.reset_counters()
     again = run_sync(settings)
@@ -137,3 +127,33 @@ def test_max_concurrent_bounds_the_steps_running_at_once(max_concurrent: int) ->
         )
     assert result.success
     assert most == max_concurrent
+
+
+def test_tag_limits_keep_the_tagged_steps_apart_and_leave_the_others_free() -> None:
+    spans: dict[str, tuple[float, float]] = {}
+
+    def body(context: dg.OpExecutionContext) -> None:
+        started = time.monotonic()
+        time.sleep(0.15)
+        spans[context.op.name] = (started, time.monotonic())
+
+    writers = [dg.op(name=f"writer_{n}", tags={WAREHOUSE_WRITER_TAG: str(n)})(body) for n in range(2)]
+    readers = [dg.op(name=f"reader_{n}")(body) for n in range(2)]
+
+    @dg.job
+    def mixed() -> None:
+        for op in [*writers, *readers]:
+            op()
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = execute_in_threads(
+            mixed,
+            run_config={},
+            instance=instance,
+            run_id=str(uuid.uuid4()),
+            tags={},
+            tag_concurrency_limits=one_writer_on_sqlite("sqlite:///warehouse.db"),
+        )
+    assert result.success
+    assert not _overlap(spans["writer_0"], spans["writer_1"])
+    assert _overlap(spans["reader_0"], spans["reader_1"])
