@@ -9,7 +9,8 @@ for processes: the steps share the run's resources (one warehouse engine) and im
 
 A scheduled run keeps its step processes (`pipelines.definitions.STEP_PROCESSES`). The steps were
 already written for that: they run two at a time there, each opening its own connections, so none
-assumes it is alone.
+assumes it is alone. On SQLite, which has one writer, activity and reverse sync stay one at a time in
+both (`pipelines.overlap`).
 
 This is built on Dagster's own pieces for running a plan (``ActiveExecution``, the step event
 sequence the in-process executor uses), which are not public API: `tests/pipelines/test_step_threads.py`
