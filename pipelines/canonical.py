@@ -230,8 +230,8 @@ def canonical_activity(
         report = build_activity(
             engine, regions, full=bool(run_options.full_refresh_sources), checkpoint=STOP.check
         )
-        # What it wrote, for whoever reads it next: reverse sync may run beside this step and have
-        # refreshed before it (step threads, step processes), so that refresh cannot cover it.
+        # What it wrote, for whoever reads it next: reverse sync may run beside this step (step
+        # processes, on PostgreSQL) and have refreshed before it, so that refresh cannot cover it.
         warehouse.refresh_statistics(context.log.info)
     context.log.info(
         f"activity: {report.activity} rows, {report.activity_linked} linked to a contact, "

@@ -1,8 +1,8 @@
 """Which steps of one run may work on the warehouse at the same time.
 
 After the blocking checks, activity linking and reverse sync do not wait for each other, so a run
-executes them together: in step threads (the command line) or in step processes two at a time (a run
-launched through an instance). Both write to the warehouse in long transactions.
+launched through an instance executes them together, in step processes two at a time. Both write to
+the warehouse in long transactions. (The command line runs one step after another.)
 """
 
 from typing import Any

@@ -20,10 +20,8 @@ from models.warehouse.locks import source_lock
 from pipelines.dagster_home import ensure_dagster_home
 from pipelines.definitions import build_definitions
 from pipelines.logs import LOGGERS, run_loggers
-from pipelines.overlap import one_writer_on_sqlite
 from pipelines.progress import NO_PROGRESS, ProgressObserver
 from pipelines.settings import Settings
-from pipelines.step_threads import execute_in_threads
 from pipelines.stopping import TERMINATED, is_interrupt
 from pipelines.streams import STREAMS
 
@@ -268,13 +266,12 @@ def run_sync(
         cli_instance(instance) as chosen,
         heeding_terminate(chosen, run_id),
     ):
-        result = execute_in_threads(
-            job,
+        result = job.execute_in_process(
             run_config=run_config,
             instance=chosen,
+            raise_on_error=False,
             run_id=run_id,
             tags={"contact_sync/trigger": "cli"},
-            tag_concurrency_limits=one_writer_on_sqlite(settings.database_url),
         )
         return _report(result, settings.skipped_sources().values(), _expected(settings))
 

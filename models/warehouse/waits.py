@@ -35,8 +35,9 @@ WRITE_LOCK_WAIT_S = 600.0
 """SQLite: how long a transaction about to write waits for the write lock before it fails.
 
 Longer than the busy timeout (30 s) because the holder is usually another step of the same run:
-activity beside reverse sync (step threads, step processes), where the first sync's activity at a
-million records holds the lock for about a minute while reverse sync records its plan. The wait
+activity beside reverse sync in step processes (on SQLite now kept apart, `pipelines.overlap`),
+where a settling sync's activity at a million records held the lock past the busy timeout while
+reverse sync recorded its plan. The wait
 looks at the stop every try, so a long one never outlives a stop."""
 
 
