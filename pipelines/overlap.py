@@ -14,9 +14,9 @@ WAREHOUSE_WRITER_TAG = "contact_sync/warehouse_writer"
 def one_writer_on_sqlite(database_url: str) -> list[dict[str, Any]]:
     """Dagster's tag concurrency limits that keep those steps apart on SQLite, none elsewhere.
 
-    SQLite has one writer at a time. At a million records the first sync's activity holds the write
-    lock for minutes, and reverse sync's writes beside it failed with "database is locked" once the
-    busy timeout passed. On PostgreSQL they write different rows and overlap."""
+    SQLite has one writer at a time. At a million records a settling sync's activity held the write
+    lock past the 30 s busy timeout, and reverse sync's write beside it failed with "database is
+    locked". On PostgreSQL they write different rows and overlap."""
     if database_url.startswith("sqlite"):
         return [{"key": WAREHOUSE_WRITER_TAG, "limit": 1}]
     return []

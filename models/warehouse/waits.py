@@ -34,11 +34,10 @@ _SQLITE_BUSY = 5
 WRITE_LOCK_WAIT_S = 600.0
 """SQLite: how long a transaction about to write waits for the write lock before it fails.
 
-Longer than the busy timeout (30 s) because the holder is usually another step of the same run:
-activity beside reverse sync in step processes (on SQLite now kept apart, `pipelines.overlap`),
-where a settling sync's activity at a million records held the lock past the busy timeout while
-reverse sync recorded its plan. The wait
-looks at the stop every try, so a long one never outlives a stop."""
+Longer than the busy timeout (30 s) because the holder may be a long transaction of our own: a
+settling sync's activity at a million records held the lock past the busy timeout while reverse sync
+beside it recorded its plan (now kept apart on SQLite, `pipelines.overlap`), and a second sync or a
+BI tool can hold it as long. The wait looks at the stop every try, so it never outlives a stop."""
 
 
 class StopSignal(Protocol):
