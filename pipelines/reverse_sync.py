@@ -244,6 +244,7 @@ def push_destination(
             watermark=(key, mark) if last else None,
             # Nothing is sent: the rows end unchanged as they are stored.
             planned_as="planned" if sender else "unchanged",
+            checkpoint=STOP.check,
         )
         invalid = int(plan["invalid_reason"].notna().sum()) if len(plan) else 0
         total = _added(total, part.report, planned=len(plan), invalid=invalid)
@@ -265,7 +266,12 @@ def push_destination(
     not_sent = 0
     if total.stopped:
         not_sent = push_ledger.abandon_planned(
-            engine, run_id, stream.source, stream.object, f"not sent: {STOP.reason}; planned again next run"
+            engine,
+            run_id,
+            stream.source,
+            stream.object,
+            f"not sent: {STOP.reason}; planned again next run",
+            checkpoint=STOP.check,
         )
         log(
             f"reverse sync {stream.name}: stopped ({STOP.reason}) after {counts['sent']} fields sent; "
@@ -498,7 +504,7 @@ class _Call:
         """Record the outcomes held so far and mark the rows of the ``window``'s calls ``sending``."""
         changes = [change for batch in window for change in batch.changes]
         sending = self.rows.ledger_id[self.rows.positions(changes)].tolist()
-        push_ledger.record_call(self.engine, self.pending, sending=sending)
+        push_ledger.record_call(self.engine, self.pending, sending=sending, checkpoint=STOP.check)
         self.pending = []
         self.unsent.update(sending)
 
@@ -535,19 +541,23 @@ class _Call:
             # Deleted at the source since we read it (ClickFunnels and ClickSend have no delete feed):
             # marked now, so it is neither planned again nor kept in a golden contact.
             self.flush()
-            RawStore(engine).mark_deleted(StreamKey(stream.source, stream.object), sorted(gone))
+            RawStore(engine).mark_deleted(
+                StreamKey(stream.source, stream.object), sorted(gone), checkpoint=STOP.check
+            )
         return sum(1 for result in results if result.ok and result.record_id is None)
 
     def flush(self) -> None:
         """Record the outcomes held, if any."""
         if self.pending:
-            push_ledger.record_call(self.engine, self.pending)
+            push_ledger.record_call(self.engine, self.pending, checkpoint=STOP.check)
             self.pending = []
 
     def close(self) -> None:
         """Record the outcomes held and put the rows whose call never went out back to ``planned``."""
         if self.pending or self.unsent:
-            push_ledger.record_call(self.engine, self.pending, planned=sorted(self.unsent))
+            push_ledger.record_call(
+                self.engine, self.pending, planned=sorted(self.unsent), checkpoint=STOP.check
+            )
         self.pending, self.unsent = [], set()
 
 
@@ -667,7 +677,7 @@ def _push_source(
             outcome[stream] = f"reverse sync {stream.name}: {exc}"
             shown.finished(error=str(exc))
             continue
-        except StopRequested:  # refused before its first write (a read of the plan's inputs)
+        except StopRequested:  # refused by a read of the plan's inputs, or a ledger write left waiting
             shown.finished(error="stopped")
             break
         outcome[stream] = report

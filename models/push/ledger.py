@@ -6,9 +6,13 @@ opens. A field that was sent, or may have been sent by a run that died mid-windo
 again until the destination has been re-read since:
 so a killed push, run again, sends no field twice, and a dry run records the same plan a real run
 would make.
+
+Every write takes SQLite's write lock first (`models.warehouse.waits.writing`, ``must_land``): another
+process's long transaction is waited out for up to `WRITE_LOCK_WAIT_S` rather than the 30 s busy
+timeout, and a stop passed as ``checkpoint`` ends only such a wait, never a write that can land.
 """
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,7 +36,7 @@ from models.warehouse.tables import (
     StreamState,
     utcnow,
 )
-from models.warehouse.waits import wait_for_write_lock
+from models.warehouse.waits import never_stopped, writing
 
 #: Ledger states after which a field may already be at the destination.
 #: States of rows that are not planned again for the same record, field and value: given up on after
@@ -521,11 +525,13 @@ def creates_in_flight(
         return frozenset(str(c) for (c,) in rows)
 
 
-def set_record_ids(engine: Engine, new_ids: Mapping[int, str]) -> None:
+def set_record_ids(
+    engine: Engine, new_ids: Mapping[int, str], *, checkpoint: Callable[[], None] = never_stopped
+) -> None:
     """Give created rows the id the destination assigned, so undo can find the record."""
     if not new_ids:
         return
-    with engine.begin() as connection:
+    with writing(engine, checkpoint, must_land=True) as connection:
         _set_record_ids(connection, new_ids)
 
 
@@ -541,14 +547,17 @@ def _set_record_ids(connection: Connection, new_ids: Mapping[int, str]) -> None:
 
 
 def set_write_results(
-    engine: Engine, results: Mapping[int, tuple[datetime | None, int | None, str | None]]
+    engine: Engine,
+    results: Mapping[int, tuple[datetime | None, int | None, str | None]],
+    *,
+    checkpoint: Callable[[], None] = never_stopped,
 ) -> None:
     """Keep, per sent row, what the destination answered about the record after our write: its
     modification time, Linkflow's version and the Zoho user it was made as (`models.push.plan.WriteStamp`),
     so survivorship tells our writes from people's edits by them (`models.identity.own_writes`)."""
     if all(stamp == (None, None, None) for stamp in results.values()):
         return
-    with engine.begin() as connection:
+    with writing(engine, checkpoint, must_land=True) as connection:
         _set_write_results(connection, results)
 
 
@@ -595,6 +604,7 @@ def record_call(
     *,
     sending: Sequence[int] = (),
     planned: Sequence[int] = (),
+    checkpoint: Callable[[], None] = never_stopped,
 ) -> None:
     """Calls' outcomes, the next calls' rows marked ``sending`` and rows that never went out put back to
     ``planned``, in one transaction: every outcome is committed before the next rows go out, and rows
@@ -603,7 +613,7 @@ def record_call(
     also waits its turn for the interpreter, so a window of calls pays for three, not three a call."""
     new_ids = {key: record_id for outcome in outcomes for key, record_id in outcome.new_ids.items()}
     stamped, plain = _outcome_rows(outcomes)
-    with engine.begin() as connection:
+    with writing(engine, checkpoint, must_land=True) as connection:
         _set_record_ids(connection, new_ids)
         _finish(connection, stamped, _stamp_values())
         _finish(connection, plain, {})
@@ -695,6 +705,7 @@ def record_plan(
     dry_run: bool,
     watermark: tuple[StreamKey, PlanWatermark] | None = None,
     planned_as: str = "planned",
+    checkpoint: Callable[[], None] = never_stopped,
 ) -> list[int]:
     """Store the plan (``planned``, or ``invalid`` for refused rows); returns the ledger ids in order.
 
@@ -748,7 +759,7 @@ def record_plan(
     ]
     if not rows and watermark is None:
         return []
-    with engine.begin() as connection:
+    with writing(engine, checkpoint, must_land=True) as connection:
         ids: list[int] = []
         if rows and planned_as != "planned":
             connection.execute(sa.insert(PushLedger), rows)
@@ -775,7 +786,6 @@ def _insert_with_ids(connection: Connection, rows: list[dict[str, Any]]) -> list
             sa.insert(PushLedger).returning(PushLedger.id, sort_by_parameter_order=True), rows
         )
         return [int(ledger_id) for ledger_id in result.scalars()]
-    wait_for_write_lock(connection, lambda: None)
     before = connection.execute(sa.select(sa.func.max(PushLedger.id))).scalar_one_or_none() or 0
     connection.execute(sa.insert(PushLedger), rows)
     ids = [
@@ -797,11 +807,12 @@ def mark(
     error: str | None = None,
     attempts: int | None = None,
     at: datetime | None = None,
+    checkpoint: Callable[[], None] = never_stopped,
 ) -> None:
     """Move rows to ``status`` in their own transaction (committed before the next call goes out)."""
     if not ledger_ids:
         return
-    with engine.begin() as connection:
+    with writing(engine, checkpoint, must_land=True) as connection:
         _mark(connection, ledger_ids, status, error=error, attempts=attempts, at=at)
 
 
@@ -826,11 +837,19 @@ def _mark(
     )
 
 
-def abandon_planned(engine: Engine, run_id: str, destination: str, obj: str, why: str) -> int:
+def abandon_planned(
+    engine: Engine,
+    run_id: str,
+    destination: str,
+    obj: str,
+    why: str,
+    *,
+    checkpoint: Callable[[], None] = never_stopped,
+) -> int:
     """End the rows of ``run_id`` still ``planned`` for a destination as ``unchanged`` with ``why``:
     a run asked to stop never sent them. They are neither in flight nor settled, so the next run plans
     them again from what it reads. Returns how many rows that was."""
-    with engine.begin() as connection:
+    with writing(engine, checkpoint, must_land=True) as connection:
         result = connection.execute(
             sa.update(PushLedger)
             .where(

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from models.warehouse.key_lists import key_in
 from models.warehouse.tables import Quarantine, RawRecord, StreamState, utcnow
+from models.warehouse.waits import never_stopped, writing
 
 #: Rows per IN (...) list: far below SQLite's 32,766 bound parameters and PostgreSQL's 65,535.
 _CHUNK = 900
@@ -317,12 +318,16 @@ class RawStore:
             missing = [source_id for source_id in stored if source_id not in present]
             return _mark_deleted(connection, key, missing, now) if missing else 0
 
-    def mark_deleted(self, key: StreamKey, source_ids: Iterable[str]) -> int:
-        """Records we deleted ourselves (undoing a create): marked now rather than at the next scan."""
+    def mark_deleted(
+        self, key: StreamKey, source_ids: Iterable[str], *, checkpoint: Callable[[], None] = never_stopped
+    ) -> int:
+        """Records we deleted ourselves (undoing a create), or a write found gone: marked now rather
+        than at the next scan. Beside reverse sync's ledger writes, so it waits for SQLite's write
+        lock as they do (`models.push.ledger`)."""
         ids = [str(source_id) for source_id in source_ids]
         if not ids:
             return 0
-        with self._engine.begin() as connection:
+        with writing(self._engine, checkpoint, must_land=True) as connection:
             return _mark_deleted(connection, key, ids, utcnow())
 
     def last_success(self, key: StreamKey) -> datetime | None:

@@ -10,7 +10,8 @@ driver, where no stop flag is looked at: asked to stop, it would go on waiting u
   nothing half-written is left.
 - `wait_for_write_lock`: SQLite's busy handler ignores ``interrupt``, so a transaction about to write
   takes the database's write lock in short tries instead, looking at the stop between them, for up
-  to `WRITE_LOCK_WAIT_S`.
+  to `WRITE_LOCK_WAIT_S`. A write that must land even once the stop is asked (``must_land``: the
+  record of a write call that went out) looks at the stop only while another holds the lock.
 
 Only the calling thread's connections are cancelled: the engine is shared by the process, and another
 thread's work (another run, the progress display) is none of this step's business.
@@ -107,12 +108,25 @@ def _cancel(dbapi_connection: Any) -> None:
         return
 
 
-def wait_for_write_lock(connection: Connection, checkpoint: Callable[[], None]) -> None:
+def never_stopped() -> None:
+    """The checkpoint of work no stop ends (a command run to its end, a test): the waits still end at
+    `WRITE_LOCK_WAIT_S`."""
+
+
+def wait_for_write_lock(
+    connection: Connection, checkpoint: Callable[[], None], *, must_land: bool = False
+) -> None:
     """Before the first write of a transaction: ``checkpoint()``, and on SQLite take the database's
     write lock now, in short tries with ``checkpoint()`` between them, failing as the busy timeout
     would once `WRITE_LOCK_WAIT_S` has passed. PostgreSQL takes row and table locks as it goes
-    (`cancel_on_stop`)."""
-    checkpoint()
+    (`cancel_on_stop`).
+
+    ``must_land``: the write records something that happened (a call's outcome, rows about to be
+    sent) and should land after a stop as well, so the first try goes ahead whatever the stop says;
+    only a wait for another holder gives up on a stop (what is left is what a kill would leave, and
+    the next sync settles it)."""
+    if not must_land:
+        checkpoint()
     if connection.dialect.name != "sqlite":
         return
     deadline = time.monotonic() + WRITE_LOCK_WAIT_S
@@ -134,10 +148,12 @@ def wait_for_write_lock(connection: Connection, checkpoint: Callable[[], None]) 
 
 
 @contextmanager
-def writing(engine: Engine, checkpoint: Callable[[], None]) -> Iterator[Connection]:
+def writing(
+    engine: Engine, checkpoint: Callable[[], None], *, must_land: bool = False
+) -> Iterator[Connection]:
     """A transaction that writes, its write lock taken first by `wait_for_write_lock`: every write of
     a step a stop must be able to interrupt goes through one of these, or the first plain write waits
-    out the busy timeout while another process holds the database."""
+    out the busy timeout while another process holds the database, and fails after it."""
     with engine.begin() as connection:
-        wait_for_write_lock(connection, checkpoint)
+        wait_for_write_lock(connection, checkpoint, must_land=must_land)
         yield connection

@@ -3,6 +3,7 @@ and no longer than a stop."""
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -15,7 +16,19 @@ class StoppedError(Exception):
     pass
 
 
-def _hold_write_lock(url: str, seconds: float, held: threading.Event) -> threading.Thread:
+def stop_after(seconds: float) -> Callable[[], None]:
+    """A checkpoint that raises `StoppedError` once ``seconds`` have passed (a stop asked then)."""
+    stop = threading.Event()
+    threading.Timer(seconds, stop.set).start()
+
+    def checkpoint() -> None:
+        if stop.is_set():
+            raise StoppedError
+
+    return checkpoint
+
+
+def hold_write_lock(url: str, seconds: float, held: threading.Event) -> threading.Thread:
     """Another connection's write transaction, open for ``seconds``."""
 
     def hold() -> None:
@@ -34,7 +47,7 @@ def test_a_writer_waits_until_the_other_writer_commits(
 ) -> None:
     monkeypatch.setattr(waits, "WRITE_LOCK_WAIT_S", 10.0)
     held = threading.Event()
-    holder = _hold_write_lock(sqlite_url, 1.0, held)
+    holder = hold_write_lock(sqlite_url, 1.0, held)
     held.wait(5)
     started = time.monotonic()
     with waits.writing(open_warehouse(sqlite_url), lambda: None) as connection:
@@ -46,7 +59,7 @@ def test_a_writer_waits_until_the_other_writer_commits(
 def test_a_writer_gives_up_once_the_wait_has_passed(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(waits, "WRITE_LOCK_WAIT_S", 0.3)
     held = threading.Event()
-    holder = _hold_write_lock(sqlite_url, 2.0, held)
+    holder = hold_write_lock(sqlite_url, 2.0, held)
     held.wait(5)
     started = time.monotonic()
     with (
@@ -61,15 +74,9 @@ def test_a_writer_gives_up_once_the_wait_has_passed(sqlite_url: str, monkeypatch
 def test_a_stop_ends_the_wait(sqlite_url: str) -> None:
     """With the default wait (minutes), a stop still ends it within a try or two."""
     held = threading.Event()
-    holder = _hold_write_lock(sqlite_url, 2.0, held)
+    holder = hold_write_lock(sqlite_url, 2.0, held)
     held.wait(5)
-    stop = threading.Event()
-    threading.Timer(0.3, stop.set).start()
-
-    def checkpoint() -> None:
-        if stop.is_set():
-            raise StoppedError
-
+    checkpoint = stop_after(0.3)
     started = time.monotonic()
     with pytest.raises(StoppedError), waits.writing(open_warehouse(sqlite_url), checkpoint):
         pass
