@@ -11,6 +11,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -363,7 +364,7 @@ def _build_backfill_asset(stream: Stream) -> dg.AssetsDefinition:
                     description=settings.skipped_sources().get(stream.source, f"{stream.source}: not enabled")
                 )
             window = context.partition_time_window
-            store = RawStore(warehouse.engine())
+            store = RawStore(warehouse.engine(), checkpoint=STOP.check)
             window_meta = {"window_start": window.start.isoformat(), "window_end": window.end.isoformat()}
             counted = PageCounts()
             shown = progress.stream(f"backfill/{stream.name}")
@@ -498,7 +499,10 @@ def _extract_with_bookkeeping(
     except StopRequested:
         used = clients.stats.snapshot().diff(before)
         stopped = {**progress.as_dict(), "requests": used.total_requests(stream.source)}
-        store.finish_run(key, counts=stopped, stopped=True)
+        # Another process holding the warehouse's write lock past the stop: the state stays as
+        # start_run left it (``running``, as after a kill), and the step still reports what it stored.
+        with suppress(StopRequested):
+            store.finish_run(key, counts=stopped, stopped=True)
         log(
             f"{stream.name}: stopped part-way ({STOP.reason}): read {progress.read}, new "
             f"{progress.inserted}, changed {progress.updated}, {stopped['requests']} requests; the pages "
@@ -584,7 +588,7 @@ def _extract_source(
         problem = checked.problem_for(stream.object) if checked is not None else None
         if problem is not None:
             used = clients.stats.snapshot().diff(since) if since is not None else None
-            store = RawStore(engine)
+            store = RawStore(engine, checkpoint=STOP.check)
             store.start_run(StreamKey(stream.source, stream.object), run_id)
             store.finish_run(
                 StreamKey(stream.source, stream.object),
@@ -600,7 +604,7 @@ def _extract_source(
                 metadata = _extract_with_bookkeeping(
                     stream,
                     clients,
-                    RawStore(engine),
+                    RawStore(engine, checkpoint=STOP.check),
                     run_id=run_id,
                     full_refresh=full_refresh,
                     full_scan_every=full_scan_every,

@@ -541,8 +541,8 @@ class _Call:
             # Deleted at the source since we read it (ClickFunnels and ClickSend have no delete feed):
             # marked now, so it is neither planned again nor kept in a golden contact.
             self.flush()
-            RawStore(engine).mark_deleted(
-                StreamKey(stream.source, stream.object), sorted(gone), checkpoint=STOP.check
+            RawStore(engine, checkpoint=STOP.check).mark_deleted(
+                StreamKey(stream.source, stream.object), sorted(gone)
             )
         return sum(1 for result in results if result.ok and result.record_id is None)
 

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from models.warehouse.key_lists import key_in
 from models.warehouse.tables import Quarantine, RawRecord, StreamState, utcnow
-from models.warehouse.waits import never_stopped, writing
+from models.warehouse.waits import never_stopped, wait_for_write_lock, writing
 
 #: Rows per IN (...) list: far below SQLite's 32,766 bound parameters and PostgreSQL's 65,535.
 _CHUNK = 900
@@ -231,10 +231,18 @@ def records_changed_since(
 
 
 class RawStore:
-    """Writes pages of raw records and reads and moves stream cursors, always transactionally."""
+    """Writes pages of raw records and reads and moves stream cursors, always transactionally.
 
-    def __init__(self, engine: Engine) -> None:
+    Every write transaction takes SQLite's write lock first (`models.warehouse.waits`, ``must_land``):
+    another process's long transaction (a second sync's identity resolution, a BI tool) is waited out
+    for up to `WRITE_LOCK_WAIT_S` instead of failing the page after the 30 s busy timeout. A page
+    already read is still stored after a stop when the lock is free; ``checkpoint`` (the sync's stop)
+    ends only a wait for another holder, which leaves what a kill would: the page unstored, its
+    cursor where it was."""
+
+    def __init__(self, engine: Engine, *, checkpoint: Callable[[], None] = never_stopped) -> None:
         self._engine = engine
+        self._checkpoint = checkpoint
         self._held: Connection | None = None
 
     @property
@@ -261,11 +269,13 @@ class RawStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
+        """A write transaction, on the held connection if there is one, its write lock taken first."""
         if self._held is None:
-            with self._engine.begin() as connection:
+            with writing(self._engine, self._checkpoint, must_land=True) as connection:
                 yield connection
             return
         with self._held.begin():
+            wait_for_write_lock(self._held, self._checkpoint, must_land=True)
             yield self._held
 
     def cursor(self, key: StreamKey) -> dict[str, Any] | None:
@@ -307,7 +317,7 @@ class RawStore:
         """After a full id scan: every stored, undeleted record the scan did not see is marked deleted."""
         present = set(present_ids)
         now = utcnow()
-        with self._engine.begin() as connection:
+        with self._transaction() as connection:
             stored = connection.execute(
                 sa.select(RawRecord.source_id).where(
                     RawRecord.source == key.source,
@@ -318,16 +328,13 @@ class RawStore:
             missing = [source_id for source_id in stored if source_id not in present]
             return _mark_deleted(connection, key, missing, now) if missing else 0
 
-    def mark_deleted(
-        self, key: StreamKey, source_ids: Iterable[str], *, checkpoint: Callable[[], None] = never_stopped
-    ) -> int:
+    def mark_deleted(self, key: StreamKey, source_ids: Iterable[str]) -> int:
         """Records we deleted ourselves (undoing a create), or a write found gone: marked now rather
-        than at the next scan. Beside reverse sync's ledger writes, so it waits for SQLite's write
-        lock as they do (`models.push.ledger`)."""
+        than at the next scan."""
         ids = [str(source_id) for source_id in source_ids]
         if not ids:
             return 0
-        with writing(self._engine, checkpoint, must_land=True) as connection:
+        with self._transaction() as connection:
             return _mark_deleted(connection, key, ids, utcnow())
 
     def last_success(self, key: StreamKey) -> datetime | None:
@@ -338,7 +345,7 @@ class RawStore:
             ).scalar_one_or_none()
 
     def start_run(self, key: StreamKey, run_id: str) -> None:
-        with self._engine.begin() as connection:
+        with self._transaction() as connection:
             _ensure_state(connection, key)
             connection.execute(
                 sa.update(StreamState)
@@ -361,7 +368,7 @@ class RawStore:
             values.update(last_status="succeeded", last_success_at=utcnow())
         else:
             values.update(last_status="failed")
-        with self._engine.begin() as connection:
+        with self._transaction() as connection:
             _ensure_state(connection, key)
             connection.execute(sa.update(StreamState).where(*_state_where(key)).values(**values))
 

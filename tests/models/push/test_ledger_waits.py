@@ -6,33 +6,16 @@ at its real 30 s a long transaction of another process (a settling sync's activi
 records, a BI tool) failed the ledger's writes the same way.
 """
 
-import threading
 import time
 
 import pytest
 import sqlalchemy as sa
 
 from models.push import ledger
-from models.warehouse import db, waits
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import PushLedger
 from tests.models.push.test_ledger_record_plan import plan
-from tests.models.warehouse.test_waits import StoppedError, hold_write_lock, stop_after
-
-
-@pytest.fixture
-def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_MS", 200)
-    monkeypatch.setattr(waits, "SQLITE_BUSY_TIMEOUT_MS", 200)
-    monkeypatch.setattr(waits, "WRITE_LOCK_WAIT_S", 10.0)
-
-
-def _hold_write_lock(url: str, seconds: float) -> threading.Thread:
-    """Another process's write transaction, open for ``seconds`` (its own engine and connection)."""
-    held = threading.Event()
-    thread = hold_write_lock(url, seconds, held)
-    held.wait(5)
-    return thread
+from tests.models.warehouse.test_waits import StoppedError, lock_held, stop_after
 
 
 def _statuses(url: str) -> list[str]:
@@ -44,7 +27,7 @@ def _statuses(url: str) -> list[str]:
 def test_a_plain_write_fails_where_the_ledger_waits(sqlite_url: str) -> None:
     engine = open_warehouse(sqlite_url)
     ids = ledger.record_plan(engine, plan(3, "r"), run_id="r1", dry_run=False)
-    holder = _hold_write_lock(sqlite_url, 1.0)
+    holder = lock_held(sqlite_url, 1.0)
     with pytest.raises(sa.exc.OperationalError, match="locked"), engine.begin() as connection:
         connection.execute(sa.update(PushLedger).values(status="sending"))
     started = time.monotonic()
@@ -59,7 +42,7 @@ def test_a_plain_write_fails_where_the_ledger_waits(sqlite_url: str) -> None:
 @pytest.mark.usefixtures("short_busy_timeout")
 def test_a_plan_is_recorded_after_another_writer_commits(sqlite_url: str) -> None:
     engine = open_warehouse(sqlite_url)
-    holder = _hold_write_lock(sqlite_url, 1.0)
+    holder = lock_held(sqlite_url, 1.0)
     ids = ledger.record_plan(engine, plan(4, "r"), run_id="r1", dry_run=False)
     holder.join()
     assert len(ids) == 4
@@ -81,7 +64,7 @@ def test_after_a_stop_the_outcome_still_lands_when_the_lock_is_free(sqlite_url: 
 def test_a_stop_ends_the_wait_and_writes_nothing(sqlite_url: str) -> None:
     engine = open_warehouse(sqlite_url)
     ids = ledger.record_plan(engine, plan(2, "r"), run_id="r1", dry_run=False)
-    holder = _hold_write_lock(sqlite_url, 2.0)
+    holder = lock_held(sqlite_url, 2.0)
     started = time.monotonic()
     with pytest.raises(StoppedError):
         ledger.record_call(engine, sending=ids, checkpoint=stop_after(0.3))

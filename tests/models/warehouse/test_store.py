@@ -19,6 +19,7 @@ from models.warehouse.store import (
     storable_with_hash,
 )
 from models.warehouse.tables import Quarantine, RawRecord
+from tests.models.warehouse.test_waits import StoppedError, lock_held, stop_after
 
 KEY = StreamKey("zoho_crm", "lead")
 T1 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -259,3 +260,37 @@ def test_changes_since_a_watermark_are_read_source_by_source_through_one_index(s
     assert plans == [
         "SEARCH raw_records USING INDEX ix_raw_records_source_changed_at (source=? AND changed_at>?)"
     ]
+
+
+@pytest.mark.usefixtures("short_busy_timeout")
+def test_a_page_waits_out_another_writer_past_the_busy_timeout(sqlite_url: str) -> None:
+    # A second sync's identity resolution or a BI tool holding the lock longer than the busy timeout
+    # used to fail the page; it is now stored once the other writer commits.
+    store = RawStore(open_warehouse(sqlite_url))
+    holder = lock_held(sqlite_url, 1.0)
+    store.write_page(KEY, rows(("1", "a@x.com")), cursor={"modified": "t1"})
+    holder.join()
+    assert stored(store) == {"1": ("a@x.com", None)}
+    assert store.cursor(KEY) == {"modified": "t1"}
+
+
+@pytest.mark.usefixtures("short_busy_timeout")
+def test_a_stop_while_another_writer_holds_the_lock_leaves_the_page_and_cursor_unstored(
+    sqlite_url: str,
+) -> None:
+    store = RawStore(open_warehouse(sqlite_url), checkpoint=stop_after(0.3))
+    holder = lock_held(sqlite_url, 2.0)
+    with pytest.raises(StoppedError):
+        store.write_page(KEY, rows(("1", "a@x.com")), cursor={"modified": "t1"})
+    holder.join()
+    assert stored(store) == {}
+    assert store.cursor(KEY) is None
+
+
+def test_a_page_read_before_a_stop_is_still_stored_when_the_lock_is_free(sqlite_url: str) -> None:
+    def stopped() -> None:
+        raise StoppedError
+
+    store = RawStore(open_warehouse(sqlite_url), checkpoint=stopped)
+    store.write_page(KEY, rows(("1", "a@x.com")), cursor={"modified": "t1"})
+    assert stored(store) == {"1": ("a@x.com", None)}

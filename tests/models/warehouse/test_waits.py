@@ -42,6 +42,14 @@ def hold_write_lock(url: str, seconds: float, held: threading.Event) -> threadin
     return thread
 
 
+def lock_held(url: str, seconds: float) -> threading.Thread:
+    """`hold_write_lock`, returned once the lock is held."""
+    held = threading.Event()
+    thread = hold_write_lock(url, seconds, held)
+    held.wait(5)
+    return thread
+
+
 def test_a_writer_waits_until_the_other_writer_commits(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
