@@ -20,11 +20,15 @@ from pipelines.reverse_sync import reverse_sync_assets
 from pipelines.settings import Settings, load_settings
 from pipelines.undo import undo_push_job
 
+STEP_SERVER_PRELOAD = "pipelines.step_server"
+"""The module the step processes' server imports before it forks them: this one, out of the cycle
+collector's way."""
+
 
 def _forked(config: dict[str, Any]) -> dict[str, Any]:
-    """The run's executor settings, with step processes forked from a server preloading this module,
-    and on SQLite activity and reverse sync one at a time (`pipelines.overlap`) unless the run's own
-    tag limits name that tag."""
+    """The run's executor settings, with step processes forked from a server preloading this module
+    (through `STEP_SERVER_PRELOAD`), and on SQLite activity and reverse sync one at a time
+    (`pipelines.overlap`) unless the run's own tag limits name that tag."""
     limits = list(config.get("tag_concurrency_limits") or [])
     named = {limit.get("key") for limit in limits}
     limits += [
@@ -33,7 +37,7 @@ def _forked(config: dict[str, Any]) -> dict[str, Any]:
     return {
         **config,
         "tag_concurrency_limits": limits,
-        "start_method": {"forkserver": {"preload_modules": [__name__]}},
+        "start_method": {"forkserver": {"preload_modules": [STEP_SERVER_PRELOAD]}},
     }
 
 
