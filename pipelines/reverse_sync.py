@@ -37,6 +37,7 @@ from models.push.plan import (
     write_stamp,
 )
 from models.push.planning import SliceTask, plan_slice
+from models.push.whole_objects import completed_from_warehouse
 from models.warehouse.locks import SourceBusyError, source_lock
 from models.warehouse.store import RawStore, StreamKey
 from models.warehouse.tables import utcnow
@@ -327,7 +328,9 @@ class _Sender:
         call = _Call(
             self.engine, self.clients, stream, rows, attempts, config=self.config, counts=self.counts
         )
-        calls = batches(record_changes(plan), stream.source, stream.object)
+        # Linkflow's props go whole, as last read, with the planned keys changed (`whole_objects`).
+        changes = completed_from_warehouse(self.engine, record_changes(plan))
+        calls = batches(changes, stream.source, stream.object)
         try:
             for start in range(0, len(calls), LEDGER_WINDOW_CALLS):
                 window = calls[start : start + LEDGER_WINDOW_CALLS]

@@ -22,6 +22,7 @@ from models.mappings.values import nested
 from models.push import ledger as push_ledger
 from models.push.plan import RecordChange, RecordResult, batches
 from models.push.undo import plan_undo
+from models.push.whole_objects import completed_from_warehouse
 from models.warehouse.locks import source_lock
 from models.warehouse.store import RawStore, StreamKey
 from pipelines.clients import clients_for
@@ -101,7 +102,7 @@ def _undo_destination(
         return report
     # Answers by record id (undo restores updates and deletes creates, never both on one record).
     outcome: dict[str, WriteResult | RecordResult] = {}
-    for batch in batches(_restore_changes(restores, dest, obj), dest, obj):
+    for batch in batches(completed_from_warehouse(engine, _restore_changes(restores, dest, obj)), dest, obj):
         for one, sent in zip(batch.changes, send_batch(clients, batch), strict=True):
             outcome[str(one.record_id)] = sent
     outcome.update(_delete(clients, deletes, dest, obj))

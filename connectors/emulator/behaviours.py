@@ -20,6 +20,7 @@ Boundary = Literal["inclusive", "exclusive"]
 ClickFunnelsAfter = Literal["keyset", "id_filter"]
 InboundTime = Literal["timestamp", "timestamp_send", "both"]
 HistoryShape = Literal["envelope", "bare_array"]
+PropsUpdate = Literal["merge", "replace"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class Behaviours:
     """Share of ``/v2/contacts_bulk`` answers that leave out one existing id (transiently)."""
     linkflow_zone: str = "Asia/Shanghai"
     """IANA zone of the API's zone-less times (records, window bounds, token ``expiration``)."""
+    linkflow_props: PropsUpdate = "merge"
+    """``PUT /v2/contacts/{id}`` with ``props``: the keys sent change and the others stay, or the
+    object sent replaces the contact's whole ``props``."""
 
     # ClickFunnels
     clickfunnels_after: ClickFunnelsAfter = "keyset"

@@ -334,13 +334,15 @@ class LinkflowApi:
         return body
 
     def _merged(self, current: Record, body: dict[str, Any]) -> Record:
-        """The contact with the body's fields applied (``props`` merged key by key), a new version."""
+        """The contact with the body's fields applied (``props`` merged key by key, or replaced whole
+        as ``linkflow_props`` says), a new version."""
         record = dict(current)
         for name in LINKFLOW_CONTACT_FIELDS:
             if name in body and name != "props":
                 record[name] = body[name]
         if isinstance(body.get("props"), dict):
-            record["props"] = {**(current.get("props") or {}), **body["props"]}
+            kept = current.get("props") or {} if self.state.behaviours.linkflow_props == "merge" else {}
+            record["props"] = {**kept, **body["props"]}
         record["lastUpdated"] = shanghai_local(self.state.now())
         record["ver"] = int(current.get("ver") or 0) + 1
         return record

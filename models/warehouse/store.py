@@ -435,6 +435,17 @@ def _stored_versions(
     return found
 
 
+def payloads_by_source_id(engine: Engine, key: StreamKey, source_ids: Sequence[str]) -> dict[str, Any]:
+    """source_id -> the stored payload of each of ``source_ids`` held for ``key`` (deleted ones too)."""
+    found: dict[str, Any] = {}
+    columns = (RawRecord.source_id, RawRecord.payload)
+    with engine.connect() as connection:
+        for chunk in chunks(source_ids):
+            query = by_source_ids(RawRecord, columns, key.source, key.object, chunk, connection.dialect.name)
+            found.update({source_id: payload for source_id, payload in connection.execute(query)})
+    return found
+
+
 def by_source_ids(  # noqa: PLR0917 - a table, what to read, and the key it is read by
     model: Any,
     columns: Sequence[Any],

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.emulator import Emulator, running_emulator
+from connectors.emulator.behaviours import Behaviours
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import Contact, ContactFieldLineage, ContactSource
 from pipelines.check import run_check
@@ -222,3 +223,30 @@ def test_a_path_the_account_lacks_stops_that_object_at_sync_start_and_nothing_is
         for line in report.failures
     ), report.failures
     assert small_emulator.writes() == []
+
+
+@pytest.mark.parametrize("props", ["merge", "replace"])
+def test_a_linkflow_prop_written_keeps_the_contacts_other_props_however_the_api_applies_it(
+    props: str, warehouse_url: str, tmp_path: Path
+) -> None:
+    # Linkflow does not say whether `props` in a PUT merges or replaces the contact's whole object:
+    # reverse sync sends it whole, as last read, so either way only the planned key changes.
+    with running_emulator(seed=23, people=40, behaviours=Behaviours(linkflow_props=props)) as emu:  # type: ignore[arg-type]
+        mappings = tmp_path / "mappings.yaml"
+        mappings.write_text(MAPPINGS, encoding="utf-8")
+        settings = settings_for(emu, warehouse_url, contact_sync_mappings=str(mappings))
+        assert run_sync(settings).success
+        _, records = _widest_contact(warehouse_url)
+        linkflow_id = next(i for t, i in records if t == "linkflow/contact")
+        zoho_id = next((i for t, i in records if t == "zoho_crm/contact"), None)
+        if zoho_id is None:
+            pytest.skip("the dataset links no Zoho CRM contact to a Linkflow one")
+        emu.edit("linkflow/contact", int(linkflow_id), {"props": {"attr1": "已婚", "attr2": 7500}})
+        emu.edit("zoho_crm/contact", zoho_id, {"Customer_Plan": "Enterprise"})
+        emu.clear_writes()
+        assert run_sync(settings).success
+        written = _record(emu, "linkflow/contact", linkflow_id)
+        assert written["props"] == {"attr1": "已婚", "attr2": 7500, "attr3": "enterprise"}, written
+        emu.clear_writes()
+        assert run_sync(settings).success
+        assert not emu.writes(), emu.writes()  # read back as it was sent: nothing echoes
