@@ -74,6 +74,9 @@ class Behaviours:
     """Number of POLL rules; with more than one, a message can come back more than once."""
     clicksend_history_shape: HistoryShape = "envelope"
     """``/sms/history``: the paginated envelope of the schema, or a bare array as the vendor's example."""
+    clicksend_history_inbound: bool = False
+    """Whether ``/sms/history`` also lists the inbound messages (``direction: in``, status
+    ``Received``, the ``message_id`` ``/sms/inbound`` gives them)."""
 
     def __post_init__(self) -> None:
         for item in fields(self):

@@ -11,6 +11,7 @@ rules), once per POLL rule; inbound items carry ``timestamp``, ``timestamp_send`
 answers the paginated envelope or, as the vendor's own example, a bare array.
 """
 
+import heapq
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -221,6 +222,11 @@ class ClickSendApi:
         date_to = request.int_arg("date_to")
         table = self.state.tables[CLICKSEND_HISTORY]
         entries = table.index("date")
+        show: Callable[[Any], Record] = table.records.__getitem__
+        if self.state.behaviours.clicksend_history_inbound:
+            inbound = self.state.tables[CLICKSEND_INBOUND]
+            entries = list(heapq.merge(entries, inbound.index("timestamp")))
+            show = self._history_item
         bounds = key_range(entries, date_from, None if date_to is None else date_to + 1)
         descending = order == "date:desc"
         if self.state.behaviours.clicksend_history_shape == "bare_array":
@@ -232,11 +238,29 @@ class ClickSendApi:
                 "status": 200,
                 "response_code": "SUCCESS",
                 "response_msg": "Here are your history.",
-                "data": [table.records[message_id] for message_id in ids],
+                "data": [show(message_id) for message_id in ids],
             }
             return json_response(200, payload)
-        data = self._page(request, entries, descending, table.records.__getitem__, bounds)
+        data = self._page(request, entries, descending, show, bounds)
         return envelope(200, "SUCCESS", "Here is your history.", data)
+
+    def _history_item(self, message_id: str) -> Record:
+        """A message as ``/sms/history`` lists it: a sent one as stored, a received one
+        (``clicksend_history_inbound``) in the history shape with ``direction: in``."""
+        history = self.state.tables[CLICKSEND_HISTORY].records
+        if message_id in history:
+            return history[message_id]
+        inbound = self.state.tables[CLICKSEND_INBOUND].records[message_id]
+        return {
+            "direction": "in",
+            "date": inbound["timestamp"],
+            "to": inbound["to"],
+            "from": inbound["from"],
+            "body": inbound["body"],
+            "status": "Received",
+            "message_id": inbound["message_id"],
+            "custom_string": inbound.get("custom_string", ""),
+        }
 
     def inbound(self, request: Request, params: dict[str, str]) -> Response:
         behaviours = self.state.behaviours

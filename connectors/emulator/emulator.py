@@ -21,7 +21,14 @@ from connectors.emulator.dispatch import Dispatcher, RequestCounter
 from connectors.emulator.faults import APP_NAMES, FaultConfig, FaultInjector, GatewayBudget
 from connectors.emulator.generate import generate_dataset
 from connectors.emulator.linkflow import LinkflowApi
-from connectors.emulator.mutate import MutationSummary, Mutator, edit_by_hand, sms_opt_in, sms_opt_out
+from connectors.emulator.mutate import (
+    MutationSummary,
+    Mutator,
+    edit_by_hand,
+    sms_opt_in,
+    sms_opt_out,
+    sms_received,
+)
 from connectors.emulator.routing import Api
 from connectors.emulator.server import EmulatorHTTPServer
 from connectors.emulator.state import EmulatorState, Rejection, WriteRecord
@@ -243,6 +250,10 @@ class Emulator:
     def sms_opt_out(self, phone: str, *, when: datetime | None = None) -> dict[str, Any]:
         """The person with this number texts STOP: it joins ClickSend's opt-out list (at ``when``)."""
         return sms_opt_out(self._state, phone, when=None if when is None else when.timestamp())
+
+    def sms_received(self, phone: str, body: str, *, when: datetime | None = None) -> dict[str, Any]:
+        """The person with this number texts the account (at ``when``): an inbound message."""
+        return sms_received(self._state, phone, body, when=None if when is None else when.timestamp())
 
     def sms_opt_in(self, phone: str) -> int:
         """The person texts START: the number leaves the opt-out list; returns the entries removed."""

@@ -7,15 +7,18 @@ not identifiers, so the truth stays true, with their modification time bumped), 
 as updates of history rows.
 """
 
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.emulator.accounts import CLICKSEND_SENDER
 from connectors.emulator.activity import Activity, finish_message, messageable
 from connectors.emulator.dataset import (
     CLICKFUNNELS_CONTACTS,
     CLICKSEND_CONTACTS,
     CLICKSEND_HISTORY,
+    CLICKSEND_INBOUND,
     CLICKSEND_RECEIPTS,
     CONTACT_TABLES,
     LINKFLOW_CONTACTS,
@@ -318,6 +321,30 @@ def sms_opt_out(state: EmulatorState, phone: str, *, when: float | None = None) 
         record["phone_number"] = phone
         state.put(CLICKSEND_CONTACTS, contact_id, record)
         state.attribute(CLICKSEND_CONTACTS, contact_id, record_identifiers(CLICKSEND_CONTACTS, record))
+        return record
+
+
+def sms_received(state: EmulatorState, phone: str, body: str, *, when: float | None = None) -> Record:
+    """A person texts the account's number: an inbound message (``/sms/inbound``, and in history too
+    where ``clicksend_history_inbound`` says so) with a new ``message_id``."""
+    with state.lock:
+        moment = int(state.now() if when is None else when)
+        inbound = state.tables[CLICKSEND_INBOUND]
+        # Named by the number and how many messages came before, so two emulators that received the
+        # same texts name them alike.
+        message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"inbound:{phone}:{len(inbound.records)}")).upper()
+        record = {
+            "timestamp": moment,
+            "from": phone,
+            "body": body,
+            "original_body": None,
+            "original_message_id": None,
+            "to": CLICKSEND_SENDER,
+            "custom_string": "",
+            "message_id": message_id,
+            "_keyword": body.split(maxsplit=1)[0].lower() if body.split() else "",
+        }
+        state.put(CLICKSEND_INBOUND, record["message_id"], record)
         return record
 
 

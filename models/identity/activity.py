@@ -58,6 +58,10 @@ _SUMMARY_CHARS = 120
 _LINKFLOW, _PHONE, _MESSAGE = "linkflow:", "phone:", "message:"
 #: How the source ids of ClickSend delivery receipts begin (the part `_message_rows` reads).
 _RECEIPT = "receipt:"
+#: How the activity ids of ClickSend's history items and inbound messages begin.
+_HISTORY_ID, _INBOUND_ID = "clicksend:sms:history:", "clicksend:sms:inbound:"
+#: How the summary of a received message listed in history begins.
+_RECEIVED_IN_HISTORY = "SMS received ("
 #: Raw activity records a full rebuild reads, links and writes at once.
 REBUILD_SLICE_RECORDS = 20_000
 _ACTIVITY_OBJECTS = (("linkflow", "event"), ("clicksend", "sms"))
@@ -134,6 +138,7 @@ def _message_rows(messages: list[tuple[str, dict[str, Any]]], region: str) -> li
         else:
             direction = "received" if payload.get("direction") == "in" else "sent"
             summary = f"SMS {direction} ({payload.get('status')}): {_text(payload.get('body'))}"
+            # (a received one starts with `_RECEIVED_IN_HISTORY`)
         rows.append(
             {
                 "activity_id": f"clicksend:sms:{source_id}",
@@ -211,8 +216,50 @@ def _phone_owners(connection: Connection, phones: list[str]) -> dict[str, str]:
 def _insert(connection: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert activity rows in bulk (``COPY`` on PostgreSQL): through ``executemany`` of dicts,
     PostgreSQL took 6.6 s for the 140,922 rows of a 200k-record first sync."""
+    rows = _one_row_per_received_message(connection, rows)
     if rows:
         bulk_insert(connection, ContactActivity, pd.DataFrame(rows))
+
+
+def _one_row_per_received_message(connection: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` without the history copies of received messages, which ClickSend may list twice.
+
+    History items carry a direction, and received messages exist (status ``Received``), so
+    ``/sms/history`` may list what ``/sms/inbound`` lists, under the same ``message_id`` (the
+    vendor does not say; the emulator plays both, ``clicksend_history_inbound``). The inbound item is
+    the row kept: a history copy is left out when its inbound row is stored or comes with it, and
+    deleted when its inbound row comes later, so each received message is one activity row in
+    whichever order the two parts land (a rebuild reads history first)."""
+    inbound = {row["message_key"] for row in rows if _is_inbound(row) and row["message_key"]}
+    copies = {row["message_key"] for row in rows if _is_history_copy(row) and row["message_key"]}
+    if inbound:
+        connection.execute(
+            sa.delete(ContactActivity).where(
+                key_in(connection, ContactActivity.message_key, sorted(inbound)),
+                ContactActivity.activity_id.like(f"{_HISTORY_ID}%"),
+                ContactActivity.summary.like(f"{_RECEIVED_IN_HISTORY}%"),
+            )
+        )
+    unmatched = sorted(copies - inbound)
+    stored: set[str] = set()
+    if unmatched:
+        query = sa.select(ContactActivity.message_key).where(
+            key_in(connection, ContactActivity.message_key, unmatched),
+            ContactActivity.activity_id.like(f"{_INBOUND_ID}%"),
+        )
+        stored = {str(key) for key in connection.execute(query).scalars()}
+    kept = inbound | stored
+    return [row for row in rows if not (_is_history_copy(row) and row["message_key"] in kept)]
+
+
+def _is_inbound(row: Mapping[str, Any]) -> bool:
+    return str(row["activity_id"]).startswith(_INBOUND_ID)
+
+
+def _is_history_copy(row: Mapping[str, Any]) -> bool:
+    """A received message as ``/sms/history`` lists it."""
+    details = row["details"] if isinstance(row["details"], dict) else {}
+    return str(row["activity_id"]).startswith(_HISTORY_ID) and details.get("direction") == "in"
 
 
 def _unique(pairs: Iterable[tuple[Any, Any]]) -> dict[str, str]:
