@@ -227,10 +227,12 @@ def test_a_path_the_account_lacks_stops_that_object_at_sync_start_and_nothing_is
 
 @pytest.mark.parametrize("props", ["merge", "replace"])
 def test_a_linkflow_prop_written_keeps_the_contacts_other_props_however_the_api_applies_it(
-    props: str, warehouse_url: str, tmp_path: Path
+    props: str, sqlite_url: str, tmp_path: Path
 ) -> None:
     # Linkflow does not say whether `props` in a PUT merges or replaces the contact's whole object:
-    # reverse sync sends it whole, as last read, so either way only the planned key changes.
+    # reverse sync sends it whole, as last read, so either way only the planned key changes. (What is
+    # sent does not depend on the warehouse: SQLite only.)
+    warehouse_url = sqlite_url
     with running_emulator(seed=23, people=40, behaviours=Behaviours(linkflow_props=props)) as emu:  # type: ignore[arg-type]
         mappings = tmp_path / "mappings.yaml"
         mappings.write_text(MAPPINGS, encoding="utf-8")
