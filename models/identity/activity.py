@@ -346,7 +346,6 @@ def _rebuild(connection: Connection, region: str, todo: changes.Pending) -> Acti
     latest = latest_change(connection, (source for source, _ in _ACTIVITY_OBJECTS))
     deleted = connection.execute(sa.delete(ContactActivity)).rowcount
     said: set[tuple[str, str]] = set()
-    total = linked = 0
     for raw in _activity_slices(connection, REBUILD_SLICE_RECORDS, receipts=False):
         rows = _rows(raw, region)
         _link(connection, rows)
@@ -356,16 +355,16 @@ def _rebuild(connection: Connection, region: str, todo: changes.Pending) -> Acti
             if row["message_key"] is not None and row["contact_id"] is not None
         )
         _insert(connection, rows)
-        total, linked = total + len(rows), linked + sum(row["contact_id"] is not None for row in rows)
     agreed = _unique(said)
     for raw in _activity_slices(connection, REBUILD_SLICE_RECORDS, receipts=True):
         rows = _rows(raw, region)
         _link_receipts(rows, agreed)
         _insert(connection, rows)
-        total, linked = total + len(rows), linked + sum(row["contact_id"] is not None for row in rows)
     # With no activity at all yet, the watermark still marks that a rebuild happened.
     _store_watermark(connection, latest or datetime.fromtimestamp(0, UTC), region)
     changes.consume(connection, todo)
+    # Counted in the table: a received message listed twice is one row (`_one_row_per_received_message`).
+    total, linked = _totals(connection)
     return ActivityReport(total, linked, total - linked, True, total, deleted, 0)
 
 

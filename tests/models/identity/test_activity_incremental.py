@@ -376,3 +376,29 @@ def test_activity_reads_owners_by_key_on_postgresql(
     assert phones or not full, plans
     assert all(re.search(r"Index Cond: [^/]*\(value(\)::text)? = ", plan) for plan in phones), phones
     assert all(re.search(r"Index Cond: [^/]*\(source_id\)", plan) for plan in linkflow), linkflow
+
+
+@pytest.mark.parametrize("first", ["inbound", "history"])
+def test_a_received_message_listed_in_history_too_is_one_row_in_either_order(
+    first: str, sqlite_url: str
+) -> None:
+    # ClickSend may list a received message in /sms/history (direction in) as well as /sms/inbound,
+    # under one message_id; the two parts can land in separate runs, either first.
+    engine = open_warehouse(sqlite_url)
+    sms = RawStore(engine)
+    key = StreamKey("clicksend", "sms")
+    inbound = {"message_id": "M1", "timestamp": 1_750_000_000, "from": "+14155550100", "body": "yes"}
+    copy = {"message_id": "M1", "date": 1_750_000_000, "direction": "in", "status": "Received",
+            "from": "+14155550100", "to": "+14155550999", "body": "yes"}  # fmt: skip
+    sent = {"message_id": "M2", "date": 1_749_999_000, "direction": "out", "status": "Completed",
+            "from": "+14155550999", "to": "+14155550100", "body": "hi"}  # fmt: skip
+    parts = {"inbound": RawRow("inbound:M1", inbound), "history": RawRow("history:M1", copy)}
+    later = "history" if first == "inbound" else "inbound"
+    sms.write_page(key, [parts[first], RawRow("history:M2", sent)])
+    build_activity(engine, REGIONS)
+    sms.write_page(key, [parts[later]])
+    build_activity(engine, REGIONS)
+    rows = activity(engine)
+    assert sorted(rows) == ["clicksend:sms:history:M2", "clicksend:sms:inbound:M1"]
+    assert build_activity(engine, REGIONS, full=True).activity == 2
+    assert sorted(activity(engine)) == sorted(rows)
