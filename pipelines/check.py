@@ -31,6 +31,7 @@ from connectors.config import DEFAULT_LINKFLOW_URL, DEFAULT_MATON_GATEWAY, MATON
 from connectors.errors import ConnectorError
 from connectors.factory import Clients
 from connectors.http import RetryPolicy, Timeouts
+from connectors.stop import STOP
 from models.mappings.metadata import linkflow_catalogue, metadata_problems, zoho_catalogue
 from models.warehouse.source_checks import cached_check, store_check
 from pipelines.clients import clients_for
@@ -640,5 +641,5 @@ def sync_start_check(
             pass  # kept in a shape this version does not read: check again and keep the new result
     checked = check_source(source, settings, clients)
     if checked.would_sync:
-        store_check(engine, source, digest, checked.to_json())
+        store_check(engine, source, digest, checked.to_json(), checkpoint=STOP.check)
     return checked, None

@@ -36,6 +36,7 @@ from models.warehouse.locks import SourceBusyError, source_lock
 from models.warehouse.source_checks import forget_check
 from models.warehouse.store import BadRecord, PageCounts, RawRow, RawStore, StreamKey
 from models.warehouse.tables import SourceAccount, utcnow
+from models.warehouse.waits import writing
 from pipelines.batches import PageBatch
 from pipelines.check import SourceCheck, sync_start_check
 from pipelines.clients import clients_for
@@ -443,10 +444,10 @@ def refresh_account_country(
         return
     except StopRequested:  # the stream it follows is complete; the country waits for the next sync
         return
-    with engine.begin() as connection:
+    with suppress(StopRequested), writing(engine, STOP.check, must_land=True) as connection:
         connection.execute(sa.delete(SourceAccount).where(SourceAccount.source == source))
         connection.execute(sa.insert(SourceAccount).values(source=source, country=country, fetched_at=now))
-    log(f"{source}: account country {country or 'unknown'}")
+        log(f"{source}: account country {country or 'unknown'}")
 
 
 def _reporter(shown: StreamProgress, clients: Clients, source: str, before: StatsSnapshot) -> OnPage:
@@ -621,7 +622,10 @@ def _extract_source(
                 shown.finished()
         except (ConnectorError, SourceBusyError) as exc:
             if isinstance(exc, ConnectorError):
-                forget_check(engine, source)  # the next sync checks again and can say what is wrong
+                # The next sync checks again and can say what is wrong (unless a stop ends the wait
+                # for another writer's lock: the check then stays, a day at most).
+                with suppress(StopRequested):
+                    forget_check(engine, source, checkpoint=STOP.check)
             outcome[stream] = str(exc) if isinstance(exc, SourceBusyError) else f"{stream.name}: {exc}"
             shown.finished(error=str(exc))
         except Exception as exc:  # a bug: keep the other sources going, fail the step with the trace logged

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from models.warehouse import db, waits
 from models.warehouse.db import dispose_all
 
 POSTGRES_URL_VARIABLE = "CONTACT_SYNC_TEST_POSTGRES_URL"
@@ -76,6 +77,16 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'warehouse.db'}"
+
+
+@pytest.fixture
+def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's busy timeout cut to 0.2 s for warehouses opened after it, so that a write waiting only
+    the busy timeout fails within a test where it would fail after 30 s in a run; the stop-aware
+    write-lock wait keeps a 10 s deadline."""
+    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(waits, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(waits, "WRITE_LOCK_WAIT_S", 10.0)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ the same settings is younger than the allowed age, which keeps the check to a fe
 per day however often the schedule runs.
 """
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from models.warehouse.tables import SourceCheckResult, utcnow
+from models.warehouse.waits import never_stopped, writing
 
 
 def cached_check(
@@ -29,9 +31,17 @@ def cached_check(
     return dict(row.result), row.checked_at
 
 
-def store_check(engine: Engine, source: str, fingerprint: str, result: dict[str, Any]) -> None:
-    """Keep a passing result, replacing the source's previous one."""
-    with engine.begin() as connection:
+def store_check(
+    engine: Engine,
+    source: str,
+    fingerprint: str,
+    result: dict[str, Any],
+    *,
+    checkpoint: Callable[[], None] = never_stopped,
+) -> None:
+    """Keep a passing result, replacing the source's previous one (SQLite's write lock waited for as
+    `models.warehouse.waits` says, ``checkpoint`` ending only that wait)."""
+    with writing(engine, checkpoint, must_land=True) as connection:
         connection.execute(sa.delete(SourceCheckResult).where(SourceCheckResult.source == source))
         connection.execute(
             sa.insert(SourceCheckResult).values(
@@ -40,7 +50,7 @@ def store_check(engine: Engine, source: str, fingerprint: str, result: dict[str,
         )
 
 
-def forget_check(engine: Engine, source: str) -> None:
+def forget_check(engine: Engine, source: str, *, checkpoint: Callable[[], None] = never_stopped) -> None:
     """Drop a source's result (one of its streams failed), so the next sync checks it again."""
-    with engine.begin() as connection:
+    with writing(engine, checkpoint, must_land=True) as connection:
         connection.execute(sa.delete(SourceCheckResult).where(SourceCheckResult.source == source))

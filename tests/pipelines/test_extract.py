@@ -13,12 +13,13 @@ from connectors.emulator.dataset import ALL_TABLES, truth_key
 from models.identity.activity import build_activity
 from models.warehouse.db import open_warehouse
 from models.warehouse.store import RawStore, StreamKey
-from models.warehouse.tables import ContactActivity, RawRecord, StreamState
+from models.warehouse.tables import ContactActivity, RawRecord, SourceAccount, StreamState
 from pipelines.clients import clients_for
-from pipelines.extract import run_backfill, run_extract
+from pipelines.extract import refresh_account_country, run_backfill, run_extract
 from pipelines.runner import run_sync
 from pipelines.settings import SOURCES
 from pipelines.streams import STREAMS, Stream
+from tests.models.warehouse.test_waits import lock_held
 from tests.pipelines.conftest import settings_for
 
 SMS_PARTS = {
@@ -362,3 +363,19 @@ def test_full_refresh_ignores_a_stale_cursor_and_stores_a_fresh_one(
     assert {name: without_run_clock(cursor) for name, cursor in after.items()} == {
         name: without_run_clock(first[name] or {}) for name in keys
     }
+
+
+@pytest.mark.usefixtures("short_busy_timeout")
+def test_the_account_country_waits_out_another_writer(sqlite_url: str) -> None:
+    # Stored after the stream's pages; a plain write failed after the busy timeout, which failed a
+    # stream whose pages were stored and left its state "running".
+    with running_emulator(seed=3, people=20) as emu:
+        settings = settings_for(emu, sqlite_url)
+        engine = open_warehouse(sqlite_url)
+        holder = lock_held(sqlite_url, 1.0)
+        with clients_for(settings, ("clicksend",)) as clients:
+            refresh_account_country(engine, clients, "clicksend", lambda _line: None)
+        holder.join()
+        with engine.connect() as connection:
+            stored = connection.execute(sa.select(SourceAccount.source, SourceAccount.country)).all()
+        assert [tuple(row) for row in stored] == [("clicksend", "US")]
