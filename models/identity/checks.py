@@ -32,6 +32,7 @@ from models.warehouse.tables import (
     SuppressedIdentifier,
     utcnow,
 )
+from models.warehouse.waits import never_stopped, writing
 
 
 @dataclass(frozen=True)
@@ -276,8 +277,9 @@ def run_check(
         )
     whole = kind != changes.INCREMENTAL or large or last is None or now - last >= full_every
     result = CHECKS[name](engine, None if whole else run_id)
-    with engine.begin() as connection:
-        if whole:
+    if whole:
+        # SQLite's write lock waited for as `models.warehouse.waits` says, not the 30 s busy timeout.
+        with writing(engine, never_stopped) as connection:
             store_cursor(connection, key, {"full_passed_at": now.isoformat() if result.passed else None}, now)
     return result
 
