@@ -6,6 +6,7 @@ full rebuild and after a failure, must see the rest.
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -19,8 +20,9 @@ from models.identity.checks import (
 from models.identity.linking import IdentityConfig
 from models.identity.phases import CanonicalConfig
 from models.warehouse.db import open_warehouse
-from models.warehouse.store import RawRow, RawStore, StreamKey
+from models.warehouse.store import RawRow, RawStore, StreamKey, read_cursor
 from models.warehouse.tables import Contact, ContactMerge, ContactSource, utcnow
+from tests.models.warehouse.test_waits import lock_held
 
 REGIONS = {"linkflow": "CN", "clicksend": "US", "clickfunnels": "US", "zoho_crm": "US", "zoho_bigin": "US"}
 CONFIG = CanonicalConfig(regions=REGIONS, identity=IdentityConfig(household_split=False))
@@ -147,3 +149,17 @@ def test_a_run_that_re_resolved_more_records_than_the_limit_is_checked_whole(war
     unlink(engine, "2")  # outside r2's changes: only a whole check sees it
     large = run_check(name, engine, "r2", DAY, scope_limit=1)
     assert (large.full, large.passed) == (True, False)
+
+
+@pytest.mark.usefixtures("short_busy_timeout")
+def test_a_whole_check_is_recorded_after_another_writer_commits(sqlite_url: str) -> None:
+    # The record of a passing whole check went through a plain transaction and failed the step once
+    # another writer held the lock past the busy timeout.
+    engine = open_warehouse(sqlite_url)
+    holder = lock_held(sqlite_url, 1.0)
+    result = run_check("merges_have_no_cycles", engine, None, timedelta(hours=1))
+    holder.join()
+    assert result.passed
+    assert result.full
+    with engine.connect() as connection:
+        assert read_cursor(connection, StreamKey("canonical", "checks", "merges_have_no_cycles"))
