@@ -1,5 +1,7 @@
 """Building the API clients from settings: the one place secrets are unwrapped for the HTTP layer."""
 
+from datetime import timedelta
+
 from connectors.config import HttpOptions, LinkflowConfig, MatonConfig
 from connectors.factory import Clients, build_clients
 from connectors.zoho import with_extra_fields
@@ -35,6 +37,12 @@ def clients_for(settings: Settings, sources: tuple[str, ...], options: HttpOptio
         )
     clients = build_clients(maton, linkflow, options=options)
     _read_mapped_zoho_fields(clients, settings)
+    if settings.contact_sync_lookback_minutes is not None:
+        lookback = timedelta(minutes=settings.contact_sync_lookback_minutes)
+        readers = (clients.clickfunnels, clients.clicksend, clients.zoho_crm, clients.zoho_bigin)
+        for client in (*readers, clients.linkflow):
+            if client is not None:
+                client.lookback = lookback
     return clients
 
 

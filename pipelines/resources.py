@@ -86,6 +86,7 @@ class SyncSettingsResource(dg.ConfigurableResource):
     push_overwrite: str | None = None
     push_create: str | None = None
     full_scan_hours: float = 24.0
+    lookback_minutes: float | None = None
     full_check_hours: float = 24.0
     blocked_identifiers: str | None = None
     max_records_per_identifier: int = 25
@@ -108,6 +109,7 @@ class SyncSettingsResource(dg.ConfigurableResource):
             "contact_sync_push_overwrite": self.push_overwrite,
             "contact_sync_push_create": self.push_create,
             "contact_sync_full_scan_hours": self.full_scan_hours,
+            "contact_sync_lookback_minutes": self.lookback_minutes,
             "contact_sync_full_check_hours": self.full_check_hours,
             "contact_sync_blocked_identifiers": self.blocked_identifiers,
             "contact_sync_max_records_per_identifier": self.max_records_per_identifier,
@@ -172,6 +174,7 @@ def settings_resource(settings: Settings) -> SyncSettingsResource:
         push_overwrite=settings.contact_sync_push_overwrite,
         push_create=settings.contact_sync_push_create,
         full_scan_hours=settings.contact_sync_full_scan_hours,
+        lookback_minutes=settings.contact_sync_lookback_minutes,
         full_check_hours=settings.contact_sync_full_check_hours,
         blocked_identifiers=settings.contact_sync_blocked_identifiers,
         max_records_per_identifier=settings.contact_sync_max_records_per_identifier,

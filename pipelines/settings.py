@@ -175,6 +175,10 @@ class Settings(BaseSettings):
     # list contacts, Zoho Bigin contacts) are scanned whole at most this often, to mark the records
     # they no longer list as deleted.
     contact_sync_full_scan_hours: float = Field(default=24.0, gt=0)
+    # How far before each stream's watermark an incremental read starts, re-reading what changed just
+    # before it (a record committed late under an earlier time); unset: each connector's own (5 min
+    # ClickFunnels and Zoho, 10 min ClickSend and Linkflow).
+    contact_sync_lookback_minutes: float | None = Field(default=None, ge=0)
     # The blocking checks of the canonical step look only at the records a run re-resolved; the whole
     # warehouse is checked on a full refresh, after a failure, and at least this often (0: every run).
     contact_sync_full_check_hours: float = Field(default=24.0, ge=0)

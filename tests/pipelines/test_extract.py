@@ -3,6 +3,7 @@
 import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -379,3 +380,44 @@ def test_the_account_country_waits_out_another_writer(sqlite_url: str) -> None:
         with engine.connect() as connection:
             stored = connection.execute(sa.select(SourceAccount.source, SourceAccount.country)).all()
         assert [tuple(row) for row in stored] == [("clicksend", "US")]
+
+
+def _records_read(url: str) -> dict[str, int]:
+    with open_warehouse(url).connect() as connection:
+        rows = connection.execute(
+            sa.select(StreamState.source, StreamState.object, StreamState.last_counts).where(
+                StreamState.source.in_(SOURCES)
+            )
+        ).all()
+    return {f"{source}/{obj}": int((counts or {}).get("rows_read", 0)) for source, obj, counts in rows}
+
+
+def test_the_lookback_setting_sets_how_much_each_incremental_read_reads_again(tmp_path: Path) -> None:
+    # Records edited three minutes apart, then a sync that reads them: the next sync re-reads what
+    # changed within the lookback before each watermark. With the connectors' own 5 to 10 minutes
+    # that is every edit; at 0 only those at the watermark's own second (the bound is inclusive).
+    # Zoho and Linkflow filter by time on the server (ClickFunnels and ClickSend read whole pages).
+    tables = ("linkflow/contact", "zoho_crm/contact")
+    read_again = {}
+    for minutes in (None, 0.0):
+        url = f"sqlite:///{tmp_path}/lookback_{minutes}.db"
+        with running_emulator(seed=4, people=60) as emu:
+            settings = settings_for(emu, url, contact_sync_push="off", contact_sync_lookback_minutes=minutes)
+            with clients_for(settings, tuple(SOURCES)) as clients:
+                expected = timedelta(minutes=minutes) if minutes is not None else None
+                readers = (clients.clickfunnels, clients.clicksend, clients.linkflow, clients.zoho_crm)
+                assert all(expected is None or client.lookback == expected for client in readers)
+            assert run_sync(settings).success
+            now = datetime.now(UTC)
+            for table in tables:
+                ids = sorted(emu.dataset.tables[table], key=str)[:4]
+                for number, record_id in enumerate(ids):
+                    when = now if number == len(ids) - 1 else now - timedelta(minutes=3)
+                    field = "title" if table.startswith("linkflow") else "Last_Name"
+                    emu.edit(table, record_id, {field: f"Edit{number}"}, when=when)
+            assert run_sync(settings).success
+            assert run_sync(settings).success
+        counts = _records_read(url)
+        read_again[minutes] = {table: counts[table] for table in tables}
+    assert read_again[None] == dict.fromkeys(tables, 4), read_again
+    assert read_again[0.0] == dict.fromkeys(tables, 1), read_again

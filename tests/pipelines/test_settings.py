@@ -175,6 +175,7 @@ def test_every_setting_reaches_the_run_through_the_dagster_resource(
         "contact_sync_push_overwrite": "zoho_crm/lead:title",
         "contact_sync_push_create": "zoho_crm/lead",
         "contact_sync_full_scan_hours": 6.0,
+        "contact_sync_lookback_minutes": 2.5,
         "contact_sync_full_check_hours": 2.0,
         "contact_sync_blocked_identifiers": "x@example.com",
         "contact_sync_max_records_per_identifier": 9,
