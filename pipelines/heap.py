@@ -1,9 +1,9 @@
 """Keep Python's cycle collector off the objects a process holds for its whole life.
 
-A sync's process holds about half a million long-lived objects once Dagster, pandas, SQLAlchemy and
-the project are imported (modules, functions, type objects, the phone metadata). Every full
-collection of the cycle collector walks all of them, 0.1 to 0.2 s each here, and they hold no
-garbage. Two places pay for that:
+A sync's process holds about a quarter of a million long-lived objects once Dagster, pandas,
+SQLAlchemy and the project are imported (modules, functions, type objects, the phone metadata), and
+about half a million during a run. Every full collection of the cycle collector walks all of them,
+0.1 to 0.2 s each here, and the imported ones hold no garbage. Two places pay for that:
 
 - **while importing**: the imports themselves allocate enough to trigger five full collections,
   0.4 s of the 2 s an interpreter takes to import the code location (measured with ``gc.callbacks``);

@@ -7,6 +7,9 @@ the emulator follows the documentation and the test names the field it tolerates
 sent to a list contact; Zoho's page-token fields (null in Zoho's samples when there is no token).
 """
 
+from connectors.emulator import running_emulator
+from connectors.emulator.behaviours import Behaviours
+from tests.connectors.emulator.conftest import maton_client
 from tests.connectors.emulator.spec_check import mismatches, schema
 
 
@@ -106,3 +109,16 @@ def test_zoho_org_matches_the_org_schema(maton):
     for path in ("/zoho-crm/crm/v8/org", "/zoho-bigin/bigin/v2/org"):
         org = maton.get(path).json()
         assert mismatches(ZOHO_ORG, org, schema(ZOHO_ORG, "Response_Wrapper")) == []
+
+
+def test_received_messages_listed_in_history_match_its_item_schema():
+    # `clicksend_history_inbound`: /sms/history also lists the inbound messages, as history items.
+    with running_emulator(seed=7, people=100, behaviours=Behaviours(clicksend_history_inbound=True)) as emu:
+        with maton_client(emu) as maton:
+            history = maton.get("/clicksend/v3/sms/history", params={"limit": 100}).json()
+        inbound = {m["message_id"] for m in emu.dataset.tables["clicksend/sms_inbound"].values()}
+    received = [row for row in history["data"]["data"] if row["direction"] == "in"]
+    assert received
+    assert {row["message_id"] for row in received} <= inbound
+    inner = schema(CS_SPEC, "view_sms_history_data_allOf_data_inner")
+    assert all(mismatches(CS_SPEC, row, inner) == [] for row in received)
