@@ -422,7 +422,7 @@ def _write_contacts(connection: Connection, rows: pd.DataFrame) -> None:
     within = [key_in(connection, Contact.contact_id, rows["contact_id"])]
     changes = keyed_changes(connection, Contact, rows, ["contact_id"], within)
     bulk_insert(connection, Contact, changes.added)
-    update_rows(connection, Contact, ["contact_id"], changes.changed)
+    update_rows(connection, Contact, ["contact_id"], changes.changed, changes.differing)
 
 
 def _upsert_sources(connection: Connection, people: pd.DataFrame) -> None:
@@ -443,7 +443,7 @@ def _upsert_sources(connection: Connection, people: pd.DataFrame) -> None:
     within = [key_in(connection, ContactSource.raw_record_id, rows["raw_record_id"])]
     changes = keyed_changes(connection, ContactSource, rows, ["raw_record_id"], within)
     bulk_insert(connection, ContactSource, changes.added)
-    update_rows(connection, ContactSource, ["raw_record_id"], changes.changed)
+    update_rows(connection, ContactSource, ["raw_record_id"], changes.changed, changes.differing)
 
 
 def _refresh_suppressed(

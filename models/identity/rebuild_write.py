@@ -113,7 +113,7 @@ def _write_contacts(connection: Connection, golden: pd.DataFrame, now: datetime)
         rows = golden_frame(part, stored, now)
         changes = keyed_changes_from(Contact, stored, rows, ["contact_id"])
         bulk_insert(connection, Contact, changes.added)
-        update_rows(connection, Contact, ["contact_id"], changes.changed)
+        update_rows(connection, Contact, ["contact_id"], changes.changed, changes.differing)
 
 
 def _write_lineage(

@@ -20,7 +20,7 @@ Two kinds of table:
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, cast
 
@@ -45,6 +45,8 @@ class KeyedChanges:
     """New rows whose key is stored with other values."""
     added: pd.DataFrame
     """New rows whose key is not stored."""
+    differing: list[tuple[str, ...]] = field(default_factory=list)
+    """For each row of ``changed``, the columns whose values differ from the stored ones."""
 
     def __len__(self) -> int:
         return len(self.gone) + len(self.changed) + len(self.added)
@@ -109,14 +111,27 @@ def _compare_keyed(
     if not stored:  # the first build: every row is new, nothing to compare
         return KeyedChanges(gone=[], changed=new.iloc[:0], added=new)
     changed: list[int] = []
+    differing: list[tuple[str, ...]] = []
     added: list[int] = []
     for row, (row_key, row_values) in enumerate(zip(_tuples(new, key), _tuples(new, values), strict=True)):
         before = stored.pop(row_key, _MISSING)
         if before is _MISSING:
             added.append(row)
-        elif before != _as_compared(row_values, documents):
+            continue
+        after = _as_compared(row_values, documents)
+        if before != after:
             changed.append(row)
-    return KeyedChanges(gone=list(stored), changed=new.iloc[changed], added=new.iloc[added])
+            differing.append(
+                tuple(name for name, old, now in zip(values, before, after, strict=True) if _differ(old, now))
+            )
+    return KeyedChanges(
+        gone=list(stored), changed=new.iloc[changed], added=new.iloc[added], differing=differing
+    )
+
+
+def _differ(old: Any, now: Any) -> bool:
+    """As a tuple compares its items: the same object is equal to itself (NaN included)."""
+    return old is not now and bool(old != now)
 
 
 _MISSING = object()
@@ -188,40 +203,78 @@ def delete_keys(
         )
 
 
-def update_rows(connection: Connection, model: Any, key: Sequence[str], rows: pd.DataFrame) -> None:
-    """Update the rows of ``model``'s table found by ``key`` with the other columns of ``rows``."""
+def update_rows(
+    connection: Connection,
+    model: Any,
+    key: Sequence[str],
+    rows: pd.DataFrame,
+    differing: Sequence[tuple[str, ...]] | None = None,
+) -> None:
+    """Update the rows of ``model``'s table found by ``key`` with the other columns of ``rows``, or,
+    given ``differing`` (`KeyedChanges.differing`), with only the columns that differ, row by row.
+
+    Setting only those matters: a column in an UPDATE's SET list has its indexes rewritten even when
+    its value stays. On SQLite, 5,000 ``contact_sources`` rows whose modification time moved took
+    0.2 to 0.3 s with every column set (the unique source key and the email, phone and contact
+    indexes rewritten) and 0.03 to 0.04 s with the time alone.
+    """
     if rows.empty:
         return
-    table = cast(sa.Table, model.__table__)
     values = [name for name in rows.columns if name not in key]
+    if differing is None:
+        _update(connection, model, key, values, list(_tuples(rows, [*key, *values])))
+        return
+    tuples = list(_tuples(rows, [*key, *values]))
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for position, names in enumerate(differing):
+        groups.setdefault(names, []).append(position)
+    width = len(key)
+    for names, positions in sorted(groups.items()):
+        picked = [width + values.index(name) for name in names]
+        _update(
+            connection,
+            model,
+            key,
+            list(names),
+            [(*tuples[p][:width], *(tuples[p][i] for i in picked)) for p in positions],
+        )
+
+
+def _update(
+    connection: Connection, model: Any, key: Sequence[str], values: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """One UPDATE setting ``values`` where ``key`` matches, run for each row (key, then values)."""
+    if not values or not rows:
+        return
+    table = cast(sa.Table, model.__table__)
     statement = (
         sa.update(table)
         .where(*(table.c[name] == sa.bindparam(f"k_{name}") for name in key))
         .values({name: sa.bindparam(f"v_{name}") for name in values})
     )
     names = [f"k_{name}" for name in key] + [f"v_{name}" for name in values]
-    tuples = list(_tuples(rows, [*key, *values]))
-    for start in range(0, len(tuples), 10_000):
+    for start in range(0, len(rows), 10_000):
         connection.execute(
-            statement, [dict(zip(names, row, strict=True)) for row in tuples[start : start + 10_000]]
+            statement, [dict(zip(names, row, strict=True)) for row in rows[start : start + 10_000]]
         )
 
 
 def replace_differing(
     connection: Connection, model: Any, key: Sequence[str], new: pd.DataFrame, within: Within
 ) -> None:
-    """Bring the stored rows of a keyed table (``within``) to ``new``: delete those that go or changed
-    and insert the changed and new ones; past half of the slice differing, delete it whole and insert
-    it in bulk, which is cheaper than row by row."""
+    """Bring the stored rows of a keyed table (``within``) to ``new``: delete those that go, update
+    the changed ones in place (their differing columns only) and insert the new ones; past half of
+    the slice differing, delete it whole and insert it in bulk, which is cheaper than row by row.
+
+    In place, not deleted and inserted again: on SQLite 14,000 changed lineage rows took 0.09 to
+    0.13 s updated against 0.39 to 0.45 s deleted and inserted (the key's index written twice)."""
     changes = keyed_changes(connection, model, new, key, within)
     if len(changes.gone) + len(changes.changed) > len(new) // 2:
         _delete_within(connection, model, within)
         bulk_insert(connection, model, new)
         return
     delete_keys(connection, model, key, changes.gone)
-    changed = changes.changed
-    delete_keys(connection, model, key, list(zip(*(changed[name].tolist() for name in key), strict=True)))
-    bulk_insert(connection, model, changed)
+    update_rows(connection, model, key, changes.changed, changes.differing)
     bulk_insert(connection, model, changes.added)
 
 
