@@ -18,7 +18,7 @@ and when the ClickSend phone region (which decides every message's key) changed.
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -28,7 +28,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from models.identity import changes
 from models.normalise.identifiers import normalise_phones
 from models.normalise.raw_keys import parse_shanghai, parse_unix_ms, record_time
-from models.warehouse.bulk import bulk_insert, rows_frame
+from models.warehouse.bulk import bulk_insert, bulk_update, rows_frame
 from models.warehouse.db import by_key_only
 from models.warehouse.key_lists import key_in
 from models.warehouse.store import (
@@ -514,16 +514,6 @@ def _relink_receipts(connection: Connection, message_ids: list[str]) -> None:
 
 
 def _set_contacts(connection: Connection, contact_of: dict[str, str | None]) -> None:
-    """One executemany UPDATE: each link key's rows get its contact, where it differs."""
-    if not contact_of:
-        return
-    table = cast(sa.Table, ContactActivity.__table__)
-    statement = (
-        sa.update(table)
-        .where(
-            table.c.link_key == sa.bindparam("key"),
-            table.c.contact_id.is_distinct_from(sa.bindparam("contact")),
-        )
-        .values(contact_id=sa.bindparam("contact"))
-    )
-    connection.execute(statement, [{"key": key, "contact": contact} for key, contact in contact_of.items()])
+    """One bulk UPDATE: each link key's rows get its contact, where it differs."""
+    rows = list(contact_of.items())
+    bulk_update(connection, ContactActivity, ["link_key"], ["contact_id"], rows, only_where_different=True)

@@ -30,7 +30,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from models.warehouse.bulk import bulk_insert
+from models.warehouse.bulk import bulk_insert, bulk_update
 from models.warehouse.key_lists import key_in
 from models.warehouse.store import chunks
 
@@ -121,9 +121,8 @@ def _compare_keyed(
         after = _as_compared(row_values, documents)
         if before != after:
             changed.append(row)
-            differing.append(
-                tuple(name for name, old, now in zip(values, before, after, strict=True) if _differ(old, now))
-            )
+            pairs = zip(values, cast(tuple[Any, ...], before), after, strict=True)
+            differing.append(tuple(name for name, old, now in pairs if _differ(old, now)))
     return KeyedChanges(
         gone=list(stored), changed=new.iloc[changed], added=new.iloc[added], differing=differing
     )
@@ -243,20 +242,8 @@ def update_rows(
 def _update(
     connection: Connection, model: Any, key: Sequence[str], values: Sequence[str], rows: list[tuple[Any, ...]]
 ) -> None:
-    """One UPDATE setting ``values`` where ``key`` matches, run for each row (key, then values)."""
-    if not values or not rows:
-        return
-    table = cast(sa.Table, model.__table__)
-    statement = (
-        sa.update(table)
-        .where(*(table.c[name] == sa.bindparam(f"k_{name}") for name in key))
-        .values({name: sa.bindparam(f"v_{name}") for name in values})
-    )
-    names = [f"k_{name}" for name in key] + [f"v_{name}" for name in values]
-    for start in range(0, len(rows), 10_000):
-        connection.execute(
-            statement, [dict(zip(names, row, strict=True)) for row in rows[start : start + 10_000]]
-        )
+    """One UPDATE setting ``values`` where ``key`` matches, for each row (key, then values)."""
+    bulk_update(connection, model, key, values, rows)
 
 
 def replace_differing(

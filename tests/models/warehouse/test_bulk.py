@@ -81,3 +81,50 @@ def test_rows_frame_equals_a_frame_of_the_rows_values_and_keeps_an_empty_frames_
     empty = bulk.rows_frame(none, names)
     assert list(empty.columns) == names
     assert empty.empty
+
+
+@pytest.mark.parametrize("rows_per_statement", [bulk.BULK_ROWS, 2])
+def test_bulk_update_sets_what_sqlalchemy_update_sets(
+    warehouse_url: str, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, rows_per_statement: int
+) -> None:
+    """Every kind of value (text with quotes, None over a value, booleans, times in another zone, JSON)
+    set by key reads back as SQLAlchemy's own UPDATE leaves it: on PostgreSQL the values go as text
+    arrays cast there, so their text form must read back as the value."""
+    columns = ["first_name", "email_opt_out", "email_opt_out_at", "custom", "source_count"]
+    changed = [contact(i + 1) | {"contact_id": f"c{i:04d}"} for i in range(5)]
+    rows = [(row["contact_id"], *(row[name] for name in columns)) for row in changed]
+    reference = sqlite_url.replace("warehouse.db", "reference.db")
+    for url in (warehouse_url, reference):
+        with open_warehouse(url).begin() as connection:
+            connection.execute(sa.insert(Contact), [contact(i) for i in range(7)])
+    monkeypatch.setattr(bulk, "BULK_ROWS", rows_per_statement)
+    with open_warehouse(warehouse_url).begin() as connection:
+        bulk.bulk_update(connection, Contact, ["contact_id"], columns, rows)
+    with open_warehouse(reference).begin() as connection:
+        for row in changed:
+            connection.execute(
+                sa.update(Contact)
+                .where(Contact.contact_id == row["contact_id"])
+                .values({name: row[name] for name in columns})
+            )
+    assert read_back(warehouse_url) == read_back(reference)
+    assert read_back(warehouse_url) != [tuple(contact(i).values()) for i in range(7)]
+
+
+def test_bulk_update_only_where_different_leaves_rows_holding_the_value(warehouse_url: str) -> None:
+    """The activity step's relink: rows already pointing at the contact are not written again, and a
+    key's every row moves (the key is not unique in the table, only among the rows given)."""
+    engine = open_warehouse(warehouse_url)
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Contact), [contact(i) for i in range(4)])
+    moved = [("c0000", "Ann"), ("c0001", "Name1b"), ("c0002", None), ("c0003", "Name3")]
+    statements: list[tuple[str, object]] = []
+    sa.event.listen(engine, "after_cursor_execute", lambda *a: statements.append((a[2], a[1].rowcount)))
+    with engine.begin() as connection:
+        bulk.bulk_update(
+            connection, Contact, ["contact_id"], ["first_name"], moved, only_where_different=True
+        )
+    names = [(row[0], row[3]) for row in read_back(warehouse_url)]
+    assert names == [("c0000", "Ann"), ("c0001", "Name1b"), ("c0002", None), ("c0003", "Name3")]
+    updates = [count for text, count in statements if text.startswith("UPDATE")]
+    assert sum(updates) == 3  # rows counted by the database: the three that differed

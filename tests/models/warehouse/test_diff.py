@@ -83,7 +83,7 @@ def test_changed_rows_are_updated_in_place_setting_only_what_differs(warehouse_u
     sa.event.remove(engine, "before_cursor_execute", seen)
 
     set_lists = sorted(
-        re.findall(r"(\w+)=", s.split(" SET ")[1].split(" WHERE ")[0])
+        re.findall(r"(\w+) ?=", s.split(" SET ")[1].split(" WHERE ")[0])
         for s in statements
         if s.startswith("UPDATE")
     )
