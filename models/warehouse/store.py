@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
+from models.warehouse.bulk import bulk_update
 from models.warehouse.key_lists import key_in
 from models.warehouse.tables import Quarantine, RawRecord, StreamState, utcnow
 from models.warehouse.waits import never_stopped, wait_for_write_lock, writing
@@ -539,19 +540,21 @@ def _upsert_rows(connection: Connection, key: StreamKey, rows: Sequence[RawRow],
     if inserts:
         connection.execute(sa.insert(RawRecord), inserts)
     if updates:
-        table = cast(sa.Table, RawRecord.__table__)
-        connection.execute(
-            sa.update(table)
-            .where(table.c.id == sa.bindparam("row_id"))
-            .values(
-                payload=sa.bindparam("payload"),
-                content_hash=sa.bindparam("content_hash"),
-                source_modified_at=sa.bindparam("source_modified_at"),
-                last_seen_at=sa.bindparam("last_seen_at"),
-                changed_at=sa.bindparam("changed_at"),
-                deleted_at=None,
-            ),
-            updates,
+        # One statement per page on PostgreSQL rather than one per record (`bulk_update`).
+        columns = [
+            "payload",
+            "content_hash",
+            "source_modified_at",
+            "last_seen_at",
+            "changed_at",
+            "deleted_at",
+        ]
+        bulk_update(
+            connection,
+            RawRecord,
+            ["id"],
+            columns,
+            [(u["row_id"], *(u.get(c) for c in columns)) for u in updates],
         )
     for chunk in chunks(unchanged_ids):
         connection.execute(sa.update(RawRecord).where(RawRecord.id.in_(chunk)).values(last_seen_at=now))
