@@ -1,6 +1,7 @@
 """Bulk writes: what `bulk_insert` stores reads back as SQLAlchemy's own insert stores it."""
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -128,3 +129,39 @@ def test_bulk_update_only_where_different_leaves_rows_holding_the_value(warehous
     assert names == [("c0000", "Ann"), ("c0001", "Name1b"), ("c0002", None), ("c0003", "Name3")]
     updates = [count for text, count in statements if text.startswith("UPDATE")]
     assert sum(updates) == 3  # rows counted by the database: the three that differed
+
+
+def test_bulk_update_on_postgres_joins_through_the_key_without_statistics(postgres_schema_url: str) -> None:
+    """Without statistics PostgreSQL hashed the whole table to join the rows given to it (a cost that
+    grows with the warehouse): the update must take the key's index, and leave the transaction's own
+    planner settings as they were."""
+    engine = open_warehouse(postgres_schema_url)
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Contact), [contact(i) for i in range(2_000)])
+    rows = [(f"c{i:04d}", f"N{i}") for i in range(0, 2_000, 7)]
+    plans: list[str] = []
+
+    def explain(_conn: object, cursor: Any, statement: str, parameters: Any, *_: object) -> None:
+        if statement.startswith("UPDATE"):
+            with cursor.connection.cursor() as probe:
+                probe.execute(f"EXPLAIN {statement}", parameters)
+                plans.append(" / ".join(str(row[0]) for row in probe.fetchall()))
+
+    sa.event.listen(engine, "before_cursor_execute", explain)
+    with engine.begin() as connection:
+        connection.execute(sa.text("SET LOCAL enable_seqscan = off"))  # the caller's own (by_key_only)
+        bulk.bulk_update(connection, Contact, ["contact_id"], ["first_name"], rows)
+        settings = connection.exec_driver_sql(
+            "SELECT current_setting('enable_seqscan'), current_setting('enable_hashjoin')"
+        ).one()
+    sa.event.remove(engine, "before_cursor_execute", explain)
+    assert len(plans) == 1
+    assert "Index Scan using pk_contacts" in plans[0], plans[0]
+    assert "Seq Scan on contacts" not in plans[0], plans[0]
+    assert "Hash Join" not in plans[0], plans[0]
+    assert tuple(settings) == ("off", "on")
+    with engine.connect() as connection:
+        assert (
+            connection.execute(sa.select(Contact.first_name).where(Contact.contact_id == "c0007")).scalar()
+            == "N7"
+        )
