@@ -108,9 +108,10 @@ def bulk_update(
     ``only_where_different``: leave alone a row that holds those values already (one value column).
 
     SQLite runs one ``executemany``: each row is a statement, but in the same process, at a few
-    microseconds each. On PostgreSQL each statement is a round trip with its own parse and plan
-    (about 40 µs a row here: 0.86 s for one activity step's 20,000 link keys), so the rows go as one
-    array per column, unnested and joined to the table in one statement, 50,000 rows at a time.
+    microseconds each. On PostgreSQL each statement is parsed, planned and run on its own (psycopg
+    pipelines them): 20,000 activity link keys with nothing to change took 0.42 to 0.52 s that way
+    against 0.21 to 0.28 s as one array per column, unnested and joined to the table in one
+    statement, which is how the rows go there, 50,000 at a time.
     """
     if not rows or not values:
         return

@@ -221,7 +221,7 @@ def update_rows(
         return
     values = [name for name in rows.columns if name not in key]
     if differing is None:
-        _update(connection, model, key, values, list(_tuples(rows, [*key, *values])))
+        bulk_update(connection, model, key, values, list(_tuples(rows, [*key, *values])))
         return
     tuples = list(_tuples(rows, [*key, *values]))
     groups: dict[tuple[str, ...], list[int]] = {}
@@ -230,20 +230,8 @@ def update_rows(
     width = len(key)
     for names, positions in sorted(groups.items()):
         picked = [width + values.index(name) for name in names]
-        _update(
-            connection,
-            model,
-            key,
-            list(names),
-            [(*tuples[p][:width], *(tuples[p][i] for i in picked)) for p in positions],
-        )
-
-
-def _update(
-    connection: Connection, model: Any, key: Sequence[str], values: Sequence[str], rows: list[tuple[Any, ...]]
-) -> None:
-    """One UPDATE setting ``values`` where ``key`` matches, for each row (key, then values)."""
-    bulk_update(connection, model, key, values, rows)
+        picked_rows = [(*tuples[p][:width], *(tuples[p][i] for i in picked)) for p in positions]
+        bulk_update(connection, model, key, list(names), picked_rows)
 
 
 def replace_differing(
