@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from models.push.field_map import CANONICAL_FIELDS
-from models.warehouse.bulk import rows_frame
+from models.warehouse.bulk import bulk_update, rows_frame
 from models.warehouse.key_lists import key_in
 from models.warehouse.store import StreamKey, store_cursor
 from models.warehouse.tables import (
@@ -536,14 +536,7 @@ def set_record_ids(
 
 
 def _set_record_ids(connection: Connection, new_ids: Mapping[int, str]) -> None:
-    if not new_ids:
-        return
-    connection.execute(
-        sa.update(PushLedger)
-        .where(PushLedger.id == sa.bindparam("ledger_id"))
-        .values(record_id=sa.bindparam("new_id")),
-        [{"ledger_id": ledger_id, "new_id": record_id} for ledger_id, record_id in new_ids.items()],
-    )
+    bulk_update(connection, PushLedger, ["id"], ["record_id"], list(new_ids.items()))
 
 
 def set_write_results(
@@ -565,25 +558,15 @@ def _set_write_results(
     connection: Connection, results: Mapping[int, tuple[datetime | None, int | None, str | None]]
 ) -> None:
     rows = [
-        {"ledger_id": ledger_id, "at": _time(at), "version": version, "by": by}
+        (ledger_id, _time(at), version, by)
         for ledger_id, (at, version, by) in results.items()
         if at is not None or version is not None or by is not None
     ]
-    if not rows:
-        return
-    connection.execute(
-        sa.update(PushLedger).where(PushLedger.id == sa.bindparam("ledger_id")).values(**_stamp_values()),
-        rows,
-    )
+    bulk_update(connection, PushLedger, ["id"], _STAMP_COLUMNS, rows)
 
 
-def _stamp_values() -> dict[str, Any]:
-    """The ``values`` that store an answer's stamp from the row's ``at``, ``version`` and ``by``."""
-    return {
-        "result_modified_at": sa.bindparam("at"),
-        "result_version": sa.bindparam("version"),
-        "written_by": sa.bindparam("by"),
-    }
+#: Where an answer's stamp (`set_write_results`) goes: its time, version and who made it.
+_STAMP_COLUMNS = ["result_modified_at", "result_version", "written_by"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -615,8 +598,8 @@ def record_call(
     stamped, plain = _outcome_rows(outcomes)
     with writing(engine, checkpoint, must_land=True) as connection:
         _set_record_ids(connection, new_ids)
-        _finish(connection, stamped, _stamp_values())
-        _finish(connection, plain, {})
+        _finish(connection, stamped, stamped=True)
+        _finish(connection, plain, stamped=False)
         _mark(connection, sending, "sending")
         _mark(connection, planned, "planned")
 
@@ -644,23 +627,15 @@ def _outcome_rows(outcomes: Sequence[CallOutcome]) -> tuple[list[dict[str, Any]]
     return stamped, plain
 
 
-def _finish(connection: Connection, rows: list[dict[str, Any]], stamp: Mapping[str, Any]) -> None:
-    """Rows to their final state in one statement, with ``stamp``'s columns (`_stamp_values`) or none.
-    ``error`` is kept when the outcome has none, as `mark` keeps it."""
-    if not rows:
-        return
-    connection.execute(
-        sa.update(PushLedger)
-        .where(PushLedger.id == sa.bindparam("ledger_id"))
-        .values(
-            status=sa.bindparam("state"),
-            error=sa.func.coalesce(sa.bindparam("message", type_=sa.Text()), PushLedger.error),
-            attempts=sa.bindparam("tries"),
-            updated_at=sa.bindparam("moment"),
-            **stamp,
-        ),
-        rows,
-    )
+def _finish(connection: Connection, rows: list[dict[str, Any]], *, stamped: bool) -> None:
+    """Rows to their final state in one statement (`bulk_update`), with the answer's stamp
+    (`_STAMP_COLUMNS`, from ``at``, ``version`` and ``by``) when ``stamped``. ``error`` is kept when
+    the outcome has none, as `mark` keeps it. A row given twice ends as its last outcome says."""
+    last = {row["ledger_id"]: row for row in rows}
+    names = ["state", "message", "tries", "moment", *(["at", "version", "by"] if stamped else [])]
+    columns = ["status", "error", "attempts", "updated_at", *(_STAMP_COLUMNS if stamped else [])]
+    values = [(ledger_id, *(row[name] for name in names)) for ledger_id, row in last.items()]
+    bulk_update(connection, PushLedger, ["id"], columns, values, kept_when_none=("error",))
 
 
 def previous_attempts(

@@ -9,7 +9,7 @@ slice of tuples and the statements are the cheapest each database offers.
 """
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
@@ -102,10 +102,12 @@ def bulk_update(
     rows: Sequence[Sequence[Any]],
     *,
     only_where_different: bool = False,
+    kept_when_none: Collection[str] = (),
 ) -> None:
     """Set ``values`` on the rows of ``model``'s table whose ``key`` columns match, one row of
     ``rows`` (key values, then the values to set) per stored row; keys must be unique among ``rows``.
     ``only_where_different``: leave alone a row that holds those values already (one value column).
+    ``kept_when_none``: value columns that keep what they hold where the new value is None.
 
     SQLite runs one ``executemany``: each row is a statement, but in the same process, at a few
     microseconds each. On PostgreSQL each statement is parsed, planned and run on its own (psycopg
@@ -117,14 +119,17 @@ def bulk_update(
         return
     table = cast(sa.Table, model.__table__)
     if connection.dialect.name == "postgresql":
-        _update_postgres(connection, table, key, values, rows, only_where_different)
+        _update_postgres(connection, table, key, values, rows, only_where_different, kept_when_none)
         return
     condition = [table.c[name] == sa.bindparam(f"k_{name}") for name in key]
     if only_where_different:
         condition.append(table.c[values[0]].is_distinct_from(sa.bindparam(f"v_{values[0]}")))
-    statement = (
-        sa.update(table).where(*condition).values({name: sa.bindparam(f"v_{name}") for name in values})
-    )
+    new_values: dict[str, sa.ColumnElement[Any]] = {
+        name: sa.bindparam(f"v_{name}", type_=table.c[name].type) for name in values
+    }
+    for name in kept_when_none:
+        new_values[name] = sa.func.coalesce(new_values[name], table.c[name])
+    statement = sa.update(table).where(*condition).values(new_values)
     names = [f"k_{name}" for name in key] + [f"v_{name}" for name in values]
     for start in range(0, len(rows), BULK_ROWS):
         connection.execute(
@@ -139,6 +144,7 @@ def _update_postgres(  # noqa: PLR0917 - bulk_update's arguments, passed on
     values: Sequence[str],
     rows: Sequence[Sequence[Any]],
     only_where_different: bool,
+    kept_when_none: Collection[str],
 ) -> None:
     """`bulk_update` on PostgreSQL: every column bound as one array of text, cast to its type there,
     so the driver never has to guess an array's element type (a column of only None has none)."""
@@ -157,7 +163,12 @@ def _update_postgres(  # noqa: PLR0917 - bulk_update's arguments, passed on
     if only_where_different:
         column = preparer.quote(values[0])
         where.append(f"{target}.{column} IS DISTINCT FROM v.{column}")
-    sets = ", ".join(f"{preparer.quote(name)} = v.{preparer.quote(name)}" for name in values)
+    sets = ", ".join(
+        f"{preparer.quote(name)} = COALESCE(v.{preparer.quote(name)}, {target}.{preparer.quote(name)})"
+        if name in kept_when_none
+        else f"{preparer.quote(name)} = v.{preparer.quote(name)}"
+        for name in values
+    )
     # Names from the table's own metadata, quoted by the dialect; values go as parameters.
     statement = (
         f"UPDATE {target} SET {sets} FROM unnest({arrays}) AS v({', '.join(quoted)}) "  # noqa: S608

@@ -165,3 +165,22 @@ def test_bulk_update_on_postgres_joins_through_the_key_without_statistics(postgr
             connection.execute(sa.select(Contact.first_name).where(Contact.contact_id == "c0007")).scalar()
             == "N7"
         )
+
+
+def test_bulk_update_keeps_what_a_column_holds_where_the_new_value_is_none(warehouse_url: str) -> None:
+    """The push ledger's outcomes: a row's last error stays when its new outcome carries none."""
+    engine = open_warehouse(warehouse_url)
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Contact), [contact(i) for i in range(3)])
+    given = [("c0000", None, 7), ("c0001", "Ann", 8), ("c0002", None, 9)]
+    with engine.begin() as connection:
+        bulk.bulk_update(
+            connection,
+            Contact,
+            ["contact_id"],
+            ["first_name", "source_count"],
+            given,
+            kept_when_none=["first_name"],
+        )
+    rows = [(row[0], row[3], row[-1]) for row in read_back(warehouse_url)]
+    assert rows == [("c0000", "Name0", 7), ("c0001", "Ann", 8), ("c0002", "Name2", 9)]
