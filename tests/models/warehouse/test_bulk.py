@@ -184,3 +184,24 @@ def test_bulk_update_keeps_what_a_column_holds_where_the_new_value_is_none(wareh
         )
     rows = [(row[0], row[3], row[-1]) for row in read_back(warehouse_url)]
     assert rows == [("c0000", "Name0", 7), ("c0001", "Ann", 8), ("c0002", "Name2", 9)]
+
+
+def test_a_small_bulk_update_on_postgres_is_one_statement(postgres_schema_url: str) -> None:
+    """Up to `UNGUARDED_ROWS` the planner joins through the key by itself, and the settings' three
+    round trips would cost more than the update (a reverse-sync window's outcomes)."""
+    engine = open_warehouse(postgres_schema_url)
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Contact), [contact(i) for i in range(bulk.UNGUARDED_ROWS + 1)])
+    statements: list[str] = []
+
+    def seen(*args: Any) -> None:
+        statements.append(args[2])
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    rows = [(f"c{i:04d}", f"N{i}") for i in range(bulk.UNGUARDED_ROWS)]
+    with engine.begin() as connection:
+        bulk.bulk_update(connection, Contact, ["contact_id"], ["first_name"], rows)
+        bulk.bulk_update(connection, Contact, ["contact_id"], ["first_name"], [*rows, ("c0100", "N100")])
+    sa.event.remove(engine, "before_cursor_execute", seen)
+    kinds = [statement.split()[0] for statement in statements]
+    assert kinds == ["UPDATE", "SELECT", "SELECT", "UPDATE", "SELECT"]
