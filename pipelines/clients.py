@@ -39,8 +39,14 @@ def clients_for(settings: Settings, sources: tuple[str, ...], options: HttpOptio
     _read_mapped_zoho_fields(clients, settings)
     if settings.contact_sync_lookback_minutes is not None:
         lookback = timedelta(minutes=settings.contact_sync_lookback_minutes)
-        readers = (clients.clickfunnels, clients.clicksend, clients.zoho_crm, clients.zoho_bigin)
-        for client in (*readers, clients.linkflow):
+        every = (
+            clients.clickfunnels,
+            clients.clicksend,
+            clients.zoho_crm,
+            clients.zoho_bigin,
+            clients.linkflow,
+        )
+        for client in every:
             if client is not None:
                 client.lookback = lookback
     return clients

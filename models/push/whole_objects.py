@@ -68,6 +68,6 @@ def completed_from_warehouse(engine: Engine, changes: Sequence[RecordChange]) ->
     if not needed:
         return list(changes)
     held: dict[str, Mapping[str, Any]] = {}
-    for destination, obj in {(change.destination, change.object) for change in changes}:
+    for destination, obj in {(change.destination, change.object) for change in changes} & SENT_WHOLE.keys():
         held.update(payloads_by_source_id(engine, StreamKey(destination, obj), needed))
     return with_whole_objects(changes, held)

@@ -494,6 +494,17 @@ def each_of(values: Sequence[str], rows_of: Callable[[Any], sa.Select[Any]]) -> 
     return sa.select(found).select_from(wanted).join(found, sa.true())
 
 
+#: What a changed (or undeleted) record's update sets, in the order `_upsert_rows` gives them.
+_UPDATED_COLUMNS = [
+    "payload",
+    "content_hash",
+    "source_modified_at",
+    "last_seen_at",
+    "changed_at",
+    "deleted_at",
+]
+
+
 def _upsert_rows(connection: Connection, key: StreamKey, rows: Sequence[RawRow], now: datetime) -> PageCounts:
     counts = PageCounts()
     if not rows:
@@ -504,7 +515,7 @@ def _upsert_rows(connection: Connection, key: StreamKey, rows: Sequence[RawRow],
         payloads[row.source_id], hashes[row.source_id] = storable_with_hash(row.payload)
     existing = _stored_versions(connection, key, [row.source_id for row in rows])
     inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
+    updates: list[tuple[Any, ...]] = []  # id, then the values of `_UPDATED_COLUMNS`
     unchanged_ids: list[int] = []
     for row in rows:
         digest = hashes[row.source_id]
@@ -525,37 +536,13 @@ def _upsert_rows(connection: Connection, key: StreamKey, rows: Sequence[RawRow],
                 }
             )
         elif found[1] != digest or found[2] is not None:
-            updates.append(
-                {
-                    "row_id": found[0],
-                    "payload": payloads[row.source_id],
-                    "content_hash": digest,
-                    "source_modified_at": row.modified_at,
-                    "last_seen_at": now,
-                    "changed_at": now,
-                }
-            )
+            updates.append((found[0], payloads[row.source_id], digest, row.modified_at, now, now, None))
         else:
             unchanged_ids.append(found[0])
     if inserts:
         connection.execute(sa.insert(RawRecord), inserts)
-    if updates:
-        # One statement per page on PostgreSQL rather than one per record (`bulk_update`).
-        columns = [
-            "payload",
-            "content_hash",
-            "source_modified_at",
-            "last_seen_at",
-            "changed_at",
-            "deleted_at",
-        ]
-        bulk_update(
-            connection,
-            RawRecord,
-            ["id"],
-            columns,
-            [(u["row_id"], *(u.get(c) for c in columns)) for u in updates],
-        )
+    # One statement per page on PostgreSQL rather than one per record (`bulk_update`).
+    bulk_update(connection, RawRecord, ["id"], _UPDATED_COLUMNS, updates)
     for chunk in chunks(unchanged_ids):
         connection.execute(sa.update(RawRecord).where(RawRecord.id.in_(chunk)).values(last_seen_at=now))
     counts.inserted, counts.updated, counts.unchanged = len(inserts), len(updates), len(unchanged_ids)
