@@ -340,7 +340,7 @@ def own_writes_of(connection: Connection, records: pd.DataFrame) -> pd.DataFrame
                 query.where(
                     PushLedger.destination == source,
                     PushLedger.object == obj,
-                    key_in(connection, PushLedger.record_id, sorted(group["source_id"])),
+                    key_in(connection, PushLedger.record_id, sorted(group["source_id"].tolist())),
                 )
             ).all()
         )
@@ -413,7 +413,9 @@ def _per_write(rows: Sequence[Any]) -> pd.DataFrame:
     ).reset_index()
     # The fields each write sent, by the write's group number (``out`` is in group order).
     sent: list[dict[str, Any]] = [{} for _ in range(len(out))]
-    for code, field, value in zip(group.ngroup().to_numpy(), fields["field"], fields["value"], strict=True):
+    # As lists: iterating a pandas string column boxes each value through its array's __getitem__.
+    codes, names, values = group.ngroup().tolist(), fields["field"].tolist(), fields["value"].tolist()
+    for code, field, value in zip(codes, names, values, strict=True):
         sent[code][field] = value
     out["sent"] = pd.Series(sent, index=out.index, dtype=object)
     out["result_version"] = pd.Series(
