@@ -74,6 +74,21 @@ def bulk_insert(connection: Connection, model: Any, frame: pd.DataFrame) -> None
                 cursor.close()
 
 
+def next_ids(connection: Connection, model: Any, count: int) -> list[int]:
+    """PostgreSQL: ``count`` new values of the sequence behind ``model``'s ``id`` column, ascending, in
+    one query, for rows that then go by ``COPY`` with their ids (`bulk_insert`) where the caller
+    needs each row's id."""
+    table = cast(sa.Table, model.__table__)
+    sequence = connection.execute(
+        sa.text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": table.name}
+    ).scalar_one()
+    values = connection.execute(
+        sa.text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :count)"),
+        {"sequence": sequence, "count": count},
+    ).scalars()
+    return sorted(int(value) for value in values)
+
+
 def rows_frame(rows: Iterable[Any], columns: Sequence[str], dtype: Any = None) -> pd.DataFrame:
     """``pd.DataFrame(rows, columns=columns)`` for SQLAlchemy rows, made tuples first. pandas 3 takes a
     row that is neither tuple nor list nor mapping through a last-resort path that probes each one for
