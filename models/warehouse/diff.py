@@ -2,12 +2,11 @@
 
 A full rebuild of the golden contacts recomputes every row of its large tables, but most of them come
 out as they were: deleting a few hundred thousand rows and inserting them again, with every index
-updated twice, was most of its time. Here the stored rows are read, compared with the new ones
-column by column over arrays (rows matched by their key or, unkeyed, by numbers given to their
-values), and only the rows that are gone, changed or new are written. Values are compared as
-SQLAlchemy reads them back (aware UTC datetimes; JSON documents as canonical text, so ``1`` and
-``1.0`` differ), so a row counted as unchanged reads back as a rewrite would leave it (a JSON
-object's key order on SQLite aside, which no reader sees).
+updated twice, was most of its time. Here the stored rows are read, compared with the new ones in
+Python (one tuple per row, no frame merges over object columns), and only the rows that are gone,
+changed or new are written. Values are compared as SQLAlchemy reads them back (aware UTC datetimes;
+JSON documents as canonical text, so ``1`` and ``1.0`` differ), so a row counted as unchanged reads
+back as a rewrite would leave it (a JSON object's key order on SQLite aside, which no reader sees).
 
 Two kinds of table:
 
@@ -19,8 +18,10 @@ Two kinds of table:
 """
 
 import json
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, cast
 
 import numpy as np
@@ -29,7 +30,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from models.warehouse.bulk import bulk_insert, bulk_update, read_frame
+from models.warehouse.bulk import bulk_insert, bulk_update
 from models.warehouse.key_lists import key_in
 from models.warehouse.store import chunks
 
@@ -53,15 +54,11 @@ class KeyedChanges:
 
 def _tuples(frame: pd.DataFrame, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
     """The rows of ``frame``'s ``columns`` as tuples, every missing value (None, NaN, NaT) as None."""
-    values = [_objects(frame[name]).tolist() for name in columns]
+    values = []
+    for name in columns:
+        column = frame[name].astype(object)
+        values.append(column.where(column.notna(), None).tolist())
     return zip(*values, strict=True) if values else iter(() for _ in range(len(frame)))
-
-
-def _objects(column: pd.Series) -> npt.NDArray[np.object_]:
-    """``column`` as an array of Python objects, every missing value (None, NaN, NaT) as None."""
-    values = column.to_numpy(dtype=object, copy=True)
-    values[pd.isna(values)] = None
-    return values
 
 
 #: Which stored rows a comparison covers: None for the whole table, else the rows matching any of
@@ -71,15 +68,15 @@ Within = Sequence[sa.ColumnElement[bool]] | None
 
 def _stored(
     connection: Connection, model: Any, columns: Sequence[str], within: Within = None
-) -> pd.DataFrame:
-    """The rows of ``model``'s table (``within`` those conditions), ``columns`` only, typed as
-    SQLAlchemy reads them. Callers compare a slice at a time, so the frame is a slice's rows."""
+) -> Iterator[Any]:
+    """The rows of ``model``'s table (``within`` those conditions), ``columns`` only, as SQLAlchemy
+    reads them (typed), one at a time: rows, not a frame, as they are only hashed and compared (a row
+    sliced is a plain tuple), and never a list of them all beside what is kept of them."""
     table = cast(sa.Table, model.__table__)
     query = sa.select(*(table.c[name] for name in columns))
     if within is None:
-        return read_frame(connection, query, columns)
-    parts = [read_frame(connection, query.where(condition), columns) for condition in within]
-    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        return iter(connection.execute(query))
+    return chain.from_iterable(connection.execute(query.where(condition)) for condition in within)
 
 
 def keyed_changes(
@@ -89,63 +86,66 @@ def keyed_changes(
     ``key`` (unique in both); ``within``: only with the stored rows matching those conditions, which
     must cover every row of ``new`` that is stored (a slice of the table, `slice_positions`)."""
     values = [name for name in new.columns if name not in key]
-    return keyed_changes_from(model, _stored(connection, model, [*key, *values], within), new, key)
+    return _compare_keyed(model, _stored(connection, model, [*key, *values], within), new, key)
 
 
 def keyed_changes_from(
     model: Any, stored: pd.DataFrame, new: pd.DataFrame, key: Sequence[str]
 ) -> KeyedChanges:
-    """What turns ``stored`` (rows typed as SQLAlchemy reads them, `read_frame`; at least ``key`` and
-    ``new``'s other columns) into ``new``.
-
-    Column by column over arrays, not row by row: the rows are matched by key in one index lookup,
-    then each column's stored and new values are compared elementwise (Python's ``!=``, as a tuple
-    compares its items). A dictionary of row tuples built and probed in Python was most of a full
-    rebuild's write phase."""
-    if stored.empty:  # the first build: every row is new, nothing to compare
-        return KeyedChanges(gone=[], changed=new.iloc[:0], added=new)
+    """`keyed_changes` against stored rows already read into a frame (`read_frame`, typed as
+    SQLAlchemy reads them), for a caller that needed them anyway: reading them twice cost more than
+    comparing them."""
     values = [name for name in new.columns if name not in key]
+    return _compare_keyed(model, _tuples(stored, [*key, *values]), new, key)
+
+
+def _compare_keyed(
+    model: Any, stored_rows: Iterable[Sequence[Any]], new: pd.DataFrame, key: Sequence[str]
+) -> KeyedChanges:
+    """What turns ``stored_rows`` (key columns, then ``new``'s other columns) into ``new``."""
+    values = [name for name in new.columns if name not in key]
+    width = len(key)
     table = cast(sa.Table, model.__table__)
-    stored_at = _key_index(stored, key).get_indexer(_key_index(new, key))
-    matched = np.flatnonzero(stored_at >= 0)
-    before_at = stored_at[matched]
-    differs = np.zeros((len(matched), len(values)), dtype=bool)
-    for column, name in enumerate(values):
-        before = _objects(stored[name])[before_at]
-        after = _objects(new[name])[matched]
-        if isinstance(table.c[name].type, sa.JSON):
-            before, after = _as_json_text(before), _as_json_text(after)
-        differs[:, column] = _unequal(before, after)
-    changed = differs.any(axis=1)
-    kept = np.zeros(len(stored), dtype=bool)
-    kept[before_at] = True
+    documents = [i for i, name in enumerate(values) if isinstance(table.c[name].type, sa.JSON)]
+    stored = {tuple(row[:width]): _as_compared(tuple(row[width:]), documents) for row in stored_rows}
+    if not stored:  # the first build: every row is new, nothing to compare
+        return KeyedChanges(gone=[], changed=new.iloc[:0], added=new)
+    changed: list[int] = []
+    differing: list[tuple[str, ...]] = []
+    added: list[int] = []
+    for row, (row_key, row_values) in enumerate(zip(_tuples(new, key), _tuples(new, values), strict=True)):
+        before = stored.pop(row_key, _MISSING)
+        if before is _MISSING:
+            added.append(row)
+            continue
+        after = _as_compared(row_values, documents)
+        if before != after:
+            changed.append(row)
+            pairs = zip(values, cast(tuple[Any, ...], before), after, strict=True)
+            differing.append(tuple(name for name, old, now in pairs if _differ(old, now)))
     return KeyedChanges(
-        gone=list(_tuples(stored.iloc[np.flatnonzero(~kept)], key)),
-        changed=new.iloc[matched[changed]],
-        added=new.iloc[np.flatnonzero(stored_at < 0)],
-        differing=[tuple(values[c] for c in np.flatnonzero(row)) for row in differs[changed]],
+        gone=list(stored), changed=new.iloc[changed], added=new.iloc[added], differing=differing
     )
 
 
-def _key_index(frame: pd.DataFrame, key: Sequence[str]) -> pd.Index:
-    """The rows' keys as an index to look keys up in (object values, so ``3`` and ``np.int64(3)``,
-    or a string and its twin, find each other as in a dictionary)."""
-    if len(key) == 1:
-        return pd.Index(_objects(frame[key[0]]), dtype=object)
-    return pd.MultiIndex.from_arrays([_objects(frame[name]) for name in key])
+def _differ(old: Any, now: Any) -> bool:
+    """As a tuple compares its items: the same object is equal to itself (NaN included)."""
+    return old is not now and bool(old != now)
 
 
-def _unequal(before: npt.NDArray[np.object_], after: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_]:
-    """Elementwise Python ``!=``, in numpy's loop. Missing values are all None by now (`_objects`), so
-    no value is unequal to itself (NaN would be) and this agrees with comparing the rows as tuples."""
-    return np.asarray(before != after, dtype=bool)
+_MISSING = object()
 
 
-def _as_json_text(values: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
-    """JSON documents as canonical JSON text: Python's equality takes ``1``, ``1.0`` and ``true`` for
-    one another, JSON does not (key order aside)."""
-    texts = [None if value is None else json.dumps(value, sort_keys=True) for value in values]
-    return np.array(texts, dtype=object)
+def _as_compared(values: tuple[Any, ...], documents: list[int]) -> tuple[Any, ...]:
+    """``values`` with the JSON documents at ``documents`` as canonical JSON text: Python's equality
+    takes ``1``, ``1.0`` and ``true`` for one another, JSON does not (key order aside)."""
+    if not documents:
+        return values
+    out = list(values)
+    for index in documents:
+        if out[index] is not None:
+            out[index] = json.dumps(out[index], sort_keys=True)
+    return tuple(out)
 
 
 def unkeyed_changes(
@@ -153,44 +153,26 @@ def unkeyed_changes(
 ) -> tuple[list[int], pd.DataFrame]:
     """The ids of the rows of ``model``'s table (``within`` those conditions) to delete and the
     ``new`` rows to insert so the table (or that part of it) holds ``new``'s rows (compared on
-    ``new``'s columns, repeats counted: the first stored twins of a new row stay, in stored order)."""
-    stored = _stored(connection, model, [id_column, *new.columns], within)
-    return unkeyed_changes_from(stored, new, id_column)
-
-
-def unkeyed_changes_from(
-    stored: pd.DataFrame, new: pd.DataFrame, id_column: str = "id"
-) -> tuple[list[int], pd.DataFrame]:
-    """`unkeyed_changes` against stored rows already read into a frame (``id_column`` and ``new``'s
-    columns).
-
-    Each distinct row gets a number (`_row_numbers`) and each repeat of it its rank, so matching the
-    two multisets is a lookup of integer pairs rather than a count of row tuples in Python."""
-    if stored.empty:  # the first build: every row is new, nothing to compare
-        return [], new
+    ``new``'s columns, repeats counted)."""
     columns = list(new.columns)
-    numbers = _row_numbers([pd.concat([stored[name], new[name]], ignore_index=True) for name in columns])
-    stored_pairs = _numbered_repeats(numbers[: len(stored)], len(numbers))
-    new_pairs = _numbered_repeats(numbers[len(stored) :], len(numbers))
-    gone = stored[id_column].to_numpy()[~np.isin(stored_pairs, new_pairs)]
-    added = np.flatnonzero(~np.isin(new_pairs, stored_pairs))
-    return [int(key) for key in gone], new.iloc[added]
-
-
-def _row_numbers(columns: Sequence[pd.Series]) -> npt.NDArray[np.int64]:
-    """One number per row, equal for rows whose values are all equal (None for every missing value)."""
-    numbers = np.zeros(len(columns[0]) if columns else 0, dtype=np.int64)
-    for column in columns:
-        codes, uniques = pd.factorize(_objects(column), use_na_sentinel=False)
-        numbers = pd.factorize(numbers * (len(uniques) + 1) + codes)[0].astype(np.int64)
-    return numbers
-
-
-def _numbered_repeats(numbers: npt.NDArray[np.int64], bound: int) -> npt.NDArray[np.int64]:
-    """Each row's number paired with how many rows before it share it, as one integer (``bound``:
-    more than any count of repeats, the same for both sides so their pairs compare)."""
-    repeats = pd.Series(numbers).groupby(numbers).cumcount().to_numpy(dtype=np.int64)
-    return numbers * bound + repeats
+    rows = _stored(connection, model, [id_column, *columns], within)
+    first = next(rows, None)
+    if first is None:  # the first build: every row is new, nothing to compare
+        return [], new
+    wanted = Counter(_tuples(new, columns))
+    gone: list[int] = []
+    for stored in chain([first], rows):
+        row = stored[1:]
+        if wanted[row] > 0:
+            wanted[row] -= 1
+        else:
+            gone.append(int(stored[0]))
+    added: list[int] = []
+    for position, values in enumerate(_tuples(new, columns)):
+        if wanted[values] > 0:
+            wanted[values] -= 1
+            added.append(position)
+    return gone, new.iloc[added]
 
 
 def slice_positions(slices: npt.NDArray[np.int64], count: int) -> list[npt.NDArray[np.int64]]:
