@@ -154,15 +154,23 @@ def unkeyed_changes(
     """The ids of the rows of ``model``'s table (``within`` those conditions) to delete and the
     ``new`` rows to insert so the table (or that part of it) holds ``new``'s rows (compared on
     ``new``'s columns, repeats counted)."""
-    columns = list(new.columns)
-    rows = _stored(connection, model, [id_column, *columns], within)
+    return unkeyed_changes_from(_stored(connection, model, [id_column, *new.columns], within), new)
+
+
+def unkeyed_changes_from(
+    stored_rows: Iterable[Sequence[Any]], new: pd.DataFrame
+) -> tuple[list[int], pd.DataFrame]:
+    """`unkeyed_changes` against ``stored_rows`` (the id, then ``new``'s columns): the first stored
+    twins of a new row stay, in stored order."""
+    rows = iter(stored_rows)
     first = next(rows, None)
     if first is None:  # the first build: every row is new, nothing to compare
         return [], new
+    columns = list(new.columns)
     wanted = Counter(_tuples(new, columns))
     gone: list[int] = []
     for stored in chain([first], rows):
-        row = stored[1:]
+        row = tuple(stored[1:])
         if wanted[row] > 0:
             wanted[row] -= 1
         else:
