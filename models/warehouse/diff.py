@@ -170,7 +170,7 @@ def unkeyed_changes_from(
     wanted = Counter(_tuples(new, columns))
     gone: list[int] = []
     for stored in chain([first], rows):
-        row = tuple(stored[1:])
+        row = stored[1:]
         if wanted[row] > 0:
             wanted[row] -= 1
         else:
