@@ -170,7 +170,7 @@ def unkeyed_changes_from(
     wanted = Counter(_tuples(new, columns))
     gone: list[int] = []
     for stored in chain([first], rows):
-        row = stored[1:]
+        row = cast(tuple[Any, ...], stored[1:])  # a SQLAlchemy row's slice is a tuple, as a tuple's is
         if wanted[row] > 0:
             wanted[row] -= 1
         else:
