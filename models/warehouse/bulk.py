@@ -79,12 +79,9 @@ def next_ids(connection: Connection, model: Any, count: int) -> list[int]:
     one query, for rows that then go by ``COPY`` with their ids (`bulk_insert`) where the caller
     needs each row's id."""
     table = cast(sa.Table, model.__table__)
-    sequence = connection.execute(
-        sa.text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": table.name}
-    ).scalar_one()
     values = connection.execute(
-        sa.text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :count)"),
-        {"sequence": sequence, "count": count},
+        sa.text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"),
+        {"table": table.name, "count": count},
     ).scalars()
     return sorted(int(value) for value in values)
 
