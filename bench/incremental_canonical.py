@@ -12,6 +12,7 @@ time of a step does not grow with the stored records, the two sizes print the sa
     python bench/incremental_canonical.py --people 10000,40000 --changed 120
     python bench/incremental_canonical.py --people 10000,40000 --database-url postgresql://postgres@127.0.0.1:5432/test
     python bench/incremental_canonical.py --people 10000 --keep /tmp/wh --profile canonical  # cProfile it
+    python bench/incremental_canonical.py --people 10000 --reuse /tmp/wh --cold  # from disk, not the cache
 
 ``--keep DIR`` leaves the warehouses there (SQLite files; PostgreSQL databases named in DIR's JSON
 files, to drop by hand) and ``--reuse DIR`` starts from them again, so two versions of the code can be
@@ -263,12 +264,16 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _copy(source_url: str, folder: Path, tag: str) -> tuple[str, Any]:
-    """A fresh copy of the kept warehouse, and what drops it."""
+def _copy(source_url: str, folder: Path, tag: str, *, cold: bool = False) -> tuple[str, Any]:
+    """A fresh copy of the kept warehouse, and what drops it; with ``cold``, a SQLite copy is written
+    out and dropped from the page cache, so the step reads it from disk as a run on a host whose
+    cache has moved on would (PostgreSQL's pages are the server's, and stay as they are)."""
     if source_url.startswith("sqlite"):
         path = Path(source_url.split("///", 1)[1])
         copy = folder / f"run_{tag}.db"
         shutil.copyfile(path, copy)
+        if cold:
+            _evict(copy)
 
         def remove() -> None:
             copy.unlink(missing_ok=True)
@@ -286,6 +291,16 @@ def _copy(source_url: str, folder: Path, tag: str) -> tuple[str, Any]:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
     return base.set(database=name).render_as_string(hide_password=False), drop
+
+
+def _evict(path: Path) -> None:
+    """Write ``path`` to disk and drop its pages from the page cache (clean pages only are dropped)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(descriptor)
 
 
 def url_config(url: str) -> str:
@@ -321,6 +336,9 @@ def main() -> None:
     parser.add_argument("--keep", default=None, help="keep the SQLite warehouses in this folder")
     parser.add_argument("--reuse", default=None, help="start from warehouses kept by --keep")
     parser.add_argument(
+        "--cold", action="store_true", help="SQLite: each child starts with its copy out of the page cache"
+    )
+    parser.add_argument(
         "--profile", choices=(*STEPS, "sql"), default=None, help="cProfile a step, or time each SQL statement"
     )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -346,7 +364,7 @@ def main() -> None:
             meta_file.write_text(json.dumps(meta))
         best: dict[str, Any] | None = None
         for attempt in range(args.repeat):
-            url, drop = _copy(meta["url"], folder, f"{people}_{attempt}")
+            url, drop = _copy(meta["url"], folder, f"{people}_{attempt}", cold=args.cold)
             try:
                 child = subprocess.run(
                     [
