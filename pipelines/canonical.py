@@ -169,9 +169,14 @@ def _check(
     sync_settings: SyncSettingsResource,
     warehouse: WarehouseResource,
 ) -> dg.AssetCheckResult:
-    """Run one check over this run's changes, or over everything when that is due (see ``run_check``)."""
+    """Run one check over this run's changes, or over everything when that is due (see ``run_check``).
+
+    A stop ends it at once, as it ends the steps around it: a whole check at a million records reads
+    for up to half a minute, and its record may wait on another process's write lock."""
     every = timedelta(hours=sync_settings.settings().contact_sync_full_check_hours)
-    result = canonical_checks.run_check(name, warehouse.engine(), context.run.run_id, every)
+    engine = warehouse.engine()
+    with stops_cleanly(context.op_execution_context), cancel_on_stop(engine, STOP, STOP.check):
+        result = canonical_checks.run_check(name, engine, context.run.run_id, every, checkpoint=STOP.check)
     return dg.AssetCheckResult(
         passed=result.passed,
         metadata={

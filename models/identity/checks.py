@@ -259,12 +259,15 @@ def run_check(
     full_every: timedelta,
     *,
     scope_limit: int = SCOPED_CHECK_RECORDS,
+    checkpoint: Callable[[], None] = never_stopped,
 ) -> CheckResult:
     """Check ``name`` over the changes of the canonical run ``run_id`` when that is enough, else over
     the whole warehouse: when the run rebuilt in full, recorded no changes (a check run on its own),
     re-resolved more than ``scope_limit`` records, or the last whole check of ``name`` failed or is
     older than ``full_every``. A passing whole check is remembered in stream_state
-    (canonical / checks / ``name``)."""
+    (canonical / checks / ``name``); ``checkpoint`` (a sync's stop) is looked at before that record
+    and while it waits for SQLite's write lock, so a stop never waits on another writer. A check
+    stopped there is not remembered, and the next run checks whole again."""
     now = utcnow()
     key = StreamKey("canonical", "checks", name)
     with engine.connect() as connection:
@@ -279,7 +282,7 @@ def run_check(
     result = CHECKS[name](engine, None if whole else run_id)
     if whole:
         # SQLite's write lock waited for as `models.warehouse.waits` says, not the 30 s busy timeout.
-        with writing(engine, never_stopped) as connection:
+        with writing(engine, checkpoint) as connection:
             store_cursor(connection, key, {"full_passed_at": now.isoformat() if result.passed else None}, now)
     return result
 

@@ -1,12 +1,16 @@
 """Identity resolution over a real extract: golden contacts equal the emulator's recorded truth."""
 
+import threading
+import time
 from collections import Counter, defaultdict
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from connectors.emulator import Emulator, running_emulator
 from connectors.emulator.dataset import truth_key
+from connectors.stop import STOP
 from models.identity import canonical
 from models.identity import checks as canonical_checks
 from models.identity.activity import build_activity
@@ -15,6 +19,7 @@ from models.identity.linking import IdentityConfig
 from models.identity.lookup import records_per_source
 from models.identity.phases import CanonicalConfig
 from models.warehouse.db import open_warehouse
+from models.warehouse.store import StreamKey, read_cursor
 from models.warehouse.tables import (
     Contact,
     ContactActivity,
@@ -312,3 +317,54 @@ def test_a_rebuild_reading_payloads_in_small_slices_equals_one_reading_them_at_o
     assert sliced.records == whole.records == len(set().union(*clusters(warehouse_url).values()))
     assert resolution_tables(warehouse_url) == in_slices
     assert_clusters_match_truth(emulator, warehouse_url)
+
+
+def test_a_stop_while_a_whole_check_waits_to_record_itself_ends_the_run_at_once(sqlite_url: str) -> None:
+    """The first sync checks the whole warehouse and records that it passed. Another process holds
+    SQLite's write lock when that record is written, and the sync is stopped: the run ends canceled
+    within seconds (it used to wait for the holder, up to ten minutes), the checks after it do not
+    start, nothing is pushed and the check is not recorded, so the next sync checks whole again."""
+    name = "merges_have_no_cycles"
+    key = StreamKey("canonical", "checks", name)
+    real = canonical_checks.CHECKS[name]
+    held, release = threading.Event(), threading.Event()
+    stopped_at: list[float] = []
+
+    def hold_the_write_lock() -> None:
+        with open_warehouse(sqlite_url).begin() as connection:
+            connection.exec_driver_sql("DELETE FROM alembic_version WHERE 0")
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold_the_write_lock)
+
+    def checked_then_stopped(engine: Any, run_id: str | None) -> Any:
+        result = real(engine, run_id)
+        holder.start()
+        assert held.wait(5)
+        STOP.request("a stop for the test")
+        stopped_at.append(time.monotonic())
+        return result
+
+    with running_emulator(seed=5, people=40) as emu:
+        settings = settings_for(emu, sqlite_url)
+        canonical_checks.CHECKS[name] = checked_then_stopped
+        try:
+            report = run_sync(settings)
+            took = time.monotonic() - stopped_at[0]
+        finally:
+            canonical_checks.CHECKS[name] = real
+            release.set()
+            if holder.is_alive():
+                holder.join()
+        assert report.stopped, report.failures
+        assert took < 10, took
+        assert not emu.writes(), "nothing may be pushed from a stopped run"
+        with open_warehouse(sqlite_url).connect() as connection:
+            assert read_cursor(connection, key) is None
+        STOP.clear()
+        again = run_sync(settings)
+        assert again.success, again.failures
+        assert again.checks[name]["scope"] == "whole warehouse"
+        with open_warehouse(sqlite_url).connect() as connection:
+            assert (read_cursor(connection, key) or {}).get("full_passed_at")

@@ -4,6 +4,7 @@ A scoped check must see what the run can have broken; the whole check, which run
 full rebuild and after a failure, must see the rest.
 """
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -22,7 +23,7 @@ from models.identity.phases import CanonicalConfig
 from models.warehouse.db import open_warehouse
 from models.warehouse.store import RawRow, RawStore, StreamKey, read_cursor
 from models.warehouse.tables import Contact, ContactMerge, ContactSource, utcnow
-from tests.models.warehouse.test_waits import lock_held
+from tests.models.warehouse.test_waits import StoppedError, lock_held, stop_after
 
 REGIONS = {"linkflow": "CN", "clicksend": "US", "clickfunnels": "US", "zoho_crm": "US", "zoho_bigin": "US"}
 CONFIG = CanonicalConfig(regions=REGIONS, identity=IdentityConfig(household_split=False))
@@ -163,3 +164,17 @@ def test_a_whole_check_is_recorded_after_another_writer_commits(sqlite_url: str)
     assert result.full
     with engine.connect() as connection:
         assert read_cursor(connection, StreamKey("canonical", "checks", "merges_have_no_cycles"))
+
+
+def test_a_stop_ends_the_wait_for_the_whole_checks_record(sqlite_url: str) -> None:
+    # With another writer holding the lock, the record used to wait out its holder (up to ten
+    # minutes), whatever the sync's stop said.
+    engine = open_warehouse(sqlite_url)
+    holder = lock_held(sqlite_url, 3.0)
+    started = time.monotonic()
+    with pytest.raises(StoppedError):
+        run_check("merges_have_no_cycles", engine, None, timedelta(hours=1), checkpoint=stop_after(0.3))
+    assert time.monotonic() - started < 1.5
+    holder.join()
+    with engine.connect() as connection:
+        assert read_cursor(connection, StreamKey("canonical", "checks", "merges_have_no_cycles")) is None
