@@ -43,7 +43,7 @@ from pipelines.clients import clients_for
 from pipelines.progress import NO_PROGRESS, ProgressObserver, StreamProgress
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import Settings
-from pipelines.stopping import end_run_stopped, run_in_threads, stops_cleanly
+from pipelines.stopping import end_run_stopped, run_in_threads, stops_cleanly, with_statements_stopped
 from pipelines.streams import STREAMS, Stream
 
 Reader = Callable[[Clients, Any], Iterator[Page[Any]]]
@@ -762,17 +762,20 @@ def _extract_step(
     with clients_for(settings, tuple(runnable)) as clients:
         for found in run_in_threads(
             [
-                partial(
-                    _extract_source,
-                    streams,
-                    clients,
+                with_statements_stopped(
                     engine,
-                    settings=settings,
-                    run_id=context.run.run_id,
-                    full_refresh=source in run_options.full_refresh_sources,
-                    full_scan_every=timedelta(hours=settings.contact_sync_full_scan_hours),
-                    log=context.log.info,
-                    progress=progress,
+                    partial(
+                        _extract_source,
+                        streams,
+                        clients,
+                        engine,
+                        settings=settings,
+                        run_id=context.run.run_id,
+                        full_refresh=source in run_options.full_refresh_sources,
+                        full_scan_every=timedelta(hours=settings.contact_sync_full_scan_hours),
+                        log=context.log.info,
+                        progress=progress,
+                    ),
                 )
                 for source, streams in runnable.items()
             ]

@@ -47,7 +47,7 @@ from pipelines.overlap import WAREHOUSE_WRITER_TAG
 from pipelines.progress import NO_PROGRESS, ProgressObserver, StreamProgress
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
 from pipelines.settings import Settings
-from pipelines.stopping import end_run_stopped, run_in_threads, stops_cleanly
+from pipelines.stopping import end_run_stopped, run_in_threads, stops_cleanly, with_statements_stopped
 from pipelines.streams import STREAMS, Stream
 
 ZOHO_MODULES = {
@@ -804,18 +804,21 @@ def _reverse_sync_step(
         config = push_config(settings, phone_regions(settings, warehouse), opt_out)
         for found in run_in_threads(
             [
-                partial(
-                    _push_source,
-                    streams,
-                    clients,
+                with_statements_stopped(
                     engine,
-                    config,
-                    run_id=context.run.run_id,
-                    dry_run=dry_run,
-                    log=context.log.info,
-                    own_user=own_users.get(source),
-                    progress=progress,
-                    full_plan=source in run_options.full_refresh_sources,
+                    partial(
+                        _push_source,
+                        streams,
+                        clients,
+                        engine,
+                        config,
+                        run_id=context.run.run_id,
+                        dry_run=dry_run,
+                        log=context.log.info,
+                        own_user=own_users.get(source),
+                        progress=progress,
+                        full_plan=source in run_options.full_refresh_sources,
+                    ),
                 )
                 for source, streams in runnable.items()
             ]

@@ -20,8 +20,10 @@ import dagster as dg
 from dagster._core.errors import DagsterExecutionInterruptedError
 from dagster._core.log_manager import LOG_RECORD_METADATA_ATTR
 from dagster._loggers import colored_console_logger
+from sqlalchemy.engine import Engine
 
 from connectors.stop import STOP, StopRequested
+from models.warehouse.waits import cancel_on_stop
 
 T = TypeVar("T")
 
@@ -29,6 +31,25 @@ StepContext = dg.OpExecutionContext | dg.AssetExecutionContext
 
 TERMINATED = "the run was terminated"
 """The reason given when Dagster, not our command line, stops the run."""
+
+
+RECORDING_GRACE_S = 1.0
+"""How long after a stop the statements of the extract's and reverse sync's threads may still run
+before they are cancelled. Their writes record what happened (a page read with its cursor, a call's
+outcome) and take milliseconds when nothing holds them up, so they land; a statement still running
+after this waits on another session's lock or is a long read, and is cancelled (what is left is what
+a kill leaves, and the next sync settles it)."""
+
+
+def with_statements_stopped(engine: Engine, call: Callable[[], T]) -> Callable[[], T]:
+    """``call``, made to run inside `cancel_on_stop` (with `RECORDING_GRACE_S`) in whichever thread
+    runs it: the cancel reaches only the calling thread's statements, so each worker needs its own."""
+
+    def run() -> T:
+        with cancel_on_stop(engine, STOP, STOP.check, grace_s=RECORDING_GRACE_S):
+            return call()
+
+    return run
 
 
 def run_in_threads(calls: Sequence[Callable[[], T]]) -> list[T]:

@@ -17,6 +17,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from models.warehouse.checkpoints import attach as attach_checkpoints
 from models.warehouse.locks import migration_lock
+from models.warehouse.statement_watch import attach as attach_statement_watch
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -90,6 +91,7 @@ def create_warehouse_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         sa.event.listen(engine, "connect", _configure_sqlite)
         attach_checkpoints(engine, SQLITE_BUSY_TIMEOUT_MS / 1000)
+    attach_statement_watch(engine)  # before any thread uses it: see models.warehouse.statement_watch
     return engine
 
 

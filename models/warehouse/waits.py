@@ -6,8 +6,12 @@ driver, where no stop flag is looked at: asked to stop, it would go on waiting u
 
 - `cancel_on_stop`: while it is open, a stop cancels the statement the calling thread has in flight
   (PostgreSQL: the server cancels it, a lock wait included; SQLite: ``interrupt``), and the error
-  that follows becomes the stop itself (``checkpoint`` raises it). The transaction rolls back, so
-  nothing half-written is left.
+  that follows becomes the stop itself (``checkpoint`` raises it where the statement was, so the
+  code around it handles a stop as it handles one found between requests). The transaction rolls
+  back, so nothing half-written is left. With a grace, a statement gets that long after the stop
+  before it is cancelled: the extract's pages and reverse sync's ledger writes record what happened
+  and land when nothing holds them up, and only a statement still waiting after the grace (a lock
+  another session holds, a long read) is cancelled, leaving what a kill would.
 - `wait_for_write_lock`: SQLite's busy handler ignores ``interrupt``, so a transaction about to write
   takes the database's write lock in short tries instead, looking at the stop between them, for up
   to `WRITE_LOCK_WAIT_S`. A write that must land even once the stop is asked (``must_land``: the
@@ -26,6 +30,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from models.warehouse import statement_watch
 from models.warehouse.db import SQLITE_BUSY_TIMEOUT_MS
 
 _TRY_MS = 100
@@ -50,39 +55,30 @@ class StopSignal(Protocol):
 
 
 @contextmanager
-def cancel_on_stop(engine: Engine, stop: StopSignal, checkpoint: Callable[[], None]) -> Iterator[None]:
-    """Within: once ``stop`` is set, the calling thread's statements in flight on ``engine`` are
-    cancelled, and the database error that ends them is replaced by ``checkpoint()`` (which raises)."""
-    owner = threading.get_ident()
-    held: set[Any] = set()
-    guard = threading.Lock()
-
-    def checked_out(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        if threading.get_ident() == owner:
-            with guard:
-                held.add(dbapi_connection)
-
-    def checked_in(dbapi_connection: Any, _record: Any) -> None:
-        with guard:
-            held.discard(dbapi_connection)
-
+def cancel_on_stop(
+    engine: Engine, stop: StopSignal, checkpoint: Callable[[], None], *, grace_s: float = 0.0
+) -> Iterator[None]:
+    """Within: once ``stop`` is set (and ``grace_s`` more seconds have passed), the calling thread's
+    statements in flight on ``engine`` are cancelled, and the database error that ends any of its
+    statements after the stop is replaced by ``checkpoint()`` (which raises), where it was raised."""
+    watch = statement_watch.Watch(stopped=stop.is_set, checkpoint=checkpoint)
     done = threading.Event()
 
-    def watch() -> None:
+    def cancel_when_stopped() -> None:
         while not done.is_set() and not stop.wait(0.1):
             pass
+        if grace_s > 0:
+            done.wait(grace_s)
         # Again and again until the step is out: a cancel between two statements ends nothing, and
         # the step may start another wait before it next looks at the flag.
         while not done.is_set():
-            with guard:
-                connections = list(held)
-            for connection in connections:
+            for connection in statement_watch.connections(watch):
                 _cancel(connection)
             done.wait(0.5)
 
-    sa.event.listen(engine, "checkout", checked_out)
-    sa.event.listen(engine, "checkin", checked_in)
-    watcher = threading.Thread(target=watch, name="warehouse-stop-watch", daemon=True)
+    statement_watch.attach(engine)  # a no-op for a warehouse's engine, which has them from the start
+    statement_watch.start(watch)
+    watcher = threading.Thread(target=cancel_when_stopped, name="warehouse-stop-watch", daemon=True)
     watcher.start()
     try:
         yield
@@ -93,8 +89,7 @@ def cancel_on_stop(engine: Engine, stop: StopSignal, checkpoint: Callable[[], No
     finally:
         done.set()
         watcher.join(timeout=5)
-        sa.event.remove(engine, "checkout", checked_out)
-        sa.event.remove(engine, "checkin", checked_in)
+        statement_watch.end(watch)
 
 
 def _cancel(dbapi_connection: Any) -> None:
@@ -153,7 +148,14 @@ def writing(
 ) -> Iterator[Connection]:
     """A transaction that writes, its write lock taken first by `wait_for_write_lock`: every write of
     a step a stop must be able to interrupt goes through one of these, or the first plain write waits
-    out the busy timeout while another process holds the database, and fails after it."""
+    out the busy timeout while another process holds the database, and fails after it.
+
+    A database error inside it after a stop is the stop (``checkpoint()`` raises): a statement
+    `cancel_on_stop` cancelled, a bulk ``COPY`` among them, whose driver error SQLAlchemy never sees."""
     with engine.begin() as connection:
         wait_for_write_lock(connection, checkpoint, must_land=must_land)
-        yield connection
+        try:
+            yield connection
+        except (sa.exc.DBAPIError, engine.dialect.loaded_dbapi.Error):
+            checkpoint()
+            raise

@@ -14,10 +14,13 @@ import signal
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -107,6 +110,18 @@ def the_line(stderr: str, signame: str) -> str:
     return lines[0]
 
 
+def stopped_line(
+    instance: dg.DagsterInstance, ended: Callable[[], str], code: int, took: float, signum: int
+) -> str:
+    """After ``signum``: the command exited with 128 plus it, within `EXIT_WITHIN_S` and without a
+    traceback; the one line that says what was saved."""
+    instance.dispose()
+    stderr = ended()
+    assert (code, "Traceback" in stderr) == (128 + signum, False), stderr[-3000:]
+    assert took < EXIT_WITHIN_S, took
+    return the_line(stderr, signal.Signals(signum).name)
+
+
 def counts(line: str, kind: str) -> dict[str, int]:
     """``{"complete": 3, "in part": 1, ...}`` of one kind (streams, pushes) in the stop line."""
     part = re.search(rf"{kind} ([^;]*)", line)
@@ -127,13 +142,40 @@ def run_statuses(home: Path) -> list[dg.DagsterRunStatus]:
         return [run.status for run in instance.get_runs()]
 
 
+@dataclass(frozen=True)
+class Uninterrupted:
+    """What a sync nobody stopped left: its warehouse, and the destinations' records and writes."""
+
+    url: str
+    records: Any
+    writes: Counter[Any]
+
+
+def uninterrupted(tmp_path: Path, now: datetime) -> Uninterrupted:
+    """A sync of an emulator made as the stopped run's is, left to finish, into a SQLite warehouse."""
+    with Emulator(seed=SEED, people=PEOPLE, now=now) as clean:
+        url = f"sqlite:///{tmp_path / 'reference.db'}"
+        assert run_sync(settings_for(clean, url)).success
+        return Uninterrupted(url, destination_records(clean), write_log(clean))
+
+
+def resumes_like(clean: Uninterrupted, emu: Emulator, url: str) -> None:
+    """The sync after a stopped one ends where the uninterrupted one did: the same writes, none twice,
+    the same destination records, and the same people with the same golden fields."""
+    assert run_sync(settings_for(emu, url)).success
+    writes = write_log(emu)
+    assert {write: n for write, n in writes.items() if n > 1} == {}, "a field was written twice"
+    assert writes == clean.writes
+    assert destination_records(emu) == clean.records
+    actual, expected = snapshot(url), snapshot(clean.url)
+    assert actual.clusters == expected.clusters
+    assert actual.golden == expected.golden
+
+
 def test_sigint_in_extract_and_sigterm_in_reverse_sync_stop_at_once_and_converge(tmp_path: Path) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    with Emulator(seed=SEED, people=PEOPLE, now=now) as clean:
-        reference = f"sqlite:///{tmp_path / 'reference.db'}"
-        assert run_sync(settings_for(clean, reference)).success
-        clean_records, clean_writes = destination_records(clean), write_log(clean)
-    assert clean_writes, "the reference pushed nothing; the push stop would prove nothing"
+    clean = uninterrupted(tmp_path, now)
+    assert clean.writes, "the reference pushed nothing; the push stop would prove nothing"
 
     home = dagster_home(tmp_path)
     database = tmp_path / "stopped.db"
@@ -186,19 +228,13 @@ def test_sigint_in_extract_and_sigterm_in_reverse_sync_stop_at_once_and_converge
         # The next sync ends where the uninterrupted one did.
         emu.set_faults(FaultConfig())
         url = f"sqlite:///{database}"
-        assert run_sync(settings_for(emu, url)).success
-        records, writes = destination_records(emu), write_log(emu)
-    assert {write: n for write, n in writes.items() if n > 1} == {}, "a field was written twice"
-    assert writes == clean_writes
-    assert records == clean_records
+        resumes_like(clean, emu, url)
     # Raw payloads carry the times our pushes were applied, which differ between the two emulators;
-    # which records exist, how they group into people and the golden fields must not.
-    actual, expected = snapshot(url), snapshot(reference)
+    # which records exist must not.
+    actual, expected = snapshot(url), snapshot(clean.url)
     assert {(s, o, i, live) for s, o, i, _, live in actual.raw} == {
         (s, o, i, live) for s, o, i, _, live in expected.raw
     }
-    assert actual.clusters == expected.clusters
-    assert actual.golden == expected.golden
 
 
 def step_started(instance: dg.DagsterInstance, step: str) -> bool:
@@ -218,16 +254,18 @@ def until(what: str, condition: Callable[[], bool], seconds: float = 120) -> Non
 
 
 @contextmanager
-def warehouse_held(url: str, table: str = "contacts") -> Iterator[sa.Connection]:
+def warehouse_held(
+    url: str, table: str = "contacts", mode: str = "ACCESS EXCLUSIVE"
+) -> Iterator[sa.Connection]:
     """Another process's hold on what a step writes: SQLite's write lock for the whole file
     (``BEGIN EXCLUSIVE``, readers still read under WAL), PostgreSQL's lock on ``table`` (by default
-    ``contacts``, which nothing before canonical touches)."""
+    ``contacts``, which nothing before canonical touches) in ``mode`` (``SHARE`` lets reads by)."""
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
             connection.exec_driver_sql("BEGIN EXCLUSIVE" if engine.dialect.name == "sqlite" else "BEGIN")
             if engine.dialect.name == "postgresql":
-                connection.exec_driver_sql(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+                connection.exec_driver_sql(f"LOCK TABLE {table} IN {mode} MODE")
             try:
                 yield connection
             finally:
@@ -250,7 +288,10 @@ def idle(pid: int, seconds: float = 0.5) -> bool:
 
 
 def lock_waiters(connection: sa.Connection) -> int:
-    """PostgreSQL: the other sessions of this database waiting for a lock."""
+    """PostgreSQL: the other sessions of this database waiting for a lock. The view is read afresh
+    each time (within a transaction, as ``connection`` holds its lock, PostgreSQL keeps the first
+    reading of the sessions' states until the transaction ends)."""
+    connection.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
     return int(
         connection.exec_driver_sql(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
@@ -275,10 +316,7 @@ def test_a_signal_while_identity_resolution_waits_on_the_warehouse_stops_it_at_o
         else str(request.getfixturevalue("postgres_schema_url"))
     )
     now = datetime.now(UTC).replace(microsecond=0)
-    with Emulator(seed=SEED, people=PEOPLE, now=now) as clean:
-        reference = f"sqlite:///{tmp_path / 'reference.db'}"
-        assert run_sync(settings_for(clean, reference)).success
-        clean_records, clean_writes = destination_records(clean), write_log(clean)
+    clean = uninterrupted(tmp_path, now)
 
     home = dagster_home(tmp_path)
     open_warehouse(url)  # migrated, so the lock has its table before the sync starts
@@ -299,23 +337,13 @@ def test_a_signal_while_identity_resolution_waits_on_the_warehouse_stops_it_at_o
                 assert held.exec_driver_sql("SELECT count(*) FROM contacts").scalar_one() == 0
                 until("canonical waiting on the lock", lambda: idle(process.pid))
                 code, took = signal_and_wait(process, signum)
-        instance.dispose()
-        stderr = ended()
-        assert (code, "Traceback" in stderr) == (128 + signum, False), stderr[-3000:]
-        assert took < EXIT_WITHIN_S, took
-        line = the_line(stderr, signal.Signals(signum).name)
+        line = stopped_line(instance, ended, code, took, signum)
         assert counts(line, "streams") == {"complete": 8, "not started": 0}, line
         assert counts(line, "pushes") == {"complete": 0, "not started": 6}, line
         assert run_statuses(home) == [dg.DagsterRunStatus.CANCELED]
         assert write_log(emu) == {}, "nothing may be pushed from a stopped resolution"
 
-        assert run_sync(settings_for(emu, url)).success
-        records, writes = destination_records(emu), write_log(emu)
-    assert writes == clean_writes
-    assert records == clean_records
-    actual, expected = snapshot(url), snapshot(reference)
-    assert actual.clusters == expected.clusters
-    assert actual.golden == expected.golden
+        resumes_like(clean, emu, url)
 
 
 @pytest.mark.postgres
@@ -338,11 +366,7 @@ def test_a_signal_while_activity_waits_on_the_warehouse_stops_it_at_once(
             until("activity started", lambda: step_started(instance, "canonical__activity"))
             until("activity waiting on the lock", lambda: lock_waiters(held) > 0)
             code, took = signal_and_wait(process, signal.SIGTERM)
-        instance.dispose()
-        stderr = ended()
-        assert (code, "Traceback" in stderr) == (128 + signal.SIGTERM, False), stderr[-3000:]
-        assert took < EXIT_WITHIN_S, took
-        line = the_line(stderr, "SIGTERM")
+        line = stopped_line(instance, ended, code, took, signal.SIGTERM)
         assert counts(line, "pushes") == {"complete": 0, "not started": 6}, line
         assert run_statuses(home) == [dg.DagsterRunStatus.CANCELED]
         assert write_log(emu) == {}, "nothing may be pushed from a stopped run"
@@ -352,6 +376,42 @@ def test_a_signal_while_activity_waits_on_the_warehouse_stops_it_at_once(
         report = run_sync(settings_for(emu, url))
         assert report.success, report.failures
         assert report.assets["canonical/activity"]["activity"] > 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("table", "step", "signum"),
+    [("raw_records", "extract", signal.SIGTERM), ("push_ledger", "reverse_sync", signal.SIGINT)],
+)
+def test_a_signal_while_a_threaded_step_waits_on_postgresql_stops_it_at_once(
+    postgres_schema_url: str, tmp_path: Path, table: str, step: str, signum: signal.Signals
+) -> None:
+    """Another session holds ``table`` against writes (reads go on) from the start: the extract's
+    first pages, or reverse sync's first plan, wait on it in their sources' threads. A stop used to
+    leave those statements waiting until the lock was freed; now each thread's statement still
+    waiting a second after the stop is cancelled, the step ends as stopped, and the next sync ends
+    where an uninterrupted one does, no field written twice."""
+    url = postgres_schema_url
+    now = datetime.now(UTC).replace(microsecond=0)
+    clean = uninterrupted(tmp_path, now)
+    home = dagster_home(tmp_path)
+    open_warehouse(url)
+    dispose_all()
+    with Emulator(seed=SEED, people=PEOPLE, now=now) as emu:
+        with warehouse_held(url, table, mode="SHARE") as held:
+            process = start_cli(emu, url, home)
+            _, ended = read_stderr(process)
+            instance = dg.DagsterInstance.from_config(str(home))
+            until(f"{step} started", lambda: step_started(instance, step))
+            until(f"{step} waiting on the lock", lambda: lock_waiters(held) > 0)
+            code, took = signal_and_wait(process, signum)
+        line = stopped_line(instance, ended, code, took, signum)
+        if step == "extract":
+            assert counts(line, "streams")["complete"] < 8, line
+        assert counts(line, "pushes")["complete"] == 0, line
+        assert run_statuses(home) == [dg.DagsterRunStatus.CANCELED]
+        assert write_log(emu) == {}, "nothing may be pushed from a stopped run"
+        resumes_like(clean, emu, url)
 
 
 def test_terminate_from_dagster_stops_a_run_the_command_line_started(tmp_path: Path) -> None:

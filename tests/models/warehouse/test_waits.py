@@ -90,3 +90,51 @@ def test_a_stop_ends_the_wait(sqlite_url: str) -> None:
         pass
     assert time.monotonic() - started < 1.0
     holder.join()
+
+
+def test_watching_a_threads_statements_leaves_the_engines_listeners_alone(sqlite_url: str) -> None:
+    """SQLAlchemy walks an engine's listeners on every checkout, and a thread whose walk sees them
+    change fails ("deque mutated during iteration", seen in a sync's extract threads when each added
+    and removed its own). A warehouse's engine gets them when it is made; a watch never changes them."""
+    engine = open_warehouse(sqlite_url)
+
+    def listeners() -> list[int]:
+        pool = engine.pool.dispatch
+        return [len(pool.checkout), len(pool.checkin), len(engine.dialect.dispatch.handle_error)]
+
+    before = listeners()
+    with waits.cancel_on_stop(engine, threading.Event(), lambda: None):
+        assert listeners() == before
+    assert listeners() == before
+
+
+def test_a_stopped_threads_statement_error_is_the_stop_and_other_threads_go_on(sqlite_url: str) -> None:
+    """Once its stop is set, a database error in a watched thread is raised as the stop, where the
+    statement was; a thread not watched, or watched by a stop not set, keeps its error."""
+    engine = open_warehouse(sqlite_url)
+    stop = threading.Event()
+    stop.set()
+
+    def stopped() -> None:
+        raise StoppedError
+
+    with waits.cancel_on_stop(engine, stop, stopped), engine.connect() as connection:
+        with pytest.raises(StoppedError):
+            connection.execute(sa.text("SELECT * FROM no_such_table"))
+        # The same thread's other statements still run, and a caller may go on after a stop.
+        assert connection.execute(sa.text("SELECT 1")).scalar_one() == 1
+    found: list[BaseException] = []
+
+    def elsewhere() -> None:
+        try:
+            with engine.connect() as other:
+                other.execute(sa.text("SELECT * FROM no_such_table"))
+        except BaseException as exc:
+            found.append(exc)
+
+    with waits.cancel_on_stop(engine, stop, stopped):
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+    assert len(found) == 1, found
+    assert isinstance(found[0], sa.exc.OperationalError), found
