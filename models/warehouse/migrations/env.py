@@ -2,9 +2,10 @@
 file)."""
 
 from alembic import context
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from models.warehouse.tables import Base
+from models.warehouse.waits import never_stopped, wait_for_write_lock
 
 config = context.config
 
@@ -24,7 +25,22 @@ def run_migrations() -> None:
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
         )
+        _wait_for_other_writers(connection)
         context.run_migrations()
+
+
+def _wait_for_other_writers(connection: Connection) -> None:
+    """SQLite, a warehouse with migrations to apply: take its write lock first, waiting for another
+    process's long transaction (a sync still running the code before an upgrade) as the steps do, up
+    to `WRITE_LOCK_WAIT_S`, where the migration's first statement would give up after the 30 s busy
+    timeout. A current warehouse is left alone, so opening it never waits on a writer; a new one has
+    no table to take the lock with, and nobody else writing to it."""
+    if connection.dialect.name != "sqlite":
+        return
+    current = context.get_context().get_current_revision()
+    if current is None or current == context.get_head_revision():
+        return
+    wait_for_write_lock(connection, never_stopped)
 
 
 run_migrations()

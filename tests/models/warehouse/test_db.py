@@ -1,17 +1,28 @@
 """The warehouse opens migrated, matches the models exactly, and is configured per dialect."""
 
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
-from models.warehouse.db import WarehouseError, open_warehouse, redacted_url
+from models.warehouse.db import (
+    WarehouseError,
+    alembic_config,
+    create_warehouse_engine,
+    dispose_all,
+    open_warehouse,
+    redacted_url,
+)
 from models.warehouse.tables import Base
 
 CONTRACT_COLUMNS = {
@@ -153,3 +164,53 @@ def test_unreachable_database_is_one_line_without_password() -> None:
 
 def test_redacted_url_hides_password() -> None:
     assert "hunter2" not in redacted_url("postgresql://u:hunter2@h/db")
+
+
+@pytest.mark.usefixtures("short_busy_timeout")
+def test_an_upgrade_waits_for_another_writer_instead_of_failing_after_the_busy_timeout(
+    sqlite_url: str,
+) -> None:
+    """A warehouse one migration behind (a new release opening it) while another process's write
+    transaction runs longer than SQLite's busy timeout (a sync of the release before): the upgrade
+    waits for it, as the steps' writes do, where it used to fail with "database is locked". A
+    current warehouse opens without waiting for any writer."""
+    engine = create_warehouse_engine(sqlite_url)
+    config = alembic_config(engine)
+    scripts = ScriptDirectory.from_config(config)
+    head = scripts.get_current_head()
+    assert head is not None
+    behind = scripts.get_revision(head).down_revision
+    assert isinstance(behind, str)
+    command.upgrade(config, behind)
+    engine.dispose()
+    path = sa.make_url(sqlite_url).database
+    assert path is not None
+
+    def hold(seconds: float, held: threading.Event) -> None:
+        connection = sqlite3.connect(path)
+        connection.execute("BEGIN IMMEDIATE")
+        held.set()
+        time.sleep(seconds)
+        connection.rollback()
+        connection.close()
+
+    held = threading.Event()
+    holder = threading.Thread(target=hold, args=(1.5, held))
+    holder.start()
+    held.wait(5)
+    started = time.monotonic()
+    with open_warehouse(sqlite_url).connect() as connection:
+        version = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+    holder.join()
+    assert version == head
+    assert time.monotonic() - started >= 1.0  # it waited for the holder
+    dispose_all()
+
+    held = threading.Event()
+    holder = threading.Thread(target=hold, args=(1.5, held))
+    holder.start()
+    held.wait(5)
+    started = time.monotonic()
+    open_warehouse(sqlite_url)
+    assert time.monotonic() - started < 1.0  # current: nothing to take the lock for
+    holder.join()
