@@ -71,9 +71,12 @@ def _checked_out(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
 
 
 def _checked_in(dbapi_connection: Any, _record: Any) -> None:
+    # From every watch, whichever thread returns it: a connection back in the pool is no longer the
+    # watched thread's, and the next thread to take it must not have its statements cancelled.
     with _guard:
-        for watch in _watches.get(threading.get_ident(), ()):
-            watch.held.discard(dbapi_connection)
+        for watches in _watches.values():
+            for watch in watches:
+                watch.held.discard(dbapi_connection)
 
 
 def _stopped_statement(_context: sa.engine.ExceptionContext) -> None:
