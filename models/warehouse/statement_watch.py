@@ -5,7 +5,8 @@ SQLAlchemy walks an engine's listeners on every checkout, and changing them whil
 walks them fails that thread's checkout ("deque mutated during iteration"). The extract's and
 reverse sync's threads each watch their own statements on the one engine they share, starting and
 ending at different moments, so a watch comes and goes here, in a registry keyed by thread, while the
-listeners stay: `open_warehouse` attaches them when it makes the engine.
+listeners stay: `create_warehouse_engine` (which `open_warehouse` calls) attaches them to each engine it
+makes.
 """
 
 import threading
@@ -33,8 +34,8 @@ _guard = threading.Lock()
 
 
 def attach(engine: Engine) -> None:
-    """The listeners, on ``engine`` (once; `open_warehouse` does it when it makes an engine, before
-    any thread uses it, which is the only safe moment on an engine threads share)."""
+    """The listeners, on ``engine`` (once; `create_warehouse_engine` does it as it makes the engine,
+    before any thread uses it, which is the only safe moment on an engine threads share)."""
     with _guard:
         if not sa.event.contains(engine, "checkout", _checked_out):
             sa.event.listen(engine, "checkout", _checked_out)

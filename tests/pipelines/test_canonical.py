@@ -322,8 +322,8 @@ def test_a_rebuild_reading_payloads_in_small_slices_equals_one_reading_them_at_o
 def test_a_stop_while_a_whole_check_waits_to_record_itself_ends_the_run_at_once(sqlite_url: str) -> None:
     """The first sync checks the whole warehouse and records that it passed. Another process holds
     SQLite's write lock when that record is written, and the sync is stopped: the run ends canceled
-    within seconds (it used to wait for the holder, up to ten minutes), the checks after it do not
-    start, nothing is pushed and the check is not recorded, so the next sync checks whole again."""
+    within seconds (it used to wait for the holder, up to ten minutes), nothing is pushed and the
+    check is not recorded, so the next sync checks whole again."""
     name = "merges_have_no_cycles"
     key = StreamKey("canonical", "checks", name)
     real = canonical_checks.CHECKS[name]
