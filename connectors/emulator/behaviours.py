@@ -21,6 +21,8 @@ ClickFunnelsAfter = Literal["keyset", "id_filter"]
 InboundTime = Literal["timestamp", "timestamp_send", "both"]
 HistoryShape = Literal["envelope", "bare_array"]
 PropsUpdate = Literal["merge", "replace"]
+UpsertSeveral = Literal["refuse", "update_oldest", "update_newest"]
+IdentifyShared = Literal["new_contact", "merge"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class Behaviours:
     or a feed like CRM's."""
     bigin_unapproved_share: float = 0.0
     """Share of Bigin contacts awaiting approval, hidden unless ``approved=false|both``."""
+    zoho_upsert_several: UpsertSeveral = "refuse"
+    """An upsert whose duplicate-check value several records hold: refused with ``DUPLICATE_DATA``,
+    or applied to the oldest of them or to the one modified last (Zoho does not say which)."""
 
     # Linkflow
     linkflow_events_order: EventsOrder = "ascending"
@@ -53,6 +58,9 @@ class Behaviours:
     """Share of ``/v2/contacts_bulk`` answers that leave out one existing id (transiently)."""
     linkflow_zone: str = "Asia/Shanghai"
     """IANA zone of the API's zone-less times (records, window bounds, token ``expiration``)."""
+    linkflow_identify_shared: IdentifyShared = "new_contact"
+    """``POST /identifiers`` for a new ``externalId`` carrying an email or mobile another contact
+    holds: a new contact, or the identity joins that contact and the fields sent update it."""
     linkflow_props: PropsUpdate = "merge"
     """``PUT /v2/contacts/{id}`` with ``props``: the keys sent change and the others stay, or the
     object sent replaces the contact's whole ``props``."""

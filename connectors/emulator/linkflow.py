@@ -223,6 +223,12 @@ class LinkflowApi:
             self._check_rejection(current)
             record = self._merged(current, body)
             created = False
+        elif (holder := self._shared_holder(body)) is not None:
+            current = self.state.tables[LINKFLOW_CONTACTS].records[holder]
+            self._check_rejection(current)
+            record = self._merged(current, body)
+            identities[(str(channel_id), str(external_id))] = holder
+            created = False
         else:
             contact_id = self.state.dataset.allocate("linkflow")
             record = self._merged(linkflow_contact(contact_id, self.state.now()), body)
@@ -235,6 +241,20 @@ class LinkflowApi:
             )
         self.state.log_write(self.name, request.method, request.path, record["id"], body)
         return json_response(200, self._zoned(record))
+
+    def _shared_holder(self, body: dict[str, Any]) -> Any:
+        """Under ``linkflow_identify_shared=merge``: the contact a new identity joins because it holds
+        the email or mobile sent (the lowest id of them), else None."""
+        if self.state.behaviours.linkflow_identify_shared != "merge":
+            return None
+        table = self.state.tables[LINKFLOW_CONTACTS]
+        email, mobile = body.get("email"), body.get("mobilePhone")
+        holders = set()
+        if isinstance(email, str) and email.strip():
+            holders |= table.group("email", email.strip().lower())
+        if isinstance(mobile, str) and mobile.strip():
+            holders |= table.group("mobile", mobile.strip())
+        return min(holders) if holders else None
 
     def get_identifier(self, request: Request, params: dict[str, str]) -> Response:
         key = (request.arg("channelId") or "", request.arg("externalId") or "")

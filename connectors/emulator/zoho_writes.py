@@ -117,16 +117,20 @@ class ZohoWriter:
         return self._success(record, "record updated")
 
     def upsert(self, item: dict[str, Any], position: int, check_fields: list[str]) -> Record:
-        """Update the one record matching the first duplicate-check field the item fills, else insert.
+        """Update the record matching the first duplicate-check field the item fills, else insert.
 
-        Several matches are refused with ``DUPLICATE_DATA`` rather than guessing (Zoho's own choice is
-        undocumented, api-notes §5.7).
+        Several matches: Zoho does not say which record it takes (api-notes §5.7), so
+        ``zoho_upsert_several`` plays each answer: ``DUPLICATE_DATA``, or the oldest or the last
+        modified of them updated.
         """
+        several = self.state.behaviours.zoho_upsert_several
         for field in check_fields:
             value = item.get(field)
             if value in (None, ""):
                 continue
             matches = self._matching(field, value)
+            if len(matches) > 1 and several != "refuse":
+                matches = [self._chosen(matches, several)]
             if len(matches) > 1:
                 raise RecordWriteError(
                     "DUPLICATE_DATA",
@@ -184,16 +188,25 @@ class ZohoWriter:
         return self.unmodified_since is not None and current["Modified_Time"] > self.unmodified_since
 
     def _upsert_target(self, item: dict[str, Any], check_fields: list[str]) -> Record | None:
-        """The record ``upsert`` would update: the only match of the first filled check field that
-        matches any (several matches are refused there, so they touch nothing)."""
+        """The record ``upsert`` would update: the match of the first filled check field that matches
+        any (several matches touch nothing unless ``zoho_upsert_several`` picks one of them)."""
         for field in check_fields:
             value = item.get(field)
             if value in (None, ""):
                 continue
             matches = self._matching(field, value)
+            if len(matches) > 1 and self.state.behaviours.zoho_upsert_several != "refuse":
+                return self.table.records[self._chosen(matches, self.state.behaviours.zoho_upsert_several)]
             if matches:
                 return self.table.records[matches[0]] if len(matches) == 1 else None
         return None
+
+    def _chosen(self, matches: list[str], several: str) -> str:
+        """The one of several matching records an upsert updates under ``zoho_upsert_several``."""
+        records = self.table.records
+        if several == "update_oldest":
+            return min(matches, key=lambda i: (str(records[i].get("Created_Time") or ""), i))
+        return max(matches, key=lambda i: (str(records[i].get("Modified_Time") or ""), i))
 
     def _matching(self, field: str, value: Any) -> list[str]:
         if field == "Email" and isinstance(value, str):

@@ -67,6 +67,9 @@ class DestinationMap:
         id, Linkflow UDC channel id), taken from `PushConfig.create_parents`.
     parent_path: where an existing record names its container, for updates that address it.
     guards_concurrency: the API takes If-Unmodified-Since (Zoho, api-notes §5.7).
+    create_matches: canonical fields a create may be matched on to an existing record, which it then
+        updates (`models.push.shared_identifiers`): Zoho's and ClickFunnels' upsert on the email,
+        Linkflow's identify on the email or the mobile.
     """
 
     fields: tuple[FieldSpec, ...]
@@ -75,6 +78,7 @@ class DestinationMap:
     create_needs_parent: bool = False
     parent_path: str | None = None
     guards_concurrency: bool = False
+    create_matches: tuple[str, ...] = ()
 
 
 def _zoho(*specs: FieldSpec) -> DestinationMap:
@@ -91,6 +95,7 @@ def _zoho(*specs: FieldSpec) -> DestinationMap:
         batch_size=100,
         create_requires=(("last_name",),),
         guards_concurrency=True,
+        create_matches=("email",),
     )
 
 
@@ -112,6 +117,7 @@ FIELD_MAPS: Mapping[Key, DestinationMap] = {
         create_requires=(("email",),),
         create_needs_parent=True,
         parent_path="workspace_id",
+        create_matches=("email",),
     ),
     # PUT /lists/{list_id}/contacts/{id}; a create needs a list and a phone, email or fax (§3.5).
     ("clicksend", "list_contact"): DestinationMap(
@@ -142,6 +148,7 @@ FIELD_MAPS: Mapping[Key, DestinationMap] = {
         ),
         create_requires=(("phone", "email"),),
         create_needs_parent=True,
+        create_matches=("email", "phone"),
     ),
     ("zoho_crm", "lead"): _zoho(
         FieldSpec("company", "Company", max_length=100),

@@ -525,6 +525,27 @@ def creates_in_flight(
         return frozenset(str(c) for (c,) in rows)
 
 
+def creates_sent(
+    engine: Engine, destination: str, obj: str, fields: Collection[str], values: Collection[str]
+) -> list[Any]:
+    """(contact_id, field, after_value) of the creates sent (or that may have been) after the
+    destination's last complete read whose ``field`` is one of ``fields`` holding one of ``values``:
+    their records are not in the warehouse yet, but may be at the destination."""
+    if not fields or not values:
+        return []
+    with engine.connect() as connection:
+        read_since = _read_since(connection, destination, obj)
+        conditions: list[Any] = [
+            PushLedger.reason == "create",
+            PushLedger.field.in_(sorted(fields)),
+            key_in(connection, PushLedger.after_value, values),
+        ]
+        if read_since is not None:
+            conditions.append(PushLedger.updated_at >= read_since)
+        columns = [PushLedger.contact_id, PushLedger.field, PushLedger.after_value]
+        return _ledger_rows(connection, columns, destination, obj, IN_FLIGHT, *conditions)
+
+
 def set_record_ids(
     engine: Engine, new_ids: Mapping[int, str], *, checkpoint: Callable[[], None] = never_stopped
 ) -> None:

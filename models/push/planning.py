@@ -13,8 +13,15 @@ from sqlalchemy.engine import Engine
 
 from models.push import ledger as push_ledger
 from models.push.consent import guard_creates, plan_consent
-from models.push.field_map import PushConfig
+from models.push.field_map import PushConfig, destination_map
 from models.push.plan import PLAN_COLUMNS, drop_settled, plan_creates, plan_updates
+from models.push.shared_identifiers import (
+    holders,
+    refuse_shared_creates,
+    sent_creates,
+    suppressed_values,
+    without_junk,
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,8 @@ def plan_slice(engine: Engine, task: SliceTask) -> SlicePlan:
     started = time.perf_counter()
     source, obj, config, scope = task.source, task.object, task.config, task.scope
     targets = push_ledger.load_targets(engine, source, obj, scope, task.records)
-    golden = push_ledger.load_golden(engine, scope)
+    # A junk identifier (shared by strangers) is no one's: never filled, overwritten or created with.
+    golden = without_junk(push_ledger.load_golden(engine, scope), suppressed_values(engine))
     plan = plan_updates(targets.drop(columns="last_seen_at"), golden, config)
     if config.consent_push:
         consent = plan_consent(targets.drop(columns="last_seen_at"), golden, PLAN_COLUMNS)
@@ -91,6 +99,29 @@ def _plan_creates(engine: Engine, task: SliceTask, golden: pd.DataFrame) -> pd.D
         if task.candidates is None
         else push_ledger.ContactScope(ids=frozenset(candidates["contact_id"].astype(str))),
     )
-    return guard_creates(
+    creates = guard_creates(
         plan_creates(candidates, held, only_here), candidates, consent_push=task.config.consent_push
     )
+    return _refuse_shared(engine, task, creates, candidates)
+
+
+def _refuse_shared(
+    engine: Engine, task: SliceTask, creates: pd.DataFrame, golden: pd.DataFrame
+) -> pd.DataFrame:
+    """``creates`` without those that would be matched to a record someone else holds
+    (`models.push.shared_identifiers`)."""
+    matches = destination_map(task.source, task.object).create_matches
+    going = creates[(creates["record_id"].isna() & creates["invalid_reason"].isna()).to_numpy()]
+    if going.empty or not matches:
+        return creates
+    mine = golden[golden["contact_id"].astype(str).isin(going["contact_id"].astype(str)).to_numpy()]
+    keyed = going[going["canonical_field"].isin(matches).to_numpy()]
+    sent = push_ledger.creates_sent(
+        engine,
+        task.source,
+        task.object,
+        set(keyed["field"].astype(str)),
+        sorted(set(keyed["after_value"].dropna().astype(str))),
+    )
+    held = holders(engine, task.source, task.object, mine)
+    return refuse_shared_creates(creates, mine, held, sent_creates(sent), matches)
