@@ -42,6 +42,9 @@ Writes
 - ``update`` (``PUT /{module}``) and ``upsert`` (``POST /{module}/upsert`` with
   ``duplicate_check_fields`` in the body, NangoHQ/integration-templates#488), at most 100 records per
   call. A 2xx can hide failed records (207 is mixed), so every record's own result is returned.
+  An upsert is repeated after a lost answer only when every record carries a value of a
+  duplicate-check field: a record without one is inserted, and inserted again by the repeat, so such
+  a call fails ``AmbiguousWriteError`` instead, like any create whose outcome is unknown.
 - ``If-Unmodified-Since`` protects records changed since they were read. Zoho refuses such a record
   with ``412`` ``ALREADY_MODIFIED`` (api-notes §5.7; the legacy ``RECORD_MODIFIED`` is read the same):
   a conflict, never retried as such. Whether it answers the refused records inside ``data[]`` or
@@ -875,7 +878,7 @@ class ZohoClient:
             path_params={"module": call.module},
             json_body=body,
             headers=headers,
-            idempotent=True,
+            idempotent=_repeatable(call, records),
             accept=(400, 412),
         )
         repeated = repeated_after_lost_answer(response)
@@ -1043,6 +1046,17 @@ class ZohoClient:
             for record in listed:
                 found.setdefault(str(record["id"]), {}).update(record)
         return found
+
+
+def _repeatable(call: "_WriteCall", records: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether sending the call twice leaves what sending it once does: an update always; an upsert
+    when every record names a duplicate-check value, so a repeat finds the record the first made."""
+    if call.method != "POST":
+        return True
+    checks = list(call.extra.get("duplicate_check_fields") or ())
+    return bool(checks) and all(
+        any(record.get(name) not in (None, "") for name in checks) for record in records
+    )
 
 
 @dataclass(frozen=True)

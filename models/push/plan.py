@@ -555,12 +555,20 @@ def batches(changes: Iterable[RecordChange], destination: str, obj: str) -> list
     time when it was extracted, and any edit made after that extract is later still, so Zoho refuses
     it with ALREADY_MODIFIED while untouched records go through (or get through on the client's resend
     when Zoho refuses the whole call). Records with no modification time go
-    in calls without the header, since any header could refuse them for nothing.
+    in calls without the header, since any header could refuse them for nothing. Creates the
+    destination can find again by a matched value (a Zoho upsert's Email) go apart from those it
+    cannot: the client repeats a call after a lost answer only when every record in it is findable.
     """
     mapping = destination_map(destination, obj)
+    matched = [spec.field for spec in mapping.fields if spec.canonical in mapping.create_matches]
+
+    def findable(change: RecordChange) -> bool:
+        return any(change.payload.get(name) not in (None, "") for name in matched)
+
     mine = [c for c in changes if c.destination == destination and c.object == obj]
     groups = (
-        [c for c in mine if c.is_create],
+        [c for c in mine if c.is_create and findable(c)],
+        [c for c in mine if c.is_create and not findable(c)],
         [c for c in mine if not c.is_create and c.if_unmodified_since is not None],
         [c for c in mine if not c.is_create and c.if_unmodified_since is None],
     )
@@ -569,7 +577,7 @@ def batches(changes: Iterable[RecordChange], destination: str, obj: str) -> list
         _batch(
             destination, obj, group[start : start + size], guarded=mapping.guards_concurrency and not create
         )
-        for create, group in zip((True, False, False), groups, strict=True)
+        for create, group in zip((True, True, False, False), groups, strict=True)
         for start in range(0, len(group), size)
     ]
 

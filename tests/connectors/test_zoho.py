@@ -7,7 +7,7 @@ import pytest
 
 from connectors.config import HttpOptions, MatonConfig
 from connectors.emulator.behaviours import Behaviours
-from connectors.errors import FatalError
+from connectors.errors import AmbiguousWriteError, FatalError
 from connectors.factory import build_clients
 from connectors.times import parse_instant, to_iso
 from connectors.zoho import ZohoCursor
@@ -337,3 +337,35 @@ def test_a_product_that_ignores_ids_fails_the_read_back_in_one_line():
     assert read.path.startswith("/zoho-bigin/bigin/v2/Contacts?")
     assert "ids=1%2C2" in read.path
     assert "fields=Modified_Time%2CModified_By%2CTitle" in read.path
+
+
+@pytest.mark.parametrize("with_email", [True, False], ids=["every-record-has-an-email", "one-has-none"])
+def test_an_upsert_is_repeated_after_a_lost_answer_only_when_every_record_can_be_found_again(emu, with_email):
+    """The first attempt lands and its answer is lost. An upsert on Email finds, on the repeat, the
+    records the first attempt made, so it may be repeated; a record with no Email would be inserted a
+    second time, so the call is not repeated and its outcome stays unknown."""
+    people = [
+        {"Last_Name": "Once", "Email": "once@example.org"},
+        {"Last_Name": "Twice", "Email": "twice@example.org" if with_email else None, "Phone": "+15550101"},
+    ]
+    loss = Loss("POST", "/zoho-crm/crm/v8/Leads/upsert")
+    with lossy_proxy(emu.maton_gateway_url, loss) as url:
+        clients = build_clients(
+            MatonConfig(MATON_KEY, url, {}, rate=1000.0), options=HttpOptions(retry=FAST_RETRY)
+        )
+        with clients:
+            if with_email:
+                results = clients.zoho_crm.upsert("Leads", people)
+            else:
+                with pytest.raises(AmbiguousWriteError, match="zoho_crm POST"):
+                    clients.zoho_crm.upsert("Leads", people)
+    assert loss.lost == 1
+    leads = emu.dataset.tables["zoho_crm/lead"].values()
+    made = sorted(str(r["Last_Name"]) for r in leads if r["Last_Name"] in ("Once", "Twice"))
+    assert made == ["Once", "Twice"], "each person made once, whatever the answer"
+    calls = endpoint_count(emu, "zoho_crm", "POST /zoho-crm/crm/v8/{module}/upsert")
+    if with_email:
+        assert calls == 2
+        assert [r.ok for r in results] == [True, True]
+    else:
+        assert calls == 1

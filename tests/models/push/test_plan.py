@@ -5,6 +5,7 @@ show numbers of their own country nationally, Zoho changes the case of emails an
 again: nothing may be left to send.
 """
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -493,6 +494,20 @@ def test_zoho_batches_hold_at_most_100_records_and_never_mix_kinds() -> None:
         else:
             assert batch.if_unmodified_since == max(t for t in times if t is not None)
     assert batches(changes, "zoho_bigin", "contact") == []
+
+
+def test_zoho_creates_with_and_without_an_email_never_share_a_call() -> None:
+    """A call is repeated after a lost answer only when the upsert can find every record in it again
+    by its Email: one record without would make the whole call unrepeatable."""
+    changes = [
+        replace(
+            _change(n, create=True), payload={"Last_Name": "x", "Email": f"p{n}@example.org" if n % 3 else ""}
+        )
+        for n in range(150)
+    ]
+    found = batches(changes, "zoho_crm", "contact")
+    assert [len(b.changes) for b in found] == [100, 50]
+    assert [{bool(c.payload["Email"]) for c in b.changes} for b in found] == [{True}, {False}]
 
 
 @pytest.mark.parametrize(
