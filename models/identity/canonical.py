@@ -45,6 +45,7 @@ from models.identity.phases import (
     CanonicalConfig,
     CanonicalReport,
     aware_utc_values,
+    chosen_points,
     extract_contact_records,
     join_people,
     normalise_points,
@@ -52,7 +53,7 @@ from models.identity.phases import (
 )
 from models.identity.rebuild_write import write_rebuild
 from models.identity.resolution import resolve
-from models.normalise.contact_points import identifiers_of, primaries
+from models.normalise.contact_points import identifiers_of
 from models.warehouse.bulk import read_frame
 from models.warehouse.store import chunks
 from models.warehouse.tables import (
@@ -352,7 +353,7 @@ def _build(
         names=records.loc[:, ["record_key", "first_name"]],
     )
     del previous
-    people = join_people(records, primaries(normalised), resolution.assignment)
+    people = join_people(records, chosen_points(normalised, config.identity), resolution.assignment)
     del records
     golden = survive_people(people, None, config, consent_statements=said)
     merges = resolution.merges

@@ -64,6 +64,7 @@ from models.identity.phases import (
     CanonicalConfig,
     CanonicalReport,
     aware_utc,
+    chosen_points,
     decision_rows,
     extract_contact_records,
     golden_frame,
@@ -79,7 +80,7 @@ from models.identity.phases import (
 from models.identity.resolution import ReadOnceStore, Resolution, resolve_incremental
 from models.identity.source_counts import forget as forget_source_counts
 from models.identity.source_counts import linked_per_source, store_counted, store_moved
-from models.normalise.contact_points import identifiers_of, primaries
+from models.normalise.contact_points import identifiers_of
 from models.warehouse.bulk import bulk_insert, rows_frame
 from models.warehouse.diff import keyed_changes, replace_differing, replace_multiset, update_rows
 from models.warehouse.key_lists import key_in
@@ -270,7 +271,10 @@ def _resolve_slice(
             [fields, extract_contact_records(neighbour_raw, config.regions, config.mappings)[0]],
             ignore_index=True,
         )
-    chosen = pd.concat([primaries(normalised), _stored_primaries(connection, neighbours)], ignore_index=True)
+    chosen = pd.concat(
+        [chosen_points(normalised, config.identity), _stored_primaries(connection, neighbours)],
+        ignore_index=True,
+    )
     people = join_people(fields, chosen, resolution.assignment)
     writes = own_writes_of(connection, people)
     golden = survive_people(people, writes, config, pd.concat([live, neighbour_raw], ignore_index=True))

@@ -68,6 +68,11 @@ DEFAULT_BLOCKED_EMAIL_PATTERNS = (
 )
 
 
+JUNK_RULES = "junk-survives-last"
+"""What the blocking rules decide beyond linking: since this marker, a junk email or phone is a
+record's primary and a contact's golden value only when nothing else is held (`models.identity.phases`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class IdentityConfig:
     """Which identifiers may link records. Values are compared in normalised form (case-folded
@@ -100,8 +105,11 @@ class IdentityConfig:
         object.__setattr__(self, "_pattern", re.compile(joined) if joined else None)
 
     def fingerprint(self) -> str:
-        """A short digest of every rule here: a stored resolution made under other rules is stale."""
+        """A short digest of every rule here: a stored resolution made under other rules is stale.
+        ``JUNK_RULES`` marks how the rules govern more than linking (junk survives last), so a
+        warehouse resolved before that is rebuilt once."""
         rules = (
+            JUNK_RULES,
             sorted(self.blocklist_emails),
             list(self.blocklist_email_patterns),
             sorted(self.blocklist_phones),

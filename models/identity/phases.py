@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -31,7 +32,7 @@ from models.identity.linking import IdentityConfig
 from models.identity.own_writes import JUDGED_COLUMNS, WRITE_COLUMNS, judge_own_writes
 from models.identity.survivorship import SURVIVING_FIELDS, Golden, SurvivorshipConfig, survive
 from models.mappings import Mappings
-from models.normalise.contact_points import normalise_contact_points
+from models.normalise.contact_points import normalise_contact_points, primaries
 from models.normalise.fields import extract_frame, frame_from_payloads
 from models.normalise.layouts import layout
 
@@ -122,6 +123,24 @@ def normalise_points(points: pd.DataFrame) -> pd.DataFrame:
         normalised.loc[refused, "value"] = None
         normalised.loc[refused, "reason"] = points.loc[refused, "refused"].to_numpy(dtype=object)
     return normalised
+
+
+def junk_values(kinds: Any, values: Any, identity: IdentityConfig) -> npt.NDArray[np.bool_]:
+    """Per value, whether the linking rules block it by its value alone (a blocklisted or
+    placeholder email, a phone of one repeated digit): junk, which no person is known by. Values
+    blocked only for being shared too widely are not judged here, since that changes with the data."""
+    kinds = np.asarray(kinds, dtype=object)
+    values = np.asarray(values, dtype=object)
+    present = np.flatnonzero(pd.notna(values))
+    junk = np.zeros(len(values), dtype=bool)
+    if len(present):
+        junk[present] = identity.static_rules(kinds[present], values[present]).notna().to_numpy()
+    return junk
+
+
+def chosen_points(normalised: pd.DataFrame, identity: IdentityConfig) -> pd.DataFrame:
+    """Each record's primary email and phone (`primaries`), a usable value before a junk one."""
+    return primaries(normalised, junk_values(normalised["kind"], normalised["value"], identity))
 
 
 def extract_contact_records(
@@ -295,7 +314,11 @@ def survive_people(
         writes = _NO_WRITES if writes is None else writes
         people = pd.concat([people, judge_own_writes(_with_payloads(people, writes, raw), writes)], axis=1)
     mine = people.assign(modified_at=people["person_modified_at"])
-    golden = survive(mine, config.survivorship)
+    junk = {
+        name: junk_values(np.full(len(mine), name, dtype=object), mine[name], config.identity)
+        for name in ("email", "phone")
+    }
+    golden = survive(mine, config.survivorship, junk)
     custom = survive_custom(mine, config.mappings)
     consent = golden_consent(people, raw, consent_statements)
     contacts = golden.contacts.assign(custom=custom.contacts["custom"].to_numpy(dtype=object))

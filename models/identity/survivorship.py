@@ -11,6 +11,10 @@ is a copy of a golden value, not a source's: it is taken only for a contact none
 holds a value of its own in that field, so the golden value and its lineage stay with the record it
 came from, however recently the record holding the copy was edited.
 
+A junk email or phone (``junk``: one the linking rules block by its value alone, such as
+``test@test.com``) is likewise taken only for a contact none of whose records holds another: a
+person with a real address on one record and a placeholder on a more recent one keeps the real one.
+
 Lineage names, per contact and field, the winning record and the rule that picked it, one row each, so
 "where did this value come from" is one join from `contacts` on contact_id.
 
@@ -61,13 +65,18 @@ class Golden(NamedTuple):
     lineage: pd.DataFrame
 
 
-def survive(records: pd.DataFrame, config: SurvivorshipConfig | None = None) -> Golden:
+def survive(
+    records: pd.DataFrame,
+    config: SurvivorshipConfig | None = None,
+    junk: Mapping[str, npt.NDArray[np.bool_]] | None = None,
+) -> Golden:
     """Golden rows and lineage from source records.
 
     records: RECORD_COLUMNS plus SURVIVING_FIELDS, one row per source record. email and phone are that
         record's primary normalised values (None when it has no usable one); text fields None when absent.
         modified_at is a UTC datetime column (NaT allowed). Optionally ``echoes``: per record, the
         fields whose value we wrote there (a collection of field names, or None).
+    junk: per field, the records whose value there is junk: chosen last, after our own copies.
     """
     config = config or SurvivorshipConfig()
     contact_codes, contact_ids = pd.factorize(records["contact_id"].to_numpy(dtype=object), sort=True)
@@ -88,7 +97,8 @@ def survive(records: pd.DataFrame, config: SurvivorshipConfig | None = None) -> 
         rank = _ranks(np.asarray(sources, dtype=object), source_codes, priority)
         if priority not in orders:
             orders[priority] = np.lexsort((*tie_breaks, rank, contact_codes))
-        pick = _first_present(orders[priority], values, contact_codes, echoed.get(name))
+        tiers = _tiers(len(values), echoed.get(name), (junk or {}).get(name))
+        pick = _first_present(orders[priority], values, contact_codes, tiers)
         pick.by_priority = rank[pick.winners] < len(priority)
         column = np.full(len(contact_ids), None, dtype=object)
         column[pick.owners] = values[pick.winners]
@@ -134,18 +144,33 @@ class _Pick:
     by_priority: npt.NDArray[np.bool_]
 
 
+def _tiers(
+    size: int, echoed: npt.NDArray[np.bool_] | None, junk: npt.NDArray[np.bool_] | None
+) -> npt.NDArray[np.int64] | None:
+    """Per record, how far back its value ranks: 0 its own, 1 our copy, 2 junk; None when all are 0."""
+    if echoed is None and junk is None:
+        return None
+    tiers = np.zeros(size, dtype=np.int64)
+    if echoed is not None:
+        tiers[echoed] = 1
+    if junk is not None:
+        tiers[np.asarray(junk, dtype=bool)] = 2
+    return tiers
+
+
 def _first_present(
     order: npt.NDArray[np.intp],
     values: npt.NDArray[np.object_],
     contact_codes: npt.NDArray[np.intp],
-    echoed: npt.NDArray[np.bool_] | None = None,
+    tiers: npt.NDArray[np.int64] | None = None,
 ) -> _Pick:
-    """In `order` (grouped by contact, best first), the first row of each contact with a value; a
-    row whose value is our own copy (``echoed``) only where the contact has no other."""
+    """In `order` (grouped by contact, best first), the first row of each contact with a value, from
+    the lowest tier (`_tiers`) that has one: our own copy only where the contact has no value of its
+    own, junk only where it has nothing else."""
     present = pd.notna(values[order])
-    if echoed is not None:
-        # Stable: every contact's own values first, in order, then its copies, in order.
-        key = contact_codes[order].astype(np.int64) * 2 + (echoed[order] & present)
+    if tiers is not None:
+        # Stable: every contact's own values first, in order, then its copies, then its junk.
+        key = contact_codes[order].astype(np.int64) * 3 + np.where(present, tiers[order], 0)
         order = order[np.argsort(key, kind="stable")]
         present = pd.notna(values[order])
     chosen = order[present]

@@ -8,6 +8,7 @@ usable value in layout order: Email before Secondary_Email, Phone before Mobile,
 """
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from models.normalise.identifiers import normalise_emails, normalise_phones
@@ -43,13 +44,18 @@ def identifiers_of(normalised: pd.DataFrame) -> pd.DataFrame:
     return usable.drop_duplicates().reset_index(drop=True)
 
 
-def primaries(normalised: pd.DataFrame) -> pd.DataFrame:
+def primaries(normalised: pd.DataFrame, junk: npt.NDArray[np.bool_] | None = None) -> pd.DataFrame:
     """record_key, email, phone: each record's first usable email and phone (None when it has none);
-    only records with at least one usable value appear, sorted by record_key."""
-    usable = normalised[normalised["value"].notna().to_numpy()]
+    only records with at least one usable value appear, sorted by record_key.
+
+    ``junk`` (per row of ``normalised``): values that link no one (a blocklisted email, a placeholder
+    phone); a record's junk value is its primary only when it holds no other of that kind."""
+    present = normalised["value"].notna().to_numpy()
+    usable = normalised[present]
     keys = usable["record_key"].to_numpy(dtype=np.int64)
     is_phone = (usable["kind"] == "phone").to_numpy(dtype=bool)
-    order = np.lexsort((usable["position"].to_numpy(), is_phone, keys))
+    last = np.zeros(len(usable), dtype=bool) if junk is None else np.asarray(junk, dtype=bool)[present]
+    order = np.lexsort((usable["position"].to_numpy(), last, is_phone, keys))
     first = np.ones(len(order), dtype=bool)
     first[1:] = (keys[order][1:] != keys[order][:-1]) | (is_phone[order][1:] != is_phone[order][:-1])
     chosen = order[first]

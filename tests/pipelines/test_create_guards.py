@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from connectors.emulator import Emulator, running_emulator
 from connectors.emulator.behaviours import Behaviours, IdentifyShared, UpsertSeveral
 from models.warehouse.db import open_warehouse
-from models.warehouse.tables import Contact
+from models.warehouse.tables import Contact, ContactSource
 from pipelines.runner import run_sync
 from tests.pipelines.conftest import settings_for
 from tests.pipelines.test_reverse_sync import create_setting, ledger
@@ -33,6 +33,25 @@ def existing_ids(emu: Emulator) -> dict[str, set[str]]:
         if obj in ("contact", "lead", "list_contact"):
             held.setdefault(app, set()).update(str(i) for i in records)
     return held
+
+
+def give_junk_email(emu: Emulator) -> str:
+    """Edit a ClickFunnels contact whose person has no other record to hold ``test@test.com`` as its
+    only email (a placeholder typed into a form); its id."""
+    per_person: dict[object, list[tuple[str, str, str]]] = {}
+    for (source, obj, record_id), person in emu.dataset.truth.items():
+        if obj in ("contact", "lead", "list_contact"):
+            per_person.setdefault(person, []).append((source, obj, str(record_id)))
+    alone = sorted(
+        records[0][2]
+        for records in per_person.values()
+        if len(records) == 1 and records[0][0] == "clickfunnels"
+    )
+    assert alone, "the sandbox has people ClickFunnels alone holds"
+    table = emu.dataset.tables["clickfunnels/contact"]
+    record_id = next(key for key in table if str(key) == alone[0])
+    emu.edit("clickfunnels/contact", record_id, {"email_address": "test@test.com"})
+    return alone[0]
 
 
 def junk_values(url: str) -> set[str]:
@@ -59,6 +78,7 @@ def test_no_create_lands_on_another_persons_record_and_no_write_carries_junk(
 ) -> None:
     behaviours = Behaviours(zoho_upsert_several=zoho_several, linkflow_identify_shared=linkflow_shared)
     with running_emulator(seed=11, people=160, behaviours=behaviours, households=households) as emu:
+        only_junk = give_junk_email(emu)
         before = existing_ids(emu)
         settings = settings_for(emu, sqlite_url, contact_sync_push_create=create_setting(emu))
         result = run_sync(settings)
@@ -91,11 +111,19 @@ def test_no_create_lands_on_another_persons_record_and_no_write_carries_junk(
 
     junk = junk_values(sqlite_url)
     with open_warehouse(sqlite_url).connect() as connection:
-        owners = connection.execute(
-            sa.select(sa.func.count()).where(sa.or_(Contact.email.in_(junk), Contact.phone.in_(junk)))
-        ).scalar_one()
-    if not households:
-        assert owners, "some people's only email or phone is a junk one strangers share"
+        golden = {
+            str(row.contact_id): row
+            for row in connection.execute(sa.select(Contact.contact_id, Contact.email, Contact.phone))
+        }
+        held = connection.execute(
+            sa.select(ContactSource.contact_id, ContactSource.source_id, ContactSource.email)
+        ).all()
+    # A junk value is a person's golden email only when none of their records holds another.
+    real = {str(c) for c, _, email in held if email is not None and email not in junk}
+    assert not [c for c, row in golden.items() if row.email in junk and c in real]
+    # The person given nothing but a junk email keeps it as their golden email, and it goes nowhere.
+    (theirs,) = {str(c) for c, source_id, _ in held if source_id == only_junk}
+    assert golden[theirs].email == "test@test.com"
     junk_emails = {v.casefold() for v in junk if "@" in v}
     junk_phones = {digits(v) for v in junk if "@" not in v}
     carried = [

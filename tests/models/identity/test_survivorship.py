@@ -186,3 +186,28 @@ def test_a_value_we_wrote_is_taken_only_where_no_record_has_its_own() -> None:
     by_priority = survive(rows, SurvivorshipConfig(source_priority={"country": ("clicksend",)}))
     assert by_priority.contacts.loc[0, "country"] == "China"
     assert survive(rows.drop(columns="echoes")).contacts.loc[0, "country"] == "CN"  # what it was
+
+
+def test_a_junk_value_is_taken_only_where_the_contact_holds_nothing_else() -> None:
+    """A placeholder email on the most recent record loses to a real one on an older record, to our own
+    copy, and to any source priority; it is still the golden value of a contact holding nothing else."""
+    rows = frame(
+        record(1, "c_1", "zoho_crm", "2024-01-01", email="ann@example.org"),
+        record(2, "c_1", "clickfunnels", "2026-01-01", email="test@test.com", phone="+15555555555"),
+        record(3, "c_2", "clickfunnels", "2026-01-01", email="test@test.com"),
+        record(4, "c_3", "clicksend", "2026-02-01", email="test@test.com"),
+        record(5, "c_3", "linkflow", "2025-01-01", email="bo@example.org"),
+    )
+    rows["echoes"] = pd.Series([None, None, None, None, frozenset({"email"})], dtype=object)
+    junk = {
+        "email": rows["email"].eq("test@test.com").to_numpy(),
+        "phone": np.zeros(len(rows), dtype=bool),
+    }
+    golden = survive(rows, junk=junk)
+    emails = golden.contacts.set_index("contact_id")["email"].to_dict()
+    assert emails == {"c_1": "ann@example.org", "c_2": "test@test.com", "c_3": "bo@example.org"}
+    assert golden.lineage.set_index(["contact_id", "field"]).loc[("c_1", "email"), "record_key"] == 1
+    assert golden.contacts.set_index("contact_id").loc["c_1", "phone"] == "+15555555555"
+    favoured = SurvivorshipConfig(source_priority={"email": ("clickfunnels",)})
+    assert survive(rows, favoured, junk).contacts.loc[0, "email"] == "ann@example.org"
+    assert survive(rows).contacts.loc[0, "email"] == "test@test.com"  # what it was

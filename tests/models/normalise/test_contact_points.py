@@ -57,3 +57,17 @@ def test_primary_is_the_first_usable_by_position_whatever_the_row_order() -> Non
     assert primaries(normalised).to_dict("records") == [
         {"record_key": 7, "email": None, "phone": "+8613774202819"}
     ]
+
+
+def test_a_junk_value_is_a_records_primary_only_when_it_holds_no_other() -> None:
+    normalised = pd.DataFrame(
+        {
+            "record_key": [1, 1, 2],
+            "kind": ["email", "email", "email"],
+            "position": [0, 1, 0],
+            "value": ["test@test.com", "ann@example.org", "test@test.com"],
+        }
+    )
+    junk = normalised["value"].eq("test@test.com").to_numpy()
+    assert primaries(normalised, junk)["email"].tolist() == ["ann@example.org", "test@test.com"]
+    assert primaries(normalised)["email"].tolist() == ["test@test.com", "test@test.com"]
