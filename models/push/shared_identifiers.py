@@ -105,7 +105,8 @@ def refuse_shared_creates(
     """``plan`` with every create refused (``invalid_reason`` on all its rows) whose contact's value of
     a ``matches`` field is held by a record of another golden contact (``held``: `HOLDER_COLUMNS`),
     was sent in a create for another contact not read back yet (``sent``: contact_id, field,
-    after_value), or is shared with another create of this plan (all but the lowest contact id)."""
+    after_value), or is shared with another create of this plan (all but the lowest contact id).
+    A contact keeps the first of these reasons that applies."""
     creates = (plan["record_id"].isna() & plan["invalid_reason"].isna()).to_numpy()
     if not creates.any() or not matches:
         return plan
@@ -114,58 +115,20 @@ def refuse_shared_creates(
     by_contact = golden.assign(contact_id=golden["contact_id"].astype(str)).drop_duplicates("contact_id")
     by_contact = by_contact.set_index("contact_id")
     for canonical in matches:
-        if canonical not in by_contact or held.empty:
-            continue
-        mine = held[held["canonical_field"].eq(canonical).to_numpy()]
-        value = contact.map(by_contact[canonical])
-        pairs = pd.DataFrame({"row": plan.index, "contact_id": contact, "value": value})[creates]
-        hit = pairs.merge(mine, on="value")
-        hit = hit[hit["holder_id"].astype(str).ne(hit["contact_id"]).to_numpy() | hit["holder_id"].isna()]
-        whose = pd.Series(
-            np.where(
-                hit["holder_id"].isna(),
-                "no golden contact (quarantined)",
-                "golden contact " + hit["holder_id"].astype(str),
-            ),
-            index=hit.index,
-            dtype=str,
-        )
-        held_text: pd.Series = (
-            f"its {canonical} is held by record "
-            + hit["record_id"].astype(str)
-            + " of "
-            + whose
-            + ": a create matched on it would update that record"
-        )
-        reasons = _first(reasons, held_text, hit["contact_id"], contact)
+        if canonical in by_contact and len(held):
+            going = pd.DataFrame({"contact_id": contact, "value": contact.map(by_contact[canonical])})[
+                creates
+            ]
+            reasons = _first(reasons, _held_elsewhere(going, held, canonical), contact)
     fields = set(plan.loc[creates & plan["canonical_field"].isin(matches).to_numpy(), "field"])
     keyed = plan[creates & plan["field"].isin(fields).to_numpy()]
     keyed = keyed.assign(
         contact_id=keyed["contact_id"].astype(str), after_value=keyed["after_value"].astype(str)
     )
     if len(sent):
-        other = sent.assign(other=sent["contact_id"].astype(str), after_value=sent["after_value"].astype(str))
-        hit = keyed.merge(other[["field", "after_value", "other"]], on=["field", "after_value"])
-        hit = hit[hit["other"].ne(hit["contact_id"]).to_numpy()]
-        sent_text: pd.Series = (
-            "its "
-            + hit["field"].astype(str)
-            + " went in a create for golden contact "
-            + hit["other"]
-            + " not read back yet: a create matched on it would update that record"
-        )
-        reasons = _first(reasons, sent_text, hit["contact_id"], contact)
-    # Among the creates still going, one per value: the lowest contact id.
-    keyed = keyed[reasons[keyed.index].isna().to_numpy()]
-    first = keyed.groupby(["field", "after_value"])["contact_id"].transform("min")
-    later = keyed[keyed["contact_id"].ne(first).to_numpy()]
-    plan_text: pd.Series = (
-        "its "
-        + later["field"].astype(str)
-        + " is also in this run's create for golden contact "
-        + first[later.index]
-    )
-    reasons = _first(reasons, plan_text, later["contact_id"], contact)
+        reasons = _first(reasons, _sent_before(keyed, sent), contact)
+    # Among the creates still going, one per value.
+    reasons = _first(reasons, _sent_alongside(keyed[reasons[keyed.index].isna().to_numpy()]), contact)
     refused = creates & reasons.notna().to_numpy()
     if not refused.any():
         return plan
@@ -174,14 +137,65 @@ def refuse_shared_creates(
     return plan
 
 
-def _first(reasons: pd.Series, text: pd.Series, whose: pd.Series, contact: pd.Series) -> pd.Series:
-    """``reasons`` (per plan row) with each row of a contact named in ``whose`` given that contact's
-    first ``text``, where it has no reason yet."""
-    if text.empty:
+def _held_elsewhere(going: pd.DataFrame, held: pd.DataFrame, canonical: str) -> pd.DataFrame:
+    """contact_id, reason of the creates (``going``: contact_id, value) whose ``canonical`` value a
+    record of another golden contact, or of none (quarantined), holds."""
+    hit = going.merge(held[held["canonical_field"].eq(canonical).to_numpy()], on="value")
+    hit = hit[
+        hit["holder_id"].isna().to_numpy() | hit["holder_id"].astype(str).ne(hit["contact_id"]).to_numpy()
+    ]
+    whose = np.where(
+        hit["holder_id"].isna(),
+        "no golden contact (quarantined)",
+        "golden contact " + hit["holder_id"].astype(str),
+    )
+    reason = (
+        f"its {canonical} is held by record "
+        + hit["record_id"].astype(str)
+        + " of "
+        + pd.Series(whose, index=hit.index, dtype=str)
+        + ": a create matched on it would update that record"
+    )
+    return pd.DataFrame({"contact_id": hit["contact_id"], "reason": reason})
+
+
+def _sent_before(keyed: pd.DataFrame, sent: pd.DataFrame) -> pd.DataFrame:
+    """contact_id, reason of the creates whose matched field went, with the same value, in another
+    contact's create that no extract has read back yet."""
+    other = sent.assign(other=sent["contact_id"].astype(str), after_value=sent["after_value"].astype(str))
+    hit = keyed.merge(other[["field", "after_value", "other"]], on=["field", "after_value"])
+    hit = hit[hit["other"].ne(hit["contact_id"]).to_numpy()]
+    reason = (
+        "its "
+        + hit["field"].astype(str)
+        + " went in a create for golden contact "
+        + hit["other"]
+        + " not read back yet: a create matched on it would update that record"
+    )
+    return pd.DataFrame({"contact_id": hit["contact_id"], "reason": reason})
+
+
+def _sent_alongside(keyed: pd.DataFrame) -> pd.DataFrame:
+    """contact_id, reason of the creates sharing a matched value with a create of a lower contact id
+    in the same plan: that one goes, and the next plan finds its record."""
+    first = keyed.groupby(["field", "after_value"])["contact_id"].transform("min")
+    later = keyed[keyed["contact_id"].ne(first).to_numpy()]
+    reason = (
+        "its "
+        + later["field"].astype(str)
+        + " is also in this run's create for golden contact "
+        + first[later.index]
+    )
+    return pd.DataFrame({"contact_id": later["contact_id"], "reason": reason})
+
+
+def _first(reasons: pd.Series, found: pd.DataFrame, contact: pd.Series) -> pd.Series:
+    """``reasons`` (per plan row) with every row of a contact in ``found`` (contact_id, reason) given
+    that contact's first reason there, where it has none yet."""
+    if found.empty:
         return reasons
-    found = pd.Series(text.to_numpy(), index=whose.astype(str).to_numpy())
-    found = found[~found.index.duplicated()]
-    return reasons.where(reasons.notna(), contact.map(found))
+    by_contact = found.drop_duplicates("contact_id").set_index("contact_id")["reason"]
+    return reasons.where(reasons.notna(), contact.map(by_contact))
 
 
 def sent_creates(rows: Collection[tuple[object, object, object]]) -> pd.DataFrame:
