@@ -70,6 +70,10 @@ class DestinationMap:
     create_matches: canonical fields a create may be matched on to an existing record, which it then
         updates (`models.push.shared_identifiers`): Zoho's and ClickFunnels' upsert on the email,
         Linkflow's identify on the email or the mobile.
+    identity_fields: canonical fields whose value the destination lets one record hold or may join
+        records on, so it is never written to a record while another person's record holds it there;
+        ``shared_value`` says what the destination would do (ClickFunnels refuses a taken email,
+        Linkflow's contacts are identities that can merge, api-notes §4.2).
     """
 
     fields: tuple[FieldSpec, ...]
@@ -79,6 +83,8 @@ class DestinationMap:
     parent_path: str | None = None
     guards_concurrency: bool = False
     create_matches: tuple[str, ...] = ()
+    identity_fields: tuple[str, ...] = ()
+    shared_value: str = ""
 
 
 def _zoho(*specs: FieldSpec) -> DestinationMap:
@@ -118,6 +124,8 @@ FIELD_MAPS: Mapping[Key, DestinationMap] = {
         create_needs_parent=True,
         parent_path="workspace_id",
         create_matches=("email",),
+        identity_fields=("email",),
+        shared_value="ClickFunnels holds one contact per email and refuses it",
     ),
     # PUT /lists/{list_id}/contacts/{id}; a create needs a list and a phone, email or fax (§3.5).
     ("clicksend", "list_contact"): DestinationMap(
@@ -149,6 +157,8 @@ FIELD_MAPS: Mapping[Key, DestinationMap] = {
         create_requires=(("phone", "email"),),
         create_needs_parent=True,
         create_matches=("email", "phone"),
+        identity_fields=("email", "phone"),
+        shared_value="Linkflow may merge contacts that share an email or mobile",
     ),
     ("zoho_crm", "lead"): _zoho(
         FieldSpec("company", "Company", max_length=100),

@@ -18,6 +18,7 @@ from models.push.plan import PLAN_COLUMNS, drop_settled, plan_creates, plan_upda
 from models.push.shared_identifiers import (
     holders,
     refuse_shared_creates,
+    refuse_shared_updates,
     sent_creates,
     suppressed_values,
     without_junk,
@@ -60,6 +61,7 @@ def plan_slice(engine: Engine, task: SliceTask) -> SlicePlan:
     if config.consent_push:
         consent = plan_consent(targets.drop(columns="last_seen_at"), golden, PLAN_COLUMNS)
         plan = pd.concat([df for df in (plan, consent) if len(df)] or [plan], ignore_index=True)
+    plan = _refuse_shared_updates(engine, task, plan, golden)
     pending = push_ledger.in_flight(engine, targets, source, obj, narrow=True)
     if len(pending) and len(plan):
         flight = (
@@ -105,6 +107,23 @@ def _plan_creates(engine: Engine, task: SliceTask, golden: pd.DataFrame) -> pd.D
     return _refuse_shared(engine, task, creates, candidates)
 
 
+def _refuse_shared_updates(
+    engine: Engine, task: SliceTask, plan: pd.DataFrame, golden: pd.DataFrame
+) -> pd.DataFrame:
+    """``plan`` without the writes of an email or mobile another person's record there holds, where
+    the destination would refuse or merge them (`models.push.shared_identifiers`)."""
+    mapping = destination_map(task.source, task.object)
+    if not mapping.identity_fields or plan.empty:
+        return plan
+    writing = (plan["canonical_field"].isin(mapping.identity_fields) & plan["record_id"].notna()).to_numpy()
+    if not writing.any():
+        return plan
+    contacts = plan.loc[writing, "contact_id"].astype(str)
+    mine = golden[golden["contact_id"].astype(str).isin(contacts).to_numpy()]
+    held = holders(engine, task.source, task.object, mine, mapping.identity_fields)
+    return refuse_shared_updates(plan, mine, held, mapping.identity_fields, mapping.shared_value)
+
+
 def _refuse_shared(
     engine: Engine, task: SliceTask, creates: pd.DataFrame, golden: pd.DataFrame
 ) -> pd.DataFrame:
@@ -123,5 +142,5 @@ def _refuse_shared(
         set(keyed["field"].astype(str)),
         sorted(set(keyed["after_value"].dropna().astype(str))),
     )
-    held = holders(engine, task.source, task.object, mine)
+    held = holders(engine, task.source, task.object, mine, matches)
     return refuse_shared_creates(creates, mine, held, sent_creates(sent), matches)

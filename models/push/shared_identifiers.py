@@ -64,14 +64,16 @@ def without_junk(golden: pd.DataFrame, suppressed: pd.DataFrame) -> pd.DataFrame
     return golden
 
 
-def holders(engine: Engine, source: str, obj: str, golden: pd.DataFrame) -> pd.DataFrame:
-    """`HOLDER_COLUMNS` of every live record of ``source``/``obj`` whose field a create matches on
-    (`DestinationMap.create_matches`) holds one of ``golden``'s values of that field."""
+def holders(
+    engine: Engine, source: str, obj: str, golden: pd.DataFrame, canonicals: Sequence[str]
+) -> pd.DataFrame:
+    """`HOLDER_COLUMNS` of every live record of ``source``/``obj`` whose field mapped from one of
+    ``canonicals`` holds one of ``golden``'s values of it."""
     mapping = destination_map(source, obj)
     fields = {spec.canonical: spec.field for spec in mapping.fields}
     parts = []
     with engine.connect() as connection:
-        for canonical in mapping.create_matches:
+        for canonical in canonicals:
             values: list[str] = (
                 sorted(set(golden[canonical].dropna().astype(str))) if canonical in golden else []
             )
@@ -137,9 +139,44 @@ def refuse_shared_creates(
     return plan
 
 
-def _held_elsewhere(going: pd.DataFrame, held: pd.DataFrame, canonical: str) -> pd.DataFrame:
-    """contact_id, reason of the creates (``going``: contact_id, value) whose ``canonical`` value a
-    record of another golden contact, or of none (quarantined), holds."""
+def refuse_shared_updates(
+    plan: pd.DataFrame, golden: pd.DataFrame, held: pd.DataFrame, fields: Sequence[str], consequence: str
+) -> pd.DataFrame:
+    """``plan`` with every write of a ``fields`` value to an existing record refused (that row only,
+    ``invalid_reason``) where a record of another golden contact, or of none, holds the value there
+    (``held``: `HOLDER_COLUMNS`); ``consequence`` says what the destination would do with it."""
+    rows = plan["record_id"].notna() & plan["invalid_reason"].isna() & plan["canonical_field"].isin(fields)
+    if not rows.any() or held.empty:
+        return plan
+    by_contact = golden.assign(contact_id=golden["contact_id"].astype(str)).drop_duplicates("contact_id")
+    by_contact = by_contact.set_index("contact_id")
+    reasons = pd.Series(None, index=plan.index, dtype=object)
+    for canonical in fields:
+        mine = plan[(rows & plan["canonical_field"].eq(canonical)).to_numpy()]
+        if mine.empty or canonical not in by_contact:
+            continue
+        contact = mine["contact_id"].astype(str)
+        going = pd.DataFrame(
+            {"row": mine.index, "contact_id": contact, "value": contact.map(by_contact[canonical])}
+        )
+        found = _held_elsewhere(going, held, canonical, consequence).drop_duplicates("row")
+        reasons[found["row"].to_numpy()] = found["reason"].to_numpy()
+    refused = reasons.notna().to_numpy()
+    if not refused.any():
+        return plan
+    plan = plan.copy()
+    plan.loc[refused, "invalid_reason"] = reasons[refused]
+    return plan
+
+
+def _held_elsewhere(
+    going: pd.DataFrame,
+    held: pd.DataFrame,
+    canonical: str,
+    consequence: str = "a create matched on it would update that record",
+) -> pd.DataFrame:
+    """``going`` (contact_id, value and any other columns) with a reason, for the rows whose
+    ``canonical`` value a record of another golden contact, or of none (quarantined), holds."""
     hit = going.merge(held[held["canonical_field"].eq(canonical).to_numpy()], on="value")
     hit = hit[
         hit["holder_id"].isna().to_numpy() | hit["holder_id"].astype(str).ne(hit["contact_id"]).to_numpy()
@@ -154,9 +191,10 @@ def _held_elsewhere(going: pd.DataFrame, held: pd.DataFrame, canonical: str) -> 
         + hit["record_id"].astype(str)
         + " of "
         + pd.Series(whose, index=hit.index, dtype=str)
-        + ": a create matched on it would update that record"
+        + ": "
+        + consequence
     )
-    return pd.DataFrame({"contact_id": hit["contact_id"], "reason": reason})
+    return hit.assign(reason=reason)
 
 
 def _sent_before(keyed: pd.DataFrame, sent: pd.DataFrame) -> pd.DataFrame:

@@ -54,6 +54,31 @@ def give_junk_email(emu: Emulator) -> str:
     return alone[0]
 
 
+IDENTITY_FIELDS = {("clickfunnels", "email_address"), ("linkflow", "email"), ("linkflow", "mobilePhone")}
+
+
+def key_of(value: object) -> str:
+    """An email casefolded, a phone as its last ten digits: how a written value is found among held ones
+    (Linkflow's mobiles go without their +86)."""
+    text = str(value)
+    return text.casefold() if "@" in text else digits(text)[-10:]
+
+
+def identity_holders(url: str) -> dict[tuple[str, str], set[str]]:
+    """(destination, value key) -> the golden contacts whose records there hold that email or mobile."""
+    query = sa.text(
+        "SELECT r.source, i.field, i.value, s.contact_id FROM contact_identifiers i "
+        "JOIN raw_records r ON r.id = i.raw_record_id JOIN contact_sources s ON s.raw_record_id = r.id "
+        "WHERE r.deleted_at IS NULL AND i.value IS NOT NULL"
+    )
+    found: dict[tuple[str, str], set[str]] = {}
+    with open_warehouse(url).connect() as connection:
+        for source, field, value, contact_id in connection.execute(query):
+            if (str(source), str(field)) in IDENTITY_FIELDS:
+                found.setdefault((str(source), key_of(value)), set()).add(str(contact_id))
+    return found
+
+
 def junk_values(url: str) -> set[str]:
     with open_warehouse(url).connect() as connection:
         return {
@@ -109,6 +134,19 @@ def test_no_create_lands_on_another_persons_record_and_no_write_carries_junk(
     if households:
         assert refused, "people of one household share an email or a landline some systems hold"
 
+    # No email or mobile went to a ClickFunnels or Linkflow record while another person's record there
+    # held it: ClickFunnels refuses a taken email, and Linkflow may merge the two.
+    holders = identity_holders(sqlite_url)
+    shared = [
+        row
+        for row in ledger(sqlite_url, status="sent")
+        if row["reason"] != "create"
+        and (str(row["destination"]), str(row["field"])) in IDENTITY_FIELDS
+        and holders.get((str(row["destination"]), key_of(row["after_value"])), set())
+        - {str(row["contact_id"])}
+    ]
+    assert not shared, shared[:3]
+
     junk = junk_values(sqlite_url)
     with open_warehouse(sqlite_url).connect() as connection:
         golden = {
@@ -132,3 +170,59 @@ def test_no_create_lands_on_another_persons_record_and_no_write_carries_junk(
         if row["after_value"] is not None and is_junk(row["after_value"], junk_emails, junk_phones)
     ]
     assert not carried, carried[:3]
+
+
+def share_an_email(emu: Emulator) -> tuple[str, str, str]:
+    """Give Tao's ClickFunnels contact (Tao's other record is a Linkflow contact without an email) the
+    email Ann's Linkflow contact holds, as a person typing a relative's address into a form would:
+    household splitting keeps Tao and Ann apart, and Tao's golden email becomes Ann's. Returns Tao's
+    Linkflow id, Ann's Linkflow id and the email."""
+    per_person: dict[object, dict[str, str]] = {}
+    for (source, obj, record_id), person in emu.dataset.truth.items():
+        if obj in ("contact", "lead", "list_contact"):
+            per_person.setdefault(person, {})[source] = str(record_id)
+    funnels, flows = emu.dataset.tables["clickfunnels/contact"], emu.dataset.tables["linkflow/contact"]
+    by_id = {str(k): k for k in (*funnels, *flows)}
+    tao = next(
+        records
+        for records in per_person.values()
+        if sorted(records) == ["clickfunnels", "linkflow"] and not flows[by_id[records["linkflow"]]]["email"]
+    )
+    ann_id, ann = next(
+        (records["linkflow"], flows[by_id[records["linkflow"]]])
+        for records in per_person.values()
+        if set(records) == {"linkflow"}
+        and flows[by_id[records["linkflow"]]]["email"]
+        and str(flows[by_id[records["linkflow"]]]["name"] or "").split()[:1] not in ([], ["Tao"])
+    )
+    emu.edit("clickfunnels/contact", by_id[tao["clickfunnels"]], {"email_address": ann["email"]})
+    return tao["linkflow"], ann_id, str(ann["email"])
+
+
+def test_an_email_another_persons_linkflow_contact_holds_is_never_written_to_a_linkflow_contact(
+    sqlite_url: str,
+) -> None:
+    with running_emulator(seed=11, people=160) as emu:
+        tao, ann, email = share_an_email(emu)
+        result = run_sync(settings_for(emu, sqlite_url))
+        assert result.success, result.failures
+        writes = emu.writes()
+    with open_warehouse(sqlite_url).connect() as connection:
+        owners = dict(
+            connection.execute(
+                sa.select(ContactSource.source_id, ContactSource.contact_id).where(
+                    ContactSource.source == "linkflow", ContactSource.source_id.in_([tao, ann])
+                )
+            ).all()
+        )
+    assert owners[tao] != owners[ann], "household splitting keeps the two people apart"
+    (refused,) = [
+        row for row in ledger(sqlite_url, destination="linkflow", field="email") if row["record_id"] == tao
+    ]
+    assert refused["status"] == "invalid"
+    assert refused["after_value"] == email
+    assert refused["error"] == (
+        f"its email is held by record {ann} of golden contact {owners[ann]}: Linkflow may merge contacts "
+        "that share an email or mobile"
+    )
+    assert not [w for w in writes if w.app == "linkflow" and w.record_id == tao and "email" in (w.body or {})]

@@ -4,7 +4,13 @@ creates refused when their email or phone would match another person's record.""
 import pandas as pd
 
 from models.push.plan import PLAN_COLUMNS
-from models.push.shared_identifiers import HOLDER_COLUMNS, refuse_shared_creates, sent_creates, without_junk
+from models.push.shared_identifiers import (
+    HOLDER_COLUMNS,
+    refuse_shared_creates,
+    refuse_shared_updates,
+    sent_creates,
+    without_junk,
+)
 
 
 def create_rows(*contacts: tuple[str, str | None, str | None]) -> pd.DataFrame:
@@ -144,3 +150,25 @@ def test_updates_and_creates_already_refused_are_left_alone() -> None:
     assert refusals(kept)["c2"] == {"missing mandatory email"}
     assert "c5" not in refusals(kept)
     assert "c3" in refusals(kept)
+
+
+def test_an_update_writing_a_value_another_contacts_record_holds_is_refused_alone() -> None:
+    plan = create_rows(PEOPLE[1], PEOPLE[2]).assign(record_id=["11", "11", "11", "12", "12", "12"])
+    plan["reason"] = "fill_empty"
+    held = pd.DataFrame(
+        [
+            ("email", "home@example.org", "12", "c3"),  # c3's own record: no refusal for c3
+            ("phone", "+8613800000002", "99", "c9"),
+        ],
+        columns=HOLDER_COLUMNS,
+    )
+    kept = refuse_shared_updates(plan, golden(*PEOPLE), held, ("email", "phone"), "it may merge")
+    reasons = kept.set_index(["contact_id", "field"])["invalid_reason"].to_dict()
+    assert reasons == {
+        ("c2", "email"): "its email is held by record 12 of golden contact c3: it may merge",
+        ("c2", "mobilePhone"): "its phone is held by record 99 of golden contact c9: it may merge",
+        ("c2", "name"): None,
+        ("c3", "email"): None,
+        ("c3", "mobilePhone"): None,
+        ("c3", "name"): None,
+    }
