@@ -114,8 +114,7 @@ def refuse_shared_creates(
         return plan
     contact = plan["contact_id"].astype(str)
     reasons = pd.Series(None, index=plan.index, dtype=object)
-    by_contact = golden.assign(contact_id=golden["contact_id"].astype(str)).drop_duplicates("contact_id")
-    by_contact = by_contact.set_index("contact_id")
+    by_contact = _by_contact(golden)
     for canonical in matches:
         if canonical in by_contact and len(held):
             going = pd.DataFrame({"contact_id": contact, "value": contact.map(by_contact[canonical])})[
@@ -131,12 +130,7 @@ def refuse_shared_creates(
         reasons = _first(reasons, _sent_before(keyed, sent), contact)
     # Among the creates still going, one per value.
     reasons = _first(reasons, _sent_alongside(keyed[reasons[keyed.index].isna().to_numpy()]), contact)
-    refused = creates & reasons.notna().to_numpy()
-    if not refused.any():
-        return plan
-    plan = plan.copy()
-    plan.loc[refused, "invalid_reason"] = reasons[refused]
-    return plan
+    return _refused(plan, reasons.where(creates, None))
 
 
 def refuse_shared_updates(
@@ -148,8 +142,7 @@ def refuse_shared_updates(
     rows = plan["record_id"].notna() & plan["invalid_reason"].isna() & plan["canonical_field"].isin(fields)
     if not rows.any() or held.empty:
         return plan
-    by_contact = golden.assign(contact_id=golden["contact_id"].astype(str)).drop_duplicates("contact_id")
-    by_contact = by_contact.set_index("contact_id")
+    by_contact = _by_contact(golden)
     reasons = pd.Series(None, index=plan.index, dtype=object)
     for canonical in fields:
         mine = plan[(rows & plan["canonical_field"].eq(canonical)).to_numpy()]
@@ -161,6 +154,17 @@ def refuse_shared_updates(
         )
         found = _held_elsewhere(going, held, canonical, consequence).drop_duplicates("row")
         reasons[found["row"].to_numpy()] = found["reason"].to_numpy()
+    return _refused(plan, reasons)
+
+
+def _by_contact(golden: pd.DataFrame) -> pd.DataFrame:
+    """``golden`` indexed by contact id as text, one row per contact."""
+    by_contact = golden.assign(contact_id=golden["contact_id"].astype(str)).drop_duplicates("contact_id")
+    return by_contact.set_index("contact_id")
+
+
+def _refused(plan: pd.DataFrame, reasons: pd.Series) -> pd.DataFrame:
+    """``plan`` with ``reasons`` (per row, None for the rows that go) as the rows' ``invalid_reason``."""
     refused = reasons.notna().to_numpy()
     if not refused.any():
         return plan
