@@ -104,7 +104,7 @@ def _plan_creates(engine: Engine, task: SliceTask, golden: pd.DataFrame) -> pd.D
     creates = guard_creates(
         plan_creates(candidates, held, only_here), candidates, consent_push=task.config.consent_push
     )
-    return _refuse_shared(engine, task, creates, candidates)
+    return _refuse_shared_creates(engine, task, creates, candidates)
 
 
 def _refuse_shared_updates(
@@ -124,7 +124,7 @@ def _refuse_shared_updates(
     return refuse_shared_updates(plan, mine, held, mapping.identity_fields, mapping.shared_value)
 
 
-def _refuse_shared(
+def _refuse_shared_creates(
     engine: Engine, task: SliceTask, creates: pd.DataFrame, golden: pd.DataFrame
 ) -> pd.DataFrame:
     """``creates`` without those that would be matched to a record someone else holds
