@@ -1,5 +1,7 @@
-"""Reverse sync never writes over another person: a create never lands on a record someone else holds, and
-no write carries an identifier identity resolution set aside as junk (shared by strangers).
+"""Reverse sync never writes over another person: a create never lands on a record someone else holds, no
+email or mobile goes to a ClickFunnels or Linkflow record while another person's record there holds it,
+and no write carries an identifier identity resolution set aside as junk (shared by strangers), which
+is a person's golden value only when they hold nothing else.
 
 Zoho creates are upserts on Email, ClickFunnels creates upserts on the email, and a Linkflow create may
 join the contact already holding its email or mobile. Which record a Zoho upsert takes when several
