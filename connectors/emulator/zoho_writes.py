@@ -123,14 +123,11 @@ class ZohoWriter:
         ``zoho_upsert_several`` plays each answer: ``DUPLICATE_DATA``, or the oldest or the last
         modified of them updated.
         """
-        several = self.state.behaviours.zoho_upsert_several
         for field in check_fields:
             value = item.get(field)
             if value in (None, ""):
                 continue
-            matches = self._matching(field, value)
-            if len(matches) > 1 and several != "refuse":
-                matches = [self._chosen(matches, several)]
+            matches = self._upsert_matches(field, value)
             if len(matches) > 1:
                 raise RecordWriteError(
                     "DUPLICATE_DATA",
@@ -194,19 +191,22 @@ class ZohoWriter:
             value = item.get(field)
             if value in (None, ""):
                 continue
-            matches = self._matching(field, value)
-            if len(matches) > 1 and self.state.behaviours.zoho_upsert_several != "refuse":
-                return self.table.records[self._chosen(matches, self.state.behaviours.zoho_upsert_several)]
+            matches = self._upsert_matches(field, value)
             if matches:
                 return self.table.records[matches[0]] if len(matches) == 1 else None
         return None
 
-    def _chosen(self, matches: list[str], several: str) -> str:
-        """The one of several matching records an upsert updates under ``zoho_upsert_several``."""
+    def _upsert_matches(self, field: str, value: Any) -> list[str]:
+        """The records an upsert on ``field`` = ``value`` matches: several stay several (refused)
+        unless ``zoho_upsert_several`` picks the oldest or the last modified of them."""
+        matches = self._matching(field, value)
+        several = self.state.behaviours.zoho_upsert_several
+        if len(matches) < 2 or several == "refuse":
+            return matches
         records = self.table.records
         if several == "update_oldest":
-            return min(matches, key=lambda i: (str(records[i].get("Created_Time") or ""), i))
-        return max(matches, key=lambda i: (str(records[i].get("Modified_Time") or ""), i))
+            return [min(matches, key=lambda i: (str(records[i].get("Created_Time") or ""), i))]
+        return [max(matches, key=lambda i: (str(records[i].get("Modified_Time") or ""), i))]
 
     def _matching(self, field: str, value: Any) -> list[str]:
         if field == "Email" and isinstance(value, str):

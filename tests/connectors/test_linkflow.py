@@ -312,3 +312,23 @@ def test_detect_zone_is_none_when_events_cannot_tell(start_emulator, connect):
     assert connect(emu).linkflow.detect_zone() is None
     empty = linkflow_with_events(start_emulator, 0)
     assert connect(empty).linkflow.detect_zone() is None
+
+
+@pytest.mark.parametrize("shared", ["new_contact", "merge"])
+def test_an_identity_carrying_another_contacts_email_is_played_each_way(start_emulator, connect, shared):
+    """Whether Linkflow joins a new identity to the contact holding its email is open (api-notes §4.4):
+    the emulator makes a new contact, or merges into the holder and updates it."""
+    emu = start_emulator(seed=7, people=60, behaviours=Behaviours(linkflow_identify_shared=shared))
+    contacts = emu.dataset.tables["linkflow/contact"]
+    holder = next(i for i in sorted(contacts) if contacts[i]["email"])
+    email = str(contacts[holder]["email"]).upper()
+    result = connect(emu).linkflow.identify(
+        "golden-9", "udc_contact_sync", {"email": email, "title": "Buyer"}
+    )
+    assert result.ok
+    if shared == "merge":
+        assert result.record_id == str(holder)
+        assert contacts[holder]["title"] == "Buyer"
+    else:
+        assert result.record_id != str(holder)
+        assert contacts[holder]["title"] != "Buyer"

@@ -1,7 +1,7 @@
 """Zoho CRM and Bigin through the emulator: paging, page tokens, If-Modified-Since, deletions, writes."""
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -369,3 +369,50 @@ def test_an_upsert_is_repeated_after_a_lost_answer_only_when_every_record_can_be
         assert [r.ok for r in results] == [True, True]
     else:
         assert calls == 1
+
+
+LATER = datetime.now(UTC) - timedelta(minutes=5)
+EARLIER = LATER - timedelta(hours=1)
+
+
+@pytest.mark.parametrize("several", ["refuse", "update_oldest", "update_newest"])
+def test_an_upsert_whose_email_several_records_hold_is_played_each_way(start_emulator, connect, several):
+    """Zoho does not say which record an upsert takes when several hold its duplicate-check value:
+    the emulator refuses it (DUPLICATE_DATA), or updates the oldest or the last modified of them."""
+    emu = start_emulator(seed=7, people=60, behaviours=Behaviours(zoho_upsert_several=several))
+    leads = emu.dataset.tables["zoho_crm/lead"]
+    first, second = sorted(leads, key=lambda i: (leads[i]["Created_Time"], i))[:2]
+    emu.edit("zoho_crm/lead", second, {"Email": "shared@example.org"}, when=EARLIER)
+    emu.edit("zoho_crm/lead", first, {"Email": "Shared@example.org"}, when=LATER)  # edited last
+    (result,) = connect(emu).zoho_crm.upsert(
+        "Leads", [{"Last_Name": "Upserted", "Email": "shared@example.org"}]
+    )
+    if several == "refuse":
+        assert (result.ok, result.code) == (False, "DUPLICATE_DATA")
+        assert {leads[first]["Last_Name"], leads[second]["Last_Name"]} != {"Upserted"}
+        return
+    assert result.ok
+    assert result.record_id == str(first), "the oldest is also the one edited last here"
+    assert leads[first]["Last_Name"] == "Upserted"
+    assert leads[second]["Last_Name"] != "Upserted"
+
+
+def test_the_last_modified_of_several_matches_is_the_one_updated(start_emulator, connect):
+    emu = start_emulator(seed=7, people=60, behaviours=Behaviours(zoho_upsert_several="update_newest"))
+    leads = emu.dataset.tables["zoho_crm/lead"]
+    first, second = sorted(leads, key=lambda i: (leads[i]["Created_Time"], i))[:2]
+    emu.edit("zoho_crm/lead", first, {"Email": "shared@example.org"}, when=EARLIER)
+    emu.edit("zoho_crm/lead", second, {"Email": "shared@example.org"}, when=LATER)  # created later too
+    (result,) = connect(emu).zoho_crm.upsert(
+        "Leads", [{"Last_Name": "Upserted", "Email": "shared@example.org"}]
+    )
+    assert result.record_id == str(second)
+    oldest = start_emulator(seed=7, people=60, behaviours=Behaviours(zoho_upsert_several="update_oldest"))
+    old_leads = oldest.dataset.tables["zoho_crm/lead"]
+    oldest.edit("zoho_crm/lead", first, {"Email": "shared@example.org"}, when=EARLIER)
+    oldest.edit("zoho_crm/lead", second, {"Email": "shared@example.org"}, when=LATER)
+    (taken,) = connect(oldest).zoho_crm.upsert(
+        "Leads", [{"Last_Name": "Upserted", "Email": "shared@example.org"}]
+    )
+    assert taken.record_id == str(first)
+    assert old_leads[first]["Last_Name"] == "Upserted"
