@@ -351,6 +351,17 @@ class ZohoClient:
             return str(users[0]["id"])
         return None
 
+    def layouts(self, module: str) -> list[dict[str, Any]]:
+        """A module's layouts (``GET /settings/layouts?module=``, Zoho CRM v8 layouts metadata), as
+        the answer lists them: each with ``status`` and ``sections[].fields[]`` whose ``required`` says
+        what an admin made mandatory there, which the API enforces on create too. Empty for a 204 or
+        an answer without a list; a refusal (say, a connection without the settings scope) raises."""
+        path = f"{self.product.prefix}/settings/layouts"
+        response = self.http.request("GET", path, params={"module": module})
+        body = self.http.decode(response, "GET", path) if response.content else None
+        found = body.get("layouts") if isinstance(body, dict) else None
+        return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
+
     # ------------------------------------------------------------------- reads
 
     def read_leads(
@@ -1124,11 +1135,15 @@ def _result(item: Any, record: Mapping[str, Any]) -> WriteResult:
     details: dict[str, Any] = raw if isinstance(raw, dict) else {}
     ok = str(item.get("status", "")).lower() == "success"
     code = _str(item.get("code"))
+    message = str(item.get("message") or "")
+    if not ok and details.get("api_name"):
+        # "required field not found" alone does not say which: the ledger's line names the field.
+        message = f"{message} ({details['api_name']})"
     return WriteResult(
         record_id=_str(details.get("id") or record.get("id")),
         ok=ok,
         code=code,
-        message=str(item.get("message") or ""),
+        message=message,
         retriable=not ok and code in _RETRIABLE_RECORD_CODES,
         details=dict(details),
         action=_str(item.get("action")),

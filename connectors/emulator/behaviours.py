@@ -9,7 +9,7 @@ module lists each switch with the vendor text or the reason behind each choice.
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_origin
 
 from connectors.emulator.timefmt import zone_named
 
@@ -49,6 +49,13 @@ class Behaviours:
     zoho_upsert_several: UpsertSeveral = "refuse"
     """An upsert whose duplicate-check value several records hold: refused with ``DUPLICATE_DATA``,
     or applied to the oldest of them or to the one modified last (Zoho does not say which)."""
+    zoho_layout_required: tuple[str, ...] = ()
+    """Fields an admin made mandatory in a module's layout, as ``Module.Field`` (``Leads.Company``, which
+    api-notes §5.5 says may be so): ``/settings/layouts`` marks them ``required`` and an insert without
+    them is refused with ``MANDATORY_NOT_FOUND``, as one without ``Last_Name`` always is."""
+    zoho_layouts_readable: bool = True
+    """Whether ``/settings/layouts`` answers; a connection without the settings scope is refused
+    (401 ``OAUTH_SCOPE_MISMATCH``)."""
 
     # Linkflow
     linkflow_events_order: EventsOrder = "ascending"
@@ -87,9 +94,14 @@ class Behaviours:
     ``Received``, the ``message_id`` ``/sms/inbound`` gives them)."""
 
     def __post_init__(self) -> None:
+        # JSON (the admin endpoint) gives a list; the dataclass is frozen and hashable with a tuple.
+        object.__setattr__(self, "zoho_layout_required", tuple(self.zoho_layout_required))
+        bad = [name for name in self.zoho_layout_required if name.count(".") != 1]
+        if bad:
+            raise ValueError(f"behaviour zoho_layout_required takes Module.Field names; got {bad}")
         for item in fields(self):
             value = getattr(self, item.name)
-            choices = get_args(item.type)
+            choices = get_args(item.type) if get_origin(item.type) is Literal else ()
             if choices and value not in choices:
                 raise ValueError(f"behaviour {item.name} must be one of {', '.join(choices)}; got {value!r}")
         for name in ("bigin_unapproved_share", "linkflow_bulk_omission_rate"):

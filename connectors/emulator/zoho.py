@@ -34,6 +34,7 @@ from connectors.emulator.records import (
     ZOHO_LEAD_FIELDS,
     zoho_colleague,
     zoho_field_metadata,
+    zoho_layout,
     zoho_user,
 )
 from connectors.emulator.routing import (
@@ -56,6 +57,7 @@ from connectors.emulator.zoho_writes import (
     RecordWriteError,
     ZohoWriter,
     batch_status,
+    required_fields,
 )
 
 MAX_FIELDS = 50
@@ -151,6 +153,7 @@ class ZohoApi:
             route("GET", "/org", self.org),
             route("GET", "/users", self.users),
             route("GET", "/settings/fields", self.field_list),
+            route("GET", "/settings/layouts", self.layout_list),
             route("GET", "/{module}/deleted", self.deleted),
             route("POST", "/{module}/upsert", self.upsert),
             route("GET", "/{module}/{record_id}", self.get_record),
@@ -207,6 +210,16 @@ class ZohoApi:
         """``GET /settings/fields?module=``: the module's fields, the account's custom ones included."""
         module = self._module({"module": request.arg("module") or ""})
         return json_response(200, {"fields": zoho_field_metadata(module.fields, module.id_prefix)})
+
+    def layout_list(self, request: Request, params: dict[str, str]) -> Response:
+        """``GET /settings/layouts?module=``: the module's one layout, with what it makes mandatory
+        (`required_fields`); refused as a connection without the settings scope is, when
+        ``Behaviours.zoho_layouts_readable`` is off."""
+        if not self.state.behaviours.zoho_layouts_readable:
+            return zoho_error(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL", {})
+        module = self._module({"module": request.arg("module") or ""})
+        required = frozenset(required_fields(self.state, module))
+        return json_response(200, {"layouts": [zoho_layout(module.fields, module.id_prefix, required)]})
 
     def get_record(self, request: Request, params: dict[str, str]) -> Response:
         module = self._module(params)

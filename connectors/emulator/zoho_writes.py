@@ -2,8 +2,9 @@
 
 A write answers 200 (or 201 for an all-successful insert) when every record succeeded, 207 when some
 did, and the common error's status when all failed (412 when all were ``ALREADY_MODIFIED``). Each
-record is checked on its own: mandatory ``Last_Name`` on insert, unknown ids, malformed emails,
-``If-Unmodified-Since`` (optimistic concurrency) and the emulator's rejection hook.
+record is checked on its own: mandatory fields on insert (``Last_Name``, and any the layout adds),
+unknown ids, malformed emails, ``If-Unmodified-Since`` (optimistic concurrency) and the emulator's
+rejection hook.
 
 A record changed after ``If-Unmodified-Since`` is refused with ``ALREADY_MODIFIED``, "Record updated
 time has already passed if-unmodified-since time" (Zoho's v7 update and upsert pages, api-notes
@@ -46,6 +47,17 @@ class Module:
         return self.table == ZOHO_CRM_LEADS
 
 
+def required_fields(state: EmulatorState, module: Module) -> tuple[str, ...]:
+    """What an insert into ``module`` must carry: ``Last_Name`` always, and what the org's layout makes
+    mandatory (``Behaviours.zoho_layout_required``)."""
+    extra = (
+        name.partition(".")[2]
+        for name in state.behaviours.zoho_layout_required
+        if name.partition(".")[0] == module.api_name
+    )
+    return tuple(dict.fromkeys(("Last_Name", *extra)))
+
+
 class RecordWriteError(Exception):
     """One record of a batch failed; carries Zoho's per-record error."""
 
@@ -75,13 +87,14 @@ class ZohoWriter:
         self.table = state.tables[module.table]
 
     def insert(self, item: dict[str, Any], position: int) -> Record:
-        last_name = item.get("Last_Name")
-        if not isinstance(last_name, str) or not last_name.strip():
-            raise RecordWriteError(
-                "MANDATORY_NOT_FOUND",
-                "required field not found",
-                {"api_name": "Last_Name", "json_path": f"$.data[{position}].Last_Name"},
-            )
+        for name in required_fields(self.state, self.module):
+            value = item.get(name)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                raise RecordWriteError(
+                    "MANDATORY_NOT_FOUND",
+                    "required field not found",
+                    {"api_name": name, "json_path": f"$.data[{position}].{name}"},
+                )
         now = self.state.now()
         record_id = self.state.dataset.zoho_id(self.module.app)
         blank = zoho_record(

@@ -64,6 +64,12 @@ def world_whole_call():
     yield from _world(Behaviours(zoho_conflict="whole_call"))
 
 
+@pytest.fixture
+def world_company_mandatory():
+    """The org's Leads layout makes Company mandatory (``Behaviours.zoho_layout_required``)."""
+    yield from _world(Behaviours(zoho_layout_required=("Leads.Company",)))
+
+
 def full_then_incremental(read):
     records, cursor, _, _ = drain(read())
     again, _, _, _ = drain(read(cursor))
@@ -102,6 +108,14 @@ def test_cassette_zoho_org(world):
     clients, _ = world
     with cassette("zoho_crm/org"):
         assert clients.zoho_crm.org_country() == "US"
+
+
+def test_cassette_zoho_layouts(world_company_mandatory):
+    clients, _ = world_company_mandatory
+    with cassette("zoho_crm/layouts"):
+        (standard,) = clients.zoho_crm.layouts("Leads")
+    required = {f["api_name"] for s in standard["sections"] for f in s["fields"] if f["required"]}
+    assert required == {"Last_Name", "Company", "Owner"}
 
 
 def test_cassette_clickfunnels_contacts(world):

@@ -64,7 +64,7 @@ def _operations(
 APPS = {
     "clickfunnels": (("clickfunnels-v2-contact.yml", "clickfunnels-v2-workspace.yml"), "/api/v2"),
     "clicksend": (("clicksend-v3-openapi.yaml", "clicksend-v3-openapi3-contact-sync-subset.yaml"), ""),
-    "zoho_crm": (("zoho-crm-v8-record.json", "zoho-crm-v8-org.json"), ""),
+    "zoho_crm": (("zoho-crm-v8-record.json", "zoho-crm-v8-org.json", "zoho-crm-v8-layouts.json"), ""),
 }
 UNDOCUMENTED = {("clickfunnels", "GET", "/api/v2/teams")}
 """Discovery of teams is in the vendor's team spec, which the project did not keep (specs/README)."""

@@ -7,7 +7,7 @@ import pytest
 
 from connectors.config import HttpOptions, MatonConfig
 from connectors.emulator.behaviours import Behaviours
-from connectors.errors import AmbiguousWriteError, FatalError
+from connectors.errors import AmbiguousWriteError, ConnectorError, FatalError
 from connectors.factory import build_clients
 from connectors.times import parse_instant, to_iso
 from connectors.zoho import ZohoCursor
@@ -416,3 +416,43 @@ def test_the_last_modified_of_several_matches_is_the_one_updated(start_emulator,
     )
     assert taken.record_id == str(first)
     assert old_leads[first]["Last_Name"] == "Upserted"
+
+
+def test_layouts_say_what_a_create_must_carry_and_the_api_enforces_it(start_emulator, connect):
+    """The org's layout makes Company mandatory on Leads: the layouts answer marks it ``required``
+    (beside Last_Name and the owner Zoho fills), and an upsert that inserts without it is refused
+    with MANDATORY_NOT_FOUND naming it, while one that updates an existing lead is not."""
+    emu = start_emulator(seed=7, people=40, behaviours=Behaviours(zoho_layout_required=("Leads.Company",)))
+    crm = connect(emu).zoho_crm
+    (standard,) = crm.layouts("Leads")
+    assert standard["status"] == "active"
+    required = {f["api_name"] for s in standard["sections"] for f in s["fields"] if f["required"]}
+    assert required == {"Last_Name", "Company", "Owner"}
+    (contacts,) = crm.layouts("Contacts")
+    assert {f["api_name"] for s in contacts["sections"] for f in s["fields"] if f["required"]} == {
+        "Last_Name",
+        "Owner",
+    }
+    (refused,) = crm.upsert("Leads", [{"Last_Name": "New", "Email": "new.person@example.org"}])
+    assert (refused.ok, refused.code, refused.details.get("api_name")) == (
+        False,
+        "MANDATORY_NOT_FOUND",
+        "Company",
+    )
+    leads = emu.dataset.tables["zoho_crm/lead"]
+    held = next(i for i in leads if leads[i]["Email"])
+    (updated,) = crm.upsert("Leads", [{"Last_Name": "Same", "Email": leads[held]["Email"]}])
+    assert (updated.ok, updated.record_id) == (True, str(held))
+    (added,) = crm.upsert(
+        "Leads", [{"Last_Name": "New", "Company": "Acme", "Email": "new.person@example.org"}]
+    )
+    assert added.ok
+
+
+def test_layouts_a_connection_may_not_read_are_refused_in_one_line(start_emulator, connect):
+    emu = start_emulator(seed=7, people=20, behaviours=Behaviours(zoho_layouts_readable=False))
+    with pytest.raises(ConnectorError) as refused:
+        connect(emu).zoho_bigin.layouts("Contacts")
+    assert refused.value.status == 401
+    assert "OAUTH_SCOPE_MISMATCH" in str(refused.value)
+    assert MATON_KEY not in str(refused.value)

@@ -26,6 +26,7 @@ CF_SPEC = "clickfunnels-v2-contact.yml"
 CS_SPEC = "clicksend-v3-openapi3-contact-sync-subset.yaml"
 ZOHO_RECORD = "zoho-crm-v8-record.json"
 ZOHO_ORG = "zoho-crm-v8-org.json"
+ZOHO_LAYOUTS = "zoho-crm-v8-layouts.json"
 
 
 def test_clickfunnels_contacts_match_contact_attributes(maton):
@@ -122,3 +123,20 @@ def test_received_messages_listed_in_history_match_its_item_schema():
     assert {row["message_id"] for row in received} <= inbound
     inner = schema(CS_SPEC, "view_sms_history_data_allOf_data_inner")
     assert all(mismatches(CS_SPEC, row, inner) == [] for row in received)
+
+
+#: What reverse sync reads of a layout (`models.push.required_fields`): these must be present.
+LAYOUT_KEYS_READ = {"status", "sections", "fields", "api_name", "required", "system_mandatory", "read_only"}
+
+
+def test_zoho_layouts_match_the_layouts_schema(maton):
+    """Every value the emulator gives has the schema's type. The schema marks about 75 properties of a
+    field required, some of which no example of Zoho's own carries (``file_upolad_optionlist``,
+    ``common.picklist``), so only the absence of what reverse sync reads counts."""
+    for path in ("/zoho-crm/crm/v8/settings/layouts", "/zoho-bigin/bigin/v2/settings/layouts"):
+        body = maton.get(path, params={"module": "Contacts"}).json()
+        assert body["layouts"]
+        problems = mismatches(ZOHO_LAYOUTS, body, schema(ZOHO_LAYOUTS, "wrapper"))
+        absent = {p.split("'")[1] for p in problems if ": missing required '" in p}
+        assert [p for p in problems if ": missing required '" not in p] == []
+        assert absent & LAYOUT_KEYS_READ == set()
