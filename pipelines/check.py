@@ -33,8 +33,10 @@ from connectors.factory import Clients
 from connectors.http import RetryPolicy, Timeouts
 from connectors.stop import STOP
 from models.mappings.metadata import linkflow_catalogue, metadata_problems, zoho_catalogue
+from models.push.field_map import destination_map
+from models.push.required_fields import beyond_map, required_on_create, written_fields
 from models.warehouse.source_checks import cached_check, store_check
-from pipelines.clients import clients_for
+from pipelines.clients import clients_for, zoho_module
 from pipelines.settings import CREDENTIAL_VARIABLES, MATON_SOURCES, Settings
 
 Level = Literal["ok", "info", "warning", "failure"]
@@ -550,6 +552,7 @@ def check_source(source: str, settings: Settings, clients: Clients) -> SourceChe
         except ConnectorError as exc:
             rows.append(Row(name, "could not tell", "warning", f"{name} could not be probed: {exc}"))
     rows.extend(mapping_rows(probe))
+    rows.extend(create_rows(probe))
     return SourceCheck(source, tuple(rows))
 
 
@@ -583,6 +586,49 @@ def mapping_rows(probe: Probe) -> list[Row]:
         )
         if not problems:
             rows.append(Row("mappings", f"{obj}: mapped paths found", object=obj))
+    return rows
+
+
+def create_rows(probe: Probe) -> list[Row]:
+    """For each Zoho object reverse sync creates into (``CONTACT_SYNC_PUSH_CREATE``), what its layouts
+    make mandatory beyond ``Last_Name`` (`models.push.required_fields`): a warning when nothing writes
+    such a field (every create there would be refused) or the layouts cannot be read."""
+    if probe.source not in ("zoho_crm", "zoho_bigin"):
+        return []
+    rows: list[Row] = []
+    for source, obj in sorted(probe.settings.push_create()):
+        if source != probe.source:
+            continue
+        check, module = f"creates ({obj})", zoho_module(obj)
+        try:
+            layouts = probe.client.layouts(module)
+        except ConnectorError as exc:
+            scope = (
+                "; give the connection the settings scope (ZohoCRM.settings.layouts.READ)"
+                if exc.status in (401, 403)
+                else ""
+            )
+            advice = (
+                f"the {module} layouts are not readable ({exc}): creates go out without knowing which "
+                f"fields Zoho makes mandatory, and Zoho refuses those without them{scope}"
+            )
+            rows.append(Row(check, "layouts not readable", "warning", advice, object=obj))
+            continue
+        required = beyond_map(destination_map(source, obj), required_on_create(layouts))
+        unwritten = sorted(required - set(written_fields(source, obj, probe.settings.mappings())))
+        if unwritten:
+            names = ", ".join(unwritten)
+            advice = (
+                f"the {module} layouts make {names} mandatory and nothing writes it: every create there "
+                "would be refused; make it optional in Zoho, or map a golden field to it "
+                "(CONTACT_SYNC_MAPPINGS)"
+            )
+            rows.append(Row(check, f"{names} mandatory, not written", "warning", advice, object=obj))
+        elif required:
+            needed = ", ".join(sorted(required))
+            rows.append(Row(check, f"need {needed} too (a contact without it is not created)", object=obj))
+        else:
+            rows.append(Row(check, "need nothing beyond Last_Name", object=obj))
     return rows
 
 
@@ -620,6 +666,7 @@ def fingerprint(settings: Settings, source: str) -> str:
         ]
     mappings = settings.mappings()
     parts.append(mappings.fingerprint() if mappings is not None else "")
+    parts.append(";".join(sorted(obj for dest, obj in settings.push_create() if dest == source)))
     plan = PLANS[source]
     parts += [name for name, _ in plan.objects] + [name for name, _ in plan.detections]
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()

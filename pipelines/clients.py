@@ -56,6 +56,11 @@ def clients_for(settings: Settings, sources: tuple[str, ...], options: HttpOptio
 _ZOHO_MODULES = {"lead": "Leads", "contact": "Contacts"}
 
 
+def zoho_module(obj: str) -> str:
+    """The Zoho module behind a contract object (``lead`` -> ``Leads``)."""
+    return _ZOHO_MODULES[obj]
+
+
 def _read_mapped_zoho_fields(clients: Clients, settings: Settings) -> None:
     """Zoho clients that also ask for the fields the mappings file reads from them."""
     mappings = settings.mappings()

@@ -23,7 +23,7 @@ from connectors.factory import Clients
 from connectors.stop import STOP, StopRequested
 from connectors.writes import WriteResult
 from models.push import ledger as push_ledger
-from models.push.field_map import PushConfig
+from models.push.field_map import PushConfig, destination_map
 from models.push.plan import (
     Batch,
     RecordChange,
@@ -37,12 +37,13 @@ from models.push.plan import (
     write_stamp,
 )
 from models.push.planning import SliceTask, plan_slice
+from models.push.required_fields import beyond_map, required_on_create
 from models.push.whole_objects import completed_from_warehouse
 from models.warehouse.locks import SourceBusyError, source_lock
 from models.warehouse.store import RawStore, StreamKey
 from models.warehouse.tables import utcnow
 from pipelines.canonical import phone_regions
-from pipelines.clients import clients_for
+from pipelines.clients import clients_for, zoho_module
 from pipelines.overlap import WAREHOUSE_WRITER_TAG
 from pipelines.progress import NO_PROGRESS, ProgressObserver, StreamProgress
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
@@ -628,6 +629,33 @@ def own_zoho_users(clients: Clients, sources: Sequence[str], log: Callable[[str]
     return found
 
 
+def zoho_create_requirements(
+    clients: Clients, config: PushConfig, log: Callable[[str], None]
+) -> dict[tuple[str, str], frozenset[str]]:
+    """Per Zoho destination that gets creates, the fields its layouts make mandatory beyond those the
+    field map already requires (`models.push.required_fields`), asked once per run. A module whose layouts
+    cannot be read (a connection without the settings scope, an error after retries) is left out and
+    said in one line: its creates are sent, and Zoho's answer decides."""
+    found: dict[tuple[str, str], frozenset[str]] = {}
+    for source, obj in sorted(config.create_missing):
+        client = getattr(clients, source, None) if source in ("zoho_crm", "zoho_bigin") else None
+        if client is None:
+            continue
+        module = zoho_module(obj)
+        try:
+            layouts = client.layouts(module)
+        except ConnectorError as exc:
+            log(
+                f"reverse sync {source}/{obj}: could not read the {module} layouts ({exc}); creates are sent "
+                "without knowing which fields they make mandatory"
+            )
+            continue
+        extra = beyond_map(destination_map(source, obj), required_on_create(layouts))
+        if extra:
+            found[(source, obj)] = extra
+    return found
+
+
 def opt_out_lists(clients: Clients) -> frozenset[str]:
     """ClickSend's opt-out lists, whose contacts are never written (one listing of the lists)."""
     if clients.clicksend is None:
@@ -802,6 +830,9 @@ def _reverse_sync_step(
             raise dg.Failure(description=f"reverse sync clicksend/list_contact: {exc}") from None
         own_users = {} if dry_run else own_zoho_users(clients, tuple(runnable), context.log.info)
         config = push_config(settings, phone_regions(settings, warehouse), opt_out)
+        config = replace(
+            config, create_fields_required=zoho_create_requirements(clients, config, context.log.info)
+        )
         for found in run_in_threads(
             [
                 with_statements_stopped(

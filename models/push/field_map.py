@@ -189,6 +189,9 @@ class PushConfig:
     create_missing: destinations that get golden contacts they do not hold yet.
     create_parents: per destination, where creates go (ClickSend list id, ClickFunnels workspace id,
         Linkflow UDC channel id).
+    create_fields_required: per destination, the destination's own field names a create must carry
+        beyond the map's ``create_requires``, learnt from the destination when a run starts (Zoho's
+        layouts, `models.push.required_fields`).
     opt_out_lists: ClickSend list ids that are never written (every account has an opt-out list,
         api-notes §3.4).
     regions: per source, the region its phones without "+" are read in, as identity resolution reads
@@ -203,6 +206,7 @@ class PushConfig:
     create_missing: frozenset[Key] = frozenset()
     max_attempts: int = 3
     create_parents: Mapping[Key, str] = field(default_factory=dict)
+    create_fields_required: Mapping[Key, frozenset[str]] = field(default_factory=dict)
     opt_out_lists: frozenset[str] = frozenset()
     regions: Mapping[str, str] = field(default_factory=lambda: {"linkflow": "CN"})
     default_region: str = "US"
@@ -217,7 +221,12 @@ class PushConfig:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        for key in (*self.overwrite, *self.create_missing, *self.create_parents):
+        for key in (
+            *self.overwrite,
+            *self.create_missing,
+            *self.create_parents,
+            *self.create_fields_required,
+        ):
             destination_map(*key)
         for key, names in self.overwrite.items():
             unknown = set(names) - {spec.canonical for spec in destination_map(*key).fields}
@@ -247,4 +256,8 @@ class PushConfig:
         )
         if self.mappings is not None:
             settings = (*settings, self.mappings.destination_fingerprint(destination, obj))
+        required = self.create_fields_required.get(key, frozenset()) if key in self.create_missing else ()
+        if required:
+            # Only where it says something, so a destination without such fields keeps its fingerprint.
+            settings = (*settings, sorted(required))
         return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]

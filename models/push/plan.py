@@ -64,6 +64,7 @@ from models.push.field_map import (
     PushConfig,
     destination_map,
 )
+from models.push.required_fields import written_fields
 
 PLAN_COLUMNS = (
     "destination",
@@ -255,9 +256,13 @@ def _plan_creates(dest: str, obj: str, missing: pd.DataFrame, config: PushConfig
     _format_phones(second, _region_after(first, region, config.region(dest)))
     planned = pd.concat([first, second]).sort_index()
     parent = config.create_parents.get((dest, obj))
-    refusal = _create_refusal(mapping, planned, parent)
     custom = custom_rows(dest, obj, [{}] * len(contact), contact["custom"], config.mappings, create=True)
     planned = pd.concat([planned, custom], ignore_index=True) if len(custom) else planned
+    required = config.create_fields_required.get((dest, obj), frozenset())
+    written = written_fields(dest, obj, config.mappings)
+    refusal = _create_refusal(
+        mapping, planned, parent, required=required, written=written, where=f"{dest}/{obj}"
+    )
     planned["invalid_reason"] = planned["invalid_reason"].where(
         planned["invalid_reason"].notna(), refusal.reindex(planned["row"]).to_numpy()
     )
@@ -273,14 +278,39 @@ def _plan_creates(dest: str, obj: str, missing: pd.DataFrame, config: PushConfig
     )
 
 
-def _create_refusal(mapping: DestinationMap, planned: pd.DataFrame, parent: str | None) -> pd.Series:
-    """Per contact row, why its create must not be sent (None when it may)."""
+def _create_refusal(
+    mapping: DestinationMap,
+    planned: pd.DataFrame,
+    parent: str | None,
+    *,
+    required: frozenset[str] = frozenset(),
+    written: Mapping[str, str] | None = None,
+    where: str = "the destination",
+) -> pd.Series:
+    """Per contact row, why its create must not be sent (None when it may). ``required``: the
+    destination's field names it refuses a create without (`PushConfig.create_fields_required`);
+    ``written``: those a create may carry, each with the golden field it carries."""
+    written = written or {}
     sendable = planned[planned["invalid_reason"].isna().to_numpy()]
     rows = planned["row"].unique()
     refusal = pd.Series(None, index=rows, dtype=object)
     if mapping.create_needs_parent and parent is None:
         refusal[:] = "no parent configured for creates (PushConfig.create_parents)"
         return refusal
+    unwritten = sorted(required - set(written))
+    if unwritten:
+        refusal[:] = (
+            f"{where} requires {', '.join(unwritten)} on create (mandatory in its layouts), which "
+            "contact-sync does not write: make it optional there, or map a golden field to it "
+            "(CONTACT_SYNC_MAPPINGS)"
+        )
+        return refusal
+    top = sendable["field"].astype(str).str.split(".", n=1).str[0]
+    for name in sorted(required, reverse=True):
+        covered = sendable.loc[top.eq(name).to_numpy(), "row"].unique()
+        refusal[~np.isin(rows, covered)] = (
+            f"missing {written[name]}: {where} requires {name} on create (mandatory in its layouts)"
+        )
     for group in reversed(mapping.create_requires):
         covered = sendable.loc[sendable["canonical_field"].isin(group).to_numpy(), "row"].unique()
         refusal[~np.isin(rows, covered)] = f"missing mandatory {' or '.join(group)}"

@@ -1,0 +1,70 @@
+"""A Zoho create never goes out without a field the org's layout makes mandatory.
+
+An admin can make any field mandatory on a Zoho layout (Leads' ``Company`` often is), and the API
+enforces it: ``MANDATORY_NOT_FOUND``. Reverse sync reads the layouts when a run starts and refuses such
+a create up front, with a line naming the field; creates that carry it land. Where the layouts cannot
+be read, the creates go out and Zoho's refusal, naming the field, is what the ledger keeps.
+"""
+
+import sqlalchemy as sa
+
+from connectors.emulator import running_emulator
+from connectors.emulator.behaviours import Behaviours
+from models.warehouse.db import open_warehouse
+from pipelines.runner import run_sync
+from tests.pipelines.conftest import settings_for
+from tests.pipelines.test_reverse_sync import ledger
+
+LEADS_NEED_COMPANY = "missing company: zoho_crm/lead requires Company on create (mandatory in its layouts)"
+
+
+def companies(url: str) -> dict[str, str | None]:
+    with open_warehouse(url).connect() as connection:
+        return {str(c): v for c, v in connection.execute(sa.text("SELECT contact_id, company FROM contacts"))}
+
+
+def lead_creates(url: str) -> list[dict[str, object]]:
+    return ledger(url, destination="zoho_crm", object="lead", reason="create")
+
+
+def test_a_lead_create_without_the_company_its_layout_requires_is_refused_up_front(sqlite_url: str) -> None:
+    behaviours = Behaviours(zoho_layout_required=("Leads.Company",))
+    with running_emulator(seed=11, people=160, behaviours=behaviours) as emu:
+        settings = settings_for(emu, sqlite_url, contact_sync_push_create="zoho_crm/lead;zoho_bigin/contact")
+        result = run_sync(settings)
+        assert result.success, result.failures
+        inserted = [w for w in emu.writes() if w.app == "zoho_crm" and w.method == "POST"]
+
+    creates = lead_creates(sqlite_url)
+    company = companies(sqlite_url)
+    refused = {str(r["contact_id"]) for r in creates if r["error"] == LEADS_NEED_COMPANY}
+    landed = {str(r["contact_id"]) for r in creates if r["status"] == "sent"}
+    assert refused, "the sandbox has people without a company that Zoho CRM lacks"
+    assert landed, "and people with one"
+    assert all(company[c] is None for c in refused)
+    assert all(company[c] is not None for c in landed)
+    assert {r["status"] for r in creates if str(r["contact_id"]) in refused} == {"invalid"}
+    # Nothing went out for Zoho to refuse, and Zoho was asked nothing it refused.
+    assert not [
+        r for r in ledger(sqlite_url, destination="zoho_crm") if r["status"] in ("rejected", "parked")
+    ]
+    assert inserted
+    # Bigin's layout requires nothing beyond Last_Name: its creates are planned as before.
+    assert not [r for r in ledger(sqlite_url, destination="zoho_bigin") if "layouts" in str(r["error"] or "")]
+
+
+def test_where_the_layouts_cannot_be_read_zohos_refusal_names_the_field(sqlite_url: str) -> None:
+    behaviours = Behaviours(zoho_layout_required=("Leads.Company",), zoho_layouts_readable=False)
+    with running_emulator(seed=11, people=160, behaviours=behaviours) as emu:
+        settings = settings_for(emu, sqlite_url, contact_sync_push_create="zoho_crm/lead")
+        result = run_sync(settings)
+        assert result.success, result.failures
+
+    creates = lead_creates(sqlite_url)
+    company = companies(sqlite_url)
+    refused = [r for r in creates if r["status"] == "rejected"]
+    assert refused, "sent without knowing the layout, the creates without a company are refused"
+    assert {str(r["error"]) for r in refused} == {"required field not found (Company)"}
+    assert all(company[str(r["contact_id"])] is None for r in refused)
+    assert not [r for r in creates if r["error"] == LEADS_NEED_COMPANY]
+    assert [r for r in creates if r["status"] == "sent"]
