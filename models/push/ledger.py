@@ -470,8 +470,9 @@ def _read_since(connection: Connection, destination: str, obj: str) -> datetime 
 
 
 def settled(engine: Engine, destination: str, obj: str, scope: ContactScope = EVERY_CONTACT) -> pd.DataFrame:
-    """Rows of real runs not to plan again for the same value (`SETTLED`): parked, invalid, undone;
-    of ``scope``'s contacts only (those of the slice or the change being planned).
+    """Rows of real runs not to plan again for the same value (`SETTLED`): parked, invalid, undone
+    (``status``; `models.push.plan.drop_settled` says what each settles); of ``scope``'s contacts only
+    (those of the slice or the change being planned).
 
     A create row is keyed with an empty record id, as a new create plan is, whatever id it got.
     """
@@ -483,10 +484,11 @@ def settled(engine: Engine, destination: str, obj: str, scope: ContactScope = EV
         PushLedger.contact_id,
         PushLedger.field,
         PushLedger.after_value,
+        PushLedger.status,
     ]
     with engine.connect() as connection:
         rows = _ledger_rows(connection, columns, destination, obj, SETTLED, contacts=scope)
-    names = ["destination", "object", "record_id", "contact_id", "field", "after_value"]
+    names = ["destination", "object", "record_id", "contact_id", "field", "after_value", "status"]
     frame = rows_frame(rows, names).drop_duplicates(ignore_index=True)
     frame["record_id"] = frame["record_id"].where(frame["record_id"] != "", None)
     return frame

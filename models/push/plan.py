@@ -139,19 +139,36 @@ def plan_creates(golden: pd.DataFrame, present: pd.DataFrame, config: PushConfig
     return _concat(parts)
 
 
-def drop_settled(plan: pd.DataFrame, parked: pd.DataFrame) -> pd.DataFrame:
-    """The plan without the rows the ledger has settled for the same record, field and value
-    (parked after their attempts, refused as invalid, or undone on purpose).
+def drop_settled(plan: pd.DataFrame, settled: pd.DataFrame) -> pd.DataFrame:
+    """The plan without the rows the ledger has settled for the same record, field and value.
 
-    parked: destination, object, record_id (None for a create), contact_id, field, after_value. A new
+    settled: destination, object, record_id (None for a create), contact_id, field, after_value, and
+    status (`parked` after its attempts, `invalid`, `undone` on purpose; `parked` when absent). A new
     golden value is a new row and is tried again; values are compared as the field compares them, so
     "United States" after "US" is the same value, not a new one.
+
+    A value refused as `invalid` was refused under that plan's circumstances (a mandatory field the
+    contact lacked, another person's record holding the value, the record's own first name
+    disagreeing): it settles a row refused again, never one that may now be sent. A create goes whole
+    or not at all: while any of its rows is not settled, every row of it is planned, so a create
+    refused or parked before goes out with all its fields, not with only those that changed.
     """
     columns = ["destination", "object", "record_key", "contact_id", "field", "value_key"]
-    left = _with_value_key(_with_record_key(plan))
-    right = _with_value_key(_with_record_key(parked))[columns].drop_duplicates()
-    hit = left[columns].merge(right, how="left", on=columns, indicator=True)["_merge"].eq("both")
-    return plan[~hit.to_numpy()].reset_index(drop=True)
+    status = settled["status"] if "status" in settled else pd.Series("parked", index=settled.index)
+    right = _with_value_key(_with_record_key(settled.assign(status=status)))
+    # Per key, whether it is settled whatever the new plan says of it (parked, undone), or only
+    # while the new plan refuses it too (invalid).
+    settles = right.assign(firm=right["status"].ne("invalid")).groupby(columns, dropna=False)["firm"]
+    firm = settles.any().reset_index()
+    found = _with_value_key(_with_record_key(plan))[columns].merge(firm, how="left", on=columns)["firm"]
+    refused = plan["invalid_reason"].notna().to_numpy()
+    hit = found.notna().to_numpy() & (found.eq(True).to_numpy() | refused)
+    creates = plan["record_id"].isna().to_numpy()
+    if creates.any():
+        whose = plan["destination"].astype(str) + "/" + plan["object"].astype(str) + "/" + plan["contact_id"]
+        unsettled = pd.Series(creates & ~hit).groupby(whose.to_numpy()).transform("any").to_numpy()
+        hit &= ~(creates & unsettled)
+    return plan[~hit].reset_index(drop=True)
 
 
 def _with_value_key(frame: pd.DataFrame) -> pd.DataFrame:

@@ -68,3 +68,29 @@ def test_where_the_layouts_cannot_be_read_zohos_refusal_names_the_field(sqlite_u
     assert all(company[str(r["contact_id"])] is None for r in refused)
     assert not [r for r in creates if r["error"] == LEADS_NEED_COMPANY]
     assert [r for r in creates if r["status"] == "sent"]
+
+
+def test_when_the_layout_lets_the_field_go_the_refused_creates_go_out_whole(sqlite_url: str) -> None:
+    behaviours = Behaviours(zoho_layout_required=("Leads.Company",))
+    with running_emulator(seed=11, people=160, behaviours=behaviours) as emu:
+        settings = settings_for(emu, sqlite_url, contact_sync_push_create="zoho_crm/lead")
+        assert run_sync(settings).success
+        refused = {str(r["contact_id"]) for r in lead_creates(sqlite_url) if r["error"] == LEADS_NEED_COMPANY}
+        assert refused
+        emu.set_behaviours(Behaviours())  # an admin makes Company optional again
+        emu.clear_writes()
+        assert run_sync(settings).success
+        created = {
+            str(w.record_id): w.body
+            for w in emu.writes()
+            if w.app == "zoho_crm" and w.method == "POST" and w.record_id is not None
+        }
+
+    sent = [r for r in lead_creates(sqlite_url) if r["status"] == "sent" and str(r["contact_id"]) in refused]
+    assert {str(r["contact_id"]) for r in sent} == refused, "every create refused for the company went out"
+    # Each went whole: the record holds the contact's email and last name, not only what changed.
+    by_record: dict[str, set[str]] = {}
+    for row in sent:
+        by_record.setdefault(str(row["record_id"]), set()).add(str(row["field"]))
+    assert all({"Last_Name", "Email"} <= fields for fields in by_record.values())
+    assert set(by_record) <= set(created)

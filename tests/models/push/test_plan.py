@@ -720,3 +720,49 @@ def test_parked_rows_are_not_planned_again_until_the_value_changes() -> None:
     assert not ((kept["record_id"] == "z2") & (kept["field"] == "First_Name")).any()
     changed = parked.assign(after_value="Janet")
     assert len(drop_settled(plan, changed)) == len(plan)
+
+
+def _ledger_of(plan: pd.DataFrame, status: str) -> pd.DataFrame:
+    columns = ["destination", "object", "record_id", "contact_id", "field", "after_value"]
+    return plan[columns].assign(status=status)
+
+
+def test_a_value_refused_as_invalid_settles_only_a_row_refused_again() -> None:
+    plan, _ = _two_records_plan()
+    refused = plan.assign(invalid_reason="its email is held by record z9 of golden contact c9")
+    ledger = _ledger_of(refused, "invalid")
+    # Still refused: nothing is recorded again.
+    assert drop_settled(refused, ledger).empty
+    # The circumstances changed (the other record let the value go): every row that may goes out.
+    kept = drop_settled(plan, ledger)
+    assert len(kept) == plan["invalid_reason"].isna().sum() > 0
+    assert kept["invalid_reason"].isna().all()
+    # Parked and undone rows settle their value whatever the plan says of it now.
+    assert drop_settled(plan, _ledger_of(plan, "parked")).empty
+    assert drop_settled(plan, _ledger_of(plan, "undone")).empty
+
+
+def test_a_create_refused_before_goes_out_whole_once_it_may() -> None:
+    config = PushConfig(create_missing=frozenset({("zoho_crm", "lead")}))
+    none = pd.DataFrame(columns=["contact_id", "destination", "object"])
+    nameless = {**JANE, "last_name": None}
+    refused = plan_creates(golden(nameless), none, config)
+    assert set(refused["invalid_reason"]) == {"missing mandatory last_name"}
+    ledger = _ledger_of(refused, "invalid")
+    assert drop_settled(plan_creates(golden(nameless), none, config), ledger).empty
+    # The contact gains a last name: the create carries every field, not only the new one.
+    (change,) = record_changes(drop_settled(plan_creates(golden(JANE), none, config), ledger))
+    assert change.payload["Email"] == "jane@example.com"
+    assert change.payload["Last_Name"] == "Doe"
+    assert set(change.payload) == {spec.field for spec in destination_map("zoho_crm", "lead").fields}
+
+
+def test_a_parked_create_is_sent_whole_when_one_of_its_values_changes() -> None:
+    config = PushConfig(create_missing=frozenset({("zoho_crm", "lead")}))
+    none = pd.DataFrame(columns=["contact_id", "destination", "object"])
+    ledger = _ledger_of(plan_creates(golden(JANE), none, config), "parked")
+    assert drop_settled(plan_creates(golden(JANE), none, config), ledger).empty
+    moved = {**JANE, "city": "Chicago"}
+    (change,) = record_changes(drop_settled(plan_creates(golden(moved), none, config), ledger))
+    assert change.payload["City"] == "Chicago"
+    assert change.payload["Email"] == "jane@example.com"
