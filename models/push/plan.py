@@ -165,9 +165,10 @@ def drop_settled(plan: pd.DataFrame, settled: pd.DataFrame) -> pd.DataFrame:
     hit = found.notna().to_numpy() & (found.eq(True).to_numpy() | refused)
     creates = plan["record_id"].isna().to_numpy()
     if creates.any():
-        whose = plan["destination"].astype(str) + "/" + plan["object"].astype(str) + "/" + plan["contact_id"]
-        unsettled = pd.Series(creates & ~hit).groupby(whose.to_numpy()).transform("any").to_numpy()
-        hit &= ~(creates & unsettled)
+        mine = plan.loc[creates, ["destination", "object", "contact_id"]].astype(str)
+        whose = (mine["destination"] + "/" + mine["object"] + "/" + mine["contact_id"]).to_numpy()
+        unsettled = pd.Series(~hit[creates]).groupby(whose).transform("any").to_numpy(dtype=bool)
+        hit[np.flatnonzero(creates)[unsettled]] = False
     return plan[~hit].reset_index(drop=True)
 
 
