@@ -94,8 +94,11 @@ class Behaviours:
     ``Received``, the ``message_id`` ``/sms/inbound`` gives them)."""
 
     def __post_init__(self) -> None:
-        # JSON (the admin endpoint) gives a list; the dataclass is frozen and hashable with a tuple.
-        object.__setattr__(self, "zoho_layout_required", tuple(self.zoho_layout_required))
+        # JSON (the admin endpoint) gives a list, and `sandbox --behaviour` text names separated by
+        # commas; the dataclass is frozen and hashable with a tuple.
+        required = self.zoho_layout_required
+        names = required.split(",") if isinstance(required, str) else required
+        object.__setattr__(self, "zoho_layout_required", tuple(n.strip() for n in names if n.strip()))
         bad = [name for name in self.zoho_layout_required if name.count(".") != 1]
         if bad:
             raise ValueError(f"behaviour zoho_layout_required takes Module.Field names; got {bad}")

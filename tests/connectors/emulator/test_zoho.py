@@ -3,6 +3,7 @@
 from collections import Counter
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 
 from connectors.emulator import running_emulator
@@ -360,3 +361,27 @@ def test_bigin_records_awaiting_approval_are_hidden_unless_asked_for(emulator, m
     assert set(default.values()) == {"approved"}
     assert set(default) | set(waiting) == {r["id"] for r in both} == everyone
     assert not set(default) & set(waiting)
+
+
+def test_a_layouts_mandatory_fields_are_set_over_http_as_a_list_or_as_text(emulator, maton):
+    """``zoho_layout_required`` through ``/_admin/behaviours``: a JSON list, or the text
+    ``sandbox --behaviour`` passes (names separated by commas); a name without its module is refused."""
+    admin = emulator.base_url + "/_admin/behaviours"
+
+    def required(module: str) -> set[str]:
+        (layout,) = maton.get("/zoho-crm/crm/v8/settings/layouts", params={"module": module}).json()[
+            "layouts"
+        ]
+        return {f["api_name"] for s in layout["sections"] for f in s["fields"] if f["required"]}
+
+    assert required("Leads") == {"Last_Name", "Owner"}
+    assert httpx.post(admin, json={"zoho_layout_required": ["Leads.Company"]}).status_code == 200
+    assert required("Leads") == {"Last_Name", "Owner", "Company"}
+    assert httpx.post(admin, json={"zoho_layout_required": "Contacts.Title, Leads.City"}).status_code == 200
+    assert (required("Leads"), required("Contacts")) == (
+        {"Last_Name", "Owner", "City"},
+        {"Last_Name", "Owner", "Title"},
+    )
+    refused = httpx.post(admin, json={"zoho_layout_required": ["Company"]})
+    assert refused.status_code == 400
+    assert "Module.Field" in refused.text
