@@ -80,6 +80,13 @@ def parse_create(text: str) -> dict[tuple[str, str], str | None]:
                 f"'{destination}=<{CREATE_PARENTS[destination]}>'"
             )
         source, _, obj = destination.partition("/")
+        twin = next((f"{source}/{other}" for held, other in result if held == source and other != obj), None)
+        if twin is not None:
+            # A person the system lacks would be created in both objects of one run: twice in Zoho CRM.
+            raise ValueError(
+                f"names both {twin} and {destination}: a person {source} lacks would be created in both; "
+                "name one of them"
+            )
         result[(source, obj)] = parent or None
     return result
 

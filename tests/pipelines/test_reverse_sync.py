@@ -441,6 +441,13 @@ def test_a_create_setting_without_its_container_is_refused_in_one_line() -> None
         load_settings(contact_sync_push_create="clicksend/list_contact")
 
 
+def test_creates_into_two_objects_of_one_system_are_refused_in_one_line() -> None:
+    """A person Zoho CRM lacks is missing from its leads and its contacts alike: with both named, one
+    run would create them in both."""
+    with pytest.raises(SettingsError, match="names both zoho_crm/lead and zoho_crm/contact: a person"):
+        load_settings(contact_sync_push_create="zoho_crm/lead;zoho_bigin/contact;zoho_crm/contact")
+
+
 def test_a_create_whose_answer_was_lost_is_not_sent_again_until_read_back(
     emulator: Emulator, sqlite_url: str
 ) -> None:
