@@ -630,12 +630,14 @@ def own_zoho_users(clients: Clients, sources: Sequence[str], log: Callable[[str]
 
 
 def zoho_create_requirements(
-    clients: Clients, config: PushConfig, log: Callable[[str], None]
+    engine: Engine, clients: Clients, config: PushConfig, log: Callable[[str], None]
 ) -> dict[tuple[str, str], frozenset[str]]:
     """Per Zoho destination that gets creates, the fields its layouts make mandatory beyond those the
-    field map already requires (`models.push.required_fields`), asked once per run. A module whose layouts
-    cannot be read (a connection without the settings scope, an error after retries) is left out and
-    said in one line: its creates are sent, and Zoho's answer decides."""
+    field map already requires (`models.push.required_fields`), asked once per run and kept in the
+    warehouse. A module whose layouts cannot be read (a connection without the settings scope, an
+    error after retries) keeps what they said when last read, and the run says so in one line: the
+    plan's settings stay the same, so one failed read does not plan every contact twice. Never read,
+    its creates are sent and Zoho's answer decides."""
     found: dict[tuple[str, str], frozenset[str]] = {}
     for source, obj in sorted(config.create_missing):
         client = getattr(clients, source, None) if source in ("zoho_crm", "zoho_bigin") else None
@@ -645,12 +647,19 @@ def zoho_create_requirements(
         try:
             layouts = client.layouts(module)
         except ConnectorError as exc:
-            log(
-                f"reverse sync {source}/{obj}: could not read the {module} layouts ({exc}); creates are sent "
-                "without knowing which fields they make mandatory"
-            )
+            kept = push_ledger.stored_create_requirements(engine, source, obj)
+            if kept is None:
+                said = "creates are sent without knowing which fields they make mandatory"
+            else:
+                said = "creates are planned with what they made mandatory when last read: " + (
+                    ", ".join(sorted(kept)) or "nothing beyond the field map's own"
+                )
+                if kept:
+                    found[(source, obj)] = kept
+            log(f"reverse sync {source}/{obj}: could not read the {module} layouts ({exc}); {said}")
             continue
         extra = beyond_map(destination_map(source, obj), required_on_create(layouts))
+        push_ledger.store_create_requirements(engine, source, obj, extra, STOP.check)
         if extra:
             found[(source, obj)] = extra
     return found
@@ -831,7 +840,7 @@ def _reverse_sync_step(
         own_users = {} if dry_run else own_zoho_users(clients, tuple(runnable), context.log.info)
         config = push_config(settings, phone_regions(settings, warehouse), opt_out)
         config = replace(
-            config, create_fields_required=zoho_create_requirements(clients, config, context.log.info)
+            config, create_fields_required=zoho_create_requirements(engine, clients, config, context.log.info)
         )
         for found in run_in_threads(
             [

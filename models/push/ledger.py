@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from models.push.field_map import CANONICAL_FIELDS
 from models.warehouse.bulk import bulk_insert, bulk_update, next_ids, rows_frame
 from models.warehouse.key_lists import key_in
-from models.warehouse.store import StreamKey, store_cursor
+from models.warehouse.store import StreamKey, read_cursor, store_cursor
 from models.warehouse.tables import (
     IN_FLIGHT,
     UNDO_REASONS,
@@ -193,6 +193,34 @@ def stored_watermark(engine: Engine, destination: str, obj: str) -> PlanWatermar
             )
         ).scalar_one_or_none()
     return PlanWatermark.from_cursor(cursor)
+
+
+def requirements_key(destination: str, obj: str) -> StreamKey:
+    """Where the fields a destination's creates must carry, as last read from it, live in stream_state."""
+    return StreamKey("reverse_sync", f"{destination}/{obj}", "create_requires")
+
+
+def store_create_requirements(
+    engine: Engine, destination: str, obj: str, fields: frozenset[str], checkpoint: Callable[[], None]
+) -> None:
+    """Keep what the destination said its creates must carry (`models.push.required_fields`), so a
+    run that cannot ask plans under the same settings as the last one that could. Written only when
+    it differs from what is kept."""
+    key = requirements_key(destination, obj)
+    kept = stored_create_requirements(engine, destination, obj)
+    if kept == fields:
+        return
+    with writing(engine, checkpoint) as connection:
+        store_cursor(connection, key, {"fields": sorted(fields)}, utcnow())
+
+
+def stored_create_requirements(engine: Engine, destination: str, obj: str) -> frozenset[str] | None:
+    """The fields kept by `store_create_requirements` (None: never read from the destination)."""
+    key = requirements_key(destination, obj)
+    with engine.connect() as connection:
+        cursor = read_cursor(connection, key)
+    fields = cursor.get("fields") if isinstance(cursor, dict) else None
+    return frozenset(str(name) for name in fields) if isinstance(fields, list) else None
 
 
 def _after(column: Any, moment: datetime | None) -> sa.ColumnElement[bool]:

@@ -94,3 +94,28 @@ def test_when_the_layout_lets_the_field_go_the_refused_creates_go_out_whole(sqli
         by_record.setdefault(str(row["record_id"]), set()).add(str(row["field"]))
     assert all({"Last_Name", "Email"} <= fields for fields in by_record.values())
     assert set(by_record) <= set(created)
+
+
+def test_a_run_that_cannot_read_the_layouts_plans_with_what_they_said_last(sqlite_url: str) -> None:
+    """One failed read of the layouts changes nothing: the run keeps refusing what the layouts required
+    when last read, so the plan's settings stay the same and nothing goes out for Zoho to refuse."""
+    behaviours = Behaviours(zoho_layout_required=("Leads.Company",))
+    with running_emulator(seed=11, people=160, behaviours=behaviours) as emu:
+        settings = settings_for(emu, sqlite_url, contact_sync_push_create="zoho_crm/lead")
+        assert run_sync(settings).success
+        before = len(ledger(sqlite_url, destination="zoho_crm", object="lead"))
+        emu.set_behaviours(Behaviours(zoho_layout_required=("Leads.Company",), zoho_layouts_readable=False))
+        emu.clear_writes()
+        assert run_sync(settings).success
+        inserted = [w for w in emu.writes() if w.app == "zoho_crm" and w.method == "POST"]
+
+    assert len(ledger(sqlite_url, destination="zoho_crm", object="lead")) == before, "nothing planned anew"
+    assert not inserted
+    with open_warehouse(sqlite_url).connect() as connection:
+        kept = connection.execute(
+            sa.text(
+                "SELECT cursor FROM stream_state "
+                "WHERE stream = 'create_requires' AND object = 'zoho_crm/lead'"
+            )
+        ).scalar_one()
+    assert "Company" in str(kept)
