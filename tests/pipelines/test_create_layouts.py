@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from connectors.emulator import running_emulator
 from connectors.emulator.behaviours import Behaviours
+from models.push.ledger import stored_create_requirements
 from models.warehouse.db import open_warehouse
 from pipelines.runner import run_sync
 from tests.pipelines.conftest import settings_for
@@ -111,11 +112,4 @@ def test_a_run_that_cannot_read_the_layouts_plans_with_what_they_said_last(sqlit
 
     assert len(ledger(sqlite_url, destination="zoho_crm", object="lead")) == before, "nothing planned anew"
     assert not inserted
-    with open_warehouse(sqlite_url).connect() as connection:
-        kept = connection.execute(
-            sa.text(
-                "SELECT cursor FROM stream_state "
-                "WHERE stream = 'create_requires' AND object = 'zoho_crm/lead'"
-            )
-        ).scalar_one()
-    assert "Company" in str(kept)
+    assert stored_create_requirements(open_warehouse(sqlite_url), "zoho_crm", "lead") == {"Company"}
