@@ -603,8 +603,9 @@ def create_rows(probe: Probe) -> list[Row]:
         try:
             layouts = probe.client.layouts(module)
         except ConnectorError as exc:
+            product = "ZohoBigin" if source == "zoho_bigin" else "ZohoCRM"
             scope = (
-                "; give the connection the settings scope (ZohoCRM.settings.layouts.READ)"
+                f"; give the connection the settings scope ({product}.settings.layouts.READ)"
                 if exc.status in (401, 403)
                 else ""
             )
