@@ -71,12 +71,14 @@ def test_where_the_layouts_cannot_be_read_zohos_refusal_names_the_field(sqlite_u
     assert [r for r in creates if r["status"] == "sent"]
 
 
-def test_when_the_layout_lets_the_field_go_the_refused_creates_go_out_whole(sqlite_url: str) -> None:
+def test_when_the_layout_lets_the_field_go_the_refused_creates_go_out_whole(warehouse_url: str) -> None:
     behaviours = Behaviours(zoho_layout_required=("Leads.Company",))
     with running_emulator(seed=11, people=160, behaviours=behaviours) as emu:
-        settings = settings_for(emu, sqlite_url, contact_sync_push_create="zoho_crm/lead")
+        settings = settings_for(emu, warehouse_url, contact_sync_push_create="zoho_crm/lead")
         assert run_sync(settings).success
-        refused = {str(r["contact_id"]) for r in lead_creates(sqlite_url) if r["error"] == LEADS_NEED_COMPANY}
+        refused = {
+            str(r["contact_id"]) for r in lead_creates(warehouse_url) if r["error"] == LEADS_NEED_COMPANY
+        }
         assert refused
         emu.set_behaviours(Behaviours())  # an admin makes Company optional again
         emu.clear_writes()
@@ -87,7 +89,9 @@ def test_when_the_layout_lets_the_field_go_the_refused_creates_go_out_whole(sqli
             if w.app == "zoho_crm" and w.method == "POST" and w.record_id is not None
         }
 
-    sent = [r for r in lead_creates(sqlite_url) if r["status"] == "sent" and str(r["contact_id"]) in refused]
+    sent = [
+        r for r in lead_creates(warehouse_url) if r["status"] == "sent" and str(r["contact_id"]) in refused
+    ]
     assert {str(r["contact_id"]) for r in sent} == refused, "every create refused for the company went out"
     # Each went whole: the record holds the contact's email and last name, not only what changed.
     by_record: dict[str, set[str]] = {}
@@ -97,19 +101,19 @@ def test_when_the_layout_lets_the_field_go_the_refused_creates_go_out_whole(sqli
     assert set(by_record) <= set(created)
 
 
-def test_a_run_that_cannot_read_the_layouts_plans_with_what_they_said_last(sqlite_url: str) -> None:
+def test_a_run_that_cannot_read_the_layouts_plans_with_what_they_said_last(warehouse_url: str) -> None:
     """One failed read of the layouts changes nothing: the run keeps refusing what the layouts required
     when last read, so the plan's settings stay the same and nothing goes out for Zoho to refuse."""
     behaviours = Behaviours(zoho_layout_required=("Leads.Company",))
     with running_emulator(seed=11, people=160, behaviours=behaviours) as emu:
-        settings = settings_for(emu, sqlite_url, contact_sync_push_create="zoho_crm/lead")
+        settings = settings_for(emu, warehouse_url, contact_sync_push_create="zoho_crm/lead")
         assert run_sync(settings).success
-        before = len(ledger(sqlite_url, destination="zoho_crm", object="lead"))
+        before = len(ledger(warehouse_url, destination="zoho_crm", object="lead"))
         emu.set_behaviours(Behaviours(zoho_layout_required=("Leads.Company",), zoho_layouts_readable=False))
         emu.clear_writes()
         assert run_sync(settings).success
         inserted = [w for w in emu.writes() if w.app == "zoho_crm" and w.method == "POST"]
 
-    assert len(ledger(sqlite_url, destination="zoho_crm", object="lead")) == before, "nothing planned anew"
+    assert len(ledger(warehouse_url, destination="zoho_crm", object="lead")) == before, "nothing planned anew"
     assert not inserted
-    assert stored_create_requirements(open_warehouse(sqlite_url), "zoho_crm", "lead") == {"Company"}
+    assert stored_create_requirements(open_warehouse(warehouse_url), "zoho_crm", "lead") == {"Company"}
