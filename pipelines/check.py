@@ -33,8 +33,7 @@ from connectors.factory import Clients
 from connectors.http import RetryPolicy, Timeouts
 from connectors.stop import STOP
 from models.mappings.metadata import linkflow_catalogue, metadata_problems, zoho_catalogue
-from models.push.field_map import destination_map
-from models.push.required_fields import beyond_map, required_on_create, written_fields
+from models.push.required_fields import create_requirements, written_fields
 from models.warehouse.source_checks import cached_check, store_check
 from pipelines.clients import clients_for, zoho_module
 from pipelines.settings import CREDENTIAL_VARIABLES, MATON_SOURCES, Settings
@@ -615,7 +614,7 @@ def create_rows(probe: Probe) -> list[Row]:
             )
             rows.append(Row(check, "layouts not readable", "warning", advice, object=obj))
             continue
-        required = beyond_map(destination_map(source, obj), required_on_create(layouts))
+        required = create_requirements(source, obj, layouts)
         unwritten = sorted(required - set(written_fields(source, obj, probe.settings.mappings())))
         if unwritten:
             names = ", ".join(unwritten)

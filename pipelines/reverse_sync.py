@@ -23,7 +23,7 @@ from connectors.factory import Clients
 from connectors.stop import STOP, StopRequested
 from connectors.writes import WriteResult
 from models.push import ledger as push_ledger
-from models.push.field_map import PushConfig, destination_map
+from models.push.field_map import PushConfig
 from models.push.plan import (
     Batch,
     RecordChange,
@@ -37,7 +37,7 @@ from models.push.plan import (
     write_stamp,
 )
 from models.push.planning import SliceTask, plan_slice
-from models.push.required_fields import beyond_map, required_on_create
+from models.push.required_fields import create_requirements
 from models.push.whole_objects import completed_from_warehouse
 from models.warehouse.locks import SourceBusyError, source_lock
 from models.warehouse.store import RawStore, StreamKey
@@ -658,7 +658,7 @@ def zoho_create_requirements(
                     found[(source, obj)] = kept
             log(f"reverse sync {source}/{obj}: could not read the {module} layouts ({exc}); {said}")
             continue
-        extra = beyond_map(destination_map(source, obj), required_on_create(layouts))
+        extra = create_requirements(source, obj, layouts)
         push_ledger.store_create_requirements(engine, source, obj, extra, STOP.check)
         if extra:
             found[(source, obj)] = extra

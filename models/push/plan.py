@@ -301,14 +301,14 @@ def _create_refusal(
     planned: pd.DataFrame,
     parent: str | None,
     *,
-    required: frozenset[str] = frozenset(),
-    written: Mapping[str, str] | None = None,
-    where: str = "the destination",
+    required: frozenset[str],
+    written: Mapping[str, str],
+    where: str,
 ) -> pd.Series:
     """Per contact row, why its create must not be sent (None when it may). ``required``: the
     destination's field names it refuses a create without (`PushConfig.create_fields_required`);
-    ``written``: those a create may carry, each with the golden field it carries."""
-    written = written or {}
+    ``written``: those a create may carry, each with the golden field it carries; ``where``: the
+    destination, as the reasons name it."""
     sendable = planned[planned["invalid_reason"].isna().to_numpy()]
     rows = planned["row"].unique()
     refusal = pd.Series(None, index=rows, dtype=object)

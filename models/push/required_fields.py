@@ -56,6 +56,12 @@ def _mandatory(item: Mapping[str, Any]) -> bool:
     return not (isinstance(operations, Mapping) and operations.get("api_create") is False)
 
 
+def create_requirements(dest: str, obj: str, layouts: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """What the layouts make a create carry beyond the field map's own rule
+    (`PushConfig.create_fields_required` of one destination)."""
+    return beyond_map(destination_map(dest, obj), required_on_create(layouts))
+
+
 def beyond_map(mapping: DestinationMap, required: frozenset[str]) -> frozenset[str]:
     """``required`` less the fields the map requires on every create already (Zoho's ``Last_Name``):
     those are refused by the map's own rule, and leaving them out keeps the plan's settings
