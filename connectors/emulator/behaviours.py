@@ -22,6 +22,7 @@ InboundTime = Literal["timestamp", "timestamp_send", "both"]
 HistoryShape = Literal["envelope", "bare_array"]
 PropsUpdate = Literal["merge", "replace"]
 UpsertSeveral = Literal["refuse", "update_oldest", "update_newest"]
+CreateLayout = Literal["standard", "partner"]
 IdentifyShared = Literal["new_contact", "merge"]
 
 
@@ -53,6 +54,12 @@ class Behaviours:
     """Fields an admin made mandatory in a module's layout, as ``Module.Field`` (``Leads.Company``, which
     api-notes §5.5 says may be so): ``/settings/layouts`` marks them ``required`` and an insert without
     them is refused with ``MANDATORY_NOT_FOUND``, as one without ``Last_Name`` always is."""
+    zoho_partner_layout_required: tuple[str, ...] = ()
+    """``Module.Field`` names a second active layout of the module ("Partner") requires on top of the
+    first's; with none, a module has the one layout."""
+    zoho_api_create_layout: CreateLayout = "standard"
+    """Which layout an API insert lands in, and whose mandatory fields it must carry, when a module
+    has two (Zoho does not say)."""
     zoho_layouts_readable: bool = True
     """Whether ``/settings/layouts`` answers; a connection without the settings scope is refused
     (401 ``OAUTH_SCOPE_MISMATCH``)."""
@@ -96,12 +103,13 @@ class Behaviours:
     def __post_init__(self) -> None:
         # JSON (the admin endpoint) gives a list, and `sandbox --behaviour` text names separated by
         # commas; the dataclass is frozen and hashable with a tuple.
-        required = self.zoho_layout_required
-        names = required.split(",") if isinstance(required, str) else required
-        object.__setattr__(self, "zoho_layout_required", tuple(n.strip() for n in names if n.strip()))
-        bad = [name for name in self.zoho_layout_required if name.count(".") != 1]
-        if bad:
-            raise ValueError(f"behaviour zoho_layout_required takes Module.Field names; got {bad}")
+        for name in ("zoho_layout_required", "zoho_partner_layout_required"):
+            given = getattr(self, name)
+            names = tuple(n.strip() for n in (given.split(",") if isinstance(given, str) else given))
+            object.__setattr__(self, name, tuple(n for n in names if n))
+            bad = [field for field in getattr(self, name) if field.count(".") != 1]
+            if bad:
+                raise ValueError(f"behaviour {name} takes Module.Field names; got {bad}")
         for item in fields(self):
             value = getattr(self, item.name)
             choices = get_args(item.type) if get_origin(item.type) is Literal else ()

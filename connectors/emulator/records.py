@@ -110,18 +110,20 @@ def zoho_field_metadata(fields: tuple[str, ...], id_prefix: str) -> list[Record]
     return listed
 
 
-def zoho_layout(fields: tuple[str, ...], id_prefix: str, required: frozenset[str]) -> Record:
-    """A module's one layout (``/settings/layouts``, v8 layouts metadata shape): every field in one
-    section, ``required`` where the layout makes it mandatory. The owner is mandatory there as in
+def zoho_layout(
+    name: str, number: int, fields: tuple[str, ...], id_prefix: str, required: frozenset[str]
+) -> Record:
+    """A module's layout ``name`` (``/settings/layouts``, v8 layouts metadata shape): every field in
+    one section, ``required`` where the layout makes it mandatory. The owner is mandatory there as in
     Zoho's standard layouts, and Zoho fills it with the connection's user when a create leaves it out."""
     entries = []
     for entry in zoho_field_metadata(fields, id_prefix):
-        name = entry["api_name"]
-        settable = name not in ZOHO_READ_ONLY
+        field = entry["api_name"]
+        settable = field not in ZOHO_READ_ONLY
         entries.append(
             {
                 **entry,
-                "required": name in required or name == "Owner",
+                "required": field in required or field == "Owner",
                 "read_only": not settable,
                 "operation_type": {"api_create": settable, "api_update": settable},
                 "default_value": None,
@@ -129,10 +131,10 @@ def zoho_layout(fields: tuple[str, ...], id_prefix: str, required: frozenset[str
         )
     section = {"api_name": "Record_Information", "display_label": "Record Information", "fields": entries}
     return {
-        "id": f"{id_prefix}000000091055",
-        "name": "Standard",
-        "api_name": "Standard__s",
-        "display_label": "Standard",
+        "id": f"{id_prefix}0000000910{55 + number}",
+        "name": name,
+        "api_name": f"{name}__s",
+        "display_label": name,
         "status": "active",
         "visible": True,
         "sections": [section],

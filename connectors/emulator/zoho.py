@@ -57,7 +57,7 @@ from connectors.emulator.zoho_writes import (
     RecordWriteError,
     ZohoWriter,
     batch_status,
-    required_fields,
+    layout_requirements,
 )
 
 MAX_FIELDS = 50
@@ -212,14 +212,17 @@ class ZohoApi:
         return json_response(200, {"fields": zoho_field_metadata(module.fields, module.id_prefix)})
 
     def layout_list(self, request: Request, params: dict[str, str]) -> Response:
-        """``GET /settings/layouts?module=``: the module's one layout, with what it makes mandatory
-        (`required_fields`); refused as a connection without the settings scope is, when
+        """``GET /settings/layouts?module=``: the module's layouts, each with what it makes mandatory
+        (`layout_requirements`); refused as a connection without the settings scope is, when
         ``Behaviours.zoho_layouts_readable`` is off."""
         if not self.state.behaviours.zoho_layouts_readable:
             return zoho_error(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL", {})
         module = self._module({"module": request.arg("module") or ""})
-        required = frozenset(required_fields(self.state, module))
-        return json_response(200, {"layouts": [zoho_layout(module.fields, module.id_prefix, required)]})
+        layouts = [
+            zoho_layout(name, number, module.fields, module.id_prefix, frozenset(required))
+            for number, (name, required) in enumerate(layout_requirements(self.state, module).items())
+        ]
+        return json_response(200, {"layouts": layouts})
 
     def get_record(self, request: Request, params: dict[str, str]) -> Response:
         module = self._module(params)

@@ -47,15 +47,26 @@ class Module:
         return self.table == ZOHO_CRM_LEADS
 
 
+def _named(names: tuple[str, ...], module: Module) -> tuple[str, ...]:
+    return tuple(name.partition(".")[2] for name in names if name.partition(".")[0] == module.api_name)
+
+
+def layout_requirements(state: EmulatorState, module: Module) -> dict[str, tuple[str, ...]]:
+    """Per active layout of ``module`` (Standard, and Partner when ``zoho_partner_layout_required``
+    names its fields), what a record in it must carry: ``Last_Name`` always, and what the org made
+    mandatory (``Behaviours.zoho_layout_required``, in every layout)."""
+    behaviours = state.behaviours
+    standard = tuple(dict.fromkeys(("Last_Name", *_named(behaviours.zoho_layout_required, module))))
+    partner = _named(behaviours.zoho_partner_layout_required, module)
+    return {"Standard": standard, **({"Partner": (*standard, *partner)} if partner else {})}
+
+
 def required_fields(state: EmulatorState, module: Module) -> tuple[str, ...]:
-    """What an insert into ``module`` must carry: ``Last_Name`` always, and what the org's layout makes
-    mandatory (``Behaviours.zoho_layout_required``)."""
-    extra = (
-        name.partition(".")[2]
-        for name in state.behaviours.zoho_layout_required
-        if name.partition(".")[0] == module.api_name
-    )
-    return tuple(dict.fromkeys(("Last_Name", *extra)))
+    """What an API insert into ``module`` must carry: its layout's mandatory fields, the layout an API
+    create lands in being ``Behaviours.zoho_api_create_layout`` when the module has two."""
+    layouts = layout_requirements(state, module)
+    chosen = "Partner" if state.behaviours.zoho_api_create_layout == "partner" else "Standard"
+    return layouts.get(chosen, layouts["Standard"])
 
 
 class RecordWriteError(Exception):

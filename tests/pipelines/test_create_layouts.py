@@ -6,10 +6,11 @@ a create up front, with a line naming the field; creates that carry it land. Whe
 be read, the creates go out and Zoho's refusal, naming the field, is what the ledger keeps.
 """
 
+import pytest
 import sqlalchemy as sa
 
 from connectors.emulator import running_emulator
-from connectors.emulator.behaviours import Behaviours
+from connectors.emulator.behaviours import Behaviours, CreateLayout
 from models.push.ledger import stored_create_requirements
 from models.warehouse.db import open_warehouse
 from pipelines.runner import run_sync
@@ -117,3 +118,30 @@ def test_a_run_that_cannot_read_the_layouts_plans_with_what_they_said_last(wareh
     assert len(ledger(warehouse_url, destination="zoho_crm", object="lead")) == before, "nothing planned anew"
     assert not inserted
     assert stored_create_requirements(open_warehouse(warehouse_url), "zoho_crm", "lead") == {"Company"}
+
+
+@pytest.mark.parametrize("lands_in", ["standard", "partner"])
+def test_a_field_only_one_of_two_layouts_requires_is_left_to_zohos_answer(
+    sqlite_url: str, lands_in: CreateLayout
+) -> None:
+    """Which layout an API create lands in, Zoho does not say: with Company mandatory in a second
+    layout alone, creates are not refused up front; whichever layout the emulator plays, a create
+    without a company either lands or is refused by Zoho naming the field, and none carrying one is."""
+    behaviours = Behaviours(zoho_partner_layout_required=("Leads.Company",), zoho_api_create_layout=lands_in)
+    with running_emulator(seed=11, people=160, behaviours=behaviours) as emu:
+        settings = settings_for(emu, sqlite_url, contact_sync_push_create="zoho_crm/lead")
+        assert run_sync(settings).success
+
+    creates = lead_creates(sqlite_url)
+    company = companies(sqlite_url)
+    assert not [r for r in creates if "mandatory in its layouts" in str(r["error"] or "")]
+    without = {str(r["contact_id"]) for r in creates if company[str(r["contact_id"])] is None}
+    assert without, "the sandbox has people without a company that Zoho CRM lacks"
+    refused = {str(r["contact_id"]) for r in creates if r["status"] == "rejected"}
+    assert {str(r["error"]) for r in creates if r["status"] == "rejected"} <= {
+        "required field not found (Company)"
+    }
+    assert refused == (without if lands_in == "partner" else set())
+    assert {str(r["contact_id"]) for r in creates if r["status"] == "sent"} == {
+        str(r["contact_id"]) for r in creates
+    } - refused

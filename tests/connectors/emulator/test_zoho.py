@@ -382,6 +382,13 @@ def test_a_layouts_mandatory_fields_are_set_over_http_as_a_list_or_as_text(emula
         {"Last_Name", "Owner", "City"},
         {"Last_Name", "Owner", "Title"},
     )
+    partner = {"zoho_layout_required": [], "zoho_partner_layout_required": "Leads.Company"}
+    assert httpx.post(admin, json=partner).status_code == 200
+    layouts = maton.get("/zoho-crm/crm/v8/settings/layouts", params={"module": "Leads"}).json()["layouts"]
+    assert [
+        (layout["name"], {f["api_name"] for s in layout["sections"] for f in s["fields"] if f["required"]})
+        for layout in layouts
+    ] == [("Standard", {"Last_Name", "Owner"}), ("Partner", {"Last_Name", "Owner", "Company"})]
     refused = httpx.post(admin, json={"zoho_layout_required": ["Company"]})
     assert refused.status_code == 400
     assert "Module.Field" in refused.text
