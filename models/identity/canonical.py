@@ -23,7 +23,6 @@ the previous state untouched.
 
 import ctypes
 import gc
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from models.identity.rebuild_write import write_rebuild
 from models.identity.resolution import resolve
 from models.normalise.contact_points import identifiers_of
 from models.warehouse.bulk import read_frame
+from models.warehouse.json_text import loads as json_loads
 from models.warehouse.store import chunks
 from models.warehouse.tables import (
     Contact,
@@ -216,7 +216,7 @@ def _payload(connection: Connection) -> Any:
 
 def _parsed(connection: Connection, raw: pd.DataFrame) -> pd.DataFrame:
     if connection.dialect.name == "sqlite":
-        raw["payload"] = pd.Series([json.loads(text) for text in raw["payload"]], dtype=object)
+        raw["payload"] = pd.Series([json_loads(text) for text in raw["payload"]], dtype=object)
     return raw
 
 

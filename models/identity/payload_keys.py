@@ -27,7 +27,6 @@ key holding ``"``), or more keys than one function call takes, leaves the rebuil
 payloads, as does a SQLite payload that is not strict JSON (``NaN``), for its slice.
 """
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -37,6 +36,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from models.identity.consent import CONSENT_KEYS, PRESENCE_KEYS
 from models.mappings import Mappings
 from models.normalise.layouts import layout
+from models.warehouse.json_text import loads as json_loads
 
 #: The most keys one object's array is built from: SQLite's function argument limit is 127 by default,
 #: PostgreSQL's 100; past this the rebuild reads whole payloads.
@@ -123,7 +123,7 @@ def partial_payloads(
     out: list[dict[str, Any]] = []
     for text, flags, source, obj in zip(arrays, present, sources, objects, strict=True):
         names = keys[(str(source), str(obj))]
-        payload = dict(zip(names, json.loads(text), strict=False))
+        payload = dict(zip(names, json_loads(text), strict=False))
         if flags is not None:
             for name, held in zip(PRESENCE_KEYS[(str(source), str(obj))], flags, strict=True):
                 if held == "0":

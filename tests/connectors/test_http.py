@@ -1,5 +1,6 @@
 """The shared HTTP layer against a real local server: retries, budget, auth refresh, redaction."""
 
+import json
 import logging
 import pickle
 import threading
@@ -21,6 +22,7 @@ from connectors.http import (
     RetryPolicy,
     StaticAuth,
     Timeouts,
+    json_body,
     parse_retry_after,
     repeated_after_lost_answer,
 )
@@ -314,3 +316,28 @@ def test_a_stop_during_the_retry_of_a_write_that_may_have_landed_says_so(server)
         assert len(server.seen) == 1
     finally:
         client.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type"),
+    [
+        (b'{"id": 9223372036854775807, "low": -9223372036854775808, "n": 1.5}', "application/json"),
+        (b'{"score": NaN, "top": Infinity}', "application/json"),
+        ('{"name": "Jos\u00e9"}'.encode("latin-1"), "application/json; charset=latin-1"),
+        (b'\xef\xbb\xbf{"a": [1, 2.5, "\\ud83d"]}', "application/json"),
+        ('{"name": "Zo\u00eb \u5f20", "ok": true}'.encode(), "application/json"),
+    ],
+)
+def test_a_body_parses_to_what_the_standard_parser_gives(make, server, raw, content_type):
+    """orjson parses the usual body; one it refuses (NaN, another charset, a byte-order mark, a lone
+    surrogate) is parsed as before, so none of these reads differently."""
+    server.answer(Answer(raw=raw, content_type=content_type))
+    response = make(server).request("GET", "/x")
+    parsed = json_body(response)
+    assert json.dumps(parsed, sort_keys=True) == json.dumps(response.json(), sort_keys=True)
+
+
+def test_an_integer_beyond_64_bits_reads_as_a_float(make, server):
+    """The one reading that differs from ``json.loads``, as the warehouse reads it back too."""
+    server.answer(Answer(raw=b'{"id": 123456789012345678901234567890}'))
+    assert json_body(make(server).request("GET", "/x")) == {"id": 1.2345678901234568e29}
