@@ -379,7 +379,10 @@ def main() -> None:
                     text=True,
                     env={
                         **os.environ,
-                        "PYTHONPATH": os.getcwd(),
+                        # The code under test: the PYTHONPATH given, as the other benchmarks
+                        # take it, else the folder this runs from (never the venv's editable
+                        # install, which may be another checkout).
+                        "PYTHONPATH": os.environ.get("PYTHONPATH") or os.getcwd(),
                         "BENCH_CANONICAL_CONFIG": url_config(meta["url"]),
                     },
                 )
