@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import InstrumentedAttribute
 
 from models.identity import changes
+from models.identity.canonical import cyclic_gc_paused
 from models.normalise.identifiers import normalise_phones
 from models.normalise.raw_keys import parse_shanghai, parse_unix_ms, record_time
 from models.warehouse.bulk import bulk_insert, bulk_update, rows_frame
@@ -332,7 +333,12 @@ def build_activity(
         todo = changes.pending(connection)
         if full or todo.full or watermark is None or stored_region != region:
             return _rebuild(connection, region, todo)
-        return _apply_changes(connection, region, watermark, todo)
+        # As identity resolution's slices do (`cyclic_gc_paused` says why): the change's rows, frames
+        # and payloads are freed by reference counting; the collector would only walk them, and every
+        # other object the process holds, again and again. At 100,000 people after a 10% change
+        # (20,000 events and messages): 1.58 to 1.65 s with it, 1.31 to 1.34 s without; the same peak.
+        with cyclic_gc_paused():
+            return _apply_changes(connection, region, watermark, todo)
 
 
 def _rebuild(connection: Connection, region: str, todo: changes.Pending) -> ActivityReport:
@@ -347,19 +353,21 @@ def _rebuild(connection: Connection, region: str, todo: changes.Pending) -> Acti
     deleted = connection.execute(sa.delete(ContactActivity)).rowcount
     said: set[tuple[str, str]] = set()
     for raw in _activity_slices(connection, REBUILD_SLICE_RECORDS, receipts=False):
-        rows = _rows(raw, region)
-        _link(connection, rows)
-        said.update(
-            (row["message_key"], row["contact_id"])
-            for row in rows
-            if row["message_key"] is not None and row["contact_id"] is not None
-        )
-        _insert(connection, rows)
+        with cyclic_gc_paused():  # a slice at a time, so what cycles one leaves go before the next
+            rows = _rows(raw, region)
+            _link(connection, rows)
+            said.update(
+                (row["message_key"], row["contact_id"])
+                for row in rows
+                if row["message_key"] is not None and row["contact_id"] is not None
+            )
+            _insert(connection, rows)
     agreed = _unique(said)
     for raw in _activity_slices(connection, REBUILD_SLICE_RECORDS, receipts=True):
-        rows = _rows(raw, region)
-        _link_receipts(rows, agreed)
-        _insert(connection, rows)
+        with cyclic_gc_paused():
+            rows = _rows(raw, region)
+            _link_receipts(rows, agreed)
+            _insert(connection, rows)
     # With no activity at all yet, the watermark still marks that a rebuild happened.
     _store_watermark(connection, latest or datetime.fromtimestamp(0, UTC), region)
     changes.consume(connection, todo)

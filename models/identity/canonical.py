@@ -280,7 +280,7 @@ def _return_freed_memory() -> None:
 @contextmanager
 def cyclic_gc_paused() -> Iterator[None]:
     """Python's cycle collector off for the length of a resolution (as it was after it): the full
-    rebuild, or each slice of an incremental run.
+    rebuild, or each slice of an incremental run; activity's runs and rebuild slices too.
 
     A slice makes hundreds of thousands of short-lived objects (payloads, rows, frames), so the
     collector runs often, and each full collection walks every object the process holds: the name
