@@ -64,3 +64,16 @@ def test_the_installed_script_runs_through_the_entry() -> None:
     assert "pipelines.command" in Path(CLI).read_text()
     out = subprocess.run([CLI, "--help"], capture_output=True, text=True, check=True)
     assert "contact-sync" in out.stdout
+
+
+def test_the_step_server_builds_the_tables_steps_would_each_build_on_first_use() -> None:
+    """pypinyin's dictionaries and the country names: built once in the server, frozen with the
+    imports, so a forked step neither builds them again nor has its collections walk them."""
+    setup = (
+        "import pipelines.step_server\n"
+        "from models.normalise import countries\n"
+        "assert 'pypinyin' in sys.modules\n"
+        "assert countries._name_table.cache_info().currsize == 1\n"
+    )
+    heap = _heap_after(setup)
+    assert heap["tracked"] < 1_000
