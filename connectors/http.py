@@ -252,7 +252,7 @@ def _parse_json(response: httpx.Response) -> Any:
     payloads back the same way (`models.warehouse.json_text`)."""
     body = response.content
     shape = body.translate(_DIGITS_ALIKE)
-    if b"9" * 20 not in shape and b"-" + b"9" * 19 not in shape:
+    if _LONG_INTEGER not in shape and _LONG_NEGATIVE_INTEGER not in shape:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -261,6 +261,8 @@ def _parse_json(response: httpx.Response) -> Any:
 
 
 _DIGITS_ALIKE = bytes.maketrans(b"0123456789", b"9999999999")
+_LONG_INTEGER = b"9" * 20
+_LONG_NEGATIVE_INTEGER = b"-" + b"9" * 19
 
 
 def _parse_body(response: httpx.Response) -> Exception | None:

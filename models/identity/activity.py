@@ -336,7 +336,7 @@ def build_activity(
         # As identity resolution's slices do (`cyclic_gc_paused` says why): the change's rows, frames
         # and payloads are freed by reference counting; the collector would only walk them, and every
         # other object the process holds, again and again. At 100,000 people after a 10% change
-        # (20,000 events and messages): 1.58 to 1.65 s with it, 1.31 to 1.34 s without; the same peak.
+        # (20,000 events and messages): 1.58 to 1.66 s with it, 1.37 to 1.48 s without; the same peak.
         with cyclic_gc_paused():
             return _apply_changes(connection, region, watermark, todo)
 
