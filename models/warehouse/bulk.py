@@ -8,7 +8,6 @@ time, after the same bind processing SQLAlchemy would apply (UTC datetimes, JSON
 slice of tuples and the statements are the cheapest each database offers.
 """
 
-import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
@@ -17,6 +16,8 @@ from typing import Any, cast
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+from models.warehouse.json_text import dumps as json_dumps
 
 #: Rows per executemany call or COPY slice: large enough that per-call overhead vanishes, small enough
 #: that one slice of tuples stays a few megabytes.
@@ -239,7 +240,7 @@ def _as_text(column: sa.Column[Any], connection: Connection) -> Callable[[Any], 
         if value is None:
             return None
         if document:
-            return json.dumps(value)
+            return json_dumps(value)
         if processor is not None:
             value = processor(value)
         return value.isoformat() if isinstance(value, datetime) else str(value)

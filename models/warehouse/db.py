@@ -16,6 +16,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from models.warehouse.checkpoints import attach as attach_checkpoints
+from models.warehouse.json_text import dumps as json_dumps
 from models.warehouse.json_text import loads as json_loads
 from models.warehouse.locks import migration_lock
 from models.warehouse.statement_watch import attach as attach_statement_watch
@@ -77,8 +78,8 @@ def create_warehouse_engine(url: str) -> Engine:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError as exc:
         raise WarehouseError(f"cannot parse database URL {redacted_url(url)!r}: {exc}") from exc
-    # JSON columns come back through orjson (`models.warehouse.json_text`), on both dialects.
-    kwargs: dict[str, Any] = {"json_deserializer": json_loads}
+    # JSON columns go in and come back through orjson (`models.warehouse.json_text`), on both dialects.
+    kwargs: dict[str, Any] = {"json_serializer": json_dumps, "json_deserializer": json_loads}
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):

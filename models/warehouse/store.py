@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from models.warehouse.bulk import bulk_update
+from models.warehouse.json_text import sorted_compact
 from models.warehouse.key_lists import key_in
 from models.warehouse.tables import Quarantine, RawRecord, StreamState, utcnow
 from models.warehouse.waits import never_stopped, wait_for_write_lock, writing
@@ -104,8 +105,7 @@ class StreamStatus:
 
 def content_hash(payload: Mapping[str, Any]) -> str:
     """A stable digest of a payload: key order and whitespace do not change it, any value does."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(sorted_compact(payload)).hexdigest()
 
 
 def _without_nul(value: Any) -> Any:
@@ -134,11 +134,11 @@ def storable_with_hash(payload: Mapping[str, Any]) -> tuple[dict[str, Any], str]
 
     Every record of every page goes through this, so the payload is serialised once for both the
     NUL check and the digest rather than once each."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    if "\\u0000" in text:
+    text = sorted_compact(payload)
+    if b"\\u0000" in text:
         cleaned = storable(payload)
         return cleaned, content_hash(cleaned)
-    return dict(payload), hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return dict(payload), hashlib.sha256(text).hexdigest()
 
 
 def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
