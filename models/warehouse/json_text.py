@@ -70,20 +70,30 @@ _SMALLEST_ALIKE = 1e-4
 def orjson_writes_alike(document: Any) -> bool:
     """Whether ``document`` holds only what orjson writes as ``json.dumps`` does: plain strings,
     integers, booleans, None, dicts and lists of them, and floats that are finite and zero or at
-    least 1e-4 in size."""
+    least 1e-4 in size. (Only containers are queued: most values are strings or None.)"""
     pending = [document]
     while pending:
-        value = pending.pop()
-        kind = type(value)
-        if kind in _SCALARS:
-            continue
+        container = pending.pop()
+        kind = type(container)
         if kind is dict:
-            pending.extend(value.values())
+            values = container.values()
         elif kind is list:
-            pending.extend(value)
-        elif kind is not float or not math.isfinite(value) or (value and abs(value) < _SMALLEST_ALIKE):
-            return False
+            values = container
+        else:
+            return kind in _SCALARS or _float_alike(container)
+        for value in values:
+            kind = type(value)
+            if kind in _SCALARS:
+                continue
+            if kind is dict or kind is list:
+                pending.append(value)
+            elif not _float_alike(value):
+                return False
     return True
+
+
+def _float_alike(value: Any) -> bool:
+    return type(value) is float and math.isfinite(value) and (not value or abs(value) >= _SMALLEST_ALIKE)
 
 
 def dumps(document: Any) -> str:
