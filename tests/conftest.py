@@ -45,14 +45,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files holding a slow test (processes, servers, waits) or a long one (ten seconds or more) go
-    first, each file kept whole and in order: under pytest-xdist (``scripts/test``) their long waits
-    then overlap the many quick tests on the other workers, instead of one of them running alone at
-    the end."""
-    early = {
-        item.path for item in items if item.get_closest_marker("slow") or item.get_closest_marker("long")
-    }
-    items.sort(key=lambda item: item.path not in early)
+    """Files holding a slow test (processes, servers, waits) go first, each file kept whole and in
+    order: under pytest-xdist (``scripts/test``) their long waits then overlap the many quick tests
+    on the other worker, instead of one of them running alone at the end."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -130,7 +130,6 @@ def cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
-@pytest.mark.long
 @pytest.mark.slow
 def test_backfill_status_and_export_print_and_write_what_the_warehouse_holds(
     emulator: Emulator, tmp_path: Path

@@ -6,7 +6,6 @@ only."""
 from collections import Counter
 from datetime import UTC, datetime
 
-import pytest
 import sqlalchemy as sa
 
 from connectors.emulator import running_emulator
@@ -49,7 +48,6 @@ def _sync_twice(url: str, behaviours: Behaviours) -> list[tuple[Counter[tuple[st
     return seen
 
 
-@pytest.mark.long
 def test_each_received_message_is_one_activity_row_whichever_way_history_lists_them(
     warehouse_url: str, tmp_path: object
 ) -> None:

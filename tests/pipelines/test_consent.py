@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from connectors.emulator import Emulator
@@ -61,7 +60,6 @@ def pick(url: str, emu: Emulator) -> tuple[str, str, list[tuple[str, str, str]]]
     raise AssertionError("the sandbox has no such person")
 
 
-@pytest.mark.long
 def test_an_opt_out_in_one_system_reaches_show_export_and_zoho_in_one_sync_and_never_echoes(
     emulator: Emulator, warehouse_url: str, tmp_path: Path
 ) -> None:

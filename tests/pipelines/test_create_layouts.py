@@ -72,7 +72,6 @@ def test_where_the_layouts_cannot_be_read_zohos_refusal_names_the_field(sqlite_u
     assert [r for r in creates if r["status"] == "sent"]
 
 
-@pytest.mark.long
 def test_when_the_layout_lets_the_field_go_the_refused_creates_go_out_whole(warehouse_url: str) -> None:
     behaviours = Behaviours(zoho_layout_required=("Leads.Company",))
     with running_emulator(seed=11, people=160, behaviours=behaviours) as emu:

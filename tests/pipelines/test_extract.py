@@ -392,7 +392,6 @@ def _records_read(url: str) -> dict[str, int]:
     return {f"{source}/{obj}": int((counts or {}).get("rows_read", 0)) for source, obj, counts in rows}
 
 
-@pytest.mark.long
 def test_the_lookback_setting_sets_how_much_each_incremental_read_reads_again(tmp_path: Path) -> None:
     # Records edited three minutes apart, then a sync that reads them: the next sync re-reads what
     # changed within the lookback before each watermark. With the connectors' own 5 to 10 minutes

@@ -102,7 +102,6 @@ def small() -> Iterator[Emulator]:
         yield emu
 
 
-@pytest.mark.long
 def test_incremental_plans_equal_full_plans_through_changes_rejections_kills_and_settings(
     small: Emulator, sqlite_url: str
 ) -> None:

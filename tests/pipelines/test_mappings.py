@@ -69,7 +69,6 @@ def _record(emu: Emulator, table: str, source_id: str) -> dict[str, Any]:
     return dict(records[key])
 
 
-@pytest.mark.long
 def test_a_value_set_in_one_system_reaches_every_mapped_destination_and_then_nothing_moves(
     small_emulator: Emulator, warehouse_url: str, tmp_path: Path
 ) -> None:

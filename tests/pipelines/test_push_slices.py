@@ -78,7 +78,6 @@ def writes(emu: Emulator) -> Counter[tuple[str, str, str, str]]:
     )
 
 
-@pytest.mark.long
 def test_a_full_plan_in_many_slices_writes_what_one_slice_writes(
     twins: tuple[Emulator, Emulator], tmp_path: Path
 ) -> None:
@@ -97,7 +96,6 @@ def test_a_full_plan_in_many_slices_writes_what_one_slice_writes(
     assert {r.plan for r in again.values()} == {"incremental"}
 
 
-@pytest.mark.long
 def test_a_run_killed_between_slices_plans_in_full_again_and_converges_without_double_writes(
     twins: tuple[Emulator, Emulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

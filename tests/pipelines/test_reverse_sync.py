@@ -246,7 +246,6 @@ def test_dry_run_writes_nothing_and_predicts_the_real_run(emulator: Emulator, sq
     assert planned(dry.assets) == planned(real.assets)
 
 
-@pytest.mark.long
 def test_a_rejected_record_is_recorded_and_retried_next_run(emulator: Emulator, sqlite_url: str) -> None:
     settings = settings_for(emulator, sqlite_url, contact_sync_push="dry-run")
     run_sync(settings)
@@ -388,7 +387,6 @@ def golden_count(url: str) -> int:
         return int(connection.execute(sa.text("SELECT count(*) FROM contacts")).scalar_one())
 
 
-@pytest.mark.long
 def test_opted_in_creates_land_once_and_read_back_as_the_same_people(
     emulator: Emulator, sqlite_url: str
 ) -> None:

@@ -141,7 +141,6 @@ def test_undo_leaves_a_zoho_record_edited_since_our_write_alone(
     assert {r["status"] for r in victims if r["field"] != "Email_Opt_Out"} == {"sent"}
 
 
-@pytest.mark.long
 def test_undo_deletes_the_records_a_run_created(emulator: Emulator, sqlite_url: str) -> None:
     settings = settings_for(emulator, sqlite_url)
     assert run_sync(settings).success

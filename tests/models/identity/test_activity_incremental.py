@@ -331,7 +331,6 @@ def _empty(engine: Engine) -> None:
             connection.execute(table.delete())
 
 
-@pytest.mark.long
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(_WORLD, st.lists(_ROUND, min_size=1, max_size=2))
 def test_incremental_activity_equals_a_full_rebuild_after_any_changes(

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -220,7 +219,6 @@ def test_input_order_changes_nothing(state: dict[int, Record], rng) -> None:
 _CHANGES = st.dictionaries(st.integers(1, 50), st.one_of(st.none(), _RECORD), max_size=8)
 
 
-@pytest.mark.long
 @settings(max_examples=80, deadline=None)
 @given(_STATES, _CHANGES)
 def test_incremental_equals_full_with_households(

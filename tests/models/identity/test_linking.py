@@ -240,7 +240,6 @@ def _same(left: Resolution, right: Resolution) -> bool:
     )
 
 
-@pytest.mark.long
 @settings(max_examples=150, deadline=None)
 @given(_STATES, _STATES, st.randoms(use_true_random=False))
 def test_input_order_changes_nothing(
@@ -288,7 +287,6 @@ def test_adding_a_record_never_splits_a_cluster(
 _CHANGES = st.dictionaries(st.integers(1, 50), st.one_of(st.none(), _RECORD), max_size=8)
 
 
-@pytest.mark.long
 @settings(max_examples=120, deadline=None)
 @given(_STATES, _CHANGES)
 def test_incremental_equals_full(

@@ -416,7 +416,6 @@ def _scenario(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame, PushConfig]:
     return targets(*rows), golden(*contacts), PushConfig(overwrite=overwrite)
 
 
-@pytest.mark.long
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_scenario())
 def test_a_second_cycle_after_our_push_plans_nothing(
