@@ -185,25 +185,48 @@ def extract_frame(source: str, obj: str, columns: pd.DataFrame) -> ExtractedFram
     records["modified_at"] = pd.Series(ticks.view("datetime64[us]"), index).dt.tz_localize(UTC)
 
     points = [
-        _points_of(index, kind, path, position, cleaned[path][0])
+        (kind, path, position, cleaned[path][0])
         for kind, paths in (("email", spec.emails), ("phone", spec.phones))
         for position, path in enumerate(paths)
     ]
+    present = [pd.notna(values) for *_, values in points]
+    counts = [int(mask.sum()) for mask in present]
     contact_points = (
-        pd.concat(points, ignore_index=True)
+        pd.DataFrame(
+            {
+                "row": _stacked([index.to_numpy()[mask] for mask in present], index.to_numpy()),
+                "kind": _objects(np.repeat(_object_array([p[0] for p in points]), counts)),
+                "field": _objects(np.repeat(_object_array([p[1] for p in points]), counts)),
+                "position": np.repeat(np.array([p[2] for p in points], dtype=np.int8), counts),
+                "raw": _objects(_stacked([p[3][mask] for p, mask in zip(points, present, strict=True)])),
+            }
+        )
         .sort_values(["row", "kind", "position"], kind="stable")
         .reset_index(drop=True)
     )
     reasons = {path: reasons for path, (_, reasons) in cleaned.items()}
     reasons[spec.modified_at] = time_reasons
-    issues = pd.concat(
-        [
-            pd.DataFrame({"row": index[pd.notna(r)], "field": path, "reason": r[pd.notna(r)]})
-            for path, r in reasons.items()
-        ],
-        ignore_index=True,
+    noted = {path: pd.notna(r) for path, r in reasons.items()}
+    issues = pd.DataFrame(
+        {
+            "row": _stacked([index.to_numpy()[mask] for mask in noted.values()], index.to_numpy()),
+            "field": _objects(np.repeat(_object_array(list(noted)), [int(m.sum()) for m in noted.values()])),
+            "reason": _objects(_stacked([reasons[path][mask] for path, mask in noted.items()])),
+        }
     )
-    return ExtractedFrame(records, contact_points, issues.astype({"field": object, "reason": object}))
+    return ExtractedFrame(records, contact_points, issues)
+
+
+def _stacked(parts: list[npt.NDArray[Any]], like: npt.NDArray[Any] | None = None) -> npt.NDArray[Any]:
+    """The parts end to end, of ``like``'s dtype when there are none (object by default): one frame
+    built from them costs less than a frame per part."""
+    empty = np.empty(0, dtype=object) if like is None else like[:0]
+    return np.concatenate([empty, *parts])
+
+
+def _objects(values: npt.NDArray[np.object_]) -> pd.Series:
+    """An object column as given (pandas would infer a string column of text)."""
+    return pd.Series(values, dtype=object)
 
 
 def _times(
@@ -279,21 +302,6 @@ def _first_present(arrays: list[npt.NDArray[np.object_]], length: int) -> npt.ND
         present = pd.notna(values)
         result[present] = values[present]
     return result
-
-
-def _points_of(
-    index: pd.Index, kind: str, path: str, position: int, values: npt.NDArray[np.object_]
-) -> pd.DataFrame:
-    present = pd.notna(values)
-    return pd.DataFrame(
-        {
-            "row": index[present],
-            "kind": pd.Series(kind, index=range(int(present.sum())), dtype=object),
-            "field": pd.Series(path, index=range(int(present.sum())), dtype=object),
-            "position": np.full(int(present.sum()), position, dtype=np.int8),
-            "raw": pd.Series(values[present], dtype=object),
-        }
-    )
 
 
 def _map_distinct(

@@ -310,7 +310,12 @@ def _object_array(items: list[str | None]) -> npt.NDArray[np.object_]:
 
 
 def _distinct_rows(frame: pd.DataFrame) -> tuple[npt.NDArray[np.int64], pd.DataFrame]:
-    groups = frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup()
-    codes: npt.NDArray[np.int64] = np.asarray(groups, dtype=np.int64)
-    first = pd.Series(np.arange(len(frame))).groupby(codes).first().to_numpy()
-    return codes, frame.iloc[first].reset_index(drop=True)
+    """Per row, the code of its distinct combination of values (in order of first appearance, missing
+    values alike), and the distinct rows. Column codes are combined pairwise and factorised again, so
+    the combined code stays below the row count squared."""
+    codes = np.zeros(len(frame), dtype=np.int64)
+    for name in frame.columns:
+        column, distinct = pd.factorize(frame[name].to_numpy(), use_na_sentinel=False)
+        codes, _ = pd.factorize(codes * len(distinct) + column)
+    _, first = np.unique(codes, return_index=True)
+    return codes.astype(np.int64), frame.iloc[first].reset_index(drop=True)

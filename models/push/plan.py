@@ -214,9 +214,7 @@ def _plan_records(
     hint = extracted.records["country_hint"].to_numpy(dtype=object)
     region = np.where(pd.notna(hint), hint, config.region(dest)).astype(object)
     contact = gold.loc[pd.Index(group["contact_id"].astype(str))].reset_index(drop=True)
-    long = pd.concat(
-        [_spec_rows(spec, values, extracted.records, contact) for spec in mapping.fields], ignore_index=True
-    )
+    long = _spec_rows(mapping.fields, values, extracted.records, contact)
     _golden_values(long)
     written = _map_distinct(long["before_value"], clean_text)
     cleaned = _objects([w[0] for w in written])
@@ -261,9 +259,7 @@ def _plan_creates(dest: str, obj: str, missing: pd.DataFrame, config: PushConfig
         return _empty_plan()
     contact = missing.reset_index()
     no_values = pd.DataFrame(index=contact.index)
-    long = pd.concat(
-        [_spec_rows(spec, no_values, no_values, contact) for spec in mapping.fields], ignore_index=True
-    )
+    long = _spec_rows(mapping.fields, no_values, no_values, contact)
     _golden_values(long)
     planned = long[pd.notna(long["golden_key"]).to_numpy()].copy()
     planned["reason"] = "create"
@@ -336,25 +332,36 @@ def _create_refusal(
 
 
 def _spec_rows(
-    spec: FieldSpec, values: pd.DataFrame, records: pd.DataFrame, contact: pd.DataFrame
+    specs: Sequence[FieldSpec], values: pd.DataFrame, records: pd.DataFrame, contact: pd.DataFrame
 ) -> pd.DataFrame:
-    """One row per record for one destination field: what it holds, what identity reads, the golden value.
+    """One row per destination field and record, field after field: what the record holds, what
+    identity reads, the golden value. Built as one frame, since a frame per field costs more than
+    the rows of a small slice do.
 
     `visible` is the value identity resolution reads for this canonical field, which for text falls
     back to alternative paths (Zoho Other_City) when the written field is empty.
     """
-    absent = pd.Series(None, index=contact.index, dtype=object)
+    count = len(contact)
+    absent = np.full(count, None, dtype=object)
+
+    def stacked(frame: pd.DataFrame, names: Iterable[str]) -> pd.Series:
+        parts = [frame[name].to_numpy(dtype=object) if name in frame else absent for name in names]
+        return _column(np.concatenate(parts) if parts else np.empty(0, dtype=object))
+
+    def repeated(items: Sequence[Any]) -> npt.NDArray[Any]:
+        return np.repeat(np.asarray(items, dtype=object), count)
+
     return pd.DataFrame(
         {
-            "row": np.arange(len(contact)),
-            "field": spec.field,
-            "canonical_field": spec.canonical,
-            "compare": spec.compare,
-            "style": spec.style,
-            "max_length": spec.max_length,
-            "before_value": _column(values.get(spec.field, absent).to_numpy(dtype=object)),
-            "visible": _column(records.get(spec.canonical, absent).to_numpy(dtype=object)),
-            "golden": _column(contact[spec.canonical].to_numpy(dtype=object)),
+            "row": np.tile(np.arange(count), len(specs)),
+            "field": repeated([spec.field for spec in specs]),
+            "canonical_field": repeated([spec.canonical for spec in specs]),
+            "compare": repeated([spec.compare for spec in specs]),
+            "style": repeated([spec.style for spec in specs]),
+            "max_length": np.repeat(np.array([spec.max_length for spec in specs], dtype=np.int64), count),
+            "before_value": stacked(values, [spec.field for spec in specs]),
+            "visible": stacked(records, [spec.canonical for spec in specs]),
+            "golden": stacked(contact, [spec.canonical for spec in specs]),
         }
     )
 
@@ -993,5 +1000,8 @@ def _objects(items: Sequence[Any]) -> npt.NDArray[np.object_]:
 def _column(values: npt.NDArray[np.object_]) -> pd.Series:
     """An object column with missing values as None: left to itself pandas infers a string column,
     which turns None into NaN."""
-    column = pd.Series(values, dtype=object)
-    return column.where(column.notna(), None)
+    missing = pd.isna(values)
+    if missing.any():
+        values = values.copy()
+        values[missing] = None
+    return pd.Series(values, dtype=object)
