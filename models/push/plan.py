@@ -893,8 +893,9 @@ def _golden(golden: pd.DataFrame, config: PushConfig) -> pd.DataFrame:
     Emails and phones are normalised again (in bulk, so it costs little): the warehouse holds them
     normalised already, and anything else would be compared in a form no destination holds.
     """
-    frame = golden.loc[:, ["contact_id", *CANONICAL_FIELDS]].astype(object)
-    frame = frame.where(frame.notna(), None)
+    frame = pd.DataFrame(
+        {name: _column(golden[name].to_numpy(dtype=object)) for name in ("contact_id", *CANONICAL_FIELDS)}
+    )
     frame["custom"] = golden["custom"].to_numpy(dtype=object) if "custom" in golden else None
     frame["contact_id"] = frame["contact_id"].astype(str)
     if frame["contact_id"].duplicated().any():
