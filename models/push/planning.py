@@ -62,8 +62,9 @@ def plan_slice(engine: Engine, task: SliceTask) -> SlicePlan:
         consent = plan_consent(targets.drop(columns="last_seen_at"), golden, PLAN_COLUMNS)
         plan = pd.concat([df for df in (plan, consent) if len(df)] or [plan], ignore_index=True)
     plan = _refuse_shared_updates(engine, task, plan, golden)
-    pending = push_ledger.in_flight(engine, targets, source, obj, narrow=True)
-    if len(pending) and len(plan):
+    # The ledger is read only for a plan with rows: most slices of a scheduled run plan none.
+    pending = push_ledger.in_flight(engine, targets, source, obj, narrow=True) if len(plan) else None
+    if pending is not None and len(pending):
         flight = (
             plan[["record_id", "field"]].astype(str).merge(pending.astype(str), how="left", indicator=True)
         )
@@ -71,7 +72,8 @@ def plan_slice(engine: Engine, task: SliceTask) -> SlicePlan:
     if (source, obj) in config.create_missing:
         creates = _plan_creates(engine, task, golden)
         plan = pd.concat([plan, creates], ignore_index=True)
-    plan = drop_settled(plan, push_ledger.settled(engine, source, obj, scope))
+    if len(plan):
+        plan = drop_settled(plan, push_ledger.settled(engine, source, obj, scope))
     # Each write remembers when its record was last modified before it, so survivorship can tell the
     # modification our write makes from a person's edit.
     modified = targets.assign(record_id=targets["record_id"].astype(str)).drop_duplicates("record_id")
