@@ -65,8 +65,11 @@ def cancel_on_stop(
     done = threading.Event()
 
     def cancel_when_stopped() -> None:
-        while not done.is_set() and not stop.wait(0.1):
-            pass
+        # Sleeps on ``done``, not on the stop: the block's end wakes it at once, so the join below does
+        # not wait out a poll (up to 0.1 s after every step, check and thread that opens one).
+        while not stop.is_set():
+            if done.wait(0.1):
+                return
         if grace_s > 0:
             done.wait(grace_s)
         # Again and again until the step is out: a cancel between two statements ends nothing, and

@@ -138,3 +138,15 @@ def test_a_stopped_threads_statement_error_is_the_stop_and_other_threads_go_on(s
         thread.join()
     assert len(found) == 1, found
     assert isinstance(found[0], sa.exc.OperationalError), found
+
+
+def test_leaving_the_watch_does_not_wait_for_its_next_look_at_the_stop(sqlite_url: str) -> None:
+    """The watcher looks at the stop every tenth of a second; the block's end wakes it at once instead
+    of waiting out that look. A sync opens one for every step, check and extract or push thread: each
+    blocking check of a small run took 0.11 to 0.12 s where its work took 0.02."""
+    engine = open_warehouse(sqlite_url)
+    started = time.perf_counter()
+    for _ in range(20):
+        with waits.cancel_on_stop(engine, threading.Event(), lambda: None):
+            pass
+    assert time.perf_counter() - started < 1.0
