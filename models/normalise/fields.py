@@ -195,10 +195,12 @@ def extract_frame(source: str, obj: str, columns: pd.DataFrame) -> ExtractedFram
         pd.DataFrame(
             {
                 "row": _stacked([index.to_numpy()[mask] for mask in present], index.to_numpy()),
-                "kind": _objects(np.repeat(_object_array([p[0] for p in points]), counts)),
-                "field": _objects(np.repeat(_object_array([p[1] for p in points]), counts)),
+                "kind": _object_column(np.repeat(_object_array([p[0] for p in points]), counts)),
+                "field": _object_column(np.repeat(_object_array([p[1] for p in points]), counts)),
                 "position": np.repeat(np.array([p[2] for p in points], dtype=np.int8), counts),
-                "raw": _objects(_stacked([p[3][mask] for p, mask in zip(points, present, strict=True)])),
+                "raw": _object_column(
+                    _stacked([p[3][mask] for p, mask in zip(points, present, strict=True)])
+                ),
             }
         )
         .sort_values(["row", "kind", "position"], kind="stable")
@@ -210,8 +212,10 @@ def extract_frame(source: str, obj: str, columns: pd.DataFrame) -> ExtractedFram
     issues = pd.DataFrame(
         {
             "row": _stacked([index.to_numpy()[mask] for mask in noted.values()], index.to_numpy()),
-            "field": _objects(np.repeat(_object_array(list(noted)), [int(m.sum()) for m in noted.values()])),
-            "reason": _objects(_stacked([reasons[path][mask] for path, mask in noted.items()])),
+            "field": _object_column(
+                np.repeat(_object_array(list(noted)), [int(m.sum()) for m in noted.values()])
+            ),
+            "reason": _object_column(_stacked([reasons[path][mask] for path, mask in noted.items()])),
         }
     )
     return ExtractedFrame(records, contact_points, issues)
@@ -224,7 +228,7 @@ def _stacked(parts: list[npt.NDArray[Any]], like: npt.NDArray[Any] | None = None
     return np.concatenate([empty, *parts])
 
 
-def _objects(values: npt.NDArray[np.object_]) -> pd.Series:
+def _object_column(values: npt.NDArray[np.object_]) -> pd.Series:
     """An object column as given (pandas would infer a string column of text)."""
     return pd.Series(values, dtype=object)
 
