@@ -39,6 +39,16 @@ def test_a_run_through_the_instance_loads_the_code_once_and_runs_each_step_in_it
     first = subprocess.run(command, check=False, env=profiled, cwd=ROOT, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr[-3000:]
     assert len(re.findall(r"\|\s+pipelines\.reverse_sync$", first.stderr, re.MULTILINE)) == 2
+    # Dagster's instance storages likewise: the server opened the instance before forking the steps
+    # (`pipelines.instance_warmup`), so no step imports them again.
+    assert (
+        len(
+            re.findall(
+                r"\|\s+dagster\._core\.storage\.runs\.sqlite\.sqlite_run_storage$", first.stderr, re.MULTILINE
+            )
+        )
+        == 2
+    )
     written = len(emulator.writes())
     assert written > 0
     # The executor's own settings still come from run config; only how processes start is fixed.
