@@ -59,7 +59,9 @@ pandas and the project again, about 2 s each before its first line of work, for 
 (extract, canonical, three checks, activity, reverse sync). After a 1% change of 2,000 people a run
 took 23.4 and 25.1 s, 15.7 and 16.2 s of it steps starting; forked from the preloaded server, 13.8
 and 14.3 s, 5.5 and 6.2 s starting (the first step waits for the server's imports, 2.3 to 2.5 s,
-the others about 0.5 s each; `bench/scheduled_run.py`). The CLI's `execute_in_process` swaps in the
+the others about 0.5 s each; `bench/scheduled_run.py`). Most of a later step's 0.5 s was opening the
+instance, which the server now does ahead (`pipelines.instance_warmup`): 0.22 to 0.34 s a step on a
+machine state where it had been 0.48 to 0.83 s. The CLI's `execute_in_process` swaps in the
 in-process executor and stays one process."""
 
 full_sync_job = dg.define_asset_job(

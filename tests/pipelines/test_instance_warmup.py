@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from pipelines.instance_warmup import open_instance_once
@@ -54,7 +55,11 @@ def home(tmp_path: Path) -> Path:
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    _open_as_a_step("", home)
+    with (
+        dg.DagsterInstance.from_config(str(home)) as instance,
+        instance.event_log_storage.run_connection("a-run"),
+    ):
+        pass
     return home
 
 
