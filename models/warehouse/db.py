@@ -5,12 +5,15 @@ and run; Alembic makes the upgrade a no-op once the schema is current.
 """
 
 import threading
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -106,12 +109,33 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+@cache
+def newest_revisions() -> frozenset[str]:
+    """The head revisions of the migrations shipped in this package, read once a process: Alembic
+    finds them by executing every revision file, and the files cannot change under a running
+    process."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return frozenset(ScriptDirectory.from_config(config).get_heads())
+
+
+def _is_current(engine: Engine) -> bool:
+    """Whether the warehouse's schema is at the newest migration already (one read of its version)."""
+    with engine.connect() as connection:
+        return frozenset(MigrationContext.configure(connection).get_current_heads()) == newest_revisions()
+
+
 def migrate(engine: Engine) -> None:
     """Upgrade the warehouse schema to the newest migration; a no-op when already current.
 
     Processes take turns (``migration_lock``), so several opening a fresh warehouse at once migrate
-    it once."""
+    it once. A current warehouse, what nearly every opening finds, is told by reading its version
+    alone, without the lock or Alembic's upgrade: that took 45 ms, in every step process of a
+    scheduled run and every command. Read outside the lock, the version is head only once the
+    migration that wrote it has committed."""
     try:
+        if _is_current(engine):
+            return
         with migration_lock(engine):
             command.upgrade(alembic_config(engine), "head")
     except sa.exc.OperationalError as exc:

@@ -23,6 +23,7 @@ from models.warehouse.db import (
     open_warehouse,
     redacted_url,
 )
+from models.warehouse.locks import migration_lock
 from models.warehouse.tables import Base
 
 CONTRACT_COLUMNS = {
@@ -87,6 +88,35 @@ def test_opening_twice_is_a_no_op_upgrade(warehouse_url: str) -> None:
     with second.connect() as connection:
         versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
     assert versions == [version]
+
+
+def test_a_current_warehouse_opens_without_taking_the_migration_lock(warehouse_url: str) -> None:
+    """Nearly every opening finds the schema current (each step process of a scheduled run, each
+    command): it reads the version and goes on, not waiting on a process that holds the migration
+    lock (one migrating another warehouse's tables, or stuck)."""
+    engine = open_warehouse(warehouse_url)
+    dispose_all()
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        other = create_warehouse_engine(warehouse_url)
+        with migration_lock(other):
+            held.set()
+            release.wait(10)
+        other.dispose()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        started = time.monotonic()
+        engine = open_warehouse(warehouse_url)
+        assert time.monotonic() - started < 1.0
+    finally:
+        release.set()
+        holder.join()
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
 
 
 OPEN_AT = """
