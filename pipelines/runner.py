@@ -19,6 +19,7 @@ from models.warehouse.db import open_warehouse
 from models.warehouse.locks import source_lock
 from pipelines.dagster_home import ensure_dagster_home
 from pipelines.definitions import build_definitions
+from pipelines.first_use import build_in_background
 from pipelines.heap import freeze_long_lived
 from pipelines.logs import LOGGERS, run_loggers
 from pipelines.progress import NO_PROGRESS, ProgressObserver
@@ -263,6 +264,7 @@ def run_sync(
     run_config: dict[str, Any] = {"loggers": dict(loggers or run_loggers())}
     run_id = str(uuid.uuid4())  # known before the run starts, for the terminate watch
     freeze_long_lived()  # the first run of a process: its collections skip what the imports left
+    build_in_background()  # while the extract waits on the APIs, not inside identity resolution
     with (
         source_lock(open_warehouse(settings.database_url), "sync", busy=SYNC_BUSY),
         cli_instance(instance) as chosen,
