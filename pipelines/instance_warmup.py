@@ -42,6 +42,7 @@ def _package_roots() -> tuple[Path, ...]:
 
 
 def _under(directory: Path, roots: tuple[Path, ...]) -> bool:
+    """Whether ``directory`` lies in one of the packages ``roots``, links resolved."""
     resolved = directory.resolve()
     return any(resolved.is_relative_to(root) for root in roots)
 

@@ -5,12 +5,11 @@ step process starts with the imports done and its collections walk only what the
 The tables the steps build on first use are built here too, once, instead of in every step process
 of every run (`pipelines.first_use`: pypinyin's dictionaries, 0.16 s to import and 0.07 s more to
 set up its word segmentation, and the country names of every language phonenumbers ships, 0.12 s,
-in both the canonical step and reverse sync). The code
-location's jobs are resolved here once (each step looks its job up, 17 ms the first time in a
-process), and the warehouse's newest migration is read (25 ms, for each step to tell its warehouse
-current, `models.warehouse.db.migrate`). And the run's Dagster instance is opened once here, with
-its storages' migration scripts kept (`pipelines.instance_warmup`), so a step process opens it in
-about 40 ms rather than 0.4 s.
+in both the canonical step and reverse sync). The code location's jobs are resolved here once (each
+step looks its job up, 17 ms the first time in a process), and the warehouse's newest migration is
+read (25 ms, for each step to tell its warehouse current, `models.warehouse.db.migrate`). And the
+run's Dagster instance is opened once here, with its storages' migration scripts kept
+(`pipelines.instance_warmup`), so a step process opens it in about 40 ms rather than 0.4 s.
 """
 
 from pipelines.heap import imports_uncollected

@@ -1,7 +1,7 @@
 """Opening the warehouse: one engine per URL, configured per dialect and migrated to head on open.
 
 Migrating on every open is what lets a user point ``CONTACT_SYNC_DATABASE_URL`` at an empty database
-and run; Alembic makes the upgrade a no-op once the schema is current.
+and run; once the schema is current, opening reads its version and goes on (`migrate`).
 """
 
 import threading
