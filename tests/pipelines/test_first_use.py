@@ -1,6 +1,6 @@
 """The tables identity resolution builds on first use (pypinyin's, the country names) are built ahead,
-in a thread of their own during a sync in one process (`pipelines.first_use`). Each case runs in a
-fresh interpreter: this one may have built them already."""
+in a thread of their own during a sync in one process (`pipelines.first_use`). The tables' own case
+runs in a fresh interpreter: this one may have built them already."""
 
 import json
 import subprocess
