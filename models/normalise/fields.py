@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from models.normalise.arrays import object_array, object_column
 from models.normalise.countries import country_code
 from models.normalise.field_values import clean_text, parse_time, split_name
 from models.normalise.layouts import TimeFormat, layout
@@ -174,8 +175,8 @@ def extract_frame(source: str, obj: str, columns: pd.DataFrame) -> ExtractedFram
         if take.any():
             codes, uniques = pd.factorize(full[take])
             pairs = [split_name(name) for name in uniques]
-            records.loc[take, "first_name"] = _object_array([p[0] for p in pairs])[codes]
-            records.loc[take, "last_name"] = _object_array([p[1] for p in pairs])[codes]
+            records.loc[take, "first_name"] = object_array([p[0] for p in pairs])[codes]
+            records.loc[take, "last_name"] = object_array([p[1] for p in pairs])[codes]
     records["country_hint"] = pd.Series(
         _map_distinct(records["country"].to_numpy(object), lambda v: (country_code(v), None))[0],
         index,
@@ -195,12 +196,10 @@ def extract_frame(source: str, obj: str, columns: pd.DataFrame) -> ExtractedFram
         pd.DataFrame(
             {
                 "row": _stacked([index.to_numpy()[mask] for mask in present], index.to_numpy()),
-                "kind": _object_column(np.repeat(_object_array([p[0] for p in points]), counts)),
-                "field": _object_column(np.repeat(_object_array([p[1] for p in points]), counts)),
+                "kind": object_column(np.repeat(object_array([p[0] for p in points]), counts)),
+                "field": object_column(np.repeat(object_array([p[1] for p in points]), counts)),
                 "position": np.repeat(np.array([p[2] for p in points], dtype=np.int8), counts),
-                "raw": _object_column(
-                    _stacked([p[3][mask] for p, mask in zip(points, present, strict=True)])
-                ),
+                "raw": object_column(_stacked([p[3][mask] for p, mask in zip(points, present, strict=True)])),
             }
         )
         .sort_values(["row", "kind", "position"], kind="stable")
@@ -212,10 +211,10 @@ def extract_frame(source: str, obj: str, columns: pd.DataFrame) -> ExtractedFram
     issues = pd.DataFrame(
         {
             "row": _stacked([index.to_numpy()[mask] for mask in noted.values()], index.to_numpy()),
-            "field": _object_column(
-                np.repeat(_object_array(list(noted)), [int(m.sum()) for m in noted.values()])
+            "field": object_column(
+                np.repeat(object_array(list(noted)), [int(m.sum()) for m in noted.values()])
             ),
-            "reason": _object_column(_stacked([reasons[path][mask] for path, mask in noted.items()])),
+            "reason": object_column(_stacked([reasons[path][mask] for path, mask in noted.items()])),
         }
     )
     return ExtractedFrame(records, contact_points, issues)
@@ -226,11 +225,6 @@ def _stacked(parts: list[npt.NDArray[Any]], like: npt.NDArray[Any] | None = None
     built from them costs less than a frame per part."""
     empty = np.empty(0, dtype=object) if like is None else like[:0]
     return np.concatenate([empty, *parts])
-
-
-def _object_column(values: npt.NDArray[np.object_]) -> pd.Series:
-    """An object column as given (pandas would infer a string column of text)."""
-    return pd.Series(values, dtype=object)
 
 
 def _times(
@@ -320,7 +314,7 @@ def _map_distinct(
     if not all(type(u) is str for u in uniques):
         return _map_distinct_by_type(values, fn)
     results = [*(fn(u) for u in uniques), fn(None)]
-    return _object_array([r[0] for r in results])[codes], _object_array([r[1] for r in results])[codes]
+    return object_array([r[0] for r in results])[codes], object_array([r[1] for r in results])[codes]
 
 
 def _map_distinct_by_type(
@@ -337,14 +331,9 @@ def _map_distinct_by_type(
             continue
         codes, uniques = pd.factorize(values[mask], use_na_sentinel=False)
         results = [fn(u) for u in uniques]
-        out[mask] = _object_array([r[0] for r in results])[codes]
-        reasons[mask] = _object_array([r[1] for r in results])[codes]
+        out[mask] = object_array([r[0] for r in results])[codes]
+        reasons[mask] = object_array([r[1] for r in results])[codes]
     rest = np.flatnonzero(~pd.Series(types, dtype=object).isin((str, int, float, type(None))).to_numpy())
     for i in rest:
         out[i], reasons[i] = fn(values[i])
     return out, reasons
-
-
-def _object_array(items: list[Any]) -> npt.NDArray[np.object_]:
-    """An object array of exactly these items (np.array would split tuples into a second axis)."""
-    return np.fromiter(items, dtype=object, count=len(items))

@@ -25,6 +25,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers import NumberParseException, PhoneNumberFormat
 
+from models.normalise.arrays import object_array
 from models.normalise.phone_fastpath import fast_parse
 
 # Gmail ignores dots in the local part and everything after "+"; only these domains are rewritten, and
@@ -95,9 +96,9 @@ def normalise_emails(raw: pd.Series, *, alias_domains: frozenset[str] = frozense
     """Columns raw, email, reason; one row per input row, same index."""
     distinct, codes = _distinct(raw.to_numpy(dtype=object))
     shapes = [_email_shape(value) for value in distinct]
-    reason = _object_array([shape[0] for shape in shapes])
-    local = _object_array([shape[1] for shape in shapes])
-    domain = _object_array([shape[2] for shape in shapes])
+    reason = object_array([shape[0] for shape in shapes])
+    local = object_array([shape[1] for shape in shapes])
+    domain = object_array([shape[2] for shape in shapes])
     email = np.full(len(distinct), None, dtype=object)
 
     simple = np.flatnonzero(pd.notna(local))
@@ -149,7 +150,7 @@ def _validated_domains(domains: npt.NDArray[np.object_]) -> npt.NDArray[np.objec
             checked.append(validate_email(f"a@{domain}", check_deliverability=False).domain)
         except EmailNotValidError:
             checked.append(None)
-    return _object_array(checked)[codes]
+    return object_array(checked)[codes]
 
 
 def _junk_strings() -> frozenset[str]:
@@ -211,12 +212,12 @@ def normalise_phones(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` has columns raw and region; returns raw, region, phone, reason with the same index."""
     raw_codes, raw_distinct = pd.factorize(frame["raw"].to_numpy(dtype=object), use_na_sentinel=False)
     shapes = [_phone_shape(value) for value in raw_distinct]
-    shape_reason = _object_array([shape[0] for shape in shapes])
-    shape_digits = _object_array([shape[1] for shape in shapes])
+    shape_reason = object_array([shape[0] for shape in shapes])
+    shape_digits = object_array([shape[1] for shape in shapes])
     shape_plus = np.fromiter((shape[2] for shape in shapes), dtype=bool, count=len(shapes))
 
     region_codes, region_distinct = pd.factorize(frame["region"].to_numpy(dtype=object))
-    upper = _object_array([r.upper() if isinstance(r, str) else None for r in region_distinct])
+    upper = object_array([r.upper() if isinstance(r, str) else None for r in region_distinct])
     width = len(region_distinct) + 1
     pairs, codes = np.unique(raw_codes.astype(np.int64) * width + region_codes + 1, return_inverse=True)
     raw_index = pairs // width
@@ -303,10 +304,6 @@ def _junk_mask(digits: pd.Series) -> npt.NDArray[np.bool_]:
 def _distinct(values: npt.NDArray[np.object_]) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.intp]]:
     codes, distinct = pd.factorize(values, use_na_sentinel=False)
     return np.asarray(distinct, dtype=object), codes
-
-
-def _object_array(items: list[str | None]) -> npt.NDArray[np.object_]:
-    return np.fromiter(items, dtype=object, count=len(items))
 
 
 def _distinct_rows(frame: pd.DataFrame) -> tuple[npt.NDArray[np.int64], pd.DataFrame]:

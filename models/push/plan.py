@@ -47,6 +47,7 @@ import pandas as pd
 import phonenumbers
 
 from models.mappings.values import nested
+from models.normalise.arrays import object_array, object_column
 from models.normalise.contact_points import normalise_contact_points
 from models.normalise.countries import country_code
 from models.normalise.field_values import clean_text, parse_time, split_name
@@ -217,8 +218,8 @@ def _plan_records(
     long = _spec_rows(mapping.fields, values, extracted.records, contact)
     _golden_values(long)
     written = _map_distinct(long["before_value"], clean_text)
-    cleaned = _objects([w[0] for w in written])
-    long["empty"] = pd.isna(cleaned) & pd.isna(_objects([w[1] for w in written]))
+    cleaned = object_array([w[0] for w in written])
+    long["empty"] = pd.isna(cleaned) & pd.isna(object_array([w[1] for w in written]))
     # Linkflow's one name is both what is written and what identity reads (split in two).
     names = long["canonical_field"].eq(FULL_NAME).to_numpy()
     long.loc[names, "visible"] = cleaned[names]
@@ -489,7 +490,7 @@ def _format_phones(planned: pd.DataFrame, region: npt.NDArray[np.object_]) -> No
             planned["golden_value"], planned["style"], region[planned["row"].to_numpy()], strict=True
         )
     ]
-    _finish(planned, _objects(after), np.full(len(planned), None, dtype=object))
+    _finish(planned, object_array(after), np.full(len(planned), None, dtype=object))
 
 
 def _finish(planned: pd.DataFrame, after: npt.NDArray[np.object_], invalid: npt.NDArray[np.object_]) -> None:
@@ -976,7 +977,7 @@ def _with_record_key(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _text(values: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
-    return _objects([None if _missing(v) else str(v) for v in values])
+    return object_array([None if _missing(v) else str(v) for v in values])
 
 
 def _map_distinct(values: Any, fn: Callable[[Any], Any]) -> npt.NDArray[np.object_]:
@@ -985,17 +986,12 @@ def _map_distinct(values: Any, fn: Callable[[Any], Any]) -> npt.NDArray[np.objec
     array = np.asarray(values, dtype=object)
     if pd.api.types.infer_dtype(array, skipna=True) in ("string", "empty"):
         codes, uniques = pd.factorize(array)
-        return _objects([*(fn(u) for u in uniques), fn(None)])[codes]
-    return _objects([fn(None if _missing(v) else v) for v in array])
+        return object_array([*(fn(u) for u in uniques), fn(None)])[codes]
+    return object_array([fn(None if _missing(v) else v) for v in array])
 
 
 def _missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
-def _objects(items: Sequence[Any]) -> npt.NDArray[np.object_]:
-    """An object array of exactly these items (np.array would split tuples into a second axis)."""
-    return np.fromiter(items, dtype=object, count=len(items))
 
 
 def _column(values: npt.NDArray[np.object_]) -> pd.Series:
@@ -1005,4 +1001,4 @@ def _column(values: npt.NDArray[np.object_]) -> pd.Series:
     if missing.any():
         values = values.copy()
         values[missing] = None
-    return pd.Series(values, dtype=object)
+    return object_column(values)

@@ -63,12 +63,8 @@ def plan_slice(engine: Engine, task: SliceTask) -> SlicePlan:
         plan = pd.concat([df for df in (plan, consent) if len(df)] or [plan], ignore_index=True)
     plan = _refuse_shared_updates(engine, task, plan, golden)
     # The ledger is read only for a plan with rows: most slices of a scheduled run plan none.
-    pending = push_ledger.in_flight(engine, targets, source, obj, narrow=True) if len(plan) else None
-    if pending is not None and len(pending):
-        flight = (
-            plan[["record_id", "field"]].astype(str).merge(pending.astype(str), how="left", indicator=True)
-        )
-        plan = plan[~flight["_merge"].eq("both").to_numpy()].reset_index(drop=True)
+    if len(plan):
+        plan = _without_in_flight(plan, push_ledger.in_flight(engine, targets, source, obj, narrow=True))
     if (source, obj) in config.create_missing:
         creates = _plan_creates(engine, task, golden)
         plan = pd.concat([plan, creates], ignore_index=True)
@@ -82,6 +78,15 @@ def plan_slice(engine: Engine, task: SliceTask) -> SlicePlan:
     # that holds no records yet (an empty Zoho module) has no time to look up.
     plan["record_modified_at"] = plan["record_id"].astype(str).map(by_id) if len(by_id) else pd.NaT
     return SlicePlan(plan, len(targets), len(golden), round(time.perf_counter() - started, 3))
+
+
+def _without_in_flight(plan: pd.DataFrame, pending: pd.DataFrame) -> pd.DataFrame:
+    """``plan`` without the fields of ``pending`` (record_id, field): a write sent whose outcome is not
+    read back yet is not planned again."""
+    if not len(pending):
+        return plan
+    flight = plan[["record_id", "field"]].astype(str).merge(pending.astype(str), how="left", indicator=True)
+    return plan[~flight["_merge"].eq("both").to_numpy()].reset_index(drop=True)
 
 
 def _plan_creates(engine: Engine, task: SliceTask, golden: pd.DataFrame) -> pd.DataFrame:
