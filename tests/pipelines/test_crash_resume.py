@@ -56,8 +56,11 @@ def raw_count(database: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [3, 17])
+@pytest.mark.parametrize("seed", [3])
 def test_killed_sync_resumes_to_the_uninterrupted_state(tmp_path: Path, seed: int) -> None:
+    """With the push off, payloads must match the reference's exactly (content hashes included),
+    which `tests/proof/test_kills.py` cannot ask once pushes stamp the records. One seed: that test
+    kills the extract three more times at random points (a second seed here cost 18 s a CI run)."""
     with running_emulator(seed=seed, people=300, faults=FaultConfig(latency_ms=10)) as emu:
         reference = tmp_path / "reference.db"
         # The uninterrupted reference runs in-process (as the CLI's `sync` does: run_sync).

@@ -350,16 +350,20 @@ def test_a_signal_while_identity_resolution_waits_on_the_warehouse_stops_it_at_o
 def test_a_signal_while_activity_waits_on_the_warehouse_stops_it_at_once(
     postgres_schema_url: str, tmp_path: Path
 ) -> None:
-    """Another session holds contact_activity from the start (nothing before the activity step needs
-    it; the statistics refreshes before it give up after their short lock timeout): the activity step
-    waits on it, and a stop ends that wait, where it used to wait until the lock was freed."""
+    """Another session holds contact_activity against writes from the start (nothing before the
+    activity step writes it; reads, the statistics refreshes' among them, go on): the activity step
+    waits on it, and a stop ends that wait, where it used to wait until the lock was freed.
+
+    ``SHARE``, not ``ACCESS EXCLUSIVE``: that mode also blocks reading the table's size, so each
+    statistics refresh before the step (three) sat out its lock timeout, about 6 s of this test;
+    `tests/models/warehouse/test_statistics.py` proves they give up."""
     url = postgres_schema_url
     now = datetime.now(UTC).replace(microsecond=0)
     home = dagster_home(tmp_path)
     open_warehouse(url)
     dispose_all()
     with Emulator(seed=SEED, people=PEOPLE, now=now) as emu:
-        with warehouse_held(url, "contact_activity") as held:
+        with warehouse_held(url, "contact_activity", mode="SHARE") as held:
             process = start_cli(emu, url, home)
             _, ended = read_stderr(process)
             instance = dg.DagsterInstance.from_config(str(home))
