@@ -43,10 +43,11 @@ class FaultConfig:
     """Per request, in this order: sleep ``latency_ms``; then answer 429, 503, drop the connection,
     answer 200 with a CDN's "Just a moment..." HTML page, or answer with the API's own 2xx answer cut
     in half, with the given probabilities (one draw, so the rates add up). ``apps`` limits faults to
-    some apps (None: all). ``retry_after_s`` adds a ``Retry-After`` header to injected 429s. The two
-    answers that are not the API's JSON (``challenge_rate``, ``truncate_rate``) hit only the methods
-    in ``garbage_methods`` (reads by default); a draw that lands on them for another method serves
-    the request normally. A request no configured fault can hit (another app than ``apps``; another
+    some apps and ``methods`` to some HTTP methods (None: all). ``retry_after_s`` adds a
+    ``Retry-After`` header to injected 429s. The two answers that are not the API's JSON
+    (``challenge_rate``, ``truncate_rate``) hit only the methods in ``garbage_methods`` (reads by
+    default); a draw that lands on them for another method serves the request normally. A request no
+    configured fault can hit (another app than ``apps``, another method than ``methods``; another
     method than ``garbage_methods`` when only those two rates are set) draws nothing, so a seed picks
     the faults of the requests that can meet one, whatever else is asked in between."""
 
@@ -61,6 +62,9 @@ class FaultConfig:
     """The API handles the request (a write is applied), and its 2xx body is cut to half its bytes."""
     garbage_methods: frozenset[str] = frozenset({"GET"})
     apps: frozenset[str] | None = None
+    methods: frozenset[str] | None = None
+    """The HTTP methods any fault may hit (None: all): ``{"POST"}`` loses a create's answer while the
+    reads before it (reverse sync's look at a list just before creating into it) go through."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -81,6 +85,12 @@ class FaultConfig:
                 f"unknown garbage_methods {sorted(methods - METHODS)}; expected some of {sorted(METHODS)}"
             )
         object.__setattr__(self, "garbage_methods", methods)
+        if self.methods is not None:
+            chosen = frozenset(str(m).upper() for m in self.methods)
+            if chosen - METHODS:
+                unknown_methods = sorted(chosen - METHODS)
+                raise ValueError(f"unknown methods {unknown_methods}; expected some of {sorted(METHODS)}")
+            object.__setattr__(self, "methods", chosen)
         if self.apps is not None:
             if not isinstance(self.apps, frozenset):
                 object.__setattr__(self, "apps", frozenset(self.apps))
@@ -103,6 +113,8 @@ class FaultConfig:
         values = dict(data)
         if values.get("apps") is not None:
             values["apps"] = frozenset(values["apps"])
+        if values.get("methods") is not None:
+            values["methods"] = frozenset(values["methods"])
         if "garbage_methods" in values:
             values["garbage_methods"] = frozenset(values["garbage_methods"] or ())
         return cls(**values)
@@ -110,6 +122,7 @@ class FaultConfig:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["apps"] = None if self.apps is None else sorted(self.apps)
+        data["methods"] = None if self.methods is None else sorted(self.methods)
         data["garbage_methods"] = sorted(self.garbage_methods)
         return data
 
@@ -153,6 +166,8 @@ class FaultInjector:
             config = self._config
             if config.apps is not None and app not in config.apps:
                 return 0.0, None
+            if config.methods is not None and method.upper() not in config.methods:
+                return config.latency_ms / 1000.0, None
             if method.upper() not in config.garbage_methods and not config.can_stop_any_method:
                 return config.latency_ms / 1000.0, None
             roll = self._rng.random()

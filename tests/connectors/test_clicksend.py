@@ -119,6 +119,27 @@ def test_create_and_update_contacts(emu, connect):
     assert (stored["first_name"], stored["last_name"]) == ("Rua", "Kenana")
 
 
+def test_a_lists_contacts_since_its_watermark_are_what_the_next_extract_reads_of_it(emu, connect):
+    """Reverse sync's look before creating: the contacts updated after the watermark minus the
+    lookback (a contact added now among them), every contact of the list without a watermark."""
+    clicksend = connect(emu).clicksend
+    list_id = str(customer_list(clicksend)["list_id"])
+    _, cursor, _, _ = drain(clicksend.read_list_contacts())
+    everyone = clicksend.list_contacts_since(list_id, None)
+    assert len(everyone) > 1
+    mark = cursor.updated_after[list_id]
+    recent = {
+        str(r["contact_id"])
+        for r in everyone
+        if int(r["date_updated"]) > mark - clicksend.lookback.total_seconds()
+    }
+    assert len(recent) < len(everyone)
+    assert {str(r["contact_id"]) for r in clicksend.list_contacts_since(list_id, mark)} == recent
+    added = clicksend.create_contact(list_id, {"phone_number": "+14155550123", "first_name": "Rua"})
+    since = clicksend.list_contacts_since(list_id, mark)
+    assert {str(r["contact_id"]) for r in since} == {*recent, str(added.record_id)}
+
+
 def test_opt_out_list_is_never_written(emu, connect):
     clicksend = connect(emu).clicksend
     opt_out = next(item for item in clicksend.lists() if is_opt_out_list(item))

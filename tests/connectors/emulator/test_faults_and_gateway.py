@@ -61,6 +61,17 @@ def test_faults_can_target_some_apps_and_still_count_requests(emulator, maton):
     assert emulator.total_requests() == 2
 
 
+def test_faults_can_target_some_methods_and_round_trip_through_the_admin_endpoint(emulator, maton):
+    """A create's answer lost while the reads before it go through (reverse sync's look at a list)."""
+    shown = httpx.post(emulator.base_url + "/_admin/faults", json={"drop_rate": 1.0, "methods": ["post"]})
+    assert shown.json()["faults"]["methods"] == ["POST"]
+    assert emulator.faults == FaultConfig(drop_rate=1.0, methods=frozenset({"POST"}))
+    assert maton.get(TEAMS).status_code == 200
+    with pytest.raises(httpx.RemoteProtocolError):
+        maton.post(LEADS, json={"data": [{"Last_Name": "Lost"}]})
+    emulator.set_faults(FaultConfig())
+
+
 def test_fault_draws_repeat_for_a_seed():
     def statuses(seed: int) -> list[int]:
         faults = FaultConfig(error_rate_429=0.3, error_rate_503=0.3, seed=seed)
@@ -158,6 +169,8 @@ def test_bad_fault_settings_are_refused():
         FaultConfig(error_rate_503=0.5, challenge_rate=0.3, truncate_rate=0.3)
     with pytest.raises(ValueError, match="unknown garbage_methods"):
         FaultConfig(challenge_rate=0.1, garbage_methods=frozenset({"FETCH"}))
+    with pytest.raises(ValueError, match="unknown methods"):
+        FaultConfig(drop_rate=0.1, methods=frozenset({"FETCH"}))
 
 
 def test_the_gateway_budget_is_shared_by_the_four_apps_but_not_linkflow():
