@@ -44,6 +44,7 @@ from models.warehouse.store import RawStore, StreamKey
 from models.warehouse.tables import utcnow
 from pipelines.canonical import phone_regions
 from pipelines.clients import clients_for, zoho_module
+from pipelines.late_arrivals import LateArrivals
 from pipelines.overlap import WAREHOUSE_WRITER_TAG
 from pipelines.progress import NO_PROGRESS, ProgressObserver, StreamProgress
 from pipelines.resources import RunOptionsResource, SyncSettingsResource, WarehouseResource
@@ -312,6 +313,9 @@ class _Sender:
         self.created = 0
         self.calls = 0
         self.before = clients.stats.snapshot()
+        self.late = LateArrivals(
+            engine, clients, stream.source, stream.object, region=config.regions.get(stream.source)
+        )
 
     def requests(self) -> int:
         """Requests made to the destination's source since the first part."""
@@ -331,6 +335,11 @@ class _Sender:
         )
         # Linkflow's props go whole, as last read, with the planned keys changed (`whole_objects`).
         changes = completed_from_warehouse(self.engine, record_changes(plan))
+        try:
+            changes, held = self.late.without_held(changes, rows, log=self.log)
+        except StopRequested:  # nothing is sending yet: the part's rows are abandoned as planned
+            return True
+        self.counts["unchanged"] += held
         calls = batches(changes, stream.source, stream.object)
         try:
             for start in range(0, len(calls), LEDGER_WINDOW_CALLS):

@@ -4,16 +4,20 @@ import copy
 import json
 import math
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import phonenumbers
 import pytest
 import sqlalchemy as sa
 
+from connectors.config import HttpOptions
 from connectors.emulator import Emulator, FaultConfig
 from connectors.emulator.behaviours import Behaviours
 from connectors.emulator.dataset import Dataset
 from connectors.emulator.generate import generate_dataset
+from connectors.http import RetryPolicy
 from models.identity.canonical import build_canonical
 from models.identity.phases import CanonicalConfig
 from models.push.field_map import CANONICAL_FIELDS, PushConfig
@@ -464,7 +468,9 @@ def test_a_create_whose_answer_was_lost_is_not_sent_again_until_read_back(
             create_parents={("clicksend", "list_contact"): list_id},
             opt_out_lists=opt_out_lists(clients),
         )
-        emulator.set_faults(FaultConfig(drop_rate=1.0, apps=frozenset({"clicksend"})))
+        # Creates only: the look at the list just before them (`pipelines.late_arrivals`) goes through.
+        dropped = FaultConfig(drop_rate=1.0, apps=frozenset({"clicksend"}), methods=frozenset({"POST"}))
+        emulator.set_faults(dropped)
         lost = push_destination(stream, engine, clients, config, run_id="lost", dry_run=False)
         emulator.set_faults(FaultConfig())
         assert lost.created == 0
@@ -486,6 +492,130 @@ def test_a_create_whose_answer_was_lost_is_not_sent_again_until_read_back(
     assert len(people) == len(set(people)) == len(waiting), "each waiting contact created once"
     created = ledger(sqlite_url, run_id=report.run_id, status="sent", reason="create")
     assert {r["contact_id"] for r in created} == waiting
+
+
+def list_reads(emu: Emulator) -> int:
+    """Pages of ClickSend list contacts served so far."""
+    return sum(
+        n
+        for (app, route), n in emu.request_counts().items()
+        if route.startswith("GET") and route.endswith("/contacts") and app == "clicksend"
+    )
+
+
+def test_a_person_added_to_the_list_after_the_extract_is_linked_not_created_twice(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    """ClickSend has no upsert: a contact someone adds to the list between our extract and our push
+    (the same phone, typed as people type it) holds our create back, so the list never holds the
+    person twice; the next sync reads that contact and links it instead."""
+    setting = create_setting(emulator)
+    list_id = setting.split("clicksend/list_contact=")[1].split(";")[0]
+    settings = settings_for(emulator, sqlite_url)
+    assert run_sync(settings).success  # fills the empty fields: what follows plans creates alone
+    stream = Stream("clicksend", "list_contact", writable=True)
+    engine = open_warehouse(sqlite_url)
+    config = PushConfig(
+        regions=REGIONS,
+        create_missing=frozenset({("clicksend", "list_contact")}),
+        create_parents={("clicksend", "list_contact"): list_id},
+    )
+    preview = push_destination(stream, engine, None, config, run_id="preview", dry_run=True)
+    assert preview.planned > 0
+    creates = ledger(sqlite_url, run_id="preview", reason="create")
+    phones = {
+        str(r["contact_id"]): phonenumbers.parse(str(r["after_value"]))
+        for r in creates
+        if r["field"] == "phone_number"
+    }
+    first_names = {str(r["contact_id"]): r["after_value"] for r in creates if r["field"] == "first_name"}
+    target, number = next(
+        (c, n)
+        for c, n in sorted(phones.items())
+        if phonenumbers.region_code_for_number(n) == "US" and c in first_names
+    )
+    typed = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)  # "(415) 555-0123"
+    with clients_for(settings, ("clicksend",)) as clients:
+        assert clients.clicksend is not None
+        # As the person gave them at the counter: their first name, their phone as people write it.
+        walk_in = clients.clicksend.create_contact(
+            list_id, {"phone_number": typed, "first_name": first_names[target]}
+        )
+        assert walk_in.ok
+        config = replace(config, opt_out_lists=opt_out_lists(clients))
+        writes = len(emulator.writes())
+        reads = list_reads(emulator)
+        report = push_destination(
+            stream, engine, clients, config, run_id="push", dry_run=False, full_plan=True
+        )
+    # One request before the creates (what it asks for: tests/connectors/test_clicksend.py).
+    assert list_reads(emulator) - reads == 1
+    posts = [w for w in emulator.writes()[writes:] if w.method == "POST"]
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    assert e164 not in {w.body.get("phone_number") for w in posts}, "created a second contact for the walk-in"
+    people = {r["contact_id"] for r in creates}
+    assert report.created == len(posts) == len(people) - 1 > 0, "the other creates went out"
+    held = ledger(sqlite_url, run_id="push", contact_id=target)
+    assert held
+    assert {r["status"] for r in held} == {"unchanged"}
+    assert {r["error"] for r in held} == {
+        f"not created: list {list_id} gained a contact with this phone after the extract; "
+        "the next sync links it instead"
+    }
+
+    # The next sync reads the walk-in, links it to the person, and fills it rather than creating.
+    writes = len(emulator.writes())
+    only_clicksend = f"clicksend/list_contact={list_id}"
+    after = run_sync(settings.model_copy(update={"contact_sync_push_create": only_clicksend}))
+    assert after.success, after.failures
+    assert not [w for w in emulator.writes()[writes:] if w.method == "POST" and w.app == "clicksend"]
+    with open_warehouse(sqlite_url).connect() as connection:
+        sources = (
+            connection.execute(
+                sa.select(ContactSource.contact_id).where(
+                    ContactSource.source == "clicksend", ContactSource.source_id == str(walk_in.record_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert sources == [target]
+
+
+def test_creates_into_a_list_that_cannot_be_read_first_are_held_back_for_the_next_run(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    """Where the list's recent contacts cannot be read (here ClickSend's reads answer a CDN challenge
+    page; its writes still land), no create goes out blind: each is held back, saying why."""
+    setting = create_setting(emulator)
+    list_id = setting.split("clicksend/list_contact=")[1].split(";")[0]
+    settings = settings_for(emulator, sqlite_url)
+    assert run_sync(settings).success
+    stream = Stream("clicksend", "list_contact", writable=True)
+    once = HttpOptions(retry=RetryPolicy(max_attempts=1))  # a challenge page would be retried for 30 s
+    with clients_for(settings, ("clicksend",), once) as clients:
+        config = PushConfig(
+            regions=REGIONS,
+            create_missing=frozenset({("clicksend", "list_contact")}),
+            create_parents={("clicksend", "list_contact"): list_id},
+            opt_out_lists=opt_out_lists(clients),
+        )
+        writes = len(emulator.writes())
+        emulator.set_faults(FaultConfig(challenge_rate=1.0, apps=frozenset({"clicksend"})))
+        report = push_destination(
+            stream, open_warehouse(sqlite_url), clients, config, run_id="blind", dry_run=False
+        )
+        emulator.set_faults(FaultConfig())
+    assert report.created == 0
+    assert not [w for w in emulator.writes()[writes:] if w.method == "POST"]
+    rows = ledger(sqlite_url, run_id="blind", reason="create")
+    assert rows
+    assert {r["status"] for r in rows} == {"unchanged"}
+    assert all(
+        str(r["error"]).startswith(f"not created: list {list_id} could not be read for contacts added since")
+        and str(r["error"]).endswith("; planned again next run")
+        for r in rows
+    ), {r["error"] for r in rows}
 
 
 def test_a_source_that_failed_to_extract_is_not_pushed_to_and_the_run_fails_naming_it(

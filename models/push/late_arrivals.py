@@ -1,0 +1,75 @@
+"""Creates held back because the destination gained the person after the extract.
+
+ClickSend has no upsert: a create always adds a contact, and a list keeps two contacts with one phone
+(a campaign then texts that person twice). Reverse sync plans a create for a golden contact the list
+lacked as the extract read it; someone adding the person meanwhile (a signup form, an import, a
+colleague) is seen only by the next extract. So, just before its creates into a list, reverse sync
+reads the contacts the list gained since the extract and holds back each create whose email or phone
+one of them holds. The next extract reads that contact, identity resolution links it to the golden
+contact, and the plan then fills it instead of creating a second one.
+
+Values are compared in their normal forms (emails as identity resolution matches them, phones as
+E.164), so "(415) 555-0123" typed into the list stops a create of "+14155550123". A contact the list
+gained that belongs to someone else with the same phone also holds the create back: a second contact
+with that phone in the list is what this guards against either way.
+
+The other destinations match a create to the record they already hold (Zoho's and ClickFunnels'
+upserts on the email, Linkflow's identify on the email or the mobile), so they need no such read.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from models.normalise.identifiers import normalise_email, normalise_phone
+from models.push.field_map import destination_map
+from models.push.plan import RecordChange
+
+#: Destinations whose creates always add a record, whatever it holds: a create into one is checked
+#: against what its container gained since the extract.
+UNMATCHED_CREATES = frozenset({("clicksend", "list_contact")})
+
+
+def _normal(canonical: str, value: Any, region: str | None) -> str | None:
+    """The form identity resolution matches ``value`` of the golden field ``canonical`` on."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    if canonical == "email":
+        return normalise_email(value).value
+    return normalise_phone(value, region).value
+
+
+def held_back(
+    creates: Sequence[RecordChange],
+    arrived: Iterable[Mapping[str, Any]],
+    *,
+    destination: str,
+    obj: str,
+    region: str | None,
+    container: str,
+) -> dict[str, str]:
+    """contact id -> why its create is held back, for each of ``creates`` whose email or phone one of
+    the records ``arrived`` (as the destination lists them) holds. ``region`` reads phones written
+    without a country code (the destination account's country); ``container`` names the list in the
+    reason."""
+    fields = [
+        (spec.canonical, spec.field)
+        for spec in destination_map(destination, obj).fields
+        if spec.canonical in ("email", "phone")
+    ]
+    held_values: dict[tuple[str, str], None] = {}
+    for record in arrived:
+        for canonical, field in fields:
+            value = _normal(canonical, record.get(field), region)
+            if value is not None:
+                held_values[(canonical, value)] = None
+    reasons: dict[str, str] = {}
+    for change in creates:
+        for canonical, field in fields:
+            value = _normal(canonical, change.payload.get(field), region)
+            if value is not None and (canonical, value) in held_values:
+                reasons[change.contact_id] = (
+                    f"not created: {container} gained a contact with this {canonical} after the extract; "
+                    "the next sync links it instead"
+                )
+                break
+    return reasons

@@ -1,0 +1,37 @@
+"""Which ClickSend creates the contacts a list gained since the extract hold back."""
+
+from models.push.late_arrivals import held_back
+from models.push.plan import RecordChange
+
+
+def create(contact_id: str, **payload: str) -> RecordChange:
+    return RecordChange("clicksend", "list_contact", None, contact_id, "77", dict(payload), None)
+
+
+def reasons(creates: list[RecordChange], arrived: list[dict[str, str]]) -> dict[str, str]:
+    return held_back(
+        creates, arrived, destination="clicksend", obj="list_contact", region="US", container="list 77"
+    )
+
+
+def test_a_phone_typed_another_way_or_an_email_in_other_case_holds_the_create_back() -> None:
+    creates = [
+        create("c_1", phone_number="+14155550123", first_name="Rua"),
+        create("c_2", email="ana.lima@example.com"),
+        create("c_3", phone_number="+14155550199", email="tom@example.com"),
+    ]
+    arrived = [{"phone_number": "(415) 555-0123"}, {"email": "Ana.Lima@Example.COM", "phone_number": ""}]
+    assert reasons(creates, arrived) == {
+        "c_1": "not created: list 77 gained a contact with this phone after the extract; "
+        "the next sync links it instead",
+        "c_2": "not created: list 77 gained a contact with this email after the extract; "
+        "the next sync links it instead",
+    }
+
+
+def test_unusable_values_match_nothing() -> None:
+    """An empty or invalid phone in the list is no one's: it holds back no create without a phone."""
+    creates = [create("c_1", email="rua@example.com"), create("c_2", phone_number="+14155550123")]
+    arrived = [{"phone_number": "12", "email": "not an email"}, {"phone_number": None, "email": None}]
+    assert reasons(creates, arrived) == {}
+    assert reasons(creates, []) == {}
