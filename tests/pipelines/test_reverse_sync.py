@@ -616,6 +616,13 @@ def test_creates_into_a_list_that_cannot_be_read_first_are_held_back_for_the_nex
         and str(r["error"]).endswith("; planned again next run")
         for r in rows
     ), {r["error"] for r in rows}
+    # Planned again by the next run, which can read the list: each goes out then, once.
+    with clients_for(settings, ("clicksend",)) as clients:
+        again = push_destination(
+            stream, open_warehouse(sqlite_url), clients, config, run_id="again", dry_run=False
+        )
+    assert again.plan == "incremental"
+    assert again.created == len({r["contact_id"] for r in rows})
 
 
 def test_a_source_that_failed_to_extract_is_not_pushed_to_and_the_run_fails_naming_it(
