@@ -271,8 +271,8 @@ class ClickSendClient:
     def list_contacts_since(self, list_id: str | int, watermark: int | None) -> list[dict[str, Any]]:
         """The contacts of one list updated after ``watermark`` (a list's `ClickSendListContactCursor`
         entry) minus the lookback, as the next extract will read them; every contact of the list
-        without one. Reverse sync asks just before it creates into the list: contacts there is no
-        upsert to match, so one someone added since the extract would otherwise be created twice."""
+        without one. Reverse sync asks just before it creates into the list: ClickSend has no upsert
+        to match a create to a contact, so one someone added since the extract would be made twice."""
         back = int(self.lookback.total_seconds())
         params = {} if watermark is None else {"updated_after": max(0, watermark - back)}
         template = f"{PREFIX}/lists/{{list_id}}/contacts"
