@@ -504,17 +504,17 @@ def list_reads(emu: Emulator) -> int:
 
 
 def test_a_person_added_to_the_list_after_the_extract_is_linked_not_created_twice(
-    emulator: Emulator, sqlite_url: str
+    emulator: Emulator, warehouse_url: str
 ) -> None:
     """ClickSend has no upsert: a contact someone adds to the list between our extract and our push
     (the same phone, typed as people type it) holds our create back, so the list never holds the
     person twice; the next sync reads that contact and links it instead."""
     setting = create_setting(emulator)
     list_id = setting.split("clicksend/list_contact=")[1].split(";")[0]
-    settings = settings_for(emulator, sqlite_url)
+    settings = settings_for(emulator, warehouse_url)
     assert run_sync(settings).success  # fills the empty fields: what follows plans creates alone
     stream = Stream("clicksend", "list_contact", writable=True)
-    engine = open_warehouse(sqlite_url)
+    engine = open_warehouse(warehouse_url)
     config = PushConfig(
         regions=REGIONS,
         create_missing=frozenset({("clicksend", "list_contact")}),
@@ -522,7 +522,7 @@ def test_a_person_added_to_the_list_after_the_extract_is_linked_not_created_twic
     )
     preview = push_destination(stream, engine, None, config, run_id="preview", dry_run=True)
     assert preview.planned > 0
-    creates = ledger(sqlite_url, run_id="preview", reason="create")
+    creates = ledger(warehouse_url, run_id="preview", reason="create")
     phones = {
         str(r["contact_id"]): phonenumbers.parse(str(r["after_value"]))
         for r in creates
@@ -555,7 +555,7 @@ def test_a_person_added_to_the_list_after_the_extract_is_linked_not_created_twic
     assert e164 not in {w.body.get("phone_number") for w in posts}, "created a second contact for the walk-in"
     people = {r["contact_id"] for r in creates}
     assert report.created == len(posts) == len(people) - 1 > 0, "the other creates went out"
-    held = ledger(sqlite_url, run_id="push", contact_id=target)
+    held = ledger(warehouse_url, run_id="push", contact_id=target)
     assert held
     assert {r["status"] for r in held} == {"unchanged"}
     assert {r["error"] for r in held} == {
@@ -569,7 +569,7 @@ def test_a_person_added_to_the_list_after_the_extract_is_linked_not_created_twic
     after = run_sync(settings.model_copy(update={"contact_sync_push_create": only_clicksend}))
     assert after.success, after.failures
     assert not [w for w in emulator.writes()[writes:] if w.method == "POST" and w.app == "clicksend"]
-    with open_warehouse(sqlite_url).connect() as connection:
+    with open_warehouse(warehouse_url).connect() as connection:
         sources = (
             connection.execute(
                 sa.select(ContactSource.contact_id).where(
