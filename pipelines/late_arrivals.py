@@ -13,8 +13,11 @@ from connectors.stop import STOP
 from models.push import ledger as push_ledger
 from models.push.late_arrivals import UNMATCHED_CREATES, held_back
 from models.push.plan import RecordChange, SendableRows
-from models.warehouse.store import RawStore, StreamKey
+from models.warehouse.store import RawStore, StreamKey, payloads_by_source_id
 from models.warehouse.tables import utcnow
+
+#: How a ClickSend list contact names itself, in its listing and in the warehouse's source ids.
+CLICKSEND_ID = "contact_id"
 
 
 class LateArrivals:
@@ -48,12 +51,19 @@ class LateArrivals:
                 )
                 reasons.update(dict.fromkeys((change.contact_id for change in into), why))
                 continue
+            stored = payloads_by_source_id(
+                self.engine,
+                StreamKey(self.destination, self.obj),
+                [str(record.get(CLICKSEND_ID)) for record in arrived],
+            )
             reasons.update(
                 held_back(
                     into,
                     arrived,
+                    stored,
                     destination=self.destination,
                     obj=self.obj,
+                    id_field=CLICKSEND_ID,
                     region=self.region,
                     container=f"list {list_id}",
                 )

@@ -9,9 +9,11 @@ one of them holds. The next extract reads that contact, identity resolution link
 contact, and the plan then fills it instead of creating a second one.
 
 Values are compared in their normal forms (emails as identity resolution matches them, phones as
-E.164), so "(415) 555-0123" typed into the list stops a create of "+14155550123". A contact the list
-gained that belongs to someone else with the same phone also holds the create back: a second contact
-with that phone in the list is what this guards against either way.
+E.164), so "(415) 555-0123" typed into the list stops a create of "+14155550123". Only values the
+warehouse did not hold for that contact count: a contact the extract already read went through
+identity resolution, so one that shares the phone and stayed apart (a household member) is someone
+else, and the create goes out. A new contact that is someone else with the person's phone holds the
+create back for one run; the next extract reads it, and identity resolution decides.
 
 The other destinations match a create to the record they already hold (Zoho's and ClickFunnels'
 upserts on the email, Linkflow's identify on the email or the mobile), so they need no such read.
@@ -41,14 +43,19 @@ def _normal(canonical: str, value: Any, region: str | None) -> str | None:
 def held_back(
     creates: Sequence[RecordChange],
     arrived: Iterable[Mapping[str, Any]],
+    stored: Mapping[str, Mapping[str, Any]],
     *,
     destination: str,
     obj: str,
+    id_field: str,
     region: str | None,
     container: str,
 ) -> dict[str, str]:
     """contact id -> why its create is held back, for each of ``creates`` whose email or phone one of
-    the records ``arrived`` (as the destination lists them) holds. ``region`` reads phones written
+    the records ``arrived`` (as the destination lists them) holds and did not hold as the extract
+    stored it (``stored``: payloads by record id, under ``id_field``). A record the extract read went
+    through identity resolution, which kept it apart from the person (a household member sharing the
+    phone): only a value new since then can be the person arriving. ``region`` reads phones written
     without a country code (the destination account's country); ``container`` names the list in the
     reason."""
     fields = [
@@ -58,9 +65,10 @@ def held_back(
     ]
     held_values: dict[tuple[str, str], None] = {}
     for record in arrived:
+        before = stored.get(str(record.get(id_field)), {})
         for canonical, field in fields:
             value = _normal(canonical, record.get(field), region)
-            if value is not None:
+            if value is not None and value != _normal(canonical, before.get(field), region):
                 held_values[(canonical, value)] = None
     reasons: dict[str, str] = {}
     for change in creates:

@@ -8,9 +8,20 @@ def create(contact_id: str, **payload: str) -> RecordChange:
     return RecordChange("clicksend", "list_contact", None, contact_id, "77", dict(payload), None)
 
 
-def reasons(creates: list[RecordChange], arrived: list[dict[str, str]]) -> dict[str, str]:
+def reasons(
+    creates: list[RecordChange],
+    arrived: list[dict[str, str | None]],
+    stored: dict[str, dict[str, str]] | None = None,
+) -> dict[str, str]:
     return held_back(
-        creates, arrived, destination="clicksend", obj="list_contact", region="US", container="list 77"
+        creates,
+        arrived,
+        stored or {},
+        destination="clicksend",
+        obj="list_contact",
+        id_field="contact_id",
+        region="US",
+        container="list 77",
     )
 
 
@@ -35,3 +46,16 @@ def test_unusable_values_match_nothing() -> None:
     arrived = [{"phone_number": "12", "email": "not an email"}, {"phone_number": None, "email": None}]
     assert reasons(creates, arrived) == {}
     assert reasons(creates, []) == {}
+
+
+def test_a_value_the_extract_already_read_holds_back_nothing() -> None:
+    """A household member's contact, read and kept apart by identity resolution, holds the phone: the
+    person still gets a contact of their own. The same contact edited to the person's email since the
+    extract is the person arriving."""
+    creates = [create("c_1", phone_number="+14155550123", email="rua@example.com")]
+    member = {"contact_id": "9", "phone_number": "+1 415 555 0123", "email": "sam@example.com"}
+    stored = {"9": {"contact_id": "9", "phone_number": "4155550123", "email": "sam@example.com"}}
+    assert reasons(creates, [member], stored) == {}
+    edited = {**member, "email": "RUA@example.com"}
+    assert set(reasons(creates, [edited], stored)) == {"c_1"}
+    assert set(reasons(creates, [member])) == {"c_1"}  # not read yet: new to us
