@@ -15,8 +15,9 @@ identity resolution, so one that shares the phone and stayed apart (a household 
 else, and the create goes out. A new contact that is someone else with the person's phone holds the
 create back for one run; the next extract reads it, and identity resolution decides.
 
-The other destinations match a create to the record they already hold (Zoho's and ClickFunnels'
-upserts on the email, Linkflow's identify on the email or the mobile), so they need no such read.
+The other destinations match a create to a record they already hold (Zoho's and ClickFunnels'
+upserts on the email; Linkflow's identify on our contact id as its external id, and perhaps on the
+email or mobile, which its documents leave open), so they get no such read.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
