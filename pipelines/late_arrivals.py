@@ -1,7 +1,7 @@
 """Before reverse sync creates into a ClickSend list: what the list gained since the extract, read once
 a run, and the creates it holds back recorded in the ledger (`models.push.late_arrivals` says why)."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -19,6 +19,9 @@ from models.warehouse.tables import utcnow
 #: How a ClickSend list contact names itself, in its listing and in the warehouse's source ids.
 CLICKSEND_ID = "contact_id"
 
+Arrivals = tuple[list[dict[str, Any]], dict[str, Any]]
+"""A list's contacts updated since the extract, and the payloads the warehouse holds of them by id."""
+
 
 class LateArrivals:
     """One destination's guard for a run: each list's recent contacts are read before the first create
@@ -30,7 +33,7 @@ class LateArrivals:
     ) -> None:
         self.engine, self.clients, self.region = engine, clients, region
         self.destination, self.obj = destination, obj
-        self._arrived: dict[str, list[Mapping[str, Any]] | ConnectorError] = {}
+        self._arrived: dict[str, Arrivals | ConnectorError] = {}
 
     def without_held(
         self, changes: Sequence[RecordChange], rows: SendableRows, *, log: Callable[[str], None]
@@ -51,15 +54,11 @@ class LateArrivals:
                 )
                 reasons.update(dict.fromkeys((change.contact_id for change in into), why))
                 continue
-            stored = payloads_by_source_id(
-                self.engine,
-                StreamKey(self.destination, self.obj),
-                [str(record.get(CLICKSEND_ID)) for record in arrived],
-            )
+            records, stored = arrived
             reasons.update(
                 held_back(
                     into,
-                    arrived,
+                    records,
                     stored,
                     destination=self.destination,
                     obj=self.obj,
@@ -86,17 +85,22 @@ class LateArrivals:
         kept = [change for change in changes if not (change.is_create and change.contact_id in reasons)]
         return kept, sum(len(ids) for ids in marks.values())
 
-    def _read(self, list_id: str) -> list[Mapping[str, Any]] | ConnectorError:
-        """The list's contacts updated since the extract's watermark for it (lookback included); the
-        error instead when they cannot be read, which holds every create into the list back."""
+    def _read(self, list_id: str) -> Arrivals | ConnectorError:
+        """The list's contacts updated since the extract's watermark for it (lookback included), with
+        the payloads the warehouse holds of them; the error instead when they cannot be read, which
+        holds every create into the list back. Both are read once a run, whatever its parts."""
         if list_id not in self._arrived:
             client = self.clients.clicksend
             if client is None:
                 raise RuntimeError("clicksend: no client to read the list with")
-            stored = RawStore(self.engine).cursor(StreamKey(self.destination, self.obj))
-            watermark = ClickSendListContactCursor.from_json(stored or {}).updated_after.get(list_id)
+            key = StreamKey(self.destination, self.obj)
+            cursor = RawStore(self.engine).cursor(key)
+            watermark = ClickSendListContactCursor.from_json(cursor or {}).updated_after.get(list_id)
             try:
-                self._arrived[list_id] = list(client.list_contacts_since(list_id, watermark))
+                records = list(client.list_contacts_since(list_id, watermark))
             except ConnectorError as error:
                 self._arrived[list_id] = error
+            else:
+                ids = [str(record.get(CLICKSEND_ID)) for record in records]
+                self._arrived[list_id] = (records, payloads_by_source_id(self.engine, key, ids))
         return self._arrived[list_id]
