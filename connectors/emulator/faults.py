@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from typing import Any
@@ -79,18 +79,9 @@ class FaultConfig:
             raise ValueError("fault rates must lie in [0, 1] and add up to at most 1")
         if self.latency_ms < 0 or (self.retry_after_s is not None and self.retry_after_s < 0):
             raise ValueError("latency_ms and retry_after_s must not be negative")
-        methods = frozenset(str(m).upper() for m in self.garbage_methods)
-        if methods - METHODS:
-            raise ValueError(
-                f"unknown garbage_methods {sorted(methods - METHODS)}; expected some of {sorted(METHODS)}"
-            )
-        object.__setattr__(self, "garbage_methods", methods)
+        object.__setattr__(self, "garbage_methods", _http_methods("garbage_methods", self.garbage_methods))
         if self.methods is not None:
-            chosen = frozenset(str(m).upper() for m in self.methods)
-            if chosen - METHODS:
-                unknown_methods = sorted(chosen - METHODS)
-                raise ValueError(f"unknown methods {unknown_methods}; expected some of {sorted(METHODS)}")
-            object.__setattr__(self, "methods", chosen)
+            object.__setattr__(self, "methods", _http_methods("methods", self.methods))
         if self.apps is not None:
             if not isinstance(self.apps, frozenset):
                 object.__setattr__(self, "apps", frozenset(self.apps))
@@ -125,6 +116,14 @@ class FaultConfig:
         data["methods"] = None if self.methods is None else sorted(self.methods)
         data["garbage_methods"] = sorted(self.garbage_methods)
         return data
+
+
+def _http_methods(name: str, given: Iterable[str]) -> frozenset[str]:
+    """``given`` in upper case, refused with the setting's ``name`` when one is no HTTP method."""
+    methods = frozenset(str(m).upper() for m in given)
+    if methods - METHODS:
+        raise ValueError(f"unknown {name} {sorted(methods - METHODS)}; expected some of {sorted(METHODS)}")
+    return methods
 
 
 class Outcome(Enum):

@@ -355,7 +355,7 @@ def test_a_signal_while_activity_waits_on_the_warehouse_stops_it_at_once(
     waits on it, and a stop ends that wait, where it used to wait until the lock was freed.
 
     ``SHARE``, not ``ACCESS EXCLUSIVE``: that mode also blocks reading the table's size, so each
-    statistics refresh before the step (three) sat out its lock timeout, about 6 s of this test;
+    statistics refresh before the step (three) sat out its lock timeout: the step came 4.5 s later;
     `tests/models/warehouse/test_statistics.py` proves they give up."""
     url = postgres_schema_url
     now = datetime.now(UTC).replace(microsecond=0)
