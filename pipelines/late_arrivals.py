@@ -1,5 +1,6 @@
-"""Before reverse sync creates into a ClickSend list: what the list gained since the extract, read once
-a run, and the creates it holds back recorded in the ledger (`models.push.late_arrivals` says why)."""
+"""Before reverse sync creates into a ClickSend list or a Linkflow account: what it gained since the
+extract, read once a run, and the creates it holds back recorded in the ledger
+(`models.push.late_arrivals` says why)."""
 
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -9,24 +10,23 @@ from sqlalchemy.engine import Engine
 from connectors.clicksend import ClickSendListContactCursor
 from connectors.errors import ConnectorError
 from connectors.factory import Clients
+from connectors.linkflow import LinkflowContactCursor
 from connectors.stop import STOP
 from models.push import ledger as push_ledger
-from models.push.late_arrivals import UNMATCHED_CREATES, held_back
+from models.push.late_arrivals import GUARDED_CREATES, held_back
 from models.push.plan import RecordChange, SendableRows
 from models.warehouse.store import RawStore, StreamKey, payloads_by_source_id
 from models.warehouse.tables import utcnow
 
-#: How a ClickSend list contact names itself, in its listing and in the warehouse's source ids.
-CLICKSEND_ID = "contact_id"
-
 Arrivals = tuple[list[dict[str, Any]], dict[str, Any]]
-"""A list's contacts updated since the extract, and the payloads the warehouse holds of them by id."""
+"""A list's or account's contacts updated since the extract, and the payloads the warehouse holds of
+them by id."""
 
 
 class LateArrivals:
-    """One destination's guard for a run: each list's recent contacts are read before the first create
-    into it and kept for the run's later parts, which then never mistake our own creates for someone
-    else's."""
+    """One destination's guard for a run: the recent contacts of each list (ClickSend) or of the account
+    (Linkflow, whose creates name a channel, not a container) are read before the first create into it
+    and kept for the run's later parts, which then never mistake our own creates for someone else's."""
 
     def __init__(
         self, engine: Engine, clients: Clients, destination: str, obj: str, *, region: str | None
@@ -41,15 +41,16 @@ class LateArrivals:
         """``changes`` less the creates held back, whose rows end ``unchanged`` with the reason (the
         next run plans them again, as every row of this one); and how many rows that was."""
         creates = [change for change in changes if change.is_create]
-        if (self.destination, self.obj) not in UNMATCHED_CREATES or not creates:
+        if (self.destination, self.obj) not in GUARDED_CREATES or not creates:
             return list(changes), 0
         reasons: dict[str, str] = {}
-        for list_id in sorted({str(change.parent_id) for change in creates}):
-            into = [change for change in creates if str(change.parent_id) == list_id]
-            arrived = self._read(list_id)
+        for where in sorted({self._container(change) for change in creates}):
+            into = [change for change in creates if self._container(change) == where]
+            arrived = self._read(where)
+            name = f"list {where}" if where else "Linkflow"
             if isinstance(arrived, ConnectorError):
                 why = (
-                    f"not created: list {list_id} could not be read for contacts added since the "
+                    f"not created: {name} could not be read for contacts added since the "
                     f"extract ({arrived}); planned again next run"
                 )
                 reasons.update(dict.fromkeys((change.contact_id for change in into), why))
@@ -62,9 +63,8 @@ class LateArrivals:
                     stored,
                     destination=self.destination,
                     obj=self.obj,
-                    id_field=CLICKSEND_ID,
                     region=self.region,
-                    container=f"list {list_id}",
+                    container=name,
                 )
             )
         if not reasons:
@@ -85,22 +85,35 @@ class LateArrivals:
         kept = [change for change in changes if not (change.is_create and change.contact_id in reasons)]
         return kept, sum(len(ids) for ids in marks.values())
 
-    def _read(self, list_id: str) -> Arrivals | ConnectorError:
-        """The list's contacts updated since the extract's watermark for it (lookback included), with
-        the payloads the warehouse holds of them; the error instead when they cannot be read, which
-        holds every create into the list back. Both are read once a run, whatever its parts."""
-        if list_id not in self._arrived:
-            client = self.clients.clicksend
-            if client is None:
-                raise RuntimeError("clicksend: no client to read the list with")
+    def _container(self, change: RecordChange) -> str:
+        """Where a create lands as far as what it can meet there goes: a ClickSend list; a Linkflow
+        account as a whole ("")."""
+        return str(change.parent_id) if self.destination == "clicksend" else ""
+
+    def _read(self, where: str) -> Arrivals | ConnectorError:
+        """The contacts of the list (or account) updated since the extract's watermark for it, lookback
+        included, with the payloads the warehouse holds of them; the error instead when they cannot
+        be read, which holds every create into it back. Both are read once a run, whatever its
+        parts."""
+        if where not in self._arrived:
             key = StreamKey(self.destination, self.obj)
-            cursor = RawStore(self.engine).cursor(key)
-            watermark = ClickSendListContactCursor.from_json(cursor or {}).updated_after.get(list_id)
+            cursor = RawStore(self.engine).cursor(key) or {}
             try:
-                records = list(client.list_contacts_since(list_id, watermark))
+                records = self._recent(where, cursor)
             except ConnectorError as error:
-                self._arrived[list_id] = error
+                self._arrived[where] = error
             else:
-                ids = [str(record.get(CLICKSEND_ID)) for record in records]
-                self._arrived[list_id] = (records, payloads_by_source_id(self.engine, key, ids))
-        return self._arrived[list_id]
+                ids = [str(record.get(GUARDED_CREATES[(self.destination, self.obj)])) for record in records]
+                self._arrived[where] = (records, payloads_by_source_id(self.engine, key, ids))
+        return self._arrived[where]
+
+    def _recent(self, where: str, cursor: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.destination == "clicksend":
+            if self.clients.clicksend is None:
+                raise RuntimeError("clicksend: no client to read the list with")
+            watermark = ClickSendListContactCursor.from_json(cursor).updated_after.get(where)
+            return self.clients.clicksend.list_contacts_since(where, watermark)
+        if self.clients.linkflow is None:
+            raise RuntimeError("linkflow: no client to read the contacts with")
+        since = LinkflowContactCursor.from_json(cursor)
+        return self.clients.linkflow.contacts_since(since if since.updated_until else None)

@@ -1,12 +1,20 @@
 """Creates held back because the destination gained the person after the extract.
 
-ClickSend has no upsert: a create always adds a contact, and a list keeps two contacts with one phone
-(a campaign then texts that person twice). Reverse sync plans a create for a golden contact the list
-lacked as the extract read it; someone adding the person meanwhile (a signup form, an import, a
-colleague) is seen only by the next extract. So, just before its creates into a list, reverse sync
-reads the contacts the list gained since the extract and holds back each create whose email or phone
-one of them holds. The next extract reads that contact, identity resolution links it to the golden
-contact, and the plan then fills it instead of creating a second one.
+Reverse sync plans a create for a golden contact the destination lacked as the extract read it;
+someone adding the person meanwhile (a signup form, an import, a colleague) is seen only by the next
+extract. Two destinations would then hold the person twice or worse:
+
+- ClickSend has no upsert: a create always adds a contact, and a list keeps two contacts with one
+  phone (a campaign then texts that person twice).
+- Linkflow's identify keys a create by our contact id as its external id. Whether it also joins the
+  contact that holds the email or mobile is left open by its documents (api-notes §4.4): if not, the
+  person gets a second contact; if so, a newcomer who is someone else sharing the value (a household
+  member) gets our person's fields written over theirs.
+
+So, just before its first create into a list (ClickSend) or the account (Linkflow), reverse sync reads
+the contacts updated there since the extract and holds back each create whose email or phone one of
+them holds. The next extract reads that contact, identity resolution links it to the golden contact
+(or keeps it apart), and the plan then fills it instead of creating a second one.
 
 Values are compared in their normal forms (emails as identity resolution matches them, phones as
 E.164), so "(415) 555-0123" typed into the list stops a create of "+14155550123". Only values the
@@ -15,9 +23,8 @@ identity resolution, so one that shares the phone and stayed apart (a household 
 else, and the create goes out. A new contact that is someone else with the person's phone holds the
 create back for one run; the next extract reads it, and identity resolution decides.
 
-The other destinations match a create to a record they already hold (Zoho's and ClickFunnels'
-upserts on the email; Linkflow's identify on our contact id as its external id, and perhaps on the
-email or mobile, which its documents leave open), so they get no such read.
+Zoho and ClickFunnels upsert a create on the email: a record someone created meanwhile with it is
+updated, not duplicated, so they get no such read.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,9 +34,12 @@ from models.normalise.identifiers import normalise_email, normalise_phone
 from models.push.field_map import destination_map
 from models.push.plan import RecordChange
 
-#: Destinations whose creates always add a record, whatever it holds: a create into one is checked
-#: against what its container gained since the extract.
-UNMATCHED_CREATES = frozenset({("clicksend", "list_contact")})
+#: Destinations whose creates can add a second record of a person, with the field their records are
+#: named by: a create into one is checked against what it gained since the extract.
+GUARDED_CREATES: Mapping[tuple[str, str], str] = {
+    ("clicksend", "list_contact"): "contact_id",
+    ("linkflow", "contact"): "id",
+}
 
 
 def _normal(canonical: str, value: Any, region: str | None) -> str | None:
@@ -48,17 +58,17 @@ def held_back(
     *,
     destination: str,
     obj: str,
-    id_field: str,
     region: str | None,
     container: str,
 ) -> dict[str, str]:
     """contact id -> why its create is held back, for each of ``creates`` whose email or phone one of
     the records ``arrived`` (as the destination lists them) holds and did not hold as the extract
-    stored it (``stored``: payloads by record id, under ``id_field``). A record the extract read went
-    through identity resolution, which kept it apart from the person (a household member sharing the
-    phone): only a value new since then can be the person arriving. ``region`` reads phones written
-    without a country code (the destination account's country); ``container`` names the list in the
-    reason."""
+    stored it (``stored``: payloads by record id, the field `GUARDED_CREATES` names). A record the
+    extract read went through identity resolution, which kept it apart from the person (a household
+    member sharing the phone): only a value new since then can be the person arriving. ``region``
+    reads phones written without a country code (the destination account's country); ``container``
+    names the list or account in the reason."""
+    id_field = GUARDED_CREATES[(destination, obj)]
     fields = [
         (spec.canonical, spec.field)
         for spec in destination_map(destination, obj).fields

@@ -82,6 +82,20 @@ def test_contacts_full_then_incremental(emu, connect):
     assert endpoint_count(emu, "linkflow", IDS) == 1
 
 
+def test_contacts_since_the_cursor_include_one_identified_after_it(emu, connect):
+    """Reverse sync's look before creating: what the next extract would read (the cursor less the
+    lookback), a contact a signup form identified just now among it; everyone without a cursor."""
+    linkflow = connect(emu).linkflow
+    _, cursor, _, _ = drain(linkflow.read_contacts())
+    assert {r["id"] for r in linkflow.contacts_since(None)} == set(emu.dataset.tables["linkflow/contact"])
+    emu.reset_counters()
+    recent = {r["id"] for r in linkflow.contacts_since(cursor)}
+    assert endpoint_count(emu, "linkflow", IDS) == 1
+    assert len(recent) < len(emu.dataset.tables["linkflow/contact"])
+    added = linkflow.identify("signup-1", "web-form", {"email": "rua@example.org", "name": "Rua"})
+    assert {r["id"] for r in linkflow.contacts_since(cursor)} == {*recent, int(str(added.record_id))}
+
+
 def test_crowded_window_is_split_until_each_part_fits(emu, connect, caplog):
     http = connect(emu).linkflow.http
     caplog.set_level(logging.INFO, logger="connectors.linkflow")

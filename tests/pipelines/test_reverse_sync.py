@@ -11,10 +11,11 @@ from pathlib import Path
 import phonenumbers
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from connectors.config import HttpOptions
-from connectors.emulator import Emulator, FaultConfig
-from connectors.emulator.behaviours import Behaviours
+from connectors.emulator import Emulator, FaultConfig, running_emulator
+from connectors.emulator.behaviours import Behaviours, IdentifyShared
 from connectors.emulator.dataset import Dataset
 from connectors.emulator.generate import generate_dataset
 from connectors.http import RetryPolicy
@@ -26,7 +27,7 @@ from models.warehouse.tables import Contact, ContactFieldLineage, ContactSource,
 from pipelines.clients import clients_for
 from pipelines.reverse_sync import opt_out_lists, push_destination
 from pipelines.runner import run_sync
-from pipelines.settings import SettingsError, load_settings
+from pipelines.settings import Settings, SettingsError, load_settings
 from pipelines.streams import STREAMS, Stream
 from tests.pipelines.conftest import settings_for
 from tests.pipelines.test_canonical import REGIONS, clusters
@@ -503,6 +504,21 @@ def list_reads(emu: Emulator) -> int:
     )
 
 
+def synced_for_creates(
+    emu: Emulator, url: str, stream: Stream, parent: str
+) -> tuple[Settings, Engine, PushConfig]:
+    """After a first sync, which fills the empty fields so that what follows plans creates alone: its
+    settings, the warehouse, and a push config creating into ``stream`` under ``parent``."""
+    settings = settings_for(emu, url)
+    assert run_sync(settings).success
+    config = PushConfig(
+        regions=REGIONS,
+        create_missing=frozenset({(stream.source, stream.object)}),
+        create_parents={(stream.source, stream.object): parent},
+    )
+    return settings, open_warehouse(url), config
+
+
 def test_a_person_added_to_the_list_after_the_extract_is_linked_not_created_twice(
     emulator: Emulator, warehouse_url: str
 ) -> None:
@@ -511,15 +527,8 @@ def test_a_person_added_to_the_list_after_the_extract_is_linked_not_created_twic
     person twice; the next sync reads that contact and links it instead."""
     setting = create_setting(emulator)
     list_id = setting.split("clicksend/list_contact=")[1].split(";")[0]
-    settings = settings_for(emulator, warehouse_url)
-    assert run_sync(settings).success  # fills the empty fields: what follows plans creates alone
     stream = Stream("clicksend", "list_contact", writable=True)
-    engine = open_warehouse(warehouse_url)
-    config = PushConfig(
-        regions=REGIONS,
-        create_missing=frozenset({("clicksend", "list_contact")}),
-        create_parents={("clicksend", "list_contact"): list_id},
-    )
+    settings, engine, config = synced_for_creates(emulator, warehouse_url, stream, list_id)
     preview = push_destination(stream, engine, None, config, run_id="preview", dry_run=True)
     assert preview.planned > 0
     creates = ledger(warehouse_url, run_id="preview", reason="create")
@@ -580,6 +589,73 @@ def test_a_person_added_to_the_list_after_the_extract_is_linked_not_created_twic
             .all()
         )
     assert sources == [target]
+
+
+LINKFLOW_CREATE = "linkflow/contact=udc-contact-sync"
+
+
+@pytest.mark.parametrize("shared", ["new_contact", "merge"])
+def test_a_person_added_at_linkflow_after_the_extract_is_linked_not_created_twice(
+    sqlite_url: str, shared: IdentifyShared
+) -> None:
+    """Whether Linkflow's identify joins a contact someone added meanwhile with the person's email is
+    open (api-notes §4.4); if not, our create makes the person twice. Under either answer the create
+    waits for the next extract, which links the newcomer. A Linkflow that cannot be read first gets no
+    create at all."""
+    behaviours = Behaviours(linkflow_identify_shared=shared)
+    with running_emulator(seed=11, people=120, behaviours=behaviours) as emu:
+        stream = Stream("linkflow", "contact", writable=True)
+        settings, engine, config = synced_for_creates(emu, sqlite_url, stream, "udc-contact-sync")
+        once = HttpOptions(retry=RetryPolicy(max_attempts=1))  # a challenge page would be retried for 30 s
+        with clients_for(settings, ("linkflow",), once) as clients:
+            emu.set_faults(FaultConfig(challenge_rate=1.0, apps=frozenset({"linkflow"})))
+            blind = push_destination(stream, engine, clients, config, run_id="blind", dry_run=False)
+            emu.set_faults(FaultConfig())
+        planned = ledger(sqlite_url, run_id="blind", reason="create")
+        creates = [r for r in planned if r["status"] != "invalid"]  # those lacking an email and a mobile
+        assert blind.created == 0
+        assert {r["status"] for r in creates} == {"unchanged"}
+        assert all(
+            str(r["error"]).startswith("not created: Linkflow could not be read for contacts added since")
+            for r in creates
+        ), {r["error"] for r in creates}
+        emails = {str(r["contact_id"]): str(r["after_value"]) for r in creates if r["field"] == "email"}
+        names = {str(r["contact_id"]): str(r["after_value"]) for r in creates if r["field"] == "name"}
+        target = min(set(emails) & set(names))
+        with clients_for(settings, ("linkflow",)) as clients:
+            assert clients.linkflow is not None
+            # A signup form identifies the person under its own external id, their email as they typed it.
+            walk_in = clients.linkflow.identify(
+                "signup-7731", "web-form", {"email": emails[target].upper(), "name": names[target]}
+            )
+            assert walk_in.ok
+            writes = len(emu.writes())
+            report = push_destination(stream, engine, clients, config, run_id="push", dry_run=False)
+        posts = [w for w in emu.writes()[writes:] if w.method == "POST"]
+        assert emails[target] not in {str(w.body.get("email")).casefold() for w in posts}
+        assert report.created == len(posts) == len({r["contact_id"] for r in creates}) - 1 > 0
+        held = ledger(sqlite_url, run_id="push", contact_id=target)
+        assert {(r["status"], r["error"]) for r in held} == {
+            (
+                "unchanged",
+                "not created: Linkflow gained a contact with this email after the extract; "
+                "the next sync links it instead",
+            )
+        }
+
+        # The next sync reads the newcomer, links it to the person, and creates nothing for them.
+        writes = len(emu.writes())
+        after = run_sync(settings.model_copy(update={"contact_sync_push_create": LINKFLOW_CREATE}))
+        assert after.success, after.failures
+        again = [w for w in emu.writes()[writes:] if w.method == "POST" and w.app == "linkflow"]
+        assert emails[target] not in {str(w.body.get("email")).casefold() for w in again}
+    with open_warehouse(sqlite_url).connect() as connection:
+        linked = connection.execute(
+            sa.select(ContactSource.contact_id).where(
+                ContactSource.source == "linkflow", ContactSource.source_id == str(walk_in.record_id)
+            )
+        ).scalars()
+        assert list(linked) == [target]
 
 
 def test_creates_into_a_list_that_cannot_be_read_first_are_held_back_for_the_next_run(

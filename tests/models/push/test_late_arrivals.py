@@ -1,4 +1,4 @@
-"""Which ClickSend creates the contacts a list gained since the extract hold back."""
+"""Which ClickSend and Linkflow creates the contacts gained since the extract hold back."""
 
 from models.push.late_arrivals import held_back
 from models.push.plan import RecordChange
@@ -19,7 +19,6 @@ def reasons(
         stored or {},
         destination="clicksend",
         obj="list_contact",
-        id_field="contact_id",
         region="US",
         container="list 77",
     )
@@ -59,3 +58,20 @@ def test_a_value_the_extract_already_read_holds_back_nothing() -> None:
     edited = {**member, "email": "RUA@example.com"}
     assert set(reasons(creates, [edited], stored)) == {"c_1"}
     assert set(reasons(creates, [member])) == {"c_1"}  # not read yet: new to us
+
+
+def test_a_linkflow_mobile_without_its_country_code_holds_back_the_create_of_its_e164_form() -> None:
+    """Linkflow writes Chinese mobiles without +86 and names its contacts by ``id``."""
+    creates = [
+        RecordChange("linkflow", "contact", None, "c_1", "udc-1", {"mobilePhone": "13774202819"}, None),
+        RecordChange("linkflow", "contact", None, "c_2", "udc-1", {"email": "li@example.cn"}, None),
+    ]
+    arrived = [{"id": 5, "mobilePhone": "+86 137 7420 2819"}, {"id": 6, "email": "li@example.cn"}]
+    stored = {"6": {"id": 6, "email": "LI@example.cn"}}
+    found = held_back(
+        creates, arrived, stored, destination="linkflow", obj="contact", region="CN", container="Linkflow"
+    )
+    assert found == {
+        "c_1": "not created: Linkflow gained a contact with this phone after the extract; "
+        "the next sync links it instead"
+    }
