@@ -420,7 +420,11 @@ def _plan_parts(
     change = push_ledger.changes_since(engine, stream.source, stream.object, since)
     keys = push_ledger.changed_targets(engine, stream.source, stream.object, change)
     creating = (stream.source, stream.object) in config.create_missing
-    candidates = push_ledger.changed_contacts(engine, stream.source, change) if creating else frozenset()
+    candidates = (
+        push_ledger.changed_contacts(engine, stream.source, stream.object, change)
+        if creating
+        else frozenset()
+    )
     contacts = sorted({*keys["contact_id"].astype(str), *candidates})
     owners = keys["contact_id"].astype(str)
     for start in range(0, max(len(contacts), 1), slice_contacts):

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from models.push.field_map import CANONICAL_FIELDS
+from models.push.shared_identifiers import refusing_contact
 from models.warehouse.bulk import bulk_insert, bulk_update, next_ids, rows_frame
 from models.warehouse.key_lists import key_in
 from models.warehouse.store import StreamKey, read_cursor, store_cursor
@@ -302,10 +303,10 @@ def changes_since(engine: Engine, destination: str, obj: str, since: PlanWaterma
     return PlanChange(raw_ids, frozenset(contacts), frozenset(records), frozenset(owners))
 
 
-def changed_contacts(engine: Engine, destination: str, change: PlanChange) -> frozenset[str]:
+def changed_contacts(engine: Engine, destination: str, obj: str, change: PlanChange) -> frozenset[str]:
     """The contacts whose create plan can differ from the last plan's: fields or membership moved,
-    a record of the destination system read since (it may hold them now, or no longer), or ledger
-    rows open for them."""
+    a record of the destination system read since (it may hold them now, or no longer), ledger rows
+    open for them, or a create refused for one of those (`refused_for`)."""
     found = set(change.contact_ids) | set(change.ledger_contact_ids)
     query = sa.select(ContactSource.contact_id).where(
         _unindexed(ContactSource.source) == destination, ContactSource.contact_id.is_not(None)
@@ -314,7 +315,33 @@ def changed_contacts(engine: Engine, destination: str, change: PlanChange) -> fr
         with engine.connect() as connection:
             within = key_in(connection, ContactSource.raw_record_id, sorted(change.raw_record_ids))
             found.update(str(c) for c in connection.execute(query.where(within)).scalars())
+    found.update(refused_for(engine, destination, obj, found))
     return frozenset(found)
+
+
+def refused_for(engine: Engine, destination: str, obj: str, moved: Collection[str]) -> frozenset[str]:
+    """Contacts whose create here was refused because of a contact of ``moved``: another person's
+    record held the value, or another create carried it (`refusing_contact`). That contact moving may
+    have freed the value (their record changed its email, was deleted or relinked; their create was
+    read back), so the refused create is planned again: it goes if nothing holds the value now, and
+    a refusal planned again alike records nothing (`models.push.plan.drop_settled`). Read through the
+    ledger key: creates keep an empty record id until one is made."""
+    if not moved:
+        return frozenset()
+    query = sa.select(PushLedger.contact_id, PushLedger.error).where(
+        PushLedger.destination == destination,
+        PushLedger.object == obj,
+        PushLedger.record_id == "",
+        _unindexed(PushLedger.status) == "invalid",
+        PushLedger.reason == "create",
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return frozenset(
+        str(contact)
+        for contact, error in rows
+        if contact is not None and error and refusing_contact(str(error)) in moved
+    )
 
 
 _TARGET_COLUMNS = [

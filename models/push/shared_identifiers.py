@@ -19,9 +19,11 @@ contacts). Reverse sync must keep them apart too, and two of its writes could br
 The values are compared in their normal forms (emails as identity matches them, phones as E.164), a
 superset of what each API matches on (Zoho: case-insensitive email), so a refusal can be too cautious,
 never too lax. A refused create is settled in the ledger like any invalid row: planned again when the
-contact's value changes.
+contact's value changes, or when the golden contact its reason names moves (`refusing_contact`): that
+person's record may have let the value go.
 """
 
+import re
 from collections.abc import Collection, Sequence
 
 import numpy as np
@@ -36,6 +38,16 @@ from models.warehouse.tables import ContactIdentifier, ContactSource, RawRecord,
 
 #: Golden fields that are identifiers, with the kind `contact_identifiers` and `suppressed_identifiers` use.
 IDENTIFIER_KINDS = {"email": "email", "phone": "phone"}
+
+_NAMED_CONTACT = re.compile(r"golden contact ([^\s:(]+)")
+
+
+def refusing_contact(reason: str) -> str | None:
+    """The other golden contact a create refusal's ``reason`` names (the holder of the value's record,
+    or the contact whose create carried it), as this module words them; None for any other reason."""
+    found = _NAMED_CONTACT.search(reason) if reason.startswith("its ") else None
+    return found.group(1) if found else None
+
 
 HOLDER_COLUMNS = ["canonical_field", "value", "record_id", "holder_id"]
 """`holders`: the golden field and its normal form, the destination record holding it and that record's

@@ -9,11 +9,14 @@ hold the value, and whether Linkflow merges, the vendors leave open: the emulato
 (`zoho_upsert_several`, `linkflow_identify_shared`) and the same guarantees hold under all of them.
 """
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
 from connectors.emulator import Emulator, running_emulator
 from connectors.emulator.behaviours import Behaviours, IdentifyShared, UpsertSeveral
+from models.push.field_map import destination_map
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import Contact, ContactSource
 from pipelines.runner import run_sync
@@ -228,3 +231,40 @@ def test_an_email_another_persons_linkflow_contact_holds_is_never_written_to_a_l
         "that share an email or mobile"
     )
     assert not [w for w in writes if w.app == "linkflow" and w.record_id == tao and "email" in (w.body or {})]
+
+
+HELD_BY = re.compile(r"its email is held by record (\S+) of golden contact (\S+):")
+
+
+def test_a_create_refused_for_another_persons_record_goes_once_that_record_lets_the_email_go(
+    sqlite_url: str,
+) -> None:
+    """Two people of one household share an email that ClickFunnels holds on one's record, so the
+    other's create there is refused. Once that record changes to an address of its own, the next
+    incremental plan takes the refused create up again (the person it named moved) and sends it,
+    though nothing of the refused person changed."""
+    with running_emulator(seed=11, people=160, households=True) as emu:
+        settings = settings_for(emu, sqlite_url, contact_sync_push_create=create_setting(emu))
+        assert run_sync(settings).success
+        refused = ledger(sqlite_url, destination="clickfunnels", reason="create", status="invalid")
+        found = sorted(
+            {(str(r["contact_id"]), m.groups()) for r in refused if (m := HELD_BY.match(str(r["error"])))}
+        )
+        assert found, "a household's shared email is on one member's ClickFunnels contact"
+        person, (record, holder) = found[0]
+        settle = run_sync(settings)  # reads the first run's writes back: the next plan is the edit's alone
+        assert settle.success
+        assert not ledger(sqlite_url, run_id=settle.run_id, destination="clickfunnels", contact_id=person)
+        field = next(
+            f.field for f in destination_map("clickfunnels", "contact").fields if f.canonical == "email"
+        )
+        emu.edit("clickfunnels/contact", record, {field: "their.own.address.7731@example.org"})
+        writes = len(emu.writes())
+        again = run_sync(settings)
+        assert again.success, again.failures
+        made = [w for w in emu.writes()[writes:] if w.app == "clickfunnels" and w.method == "POST"]
+    assert again.assets["reverse_sync/clickfunnels/contact"]["plan"] == "incremental"
+    created = ledger(sqlite_url, run_id=again.run_id, destination="clickfunnels", contact_id=person)
+    assert {(r["reason"], r["status"]) for r in created} == {("create", "sent")}
+    assert [str(w.record_id) for w in made] == [str(created[0]["record_id"])]
+    assert holder != person

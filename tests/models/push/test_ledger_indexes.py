@@ -111,7 +111,7 @@ def test_a_slice_or_a_change_is_read_through_the_index_of_its_contacts_and_recor
     targets = pd.DataFrame({"record_id": ["1"], "last_seen_at": [pd.Timestamp.now(tz="UTC")]})
     calls: dict[str, Callable[[], Any]] = {
         "changes_since": lambda: changes_since(engine, "zoho_crm", "lead", since),
-        "changed_contacts": lambda: changed_contacts(engine, "zoho_crm", change),
+        "changed_contacts": lambda: changed_contacts(engine, "zoho_crm", "lead", change),
         "targets of a slice": lambda: load_targets(engine, "zoho_crm", "lead", piece),
         "records of a change": lambda: changed_targets(engine, "zoho_crm", "lead", change),
         "targets of a change": lambda: load_targets(engine, "zoho_crm", "lead", some, {"1", "2"}),

@@ -8,6 +8,7 @@ from models.push.shared_identifiers import (
     HOLDER_COLUMNS,
     refuse_shared_creates,
     refuse_shared_updates,
+    refusing_contact,
     sent_creates,
     without_junk,
 )
@@ -172,3 +173,22 @@ def test_an_update_writing_a_value_another_contacts_record_holds_is_refused_alon
         ("c3", "mobilePhone"): None,
         ("c3", "name"): None,
     }
+
+
+def test_each_refusal_names_the_contact_whose_moving_plans_the_create_again() -> None:
+    """The ledger keeps a refusal as its reason; the next plan takes the create up again when the
+    contact the reason names moves (`models.push.ledger.refused_for`), so every wording must name it."""
+    held = pd.DataFrame(
+        [("phone", "+8613800000001", "901", "c9"), ("email", "dan@example.org", "903", None)],
+        columns=HOLDER_COLUMNS,
+    )
+    sent = sent_creates([("c7", "email", "home@example.org")])
+    plan = create_rows(*PEOPLE)
+    kept = refuse_shared_creates(plan, golden(*PEOPLE), held, sent, ("email", "phone"))
+    named = {contact: {refusing_contact(r) for r in reasons} for contact, reasons in refusals(kept).items()}
+    assert named == {"c1": {"c9"}, "c2": {"c7"}, "c3": {"c7"}, "c4": {None}}  # c4's holder: quarantined
+    alongside = refuse_shared_creates(
+        create_rows(PEOPLE[1], PEOPLE[2]), golden(*PEOPLE), NOBODY, NONE_SENT, ("email",)
+    )
+    assert {refusing_contact(r) for r in refusals(alongside)["c3"]} == {"c2"}
+    assert refusing_contact("missing email: linkflow/contact needs an email or a mobile") is None
