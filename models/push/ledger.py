@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from models.push.field_map import CANONICAL_FIELDS
-from models.push.shared_identifiers import refusing_contact
+from models.push.shared_identifiers import Refuser
 from models.warehouse.bulk import bulk_insert, bulk_update, next_ids, rows_frame
 from models.warehouse.key_lists import key_in
 from models.warehouse.store import StreamKey, read_cursor, store_cursor
@@ -306,27 +306,33 @@ def changes_since(engine: Engine, destination: str, obj: str, since: PlanWaterma
 def changed_contacts(engine: Engine, destination: str, obj: str, change: PlanChange) -> frozenset[str]:
     """The contacts whose create plan can differ from the last plan's: fields or membership moved,
     a record of the destination system read since (it may hold them now, or no longer), ledger rows
-    open for them, or a create refused for one of those (`refused_for`)."""
+    open for them, or a create refused for one of those records or contacts (`refused_for`)."""
     found = set(change.contact_ids) | set(change.ledger_contact_ids)
-    query = sa.select(ContactSource.contact_id).where(
-        _unindexed(ContactSource.source) == destination, ContactSource.contact_id.is_not(None)
-    )
+    records: set[str] = set()
     if change.raw_record_ids:
+        query = sa.select(ContactSource.contact_id, ContactSource.source_id).where(
+            _unindexed(ContactSource.source) == destination
+        )
         with engine.connect() as connection:
             within = key_in(connection, ContactSource.raw_record_id, sorted(change.raw_record_ids))
-            found.update(str(c) for c in connection.execute(query.where(within)).scalars())
-    found.update(refused_for(engine, destination, obj, found))
+            for contact, record in connection.execute(query.where(within)):
+                records.add(str(record))
+                if contact is not None:
+                    found.add(str(contact))
+    found.update(refused_for(engine, destination, obj, found, records))
     return frozenset(found)
 
 
-def refused_for(engine: Engine, destination: str, obj: str, moved: Collection[str]) -> frozenset[str]:
-    """Contacts whose create here was refused because of a contact of ``moved``: another person's
-    record held the value, or another create carried it (`refusing_contact`). That contact moving may
-    have freed the value (their record changed its email, was deleted or relinked; their create was
-    read back), so the refused create is planned again: it goes if nothing holds the value now, and
-    a refusal planned again alike records nothing (`models.push.plan.drop_settled`). Read through the
-    ledger key: creates keep an empty record id until one is made."""
-    if not moved:
+def refused_for(
+    engine: Engine, destination: str, obj: str, contacts: Collection[str], records: Collection[str]
+) -> frozenset[str]:
+    """Contacts whose create here was refused because of one of ``records`` (read since the last
+    plan: changed, deleted, linked anew) or ``contacts`` (moved since): the value's holder, or the
+    contact whose create carried it (`Refuser`). Its moving may have freed the value, so the refused
+    create is planned again: it goes if nothing holds the value now, and a refusal planned again alike
+    records nothing (`models.push.plan.drop_settled`). Read through the ledger key: a create keeps an
+    empty record id until one is made."""
+    if not contacts and not records:
         return frozenset()
     query = sa.select(PushLedger.contact_id, PushLedger.error).where(
         PushLedger.destination == destination,
@@ -337,11 +343,12 @@ def refused_for(engine: Engine, destination: str, obj: str, moved: Collection[st
     )
     with engine.connect() as connection:
         rows = connection.execute(query).all()
-    return frozenset(
-        str(contact)
-        for contact, error in rows
-        if contact is not None and error and refusing_contact(str(error)) in moved
-    )
+    refused: set[str] = set()
+    for contact, error in rows:
+        refuser = Refuser.of(str(error or ""))
+        if contact is not None and refuser and (refuser.record in records or refuser.contact in contacts):
+            refused.add(str(contact))
+    return frozenset(refused)
 
 
 _TARGET_COLUMNS = [

@@ -19,12 +19,13 @@ contacts). Reverse sync must keep them apart too, and two of its writes could br
 The values are compared in their normal forms (emails as identity matches them, phones as E.164), a
 superset of what each API matches on (Zoho: case-insensitive email), so a refusal can be too cautious,
 never too lax. A refused create is settled in the ledger like any invalid row: planned again when the
-contact's value changes, or when the golden contact its reason names moves (`refusing_contact`): that
-person's record may have let the value go.
+contact's value changes, or when the record or golden contact its reason names moves (`Refuser`):
+that record may have let the value go.
 """
 
 import re
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -40,13 +41,27 @@ from models.warehouse.tables import ContactIdentifier, ContactSource, RawRecord,
 IDENTIFIER_KINDS = {"email": "email", "phone": "phone"}
 
 _NAMED_CONTACT = re.compile(r"golden contact ([^\s:(]+)")
+_NAMED_RECORD = re.compile(r"is held by record (\S+) of ")
 
 
-def refusing_contact(reason: str) -> str | None:
-    """The other golden contact a create refusal's ``reason`` names (the holder of the value's record,
-    or the contact whose create carried it), as this module words them; None for any other reason."""
-    found = _NAMED_CONTACT.search(reason) if reason.startswith("its ") else None
-    return found.group(1) if found else None
+@dataclass(frozen=True, slots=True)
+class Refuser:
+    """What a create refusal's reason names as standing in its way, as this module words them: the
+    destination record holding the value (``record``) and its golden contact, or the contact whose
+    create carried the value (``contact``). Either moving may free the value."""
+
+    record: str | None
+    contact: str | None
+
+    @classmethod
+    def of(cls, reason: str) -> "Refuser | None":
+        """None for a reason that is not one of this module's create refusals."""
+        if not reason.startswith("its "):
+            return None
+        record, contact = _NAMED_RECORD.search(reason), _NAMED_CONTACT.search(reason)
+        if record is None and contact is None:
+            return None
+        return cls(record.group(1) if record else None, contact.group(1) if contact else None)
 
 
 HOLDER_COLUMNS = ["canonical_field", "value", "record_id", "holder_id"]

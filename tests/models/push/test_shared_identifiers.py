@@ -6,9 +6,9 @@ import pandas as pd
 from models.push.plan import PLAN_COLUMNS
 from models.push.shared_identifiers import (
     HOLDER_COLUMNS,
+    Refuser,
     refuse_shared_creates,
     refuse_shared_updates,
-    refusing_contact,
     sent_creates,
     without_junk,
 )
@@ -185,10 +185,15 @@ def test_each_refusal_names_the_contact_whose_moving_plans_the_create_again() ->
     sent = sent_creates([("c7", "email", "home@example.org")])
     plan = create_rows(*PEOPLE)
     kept = refuse_shared_creates(plan, golden(*PEOPLE), held, sent, ("email", "phone"))
-    named = {contact: {refusing_contact(r) for r in reasons} for contact, reasons in refusals(kept).items()}
-    assert named == {"c1": {"c9"}, "c2": {"c7"}, "c3": {"c7"}, "c4": {None}}  # c4's holder: quarantined
+    named = {contact: {Refuser.of(r) for r in reasons} for contact, reasons in refusals(kept).items()}
+    assert named == {
+        "c1": {Refuser("901", "c9")},
+        "c2": {Refuser(None, "c7")},
+        "c3": {Refuser(None, "c7")},
+        "c4": {Refuser("903", None)},  # its record is quarantined: linked to no contact
+    }
     alongside = refuse_shared_creates(
         create_rows(PEOPLE[1], PEOPLE[2]), golden(*PEOPLE), NOBODY, NONE_SENT, ("email",)
     )
-    assert {refusing_contact(r) for r in refusals(alongside)["c3"]} == {"c2"}
-    assert refusing_contact("missing email: linkflow/contact needs an email or a mobile") is None
+    assert {Refuser.of(r) for r in refusals(alongside)["c3"]} == {Refuser(None, "c2")}
+    assert Refuser.of("missing email: linkflow/contact needs an email or a mobile") is None
