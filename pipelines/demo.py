@@ -46,7 +46,7 @@ def run_demo(
         _print(first, echo)
         changes = emulator.mutate(seed=seed + 1, new=5, updated=10, deleted=2, events=20, messages=10)
         echo("")
-        echo(f"changed at the sources: {changes}")
+        echo(f"changed at the sources: {changes.describe()}")
         echo("second sync: incremental (the changes, plus, once, the records the first push filled in)")
         second = run_sync(settings)
         _print(second, echo)

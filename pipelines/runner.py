@@ -100,11 +100,14 @@ class SyncReport:
         if pushes:
             totals = {
                 key: sum(int(meta.get(key, 0) or 0) for meta in pushes)
-                for key in ("planned", "sent", "failed")
+                for key in ("planned", "sent", "failed", "unconfirmed")
             }
-            out.append(
-                f"  pushes planned {totals['planned']}, done {totals['sent']}, failed {totals['failed']}"
-            )
+            line = f"  pushes planned {totals['planned']}, done {totals['sent']}, failed {totals['failed']}"
+            # The rest: a record deleted at the destination since the extract, a create held back, a
+            # row parked after its attempts or left by a stop; `push_ledger.error` says which.
+            rest = totals["planned"] - totals["sent"] - totals["failed"] - totals["unconfirmed"]
+            line += f", unconfirmed {totals['unconfirmed']}" if totals["unconfirmed"] else ""
+            out.append(line + (f", not sent {rest}" if rest > 0 else ""))
         out.extend(f"  error: {failure}" for failure in self.failures)
         return out
 

@@ -58,6 +58,17 @@ class MutationSummary:
     events: int = 0
     messages: int = 0
 
+    def describe(self) -> str:
+        """One line, as the demo prints it: "5 new people (15 records), 10 records edited, 2 deleted,
+        20 events, 10 messages"."""
+        created, updated, deleted = (
+            sum(counts.values()) for counts in (self.created, self.updated, self.deleted)
+        )
+        return (
+            f"{self.new_people} new people ({created} records), {updated} records edited, {deleted} deleted, "
+            f"{self.events} events, {self.messages} messages"
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "new_people": self.new_people,

@@ -33,6 +33,16 @@ def test_demo_syncs_twice_and_the_second_run_reads_only_changes(tmp_path: Path) 
     # pushes only what the changes made fillable, never our own writes back.
     assert 0 < _total(second, "read") < _total(first, "read")
     assert 0 < _total(second, "planned") < _total(first, "planned") / 5
+    # What changed between the runs, and where each planned push went, in words.
+    assert re.search(
+        r"changed at the sources: 5 new people \(\d+ records\), \d+ records edited, \d+ deleted, "
+        r"20 events, 10 messages\n",
+        first,
+    )
+    for block in (first, second):
+        (pushes,) = re.findall(r"pushes planned .*", block)
+        ends = ("done", "failed", "unconfirmed", "not sent")
+        assert _total(pushes, "planned") == sum(_total(pushes, word) for word in ends), pushes
     assert (tmp_path / "contact-sync-demo" / "warehouse.db").exists()
 
 
