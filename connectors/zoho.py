@@ -408,6 +408,19 @@ class ZohoClient:
             return
         yield from self._read_deleted(module, cursor, back, started)
 
+    def modified_since(self, module: str, since: ZohoCursor | None) -> list[dict[str, Any]]:
+        """The module's records modified since the extract's cursor (lookback included), as the next
+        extract will read them, without the deletion feed; every record without a cursor. Reverse sync
+        asks just before its first create: the create is an upsert on Email, which would write our
+        fields over a record someone made with the email meanwhile."""
+        self._check_module(module)
+        cursor = since or ZohoCursor()
+        watermark = parse_instant(cursor.modified_since) if cursor.modified_since else None
+        start = watermark - self._back(None) if watermark else None
+        return [
+            record for page in self._read_modified(module, cursor, start, None) for record in page.records
+        ]
+
     def read_full(self, module: str, since: ZohoCursor | None = None) -> Iterator[Page[ZohoCursor]]:
         """Every record, oldest first: a complete read whose end proves absence (the caller marks
         what it did not see as deleted). Deletions up to its start are then known, so the last page

@@ -1,32 +1,39 @@
-"""Before reverse sync creates into a ClickSend list or a Linkflow account: what it gained since the
-extract, read once a run, and the creates it holds back recorded in the ledger
-(`models.push.late_arrivals` says why)."""
+"""Before reverse sync creates into a destination: what it gained since the extract, read once a run,
+and the creates it holds back recorded in the ledger (`models.push.late_arrivals` says why)."""
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from connectors.clickfunnels import ClickFunnelsContactCursor
 from connectors.clicksend import ClickSendListContactCursor
 from connectors.errors import ConnectorError
 from connectors.factory import Clients
 from connectors.linkflow import LinkflowContactCursor
 from connectors.stop import STOP
+from connectors.zoho import ZohoCursor
 from models.push import ledger as push_ledger
 from models.push.late_arrivals import GUARDED_CREATES, held_back
 from models.push.plan import RecordChange, SendableRows
 from models.warehouse.store import RawStore, StreamKey, payloads_by_source_id
 from models.warehouse.tables import utcnow
+from pipelines.clients import zoho_module
 
 Arrivals = tuple[list[dict[str, Any]], dict[str, Any]]
 """A list's or account's contacts updated since the extract, and the payloads the warehouse holds of
 them by id."""
 
 
+_Reader = Callable[[Clients, str, str, dict[str, Any]], list[dict[str, Any]]]
+"""(clients, object, list or workspace id, the extract's stored cursor) -> the records gained since."""
+
+
 class LateArrivals:
-    """One destination's guard for a run: the recent contacts of each list (ClickSend) or of the account
-    (Linkflow, whose creates name a channel, not a container) are read before the first create into it
-    and kept for the run's later parts, which then never mistake our own creates for someone else's."""
+    """One destination's guard for a run: the recent records of each list (ClickSend), workspace
+    (ClickFunnels), module (Zoho) or of the account (Linkflow, whose creates name a channel, not a
+    container) are read before the first create into it and kept for the run's later parts, which then
+    never mistake our own creates for someone else's."""
 
     def __init__(
         self, engine: Engine, clients: Clients, destination: str, obj: str, *, region: str | None
@@ -47,7 +54,7 @@ class LateArrivals:
         for where in sorted({self._container(change) for change in creates}):
             into = [change for change in creates if self._container(change) == where]
             arrived = self._read(where)
-            name = f"list {where}" if where else "Linkflow"
+            name = _place(self.destination, self.obj, where)
             if isinstance(arrived, ConnectorError):
                 why = (
                     f"not created: {name} could not be read for contacts added since the "
@@ -86,20 +93,20 @@ class LateArrivals:
         return kept, sum(len(ids) for ids in marks.values())
 
     def _container(self, change: RecordChange) -> str:
-        """Where a create lands as far as what it can meet there goes: a ClickSend list; a Linkflow
-        account as a whole ("")."""
-        return str(change.parent_id) if self.destination == "clicksend" else ""
+        """Where a create lands, as far as what it can meet there goes: a ClickSend list, a
+        ClickFunnels workspace (its parent); a Linkflow account or a Zoho module as a whole ("")."""
+        return str(change.parent_id) if self.destination in ("clicksend", "clickfunnels") else ""
 
     def _read(self, where: str) -> Arrivals | ConnectorError:
-        """The contacts of the list (or account) updated since the extract's watermark for it, lookback
-        included, with the payloads the warehouse holds of them; the error instead when they cannot
-        be read, which holds every create into it back. Both are read once a run, whatever its
-        parts."""
+        """The records of the list, workspace, account or module updated since the extract's
+        watermark for it, lookback included, with the payloads the warehouse holds of them; the error
+        instead when they cannot be read, which holds every create into it back. Both are read once a
+        run, whatever its parts."""
         if where not in self._arrived:
             key = StreamKey(self.destination, self.obj)
             cursor = RawStore(self.engine).cursor(key) or {}
             try:
-                records = self._recent(where, cursor)
+                records = _READERS[self.destination](self.clients, self.obj, where, cursor)
             except ConnectorError as error:
                 self._arrived[where] = error
             else:
@@ -107,13 +114,53 @@ class LateArrivals:
                 self._arrived[where] = (records, payloads_by_source_id(self.engine, key, ids))
         return self._arrived[where]
 
-    def _recent(self, where: str, cursor: dict[str, Any]) -> list[dict[str, Any]]:
-        if self.destination == "clicksend":
-            if self.clients.clicksend is None:
-                raise RuntimeError("clicksend: no client to read the list with")
-            watermark = ClickSendListContactCursor.from_json(cursor).updated_after.get(where)
-            return self.clients.clicksend.list_contacts_since(where, watermark)
-        if self.clients.linkflow is None:
-            raise RuntimeError("linkflow: no client to read the contacts with")
-        since = LinkflowContactCursor.from_json(cursor)
-        return self.clients.linkflow.contacts_since(since if since.updated_until else None)
+
+def _place(destination: str, obj: str, where: str) -> str:
+    """How a reason names where the person arrived."""
+    if destination == "clicksend":
+        return f"list {where}"
+    if destination == "clickfunnels":
+        return f"workspace {where}"
+    if destination == "linkflow":
+        return "Linkflow"
+    system = "Zoho CRM" if destination == "zoho_crm" else "Zoho Bigin"
+    return f"{system} {zoho_module(obj)}"
+
+
+def _client(clients: Clients, destination: str) -> Any:
+    client = getattr(clients, destination)
+    if client is None:
+        raise RuntimeError(f"{destination}: no client to read what it gained since the extract")
+    return client
+
+
+def _clicksend(clients: Clients, obj: str, where: str, cursor: dict[str, Any]) -> list[dict[str, Any]]:
+    watermark = ClickSendListContactCursor.from_json(cursor).updated_after.get(where)
+    return list(_client(clients, "clicksend").list_contacts_since(where, watermark))
+
+
+def _clickfunnels(clients: Clients, obj: str, where: str, cursor: dict[str, Any]) -> list[dict[str, Any]]:
+    mark = ClickFunnelsContactCursor.from_json(cursor).updated_at.get(where)
+    return list(_client(clients, "clickfunnels").contacts_since(where, mark))
+
+
+def _linkflow(clients: Clients, obj: str, where: str, cursor: dict[str, Any]) -> list[dict[str, Any]]:
+    since = LinkflowContactCursor.from_json(cursor)
+    return list(_client(clients, "linkflow").contacts_since(since if since.updated_until else None))
+
+
+def _zoho(destination: str) -> _Reader:
+    def read(clients: Clients, obj: str, where: str, cursor: dict[str, Any]) -> list[dict[str, Any]]:
+        since = ZohoCursor.from_json(cursor)
+        return list(_client(clients, destination).modified_since(zoho_module(obj), since))
+
+    return read
+
+
+_READERS: dict[str, _Reader] = {
+    "clicksend": _clicksend,
+    "clickfunnels": _clickfunnels,
+    "linkflow": _linkflow,
+    "zoho_crm": _zoho("zoho_crm"),
+    "zoho_bigin": _zoho("zoho_bigin"),
+}

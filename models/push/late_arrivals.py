@@ -2,7 +2,7 @@
 
 Reverse sync plans a create for a golden contact the destination lacked as the extract read it;
 someone adding the person meanwhile (a signup form, an import, a colleague) is seen only by the next
-extract. Two destinations would then hold the person twice or worse:
+extract. Every destination would then hold the person twice or write over someone:
 
 - ClickSend has no upsert: a create always adds a contact, and a list keeps two contacts with one
   phone (a campaign then texts that person twice).
@@ -10,21 +10,21 @@ extract. Two destinations would then hold the person twice or worse:
   contact that holds the email or mobile is left open by its documents (api-notes §4.4): if not, the
   person gets a second contact; if so, a newcomer who is someone else sharing the value (a household
   member) gets our person's fields written over theirs.
+- Zoho and ClickFunnels creates are upserts on the email: the record someone made meanwhile gets our
+  fields written over what was just typed into it, and over someone else's if a household member
+  sharing the email was added.
 
-So, just before its first create into a list (ClickSend) or the account (Linkflow), reverse sync reads
-the contacts updated there since the extract and holds back each create whose email or phone one of
-them holds. The next extract reads that contact, identity resolution links it to the golden contact
-(or keeps it apart), and the plan then fills it instead of creating a second one.
+So, just before its first create into a list, workspace, module or account, reverse sync reads the
+records updated there since the extract and holds back each create whose email or phone one of them
+holds. The next extract reads that record, identity resolution links it to the golden contact (or
+keeps it apart), and the plan then fills its empty fields instead of creating or overwriting.
 
 Values are compared in their normal forms (emails as identity resolution matches them, phones as
 E.164), so "(415) 555-0123" typed into the list stops a create of "+14155550123". Only values the
-warehouse did not hold for that contact count: a contact the extract already read went through
+warehouse did not hold for that record count: a record the extract already read went through
 identity resolution, so one that shares the phone and stayed apart (a household member) is someone
-else, and the create goes out. A new contact that is someone else with the person's phone holds the
+else, and the create goes out. A new record that is someone else with the person's phone holds the
 create back for one run; the next extract reads it, and identity resolution decides.
-
-Zoho and ClickFunnels upsert a create on the email: a record someone created meanwhile with it is
-updated, not duplicated, so they get no such read.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,11 +34,15 @@ from models.normalise.identifiers import normalise_email, normalise_phone
 from models.push.field_map import destination_map
 from models.push.plan import RecordChange
 
-#: Destinations whose creates can add a second record of a person, with the field their records are
-#: named by: a create into one is checked against what it gained since the extract.
+#: Destinations whose creates are checked against what they gained since the extract (all of them),
+#: with the field their records are named by.
 GUARDED_CREATES: Mapping[tuple[str, str], str] = {
     ("clicksend", "list_contact"): "contact_id",
     ("linkflow", "contact"): "id",
+    ("clickfunnels", "contact"): "id",
+    ("zoho_crm", "lead"): "id",
+    ("zoho_crm", "contact"): "id",
+    ("zoho_bigin", "contact"): "id",
 }
 
 
@@ -69,6 +73,7 @@ def held_back(
     reads phones written without a country code (the destination account's country); ``container``
     names the list or account in the reason."""
     id_field = GUARDED_CREATES[(destination, obj)]
+    noun = "record" if destination.startswith("zoho") else "contact"
     fields = [
         (spec.canonical, spec.field)
         for spec in destination_map(destination, obj).fields
@@ -87,7 +92,7 @@ def held_back(
             value = _normal(canonical, change.payload.get(field), region)
             if value is not None and (canonical, value) in held_values:
                 reasons[change.contact_id] = (
-                    f"not created: {container} gained a contact with this {canonical} after the extract; "
+                    f"not created: {container} gained a {noun} with this {canonical} after the extract; "
                     "the next sync links it instead"
                 )
                 break

@@ -46,6 +46,24 @@ def test_incremental_scan_stops_at_the_watermark(emu, connect):
     assert cursor2 != cursor
 
 
+def test_contacts_since_the_mark_include_one_upserted_after_it(emu, connect):
+    """Reverse sync's look before its creates: a workspace's contacts updated since the extract's mark
+    less the lookback, a contact someone upserted just now among them; everyone without a mark."""
+    clickfunnels = connect(emu).clickfunnels
+    _, cursor, _, _ = drain(clickfunnels.read_contacts())
+    [(workspace, mark)] = cursor.updated_at.items()
+    assert {r["id"] for r in clickfunnels.contacts_since(workspace, None)} == set(listed(emu))
+    stop = parse_instant(mark) - clickfunnels.lookback
+    recent = {rid for rid, r in listed(emu).items() if parse_instant(r["updated_at"]) >= stop}
+    added = clickfunnels.upsert_contact(workspace, {"email_address": "rua@example.org", "first_name": "Rua"})
+    emu.reset_counters()
+    assert {r["id"] for r in clickfunnels.contacts_since(workspace, mark)} == {
+        *recent,
+        int(str(added.record_id)),
+    }
+    assert endpoint_count(emu, "clickfunnels", LIST) <= -(-(len(recent) + 1) // 20) + 1
+
+
 def test_configured_workspace_skips_discovery(emu, connect):
     http = connect(emu).clickfunnels.http
     client = ClickFunnelsClient(http, workspace_ids=[435231])

@@ -70,6 +70,25 @@ def test_incremental_read_gets_changes_and_deletions(emu, connect):
     assert endpoint_count(emu, "zoho_crm", "GET /zoho-crm/crm/v8/{module}/deleted") == 1
 
 
+def test_modified_since_the_cursor_includes_a_record_upserted_after_it(emu, connect):
+    """Reverse sync's look before its creates: what the next extract would read (the watermark less
+    the lookback) without the deletion feed, a record someone upserted just now among it."""
+    crm = connect(emu).zoho_crm
+    _, cursor, _, _ = drain(crm.read_leads())
+    assert {r["id"] for r in crm.modified_since("Leads", None)} == set(emu.dataset.tables["zoho_crm/lead"])
+    watermark = parse_instant(cursor.modified_since)
+    recent = {
+        rid
+        for rid, stamp in modified_times(emu, "zoho_crm/lead").items()
+        if parse_instant(stamp) >= watermark - crm.lookback
+    }
+    (added,) = crm.upsert("Leads", [{"Last_Name": "Rua", "Email": "rua@example.org"}])
+    emu.reset_counters()
+    assert {r["id"] for r in crm.modified_since("Leads", cursor)} == {*recent, str(added.record_id)}
+    assert endpoint_count(emu, "zoho_crm", LEADS) == 1
+    assert endpoint_count(emu, "zoho_crm", "GET /zoho-crm/crm/v8/{module}/deleted") == 0
+
+
 def test_nothing_new_is_one_304_and_an_unchanged_cursor(emu, connect):
     crm = connect(emu).zoho_crm
     _, cursor, _, _ = drain(crm.read_contacts())

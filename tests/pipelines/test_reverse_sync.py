@@ -18,10 +18,11 @@ from connectors.emulator import Emulator, FaultConfig, running_emulator
 from connectors.emulator.behaviours import Behaviours, IdentifyShared
 from connectors.emulator.dataset import Dataset
 from connectors.emulator.generate import generate_dataset
+from connectors.factory import Clients
 from connectors.http import RetryPolicy
 from models.identity.canonical import build_canonical
 from models.identity.phases import CanonicalConfig
-from models.push.field_map import CANONICAL_FIELDS, PushConfig
+from models.push.field_map import CANONICAL_FIELDS, FULL_NAME, PushConfig, destination_map
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import Contact, ContactFieldLineage, ContactSource, PushLedger
 from pipelines.clients import clients_for
@@ -591,71 +592,119 @@ def test_a_person_added_to_the_list_after_the_extract_is_linked_not_created_twic
     assert sources == [target]
 
 
-LINKFLOW_CREATE = "linkflow/contact=udc-contact-sync"
+def add_by_hand(clients: Clients, stream: Stream, parent: str, record: dict[str, str]) -> str:
+    """Someone adds ``record`` at the destination, through its API as a signup form or an import
+    would (not through our push); the new record's id."""
+    if stream.source == "linkflow":
+        assert clients.linkflow is not None
+        made = clients.linkflow.identify("signup-7731", "web-form", record)
+    elif stream.source == "clickfunnels":
+        assert clients.clickfunnels is not None
+        made = clients.clickfunnels.upsert_contact(parent, record)
+    else:
+        zoho = clients.zoho_crm if stream.source == "zoho_crm" else clients.zoho_bigin
+        assert zoho is not None
+        (made,) = zoho.upsert("Leads" if stream.object == "lead" else "Contacts", [record])
+    assert made.ok, made
+    return str(made.record_id)
+
+
+UPSERTED = [
+    (Stream("linkflow", "contact", writable=True), "Linkflow"),
+    (Stream("clickfunnels", "contact", writable=True), "workspace {parent}"),
+    (Stream("zoho_crm", "lead", writable=True), "Zoho CRM Leads"),
+    (Stream("zoho_bigin", "contact", writable=True), "Zoho Bigin Contacts"),
+]
+
+
+def create_rows_by_contact(rows: list[dict[str, object]], stream: Stream) -> dict[str, dict[str, str]]:
+    """contact -> the email and name fields its planned create carries."""
+    spec = destination_map(stream.source, stream.object)
+    names = {f.field for f in spec.fields if f.canonical in ("email", "first_name", "last_name", FULL_NAME)}
+    fields: dict[str, dict[str, str]] = {}
+    for row in rows:
+        if row["field"] in names:
+            fields.setdefault(str(row["contact_id"]), {})[str(row["field"])] = str(row["after_value"])
+    return fields
+
+
+def walk_in_is_held_back(
+    emu: Emulator, settings: Settings, stream: Stream, parent: str, place: str
+) -> tuple[str, str, str]:
+    """Against one destination: its creates held back while it cannot be read; then someone adds a
+    person we would create, with their name and email as typed, and our push holds that create back,
+    saying why, and sends the rest. The person, the record added and its email."""
+    engine = open_warehouse(settings.database_url)
+    key = (stream.source, stream.object)
+    config = PushConfig(
+        regions=REGIONS, create_missing=frozenset({key}), create_parents={key: parent} if parent else {}
+    )
+    once = HttpOptions(retry=RetryPolicy(max_attempts=1))  # a challenge page would be retried for 30 s
+    with clients_for(settings, (stream.source,), once) as clients:
+        emu.set_faults(FaultConfig(challenge_rate=1.0, apps=frozenset({stream.source})))
+        blind = push_destination(stream, engine, clients, config, run_id=f"blind {stream}", dry_run=False)
+        emu.set_faults(FaultConfig())
+    planned = ledger(settings.database_url, run_id=f"blind {stream}", reason="create")
+    creates = [r for r in planned if r["status"] != "invalid"]  # those lacking a mandatory field
+    where = place.format(parent=parent)
+    assert blind.created == 0
+    assert creates
+    assert {(r["status"], str(r["error"]).split(" (")[0]) for r in creates} == {
+        ("unchanged", f"not created: {where} could not be read for contacts added since the extract")
+    }
+
+    email = next(f.field for f in destination_map(*key).fields if f.canonical == "email")
+    fields = create_rows_by_contact(creates, stream)
+    person = min(c for c, given in fields.items() if email in given)
+    typed = {**fields[person], email: fields[person][email].upper()}  # the email as they typed it
+    with clients_for(settings, (stream.source,)) as clients:
+        record = add_by_hand(clients, stream, parent, typed)
+        writes = len(emu.writes())
+        report = push_destination(stream, engine, clients, config, run_id=f"push {stream}", dry_run=False)
+    sent = [json.dumps(w.body).casefold() for w in emu.writes()[writes:]]
+    assert not [body for body in sent if fields[person][email].casefold() in body], stream
+    assert report.created == len(fields) - 1 > 0
+    noun = "record" if stream.source.startswith("zoho") else "contact"
+    held = ledger(settings.database_url, run_id=f"push {stream}", contact_id=person)
+    assert {(r["status"], r["error"]) for r in held} == {
+        (
+            "unchanged",
+            f"not created: {where} gained a {noun} with this email after the extract; "
+            "the next sync links it instead",
+        )
+    }
+    return person, record, fields[person][email]
 
 
 @pytest.mark.parametrize("shared", ["new_contact", "merge"])
-def test_a_person_added_at_linkflow_after_the_extract_is_linked_not_created_twice(
+def test_a_person_added_after_the_extract_is_linked_not_created_or_overwritten(
     sqlite_url: str, shared: IdentifyShared
 ) -> None:
-    """Whether Linkflow's identify joins a contact someone added meanwhile with the person's email is
-    open (api-notes §4.4); if not, our create makes the person twice. Under either answer the create
-    waits for the next extract, which links the newcomer. A Linkflow that cannot be read first gets no
+    """Zoho's and ClickFunnels' creates are upserts on the email, so a record someone added with it
+    between our extract and our push would get our fields written over its own; Linkflow's identify
+    may join it or make the person twice (api-notes §4.4, played both ways here). So each create waits
+    for the next extract, which links the newcomer. A destination that cannot be read first gets no
     create at all."""
-    behaviours = Behaviours(linkflow_identify_shared=shared)
-    with running_emulator(seed=11, people=120, behaviours=behaviours) as emu:
-        stream = Stream("linkflow", "contact", writable=True)
-        settings, engine, config = synced_for_creates(emu, sqlite_url, stream, "udc-contact-sync")
-        once = HttpOptions(retry=RetryPolicy(max_attempts=1))  # a challenge page would be retried for 30 s
-        with clients_for(settings, ("linkflow",), once) as clients:
-            emu.set_faults(FaultConfig(challenge_rate=1.0, apps=frozenset({"linkflow"})))
-            blind = push_destination(stream, engine, clients, config, run_id="blind", dry_run=False)
-            emu.set_faults(FaultConfig())
-        planned = ledger(sqlite_url, run_id="blind", reason="create")
-        creates = [r for r in planned if r["status"] != "invalid"]  # those lacking an email and a mobile
-        assert blind.created == 0
-        assert {r["status"] for r in creates} == {"unchanged"}
-        assert all(
-            str(r["error"]).startswith("not created: Linkflow could not be read for contacts added since")
-            for r in creates
-        ), {r["error"] for r in creates}
-        emails = {str(r["contact_id"]): str(r["after_value"]) for r in creates if r["field"] == "email"}
-        names = {str(r["contact_id"]): str(r["after_value"]) for r in creates if r["field"] == "name"}
-        target = min(set(emails) & set(names))
-        with clients_for(settings, ("linkflow",)) as clients:
-            assert clients.linkflow is not None
-            # A signup form identifies the person under its own external id, their email as they typed it.
-            walk_in = clients.linkflow.identify(
-                "signup-7731", "web-form", {"email": emails[target].upper(), "name": names[target]}
-            )
-            assert walk_in.ok
-            writes = len(emu.writes())
-            report = push_destination(stream, engine, clients, config, run_id="push", dry_run=False)
-        posts = [w for w in emu.writes()[writes:] if w.method == "POST"]
-        assert emails[target] not in {str(w.body.get("email")).casefold() for w in posts}
-        assert report.created == len(posts) == len({r["contact_id"] for r in creates}) - 1 > 0
-        held = ledger(sqlite_url, run_id="push", contact_id=target)
-        assert {(r["status"], r["error"]) for r in held} == {
-            (
-                "unchanged",
-                "not created: Linkflow gained a contact with this email after the extract; "
-                "the next sync links it instead",
-            )
+    with running_emulator(seed=11, people=120, behaviours=Behaviours(linkflow_identify_shared=shared)) as emu:
+        parents = dict(part.split("=") for part in create_setting(emu).split(";") if "=" in part)
+        settings = settings_for(emu, sqlite_url)
+        assert run_sync(settings).success  # fills the empty fields: what follows plans creates alone
+        walk_ins = {
+            stream.name: walk_in_is_held_back(emu, settings, stream, parents.get(stream.name, ""), place)
+            for stream, place in UPSERTED
         }
-
-        # The next sync reads the newcomer, links it to the person, and creates nothing for them.
+        # The next sync reads each newcomer, links it to the person, and creates nothing for them.
+        setting = ";".join(f"{name}={parents[name]}" if name in parents else name for name in walk_ins)
         writes = len(emu.writes())
-        after = run_sync(settings.model_copy(update={"contact_sync_push_create": LINKFLOW_CREATE}))
+        after = run_sync(settings.model_copy(update={"contact_sync_push_create": setting}))
         assert after.success, after.failures
-        again = [w for w in emu.writes()[writes:] if w.method == "POST" and w.app == "linkflow"]
-        assert emails[target] not in {str(w.body.get("email")).casefold() for w in again}
+        posted = [(w.app, json.dumps(w.body).casefold()) for w in emu.writes()[writes:] if w.method == "POST"]
+    columns = (ContactSource.source, ContactSource.object, ContactSource.source_id, ContactSource.contact_id)
     with open_warehouse(sqlite_url).connect() as connection:
-        linked = connection.execute(
-            sa.select(ContactSource.contact_id).where(
-                ContactSource.source == "linkflow", ContactSource.source_id == str(walk_in.record_id)
-            )
-        ).scalars()
-        assert list(linked) == [target]
+        linked = {(str(s), str(o), str(r)): str(c) for s, o, r, c in connection.execute(sa.select(*columns))}
+    for name, (person, record, email) in walk_ins.items():
+        assert linked[(*name.split("/"), record)] == person, name
+        assert not [body for app, body in posted if app == name.split("/")[0] and email.casefold() in body]
 
 
 def test_creates_into_a_list_that_cannot_be_read_first_are_held_back_for_the_next_run(
