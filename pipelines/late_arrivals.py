@@ -54,7 +54,7 @@ class LateArrivals:
         for where in sorted({self._container(change) for change in creates}):
             into = [change for change in creates if self._container(change) == where]
             arrived = self._read(where)
-            name = _place(self.destination, self.obj, where)
+            name = _place(self.destination, where)
             if isinstance(arrived, ConnectorError):
                 why = (
                     f"not created: {name} could not be read for contacts added since the "
@@ -94,28 +94,39 @@ class LateArrivals:
 
     def _container(self, change: RecordChange) -> str:
         """Where a create lands, as far as what it can meet there goes: a ClickSend list, a
-        ClickFunnels workspace (its parent); a Linkflow account or a Zoho module as a whole ("")."""
+        ClickFunnels workspace (its parent); a Linkflow account or a Zoho system as a whole ("")."""
         return str(change.parent_id) if self.destination in ("clicksend", "clickfunnels") else ""
 
     def _read(self, where: str) -> Arrivals | ConnectorError:
-        """The records of the list, workspace, account or module updated since the extract's
-        watermark for it, lookback included, with the payloads the warehouse holds of them; the error
-        instead when they cannot be read, which holds every create into it back. Both are read once a
-        run, whatever its parts."""
+        """The records of the list, workspace, account or system updated since the extract's
+        watermark for them, lookback included, with the payloads the warehouse holds of them; the
+        error instead when they cannot be read, which holds every create into it back. Both are read
+        once a run, whatever its parts. In Zoho CRM both modules are read: the person added as a
+        contact would be created again as a lead (one request more)."""
         if where not in self._arrived:
-            key = StreamKey(self.destination, self.obj)
-            cursor = RawStore(self.engine).cursor(key) or {}
+            records: list[dict[str, Any]] = []
+            stored: dict[str, Any] = {}
             try:
-                records = _READERS[self.destination](self.clients, self.obj, where, cursor)
+                for obj in _OBJECTS_MET.get((self.destination, self.obj), (self.obj,)):
+                    key = StreamKey(self.destination, obj)
+                    cursor = RawStore(self.engine).cursor(key) or {}
+                    found = _READERS[self.destination](self.clients, obj, where, cursor)
+                    ids = [str(record.get(GUARDED_CREATES[(self.destination, obj)])) for record in found]
+                    records.extend(found)
+                    stored.update(payloads_by_source_id(self.engine, key, ids))
             except ConnectorError as error:
                 self._arrived[where] = error
             else:
-                ids = [str(record.get(GUARDED_CREATES[(self.destination, self.obj)])) for record in records]
-                self._arrived[where] = (records, payloads_by_source_id(self.engine, key, ids))
+                self._arrived[where] = (records, stored)
         return self._arrived[where]
 
 
-def _place(destination: str, obj: str, where: str) -> str:
+#: The objects a create into one of these could duplicate the person in: Zoho CRM's leads and contacts
+#: are one system (a contact is not created again as a lead), and their ids never collide.
+_OBJECTS_MET = {("zoho_crm", "lead"): ("lead", "contact"), ("zoho_crm", "contact"): ("contact", "lead")}
+
+
+def _place(destination: str, where: str) -> str:
     """How a reason names where the person arrived."""
     if destination == "clicksend":
         return f"list {where}"
@@ -123,8 +134,7 @@ def _place(destination: str, obj: str, where: str) -> str:
         return f"workspace {where}"
     if destination == "linkflow":
         return "Linkflow"
-    system = "Zoho CRM" if destination == "zoho_crm" else "Zoho Bigin"
-    return f"{system} {zoho_module(obj)}"
+    return "Zoho CRM" if destination == "zoho_crm" else "Zoho Bigin"
 
 
 def _client(clients: Clients, destination: str) -> Any:

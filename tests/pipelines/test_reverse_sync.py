@@ -592,28 +592,29 @@ def test_a_person_added_to_the_list_after_the_extract_is_linked_not_created_twic
     assert sources == [target]
 
 
-def add_by_hand(clients: Clients, stream: Stream, parent: str, record: dict[str, str]) -> str:
-    """Someone adds ``record`` at the destination, through its API as a signup form or an import
-    would (not through our push); the new record's id."""
+def add_by_hand(clients: Clients, stream: Stream, parent: str, record: dict[str, str]) -> tuple[str, str]:
+    """Someone adds ``record`` at the destination through its API, as a signup form, an import or a
+    colleague would (not through our push): its object and id. In Zoho CRM a colleague adds the
+    person as a contact while we would create a lead."""
     if stream.source == "linkflow":
         assert clients.linkflow is not None
-        made = clients.linkflow.identify("signup-7731", "web-form", record)
+        made, obj = clients.linkflow.identify("signup-7731", "web-form", record), "contact"
     elif stream.source == "clickfunnels":
         assert clients.clickfunnels is not None
-        made = clients.clickfunnels.upsert_contact(parent, record)
+        made, obj = clients.clickfunnels.upsert_contact(parent, record), "contact"
     else:
         zoho = clients.zoho_crm if stream.source == "zoho_crm" else clients.zoho_bigin
         assert zoho is not None
-        (made,) = zoho.upsert("Leads" if stream.object == "lead" else "Contacts", [record])
+        (made,), obj = zoho.upsert("Contacts", [record]), "contact"
     assert made.ok, made
-    return str(made.record_id)
+    return obj, str(made.record_id)
 
 
 UPSERTED = [
     (Stream("linkflow", "contact", writable=True), "Linkflow"),
     (Stream("clickfunnels", "contact", writable=True), "workspace {parent}"),
-    (Stream("zoho_crm", "lead", writable=True), "Zoho CRM Leads"),
-    (Stream("zoho_bigin", "contact", writable=True), "Zoho Bigin Contacts"),
+    (Stream("zoho_crm", "lead", writable=True), "Zoho CRM"),
+    (Stream("zoho_bigin", "contact", writable=True), "Zoho Bigin"),
 ]
 
 
@@ -630,10 +631,10 @@ def create_rows_by_contact(rows: list[dict[str, object]], stream: Stream) -> dic
 
 def walk_in_is_held_back(
     emu: Emulator, settings: Settings, stream: Stream, parent: str, place: str
-) -> tuple[str, str, str]:
+) -> tuple[str, tuple[str, str], str]:
     """Against one destination: its creates held back while it cannot be read; then someone adds a
     person we would create, with their name and email as typed, and our push holds that create back,
-    saying why, and sends the rest. The person, the record added and its email."""
+    saying why, and sends the rest. The person, the record added (its object and id) and its email."""
     engine = open_warehouse(settings.database_url)
     key = (stream.source, stream.object)
     config = PushConfig(
@@ -702,8 +703,8 @@ def test_a_person_added_after_the_extract_is_linked_not_created_or_overwritten(
     columns = (ContactSource.source, ContactSource.object, ContactSource.source_id, ContactSource.contact_id)
     with open_warehouse(sqlite_url).connect() as connection:
         linked = {(str(s), str(o), str(r)): str(c) for s, o, r, c in connection.execute(sa.select(*columns))}
-    for name, (person, record, email) in walk_ins.items():
-        assert linked[(*name.split("/"), record)] == person, name
+    for name, (person, (obj, record), email) in walk_ins.items():
+        assert linked[(name.split("/")[0], obj, record)] == person, name
         assert not [body for app, body in posted if app == name.split("/")[0] and email.casefold() in body]
 
 
