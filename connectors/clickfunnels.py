@@ -150,12 +150,15 @@ class ClickFunnelsClient:
             cursor = cursor.with_workspace(workspace, to_iso(newest) if newest else None)
             yield Page([], cursor)
 
-    def contacts_since(self, workspace_id: str | int, mark: str | None) -> list[dict[str, Any]]:
-        """A workspace's contacts updated since ``mark`` (its `ClickFunnelsContactCursor` entry) less
-        the lookback, newest first, as the next extract will read them; every contact without one.
-        Reverse sync asks just before its first create: the create is an upsert on the email, which
-        would write our fields over a contact someone made with the email meanwhile."""
-        stop = parse_instant(mark) - self.lookback if mark else None
+    def contacts_since(
+        self, workspace_id: str | int, mark: str | None, *, after: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """A workspace's contacts updated since ``after``, or else since ``mark`` (its
+        `ClickFunnelsContactCursor` entry) less the lookback, newest first, as the next extract will
+        read them; every contact without either. Reverse sync asks just before its first write: a
+        create is an upsert on the email, which would write our fields over a contact someone made
+        with it meanwhile, and an update carries no condition, so it would overwrite an edit."""
+        stop = after if after is not None else parse_instant(mark) - self.lookback if mark else None
         pages = self._scan_desc(str(workspace_id), stop, None)
         return [r for records in pages for r in records if stop is None or (_updated(r) or stop) >= stop]
 

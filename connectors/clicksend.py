@@ -268,13 +268,19 @@ class ClickSendClient:
             since, lambda mark: {"updated_after": max(0, mark - back)} if mark is not None else {}
         )
 
-    def list_contacts_since(self, list_id: str | int, watermark: int | None) -> list[dict[str, Any]]:
-        """The contacts of one list updated after ``watermark`` (a list's `ClickSendListContactCursor`
-        entry) minus the lookback, as the next extract will read them; every contact of the list
-        without one. Reverse sync asks just before it creates into the list: ClickSend has no upsert
-        to match a create to a contact, so one someone added since the extract would be made twice."""
+    def list_contacts_since(
+        self, list_id: str | int, watermark: int | None, *, after: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The contacts of one list updated after ``after``, or else after ``watermark`` (a list's
+        `ClickSendListContactCursor` entry) minus the lookback, as the next extract will read them;
+        every contact of the list without either. Reverse sync asks just before it writes into the
+        list: ClickSend has no upsert to match a create to a contact, so one someone added since the
+        extract would be made twice, and no condition on an update, which would overwrite an edit."""
         back = int(self.lookback.total_seconds())
-        params = {} if watermark is None else {"updated_after": max(0, watermark - back)}
+        if after is not None:
+            params = {"updated_after": int(after.timestamp())}
+        else:
+            params = {} if watermark is None else {"updated_after": max(0, watermark - back)}
         template = f"{PREFIX}/lists/{{list_id}}/contacts"
         pages = self._pages(template, params, {"list_id": str(list_id)})
         return [record for records, *_ in pages for record in records]

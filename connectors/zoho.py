@@ -408,15 +408,17 @@ class ZohoClient:
             return
         yield from self._read_deleted(module, cursor, back, started)
 
-    def modified_since(self, module: str, since: ZohoCursor | None) -> list[dict[str, Any]]:
-        """The module's records modified since the extract's cursor (lookback included), as the next
-        extract will read them, without the deletion feed; every record without a cursor. Reverse sync
-        asks just before its first create: the create is an upsert on Email, which would write our
-        fields over a record someone made with the email meanwhile."""
+    def modified_since(
+        self, module: str, since: ZohoCursor | None, *, after: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The module's records modified since ``after``, or else since the extract's cursor
+        (lookback included), as the next extract will read them, without the deletion feed; every
+        record without either. Reverse sync asks just before its first create: the create is an
+        upsert on Email, which would write our fields over a record someone made with it meanwhile."""
         self._check_module(module)
         cursor = since or ZohoCursor()
         watermark = parse_instant(cursor.modified_since) if cursor.modified_since else None
-        start = watermark - self._back(None) if watermark else None
+        start = after if after is not None else watermark - self._back(None) if watermark else None
         return [
             record for page in self._read_modified(module, cursor, start, None) for record in page.records
         ]

@@ -2,6 +2,7 @@
 and the creates it holds back recorded in the ledger (`models.push.late_arrivals` says why)."""
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -14,7 +15,7 @@ from connectors.linkflow import LinkflowContactCursor
 from connectors.stop import STOP
 from connectors.zoho import ZohoCursor
 from models.push import ledger as push_ledger
-from models.push.late_arrivals import GUARDED_CREATES, held_back
+from models.push.late_arrivals import GUARDED_CREATES, changed_since_extract, held_back, unguarded_updates
 from models.push.plan import RecordChange, SendableRows
 from models.warehouse.store import RawStore, StreamKey, payloads_by_source_id
 from models.warehouse.tables import utcnow
@@ -25,8 +26,15 @@ Arrivals = tuple[list[dict[str, Any]], dict[str, Any]]
 them by id."""
 
 
-_Reader = Callable[[Clients, str, str, dict[str, Any]], list[dict[str, Any]]]
-"""(clients, object, list or workspace id, the extract's stored cursor) -> the records gained since."""
+_Reader = Callable[[Clients, str, str, dict[str, Any], datetime | None], list[dict[str, Any]]]
+"""(clients, object, list or workspace id, the extract's stored cursor, the instant to read from)
+-> the records changed since."""
+
+LOOK_SKEW = timedelta(minutes=2)
+"""The look reads from the extract's start less this, for the vendor's clock against ours: a record
+changed after the extract read it was changed after that. Without a complete extract to go by, it
+reads from the stored watermark less the extract's own lookback (and so does Linkflow always: its
+times are wall-clock in a zone we can only guess)."""
 
 
 class LateArrivals:
@@ -44,56 +52,56 @@ class LateArrivals:
 
     def without_held(
         self, changes: Sequence[RecordChange], rows: SendableRows, *, log: Callable[[str], None]
-    ) -> tuple[list[RecordChange], int]:
-        """``changes`` less the creates held back, whose rows end ``unchanged`` with the reason (the
-        next run plans them again, as every row of this one); and how many rows that was."""
+    ) -> tuple[list[RecordChange], dict[str, int]]:
+        """``changes`` less those held back, and how many rows ended in each state. A create the
+        destination gained the person for ends ``unchanged`` (the next run plans it again, as every
+        row of this one); an update whose record someone changed since the extract (on a destination
+        whose writes carry no condition) ends ``conflict``, as Zoho's 412 does, and is planned again
+        from the next extract. Where the look fails, both wait for the next run: nothing goes out
+        blind."""
+        if (self.destination, self.obj) not in GUARDED_CREATES:
+            return list(changes), {}
         creates = [change for change in changes if change.is_create]
-        if (self.destination, self.obj) not in GUARDED_CREATES or not creates:
-            return list(changes), 0
-        reasons: dict[str, str] = {}
-        for where in sorted({self._container(change) for change in creates}):
+        unguarded = unguarded_updates(self.destination, self.obj)
+        updates = [change for change in changes if not change.is_create] if unguarded else []
+        held: list[tuple[RecordChange, str, str]] = []  # (the change, its rows' state, why)
+        for where in sorted({self._container(change) for change in (*creates, *updates)}):
             into = [change for change in creates if self._container(change) == where]
+            over = [change for change in updates if self._container(change) == where]
             arrived = self._read(where)
             name = _place(self.destination, where)
             if isinstance(arrived, ConnectorError):
-                why = (
-                    f"not created: {name} could not be read for contacts added since the "
-                    f"extract ({arrived}); planned again next run"
-                )
-                reasons.update(dict.fromkeys((change.contact_id for change in into), why))
+                why = f"could not be read for changes since the extract ({arrived}); planned again next run"
+                held += [(c, "unchanged", f"not created: {name} {why}") for c in into]
+                held += [(c, "unchanged", f"not written: {name} {why}") for c in over]
                 continue
             records, stored = arrived
-            reasons.update(
-                held_back(
-                    into,
-                    records,
-                    stored,
-                    destination=self.destination,
-                    obj=self.obj,
-                    region=self.region,
-                    container=name,
-                )
-            )
-        if not reasons:
-            return list(changes), 0
-        held = [change for change in creates if change.contact_id in reasons]
+            options = {"destination": self.destination, "obj": self.obj}
+            gained = held_back(into, records, stored, region=self.region, container=name, **options)
+            held += [(c, "unchanged", gained[c.contact_id]) for c in into if c.contact_id in gained]
+            moved = changed_since_extract(over, records, stored, **options)
+            held += [(c, "conflict", moved[str(c.record_id)]) for c in over if str(c.record_id) in moved]
+        if not held:
+            return list(changes), {}
         marks: dict[tuple[str, str | None, int], list[int]] = {}
-        for change in held:
-            ids = rows.ledger_id[rows.positions([change])].tolist()
-            marks.setdefault(("unchanged", reasons[change.contact_id], 0), []).extend(ids)
+        for change, state, why in held:
+            marks.setdefault((state, why, 0), []).extend(rows.ledger_id[rows.positions([change])].tolist())
         outcome = push_ledger.CallOutcome(marks=marks, new_ids={}, results={}, at=utcnow())
         push_ledger.record_call(self.engine, [outcome], checkpoint=STOP.check)
-        log(
-            f"reverse sync {self.destination}/{self.obj}: {len(held)} creates held back "
-            f"({next(iter(reasons.values()))}"
-            + (f"; {len(held) - 1} more in the ledger" if len(held) > 1 else "")
-            + ")"
-        )
-        kept = [change for change in changes if not (change.is_create and change.contact_id in reasons)]
-        return kept, sum(len(ids) for ids in marks.values())
+        for kind, wanted in (("creates", True), ("updates", False)):
+            whys = [why for change, _, why in held if change.is_create is wanted]
+            if whys:
+                more = f"; {len(whys) - 1} more in the ledger" if len(whys) > 1 else ""
+                line = f"{len(whys)} {kind} held back ({whys[0]}{more})"
+                log(f"reverse sync {self.destination}/{self.obj}: {line}")
+        counts: dict[str, int] = {}
+        for (state, _, _), ids in marks.items():
+            counts[state] = counts.get(state, 0) + len(ids)
+        gone = {id(change) for change, _, _ in held}
+        return [change for change in changes if id(change) not in gone], counts
 
     def _container(self, change: RecordChange) -> str:
-        """Where a create lands, as far as what it can meet there goes: a ClickSend list, a
+        """Where a write lands, as far as what it can meet there goes: a ClickSend list, a
         ClickFunnels workspace (its parent); a Linkflow account or a Zoho system as a whole ("")."""
         return str(change.parent_id) if self.destination in ("clicksend", "clickfunnels") else ""
 
@@ -110,7 +118,9 @@ class LateArrivals:
                 for obj in _OBJECTS_MET.get((self.destination, self.obj), (self.obj,)):
                     key = StreamKey(self.destination, obj)
                     cursor = RawStore(self.engine).cursor(key) or {}
-                    found = _READERS[self.destination](self.clients, obj, where, cursor)
+                    started = push_ledger.read_started(self.engine, self.destination, obj)
+                    after = None if started is None else _aware(started) - LOOK_SKEW
+                    found = _READERS[self.destination](self.clients, obj, where, cursor, after)
                     ids = [str(record.get(GUARDED_CREATES[(self.destination, obj)])) for record in found]
                     records.extend(found)
                     stored.update(payloads_by_source_id(self.engine, key, ids))
@@ -144,25 +154,33 @@ def _client(clients: Clients, destination: str) -> Any:
     return client
 
 
-def _clicksend(clients: Clients, obj: str, where: str, cursor: dict[str, Any]) -> list[dict[str, Any]]:
+def _clicksend(
+    clients: Clients, obj: str, where: str, cursor: dict[str, Any], after: datetime | None
+) -> list[dict[str, Any]]:
     watermark = ClickSendListContactCursor.from_json(cursor).updated_after.get(where)
-    return list(_client(clients, "clicksend").list_contacts_since(where, watermark))
+    return list(_client(clients, "clicksend").list_contacts_since(where, watermark, after=after))
 
 
-def _clickfunnels(clients: Clients, obj: str, where: str, cursor: dict[str, Any]) -> list[dict[str, Any]]:
+def _clickfunnels(
+    clients: Clients, obj: str, where: str, cursor: dict[str, Any], after: datetime | None
+) -> list[dict[str, Any]]:
     mark = ClickFunnelsContactCursor.from_json(cursor).updated_at.get(where)
-    return list(_client(clients, "clickfunnels").contacts_since(where, mark))
+    return list(_client(clients, "clickfunnels").contacts_since(where, mark, after=after))
 
 
-def _linkflow(clients: Clients, obj: str, where: str, cursor: dict[str, Any]) -> list[dict[str, Any]]:
+def _linkflow(
+    clients: Clients, obj: str, where: str, cursor: dict[str, Any], after: datetime | None
+) -> list[dict[str, Any]]:
     since = LinkflowContactCursor.from_json(cursor)
     return list(_client(clients, "linkflow").contacts_since(since if since.updated_until else None))
 
 
 def _zoho(destination: str) -> _Reader:
-    def read(clients: Clients, obj: str, where: str, cursor: dict[str, Any]) -> list[dict[str, Any]]:
+    def read(
+        clients: Clients, obj: str, where: str, cursor: dict[str, Any], after: datetime | None
+    ) -> list[dict[str, Any]]:
         since = ZohoCursor.from_json(cursor)
-        return list(_client(clients, destination).modified_since(zoho_module(obj), since))
+        return list(_client(clients, destination).modified_since(zoho_module(obj), since, after=after))
 
     return read
 
@@ -174,3 +192,8 @@ _READERS: dict[str, _Reader] = {
     "zoho_crm": _zoho("zoho_crm"),
     "zoho_bigin": _zoho("zoho_bigin"),
 }
+
+
+def _aware(moment: datetime) -> datetime:
+    """``moment`` as UTC where the warehouse handed it back without a zone (SQLite)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -339,7 +339,8 @@ class _Sender:
             changes, held = self.late.without_held(changes, rows, log=self.log)
         except StopRequested:  # nothing is sending yet: the part's rows are abandoned as planned
             return True
-        self.counts["unchanged"] += held
+        for state, count in held.items():
+            self.counts[state] += count
         calls = batches(changes, stream.source, stream.object)
         try:
             for start in range(0, len(calls), LEDGER_WINDOW_CALLS):

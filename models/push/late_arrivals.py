@@ -97,3 +97,40 @@ def held_back(
                 )
                 break
     return reasons
+
+
+def unguarded_updates(destination: str, obj: str) -> bool:
+    """Whether the destination's updates carry no condition on the record's state (Zoho's carry
+    If-Unmodified-Since and come back 412 when it moved): their records are then checked against the
+    same look before they are written (`changed_since_extract`)."""
+    return (destination, obj) in GUARDED_CREATES and not destination_map(destination, obj).guards_concurrency
+
+
+def changed_since_extract(
+    updates: Sequence[RecordChange],
+    arrived: Iterable[Mapping[str, Any]],
+    stored: Mapping[str, Mapping[str, Any]],
+    *,
+    destination: str,
+    obj: str,
+) -> dict[str, str]:
+    """record id -> why its update is held back, for each of ``updates`` whose record is among
+    ``arrived`` (as the destination lists it now) holding, in a field the update writes, another
+    value than the extract stored (``stored``). Someone changed the field after we read it: an empty
+    field we would fill may hold their value now, and Linkflow's ``props`` go whole. As Zoho's 412,
+    the update waits for the next extract, which reads their value, and is planned from it."""
+    id_field = GUARDED_CREATES[(destination, obj)]
+    now = {str(record.get(id_field)): record for record in arrived}
+    reasons: dict[str, str] = {}
+    for change in updates:
+        record_id = str(change.record_id)
+        current, before = now.get(record_id), stored.get(record_id)
+        if current is None or before is None:
+            continue
+        moved = [field for field in change.payload if current.get(field) != before.get(field)]
+        if moved:
+            reasons[record_id] = (
+                f"not written: record {record_id} changed at the destination since the extract "
+                f"({', '.join(moved)}); planned again from the next extract"
+            )
+    return reasons

@@ -517,6 +517,13 @@ def in_flight(
     return merged.loc[pending, ["record_id", "field"]]
 
 
+def read_started(engine: Engine, destination: str, obj: str) -> datetime | None:
+    """When the latest complete incremental extract of the destination object started (None: none
+    complete): a record changed after the extract read it was changed after this."""
+    with engine.connect() as connection:
+        return _read_since(connection, destination, obj)
+
+
 def _read_since(connection: Connection, destination: str, obj: str) -> datetime | None:
     """When the latest complete incremental extract of the destination started (None: none complete)."""
     streams = connection.execute(

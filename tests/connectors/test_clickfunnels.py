@@ -1,6 +1,6 @@
 """ClickFunnels through the emulator: discovery, keyset pages, updated_at scans, id scans, writes."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -55,6 +55,7 @@ def test_contacts_since_the_mark_include_one_upserted_after_it(emu, connect):
     assert {r["id"] for r in clickfunnels.contacts_since(workspace, None)} == set(listed(emu))
     stop = parse_instant(mark) - clickfunnels.lookback
     recent = {rid for rid, r in listed(emu).items() if parse_instant(r["updated_at"]) >= stop}
+    before = datetime.now(UTC) - timedelta(seconds=1)
     added = clickfunnels.upsert_contact(workspace, {"email_address": "rua@example.org", "first_name": "Rua"})
     emu.reset_counters()
     assert {r["id"] for r in clickfunnels.contacts_since(workspace, mark)} == {
@@ -62,6 +63,9 @@ def test_contacts_since_the_mark_include_one_upserted_after_it(emu, connect):
         int(str(added.record_id)),
     }
     assert endpoint_count(emu, "clickfunnels", LIST) <= -(-(len(recent) + 1) // 20) + 1
+    # From an instant instead (the extract's start, less a margin): what changed after it alone.
+    after = clickfunnels.contacts_since(workspace, mark, after=before)
+    assert {r["id"] for r in after} == {int(str(added.record_id))}
 
 
 def test_configured_workspace_skips_discovery(emu, connect):

@@ -135,9 +135,13 @@ def test_a_lists_contacts_since_its_watermark_are_what_the_next_extract_reads_of
     }
     assert len(recent) < len(everyone)
     assert {str(r["contact_id"]) for r in clicksend.list_contacts_since(list_id, mark)} == recent
+    before = datetime.now(UTC) - timedelta(seconds=1)
     added = clicksend.create_contact(list_id, {"phone_number": "+14155550123", "first_name": "Rua"})
     since = clicksend.list_contacts_since(list_id, mark)
     assert {str(r["contact_id"]) for r in since} == {*recent, str(added.record_id)}
+    # From an instant instead (the extract's start, less a margin): what changed after it alone.
+    after = clicksend.list_contacts_since(list_id, mark, after=before)
+    assert {str(r["contact_id"]) for r in after} == {str(added.record_id)}
 
 
 def test_opt_out_list_is_never_written(emu, connect):

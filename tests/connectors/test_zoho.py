@@ -82,10 +82,12 @@ def test_modified_since_the_cursor_includes_a_record_upserted_after_it(emu, conn
         for rid, stamp in modified_times(emu, "zoho_crm/lead").items()
         if parse_instant(stamp) >= watermark - crm.lookback
     }
+    before = datetime.now(UTC) - timedelta(seconds=1)
     (added,) = crm.upsert("Leads", [{"Last_Name": "Rua", "Email": "rua@example.org"}])
     emu.reset_counters()
     assert {r["id"] for r in crm.modified_since("Leads", cursor)} == {*recent, str(added.record_id)}
-    assert endpoint_count(emu, "zoho_crm", LEADS) == 1
+    assert {r["id"] for r in crm.modified_since("Leads", cursor, after=before)} == {str(added.record_id)}
+    assert endpoint_count(emu, "zoho_crm", LEADS) == 2
     assert endpoint_count(emu, "zoho_crm", "GET /zoho-crm/crm/v8/{module}/deleted") == 0
 
 

@@ -651,7 +651,7 @@ def walk_in_is_held_back(
     assert blind.created == 0
     assert creates
     assert {(r["status"], str(r["error"]).split(" (")[0]) for r in creates} == {
-        ("unchanged", f"not created: {where} could not be read for contacts added since the extract")
+        ("unchanged", f"not created: {where} could not be read for changes since the extract")
     }
 
     email = next(f.field for f in destination_map(*key).fields if f.canonical == "email")
@@ -708,6 +708,65 @@ def test_a_person_added_after_the_extract_is_linked_not_created_or_overwritten(
         assert not [body for app, body in posted if app == name.split("/")[0] and email.casefold() in body]
 
 
+UNCONDITIONAL = [
+    Stream("clickfunnels", "contact", writable=True),
+    Stream("clicksend", "list_contact", writable=True),
+    Stream("linkflow", "contact", writable=True),
+]
+
+
+def test_a_field_someone_fills_after_the_extract_is_not_overwritten_by_our_fill(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    """ClickFunnels, ClickSend and Linkflow take an update with no condition on the record's state
+    (Zoho's carry If-Unmodified-Since). A field empty when the extract read it and filled by hand
+    before our push would get our value written over theirs: the look before the writes sees the
+    record changed in that field and holds the update as a conflict; the next sync reads their value
+    and leaves it."""
+    settings = settings_for(emulator, sqlite_url)
+    assert run_sync(settings.model_copy(update={"contact_sync_push": "off"})).success
+    engine = open_warehouse(sqlite_url)
+    config = PushConfig(regions=REGIONS)
+    typed: dict[str, tuple[str, str, str]] = {}  # stream -> (record, field, the value typed by hand)
+    for stream in UNCONDITIONAL:
+        push_destination(stream, engine, None, config, run_id=f"preview {stream}", dry_run=True)
+        fills = ledger(sqlite_url, run_id=f"preview {stream}", reason="fill_empty")
+        record, field = str(fills[0]["record_id"]), str(fills[0]["field"])
+        value = "+14155550199" if "phone" in field.casefold() else f"typed by hand into {field}"
+        typed[stream.name] = (record, field, value)
+        emulator.edit(stream.name, record, {field: value})
+    with clients_for(settings, tuple(s.source for s in UNCONDITIONAL)) as clients:
+        writes = len(emulator.writes())
+        reports = {
+            s.name: push_destination(s, engine, clients, config, run_id="push", dry_run=False)
+            for s in UNCONDITIONAL
+        }
+        written = emulator.writes()[writes:]
+    for name, (record, field, _) in typed.items():
+        app = name.split("/")[0]
+        assert not [w for w in written if w.app == app and str(w.record_id) == record], name
+        assert reports[name].sent > 0, "the other records' fills went out"
+        held = ledger(sqlite_url, run_id="push", destination=app, record_id=record)
+        assert reports[name].conflict == len(held) > 0
+        assert {r["status"] for r in held} == {"conflict"}
+        assert {str(r["error"]) for r in held} == {
+            f"not written: record {record} changed at the destination since the extract ({field}); "
+            "planned again from the next extract"
+        }
+
+    # The next sync reads their value and keeps it: no write to that record's field.
+    writes = len(emulator.writes())
+    assert run_sync(settings).success
+    later = emulator.writes()[writes:]
+    for name, (record, field, value) in typed.items():
+        app = name.split("/")[0]
+        assert not [
+            w for w in later if w.app == app and str(w.record_id) == record and field in (w.body or {})
+        ]
+        stored = emulator.dataset.tables[name]
+        assert next(r for key, r in stored.items() if str(key) == record)[field] == value
+
+
 def test_creates_into_a_list_that_cannot_be_read_first_are_held_back_for_the_next_run(
     emulator: Emulator, sqlite_url: str
 ) -> None:
@@ -738,7 +797,7 @@ def test_creates_into_a_list_that_cannot_be_read_first_are_held_back_for_the_nex
     assert rows
     assert {r["status"] for r in rows} == {"unchanged"}
     assert all(
-        str(r["error"]).startswith(f"not created: list {list_id} could not be read for contacts added since")
+        str(r["error"]).startswith(f"not created: list {list_id} could not be read for changes since")
         and str(r["error"]).endswith("; planned again next run")
         for r in rows
     ), {r["error"] for r in rows}

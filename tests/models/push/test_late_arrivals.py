@@ -1,6 +1,7 @@
-"""Which ClickSend and Linkflow creates the contacts gained since the extract hold back."""
+"""Which creates the records gained since the extract hold back, and which updates the records changed
+since then hold back."""
 
-from models.push.late_arrivals import held_back
+from models.push.late_arrivals import changed_since_extract, held_back, unguarded_updates
 from models.push.plan import RecordChange
 
 
@@ -75,3 +76,37 @@ def test_a_linkflow_mobile_without_its_country_code_holds_back_the_create_of_its
         "c_1": "not created: Linkflow gained a contact with this phone after the extract; "
         "the next sync links it instead"
     }
+
+
+def test_an_update_is_held_only_when_a_field_it_writes_changed_since_the_extract() -> None:
+    """A fill of an empty field someone filled since would overwrite them; a change to another field
+    of the record leaves ours safe, and a record nobody touched is not in the look at all."""
+    updates = [
+        RecordChange("clickfunnels", "contact", "11", "c_1", "7", {"phone_number": "+14155550123"}, None),
+        RecordChange("clickfunnels", "contact", "12", "c_2", "7", {"phone_number": "+14155550124"}, None),
+        RecordChange("clickfunnels", "contact", "13", "c_3", "7", {"phone_number": "+14155550125"}, None),
+    ]
+    stored = {
+        "11": {"id": 11, "phone_number": None},
+        "12": {"id": 12, "phone_number": None, "first_name": "A"},
+    }
+    arrived = [
+        {"id": 11, "phone_number": "(415) 555-0199"},
+        {"id": 12, "phone_number": None, "first_name": "Ann"},
+    ]
+    assert changed_since_extract(updates, arrived, stored, destination="clickfunnels", obj="contact") == {
+        "11": "not written: record 11 changed at the destination since the extract (phone_number); "
+        "planned again from the next extract"
+    }
+
+
+def test_only_the_destinations_whose_updates_carry_no_condition_are_looked_at_for_them() -> None:
+    assert [
+        unguarded_updates(*key) for key in (("clickfunnels", "contact"), ("clicksend", "list_contact"))
+    ] == [
+        True,
+        True,
+    ]
+    assert unguarded_updates("linkflow", "contact")
+    assert not unguarded_updates("zoho_crm", "lead")  # If-Unmodified-Since: a 412 says it instead
+    assert not unguarded_updates("zoho_bigin", "contact")
