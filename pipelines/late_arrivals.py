@@ -1,5 +1,5 @@
-"""Before reverse sync creates into a destination: what it gained since the extract, read once a run,
-and the creates it holds back recorded in the ledger (`models.push.late_arrivals` says why)."""
+"""Before reverse sync writes into a destination: what changed there since the extract, read once a
+run, and the writes it holds back recorded in the ledger (`models.push.late_arrivals` says why)."""
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -15,15 +15,15 @@ from connectors.linkflow import LinkflowContactCursor
 from connectors.stop import STOP
 from connectors.zoho import ZohoCursor
 from models.push import ledger as push_ledger
-from models.push.late_arrivals import GUARDED_CREATES, changed_since_extract, held_back, unguarded_updates
+from models.push.late_arrivals import ID_FIELDS, changed_since_extract, held_back, unguarded_updates
 from models.push.plan import RecordChange, SendableRows
 from models.warehouse.store import RawStore, StreamKey, payloads_by_source_id
 from models.warehouse.tables import utcnow
 from pipelines.clients import zoho_module
 
 Arrivals = tuple[list[dict[str, Any]], dict[str, Any]]
-"""A list's or account's contacts updated since the extract, and the payloads the warehouse holds of
-them by id."""
+"""The records of a list, workspace, system or account changed since the extract, and the payloads
+the warehouse holds of them by id."""
 
 
 _Reader = Callable[[Clients, str, str, dict[str, Any], datetime | None], list[dict[str, Any]]]
@@ -40,8 +40,8 @@ times are wall-clock in a zone we can only guess)."""
 class LateArrivals:
     """One destination's guard for a run: the recent records of each list (ClickSend), workspace
     (ClickFunnels), module (Zoho) or of the account (Linkflow, whose creates name a channel, not a
-    container) are read before the first create into it and kept for the run's later parts, which then
-    never mistake our own creates for someone else's."""
+    container) are read before the first write into it and kept for the run's later parts, which then
+    never mistake our own writes for someone else's."""
 
     def __init__(
         self, engine: Engine, clients: Clients, destination: str, obj: str, *, region: str | None
@@ -59,7 +59,7 @@ class LateArrivals:
         whose writes carry no condition) ends ``conflict``, as Zoho's 412 does, and is planned again
         from the next extract. Where the look fails, both wait for the next run: nothing goes out
         blind."""
-        if (self.destination, self.obj) not in GUARDED_CREATES:
+        if (self.destination, self.obj) not in ID_FIELDS:
             return list(changes), {}
         creates = [change for change in changes if change.is_create]
         unguarded = unguarded_updates(self.destination, self.obj)
@@ -106,11 +106,11 @@ class LateArrivals:
         return str(change.parent_id) if self.destination in ("clicksend", "clickfunnels") else ""
 
     def _read(self, where: str) -> Arrivals | ConnectorError:
-        """The records of the list, workspace, account or system updated since the extract's
-        watermark for them, lookback included, with the payloads the warehouse holds of them; the
-        error instead when they cannot be read, which holds every create into it back. Both are read
-        once a run, whatever its parts. In Zoho CRM both modules are read: the person added as a
-        contact would be created again as a lead (one request more)."""
+        """The records of the list, workspace, account or system changed since the extract
+        (`LOOK_SKEW` says from when), with the payloads the warehouse holds of them; the error
+        instead when they cannot be read, which holds every write into it back. Both are read once a
+        run, whatever its parts. In Zoho CRM both modules are read: the person added as a contact
+        would be created again as a lead (one request more)."""
         if where not in self._arrived:
             records: list[dict[str, Any]] = []
             stored: dict[str, Any] = {}
@@ -121,7 +121,7 @@ class LateArrivals:
                     started = push_ledger.read_started(self.engine, self.destination, obj)
                     after = None if started is None else _aware(started) - LOOK_SKEW
                     found = _READERS[self.destination](self.clients, obj, where, cursor, after)
-                    ids = [str(record.get(GUARDED_CREATES[(self.destination, obj)])) for record in found]
+                    ids = [str(record.get(ID_FIELDS[(self.destination, obj)])) for record in found]
                     records.extend(found)
                     stored.update(payloads_by_source_id(self.engine, key, ids))
             except ConnectorError as error:

@@ -14,10 +14,15 @@ extract. Every destination would then hold the person twice or write over someon
   fields written over what was just typed into it, and over someone else's if a household member
   sharing the email was added.
 
-So, just before its first create into a list, workspace, module or account, reverse sync reads the
-records updated there since the extract and holds back each create whose email or phone one of them
-holds. The next extract reads that record, identity resolution links it to the golden contact (or
-keeps it apart), and the plan then fills its empty fields instead of creating or overwriting.
+So, just before its first write into a list, workspace, Zoho system or Linkflow account, reverse sync
+reads the records changed there since the extract and holds back each create whose email or phone
+one of them holds (`held_back`). The next extract reads that record, identity resolution links it to
+the golden contact (or keeps it apart), and the plan then fills its empty fields instead of creating
+or overwriting.
+
+The same look guards the updates of the destinations that take them with no condition on the
+record's state (ClickFunnels, ClickSend, Linkflow; Zoho's carry If-Unmodified-Since): an update whose
+record changed since the extract in a field it writes is held back (`changed_since_extract`).
 
 Values are compared in their normal forms (emails as identity resolution matches them, phones as
 E.164), so "(415) 555-0123" typed into the list stops a create of "+14155550123". Only values the
@@ -34,9 +39,9 @@ from models.normalise.identifiers import normalise_email, normalise_phone
 from models.push.field_map import destination_map
 from models.push.plan import RecordChange
 
-#: Destinations whose creates are checked against what they gained since the extract (all of them),
-#: with the field their records are named by.
-GUARDED_CREATES: Mapping[tuple[str, str], str] = {
+#: The destinations whose writes are checked against what changed there since the extract (all of
+#: them), with the field their records are named by.
+ID_FIELDS: Mapping[tuple[str, str], str] = {
     ("clicksend", "list_contact"): "contact_id",
     ("linkflow", "contact"): "id",
     ("clickfunnels", "contact"): "id",
@@ -67,12 +72,12 @@ def held_back(
 ) -> dict[str, str]:
     """contact id -> why its create is held back, for each of ``creates`` whose email or phone one of
     the records ``arrived`` (as the destination lists them) holds and did not hold as the extract
-    stored it (``stored``: payloads by record id, the field `GUARDED_CREATES` names). A record the
+    stored it (``stored``: payloads by record id, the field `ID_FIELDS` names). A record the
     extract read went through identity resolution, which kept it apart from the person (a household
     member sharing the phone): only a value new since then can be the person arriving. ``region``
     reads phones written without a country code (the destination account's country); ``container``
     names the list or account in the reason."""
-    id_field = GUARDED_CREATES[(destination, obj)]
+    id_field = ID_FIELDS[(destination, obj)]
     noun = "record" if destination.startswith("zoho") else "contact"
     fields = [
         (spec.canonical, spec.field)
@@ -103,7 +108,7 @@ def unguarded_updates(destination: str, obj: str) -> bool:
     """Whether the destination's updates carry no condition on the record's state (Zoho's carry
     If-Unmodified-Since and come back 412 when it moved): their records are then checked against the
     same look before they are written (`changed_since_extract`)."""
-    return (destination, obj) in GUARDED_CREATES and not destination_map(destination, obj).guards_concurrency
+    return (destination, obj) in ID_FIELDS and not destination_map(destination, obj).guards_concurrency
 
 
 def changed_since_extract(
@@ -119,7 +124,7 @@ def changed_since_extract(
     value than the extract stored (``stored``). Someone changed the field after we read it: an empty
     field we would fill may hold their value now, and Linkflow's ``props`` go whole. As Zoho's 412,
     the update waits for the next extract, which reads their value, and is planned from it."""
-    id_field = GUARDED_CREATES[(destination, obj)]
+    id_field = ID_FIELDS[(destination, obj)]
     now = {str(record.get(id_field)): record for record in arrived}
     reasons: dict[str, str] = {}
     for change in updates:
