@@ -6,6 +6,9 @@ from datetime import datetime
 from models.warehouse.store import RawStore
 from pipelines.streams import STREAMS
 
+NAME_WIDTH = 34
+"""The first column's least width: every source/object name fits."""
+
 
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
@@ -19,25 +22,37 @@ def _cursor(value: dict[str, object] | None) -> str:
 
 
 def status_lines(store: RawStore) -> list[str]:
-    """One line per stream that has run, plus one per contract object that never has."""
+    """One line per stream that has run, plus one per contract object that never has; the first
+    column as wide as its longest name (a check's state is named after the check), so the counts
+    line up under their headings."""
     counts = store.record_counts()
     statuses = store.statuses()
-    header = f"{'stream':<34} {'records':>8} {'deleted':>7}  {'last success':<20} {'status':<9} cursor"
-    lines = [header]
+    rows: list[tuple[str, tuple[int, int], str, str, str, str | None]] = []
     seen: set[tuple[str, str]] = set()
     for status in statuses:
         key = status.key
         seen.add((key.source, key.object))
-        total, deleted = counts.get((key.source, key.object), (0, 0))
         name = f"{key.source}/{key.object}" + ("" if key.stream == "incremental" else f" [{key.stream}]")
-        lines.append(
-            f"{name:<34} {total:>8} {deleted:>7}  {_when(status.last_success_at):<20} "
-            f"{status.last_status or '-':<9} {_cursor(status.cursor)}"
+        when = _when(status.last_success_at)
+        rows.append(
+            (
+                name,
+                counts.get((key.source, key.object), (0, 0)),
+                when,
+                status.last_status or "-",
+                _cursor(status.cursor),
+                status.last_error,
+            )
         )
-        if status.last_error:
-            lines.append(f"{'':<34} last error: {status.last_error}")
     for stream in STREAMS:
         if (stream.source, stream.object) not in seen:
-            total, deleted = counts.get((stream.source, stream.object), (0, 0))
-            lines.append(f"{stream.name:<34} {total:>8} {deleted:>7}  {'never':<20} {'-':<9} -")
+            rows.append(
+                (stream.name, counts.get((stream.source, stream.object), (0, 0)), "never", "-", "-", None)
+            )
+    width = max([NAME_WIDTH, *(len(row[0]) for row in rows)])
+    lines = [f"{'stream':<{width}} {'records':>8} {'deleted':>7}  {'last success':<20} {'status':<9} cursor"]
+    for name, (total, deleted), when, state, cursor, error in rows:
+        lines.append(f"{name:<{width}} {total:>8} {deleted:>7}  {when:<20} {state:<9} {cursor}")
+        if error:
+            lines.append(f"{'':<{width}} last error: {error}")
     return lines

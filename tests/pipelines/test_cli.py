@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def test_a_backfill_before_the_first_backfillable_day_is_refused_in_one_line(
     )
 
 
-STATUS_HEADER = f"{'stream':<34} {'records':>8} {'deleted':>7}  {'last success':<20} {'status':<9} cursor"
+STATUS_COLUMNS = re.compile(r"stream +records deleted  last success +status +cursor")
 ZOHO_CRM = {"contact": "zoho_crm/contact", "lead": "zoho_crm/lead"}
 
 
@@ -124,6 +125,11 @@ def cursor_text(cursor: dict[str, object] | None) -> str:
     """How the status view prints a cursor: compact JSON with sorted keys, cut at 60 characters."""
     text = json.dumps(cursor, separators=(",", ":"), sort_keys=True) if cursor else "-"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def names(states: Iterable[tuple[str, str, str]]) -> set[str]:
+    """The status view's first column: source/object, with the state's name unless incremental."""
+    return {f"{s}/{o}" + ("" if k == "incremental" else f" [{k}]") for s, o, k in states}
 
 
 def cell(value: object) -> str:
@@ -170,19 +176,26 @@ def test_backfill_status_and_export_print_and_write_what_the_warehouse_holds(
     status = run_cli("status", env=env, cwd=tmp_path)
     assert (status.returncode, status.stderr) == (0, "")
     lines = status.stdout.splitlines()
-    assert lines[0] == STATUS_HEADER
+    assert STATUS_COLUMNS.fullmatch(lines[0]), lines[0]
     states = {(s.key.source, s.key.object, s.key.stream): s for s in store.statuses()}
     assert len(lines) == 1 + len(states)
+    # The counts line up under their headings, the longest names (a check's state) included.
+    width = lines[0].index("records") - 2
+    for line in lines[1:]:
+        assert line[width] == " ", line
+        assert line[:width].rstrip() in names(states), line
+        assert line[width + 1 : width + 9].strip().isdigit(), line
+        assert line[width + 10 : width + 17].strip().isdigit(), line
     held = emulator_ids(emulator)
     for stream in STREAMS:
         state = states[(stream.source, stream.object, "incremental")]
         assert state.last_success_at is not None
         expected = (
-            f"{stream.name:<34} {len(held[(stream.source, stream.object)]):>8} {0:>7}  "
+            f"{stream.name:<{width}} {len(held[(stream.source, stream.object)]):>8} {0:>7}  "
             f"{state.last_success_at.strftime('%Y-%m-%d %H:%M:%SZ'):<20} {'succeeded':<9} "
             f"{cursor_text(cursors[stream.name])}"
         )
-        assert [line for line in lines if line.startswith(f"{stream.name:<34} ")] == [expected]
+        assert [line for line in lines if line.startswith(f"{stream.name:<{width}} ")] == [expected]
 
     # export: the file holds the warehouse's golden contacts; stdout the activity, as JSON lines.
     export = run_cli("export", "contacts", "--output", "contacts.csv", env=env, cwd=tmp_path)
