@@ -323,12 +323,15 @@ class LinkflowClient:
         start = _wall(committed.updated_until) - back if committed.updated_until else _wall(EPOCH)
         yield from self._read_windows(start, self._beyond_now(), committed)
 
-    def contacts_since(self, since: LinkflowContactCursor | None) -> list[dict[str, Any]]:
-        """The contacts updated since the extract's cursor (lookback included), as the next extract
-        will read them; every contact without one. Reverse sync asks just before its first create:
-        whether identify joins a contact someone added meanwhile with the email or mobile is left
-        open by the documents, so a create could make the person twice."""
-        return [record for page in self.read_contacts(since) for record in page.records]
+    def contacts_since(
+        self, since: LinkflowContactCursor | None, *, lookback: timedelta | None = None
+    ) -> list[dict[str, Any]]:
+        """The contacts updated since the extract's cursor less ``lookback`` (else the extract's
+        own), as the next extract will read them; every contact without one. Reverse sync asks just
+        before its first write: whether identify joins a contact someone added meanwhile with the
+        email or mobile is left open by the documents, so a create could make the person twice, and
+        an update carries no condition."""
+        return [record for page in self.read_contacts(since, lookback=lookback) for record in page.records]
 
     def read_contacts_window(self, start: datetime, end: datetime) -> Iterator[Page[LinkflowContactCursor]]:
         """Contacts updated in [start, end), for backfills (to the second; the API excludes the end).

@@ -1,7 +1,7 @@
 """Before reverse sync writes into a destination: what changed there since the extract, read once a
 run, and the writes it holds back recorded in the ledger (`models.push.late_arrivals` says why)."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,9 +21,34 @@ from models.warehouse.store import RawStore, StreamKey, payloads_by_source_id
 from models.warehouse.tables import utcnow
 from pipelines.clients import zoho_module
 
-Arrivals = tuple[list[dict[str, Any]], dict[str, Any]]
-"""The records of a list, workspace, system or account changed since the extract, and the payloads
-the warehouse holds of them by id."""
+
+class Arrivals:
+    """The records of a list, workspace, system or account changed since the extract, with the
+    payloads the warehouse holds of them, read by id when a check needs them (an update's own record;
+    every record when a create is checked) and kept for the run's later parts."""
+
+    def __init__(self, engine: Engine, destination: str) -> None:
+        self.engine, self.destination = engine, destination
+        self.records: list[dict[str, Any]] = []
+        self._object_of: dict[str, str] = {}
+        self._stored: dict[str, Any] = {}
+
+    def add(self, obj: str, found: list[dict[str, Any]]) -> None:
+        """The records of ``obj`` the destination listed."""
+        self.records.extend(found)
+        self._object_of.update({str(record.get(ID_FIELDS[(self.destination, obj)])): obj for record in found})
+
+    def stored(self, ids: Iterable[str]) -> dict[str, Any]:
+        """id -> stored payload of those of ``ids`` among these records the warehouse holds."""
+        wanted = {str(i) for i in ids if str(i) in self._object_of}
+        missing: dict[str, list[str]] = {}
+        for record_id in sorted(wanted - self._stored.keys()):
+            missing.setdefault(self._object_of[record_id], []).append(record_id)
+        for obj, record_ids in missing.items():
+            key = StreamKey(self.destination, obj)
+            self._stored.update(dict.fromkeys(record_ids))
+            self._stored.update(payloads_by_source_id(self.engine, key, record_ids))
+        return {i: self._stored[i] for i in wanted if self._stored.get(i) is not None}
 
 
 _Reader = Callable[[Clients, str, str, dict[str, Any], datetime | None], list[dict[str, Any]]]
@@ -32,9 +57,10 @@ _Reader = Callable[[Clients, str, str, dict[str, Any], datetime | None], list[di
 
 LOOK_SKEW = timedelta(minutes=2)
 """The look reads from the extract's start less this, for the vendor's clock against ours: a record
-changed after the extract read it was changed after that. Without a complete extract to go by, it
-reads from the stored watermark less the extract's own lookback (and so does Linkflow always: its
-times are wall-clock in a zone we can only guess)."""
+changed after the extract read it was changed after that. Linkflow's times are wall-clock in a zone
+we can only guess, so its look goes back from the extract's watermark (a record's own time) by as
+long as has passed since the extract started, plus this. Without a complete extract to go by, each
+reads from the stored watermark less the extract's own lookback."""
 
 
 class LateArrivals:
@@ -75,8 +101,11 @@ class LateArrivals:
                 held += [(c, "unchanged", f"not created: {name} {why}") for c in into]
                 held += [(c, "unchanged", f"not written: {name} {why}") for c in over]
                 continue
-            records, stored = arrived
+            records = arrived.records
             options = {"destination": self.destination, "obj": self.obj}
+            # A create is checked against every record listed, an update against its own only.
+            needed = [self._id(r) for r in records] if into else [str(c.record_id) for c in over]
+            stored = arrived.stored(needed)
             gained = held_back(into, records, stored, region=self.region, container=name, **options)
             held += [(c, "unchanged", gained[c.contact_id]) for c in into if c.contact_id in gained]
             moved = changed_since_extract(over, records, stored, **options)
@@ -112,23 +141,22 @@ class LateArrivals:
         run, whatever its parts. In Zoho CRM both modules are read: the person added as a contact
         would be created again as a lead (one request more)."""
         if where not in self._arrived:
-            records: list[dict[str, Any]] = []
-            stored: dict[str, Any] = {}
+            arrived = Arrivals(self.engine, self.destination)
             try:
                 for obj in _OBJECTS_MET.get((self.destination, self.obj), (self.obj,)):
                     key = StreamKey(self.destination, obj)
                     cursor = RawStore(self.engine).cursor(key) or {}
                     started = push_ledger.read_started(self.engine, self.destination, obj)
                     after = None if started is None else _aware(started) - LOOK_SKEW
-                    found = _READERS[self.destination](self.clients, obj, where, cursor, after)
-                    ids = [str(record.get(ID_FIELDS[(self.destination, obj)])) for record in found]
-                    records.extend(found)
-                    stored.update(payloads_by_source_id(self.engine, key, ids))
+                    arrived.add(obj, _READERS[self.destination](self.clients, obj, where, cursor, after))
             except ConnectorError as error:
                 self._arrived[where] = error
             else:
-                self._arrived[where] = (records, stored)
+                self._arrived[where] = arrived
         return self._arrived[where]
+
+    def _id(self, record: dict[str, Any]) -> str:
+        return str(record.get(ID_FIELDS[(self.destination, self.obj)]))
 
 
 #: The objects a create into one of these could duplicate the person in: Zoho CRM's leads and contacts
@@ -172,7 +200,12 @@ def _linkflow(
     clients: Clients, obj: str, where: str, cursor: dict[str, Any], after: datetime | None
 ) -> list[dict[str, Any]]:
     since = LinkflowContactCursor.from_json(cursor)
-    return list(_client(clients, "linkflow").contacts_since(since if since.updated_until else None))
+    if not since.updated_until:
+        return list(_client(clients, "linkflow").contacts_since(None))
+    # The watermark is a record's own time, no later than the API's present: whatever changed after
+    # the extract started, changed at most this long before that present (durations know no zone).
+    back = None if after is None else utcnow() - after
+    return list(_client(clients, "linkflow").contacts_since(since, lookback=back))
 
 
 def _zoho(destination: str) -> _Reader:

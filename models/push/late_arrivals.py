@@ -77,6 +77,8 @@ def held_back(
     member sharing the phone): only a value new since then can be the person arriving. ``region``
     reads phones written without a country code (the destination account's country); ``container``
     names the list or account in the reason."""
+    if not creates:
+        return {}
     id_field = ID_FIELDS[(destination, obj)]
     noun = "record" if destination.startswith("zoho") else "contact"
     fields = [
@@ -84,12 +86,25 @@ def held_back(
         for spec in destination_map(destination, obj).fields
         if spec.canonical in ("email", "phone")
     ]
+    wanted = {
+        (canonical, value): None
+        for change in creates
+        for canonical, field in fields
+        if (value := _normal(canonical, change.payload.get(field), region)) is not None
+    }
     held_values: dict[tuple[str, str], None] = {}
     for record in arrived:
         before = stored.get(str(record.get(id_field)), {})
         for canonical, field in fields:
-            value = _normal(canonical, record.get(field), region)
-            if value is not None and value != _normal(canonical, before.get(field), region):
+            now = record.get(field)
+            if now == before.get(field):
+                continue  # as the extract read it (identity resolution saw it); normalising costs
+            value = _normal(canonical, now, region)
+            if (
+                value is not None
+                and (canonical, value) in wanted
+                and value != _normal(canonical, before.get(field), region)
+            ):
                 held_values[(canonical, value)] = None
     reasons: dict[str, str] = {}
     for change in creates:

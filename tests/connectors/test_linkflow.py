@@ -1,6 +1,7 @@
 """Linkflow through the emulator: token life, id windows and their splitting, hydration, events, writes."""
 
 import logging
+from datetime import UTC, timedelta
 
 import pytest
 
@@ -94,6 +95,18 @@ def test_contacts_since_the_cursor_include_one_identified_after_it(emu, connect)
     assert len(recent) < len(emu.dataset.tables["linkflow/contact"])
     added = linkflow.identify("signup-1", "web-form", {"email": "rua@example.org", "name": "Rua"})
     assert {r["id"] for r in linkflow.contacts_since(cursor)} == {*recent, int(str(added.record_id))}
+    # A shorter lookback (reverse sync's: as long as since its extract started) reads from the
+    # watermark less that: a contact changed three minutes before the watermark is in the extract's
+    # ten-minute lookback, not in a minute's; the newcomer is in both.
+    mark = from_linkflow(cursor.updated_until)
+    earlier = next(iter(set(last_updated(emu)) - recent - {int(str(added.record_id))}))
+    emu.edit(
+        "linkflow/contact", earlier, {"name": "Rua Earlier"}, when=mark.astimezone(UTC) - timedelta(minutes=3)
+    )
+    assert earlier in {r["id"] for r in linkflow.contacts_since(cursor)}
+    shorter = {r["id"] for r in linkflow.contacts_since(cursor, lookback=timedelta(minutes=1))}
+    assert int(str(added.record_id)) in shorter
+    assert earlier not in shorter
 
 
 def test_crowded_window_is_split_until_each_part_fits(emu, connect, caplog):
