@@ -38,6 +38,10 @@ class Arrivals:
         self.records.extend(found)
         self._object_of.update({str(record.get(ID_FIELDS[(self.destination, obj)])): obj for record in found})
 
+    def ids(self) -> list[str]:
+        """The ids of every record listed."""
+        return list(self._object_of)
+
     def stored(self, ids: Iterable[str]) -> dict[str, Any]:
         """id -> stored payload of those of ``ids`` among these records the warehouse holds."""
         wanted = {str(i) for i in ids if str(i) in self._object_of}
@@ -104,7 +108,7 @@ class LateArrivals:
             records = arrived.records
             options = {"destination": self.destination, "obj": self.obj}
             # A create is checked against every record listed, an update against its own only.
-            needed = [self._id(r) for r in records] if into else [str(c.record_id) for c in over]
+            needed = arrived.ids() if into else [str(c.record_id) for c in over]
             stored = arrived.stored(needed)
             gained = held_back(into, records, stored, region=self.region, container=name, **options)
             held += [(c, "unchanged", gained[c.contact_id]) for c in into if c.contact_id in gained]
@@ -154,9 +158,6 @@ class LateArrivals:
             else:
                 self._arrived[where] = arrived
         return self._arrived[where]
-
-    def _id(self, record: dict[str, Any]) -> str:
-        return str(record.get(ID_FIELDS[(self.destination, self.obj)]))
 
 
 #: The objects a create into one of these could duplicate the person in: Zoho CRM's leads and contacts
