@@ -24,12 +24,20 @@ def _cursor(value: dict[str, object] | None) -> str:
 def status_lines(store: RawStore) -> list[str]:
     """One line per stream that has run, plus one per contract object that never has; the first
     column as wide as its longest name (a check's state is named after the check), so the counts
-    line up under their headings."""
+    line up under their headings. The pipeline's own states (canonical, reverse sync) hold no
+    records: their counts are ``-``, not a misleading 0."""
     counts = store.record_counts()
-    statuses = store.statuses()
-    rows: list[tuple[str, tuple[int, int], str, str, str, str | None]] = []
+    sources = {stream.source for stream in STREAMS}
+
+    def held(source: str, obj: str) -> tuple[str, str]:
+        if source not in sources:
+            return "-", "-"
+        total, deleted = counts.get((source, obj), (0, 0))
+        return str(total), str(deleted)
+
+    rows: list[tuple[str, tuple[str, str], str, str, str, str | None]] = []
     seen: set[tuple[str, str]] = set()
-    for status in statuses:
+    for status in store.statuses():
         key = status.key
         seen.add((key.source, key.object))
         name = f"{key.source}/{key.object}" + ("" if key.stream == "incremental" else f" [{key.stream}]")
@@ -37,7 +45,7 @@ def status_lines(store: RawStore) -> list[str]:
         rows.append(
             (
                 name,
-                counts.get((key.source, key.object), (0, 0)),
+                held(key.source, key.object),
                 when,
                 status.last_status or "-",
                 _cursor(status.cursor),
@@ -46,9 +54,7 @@ def status_lines(store: RawStore) -> list[str]:
         )
     for stream in STREAMS:
         if (stream.source, stream.object) not in seen:
-            rows.append(
-                (stream.name, counts.get((stream.source, stream.object), (0, 0)), "never", "-", "-", None)
-            )
+            rows.append((stream.name, held(stream.source, stream.object), "never", "-", "-", None))
     width = max([NAME_WIDTH, *(len(row[0]) for row in rows)])
     lines = [f"{'stream':<{width}} {'records':>8} {'deleted':>7}  {'last success':<20} {'status':<9} cursor"]
     for name, (total, deleted), when, state, cursor, error in rows:

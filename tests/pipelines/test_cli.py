@@ -184,8 +184,10 @@ def test_backfill_status_and_export_print_and_write_what_the_warehouse_holds(
     for line in lines[1:]:
         assert line[width] == " ", line
         assert line[:width].rstrip() in names(states), line
-        assert line[width + 1 : width + 9].strip().isdigit(), line
-        assert line[width + 10 : width + 17].strip().isdigit(), line
+        # A source's records and deletions; the pipeline's own states hold none: "-".
+        counted = line.split("/")[0] not in ("canonical", "reverse_sync")
+        for cell_text in (line[width + 1 : width + 9], line[width + 10 : width + 17]):
+            assert cell_text.strip().isdigit() if counted else cell_text.strip() == "-", line
     held = emulator_ids(emulator)
     for stream in STREAMS:
         state = states[(stream.source, stream.object, "incremental")]
