@@ -41,21 +41,37 @@ PAGE_SIZE = 20
 
 @dataclass(frozen=True)
 class ClickFunnelsContactCursor:
-    """Per workspace id, the largest ``updated_at`` stored (ISO 8601 UTC)."""
+    """Per workspace id, the largest ``updated_at`` stored (ISO 8601 UTC), and ``newest_at_start``: the
+    ``updated_at`` that topped the workspace when the last newest-first scan of it began.
+
+    No record can be changed after such a scan read it and carry an earlier ``updated_at`` than
+    that (the vendor stamps a change with its present, which was past it), so reverse sync's look
+    for changes since the extract can start there, with no allowance for the clocks
+    (`ClickFunnelsClient.contacts_since`). A scan in id order sets none: its newest record may have
+    changed while it ran."""
 
     updated_at: dict[str, str] = field(default_factory=dict)
+    newest_at_start: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"updated_at": dict(self.updated_at)}
+        started = {"newest_at_start": dict(self.newest_at_start)} if self.newest_at_start else {}
+        return {"updated_at": dict(self.updated_at), **started}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
-        return cls({str(k): str(v) for k, v in (data.get("updated_at") or {}).items()})
+        return cls(
+            {str(k): str(v) for k, v in (data.get("updated_at") or {}).items()},
+            {str(k): str(v) for k, v in (data.get("newest_at_start") or {}).items()},
+        )
 
-    def with_workspace(self, workspace_id: str, value: str | None) -> "ClickFunnelsContactCursor":
-        if value is None:
-            return self
-        return ClickFunnelsContactCursor({**self.updated_at, workspace_id: value})
+    def with_workspace(
+        self, workspace_id: str, value: str | None, *, newest_at_start: str | None = None
+    ) -> "ClickFunnelsContactCursor":
+        marks = self.updated_at if value is None else {**self.updated_at, workspace_id: value}
+        starts = dict(self.newest_at_start)
+        if newest_at_start is not None:
+            starts[workspace_id] = newest_at_start
+        return ClickFunnelsContactCursor(marks, starts)
 
 
 def _updated(record: Mapping[str, Any]) -> datetime | None:
@@ -89,6 +105,8 @@ class ClickFunnelsClient:
         self._source = http.source
         # Set once a page showed that ``after`` under ``sort_property=updated_at`` filters ids.
         self._after_filters_ids = False
+        #: Per workspace, the newest ``updated_at`` as its running newest-first scan began.
+        self._top_at_start: dict[str, datetime] = {}
 
     def __repr__(self) -> str:
         return f"ClickFunnelsClient({self.http.base_url!r}, workspaces={self._configured or 'discover'})"
@@ -144,10 +162,16 @@ class ClickFunnelsClient:
             mark = cursor.updated_at.get(workspace)
             stop = parse_instant(mark) - back if mark else None
             newest = parse_instant(mark) if mark else None
+            self._top_at_start.pop(workspace, None)
             for records in self._scan_desc(workspace, stop, None):
                 newest = _newest(newest, records)
                 yield Page(records, cursor)
-            cursor = cursor.with_workspace(workspace, to_iso(newest) if newest else None)
+            top = self._top_at_start.pop(workspace, None)
+            cursor = cursor.with_workspace(
+                workspace,
+                to_iso(newest) if newest else None,
+                newest_at_start=None if top is None else to_iso(top),
+            )
             yield Page([], cursor)
 
     def contacts_since(
@@ -213,6 +237,10 @@ class ClickFunnelsClient:
         for number, records in enumerate(self._pages(template, {"id": workspace}, params), start=1):
             if number > 1:
                 _check_order(number, records, previous, seen)
+            elif records and (top := _updated(records[0])) is not None:
+                # The first page is sorted whatever `after` does later: its first record topped the
+                # workspace as the scan began.
+                self._top_at_start[workspace] = top
             seen.update(str(r.get("id")) for r in records)
             previous = _updated(records[-1]) if records else previous
             kept = []

@@ -13,6 +13,7 @@ from connectors.errors import ConnectorError
 from connectors.factory import Clients
 from connectors.linkflow import LinkflowContactCursor
 from connectors.stop import STOP
+from connectors.times import parse_instant
 from connectors.zoho import ZohoCursor
 from models.push import ledger as push_ledger
 from models.push.late_arrivals import ID_FIELDS, changed_since_extract, held_back, unguarded_updates
@@ -193,8 +194,15 @@ def _clicksend(
 def _clickfunnels(
     clients: Clients, obj: str, where: str, cursor: dict[str, Any], after: datetime | None
 ) -> list[dict[str, Any]]:
-    mark = ClickFunnelsContactCursor.from_json(cursor).updated_at.get(where)
-    return list(_client(clients, "clickfunnels").contacts_since(where, mark, after=after))
+    stored = ClickFunnelsContactCursor.from_json(cursor)
+    top = stored.newest_at_start.get(where)
+    if after is not None and top is not None:
+        # Both bound what changed after the extract read it; the later one reads less (the skew's
+        # minutes before the extract, re-read for nothing when the workspace was busy).
+        after = max(after, parse_instant(top))
+    return list(
+        _client(clients, "clickfunnels").contacts_since(where, stored.updated_at.get(where), after=after)
+    )
 
 
 def _linkflow(

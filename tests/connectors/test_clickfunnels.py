@@ -46,6 +46,30 @@ def test_incremental_scan_stops_at_the_watermark(emu, connect):
     assert cursor2 != cursor
 
 
+def test_a_newest_first_scan_records_what_topped_the_workspace_as_it_began(emu, connect):
+    """Reverse sync's look after the extract can start there, with no allowance for the clocks: a
+    contact changed after the scan read it carries that time or a later one. An id-order scan, whose
+    newest record may have changed while it ran, records none of its own."""
+    clickfunnels = connect(emu).clickfunnels
+    _, cursor, _, _ = drain(clickfunnels.read_contacts())
+    emu.mutate(seed=8, updated=45, new=5)
+    top = max(parse_instant(r["updated_at"]) for r in listed(emu).values())
+    scan = clickfunnels.read_contacts(cursor)
+    first = next(scan)
+    _, after, _, _ = drain(scan)
+    [(workspace, start)] = after.newest_at_start.items()
+    assert parse_instant(start) == top.replace(microsecond=0)
+    assert parse_instant(after.updated_at[workspace]) == parse_instant(start)
+    edited = emu.edit("clickfunnels/contact", first.records[0]["id"], {"first_name": "Rua"})
+    assert parse_instant(edited["updated_at"]) >= parse_instant(start)
+    assert ClickFunnelsContactCursor.from_json(after.to_json()) == after
+    # The id-order scan keeps the earlier scan's (no later than its own start), adds none of its own.
+    _, by_id, _, _ = drain(clickfunnels.read_contacts_full(after))
+    assert by_id.newest_at_start == after.newest_at_start
+    _, fresh, _, _ = drain(clickfunnels.read_contacts_full())
+    assert "newest_at_start" not in fresh.to_json()
+
+
 def test_contacts_since_the_mark_include_one_upserted_after_it(emu, connect):
     """Reverse sync's look before its creates: a workspace's contacts updated since the extract's mark
     less the lookback, a contact someone upserted just now among them; everyone without a mark."""

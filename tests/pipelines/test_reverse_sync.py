@@ -5,7 +5,7 @@ import json
 import math
 from collections import Counter
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import phonenumbers
@@ -765,6 +765,39 @@ def test_a_field_someone_fills_after_the_extract_is_not_overwritten_by_our_fill(
         ]
         stored = emulator.dataset.tables[name]
         assert next(r for key, r in stored.items() if str(key) == record)[field] == value
+
+
+def test_the_look_at_a_busy_workspace_does_not_read_again_what_the_extract_just_read(
+    emulator: Emulator, sqlite_url: str
+) -> None:
+    """The look before our writes reaches two minutes before the extract for the vendor's clock, and
+    so re-read every contact edited in those minutes. In ClickFunnels it starts at the updated_at
+    that topped the workspace as the extract's newest-first scan began: no contact changed after the
+    scan read it can carry an earlier one, whatever the clocks."""
+    off = settings_for(emulator, sqlite_url).model_copy(update={"contact_sync_push": "off"})
+    assert run_sync(off).success
+    now = datetime.now(UTC)
+    table = emulator.dataset.tables["clickfunnels/contact"]
+    busy = sorted(key for key, record in table.items() if record["anonymous"] is None)[:45]
+    for second, record in enumerate(busy):  # 45 contacts, three pages, edited over the last 90 s
+        emulator.edit(
+            "clickfunnels/contact", record, {"last_name": "Busy"}, when=now - timedelta(seconds=90 - second)
+        )
+    assert run_sync(off).success
+    stream = Stream("clickfunnels", "contact", writable=True)
+    with clients_for(off, ("clickfunnels",)) as clients:
+        emulator.reset_counters()
+        report = push_destination(
+            stream,
+            open_warehouse(sqlite_url),
+            clients,
+            PushConfig(regions=REGIONS),
+            run_id="push",
+            dry_run=False,
+        )
+    assert report.sent > 0, "the look came before these writes"
+    listing = ("clickfunnels", "GET /clickfunnels/api/v2/workspaces/{workspace_id}/contacts")
+    assert emulator.request_counts().get(listing) == 1
 
 
 def test_creates_into_a_list_that_cannot_be_read_first_are_held_back_for_the_next_run(

@@ -60,7 +60,9 @@ def test_contacts_examples_land_as_golden_contacts(harness, contacts, record_id,
     assert raw[record_id].payload == load(contacts)[0]
     assert raw[record_id].modified_at == updated_at
     watermark = updated_at.replace(microsecond=0).isoformat()
-    assert harness.cursor("clickfunnels/contact") == {"updated_at": {"435231": watermark}}
+    # The scan was newest first: what topped the workspace as it began is the watermark too.
+    marks = {"435231": watermark}
+    assert harness.cursor("clickfunnels/contact") == {"updated_at": marks, "newest_at_start": marks}
     assert (first.counts.inserted, second.counts.unchanged, second.counts.inserted) == (1, 1, 0)
     listing = harness.server.requests("GET", f"{API}/workspaces/435231/contacts")
     assert [r.query for r in listing] == [{"sort_property": "updated_at", "sort_order": "desc"}] * 2
@@ -79,7 +81,8 @@ def test_a_workspace_the_example_lists_twice_is_read_once(harness):
         workspaces = clients.clickfunnels.workspace_ids()
 
     assert list(harness.raw("clickfunnels/contact")) == ["24359"]
-    assert harness.cursor("clickfunnels/contact") == {"updated_at": {"42000": "2026-01-09T15:28:08+00:00"}}
+    marks = {"42000": "2026-01-09T15:28:08+00:00"}
+    assert harness.cursor("clickfunnels/contact") == {"updated_at": marks, "newest_at_start": marks}
     scans = harness.server.requests("GET", f"{API}/workspaces/42000/contacts")
     assert len(scans) == 1, f"workspace 42000 was scanned {len(scans)} times"
     assert workspaces == ["42000"]
