@@ -42,13 +42,13 @@ PAGE_SIZE = 20
 @dataclass(frozen=True)
 class ClickFunnelsContactCursor:
     """Per workspace id, the largest ``updated_at`` stored (ISO 8601 UTC), and ``newest_at_start``: the
-    ``updated_at`` that topped the workspace when the last newest-first scan of it began.
+    newest ``updated_at`` on the first page of the last newest-first scan, read as the scan began.
 
-    No record can be changed after such a scan read it and carry an earlier ``updated_at`` than
-    that (the vendor stamps a change with its present, which was past it), so reverse sync's look
-    for changes since the extract can start there, with no allowance for the clocks
-    (`ClickFunnelsClient.contacts_since`). A scan in id order sets none: its newest record may have
-    changed while it ran."""
+    No record can be changed after the scan read it and carry an earlier ``updated_at`` than that
+    (the vendor stamps a change with its present, which was past it then), so a reader of what
+    changed since the extract (reverse sync's look before its writes) can start there, with no
+    allowance for the clocks. The largest ``updated_at`` is no such bound: a scan in id order reads
+    records changed while it ran. Scans in id order leave ``newest_at_start`` as it was."""
 
     updated_at: dict[str, str] = field(default_factory=dict)
     newest_at_start: dict[str, str] = field(default_factory=dict)
@@ -105,7 +105,7 @@ class ClickFunnelsClient:
         self._source = http.source
         # Set once a page showed that ``after`` under ``sort_property=updated_at`` filters ids.
         self._after_filters_ids = False
-        #: Per workspace, the newest ``updated_at`` as its running newest-first scan began.
+        #: Per workspace, the newest ``updated_at`` on the first page of its running newest-first scan.
         self._top_at_start: dict[str, datetime] = {}
 
     def __repr__(self) -> str:
@@ -237,10 +237,9 @@ class ClickFunnelsClient:
         for number, records in enumerate(self._pages(template, {"id": workspace}, params), start=1):
             if number > 1:
                 _check_order(number, records, previous, seen)
-            elif records and (top := _updated(records[0])) is not None:
-                # The first page is sorted whatever `after` does later: its first record topped the
-                # workspace as the scan began.
-                self._top_at_start[workspace] = top
+            elif stamps := [moment for r in records if (moment := _updated(r)) is not None]:
+                # Read as the scan began, whatever order the pages then keep.
+                self._top_at_start[workspace] = max(stamps)
             seen.update(str(r.get("id")) for r in records)
             previous = _updated(records[-1]) if records else previous
             kept = []
