@@ -86,13 +86,19 @@ def held_back(
         for spec in destination_map(destination, obj).fields
         if spec.canonical in ("email", "phone")
     ]
-    wanted = {
-        (canonical, value): None
+    carried = [  # each create's identifiers in normal form, in the order of the fields
+        (
+            change.contact_id,
+            [
+                (canonical, v)
+                for canonical, field in fields
+                if (v := _normal(canonical, change.payload.get(field), region))
+            ],
+        )
         for change in creates
-        for canonical, field in fields
-        if (value := _normal(canonical, change.payload.get(field), region)) is not None
-    }
-    held_values: dict[tuple[str, str], None] = {}
+    ]
+    wanted = {pair for _, pairs in carried for pair in pairs}
+    gained: set[tuple[str, str]] = set()
     for record in arrived:
         before = stored.get(str(record.get(id_field)), {})
         for canonical, field in fields:
@@ -105,17 +111,15 @@ def held_back(
                 and (canonical, value) in wanted
                 and value != _normal(canonical, before.get(field), region)
             ):
-                held_values[(canonical, value)] = None
+                gained.add((canonical, value))
     reasons: dict[str, str] = {}
-    for change in creates:
-        for canonical, field in fields:
-            value = _normal(canonical, change.payload.get(field), region)
-            if value is not None and (canonical, value) in held_values:
-                reasons[change.contact_id] = (
-                    f"not created: {container} gained a {noun} with this {canonical} after the extract; "
-                    "the next sync links it instead"
-                )
-                break
+    for contact_id, pairs in carried:
+        held = next((canonical for canonical, value in pairs if (canonical, value) in gained), None)
+        if held is not None:
+            reasons[contact_id] = (
+                f"not created: {container} gained a {noun} with this {held} after the extract; "
+                "the next sync links it instead"
+            )
     return reasons
 
 
