@@ -86,7 +86,7 @@ class CanonicalReport:
 
 
 #: How many unconvertible mapped values a report names (the count has them all).
-_SAID = 5
+UNREADABLE_SAID = 5
 
 #: How much of a refused value (a list, a megabyte of text) ``contact_identifiers`` keeps for people
 #: to read; the raw payload keeps all of it.
@@ -167,7 +167,7 @@ def extract_contact_records(
         fields = pd.concat([fields, custom], axis=1)
         issues += len(failed)
         if unreadable is not None:
-            unreadable.extend(failed[: _SAID - len(unreadable)])
+            unreadable.extend(failed[: UNREADABLE_SAID - len(unreadable)])
         records.append(fields)
         found = pd.concat(
             [extracted.contact_points, _refused_points(str(source), str(obj), columns, extracted.issues)],

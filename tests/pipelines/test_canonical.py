@@ -29,6 +29,7 @@ from models.warehouse.tables import (
     ContactSource,
     RawRecord,
 )
+from models.warehouse.worker_processes import map_in_processes
 from pipelines.runner import run_sync
 from pipelines.settings import SOURCES
 from tests.pipelines.conftest import settings_for
@@ -304,15 +305,25 @@ def resolution_tables(url: str) -> dict[str, list[tuple[object, ...]]]:
 def test_a_rebuild_reading_payloads_in_small_slices_equals_one_reading_them_at_once(
     emulator: Emulator, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The full rebuild parses payloads a slice at a time (by id) and drops them: slices of 7 records
-    must give exactly what one slice gives, with no record missed or read twice at their edges."""
+    """The full rebuild parses payloads a slice at a time (by id) and drops them, and many slices go
+    to worker processes: slices of 7 records read by two workers must give exactly what one slice
+    read here gives, with no record missed or read twice at their edges."""
     extract_all(emulator, warehouse_url)
     engine = open_warehouse(warehouse_url)
+    workers: list[int] = []
+
+    def counted(work: Any, tasks: Any, *, processes: int) -> Any:
+        workers.append(processes)
+        return map_in_processes(work, tasks, processes=processes)
+
+    monkeypatch.setattr(canonical, "map_in_processes", counted)
+    monkeypatch.setattr(canonical, "available_processes", lambda: 2)
     monkeypatch.setattr(canonical, "LOAD_CHUNK", 7)
     sliced = build_canonical(engine, CanonicalConfig(regions=REGIONS))
     in_slices = resolution_tables(warehouse_url)
     monkeypatch.setattr(canonical, "LOAD_CHUNK", 1_000_000)
     whole = build_canonical(engine, CanonicalConfig(regions=REGIONS))
+    assert workers == [2, 1]
     assert (whole.new_contacts, whole.merges, whole.splits) == (0, 0, 0)
     assert sliced.records == whole.records == len(set().union(*clusters(warehouse_url).values()))
     assert resolution_tables(warehouse_url) == in_slices

@@ -210,10 +210,9 @@ def test_records_we_wrote_are_judged_on_their_whole_payloads(
         ).scalar_one()["Modified_By"]["id"]
         written = _wrote_last_names(connection, ours)
     monkeypatch.setattr(canonical, "LOAD_CHUNK", 50)
-    with emulated.connect() as connection:
-        cut = _read_records(connection, CONFIG, [], expected=4 * len(written))
-        monkeypatch.setattr(canonical, "partial_keys", lambda *_: None)
-        whole = _read_records(connection, CONFIG, [], expected=4 * len(written))
+    cut = _read_records(emulated, CONFIG, [], expected=4 * len(written))
+    monkeypatch.setattr(canonical, "partial_keys", lambda *_: None)
+    whole = _read_records(emulated, CONFIG, [], expected=4 * len(written))
     for name in ("records", "points", "consent"):
         pd.testing.assert_frame_equal(getattr(cut, name), getattr(whole, name))
     assert cut.issues == whole.issues
