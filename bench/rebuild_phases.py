@@ -5,11 +5,14 @@
 rebuild (`models.identity.canonical.build_canonical`) in a fresh process, wrapping its phases:
 
 - read and parse payloads (fields, contact points, consent, and, since the rebuild judges our writes
-  slice by slice, the ledger's writes to each slice and their judging): ``_read_records``
+  slice by slice, the ledger's writes to each slice and their judging; since 2026-12-07 the points'
+  normalising too, and at eight slices or more in worker processes): ``_read_records``
 - last run's assignment: ``_previous``
 - the whole ledger's writes, read before the records by code older than the slice-by-slice judging:
   ``own_writes``
-- normalise (E.164, email): ``normalise_points``
+- normalise (E.164, email): ``normalise_points``; inside the read since 2026-12-07, so counted in
+  both rows where the read runs here, and in neither's CPU where worker processes read (the last
+  line then gives their CPU)
 - link, guards, cluster, ids: ``resolve``
 - survivorship (consent, custom; our writes too, in code older than the slice-by-slice judging):
   ``join_people`` and ``survive_people``
@@ -83,6 +86,25 @@ def _whole_peak() -> float:
     return max(_HIGHEST[0], _memory("VmHWM"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
+def _workers_cpu() -> float:
+    """User and system CPU seconds of this process's ended children (the rebuild's worker
+    processes, `models.warehouse.worker_processes`), which ``process_time`` leaves out."""
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+def _tree_peak(process: subprocess.Popen[str]) -> float:
+    """The highest resident memory of ``process`` and its children (MiB), polled until it ends: the
+    child's own peak leaves out its worker processes."""
+    from scale import tree_rss  # the scale bench's poll; imported here, where the child never runs
+
+    highest = 0
+    while process.poll() is None:
+        highest = max(highest, tree_rss(process.pid))
+        time.sleep(0.05)
+    return highest / 2**20
+
+
 def _timed(fn: Callable[..., Any], totals: list[float]) -> Callable[..., Any]:
     """``fn``, adding its wall and CPU seconds to ``totals`` and keeping the RSS it started at and
     the highest peak it reached (MiB)."""
@@ -123,7 +145,7 @@ def child(database_url: str, env_file: str, profile: str) -> dict[str, Any]:
             if hasattr(canonical, name):
                 setattr(canonical, name, _timed(getattr(canonical, name), totals[label]))
     profiler = cProfile.Profile() if profile else None
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu, workers = time.perf_counter(), time.process_time(), _workers_cpu()
     if profiler:
         profiler.enable()
     report = canonical.build_canonical(engine, config)
@@ -134,6 +156,7 @@ def child(database_url: str, env_file: str, profile: str) -> dict[str, Any]:
     return {
         "phases": totals,
         "whole": whole,
+        "workers_cpu": _workers_cpu() - workers,
         "peak_mib": _whole_peak(),
         "records": report.records,
         "contacts": report.contacts,
@@ -161,22 +184,25 @@ def main() -> int:
             else:
                 shutil.copy(args.folder / "warehouse.db", f"{tmp}/warehouse.db")
                 url = f"sqlite:///{tmp}/warehouse.db"
-            out = subprocess.run(
-                [sys.executable, str(HERE), str(args.folder), "--child", url, env_file, args.profile],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
+            command = [sys.executable, str(HERE), str(args.folder), "--child", url, env_file, args.profile]
+            with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+                tree_peak = _tree_peak(process)
+                out = process.stdout.read() if process.stdout else ""
+            if process.returncode:
+                raise SystemExit(f"the rebuild failed (exit {process.returncode})")
         result = json.loads(out.strip().splitlines()[-1])
         load, code = os.getloadavg()[0], os.environ.get("PYTHONPATH", "")
         print(
             f"run {run + 1}: {result['records']:,} records, {result['contacts']:,} contacts, "
-            f"load {load:.1f}, peak {result['peak_mib']:.0f} MiB, PYTHONPATH={code}"
+            f"load {load:.1f}, peak {result['peak_mib']:.0f} MiB (with its workers {tree_peak:.0f} MiB), "
+            f"PYTHONPATH={code}"
         )
         print(f"  {'phase':<36}{'wall s':>7} / CPU s, RSS at start -> peak MiB")
         for label, (wall, cpu, start, peak) in result["phases"].items():
             print(f"  {label:<36}{wall:>7.2f} / {cpu:.2f}, {start:,.0f} -> {peak:,.0f}")
         print(f"  {'whole rebuild':<36}{result['whole'][0]:>7.2f} / {result['whole'][1]:.2f}")
+        if result.get("workers_cpu"):
+            print(f"  {'of which worker processes, CPU s':<36}{'':>7}   {result['workers_cpu']:.2f}")
     return 0
 
 
