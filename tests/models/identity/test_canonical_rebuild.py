@@ -3,6 +3,7 @@ from empty leaves, and over its own result it rewrites nothing."""
 
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -10,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from connectors.emulator import running_emulator
-from models.identity import rebuild_write
-from models.identity.canonical import build_canonical, slice_query
+from models.identity import canonical, rebuild_write
+from models.identity.canonical import _RangeReader, build_canonical, record_ranges, slice_query
 from models.warehouse.db import open_warehouse
 from models.warehouse.tables import (
     Contact,
@@ -179,3 +180,40 @@ def test_the_write_reads_stored_rows_by_key_on_postgresql(postgres_schema_url: s
     plans = keyed_plans(engine, lambda: build_canonical(engine, DEFAULT), tables)
     assert [plan for plan in plans if "contact_field_lineage" in plan or "contact_identifiers" in plan], plans
     assert not [plan for plan in plans if "Seq Scan" in plan], plans
+
+
+def test_a_worker_reader_says_nothing_of_the_database_password() -> None:
+    """The reader a worker process gets holds the warehouse's URL, password and all; its repr, which
+    a log or a traceback may show, does not."""
+    reader = _RangeReader("postgresql://sync:hunter2@db.internal/warehouse", DEFAULT, None, 7)
+    assert "hunter2" not in repr(reader)
+    assert "hunter2" not in str(reader)
+
+
+def test_record_ranges_cover_every_contact_record_once(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ranges the rebuild hands its workers: consecutive, the first from the lowest contact
+    record, the last open, about ``LOAD_CHUNK`` contact records in each; none for an empty warehouse."""
+    engine = open_warehouse(sqlite_url)
+    with engine.connect() as connection:
+        assert record_ranges(connection) == []
+    with running_emulator(seed=3) as emulator:
+        extract_all(emulator, sqlite_url)
+    monkeypatch.setattr(canonical, "LOAD_CHUNK", 10)
+    with engine.connect() as connection:
+        ranges = record_ranges(connection)
+        ids = sorted(
+            connection.execute(
+                sa.select(RawRecord.id).where(
+                    sa.tuple_(RawRecord.source, RawRecord.object).in_(list(canonical.CONTACT_OBJECTS))
+                )
+            ).scalars()
+        )
+    assert len(ranges) > 2
+    assert ranges[0][0] == ids[0]
+    assert ranges[-1][1] is None
+    assert all(high == low for (_, high), (low, _) in pairwise(ranges))
+    counts = [sum(low <= key < (high or ids[-1] + 1) for key in ids) for low, high in ranges]
+    assert counts[:-1] == [10] * (len(ranges) - 1)
+    assert 1 <= counts[-1] <= 10
