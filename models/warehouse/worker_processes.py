@@ -15,15 +15,17 @@ rebuild without an ``if __name__ == "__main__"`` guard. A worker imports only wh
 
 Each task goes to a worker pickled with the callable that runs it (defined at module level), and its
 result or exception comes back pickled, on the worker's standard output (whatever the work prints
-goes to standard error). Tasks are dealt round robin, two ahead per worker, and results read in task
-order. A worker opens its own database connections, so every task reads in its own transaction:
-callers give tasks that do not need one snapshot between them (disjoint ranges of records).
+goes to standard error). Tasks are dealt round robin, each worker's sent by a thread as fast as its
+pipe takes them, and results read in task order. A worker opens its own database connections, so
+every task reads in its own transaction: callers give tasks that do not need one snapshot between
+them (disjoint ranges of records).
 """
 
 import os
 import pickle
 import subprocess
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, TypeVar
@@ -34,10 +36,6 @@ Result = TypeVar("Result")
 #: The most worker processes a map uses: each holds the imported code and a task's working set
 #: beside the caller's memory, so more would add memory faster than this machine's cores add speed.
 MAX_PROCESSES = 4
-
-#: Tasks sent to a worker before its first result is read: it starts the next as soon as it has
-#: sent one, while the caller is still reading.
-_AHEAD = 2
 
 
 def available_processes() -> int:
@@ -61,19 +59,32 @@ def map_in_processes(
         yield from map(work, tasks)
         return
     workers = [_start() for _ in range(count)]
+    feeders = [
+        threading.Thread(target=_feed, args=(worker, work, tasks[number::count]), daemon=True)
+        for number, worker in enumerate(workers)
+    ]
     try:
-        for number, task in enumerate(tasks[: count * _AHEAD]):
-            _send(workers[number % count], (work, task))
+        for feeder in feeders:
+            feeder.start()
         for number in range(len(tasks)):
-            worker = workers[number % count]
-            result = _receive(worker)
-            following = number + count * _AHEAD
-            if following < len(tasks):
-                _send(worker, (work, tasks[following]))
-            yield result
+            yield _receive(workers[number % count])
     finally:
         for worker in workers:
             _stop(worker)
+        for feeder in feeders:
+            feeder.join()
+
+
+def _feed(worker: "subprocess.Popen[bytes]", work: Callable[[Task], Result], tasks: Sequence[Task]) -> None:
+    """Send ``worker`` its tasks, each as soon as its pipe takes it. A thread of its own: a task
+    larger than the pipe holds waits for the worker to read it, and meanwhile the caller must go on
+    reading results, or a worker waiting to hand one over and the caller waiting to hand it a task
+    would wait on each other for ever. A worker stopped early leaves the rest unsent."""
+    try:
+        for task in tasks:
+            _send(worker, (work, task))
+    except (BrokenPipeError, ValueError):  # the worker was stopped (its pipe closed under us)
+        return
 
 
 def _start() -> "subprocess.Popen[bytes]":

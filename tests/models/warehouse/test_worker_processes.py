@@ -86,3 +86,14 @@ def dies(number: int) -> int:
 def test_a_worker_that_dies_is_said_with_its_exit_code() -> None:
     with pytest.raises(RuntimeError, match=r"ended without its result \(exit code 3\)"):
         list(map_in_processes(dies, [1, 2], processes=2))
+
+
+def doubled(text: str) -> str:
+    return text * 2
+
+
+def test_tasks_and_results_larger_than_a_pipe_holds_do_not_stall() -> None:
+    """A worker blocked handing over a large result while its next large task waits to be sent:
+    the tasks go from threads of their own, so neither side waits on the other for ever."""
+    texts = [str(number) * 300_000 for number in range(6)]
+    assert list(map_in_processes(doubled, texts, processes=2)) == [text * 2 for text in texts]
