@@ -30,7 +30,7 @@ import ctypes
 import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -491,6 +491,11 @@ def _build(
         columns={"record_key": "raw_record_id", "raw": "raw_value"}
     )
     del normalised
+    # The write needs the merges and what linking refused, not every record's contact again.
+    resolution = replace(resolution, assignment=resolution.assignment.iloc[:0])
+    # Worker processes compare the stored rows beside this one (`write_rebuild`): what the phases
+    # before freed goes back to the system first, not kept for reuse.
+    _return_freed_memory()
     checkpoint()
     write_rebuild(
         engine,

@@ -15,19 +15,20 @@ rebuild without an ``if __name__ == "__main__"`` guard. A worker imports only wh
 
 Each task goes to a worker pickled with the callable that runs it (defined at module level), and its
 result or exception comes back pickled, on the worker's standard output (whatever the work prints
-goes to standard error). Tasks are dealt round robin, each worker's sent by a thread as fast as its
-pipe takes them, and results read in task order. A worker opens its own database connections, so
+goes to standard error). A thread deals the tasks round robin, each as soon as its worker's pipe
+takes it, and results are read in task order. A worker opens its own database connections, so
 every task reads in its own transaction: callers give tasks that do not need one snapshot between
 them (disjoint ranges of records).
 """
 
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import IO, Any, TypeVar
 
 Task = TypeVar("Task")
@@ -49,42 +50,54 @@ def available_processes() -> int:
 
 
 def map_in_processes(
-    work: Callable[[Task], Result], tasks: Sequence[Task], *, processes: int
+    work: Callable[[Task], Result], tasks: Iterable[Task], *, processes: int
 ) -> Iterator[Result]:
     """``work`` of every task, in task order, by up to ``processes`` worker processes (here, one
     after another, with fewer than two). A task's exception is raised here; the workers are
-    stopped when the iteration ends or is abandoned (a stop raised between results)."""
-    count = min(processes, len(tasks))
+    stopped when the iteration ends or is abandoned (a stop raised between results).
+
+    ``tasks`` may be a generator: each task is made only when a worker is ready for it, so a caller
+    whose tasks carry data (slices of a frame) holds a few at a time, not all of them."""
+    count = min(processes, len(tasks)) if isinstance(tasks, Sized) else processes
     if count < 2:
         yield from map(work, tasks)
         return
     workers = [_start() for _ in range(count)]
-    feeders = [
-        threading.Thread(target=_feed, args=(worker, work, tasks[number::count]), daemon=True)
-        for number, worker in enumerate(workers)
-    ]
+    sent: queue.SimpleQueue[int | BaseException | None] = queue.SimpleQueue()
+    feeder = threading.Thread(target=_feed, args=(workers, work, tasks, sent), daemon=True)
     try:
-        for feeder in feeders:
-            feeder.start()
-        for number in range(len(tasks)):
-            yield _receive(workers[number % count])
+        feeder.start()
+        while (item := sent.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield _receive(workers[item])
     finally:
         for worker in workers:
             _stop(worker)
-        for feeder in feeders:
-            feeder.join()
+        feeder.join()
 
 
-def _feed(worker: "subprocess.Popen[bytes]", work: Callable[[Task], Result], tasks: Sequence[Task]) -> None:
-    """Send ``worker`` its tasks, each as soon as its pipe takes it. A thread of its own: a task
-    larger than the pipe holds waits for the worker to read it, and meanwhile the caller must go on
-    reading results, or a worker waiting to hand one over and the caller waiting to hand it a task
-    would wait on each other for ever. A worker stopped early leaves the rest unsent."""
+def _feed(
+    workers: "list[subprocess.Popen[bytes]]",
+    work: Callable[[Task], Result],
+    tasks: Iterable[Task],
+    sent: "queue.SimpleQueue[int | BaseException | None]",
+) -> None:
+    """Send the tasks round robin, each as soon as its worker's pipe takes it, and say in ``sent``
+    which worker has each (None after the last; an exception where making or sending one failed).
+
+    A thread of its own: a task larger than a pipe holds waits for its worker to read it, and
+    meanwhile the caller must go on reading results, or a worker waiting to hand one over and the
+    caller waiting to hand it a task would wait on each other for ever."""
     try:
-        for task in tasks:
-            _send(worker, (work, task))
-    except (BrokenPipeError, ValueError):  # the worker was stopped (its pipe closed under us)
+        for number, task in enumerate(tasks):
+            worker = number % len(workers)
+            _send(workers[worker], (work, task))
+            sent.put(worker)
+    except BaseException as error:  # handed to the caller, raised there (unless it has stopped)
+        sent.put(error)
         return
+    sent.put(None)
 
 
 def _start() -> "subprocess.Popen[bytes]":

@@ -112,13 +112,17 @@ def _scramble(engine: Engine, most: bool) -> None:
         connection.execute(sa.insert(ContactFieldLineage), [stray_lineage])
 
 
-@pytest.fixture(params=["whole tables", "slices of 7"])
+@pytest.fixture(params=["whole tables", "slices of 7", "slices of 7 compared by workers"])
 def sliced(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """The write compares a table whole (slices larger than it) or in slices of 7 contacts and of 7
-    raw records (many ranges, some of them with no new identifier rows)."""
-    if request.param == "slices of 7":
+    raw records (many ranges, some of them with no new identifier rows), here or in two worker
+    processes reading what the writing transaction's predecessors committed."""
+    if request.param != "whole tables":
         monkeypatch.setattr(rebuild_write, "WRITE_SLICE_CONTACTS", 7)
         monkeypatch.setattr(rebuild_write, "WRITE_SLICE_RECORDS", 7)
+    if request.param == "slices of 7 compared by workers":
+        monkeypatch.setattr(rebuild_write, "SLICES_FOR_WORKERS", 1)
+        monkeypatch.setattr(rebuild_write, "available_processes", lambda: 2)
 
 
 @pytest.mark.parametrize("most", [False, True], ids=["some rows", "most rows"])

@@ -1,4 +1,5 @@
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -97,3 +98,20 @@ def test_tasks_and_results_larger_than_a_pipe_holds_do_not_stall() -> None:
     the tasks go from threads of their own, so neither side waits on the other for ever."""
     texts = [str(number) * 300_000 for number in range(6)]
     assert list(map_in_processes(doubled, texts, processes=2)) == [text * 2 for text in texts]
+
+
+def test_a_generator_of_large_tasks_is_drawn_as_the_workers_take_them() -> None:
+    """Tasks carrying data are made as workers are ready for them, so the caller holds a few at a
+    time: when the first result comes back, at most four of the ten have been made."""
+    made: list[int] = []
+
+    def tasks() -> Iterator[str]:
+        for number in range(10):
+            made.append(number)
+            yield str(number) * 300_000
+
+    results = map_in_processes(doubled, tasks(), processes=2)
+    assert next(results) == "0" * 600_000
+    assert len(made) <= 4
+    assert [len(result) for result in results] == [600_000] * 9
+    assert len(made) == 10
