@@ -16,7 +16,8 @@ rebuild (`models.identity.canonical.build_canonical`) in a fresh process, wrappi
 - link, guards, cluster, ids: ``resolve``
 - survivorship (consent, custom; our writes too, in code older than the slice-by-slice judging):
   ``join_people`` and ``survive_people``
-- write (read the stored rows, give the contacts their times, compare, write what differs): ``write_rebuild``
+- write (read the stored rows, give the contacts their times, compare, write what differs; since
+  2026-12-07 the reading and comparing in worker processes from 16 slices on): ``write_rebuild``
   (`models.identity.rebuild_write`; ``_write`` before it)
 
 The phases are looked up by name in whatever ``models.identity.canonical`` the interpreter imports, so
