@@ -118,7 +118,7 @@ def write_rebuild(  # noqa: PLR0917 - the rows of one rebuild, each going to its
         insert_rows(connection, ContactLinkDecision, decision_rows(resolution.refused, now))
 
 
-#: From this many slices to compare (contacts, ranges of records, lineage: 115 at a million
+#: From this many slices to compare (contacts, ranges of records, lineage: 128 at a million
 #: records), worker processes compare them: a slice's comparison takes about 0.3 s of CPU there.
 SLICES_FOR_WORKERS = 16
 
