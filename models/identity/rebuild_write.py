@@ -93,20 +93,24 @@ def write_rebuild(  # noqa: PLR0917 - the rows of one rebuild, each going to its
     move to their new contacts and lineage is replaced, and only then do the contacts left without
     records go (their lineage first, their activity unlinked by the key's ``SET NULL``).
 
-    From `SLICES_FOR_WORKERS` slices on, worker processes read the stored rows of the slices ahead
-    and compare them while this process writes the differences of the slice at hand
-    (`models.warehouse.worker_processes`). They read what was committed before this transaction,
-    which holds the warehouse's write lock: the rows this process reads in it, for no slice's rows
-    are written before that slice's comparison."""
+    From `SLICES_FOR_WORKERS` slices on (and with contacts stored), worker processes read the
+    stored rows of the slices ahead and compare them while this process writes the differences of
+    the slice at hand (`models.warehouse.worker_processes`). They read what was committed before
+    this transaction, which holds the warehouse's write lock: the rows this process reads in it,
+    for no slice's rows are written before that slice's comparison."""
     lineage = lineage.loc[:, list(LINEAGE_COLUMNS)]
     with writing(engine, checkpoint) as connection:
         by_key_only(connection)
         stored_ids = set(connection.execute(sa.select(Contact.contact_id)).scalars())
         new_ids = contacts["contact_id"].astype(object).tolist()
         gone = sorted(stored_ids.difference(new_ids))
+        # A first build compares with empty tables: nothing for workers to read, and every row
+        # would travel to them and back as added.
+        first = not stored_ids
         del stored_ids
-        pieces = _pieces(contacts, sources, identifiers, lineage, new_ids, now)
-        for piece, changes in _compared(engine, connection, pieces, count=pieces.count):
+        count, pieces = _pieces(contacts, sources, identifiers, lineage, new_ids, now)
+        workers = available_processes() if count >= SLICES_FOR_WORKERS and not first else 1
+        for piece, changes in _compared(engine, connection, pieces, processes=workers):
             _apply(connection, piece, changes)
             checkpoint()
         delete_keys(connection, ContactFieldLineage, ["contact_id"], [(contact_id,) for contact_id in gone])
@@ -139,17 +143,6 @@ class _Piece:
     """Contacts: the time the rebuild gives the rows it adds or changes (`golden_frame`)."""
 
 
-@dataclass
-class _Pieces:
-    """Every slice of the rebuild's tables in the order they are written, made one at a time."""
-
-    pieces: Iterator[_Piece]
-    count: int
-
-    def __iter__(self) -> Iterator[_Piece]:
-        return self.pieces
-
-
 def _pieces(  # noqa: PLR0917 - the rebuild's tables and what slices them
     contacts: pd.DataFrame,
     sources: pd.DataFrame,
@@ -157,10 +150,11 @@ def _pieces(  # noqa: PLR0917 - the rebuild's tables and what slices them
     lineage: pd.DataFrame,
     new_ids: list[Any],
     now: datetime,
-) -> _Pieces:
-    """Contacts by slices of ``WRITE_SLICE_CONTACTS`` ids, then ``contact_sources`` and
-    ``contact_identifiers`` by ranges of raw record ids holding ``WRITE_SLICE_RECORDS`` records, then
-    lineage by the same slices of contacts."""
+) -> tuple[int, Iterator[_Piece]]:
+    """How many slices the rebuild's tables make, and the slices in the order they are written,
+    made one at a time: contacts by slices of ``WRITE_SLICE_CONTACTS`` ids, then ``contact_sources``
+    and ``contact_identifiers`` by ranges of raw record ids holding ``WRITE_SLICE_RECORDS`` records,
+    then lineage by the same slices of contacts."""
     contact_slices = -(-len(contacts) // WRITE_SLICE_CONTACTS)
     record_keys = sources["raw_record_id"].to_numpy(dtype=np.int64)
     bounds = np.sort(record_keys)[WRITE_SLICE_RECORDS::WRITE_SLICE_RECORDS]
@@ -187,16 +181,15 @@ def _pieces(  # noqa: PLR0917 - the rebuild's tables and what slices them
             ids = new_ids[number * WRITE_SLICE_CONTACTS : (number + 1) * WRITE_SLICE_CONTACTS]
             yield _Piece("lineage", lineage.iloc[positions], ids=tuple(ids))
 
-    return _Pieces(pieces(), contact_slices + 2 * len(ranges) + lineage_count)
+    return contact_slices + 2 * len(ranges) + lineage_count, pieces()
 
 
 def _compared(
-    engine: Engine, connection: Connection, pieces: Iterable[_Piece], *, count: int
+    engine: Engine, connection: Connection, pieces: Iterable[_Piece], *, processes: int
 ) -> Iterator[tuple[_Piece, Any]]:
-    """Each piece with what turns its stored rows into its new ones (`_compare`): from worker
-    processes from `SLICES_FOR_WORKERS` pieces on, else read here, in this transaction, just before
-    its writes."""
-    processes = available_processes() if count >= SLICES_FOR_WORKERS else 1
+    """Each piece with what turns its stored rows into its new ones (`_compare`): from up to
+    ``processes`` worker processes, or with fewer than two read here, in this transaction, just
+    before its writes."""
     if processes < 2:
         for piece in pieces:
             yield piece, _compare(connection, piece)

@@ -22,6 +22,7 @@ from models.warehouse.tables import (
     RawRecord,
     utcnow,
 )
+from models.warehouse.worker_processes import map_in_processes
 from tests.models.identity.test_canonical_incremental import DEFAULT, DERIVED, comparable, snapshot
 from tests.pipelines.test_extract import extract_all
 from tests.plans import keyed_plans
@@ -221,3 +222,26 @@ def test_record_ranges_cover_every_contact_record_once(
     counts = [sum(low <= key < (high or ids[-1] + 1) for key in ids) for low, high in ranges]
     assert counts[:-1] == [10] * (len(ranges) - 1)
     assert 1 <= counts[-1] <= 10
+
+
+def test_workers_compare_only_over_stored_contacts(built: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over a built warehouse the write's comparisons go to workers; a first build, whose tables are
+    empty, compares here (workers would only send every row back as added)."""
+    monkeypatch.setattr(rebuild_write, "WRITE_SLICE_CONTACTS", 7)
+    monkeypatch.setattr(rebuild_write, "WRITE_SLICE_RECORDS", 7)
+    monkeypatch.setattr(rebuild_write, "SLICES_FOR_WORKERS", 1)
+    monkeypatch.setattr(rebuild_write, "available_processes", lambda: 2)
+    asked: list[int] = []
+
+    def counted(work: Any, tasks: Any, *, processes: int) -> Any:
+        asked.append(processes)
+        return map_in_processes(work, tasks, processes=processes)
+
+    monkeypatch.setattr(rebuild_write, "map_in_processes", counted)
+    build_canonical(built, DEFAULT)
+    assert asked == [2]
+    with built.begin() as connection:
+        for table in reversed(DERIVED):
+            connection.execute(sa.delete(table))
+    build_canonical(built, DEFAULT)
+    assert asked == [2]
