@@ -21,6 +21,7 @@ every task reads in its own transaction: callers give tasks that do not need one
 them (disjoint ranges of records).
 """
 
+import math
 import os
 import pickle
 import queue
@@ -29,6 +30,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sized
+from pathlib import Path
 from typing import IO, Any, TypeVar
 
 Task = TypeVar("Task")
@@ -39,14 +41,45 @@ Result = TypeVar("Result")
 MAX_PROCESSES = 4
 
 
-def available_processes() -> int:
-    """The CPUs this process may run on (its affinity, not the machine's count), at most
-    `MAX_PROCESSES`."""
+_CGROUPS = Path("/sys/fs/cgroup")
+
+
+def available_processes(cgroups: Path = _CGROUPS) -> int:
+    """The CPUs this process may use, at most `MAX_PROCESSES`: those it may run on (its affinity,
+    not the machine's count), fewer where its control group's CPU quota allows less time than that.
+
+    A container is often given a quota (``docker run --cpus 1``) on a host whose every CPU it may
+    run on: counted by affinity, it would start workers that only share the one CPU of time it has,
+    each holding its own memory."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
+    quota = cpu_quota(cgroups)
+    if quota is not None:
+        cpus = min(cpus, quota)
     return max(1, min(cpus, MAX_PROCESSES))
+
+
+def cpu_quota(cgroups: Path = _CGROUPS) -> int | None:
+    """The CPUs' worth of time this process's control group may use per period, rounded up (None:
+    no quota, or none to be read): cgroup v2's ``cpu.max`` ("150000 100000" is 2; "max 100000" is
+    none), else v1's ``cpu.cfs_quota_us`` over ``cpu.cfs_period_us`` (a quota of -1 is none)."""
+    try:
+        quota, _, period = (cgroups / "cpu.max").read_text().strip().partition(" ")
+    except OSError:
+        try:
+            quota = (cgroups / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroups / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        allowed, every = int(quota), int(period)
+    except ValueError:  # "max": no quota
+        return None
+    if allowed <= 0 or every <= 0:
+        return None
+    return max(1, math.ceil(allowed / every))
 
 
 def map_in_processes(

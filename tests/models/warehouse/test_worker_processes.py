@@ -1,10 +1,11 @@
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from models.warehouse import worker_processes
-from models.warehouse.worker_processes import available_processes, map_in_processes
+from models.warehouse.worker_processes import available_processes, cpu_quota, map_in_processes
 
 
 def pid_and_square(number: int) -> tuple[int, int]:
@@ -63,11 +64,37 @@ def test_stopping_between_results_ends_the_workers() -> None:
     assert children() <= before
 
 
-def test_at_most_the_cpus_this_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_at_most_the_cpus_this_process_may_use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    no_quota = tmp_path  # no cgroup files: no quota
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0})
-    assert available_processes() == 1
+    assert available_processes(no_quota) == 1
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(64)))
-    assert available_processes() == worker_processes.MAX_PROCESSES
+    assert available_processes(no_quota) == worker_processes.MAX_PROCESSES
+
+
+@pytest.mark.parametrize(
+    ("files", "quota"),
+    [
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu.max": "100000 100000\n"}, 1),
+        ({"cpu.max": "150000 100000\n"}, 2),
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3),
+        ({"cpu/cpu.cfs_quota_us": "garbage\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ],
+)
+def test_a_control_group_quota_caps_the_workers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, files: dict[str, str], quota: int | None
+) -> None:
+    """A container given one CPU of time on a host of 64 runs no workers beside its own process."""
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cpu_quota(tmp_path) == quota
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(64)))
+    expected = worker_processes.MAX_PROCESSES if quota is None else min(quota, worker_processes.MAX_PROCESSES)
+    assert available_processes(tmp_path) == expected
 
 
 def prints_and_returns(number: int) -> int:
