@@ -118,18 +118,22 @@ def run_child(
     """Run this script as ``--child ...`` in a fresh process; its JSON answer and the tree's peak RSS.
 
     The answer gains ``samples``: (wall time, resident bytes) every ``interval`` seconds, so a child
-    that reports when its steps ran can be given each step's peak (`step_peaks`); with
+    that reports when its steps ran can be given each step's peak (`step_peaks`), and ``own_cpu``:
+    (wall time, the child's CPU seconds so far), so each step's CPU can be set beside its seconds
+    (`cpu_while`: a step whose CPU is near its seconds is bound by the interpreter, not by waits); with
     ``emulator_pid``, also ``emulator_cpu``: (wall time, the emulator's CPU seconds so far), so each
-    step can be charged the emulator's work it caused (`emulator_cpu`). ``code``: the child imports
+    step can be charged the emulator's work it caused. ``code``: the child imports
     the project from this tree (its ``PYTHONPATH``) rather than the one this process was given."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
         answer = Path(out.name)
     env = None if code is None else {**os.environ, "PYTHONPATH": code}
     process = subprocess.Popen([python, str(HERE), "--child", str(answer), *args], env=env)
     samples: list[tuple[float, int]] = []
+    own: list[tuple[float, float]] = []
     emulator: list[tuple[float, float]] = []
     while process.poll() is None:
         samples.append((time.time(), tree_rss(process.pid)))
+        own.append((time.time(), cpu_seconds(process.pid)))
         if emulator_pid is not None:
             emulator.append((time.time(), cpu_seconds(emulator_pid)))
         time.sleep(interval)
@@ -140,6 +144,7 @@ def run_child(
     finally:
         answer.unlink(missing_ok=True)
     result["samples"] = samples
+    result["own_cpu"] = own
     result["emulator_cpu"] = emulator
     return result, max((rss for _, rss in samples), default=0)
 
@@ -163,10 +168,11 @@ def sqlite_file(url: str) -> str | None:
     return url[len(prefix) :] if url.startswith(prefix) else None
 
 
-def emulator_cpu(result: dict[str, Any], group: str = "extract") -> float:
-    """The emulator's CPU seconds while ``group``'s steps ran (0 when it was not sampled)."""
+def cpu_while(result: dict[str, Any], group: str = "extract", of: str = "emulator_cpu") -> float:
+    """CPU seconds used while ``group``'s steps ran (0 when not sampled): by the emulator, or with
+    ``of="own_cpu"`` by the syncing process itself."""
     used = 0.0
-    samples = result.get("emulator_cpu", [])
+    samples = result.get(of, [])
     for key, (start, end) in result.get("windows", {}).items():
         if _group(key) != group:
             continue
@@ -634,6 +640,11 @@ def print_rounds(results: list[dict[str, Any]]) -> None:
                 f"{groups['activity']:>9.1f}{groups['reverse sync']:>9.1f}{data['wall']:>8.1f}"
                 f"{_mib(entry['peak']):>9}"
             )
+            cpu = {group: cpu_while(data, group, "own_cpu") for group in STEP_GROUPS}
+            print(
+                f"{'':<17}{'  CPU s':<10}{'':>9}{cpu['extract']:>9.1f}{cpu['canonical']:>10.1f}"
+                f"{cpu['checks']:>8.1f}{cpu['activity']:>9.1f}{cpu['reverse sync']:>9.1f}"
+            )
 
 
 def _mib(value: int) -> str:
@@ -667,7 +678,7 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
             print(f"{'':<11}{'  planned':<13}{data['planned']:>9,}  fields planned by reverse sync")
             print(
                 f"{'':<11}{'  requests':<13}{data.get('extract_requests', 0):>9,}  by extract; the "
-                f"emulator's CPU while extract ran {emulator_cpu(data):.2f} s"
+                f"emulator's CPU while extract ran {cpu_while(data):.2f} s"
             )
             tally = statements_in(data)
             sent, waited = sum(int(row[0]) for row in tally.values()), sum(row[2] for row in tally.values())
@@ -686,6 +697,12 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
                     f"{'':<11}{'  log left':<13}{data['log_left'] / 2**20:>9,.1f}  MiB of SQLite's log file "
                     "beside the database after the process exited"
                 )
+            cpu = {group: cpu_while(data, group, "own_cpu") for group in STEP_GROUPS}
+            print(
+                f"{'':<11}{'  CPU s':<13}{'':>9}{cpu['extract']:>9.1f}{cpu['canonical']:>10.1f}"
+                f"{cpu['checks']:>8.1f}{cpu['activity']:>9.1f}{cpu['reverse sync']:>9.1f}"
+                "  of the syncing process (workers not counted)"
+            )
             peaks = step_peaks(data)
             print(
                 f"{'':<11}{'  peak MiB':<13}{'':>9}{_mib(peaks['extract']):>9}{_mib(peaks['canonical']):>10}"
@@ -795,15 +812,20 @@ def main(argv: list[str] | None = None) -> int:
             for run in (*RUNS, "rebuild", "splink"):
                 if run in result:
                     result[run]["step_peaks"] = step_peaks(result[run])
-                    result[run]["emulator_extract_cpu"] = emulator_cpu(result[run])
+                    result[run]["emulator_extract_cpu"] = cpu_while(result[run])
+                    result[run]["cpu"] = {
+                        group: cpu_while(result[run], group, "own_cpu") for group in STEP_GROUPS
+                    }
                     result[run].pop("samples", None)
                     result[run].pop("emulator_cpu", None)
+                    result[run].pop("own_cpu", None)
                     result[run]["extract_statements"] = statements_in(result[run])
                     result[run]["reverse_sync_statements"] = statements_in(result[run], "reverse sync")
                     result[run].pop("statements", None)
             for entry in result.get("rounds", []):
                 entry["result"].pop("samples", None)
                 entry["result"].pop("emulator_cpu", None)
+                entry["result"].pop("own_cpu", None)
                 entry["result"].pop("statements", None)
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0

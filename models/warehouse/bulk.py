@@ -160,7 +160,13 @@ def _update_postgres(  # noqa: PLR0917 - bulk_update's arguments, passed on
     kept_when_none: Collection[str],
 ) -> None:
     """`bulk_update` on PostgreSQL: every column bound as one array of text, cast to its type there,
-    so the driver never has to guess an array's element type (a column of only None has none)."""
+    so the driver never has to guess an array's element type (a column of only None has none).
+
+    The arrays go in binary form (``%(name)b``): in text form psycopg quotes each element and escapes
+    its quotes and backslashes with a regular expression in Python, which for JSON documents (the
+    extract's changed payloads, a few dozen quotes each) cost about 0.19 ms a document: 945 ms for
+    5,000 payloads sent and cast to JSONB, against 73 ms in binary form, where each element is its
+    UTF-8 bytes."""
     dialect = connection.dialect
     preparer = dialect.identifier_preparer
     names = [*key, *values]
@@ -169,7 +175,7 @@ def _update_postgres(  # noqa: PLR0917 - bulk_update's arguments, passed on
     target = preparer.format_table(table)
     quoted = [preparer.quote(name) for name in names]
     arrays = ", ".join(
-        f"CAST(%(c{i})s AS TEXT[])::{column.type.compile(dialect=dialect)}[]"
+        f"CAST(%(c{i})b AS TEXT[])::{column.type.compile(dialect=dialect)}[]"
         for i, column in enumerate(columns)
     )
     where = [f"{target}.{preparer.quote(name)} = v.{preparer.quote(name)}" for name in key]
