@@ -16,17 +16,18 @@ WHEN = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
 
 def contact(i: int) -> dict[str, object]:
-    """Every kind of value a contacts row holds: text with quotes and tabs, None, bools, aware times
-    (one in another zone), JSON and integers."""
+    """Every kind of value a contacts row holds: text with quotes and tabs (and one that reads as an
+    array literal), None, bools, aware times (one in another zone), JSON with quotes and a backslash,
+    and integers."""
     return {
         "contact_id": f"c{i:04d}",
         "email": None if i % 3 == 0 else f"p{i}@example.com",
         "phone": "+14155552671" if i % 2 else None,
         "first_name": 'Zoë "Z"\tO\'Neil\\' if i == 1 else f"Name{i}",
-        "last_name": None,
+        "last_name": '{NULL,"x"}' if i == 2 else None,
         "email_opt_out": [None, True, False][i % 3],
         "email_opt_out_at": None if i % 2 else WHEN.astimezone(timezone(timedelta(hours=8))),
-        "custom": None if i % 2 else {"tier": "gold", "n": i, "tags": ["a", "b"]},
+        "custom": None if i % 2 else {"tier": "gold", "n": i, "tags": ["a", "b"], "note": 'say "hi" \\ ü'},
         "created_at": WHEN,
         "updated_at": WHEN + timedelta(seconds=i),
         "source_count": i,
@@ -91,7 +92,7 @@ def test_bulk_update_sets_what_sqlalchemy_update_sets(
     """Every kind of value (text with quotes, None over a value, booleans, times in another zone, JSON)
     set by key reads back as SQLAlchemy's own UPDATE leaves it: on PostgreSQL the values go as text
     arrays cast there, so their text form must read back as the value."""
-    columns = ["first_name", "email_opt_out", "email_opt_out_at", "custom", "source_count"]
+    columns = ["first_name", "last_name", "email_opt_out", "email_opt_out_at", "custom", "source_count"]
     changed = [contact(i + 1) | {"contact_id": f"c{i:04d}"} for i in range(5)]
     rows = [(row["contact_id"], *(row[name] for name in columns)) for row in changed]
     reference = sqlite_url.replace("warehouse.db", "reference.db")
