@@ -819,8 +819,9 @@ def main(argv: list[str] | None = None) -> int:
                     result[run].pop("samples", None)
                     result[run].pop("emulator_cpu", None)
                     result[run].pop("own_cpu", None)
-                    result[run]["extract_statements"] = statements_in(result[run])
-                    result[run]["reverse_sync_statements"] = statements_in(result[run], "reverse sync")
+                    result[run]["statements_by_step"] = {
+                        group: statements_in(result[run], group) for group in STEP_GROUPS
+                    }
                     result[run].pop("statements", None)
             for entry in result.get("rounds", []):
                 entry["result"].pop("samples", None)
