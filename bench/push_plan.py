@@ -13,6 +13,12 @@ digest is replaced by this run's, so the plan stays incremental.
 
 Run it twice with different ``--contacts`` and the difference gives the CPU a record in scope costs,
 apart from each destination's fixed cost (the first plan in a process also pays one-time tables).
+
+On PostgreSQL, ``--database-url`` names the kept database (`bench/scale.py --keep` writes its URL
+beside ``env.json``): there is no copy, so its stored watermarks are moved back in place. Its wall
+seconds then include the server's work, which its CPU seconds do not.
+
+    python bench/push_plan.py /tmp/wh1m_pg --database-url "$(cat /tmp/wh1m_pg/postgresql.url)"
 """
 
 import argparse
@@ -71,6 +77,9 @@ def main() -> int:
     parser.add_argument("kept", type=Path, help="a folder bench/scale.py --keep left (SQLite)")
     parser.add_argument("--contacts", type=int, default=1000, help="newest golden contacts taken as changed")
     parser.add_argument("--profile", type=Path, help="cProfile the plans into this file")
+    parser.add_argument(
+        "--database-url", help="plan on this kept database in place (PostgreSQL) instead of a copy"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     from scale import _settings
@@ -81,7 +90,7 @@ def main() -> int:
     from pipelines.reverse_sync import WRITABLE_STREAMS, _plan, push_config
 
     with tempfile.TemporaryDirectory() as tmp:
-        url = copy_warehouse(args.kept, Path(tmp))
+        url = args.database_url or copy_warehouse(args.kept, Path(tmp))
         settings = _settings(json.loads((args.kept / "env.json").read_text()), url, "on")
         engine = open_warehouse(url)
         config = push_config(
@@ -90,23 +99,27 @@ def main() -> int:
         rewind(engine, config, args.contacts)
         profiler = cProfile.Profile() if args.profile else None
         targets = rows = 0
-        started = time.process_time()
+        started, wall = time.process_time(), time.perf_counter()
         if profiler:
             profiler.enable()
         for stream in WRITABLE_STREAMS:
-            cpu = time.process_time()
+            cpu, clock = time.process_time(), time.perf_counter()
             plan, report, _ = _plan(stream, engine, config, full_plan=False)
             targets, rows = targets + report.targets_loaded, rows + len(plan)
             spent = time.process_time() - cpu
             print(
                 f"{stream.name:<24}{report.plan:<13}{report.targets_loaded:>8,} records"
                 f"{report.contacts_loaded:>8,} contacts{len(plan):>7,} rows{spent:>8.3f} s CPU"
+                f"{time.perf_counter() - clock:>8.3f} s"
             )
         if profiler:
             profiler.disable()
             profiler.dump_stats(args.profile)
         spent = time.process_time() - started
-        print(f"{'all':<37}{targets:>8,} records{'':>17}{rows:>7,} rows{spent:>8.3f} s CPU")
+        print(
+            f"{'all':<37}{targets:>8,} records{'':>17}{rows:>7,} rows{spent:>8.3f} s CPU"
+            f"{time.perf_counter() - wall:>8.3f} s"
+        )
         engine.dispose()
     return 0
 
