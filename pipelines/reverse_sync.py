@@ -6,6 +6,7 @@ API allows, recording each field's final state. The assets wrap it, one per writ
 downstream of the canonical checks (which block them when they fail).
 """
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -209,6 +210,7 @@ def push_destination(
     shown: StreamProgress | None = None,
     full_plan: bool = False,
     slice_contacts: int | None = None,
+    moved: push_ledger.MovedContactsRecords | None = None,
 ) -> PushReport:
     """Plan, record and (unless ``dry_run``) send one destination's changes; every row ends in one state.
 
@@ -219,6 +221,9 @@ def push_destination(
     the watermark is stored with the last slice's rows, so a run killed or stopped between slices
     plans again from the previous watermark next time (what it sent is in flight, not sent twice).
 
+    ``moved``: the records of the contacts that moved, shared with the run's other destinations
+    (`models.push.ledger.MovedContactsRecords`); without it they are read for this one alone.
+
     ``own_user`` is the Zoho user the connection acts as (`own_zoho_users`); without it a Zoho write
     keeps the ``Modified_By`` its answer names, which is the same user. ``shown`` hears the fields
     written so far after each call, against the fields planned so far.
@@ -228,6 +233,7 @@ def push_destination(
     by the next run. A batch whose call went out but was cut short (a retry refused by the stop) stays
     ``sending``: it may have landed, so it is settled as a lost answer is, by reading the record back.
     """
+    marked = time.monotonic()
     mark, since = _plan_start(stream, engine, config, full_plan=full_plan)
     key = push_ledger.plan_key(stream.source, stream.object)
     total = PushReport(0, 0, 0, 0, 0, 0, 0, plan="full" if since is None else "incremental")
@@ -236,7 +242,9 @@ def push_destination(
         if dry_run or clients is None
         else _Sender(engine, clients, stream, config=config, own_user=own_user, log=log)
     )
-    parts = _plan_parts(stream, engine, config, since, slice_contacts or PLAN_SLICE_CONTACTS)
+    parts = _plan_parts(
+        stream, engine, config, since, slice_contacts or PLAN_SLICE_CONTACTS, moved=moved, marked=marked
+    )
     for part in parts:
         plan, last = part.plan, part.last
         ledger_ids = push_ledger.record_plan(
@@ -408,18 +416,27 @@ def _plan_parts(
     config: PushConfig,
     since: push_ledger.PlanWatermark | None,
     slice_contacts: int,
+    *,
+    moved: push_ledger.MovedContactsRecords | None = None,
+    marked: float = 0.0,
 ) -> Iterator[PlanPart]:
     """The plan in parts of at most ``slice_contacts`` golden contacts, each read when the one before
     it is done (the caller records and sends each first). A full plan: slices of every contact id.
     An incremental one: slices of the contacts of what can have changed since ``since``
     (`models.push.ledger.PlanChange`: the records in scope found by id, without their payloads),
-    so a large change (a dry run's writes, all open again) is held a slice at a time too."""
+    so a large change (a dry run's writes, all open again) is held a slice at a time too. ``moved``
+    and ``marked``: `push_destination`'s, and when its watermark was taken (`time.monotonic`)."""
     if since is None:
         for scope in push_ledger.contact_slices(engine, slice_contacts):
             yield _plan_part(stream, engine, config, scope, last=scope.through is None)
         return
     change = push_ledger.changes_since(engine, stream.source, stream.object, since)
-    keys = push_ledger.changed_targets(engine, stream.source, stream.object, change)
+    shared = (
+        moved.of(stream.source, stream.object, change.contact_ids, marked)
+        if moved is not None and change.contact_ids
+        else None
+    )
+    keys = push_ledger.changed_targets(engine, stream.source, stream.object, change, moved=shared)
     creating = (stream.source, stream.object) in config.create_missing
     candidates = (
         push_ledger.changed_contacts(engine, stream.source, stream.object, change)
@@ -698,6 +715,7 @@ def _push_source(
     own_user: str | None = None,
     progress: ProgressObserver = NO_PROGRESS,
     full_plan: bool = False,
+    moved: push_ledger.MovedContactsRecords | None = None,
 ) -> dict[Stream, PushReport | str]:
     """One source's destinations, one after another: a report each, or the one line that says why not.
 
@@ -722,6 +740,7 @@ def _push_source(
                     own_user=own_user,
                     shown=shown,
                     full_plan=full_plan,
+                    moved=moved,
                 )
         except SourceBusyError as exc:
             outcome[stream] = str(exc)
@@ -856,6 +875,7 @@ def _reverse_sync_step(
         config = replace(
             config, create_fields_required=zoho_create_requirements(engine, clients, config, context.log.info)
         )
+        moved = push_ledger.MovedContactsRecords(engine)
         for found in run_in_threads(
             [
                 with_statements_stopped(
@@ -872,6 +892,7 @@ def _reverse_sync_step(
                         own_user=own_users.get(source),
                         progress=progress,
                         full_plan=source in run_options.full_refresh_sources,
+                        moved=moved,
                     ),
                 )
                 for source, streams in runnable.items()

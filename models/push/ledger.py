@@ -12,6 +12,8 @@ process's long transaction is waited out for up to `WRITE_LOCK_WAIT_S` rather th
 timeout, and a stop passed as ``checkpoint`` ends only such a wait, never a write that can land.
 """
 
+import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -390,10 +392,15 @@ def _targets_query(destination: str, obj: str, *, by_key: bool) -> sa.Select[Any
     )
 
 
-def changed_targets(engine: Engine, destination: str, obj: str, change: PlanChange) -> pd.DataFrame:
+def changed_targets(
+    engine: Engine, destination: str, obj: str, change: PlanChange, *, moved: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """record_id, contact_id of the destination's live linked records whose plan can differ from the
     last one's: read since, of a contact that moved, or with ledger rows open. Ids only: the plan
-    then loads their payloads a slice of contacts at a time (`load_targets` with ``records``)."""
+    then loads their payloads a slice of contacts at a time (`load_targets` with ``records``).
+
+    ``moved``: the records of ``change.contact_ids`` here (record_id, contact_id), when they were read
+    already (`MovedContactsRecords`); else they are read here."""
     columns = [ContactSource.source_id, ContactSource.contact_id]
     by_contact = _targets_query(destination, obj, by_key=False).with_only_columns(*columns)
     by_key = _targets_query(destination, obj, by_key=True).with_only_columns(*columns)
@@ -402,7 +409,9 @@ def changed_targets(engine: Engine, destination: str, obj: str, change: PlanChan
         if change.raw_record_ids:
             raw_ids = key_in(connection, ContactSource.raw_record_id, sorted(change.raw_record_ids))
             rows.extend(connection.execute(by_contact.where(raw_ids)))
-        if change.contact_ids:
+        if change.contact_ids and moved is not None:
+            rows.extend(moved.itertuples(index=False, name=None))
+        elif change.contact_ids:
             rows.extend(
                 _scoped(
                     connection, by_contact, ContactSource.contact_id, ContactScope(ids=change.contact_ids)
@@ -413,6 +422,52 @@ def changed_targets(engine: Engine, destination: str, obj: str, change: PlanChan
             rows.extend(connection.execute(by_key.where(open_ids)))
     frame = rows_frame(rows, ["record_id", "contact_id"])
     return frame.drop_duplicates("record_id", ignore_index=True)
+
+
+class MovedContactsRecords:
+    """The live linked records of the contacts that moved since the last plans, every destination's
+    at once: read once and shared by the destinations' threads of one reverse sync.
+
+    Each destination read them on its own (`changed_targets`): the records of every source linked to
+    those contacts, of which it kept its own. At a million records on PostgreSQL that was six reads
+    of about 35,000 rows for 12,000 contacts, 1.8 s of statements in all.
+
+    A destination takes a read only if the read began after its plan's watermark was taken
+    (``not_before``, this process's monotonic clock): the watermark says everything before it has
+    been planned, so a read older than it could miss a record linked in between, and the next plan
+    would not look again. Any other destination reads anew."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._reads: dict[frozenset[str], tuple[float, pd.DataFrame]] = {}
+
+    def of(self, destination: str, obj: str, contacts: frozenset[str], not_before: float) -> pd.DataFrame:
+        """record_id, contact_id of the destination's live records linked to one of ``contacts``."""
+        with self._lock:
+            found = self._reads.get(contacts)
+            if found is None or found[0] < not_before:
+                began = time.monotonic()
+                found = (began, _records_of_contacts(self._engine, contacts))
+                self._reads[contacts] = found
+        every = found[1]
+        mine = (every["source"] == destination) & (every["object"] == obj)
+        return every.loc[mine.to_numpy(), ["record_id", "contact_id"]].reset_index(drop=True)
+
+
+def _records_of_contacts(engine: Engine, contacts: frozenset[str]) -> pd.DataFrame:
+    """source, object, record_id, contact_id of the live records linked to ``contacts``, of every
+    destination (`_targets_query`'s rows without its destination), through the contact_id index."""
+    query = (
+        sa.select(
+            ContactSource.source, ContactSource.object, ContactSource.source_id, ContactSource.contact_id
+        )
+        .join(RawRecord, RawRecord.id == ContactSource.raw_record_id)
+        .where(ContactSource.contact_id.is_not(None), RawRecord.deleted_at.is_(None))
+    )
+    with engine.connect() as connection:
+        rows = _scoped(connection, query, ContactSource.contact_id, ContactScope(ids=contacts))
+    return rows_frame(rows, ["source", "object", "record_id", "contact_id"])
 
 
 def load_targets(

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from models.push.ledger import (
     ContactScope,
+    MovedContactsRecords,
     PlanChange,
     PlanWatermark,
     changed_contacts,
@@ -114,6 +115,9 @@ def test_a_slice_or_a_change_is_read_through_the_index_of_its_contacts_and_recor
         "changed_contacts": lambda: changed_contacts(engine, "zoho_crm", "lead", change),
         "targets of a slice": lambda: load_targets(engine, "zoho_crm", "lead", piece),
         "records of a change": lambda: changed_targets(engine, "zoho_crm", "lead", change),
+        "records of moved contacts": lambda: MovedContactsRecords(engine).of(
+            "zoho_crm", "lead", frozenset({"c_1"}), 0.0
+        ),
         "targets of a change": lambda: load_targets(engine, "zoho_crm", "lead", some, {"1", "2"}),
         "golden of a slice": lambda: load_golden(engine, piece),
         "golden of a change": lambda: load_golden(engine, some),
