@@ -233,8 +233,8 @@ def push_destination(
     by the next run. A batch whose call went out but was cut short (a retry refused by the stop) stays
     ``sending``: it may have landed, so it is settled as a lost answer is, by reading the record back.
     """
-    marked = time.monotonic()
     mark, since = _plan_start(stream, engine, config, full_plan=full_plan)
+    marked = time.monotonic()  # after the watermark's reads: what is read after this is newer
     key = push_ledger.plan_key(stream.source, stream.object)
     total = PushReport(0, 0, 0, 0, 0, 0, 0, plan="full" if since is None else "incremental")
     sender = (
@@ -425,7 +425,7 @@ def _plan_parts(
     An incremental one: slices of the contacts of what can have changed since ``since``
     (`models.push.ledger.PlanChange`: the records in scope found by id, without their payloads),
     so a large change (a dry run's writes, all open again) is held a slice at a time too. ``moved``
-    and ``marked``: `push_destination`'s, and when its watermark was taken (`time.monotonic`)."""
+    and ``marked``: `push_destination`'s, and when its watermark had been read (`time.monotonic`)."""
     if since is None:
         for scope in push_ledger.contact_slices(engine, slice_contacts):
             yield _plan_part(stream, engine, config, scope, last=scope.through is None)

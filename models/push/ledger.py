@@ -432,10 +432,10 @@ class MovedContactsRecords:
     those contacts, of which it kept its own. At a million records on PostgreSQL that was six reads
     of about 35,000 rows for 12,000 contacts, 1.8 s of statements in all.
 
-    A destination takes a read only if the read began after its plan's watermark was taken
-    (``not_before``, this process's monotonic clock): the watermark says everything before it has
-    been planned, so a read older than it could miss a record linked in between, and the next plan
-    would not look again. Any other destination reads anew."""
+    A destination takes a read only if the read began after its plan's watermark had been read
+    (``not_before``, this process's monotonic clock, taken once those reads returned): the watermark
+    says everything before it has been planned, so a read older than it could miss a record linked
+    in between, and the next plan would not look again. Any other destination reads anew."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
