@@ -15,7 +15,17 @@ and of that the part until the new process reported in: its fork and opening the
 
 ``--compare TREE`` runs every other run with the project imported from ``TREE`` instead (the runs
 alternate, starting with this checkout's), on the same warehouse and instance, so two versions' step
-processes are timed side by side. Each run is a child process (``--child``), as a run worker is.
+processes are timed side by side. ``--versus-cli`` alternates the other way: every other run is the
+command line's (``run_sync``, every step in one process, as ``contact-sync sync`` runs them) on the same
+instance, so the price of the step processes is read off one warehouse. Each run is a child process
+(``--child``), as a run worker is.
+
+``--full-speed`` lifts the APIs' pacing (the client's request budgets; the emulator adds no latency),
+as ``bench/scale.py`` does, so a run measures our work rather than the gateway's budget;
+``--database-url`` puts the warehouse on PostgreSQL (an empty database), where activity and reverse sync
+run side by side in their step processes.
+
+    python bench/scheduled_run.py --people 42000 --runs 4 --change 10 --full-speed --versus-cli
 """
 
 import argparse
@@ -40,13 +50,21 @@ def full_sync_job() -> Any:
     return defs.resolve_job_def("full_sync")
 
 
-def child() -> int:
-    """One run through the instance of ``DAGSTER_HOME``; its figures as one JSON line on stdout."""
+def child(cli: bool) -> int:
+    """One run through the instance of ``DAGSTER_HOME`` (with ``cli``, the command line's run in this
+    process); its figures as one JSON line on stdout."""
     import dagster as dg
 
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        result = dg.execute_job(dg.reconstructable(full_sync_job), instance=instance)
+        if cli:
+            from pipelines.runner import run_sync
+            from pipelines.settings import load_settings
+
+            loggers = {"console": {"config": {"log_level": "WARNING"}}}
+            result: Any = run_sync(load_settings(), instance=instance, loggers=loggers)
+        else:
+            result = dg.execute_job(dg.reconstructable(full_sync_job), instance=instance)
         wall = time.perf_counter() - started
         times: dict[str, dict[str, float]] = {}
         for entry in instance.all_logs(result.run_id):
@@ -69,11 +87,11 @@ def child() -> int:
     return 0
 
 
-def run_once(tree: Path, env: dict[str, str]) -> dict[str, Any]:
-    """One run in a child process importing the project from ``tree``."""
+def run_once(tree: Path, env: dict[str, str], *, cli: bool = False) -> dict[str, Any]:
+    """One run in a child process importing the project from ``tree`` (the command line's with ``cli``)."""
     path = os.pathsep.join(p for p in (str(tree), env.get("PYTHONPATH", "")) if p)
     done = subprocess.run(
-        [sys.executable, str(HERE / "scheduled_run.py"), "--child"],
+        [sys.executable, str(HERE / "scheduled_run.py"), "--child", *(["--cli"] if cli else [])],
         env={**env, "PYTHONPATH": path},
         cwd=tree,
         capture_output=True,
@@ -112,10 +130,16 @@ def main() -> int:
     parser.add_argument("--change", type=float, default=1.0, help="percent of people changed per run")
     parser.add_argument("--compare", type=Path, help="every other run with the project from this tree")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--versus-cli", action="store_true", help="every other run as the CLI runs it")
+    parser.add_argument("--full-speed", action="store_true", help="no request pacing")
+    parser.add_argument("--database-url", help="the warehouse (an empty database); default SQLite")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cli", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child()
+        return child(args.cli)
+    if args.compare is not None and args.versus_cli:
+        parser.error("--compare and --versus-cli each take every other run; choose one")
 
     from connectors.emulator import running_emulator
 
@@ -126,15 +150,19 @@ def main() -> int:
             **os.environ,
             **emu.env(),
             "DAGSTER_HOME": home,
-            "CONTACT_SYNC_DATABASE_URL": f"sqlite:///{home}/warehouse.db",
+            "CONTACT_SYNC_DATABASE_URL": args.database_url or f"sqlite:///{home}/warehouse.db",
         }
+        if args.full_speed:
+            env |= {"CONTACT_SYNC_MATON_RPS": "100000", "CONTACT_SYNC_LINKFLOW_RPS": "100000"}
         print(f"scheduled-style runs of full_sync, {args.people:,} people, {os.cpu_count()} cores")
         show("first sync", run_once(own, env))
         changed = max(1, round(args.people * args.change / 100))
         for number in range(args.runs):
             tree = args.compare if args.compare is not None and number % 2 else own
+            cli = args.versus_cli and number % 2 == 1
             emu.mutate(seed=args.seed + number + 1, new=changed // 3, updated=changed - changed // 3)
-            show(f"run {number + 1} ({'compared' if tree != own else 'this checkout'})", run_once(tree, env))
+            label = "CLI, one process" if cli else "compared" if tree != own else "this checkout"
+            show(f"run {number + 1} ({label})", run_once(tree, env, cli=cli))
     return 0
 
 
