@@ -45,7 +45,7 @@ from typing import Any, Literal, Self
 from connectors.errors import FatalError, NotFoundError
 from connectors.http import HttpClient
 from connectors.paging import LoopGuard, Page
-from connectors.times import LINKFLOW_FORMAT, LINKFLOW_TZ, from_linkflow, utc_now
+from connectors.times import LINKFLOW_FORMAT, LINKFLOW_TZ, from_linkflow, parse_wall, utc_now
 from connectors.writes import WriteResult, write_one
 
 ID_PAGE_CAP = 10_000
@@ -77,7 +77,7 @@ _ORDER_WORDS: dict[str, str] = {
 
 def _wall(text: str) -> datetime:
     """A Linkflow wall-clock time as a naive datetime: no zone is assumed; raises ValueError."""
-    return datetime.strptime(text.strip(), LINKFLOW_FORMAT)
+    return parse_wall(text)
 
 
 def _wall_text(moment: datetime) -> str:

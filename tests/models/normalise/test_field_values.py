@@ -1,10 +1,12 @@
 """Zero-width characters in names: invisible junk goes, joiners that spell something stay."""
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from models.normalise.field_values import clean_text
+from models.normalise.field_values import clean_text, parse_time
 
 ZWSP, ZWNJ, ZWJ, BOM, WORD_JOINER = "\u200b", "\u200c", "\u200d", "\ufeff", "\u2060"
 ZERO_WIDTH = (ZWSP, ZWNJ, ZWJ, BOM, WORD_JOINER)
@@ -99,3 +101,32 @@ def test_emoji_and_joiner_soup_never_breaks(text: str) -> None:
         assert clean_text(cleaned) == (cleaned, None)
         assert f"A{ZWJ}" not in cleaned
         assert f"{ZWJ}A" not in cleaned
+
+
+SHANGHAI_TIMES = st.builds(
+    lambda fields, sep: f"{fields[0]}-{fields[1]}-{fields[2]}{sep}{fields[3]}:{fields[4]}:{fields[5]}",
+    st.tuples(
+        st.text(alphabet="0123456789٣", min_size=1, max_size=5),
+        *[st.text(alphabet="0123456789٣", min_size=1, max_size=3) for _ in range(5)],
+    ),
+    st.sampled_from([" ", "T"]),
+)
+
+
+@given(st.one_of(SHANGHAI_TIMES, st.text(max_size=25)))
+@example("\u0662\u0660\u0662\u0666-12-07 09:05:01")  # other digits: strptime reads them, fromisoformat not
+@example("2026-2-7 9:05:01")  # unpadded
+@settings(max_examples=300)
+def test_a_shanghai_time_parses_as_strptime_parses_it(text: str) -> None:
+    """Linkflow's times take a fast path where they are zero-padded; the value, or the reason it is
+    refused, is what ``strptime`` gives."""
+    try:
+        expected: object = (
+            datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S")
+            .replace(tzinfo=timezone(timedelta(hours=8)))
+            .astimezone(UTC),
+            None,
+        )
+    except ValueError:
+        expected = (None, "unparseable_time")
+    assert parse_time(text, "shanghai") == expected
